@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make run` (the app) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: run test bench lint clean
+
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
+	$(PIP) install -e ".[dev,bench]"
+	touch $@
+
+# ARGS passes options to the app, e.g. `make run ARGS="--web --port 8550"` or `make run ARGS=--desktop`.
+run: $(VENV)/.runtime
+	$(PY) -m client $(ARGS)
+
+test: $(VENV)/.dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev
+	$(PY) bench/signals.py
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check .
+	$(PY) -m mypy client views services backend_stub
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
