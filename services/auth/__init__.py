@@ -1,0 +1,1 @@
+"""Identity: Firebase Auth sign-in and token refresh, or the local dev identity offline."""

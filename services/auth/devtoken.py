@@ -1,0 +1,95 @@
+"""Local-mode bearer tokens: HS256 JWTs signed with a per-install dev key.
+
+Used only on the embedded default, where the backend runs on loopback next to the app. Production
+verifies Firebase ID tokens instead. The key comes from `SKEET_DEV_KEY` or a 0600 file in the user's
+state directory (never from the repo), so `python -m backend_stub token USER_ID` and the server agree.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+DEFAULT_TTL_S = 12 * 3600
+_HEADER = {"alg": "HS256", "typ": "JWT"}
+
+
+class InvalidToken(Exception):
+    """The token is malformed, badly signed or expired; the message says which."""
+
+
+def state_dir() -> Path:
+    """Where Skeet keeps local state (SQLite store, dev key): `$SKEET_DATA_DIR` or XDG state home."""
+    explicit = os.environ.get("SKEET_DATA_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "skeet"
+
+
+def dev_key() -> bytes:
+    """The dev signing key: `$SKEET_DEV_KEY`, else a random key created once in `state_dir()`."""
+    env = os.environ.get("SKEET_DEV_KEY")
+    if env:
+        return env.encode()
+    path = state_dir() / "dev-key"
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32).encode()
+        # O_EXCL: two processes starting together agree on whichever key landed first.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes().strip()
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def mint(uid: str, *, key: bytes, ttl_s: int = DEFAULT_TTL_S, now: float | None = None) -> str:
+    """A signed token for `uid`, valid `ttl_s` seconds."""
+    if not uid or len(uid) > 128 or "/" in uid:
+        raise ValueError("a user id is 1-128 characters without '/'")
+    issued = int(now if now is not None else time.time())
+    claims = {"sub": uid, "iat": issued, "exp": issued + ttl_s, "iss": "skeet-local"}
+    signing_input = f"{_b64(json.dumps(_HEADER).encode())}.{_b64(json.dumps(claims).encode())}"
+    sig = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(sig)}"
+
+
+def verify(token: str, *, key: bytes, now: float | None = None) -> str:
+    """The user id a valid token names; raises `InvalidToken` otherwise."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidToken("malformed token")
+    signing_input = f"{parts[0]}.{parts[1]}"
+    expected = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    try:
+        given = _unb64(parts[2])
+        header = json.loads(_unb64(parts[0]))
+        claims = json.loads(_unb64(parts[1]))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidToken("malformed token") from exc
+    if not hmac.compare_digest(expected, given) or header.get("alg") != "HS256":
+        raise InvalidToken("bad token signature")
+    if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str):
+        raise InvalidToken("token names no user")
+    if int(claims.get("exp", 0)) < (now if now is not None else time.time()):
+        raise InvalidToken("token expired")
+    return claims["sub"]
