@@ -1,0 +1,19 @@
+"""The backend client: orders, markets, positions and insights over HTTP (httpx)."""
+
+from services.api.client import (
+    ApiError,
+    BackendUnreachable,
+    OrderRejected,
+    SkeetApi,
+    Unauthorized,
+    new_client_order_id,
+)
+
+__all__ = [
+    "ApiError",
+    "BackendUnreachable",
+    "OrderRejected",
+    "SkeetApi",
+    "Unauthorized",
+    "new_client_order_id",
+]
