@@ -1,0 +1,166 @@
+"""`StateStore`: where the backend keeps each user's documents, with a per-user change log.
+
+The layout mirrors Firestore: `users/{uid}/{collection}/{doc_id}`. Collections whose name starts with
+"_" (idempotency keys, the paper account) are private to the backend: they are stored and read like the
+others but never enter the change log, so clients never see them.
+
+Every write to a public collection appends one change with the next per-user version (1, 2, 3, ...);
+a transaction's changes get consecutive versions. The stream (`/v1/stream`) resumes from a version, so
+versions are never reused and never skipped inside a committed transaction.
+
+Implementations: `backend_stub.store.sqlite.SqliteStore` (embedded, the default) and
+`backend_stub.firestore_store.FirestoreStore` (firebase-admin). `FirestoreStore()` with no arguments must
+work: it reads its project and emulator host from the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from services.live.types import Change
+
+__all__ = [
+    "ORDERS",
+    "POSITIONS",
+    "ALERTS",
+    "INSIGHTS",
+    "SETTINGS",
+    "IDEMPOTENCY",
+    "ACCOUNT",
+    "PUBLIC_COLLECTIONS",
+    "Change",
+    "Put",
+    "Create",
+    "Delete",
+    "Write",
+    "StoreError",
+    "AlreadyExists",
+    "VersionConflict",
+    "SubscriberTooSlow",
+    "StateStore",
+    "is_public",
+]
+
+ORDERS = "orders"
+POSITIONS = "positions"
+ALERTS = "alerts"
+INSIGHTS = "insights"
+SETTINGS = "settings"  # one document, id "app"
+IDEMPOTENCY = "_idempotency"  # clientOrderId → {"orderId", "fingerprint"}
+ACCOUNT = "_account"  # the paper account's balances
+
+PUBLIC_COLLECTIONS = (ORDERS, POSITIONS, ALERTS, INSIGHTS, SETTINGS)
+
+
+def is_public(collection: str) -> bool:
+    """Whether changes in `collection` enter the change log (and so reach clients)."""
+    return not collection.startswith("_")
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Create or replace `users/{uid}/{collection}/{doc_id}` with `doc` (JSON values only)."""
+
+    collection: str
+    doc_id: str
+    doc: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    """Create the document; the whole transaction fails with `AlreadyExists` if it exists."""
+
+    collection: str
+    doc_id: str
+    doc: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Remove the document (no change is logged when it did not exist)."""
+
+    collection: str
+    doc_id: str
+
+
+Write = Put | Create | Delete
+
+
+class StoreError(Exception):
+    """Base of the store's errors."""
+
+
+class AlreadyExists(StoreError):
+    """A `Create` found its document present; nothing in the transaction was written."""
+
+    def __init__(self, collection: str, doc_id: str) -> None:
+        super().__init__(f"{collection}/{doc_id} already exists")
+        self.collection = collection
+        self.doc_id = doc_id
+
+
+class VersionConflict(StoreError):
+    """`transact(..., if_version=V)` found the user's version moved past V; nothing was written."""
+
+
+class SubscriberTooSlow(StoreError):
+    """A subscriber fell too far behind and was dropped; resume with `changes_since`."""
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Per-user documents with an ordered change log. An async context manager; `aclose` releases it.
+
+    Docs are dicts of JSON values (str, int, float, bool, None, lists, dicts). Every method may be called
+    concurrently from the event loop; none blocks it.
+    """
+
+    async def get(self, uid: str, collection: str, doc_id: str) -> dict[str, Any] | None:
+        """The document, or None."""
+        ...
+
+    async def list(self, uid: str, collection: str) -> list[dict[str, Any]]:
+        """Every document of the user's collection, ordered by doc id."""
+        ...
+
+    async def find(self, collection: str, field: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
+        """(uid, doc) of every user's doc in `collection` whose top-level `field` equals `value`.
+
+        A collection-group query; the paper broker rebuilds its book of open orders with it at start.
+        """
+        ...
+
+    async def transact(self, uid: str, writes: Sequence[Write], *, if_version: int | None = None) -> int:
+        """Apply `writes` atomically and durably (acknowledged means it survives a crash).
+
+        Returns the user's latest version afterwards. Raises `AlreadyExists` when a `Create` meets an
+        existing doc and `VersionConflict` when `if_version` is given and differs from the user's latest
+        version; in both cases nothing is written.
+        """
+        ...
+
+    async def latest_version(self, uid: str) -> int:
+        """The version of the user's last change, 0 if none."""
+        ...
+
+    async def changes_since(self, uid: str, version: int) -> list[Change]:
+        """Every logged change of the user with a version greater than `version`, in version order."""
+        ...
+
+    async def snapshot(self, uid: str) -> tuple[list[Change], int]:
+        """The user's current public docs as "added" changes (each with the version of its last write,
+        ordered by it) and the latest version, read consistently."""
+        ...
+
+    def subscribe(self, uid: str) -> AsyncIterator[Change]:
+        """Changes of this user committed after the call, in version order, until the caller stops.
+
+        In-process notification. Subscribe before reading `changes_since`/`snapshot` and skip versions
+        already seen, so nothing committed in between is lost. Raises `SubscriberTooSlow` if the
+        consumer falls far behind.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
