@@ -3,6 +3,8 @@
 This package is the only client-side code that imports ccxt.
 """
 
+from services.market.freshness import FeedStatus
+from services.market.replay import ReplayFeed, default_recording
 from services.market.types import (
     TIMEFRAME_MS,
     Candle,
@@ -21,4 +23,8 @@ __all__ = [
     "MarketFeed",
     "Tick",
     "UnknownSymbol",
+    # added by the market-data owner: the embedded default feed and per-symbol freshness
+    "FeedStatus",
+    "ReplayFeed",
+    "default_recording",
 ]
