@@ -1,0 +1,1 @@
+"""The Skeet app shell: configuration, state, layout and the wiring of services into state."""

@@ -1,0 +1,98 @@
+"""`python -m client`: start Skeet. With no backend URL configured it first starts the local
+backend (paper trading, embedded state) on loopback. Without a display it serves the web app."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import flet as ft
+
+from client.app import SessionServices, make_main
+from client.config import ASSETS_DIR, ClientConfig, ConfigError
+from client.launcher import LocalBackend
+from services.api import SkeetApi
+from services.auth.local import LocalIdentity
+from services.live.stream import StreamLive
+
+
+def _has_display() -> bool:
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def build_feed(config: ClientConfig):  # type: ignore[no-untyped-def]
+    if config.market == "ccxt":
+        from services.market.ccxt_feed import CcxtFeed
+
+        return CcxtFeed(config.exchange)
+    from services.market.replay import ReplayFeed
+
+    return ReplayFeed(speed=config.replay_speed)
+
+
+def services_factory(config: ClientConfig, backend_url: str, *, local_backend: bool):  # type: ignore[no-untyped-def]
+    identity = LocalIdentity(config.user_id)
+
+    async def build() -> SessionServices:
+        from services.signals import SignalEngine, default_rules
+
+        feed = build_feed(config)
+        return SessionServices(
+            feed=feed,
+            engine=SignalEngine(rules=default_rules()),
+            api=SkeetApi(base_url=backend_url, token=identity.token),
+            live=StreamLive(base_url=backend_url, token=identity.token),
+            modes={
+                "market": feed.mode,
+                "orders": "Paper trading" + ("" if local_backend else f" · {backend_url}"),
+                "live": "Local state",
+                "insights": "Local analyst",
+                "identity": identity.mode,
+            },
+            backend_url=backend_url,
+        )
+
+    return build
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m client", description=__doc__)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--web", action="store_true", help="serve the web app (default without a display)")
+    mode.add_argument("--desktop", action="store_true", help="open a desktop window (needs a display)")
+    parser.add_argument("--host", default="127.0.0.1", help="web server address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8550, help="web server port (default 8550)")
+    parser.add_argument("--backend-url", default=None, help="use this Skeet API instead of starting one")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = ClientConfig.load()
+    except ConfigError as exc:
+        print(f"skeet: {exc}", file=sys.stderr)
+        return 2
+
+    web = args.web or not (args.desktop or _has_display())
+    backend_url = args.backend_url or config.backend_url
+    backend = None if backend_url else LocalBackend(replay_speed=config.replay_speed)
+    if backend:
+        print("Starting the local Skeet backend (paper trading)…", flush=True)
+        backend.start()
+        backend_url = backend.url
+        print(f"Local backend on {backend_url}", flush=True)
+    try:
+        app_main = make_main(services_factory(config, backend_url, local_backend=backend is not None),
+                             watchlist=list(config.watchlist), timeframe=config.timeframe, theme=config.theme)
+        if web:
+            print(f"Skeet is running at http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
+        ft.run(app_main, view=ft.AppView.WEB_BROWSER if web else ft.AppView.FLET_APP, host=args.host,
+               port=args.port if web else 0, assets_dir=str(ASSETS_DIR), no_cdn=True)
+    finally:
+        if backend:
+            backend.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

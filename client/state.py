@@ -1,0 +1,190 @@
+"""`AppState`: the one observable store the views read. Services write into it through its methods;
+every change bumps `version`, and the shell repaints at most ~10 times a second when it moved."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from client.theme import Breakpoint, breakpoint_for
+from services.live import Change, ConnectionStatus
+from services.market import TIMEFRAME_MS, Candle, Tick
+
+MAX_BARS = 120
+MAX_SIGNALS = 200
+INDICATOR_KEY = "ema_20"  # the engine indicator drawn over the candles
+
+Section = Literal["dashboard", "orders", "signals", "status"]
+SECTIONS: tuple[Section, ...] = ("dashboard", "orders", "signals", "status")
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    symbol: str
+    last: float
+    open_24h: float
+    timestamp_ms: int
+    direction: int = 0  # sign of the last price move: the arrow next to the colour
+
+    @property
+    def change_pct(self) -> float:
+        return (self.last / self.open_24h - 1.0) * 100.0 if self.open_24h else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """What the order ticket holds while the trader fills it in (UI state, not an order yet)."""
+
+    side: str = "buy"
+    type: str = "market"
+    amount: str = ""
+    price: str = ""
+    submitting: bool = False
+    error: str | None = None
+    client_order_id: str | None = None  # fixed at first submit, so a resubmit is the same order
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    message: str
+    kind: Literal["info", "success", "error"] = "info"
+    serial: int = 0
+
+
+@dataclass
+class AppState:
+    watchlist: list[str]
+    selected: str
+    timeframe: str = "1m"
+    modes: dict[str, str] = field(default_factory=dict)
+    markets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quotes: dict[str, Quote] = field(default_factory=dict)
+    candles: dict[str, list[Candle]] = field(default_factory=dict)
+    indicator: dict[str, dict[int, float]] = field(default_factory=dict)  # symbol → bar time → value
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    positions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    signals: deque[Any] = field(default_factory=lambda: deque(maxlen=MAX_SIGNALS))
+    feed_status: dict[str, str] = field(default_factory=dict)
+    live_status: ConnectionStatus = "connecting"
+    backend_error: str | None = None
+    ticket: Ticket = field(default_factory=Ticket)
+    notice: Notice | None = None
+    width: float = 1440
+    section: Section = "dashboard"
+    version: int = 0
+    _listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    # -- observation -------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def changed(self) -> None:
+        self.version += 1
+        for listener in self._listeners:
+            listener()
+
+    @property
+    def breakpoint(self) -> Breakpoint:
+        return breakpoint_for(self.width)
+
+    # -- market data -------------------------------------------------------------------------
+    def set_markets(self, markets: dict[str, dict[str, Any]]) -> None:
+        self.markets = markets
+        self.changed()
+
+    def set_history(self, symbol: str, candles: list[Candle], open_24h: float | None = None) -> None:
+        self.candles[symbol] = list(candles[-MAX_BARS:])
+        if candles and symbol not in self.quotes:
+            last = candles[-1]
+            self.quotes[symbol] = Quote(symbol, last.close, open_24h or candles[0].open, last.timestamp_ms)
+        self.changed()
+
+    def apply_tick(self, tick: Tick, indicators: dict[str, float] | None = None) -> None:
+        """O(1): updates the quote, the current bar (or opens the next) and the indicator point."""
+        previous = self.quotes.get(tick.symbol)
+        if previous is None:
+            self.quotes[tick.symbol] = Quote(tick.symbol, tick.price, tick.price, tick.timestamp_ms)
+        else:
+            move = tick.price - previous.last
+            direction = 1 if move > 0 else -1 if move < 0 else previous.direction
+            self.quotes[tick.symbol] = replace(
+                previous, last=tick.price, timestamp_ms=tick.timestamp_ms, direction=direction
+            )
+        bar_ms = TIMEFRAME_MS[self.timeframe]
+        bar_start = tick.timestamp_ms - tick.timestamp_ms % bar_ms
+        bars = self.candles.setdefault(tick.symbol, [])
+        if bars and bars[-1].timestamp_ms == bar_start:
+            bar = bars[-1]
+            bars[-1] = Candle(bar_start, bar.open, max(bar.high, tick.price), min(bar.low, tick.price),
+                              tick.price, bar.volume + tick.amount)
+        elif not bars or bars[-1].timestamp_ms < bar_start:
+            bars.append(Candle(bar_start, tick.price, tick.price, tick.price, tick.price, tick.amount))
+            del bars[:-MAX_BARS]
+        value = (indicators or {}).get(INDICATOR_KEY)
+        if value is not None and math.isfinite(value):
+            series = self.indicator.setdefault(tick.symbol, {})
+            series[bar_start] = value
+            if len(series) > MAX_BARS * 2:
+                for old in sorted(series)[: len(series) - MAX_BARS]:
+                    del series[old]
+        self.changed()
+
+    def set_feed_status(self, symbol: str, status: str) -> None:
+        if self.feed_status.get(symbol) != status:
+            self.feed_status[symbol] = status
+            self.changed()
+
+    def add_signals(self, signals: list[Any]) -> None:
+        if signals:
+            self.signals.extendleft(signals)
+            self.changed()
+
+    # -- live user state ---------------------------------------------------------------------
+    def apply_change(self, change: Change) -> None:
+        """A listener event (Firestore or /v1/stream): the only way orders reach the screen."""
+        table = {"orders": self.orders, "positions": self.positions}.get(change.collection)
+        if table is None:
+            return
+        if change.kind == "removed" or change.doc is None:
+            table.pop(change.doc_id, None)
+        else:
+            table[change.doc_id] = change.doc
+        self.changed()
+
+    def set_live_status(self, status: ConnectionStatus) -> None:
+        self.live_status = status
+        self.changed()
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        return [o for o in self.sorted_orders() if o.get("status") == "open"]
+
+    def sorted_orders(self) -> list[dict[str, Any]]:
+        return sorted(self.orders.values(), key=lambda o: o.get("timestamp") or 0, reverse=True)
+
+    # -- UI state ----------------------------------------------------------------------------
+    def select(self, symbol: str) -> None:
+        if symbol != self.selected:
+            self.selected = symbol
+            self.changed()
+
+    def navigate(self, section: Section) -> None:
+        if section != self.section:
+            self.section = section
+            self.changed()
+
+    def resize(self, width: float) -> None:
+        if width != self.width:
+            self.width = width
+            self.changed()
+
+    def edit_ticket(self, **fields: Any) -> None:
+        self.ticket = replace(self.ticket, **fields)
+        self.changed()
+
+    def notify(self, message: str, kind: Literal["info", "success", "error"] = "info") -> None:
+        serial = (self.notice.serial + 1) if self.notice else 1
+        self.notice = Notice(message, kind, serial)
+        self.changed()

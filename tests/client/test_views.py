@@ -1,0 +1,172 @@
+"""Views built from state, inspected without a browser: what a trader sees at each width."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flet as ft
+import flet_charts as fch
+import pytest
+
+from client.shell import Shell
+from client.state import AppState
+from services.live import Change
+from services.market import Candle, Tick
+from views.common import Intents, decimals
+from views.orders import status_label
+
+MARKET = {"symbol": "BTC/USDT", "base": "BTC", "quote": "USDT",
+          "precision": {"price": 0.01, "amount": 0.0001}, "limits": {"amount": {"min": 0.0001}}}
+
+
+def walk(control: Any):
+    """Every control below `control` (content, controls, destinations...)."""
+    yield control
+    for attr in ("content", "controls", "destinations"):
+        child = getattr(control, attr, None)
+        if isinstance(child, list):
+            for c in child:
+                yield from walk(c)
+        elif isinstance(child, ft.BaseControl):
+            yield from walk(child)
+
+
+def texts(control: Any) -> list[str]:
+    return [c.value for c in walk(control) if isinstance(c, ft.Text) and c.value]
+
+
+def by_identifier(control: Any, identifier: str) -> ft.Semantics:
+    found = [c for c in walk(control) if isinstance(c, ft.Semantics) and c.identifier == identifier]
+    assert found, f"no control with semantics identifier {identifier!r}"
+    return found[0]
+
+
+def make_state(width: float = 1440) -> AppState:
+    state = AppState(watchlist=["BTC/USDT", "ETH/USDT"], selected="BTC/USDT", width=width,
+                     modes={"market": "Replay · simulated", "orders": "Paper trading", "live": "Local state",
+                            "identity": "Local user"})
+    state.set_markets({"BTC/USDT": MARKET})
+    bars = [Candle(60_000 * i, 100 + i, 102 + i, 99 + i, 101 + i, 1.0) for i in range(30)]
+    state.set_history("BTC/USDT", bars, open_24h=100.0)
+    return state
+
+
+def test_watchlist_shows_price_at_market_precision_with_arrow_and_sign() -> None:
+    state = make_state()
+    state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 5, 131.5, 0.2))
+    state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 9, 131.25, 0.1))
+    shell = Shell(Intents.ignoring())
+    shell.render(state)
+    row = texts(by_identifier(shell.root, "quote-BTC/USDT"))
+    assert "131.25" in row  # two decimals: the market's 0.01 tick size
+    assert "▲ +31.25%" in row  # colour is never the only cue: arrow and sign
+    assert shell.watchlist.rows["BTC/USDT"].price.color == ft.Colors.RED_400  # last move was down
+
+
+def test_watchlist_row_tap_selects_symbol() -> None:
+    chosen: list[str] = []
+    intents = Intents(chosen.append, lambda **_k: None, lambda: None, lambda _i: None, lambda _s: None)
+    shell = Shell(intents)
+    shell.render(make_state())
+    shell.watchlist.rows["ETH/USDT"].box.on_click(None)
+    assert chosen == ["ETH/USDT"]
+
+
+def test_chart_grows_with_ticks_and_draws_indicator() -> None:
+    state = make_state()
+    shell = Shell(Intents.ignoring())
+    shell.render(state)
+    chart = shell.chart.candles
+    assert len(chart.spots) == 30
+    state.apply_tick(Tick("BTC/USDT", 60_000 * 30 + 1, 140.0, 1.0), {"ema_20": 120.0})
+    shell.render(state)
+    assert len(chart.spots) == 31 and chart.spots[-1].close == 140.0
+    state.apply_tick(Tick("BTC/USDT", 60_000 * 30 + 2, 145.0, 1.0), {"ema_20": 121.0})
+    shell.render(state)
+    assert chart.spots[-1].high == 145.0 and len(chart.spots) == 31
+    assert [p.y for p in shell.chart.line.points] == [121.0]
+    assert chart.max_y > 145.0 and chart.min_y < 99.0
+
+
+def test_ticket_labels_follow_selected_market_and_side() -> None:
+    state = make_state()
+    state.edit_ticket(side="sell", type="limit", amount="0.5", price="120")
+    shell = Shell(Intents.ignoring())
+    shell.render(state)
+    ticket = shell.ticket
+    assert ticket.submit.content == "Sell BTC/USDT"
+    assert ticket.amount.label == "Amount (BTC)" and ticket.price.visible
+    assert ticket.estimate.value.startswith("≈ 60.00 USDT")
+
+
+def test_orders_empty_state_then_rows_from_live_changes() -> None:
+    state = make_state()
+    shell = Shell(Intents.ignoring())
+    shell.render(state)
+    assert shell.orders.empty.visible
+    order = {"id": "o1", "clientOrderId": "c1", "symbol": "BTC/USDT", "side": "buy", "type": "market",
+             "amount": 0.5, "filled": 0, "status": "open", "timestamp": 1}
+    state.apply_change(Change("orders", "o1", "added", order, 1))
+    shell.render(state)
+    assert not shell.orders.empty.visible
+    assert "Open" in texts(by_identifier(shell.root, "order-c1"))
+    state.apply_change(Change("orders", "o1", "modified", {**order, "filled": 0.5, "status": "closed",
+                                                            "average": 130.0}, 2))
+    shell.render(state)
+    row = texts(by_identifier(shell.root, "order-c1"))
+    assert "Filled" in row and "130.00" in row
+
+
+def test_status_labels() -> None:
+    assert status_label({"status": "open", "filled": 0.1}) == "Partially filled"
+    assert status_label({"status": "closed"}) == "Filled"
+    assert status_label({"status": "canceled"}) == "Canceled"
+
+
+def test_mode_badge_names_every_mode() -> None:
+    state = make_state()
+    state.set_live_status("connected")
+    shell = Shell(Intents.ignoring())
+    shell.render(state)
+    badge = by_identifier(shell.root, "mode-badge")
+    for label in ("Replay · simulated", "Paper trading", "Local state", "Local user"):
+        assert label in texts(badge)
+    assert "Local state: connected" in badge.label
+
+
+@pytest.mark.parametrize(
+    ("width", "nav_type", "absent"),
+    [(390, ft.NavigationBar, ft.NavigationRail), (820, ft.NavigationRail, ft.NavigationBar),
+     (1440, ft.NavigationRail, ft.NavigationBar)],
+)
+def test_layout_per_breakpoint(width: float, nav_type: type, absent: type) -> None:
+    state = make_state(width)
+    shell = Shell(Intents.ignoring())
+    shell.render(state)
+    controls = list(walk(shell.root))
+    assert any(isinstance(c, nav_type) for c in controls)
+    assert not any(isinstance(c, absent) for c in controls)
+    for identifier in ("watchlist", "order-ticket", "orders", "mode-badge", "chart"):
+        by_identifier(shell.root, identifier)
+
+
+def test_resize_keeps_what_the_trader_typed() -> None:
+    state = make_state(1440)
+    state.edit_ticket(amount="0.25")
+    shell = Shell(Intents.ignoring())
+    shell.render(state)
+    ticket_field = shell.ticket.amount
+    state.resize(390)
+    shell.render(state)
+    assert shell.ticket.amount is ticket_field and ticket_field.value == "0.25"
+    assert any(c is ticket_field for c in walk(shell.root))
+
+
+def test_candlestick_animation_is_off_for_live_candles() -> None:
+    shell = Shell(Intents.ignoring())
+    assert isinstance(shell.chart.candles, fch.CandlestickChart)
+    assert shell.chart.candles.animation.duration == 0
+
+
+def test_precision_decimals() -> None:
+    assert decimals(0.01) == 2 and decimals(1e-8) == 8 and decimals(1) == 0 and decimals(3) == 3

@@ -1,0 +1,114 @@
+"""Candlestick chart of the selected symbol with the engine's indicator drawn over it.
+
+`flet-charts` has no line overlay inside `CandlestickChart`, so a transparent `LineChart` with the
+same axes and ranges is stacked on top. Animations are off: they delay live candles by ~150 ms.
+"""
+
+from __future__ import annotations
+
+import flet as ft
+import flet_charts as fch
+
+from client.state import AppState
+from client.theme import INDICATOR
+from services.market import Candle
+from views.common import fmt, fmt_time, price_decimals
+
+BARS_SHOWN = {"phone": 40, "tablet": 60, "desktop": 90}
+AXIS_LABEL_SIZE = 64
+
+
+def _axes(show: bool) -> dict[str, fch.ChartAxis]:
+    # The overlay reserves the same room for labels as the candles so the two plots line up.
+    return {
+        "left_axis": fch.ChartAxis(label_size=0, show_labels=False),
+        "right_axis": fch.ChartAxis(label_size=AXIS_LABEL_SIZE, show_labels=show),
+        "bottom_axis": fch.ChartAxis(label_size=22, show_labels=show),
+        "top_axis": fch.ChartAxis(label_size=0, show_labels=False),
+    }
+
+
+class ChartView:
+    def __init__(self) -> None:
+        self.title = ft.Text("", weight=ft.FontWeight.BOLD, size=14)
+        self.legend = ft.Text("", size=12, color=INDICATOR)
+        self.candles = fch.CandlestickChart(
+            spots=[], animation=ft.Animation(duration=0), interactive=True, expand=True,
+            horizontal_grid_lines=fch.ChartGridLines(color=ft.Colors.with_opacity(0.08, ft.Colors.ON_SURFACE)),
+            **_axes(True),
+        )
+        self.line = fch.LineChartData(points=[], color=INDICATOR, stroke_width=2, curved=False, point=False)
+        self.overlay = fch.LineChart(
+            data_series=[self.line], animation=ft.Animation(duration=0), interactive=False, expand=True,
+            **_axes(False),
+        )
+        plot = ft.Stack([self.candles, ft.TransparentPointer(content=self.overlay, expand=True)], expand=True)
+        header = ft.Row([self.title, self.legend], alignment=ft.MainAxisAlignment.SPACE_BETWEEN, wrap=True)
+        self.semantics = ft.Semantics(identifier="chart", container=True, content=plot, expand=True)
+        self.control = ft.Container(
+            content=ft.Column([header, self.semantics], expand=True, spacing=6),
+            padding=ft.Padding.all(12), border_radius=ft.BorderRadius.all(12),
+            bgcolor=ft.Colors.SURFACE_CONTAINER, expand=True,
+        )
+        self._shown: list[Candle] = []
+
+    def render(self, state: AppState) -> None:
+        symbol = state.selected
+        bars = state.candles.get(symbol, [])[-BARS_SHOWN[state.breakpoint]:]
+        market = state.markets.get(symbol)
+        places = price_decimals(market, bars[-1].close if bars else None)
+        self.title.value = f"{symbol} · {state.timeframe}"
+        values = state.indicator.get(symbol, {})
+        last_value = values.get(bars[-1].timestamp_ms) if bars else None
+        self.legend.value = f"EMA 20 {fmt(last_value, places)}" if last_value else "EMA 20 warming up"
+        self._render_candles(bars)
+        points = [(i, values[b.timestamp_ms]) for i, b in enumerate(bars) if b.timestamp_ms in values]
+        self.line.points = [fch.LineChartDataPoint(x=i, y=v) for i, v in points]
+        lows = [b.low for b in bars] + [v for _, v in points]
+        highs = [b.high for b in bars] + [v for _, v in points]
+        if bars:
+            pad = (max(highs) - min(lows)) * 0.06 or max(highs) * 0.001
+            lo, hi = min(lows) - pad, max(highs) + pad
+            for chart in (self.candles, self.overlay):
+                chart.min_x, chart.max_x, chart.min_y, chart.max_y = -0.5, len(bars) - 0.5, lo, hi
+            self.candles.right_axis.labels = [
+                fch.ChartAxisLabel(value=lo + (hi - lo) * k / 4, label=ft.Text(fmt(lo + (hi - lo) * k / 4, places), size=10))
+                for k in range(1, 4)
+            ]
+            step = max(1, len(bars) // 4)
+            self.candles.bottom_axis.labels = [
+                fch.ChartAxisLabel(value=i, label=ft.Text(fmt_time(bars[i].timestamp_ms, False), size=10))
+                for i in range(0, len(bars), step)
+            ]
+        last = bars[-1] if bars else None
+        self.semantics.label = (
+            f"{symbol} candlestick chart, {len(bars)} bars, last close {fmt(last.close, places)}"
+            if last else f"{symbol} chart, loading"
+        )
+        self.semantics.value = str(len(bars))
+
+    def _render_candles(self, bars: list[Candle]) -> None:
+        # Only the current bar changes between most renders: mutate spots in place so the patch
+        # sent to the browser is one spot, not the whole series.
+        spots = self.candles.spots
+        same_window = (
+            len(self._shown) == len(bars) and bars and self._shown[0].timestamp_ms == bars[0].timestamp_ms
+        )
+        if not same_window:
+            spots.clear()
+            spots.extend(_spot(i, b) for i, b in enumerate(bars))
+        elif bars:
+            i = len(bars) - 1
+            spot, bar = spots[i], bars[i]
+            spot.open, spot.high, spot.low, spot.close = bar.open, bar.high, bar.low, bar.close
+            spot.tooltip = _tooltip(bar)
+        self._shown = list(bars)
+
+
+def _tooltip(bar: Candle) -> str:
+    return f"{fmt_time(bar.timestamp_ms, False)}  O {bar.open:g} H {bar.high:g} L {bar.low:g} C {bar.close:g}"
+
+
+def _spot(i: int, bar: Candle) -> fch.CandlestickChartSpot:
+    return fch.CandlestickChartSpot(x=i, open=bar.open, high=bar.high, low=bar.low, close=bar.close,
+                                    tooltip=_tooltip(bar))

@@ -1,0 +1,87 @@
+"""What every view shares: the intents it may emit, and number formatting at the market's precision."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import flet as ft
+
+
+@dataclass(frozen=True, slots=True)
+class Intents:
+    """What a user can ask for; the app shell turns each into service calls and state changes."""
+
+    select_symbol: Callable[[str], None]
+    edit_ticket: Callable[..., None]
+    submit_order: Callable[[], None]
+    cancel_order: Callable[[str], None]
+    navigate: Callable[[str], None]
+
+    @classmethod
+    def ignoring(cls) -> Intents:
+        """Intents that do nothing: for building a view to look at it (tests, previews)."""
+        return cls(lambda _s: None, lambda **_k: None, lambda: None, lambda _i: None, lambda _s: None)
+
+
+def decimals(step: Any, default: int = 2) -> int:
+    """Decimal places of a ccxt precision value (a tick size such as 0.01, or a count such as 2)."""
+    if step is None:
+        return default
+    step = float(step)
+    if step >= 1 and step.is_integer() and step < 20:
+        return int(step) if step != 1 else 0
+    if step <= 0:
+        return default
+    return max(0, round(-math.log10(step)))
+
+
+def price_decimals(market: dict[str, Any] | None, price: float | None = None) -> int:
+    if market and market.get("precision", {}).get("price") is not None:
+        return decimals(market["precision"]["price"])
+    if price is None:
+        return 2
+    return 2 if price >= 100 else 4 if price >= 1 else 6
+
+
+def amount_decimals(market: dict[str, Any] | None) -> int:
+    if market and market.get("precision", {}).get("amount") is not None:
+        return decimals(market["precision"]["amount"], 4)
+    return 4
+
+
+def fmt(value: float | None, places: int) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:,.{places}f}"
+
+
+def fmt_time(timestamp_ms: int | None, seconds: bool = True) -> str:
+    if not timestamp_ms:
+        return "—"
+    moment = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).astimezone()
+    return moment.strftime("%H:%M:%S" if seconds else "%H:%M")
+
+
+def panel(title: str, content: ft.Control, *, identifier: str, expand: bool | int = False,
+          actions: list[ft.Control] | None = None) -> ft.Control:
+    """A titled card; `identifier` is the semantics id tests and screen readers find it by."""
+    header = ft.Row(
+        [ft.Text(title, weight=ft.FontWeight.BOLD, size=14), *(actions or [])],
+        alignment=ft.MainAxisAlignment.SPACE_BETWEEN,
+    )
+    return ft.Semantics(
+        identifier=identifier,
+        container=True,
+        content=ft.Container(
+            content=ft.Column([header, content], spacing=8, expand=bool(expand)),
+            padding=ft.Padding.all(12),
+            border_radius=ft.BorderRadius.all(12),
+            bgcolor=ft.Colors.SURFACE_CONTAINER,
+            expand=expand,
+        ),
+        expand=expand,
+    )

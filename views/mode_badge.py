@@ -1,0 +1,41 @@
+"""The mode badge: which data, broker, state and identity the app runs on, always on screen."""
+
+from __future__ import annotations
+
+import flet as ft
+
+from client.state import AppState
+
+MODE_ORDER = ("market", "orders", "live", "insights", "identity")
+STATUS_COLOUR = {"connected": ft.Colors.GREEN_400, "connecting": ft.Colors.AMBER_400,
+                 "reconnecting": ft.Colors.ORANGE_400, "offline": ft.Colors.RED_400}
+
+
+class ModeBadgeView:
+    def __init__(self) -> None:
+        self.chips = ft.Row(spacing=6, wrap=True, run_spacing=4)
+        self.control = ft.Semantics(identifier="mode-badge", container=True, content=self.chips)
+
+    def render(self, state: AppState) -> None:
+        labels = [state.modes[k] for k in MODE_ORDER if state.modes.get(k)]
+        status_text = f"{state.modes.get('live', 'live state')}: {state.live_status}"
+        self.chips.controls = [
+            *(_chip(label) for label in labels if label != state.modes.get("live")),
+            _chip(state.modes.get("live", "Live state"), dot=STATUS_COLOUR.get(state.live_status)),
+        ]
+        self.control.label = "Modes: " + ", ".join(
+            [*(lbl for lbl in labels if lbl != state.modes.get("live")), status_text]
+        )
+
+
+def _chip(text: str, dot: str | None = None) -> ft.Control:
+    parts: list[ft.Control] = []
+    if dot:
+        parts.append(ft.Container(width=8, height=8, border_radius=ft.BorderRadius.all(4), bgcolor=dot))
+    parts.append(ft.Text(text, size=11, weight=ft.FontWeight.W_500))
+    return ft.Container(
+        content=ft.Row(parts, spacing=5, tight=True),
+        padding=ft.Padding.symmetric(vertical=3, horizontal=8),
+        border_radius=ft.BorderRadius.all(10),
+        border=ft.Border.all(1, ft.Colors.OUTLINE_VARIANT),
+    )

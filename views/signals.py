@@ -1,0 +1,44 @@
+"""Signals as the local engine fires them, newest first."""
+
+from __future__ import annotations
+
+import flet as ft
+
+from client.state import AppState
+from client.theme import direction_arrow, direction_colour
+from views.common import fmt_time, panel
+
+
+class SignalsView:
+    def __init__(self, *, limit: int = 8, identifier: str = "signals") -> None:
+        self._limit = limit
+        self.empty = ft.Text("No signal yet: the engine is watching every tick.",
+                             color=ft.Colors.ON_SURFACE_VARIANT, size=13)
+        self.list = ft.Column(spacing=4, scroll=ft.ScrollMode.AUTO, expand=True)
+        self.control = panel("Signals", ft.Column([self.empty, self.list], expand=True),
+                             identifier=identifier, expand=True)
+        self._shown: list[object] = []
+
+    def render(self, state: AppState) -> None:
+        signals = list(state.signals)[: self._limit]
+        self.empty.visible = not signals
+        if signals == self._shown:
+            return
+        self._shown = signals
+        self.list.controls = [_row(s) for s in signals]
+
+
+def _row(signal: object) -> ft.Control:
+    direction = 1 if getattr(signal, "direction", "") == "buy" else -1
+    strength = float(getattr(signal, "strength", 0.0))
+    return ft.Row(
+        [
+            ft.Text(fmt_time(getattr(signal, "timestamp_ms", None)), size=12, width=64,
+                    color=ft.Colors.ON_SURFACE_VARIANT),
+            ft.Text(f"{direction_arrow(direction)} {getattr(signal, 'direction', '').upper()}",
+                    color=direction_colour(direction), size=12, width=60, weight=ft.FontWeight.BOLD),
+            ft.Text(getattr(signal, "symbol", ""), size=12, width=84),
+            ft.Text(getattr(signal, "rule_name", ""), size=12, expand=True),
+            ft.Text(f"{strength:.0%}", size=12, width=40, text_align=ft.TextAlign.RIGHT),
+        ],
+    )
