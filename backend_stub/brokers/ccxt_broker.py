@@ -1,0 +1,610 @@
+"""`CcxtBroker`: real orders on a real exchange through ccxt, with each user's own API keys.
+
+The keys come from an `ExchangeKeys` source: Google Secret Manager on Cloud Run, the OS keyring on a
+laptop; never a plain-text file. They live only inside the ccxt instance that signs the user's
+requests: no log line, exception message or returned document carries them (ccxt's own error texts can
+hold signed URLs, so they are reduced to the exchange's one-line `msg` before anyone sees them).
+
+Idempotency is claimed before the exchange is called: the order document and its idempotency key are
+written in one transaction first, so a retried or racing request can never reach the exchange twice;
+the exchange also gets the trader's `clientOrderId` (Binance rejects a duplicate while it is open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+import ccxt.async_support as ccxt_async
+from ccxt.base import errors as ccxt_errors
+
+from backend_stub.brokers.base import (
+    STOP_TYPES,
+    BrokerError,
+    BrokerUnavailable,
+    InsufficientFunds,
+    InvalidOrder,
+    OrderNotCancelable,
+    OrderNotFound,
+    OrderRequest,
+    StatusFilter,
+    idempotency_create,
+)
+from backend_stub.money import num
+from backend_stub.store.base import ORDERS, Put, StateStore
+from backend_stub.timefmt import iso
+
+log = logging.getLogger(__name__)
+
+KEYRING_SERVICE = "skeet"
+
+# Per-exchange quirks, kept here so the rest of the backend never sees them.
+CLIENT_ORDER_ID_PARAM: dict[str, str] = {"binance": "newClientOrderId"}
+EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
+    # We list open orders across symbols on purpose (one call per refresh); ccxt refuses unless told.
+    "binance": {"defaultType": "spot", "warnOnFetchOpenOrdersWithoutSymbol": False},
+}
+OPEN_STATUSES = frozenset({"open"})
+
+
+# --- errors a trader reads -------------------------------------------------------------------------
+
+
+class ExchangeKeysMissing(BrokerError):
+    """The user stored no API keys for this exchange."""
+
+    status_code = 403
+
+
+class ExchangeKeysRejected(BrokerError):
+    """The exchange refused the user's keys (wrong, revoked, or without trading permission)."""
+
+    status_code = 403
+
+
+class KeyStoreUnavailable(BrokerError):
+    """The secure key store (OS keyring, Secret Manager) cannot be read; no secret is ever read elsewhere."""
+
+    status_code = 503
+
+
+class RateLimited(BrokerUnavailable):
+    """The exchange asked us to slow down (HTTP 429/418, ccxt `DDoSProtection`)."""
+
+    status_code = 429
+
+
+# --- where keys come from --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCredentials:
+    """One user's keys for one exchange. `repr` shows none of them."""
+
+    api_key: str = field(repr=False)
+    secret: str = field(repr=False)
+    password: str | None = field(default=None, repr=False)  # some exchanges (OKX, KuCoin) want a passphrase
+
+    def to_json(self) -> str:
+        doc = {"apiKey": self.api_key, "secret": self.secret}
+        if self.password:
+            doc["password"] = self.password
+        return json.dumps(doc)
+
+    @classmethod
+    def from_json(cls, text: str) -> ApiCredentials:
+        try:
+            doc = json.loads(text)
+            return cls(api_key=doc["apiKey"], secret=doc["secret"], password=doc.get("password"))
+        except (ValueError, KeyError, TypeError):
+            raise KeyStoreUnavailable("The stored exchange keys are unreadable; store them again") from None
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.api_key, self.secret, self.password) if s)
+
+
+class ExchangeKeys(Protocol):
+    """A read-only source of users' exchange keys."""
+
+    async def get(self, uid: str, exchange_id: str) -> ApiCredentials | None:
+        """The user's keys for `exchange_id`, or None when none are stored. `KeyStoreUnavailable` when
+        the store cannot be read."""
+        ...
+
+
+class KeyringExchangeKeys:
+    """The OS keyring (Secret Service, macOS Keychain, Windows Credential Locker), service "skeet".
+
+    A machine without a keyring backend stores nothing and reads nothing: `KeyStoreUnavailable`.
+    """
+
+    def __init__(self, *, service: str = KEYRING_SERVICE) -> None:
+        self._service = service
+
+    @staticmethod
+    def username(uid: str, exchange_id: str) -> str:
+        return f"exchange-keys:{exchange_id}:{uid}"
+
+    async def get(self, uid: str, exchange_id: str) -> ApiCredentials | None:
+        text = await self._call("get_password", self._service, self.username(uid, exchange_id))
+        return None if text is None else ApiCredentials.from_json(text)
+
+    async def put(self, uid: str, exchange_id: str, credentials: ApiCredentials) -> None:
+        await self._call(
+            "set_password", self._service, self.username(uid, exchange_id), credentials.to_json()
+        )
+
+    async def delete(self, uid: str, exchange_id: str) -> None:
+        import keyring.errors
+
+        try:
+            await self._call("delete_password", self._service, self.username(uid, exchange_id))
+        except KeyStoreUnavailable as exc:
+            if not isinstance(exc.__context__, keyring.errors.PasswordDeleteError):
+                raise
+
+    @staticmethod
+    async def _call(name: str, *args: str) -> Any:
+        import keyring
+        import keyring.errors
+
+        try:
+            # Secret Service goes over D-Bus and may block: keep it off the event loop.
+            return await asyncio.to_thread(getattr(keyring, name), *args)
+        except keyring.errors.NoKeyringError:
+            raise KeyStoreUnavailable(
+                "No secure key store on this machine (OS keyring); exchange keys cannot be stored or read"
+            ) from None
+        except keyring.errors.KeyringError as exc:
+            raise KeyStoreUnavailable(f"The OS keyring failed ({type(exc).__name__})") from None
+
+
+class SecretManagerExchangeKeys:
+    """Google Secret Manager (Cloud Run): secret `skeet-exchange-keys-{exchange}-{uid}`, latest version,
+    payload the JSON `{"apiKey", "secret", "password"?}`. Read with the service account's credentials
+    through google-auth's `AuthorizedSession`; cached for `ttl_s` so orders don't wait on it."""
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        credentials: Any = None,
+        base_url: str = "https://secretmanager.googleapis.com",
+        ttl_s: float = 300.0,
+        timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._project = project
+        self._credentials = credentials
+        self._base_url = base_url.rstrip("/")
+        self._ttl_s = ttl_s
+        self._timeout_s = timeout_s
+        self._clock = clock
+        self._cache: dict[tuple[str, str], tuple[float, ApiCredentials | None]] = {}
+        self._session: Any = None
+
+    @staticmethod
+    def secret_id(uid: str, exchange_id: str) -> str:
+        safe_uid = re.sub(r"[^A-Za-z0-9_-]", "_", uid)
+        return f"skeet-exchange-keys-{exchange_id}-{safe_uid}"
+
+    async def get(self, uid: str, exchange_id: str) -> ApiCredentials | None:
+        key = (uid, exchange_id)
+        cached = self._cache.get(key)
+        if cached is not None and self._clock() - cached[0] < self._ttl_s:
+            return cached[1]
+        credentials = await asyncio.to_thread(self._access, self.secret_id(uid, exchange_id))
+        self._cache[key] = (self._clock(), credentials)
+        return credentials
+
+    def forget(self, uid: str, exchange_id: str) -> None:
+        """Drop the cached keys (after the user rotated them)."""
+        self._cache.pop((uid, exchange_id), None)
+
+    def _access(self, secret_id: str) -> ApiCredentials | None:
+        import google.auth
+        import google.auth.transport.requests
+
+        url = f"{self._base_url}/v1/projects/{self._project}/secrets/{secret_id}/versions/latest:access"
+        try:
+            if self._session is None:
+                if self._credentials is None:
+                    scope = "https://www.googleapis.com/auth/cloud-platform"
+                    self._credentials, _ = google.auth.default(scopes=[scope])
+                self._session = google.auth.transport.requests.AuthorizedSession(self._credentials)
+            response = self._session.get(url, timeout=self._timeout_s)
+        except Exception as exc:  # google-auth and requests errors: the type says enough, never the text
+            raise KeyStoreUnavailable(f"Secret Manager cannot be read ({type(exc).__name__})") from None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise KeyStoreUnavailable(f"Secret Manager answered HTTP {response.status_code}")
+        try:
+            data = base64.b64decode(response.json()["payload"]["data"]).decode()
+        except (ValueError, KeyError, TypeError):
+            raise KeyStoreUnavailable("Secret Manager answered an unreadable secret") from None
+        return ApiCredentials.from_json(data)
+
+
+# --- the broker ------------------------------------------------------------------------------------
+
+
+class CcxtBroker:
+    """Orders on `exchange_id` (a ccxt id, e.g. "binance") for every user, each with their own keys.
+
+    `exchange_config` is merged into every ccxt instance's config (URLs, options, `enableRateLimit`), so
+    tests and staging point it at another host without touching the code. One ccxt instance per user
+    holds that user's keys; public data (markets) comes from a keyless instance.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        keys: ExchangeKeys,
+        exchange_id: str = "binance",
+        exchange_config: Mapping[str, Any] | None = None,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        if not hasattr(ccxt_async, exchange_id):
+            raise ValueError(f"ccxt has no exchange {exchange_id!r}")
+        self._store = store
+        self._keys = keys
+        self._exchange_id = exchange_id
+        given = dict(exchange_config or {})
+        options = {**EXCHANGE_OPTIONS.get(exchange_id, {}), **given.pop("options", {})}
+        self._config = {"enableRateLimit": True, **given, "options": options}
+        self._clock_ms = clock_ms
+        self._public: Any = None
+        self._by_user: dict[str, tuple[str, Any]] = {}  # uid → (keys fingerprint, ccxt instance)
+        self._retired: list[Any] = []  # instances replaced after a key change: closed in `aclose`
+        self._lock = asyncio.Lock()
+
+    @property
+    def mode(self) -> str:
+        return f"Live · {self._exchange_id}"
+
+    async def start(self) -> None:
+        return None
+
+    # -- public data
+
+    async def markets(self) -> dict[str, dict[str, Any]]:
+        exchange = await self._public_exchange()
+        return {symbol: _json_market(m) for symbol, m in exchange.markets.items() if m.get("spot", True)}
+
+    # -- orders
+
+    async def create_order(self, uid: str, request: OrderRequest) -> dict[str, Any]:
+        credentials = await self._credentials(uid)
+        order_id = uuid.uuid4().hex
+        now = self._clock_ms()
+        doc = _new_order_doc(order_id, request, now)
+        # Claim the idempotency key first: from here on no other request can send this order.
+        await self._store.transact(uid, [Put(ORDERS, order_id, doc), idempotency_create(request, order_id)])
+        exchange = await self._user_exchange(uid, credentials)
+        order_type = "limit" if request.type in ("limit", "stop_limit") else "market"
+        params: dict[str, Any] = {
+            CLIENT_ORDER_ID_PARAM.get(self._exchange_id, "clientOrderId"): request.client_order_id
+        }
+        if request.type in STOP_TYPES and request.stop_price is not None:
+            params["triggerPrice"] = float(request.stop_price)
+        try:
+            placed = await exchange.create_order(
+                request.symbol,
+                order_type,
+                request.side,
+                float(request.amount),
+                None if request.price is None else float(request.price),
+                params,
+            )
+        except ccxt_errors.BaseError as exc:
+            error = _broker_error(exc, credentials, action="place the order")
+            if _outcome_unknown(exc):
+                # The order may have reached the book: keep it open and unconfirmed, and say so.
+                await self._store.transact(
+                    uid, [Put(ORDERS, order_id, {**doc, "info": {"confirmed": False}})]
+                )
+                raise BrokerUnavailable(
+                    "The exchange did not confirm the order; it may have been placed: check open orders"
+                ) from None
+            rejected = {**doc, "status": "rejected", "remaining": 0, "info": {"reason": str(error)}}
+            await self._store.transact(uid, [Put(ORDERS, order_id, rejected)])
+            raise error from None
+        doc = _merge_exchange_order(doc, placed, now)
+        await self._store.transact(uid, [Put(ORDERS, order_id, doc)])
+        return doc
+
+    async def cancel_order(self, uid: str, order_id: str) -> dict[str, Any]:
+        doc = await self.fetch_order(uid, order_id)
+        if doc.get("status") not in OPEN_STATUSES or not doc.get("exchangeOrderId"):
+            raise OrderNotCancelable(
+                f"Order {order_id} is {doc.get('status')}; only open orders can be canceled"
+            )
+        credentials = await self._credentials(uid)
+        exchange = await self._user_exchange(uid, credentials)
+        try:
+            canceled = await exchange.cancel_order(doc["exchangeOrderId"], doc["symbol"])
+        except ccxt_errors.OrderNotFound:
+            raise OrderNotCancelable(
+                f"Order {order_id} is no longer open on {self._exchange_id} (filled or canceled there)"
+            ) from None
+        except ccxt_errors.BaseError as exc:
+            raise _broker_error(exc, credentials, action="cancel the order") from None
+        doc = _merge_exchange_order(doc, canceled, self._clock_ms())
+        if doc["status"] == "open":  # some exchanges answer a cancel with the order as it was
+            doc = {**doc, "status": "canceled"}
+        await self._store.transact(uid, [Put(ORDERS, order_id, doc)])
+        return doc
+
+    async def fetch_order(self, uid: str, order_id: str) -> dict[str, Any]:
+        doc = await self._store.get(uid, ORDERS, order_id)
+        if doc is None:
+            raise OrderNotFound(f"No order {order_id}")
+        return doc
+
+    async def fetch_orders(self, uid: str, status: StatusFilter = "all") -> list[dict[str, Any]]:
+        docs = await self._store.list(uid, ORDERS)
+        if any(d.get("status") in OPEN_STATUSES and d.get("exchangeOrderId") for d in docs):
+            docs = await self._refresh_open(uid, docs)
+        if status == "open":
+            docs = [d for d in docs if d.get("status") in OPEN_STATUSES]
+        elif status == "closed":
+            docs = [d for d in docs if d.get("status") not in OPEN_STATUSES]
+        return sorted(docs, key=lambda d: (d.get("timestamp") or 0, d["id"]), reverse=True)
+
+    async def fetch_open_orders(self, uid: str, symbol: str | None = None) -> list[dict[str, Any]]:
+        """The exchange's own list of the user's open orders (ccxt structures, without `info`)."""
+        credentials = await self._credentials(uid)
+        exchange = await self._user_exchange(uid, credentials)
+        try:
+            orders = await exchange.fetch_open_orders(symbol)
+        except ccxt_errors.BaseError as exc:
+            raise _broker_error(exc, credentials, action="list open orders") from None
+        return [{k: v for k, v in o.items() if k != "info"} for o in orders]
+
+    async def fetch_positions(self, uid: str) -> list[dict[str, Any]]:
+        """Spot holdings as long positions, marked at nothing: the exchange keeps no entry price for spot."""
+        balance = await self.fetch_balance(uid)
+        markets = await self.markets()
+        quotes = {m["quote"] for m in markets.values()}
+        symbol_of = {m["base"]: s for s, m in sorted(markets.items(), reverse=True)}
+        positions = []
+        for currency, total in sorted(balance["total"].items()):
+            symbol = symbol_of.get(currency)
+            if currency in quotes or symbol is None:
+                continue
+            positions.append(
+                {
+                    "id": symbol.replace("/", "-"),
+                    "symbol": symbol,
+                    "side": "long",
+                    "amount": total,
+                    "contracts": total,
+                    "entryPrice": None,
+                    "markPrice": None,
+                }
+            )
+        return positions
+
+    async def fetch_balance(self, uid: str) -> dict[str, Any]:
+        credentials = await self._credentials(uid)
+        exchange = await self._user_exchange(uid, credentials)
+        try:
+            raw = await exchange.fetch_balance()
+        except ccxt_errors.BaseError as exc:
+            raise _broker_error(exc, credentials, action="read the balance") from None
+        totals = {c: v for c, v in (raw.get("total") or {}).items() if v}
+        balance: dict[str, Any] = {"free": {}, "used": {}, "total": {}}
+        for currency in sorted(totals):
+            entry = {part: (raw.get(part) or {}).get(currency) for part in ("free", "used", "total")}
+            balance[currency] = entry
+            for part, value in entry.items():
+                balance[part][currency] = value
+        return balance
+
+    def forget(self, uid: str) -> None:
+        """Drop the user's ccxt instance on the next call (their keys changed). Closed in `aclose`."""
+        entry = self._by_user.pop(uid, None)
+        if entry is not None:
+            self._retired.append(entry[1])
+
+    async def aclose(self) -> None:
+        instances = [e for _, e in self._by_user.values()] + self._retired
+        if self._public is not None:
+            instances.append(self._public)
+        self._by_user, self._public, self._retired = {}, None, []
+        await asyncio.gather(*(e.close() for e in instances), return_exceptions=True)
+
+    async def __aenter__(self) -> CcxtBroker:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- internals
+
+    async def _credentials(self, uid: str) -> ApiCredentials:
+        credentials = await self._keys.get(uid, self._exchange_id)
+        if credentials is None:
+            raise ExchangeKeysMissing(
+                f"No API keys stored for {self._exchange_id}: add them in Settings to trade live"
+            )
+        return credentials
+
+    async def _public_exchange(self) -> Any:
+        async with self._lock:
+            if self._public is None:
+                exchange = getattr(ccxt_async, self._exchange_id)(dict(self._config))
+                try:
+                    await exchange.load_markets()
+                except ccxt_errors.BaseError as exc:
+                    await exchange.close()
+                    raise _broker_error(exc, None, action="load the markets") from None
+                self._public = exchange
+            return self._public
+
+    async def _user_exchange(self, uid: str, credentials: ApiCredentials) -> Any:
+        public = await self._public_exchange()
+        fingerprint = _fingerprint(credentials)
+        async with self._lock:
+            entry = self._by_user.get(uid)
+            if entry is not None and entry[0] == fingerprint:
+                return entry[1]
+            if entry is not None:
+                self._retired.append(entry[1])
+            config = {**self._config, "apiKey": credentials.api_key, "secret": credentials.secret}
+            if credentials.password:
+                config["password"] = credentials.password
+            exchange = getattr(ccxt_async, self._exchange_id)(config)
+            exchange.set_markets_from_exchange(public)
+            self._by_user[uid] = (fingerprint, exchange)
+            return exchange
+
+    async def _refresh_open(self, uid: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Bring stored open orders up to date with the exchange; on failure, serve what is stored."""
+        try:
+            credentials = await self._credentials(uid)
+            exchange = await self._user_exchange(uid, credentials)
+            live = {o["id"]: o for o in await exchange.fetch_open_orders()}
+            out, writes = [], []
+            for doc in docs:
+                exchange_id = doc.get("exchangeOrderId")
+                if doc.get("status") not in OPEN_STATUSES or not exchange_id:
+                    out.append(doc)
+                    continue
+                current = live.get(exchange_id) or await exchange.fetch_order(exchange_id, doc["symbol"])
+                updated = _merge_exchange_order(doc, current, self._clock_ms())
+                if updated != doc:
+                    writes.append(Put(ORDERS, doc["id"], updated))
+                out.append(updated)
+            if writes:
+                await self._store.transact(uid, writes)
+            return out
+        except (BrokerError, ccxt_errors.BaseError) as exc:
+            log.warning("could not refresh open orders from %s: %s", self._exchange_id, type(exc).__name__)
+            return docs
+
+
+def _fingerprint(credentials: ApiCredentials) -> str:
+    import hashlib
+
+    return hashlib.sha256(credentials.to_json().encode()).hexdigest()
+
+
+def _new_order_doc(order_id: str, request: OrderRequest, now_ms: int) -> dict[str, Any]:
+    return {
+        "id": order_id,
+        "clientOrderId": request.client_order_id,
+        "exchangeOrderId": None,
+        "symbol": request.symbol,
+        "side": request.side,
+        "type": request.type,
+        "price": num(request.price),
+        "triggerPrice": num(request.stop_price),
+        "amount": num(request.amount),
+        "filled": 0,
+        "remaining": num(request.amount),
+        "cost": 0,
+        "average": None,
+        "status": "open",
+        "timestamp": now_ms,
+        "datetime": iso(now_ms),
+        "lastTradeTimestamp": None,
+        "fee": None,
+        "trades": [],
+    }
+
+
+def _merge_exchange_order(doc: dict[str, Any], order: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+    """Our document updated with what the exchange says (its numbers, status and fee); ours keep `id`."""
+    merged = dict(doc)
+    merged["exchangeOrderId"] = order.get("id") or doc.get("exchangeOrderId")
+    for key in ("status", "filled", "remaining", "cost", "average", "lastTradeTimestamp"):
+        if order.get(key) is not None:
+            merged[key] = _json_number(order[key])
+    if order.get("price") is not None and doc.get("price") is None and order.get("type") == "limit":
+        merged["price"] = _json_number(order["price"])
+    fee = order.get("fee")
+    if isinstance(fee, Mapping) and fee.get("cost") is not None:
+        merged["fee"] = {"cost": _json_number(fee["cost"]), "currency": fee.get("currency")}
+    merged.pop("info", None)
+    merged.setdefault("timestamp", now_ms)
+    return merged
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float):
+        return num(Decimal(str(value)))
+    return value
+
+
+def _json_market(market: Mapping[str, Any]) -> dict[str, Any]:
+    keys = (
+        "id",
+        "symbol",
+        "base",
+        "quote",
+        "active",
+        "type",
+        "spot",
+        "precision",
+        "limits",
+        "taker",
+        "maker",
+    )
+    return {k: market.get(k) for k in keys}
+
+
+_EXCHANGE_MSG = re.compile(r'"msg"\s*:\s*"([^"]{1,200})"')
+
+
+def _exchange_message(exc: BaseException, credentials: ApiCredentials | None) -> str:
+    """The exchange's own one-line reason when its body has one; never ccxt's full text (signed URLs)."""
+    match = _EXCHANGE_MSG.search(str(exc))
+    if not match:
+        return ""
+    text = match.group(1)
+    for secret in credentials.secrets() if credentials else ():
+        text = text.replace(secret, "***")
+    return f": {text}"
+
+
+def _outcome_unknown(exc: BaseException) -> bool:
+    """Whether the request may have reached the exchange's matching engine despite the error."""
+    if isinstance(
+        exc, ccxt_errors.DDoSProtection | ccxt_errors.RateLimitExceeded | ccxt_errors.OnMaintenance
+    ):
+        return False  # refused at the door
+    return isinstance(exc, ccxt_errors.RequestTimeout | ccxt_errors.ExchangeNotAvailable)
+
+
+def _broker_error(exc: BaseException, credentials: ApiCredentials | None, *, action: str) -> BrokerError:
+    """ccxt's exception as the broker error a trader reads. Most specific ccxt classes first."""
+    detail = _exchange_message(exc, credentials)
+    name = type(exc).__name__
+    log.warning("exchange refused to %s: %s", action, name)
+    if isinstance(exc, ccxt_errors.OrderNotFound):
+        return OrderNotFound(f"The exchange does not know this order{detail}")
+    if isinstance(exc, ccxt_errors.InsufficientFunds):
+        return InsufficientFunds(f"Insufficient funds on the exchange to {action}{detail}")
+    if isinstance(exc, ccxt_errors.InvalidOrder | ccxt_errors.BadSymbol):
+        return InvalidOrder(f"The exchange rejected the order{detail}")
+    if isinstance(exc, ccxt_errors.AuthenticationError):
+        return ExchangeKeysRejected(
+            "The exchange rejected your API keys (wrong, revoked, or without trading permission)"
+        )
+    if isinstance(exc, ccxt_errors.DDoSProtection | ccxt_errors.RateLimitExceeded):
+        return RateLimited("The exchange is rate limiting us; try again in a few seconds")
+    if isinstance(exc, ccxt_errors.NetworkError):  # ExchangeNotAvailable, RequestTimeout, OnMaintenance, ...
+        return BrokerUnavailable(f"The exchange cannot be reached right now ({name}); try again shortly")
+    return BrokerError(f"The exchange could not {action}{detail}")
