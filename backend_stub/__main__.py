@@ -1,0 +1,54 @@
+"""`python -m backend_stub` serves the API; `python -m backend_stub token USER_ID` prints a dev token."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from backend_stub.middleware import RedactQuery
+from backend_stub.settings import Settings, SettingsError
+from services.auth import devtoken
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend_stub", description="Skeet's HTTP API")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="serve the API on $HOST:$PORT (the default)")
+    token = commands.add_parser("token", help="print a dev token for USER_ID (SKEET_AUTH=local)")
+    token.add_argument("user_id")
+    token.add_argument("--ttl", type=int, default=devtoken.DEFAULT_TTL_S, help="validity in seconds")
+    args = parser.parse_args(argv)
+    if args.command == "token":
+        try:
+            print(devtoken.mint(args.user_id, key=devtoken.dev_key(), ttl_s=args.ttl))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    return serve()
+
+
+def serve() -> int:
+    import uvicorn
+
+    from backend_stub.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        settings.check_bind()
+    except SettingsError as exc:
+        print(f"backend_stub: {exc}", file=sys.stderr)
+        return 2
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(RedactQuery())
+    app = create_app(settings)
+    # Our AccessLog replaces uvicorn's, which would print query strings (a browser's ?token=).
+    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_config=None,
+                proxy_headers=True, timeout_graceful_shutdown=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""`create_app(settings)`: the FastAPI app — auth gate, routes, stream, and the lifespan that owns the
+store, the market feed and the broker (everything it opens, it closes)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from backend_stub.auth import FirebaseVerifier, LocalVerifier, TokenVerifier
+from backend_stub.brokers.base import Broker
+from backend_stub.errors import install_error_handlers
+from backend_stub.middleware import AccessLog, BearerAuth
+from backend_stub.orders import OrderDesk
+from backend_stub.ratelimit import RateLimiter
+from backend_stub.routes import router
+from backend_stub.runtime import Backend
+from backend_stub.settings import Settings
+from backend_stub.store.base import StateStore
+from backend_stub.stream import build_router
+from services.auth import devtoken
+from services.market.types import MarketFeed
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = frozenset({"/healthz"})
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: StateStore | None = None,
+    feed: MarketFeed | None = None,
+    broker: Broker | None = None,
+    verifier: TokenVerifier | None = None,
+) -> FastAPI:
+    """The API. Parts not passed in are built from `settings` at startup and closed at shutdown;
+    parts passed in belong to the caller (who closes them)."""
+    verifier = verifier or build_verifier(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            the_store = store or await stack.enter_async_context(open_store(settings))
+            the_feed = feed
+            if the_feed is None:
+                the_feed = build_feed(settings)
+                stack.push_async_callback(the_feed.aclose)
+            the_broker = broker
+            if the_broker is None:
+                the_broker = build_broker(settings, store=the_store, feed=the_feed)
+                stack.push_async_callback(the_broker.aclose)
+            await the_broker.start()
+            app.state.backend = Backend(
+                settings=settings,
+                store=the_store,
+                feed=the_feed,
+                broker=the_broker,
+                desk=OrderDesk(broker=the_broker, store=the_store),
+                limiter=RateLimiter(rate_per_s=settings.rate_per_s, burst=settings.rate_burst),
+            )
+            log.info(
+                "backend ready: auth=%s state=%s broker=%s feed=%s",
+                settings.auth,
+                settings.state,
+                the_broker.mode,
+                the_feed.mode,
+            )
+            yield
+
+    app = FastAPI(
+        title="Skeet API",
+        version="1.0",
+        summary="Orders, positions and live state for the Skeet trading client",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    app.include_router(build_router(verifier))
+    _include_insights(app)
+    app.add_middleware(BearerAuth, verifier=verifier, public_paths=PUBLIC_PATHS)
+    app.add_middleware(AccessLog)
+    return app
+
+
+def build_verifier(settings: Settings) -> TokenVerifier:
+    if settings.auth == "firebase":
+        return FirebaseVerifier()
+    return LocalVerifier(key=settings.dev_key or devtoken.dev_key())
+
+
+def open_store(settings: Settings) -> StateStore:
+    """A store to open with `async with`."""
+    if settings.state == "firestore":
+        from backend_stub.firestore_store import FirestoreStore
+
+        return FirestoreStore()
+    from backend_stub.store.sqlite import SqliteStore
+
+    return SqliteStore(settings.data_dir / "state.db")
+
+
+def build_feed(settings: Settings) -> MarketFeed:
+    from services.market.replay import ReplayFeed
+
+    return ReplayFeed(speed=settings.replay_speed)
+
+
+def build_broker(settings: Settings, *, store: StateStore, feed: MarketFeed) -> Broker:
+    if settings.broker == "ccxt":
+        from backend_stub.brokers.ccxt_broker import CcxtBroker
+
+        return CcxtBroker.from_settings(settings, store=store)  # type: ignore[attr-defined]
+    from backend_stub.brokers.paper import PaperBroker
+
+    return PaperBroker(
+        store=store,
+        feed=feed,
+        starting_balance=settings.starting_balance,
+        quote_currency=settings.quote_currency,
+        taker_fee=settings.taker_fee,
+        maker_fee=settings.maker_fee,
+        slippage=settings.slippage,
+    )
+
+
+def _include_insights(app: FastAPI) -> None:
+    """Mount `/v1/insights` when the insights package provides its router."""
+    try:
+        from backend_stub.insights.routes import router as insights_router
+    except ImportError:
+        return
+    app.include_router(insights_router)

@@ -1,0 +1,121 @@
+"""Who is calling: `TokenVerifier` turns a bearer token into a user id.
+
+`LocalVerifier` checks Skeet's HS256 dev tokens (loopback only); `FirebaseVerifier` checks Firebase ID
+tokens with firebase-admin (which talks to the Auth emulator when `FIREBASE_AUTH_EMULATOR_HOST` is set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from services.auth import devtoken
+
+
+class AuthError(Exception):
+    """The request carries no usable identity; the message says why (never the token)."""
+
+
+class TokenVerifier(Protocol):
+    """Verifies a bearer token; returns the user id or raises `AuthError`."""
+
+    async def verify(self, token: str) -> str: ...
+
+
+class LocalVerifier:
+    """Dev tokens signed with `devtoken.dev_key()`."""
+
+    def __init__(self, *, key: bytes, clock: Callable[[], float] = time.time) -> None:
+        self._key = key
+        self._clock = clock
+
+    async def verify(self, token: str) -> str:
+        try:
+            return devtoken.verify(token, key=self._key, now=self._clock())
+        except devtoken.InvalidToken as exc:
+            raise AuthError(f"invalid token: {exc}") from None
+
+
+class FirebaseVerifier:
+    """Firebase ID tokens through `firebase_admin.auth.verify_id_token`.
+
+    `app` is a firebase_admin App; by default the default app, initialised on first use (with anonymous
+    credentials when only the Auth emulator is configured, as firebase-admin still wants some).
+    """
+
+    def __init__(self, *, app: Any = None, check_revoked: bool = False) -> None:
+        self._app = app
+        self._check_revoked = check_revoked
+
+    def _default_app(self) -> Any:
+        import os
+
+        import firebase_admin
+
+        try:
+            return firebase_admin.get_app()
+        except ValueError:
+            options = {}
+            project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
+            if project:
+                options["projectId"] = project
+            credential = None
+            if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"):
+                from google.auth.credentials import AnonymousCredentials
+
+                credential = _anonymous_credential(AnonymousCredentials())
+            return firebase_admin.initialize_app(credential, options or None)
+
+    async def verify(self, token: str) -> str:
+        from firebase_admin import auth
+
+        if self._app is None:
+            self._app = self._default_app()
+        try:
+            # Blocking: may fetch Google's public certificates over HTTP.
+            claims = await asyncio.to_thread(
+                auth.verify_id_token, token, app=self._app, check_revoked=self._check_revoked
+            )
+        except (ValueError, auth.InvalidIdTokenError) as exc:
+            raise AuthError(f"invalid token: {_firebase_reason(exc)}") from None
+        except auth.CertificateFetchError:
+            raise AuthError("cannot verify the token right now (certificate fetch failed)") from None
+        except auth.UserDisabledError:
+            raise AuthError("this account is disabled") from None
+        uid = claims.get("uid") or claims.get("sub")
+        if not isinstance(uid, str) or not uid:
+            raise AuthError("token names no user")
+        return uid
+
+
+def _firebase_reason(exc: Exception) -> str:
+    from firebase_admin import auth
+
+    if isinstance(exc, auth.ExpiredIdTokenError):
+        return "token expired"
+    if isinstance(exc, auth.RevokedIdTokenError):
+        return "token revoked"
+    return "not a valid Firebase ID token"
+
+
+def _anonymous_credential(google_credentials: Any) -> Any:
+    """A firebase_admin credential around google-auth's anonymous credentials (emulator use)."""
+    from firebase_admin import credentials
+
+    class Anonymous(credentials.Base):
+        def get_credential(self) -> Any:
+            return google_credentials
+
+    return Anonymous()
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header; `AuthError` when absent or malformed."""
+    if not authorization:
+        raise AuthError("missing Authorization header (expected 'Bearer <token>')")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("Authorization header must be 'Bearer <token>'")
+    return token.strip()

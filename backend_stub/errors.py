@@ -1,0 +1,99 @@
+"""Errors as JSON `{"error": "<one readable sentence>"}`: the exception handlers of the app.
+
+Request validation errors never echo the input back (it may hold NaN, which JSON cannot carry, or a
+secret pasted in the wrong field).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend_stub.auth import AuthError
+from backend_stub.brokers.base import BrokerError
+from backend_stub.store.base import StoreError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the API answers with `status` and `message`."""
+
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def unauthorized(message: str) -> JSONResponse:
+    return error_response(401, message, {"WWW-Authenticate": "Bearer"})
+
+
+def describe_validation(errors: list[Any]) -> str:
+    """Pydantic errors → "amount: Input should be a finite number; side: ...", without the input."""
+    parts = []
+    for error in errors[:5]:
+        kind = error.get("type", "")
+        loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+        if kind == "json_invalid":
+            return "The request body is not valid JSON"
+        if kind == "missing" and not loc:
+            return "The request needs a JSON body"
+        if kind == "model_attributes_type" or (kind == "dict_type" and not loc):
+            return "The request body must be a JSON object (Content-Type: application/json)"
+        msg = str(error.get("msg", "is invalid"))
+        if kind == "missing":
+            msg = "is required"
+        elif kind == "finite_number":
+            msg = "must be a finite number"
+        elif kind in ("decimal_parsing", "decimal_type", "float_parsing", "float_type"):
+            msg = "must be a number"
+        parts.append(f"{'.'.join(loc) or 'body'}: {msg}")
+    return "; ".join(parts) or "The request is invalid"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, describe_validation(list(exc.errors())))
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(BrokerError)
+    async def _broker(_: Request, exc: BrokerError) -> JSONResponse:
+        return error_response(exc.status_code, str(exc))
+
+    @app.exception_handler(AuthError)
+    async def _auth(_: Request, exc: AuthError) -> JSONResponse:
+        return unauthorized(str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "Request failed"
+        if exc.status_code == 404 and message == "Not Found":
+            message = "No such route"
+        elif exc.status_code == 405:
+            message = "Method not allowed on this route"
+        return error_response(exc.status_code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, exc: StoreError) -> JSONResponse:
+        log.error("state store error: %s", exc)
+        return error_response(503, "The state store is unavailable; try again")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return error_response(500, "Internal error; the request may be retried")

@@ -1,0 +1,59 @@
+"""Decimal helpers for money and market steps: exact in, exact out, floats only at the JSON edge."""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+FEE_QUANTUM = Decimal("0.00000001")
+
+
+def dec(value: Any) -> Decimal:
+    """A Decimal from a JSON number or text, through `str` so 0.1 stays 0.1."""
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
+
+
+def opt_dec(value: Any) -> Decimal | None:
+    return None if value is None else dec(value)
+
+
+def is_multiple(value: Decimal, step: Decimal) -> bool:
+    """Whether `value` lies on the grid of `step` (exactly)."""
+    return step <= 0 or value % step == 0
+
+
+def floor_to(value: Decimal, step: Decimal) -> Decimal:
+    """Largest multiple of `step` not above `value`."""
+    if step <= 0:
+        return value
+    return (value / step).to_integral_value(ROUND_FLOOR) * step
+
+
+def ceil_to(value: Decimal, step: Decimal) -> Decimal:
+    """Smallest multiple of `step` not below `value`."""
+    if step <= 0:
+        return value
+    return (value / step).to_integral_value(ROUND_CEILING) * step
+
+
+def fee_of(cost: Decimal, rate: Decimal) -> Decimal:
+    """Fee on `cost` at `rate`, to 1e-8 (banker's rounding)."""
+    return (cost * rate).quantize(FEE_QUANTUM, ROUND_HALF_EVEN)
+
+
+def num(value: Decimal | None) -> float | int | None:
+    """A JSON number for a Decimal (ccxt structures carry numbers, not strings)."""
+    if value is None:
+        return None
+    value = value.normalize()
+    if value == value.to_integral_value():
+        return int(value)
+    return float(value)
+
+
+def text(value: Decimal) -> str:
+    """Plain text for messages: 0.0001, 100000, never 1E-4."""
+    s = format(value.normalize(), "f")
+    return s

@@ -1,0 +1,88 @@
+"""HTTP routes: markets, orders, positions, balance. Thin: parse, call the desk or the broker, answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from backend_stub.errors import ApiError
+from backend_stub.models import ErrorOut, OrderIn
+from backend_stub.runtime import Backend, current_backend, current_uid
+
+router = APIRouter()
+
+Uid = Annotated[str, Depends(current_uid)]
+Runtime = Annotated[Backend, Depends(current_backend)]
+OrderId = Annotated[str, Path(min_length=1, max_length=64)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 404, 409, 422, 429, 503)
+}
+
+
+def _rate_limit(backend: Backend, uid: str) -> None:
+    wait_s = backend.limiter.take(uid)
+    if wait_s > 0:
+        retry_after = max(1, int(wait_s + 0.999))
+        raise ApiError(
+            429,
+            f"Too many order requests; try again in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+@router.get("/healthz", tags=["meta"])
+async def healthz(request: Request) -> dict[str, Any]:
+    """Liveness: no auth, no I/O."""
+    backend: Backend | None = getattr(request.app.state, "backend", None)
+    return {"status": "ok", "broker": backend.broker.mode if backend else None}
+
+
+@router.get("/v1/markets", tags=["markets"], responses=ERRORS)
+async def markets(uid: Uid, backend: Runtime) -> dict[str, dict[str, Any]]:
+    """Tradable symbols → ccxt market structure (precision as step sizes, limits)."""
+    return await backend.broker.markets()
+
+
+@router.post("/v1/orders", tags=["orders"], status_code=201, responses={200: {"description": "a retry"}, **ERRORS})
+async def create_order(body: OrderIn, uid: Uid, backend: Runtime, response: Response) -> dict[str, Any]:
+    """Place an order. 201 with the new order; 200 with the same order for a retry of a clientOrderId."""
+    _rate_limit(backend, uid)
+    order, created = await backend.desk.place(uid, body.to_request())
+    if not created:
+        response.status_code = 200
+    return order
+
+
+@router.get("/v1/orders", tags=["orders"], responses=ERRORS)
+async def list_orders(
+    uid: Uid, backend: Runtime, status: Annotated[Literal["open", "closed", "all"], Query()] = "all"
+) -> list[dict[str, Any]]:
+    """The caller's orders, newest first. "closed" is every order no longer open (filled, canceled,
+    rejected)."""
+    return await backend.broker.fetch_orders(uid, status)
+
+
+@router.get("/v1/orders/{order_id}", tags=["orders"], responses=ERRORS)
+async def get_order(order_id: OrderId, uid: Uid, backend: Runtime) -> dict[str, Any]:
+    """One of the caller's orders; 404 for anyone else's."""
+    return await backend.broker.fetch_order(uid, order_id)
+
+
+@router.delete("/v1/orders/{order_id}", tags=["orders"], responses=ERRORS)
+async def cancel_order(order_id: OrderId, uid: Uid, backend: Runtime) -> dict[str, Any]:
+    """Cancel an open order; 409 when it is no longer open, 404 when it is not the caller's."""
+    _rate_limit(backend, uid)
+    return await backend.broker.cancel_order(uid, order_id)
+
+
+@router.get("/v1/positions", tags=["account"], responses=ERRORS)
+async def positions(uid: Uid, backend: Runtime) -> list[dict[str, Any]]:
+    """Positions with entry and mark price, realised and unrealised P&L (fees included)."""
+    return await backend.broker.fetch_positions(uid)
+
+
+@router.get("/v1/balance", tags=["account"], responses=ERRORS)
+async def balance(uid: Uid, backend: Runtime) -> dict[str, Any]:
+    """ccxt balance structure: free, used (held by open orders) and total per currency."""
+    return await backend.broker.fetch_balance(uid)

@@ -1,0 +1,44 @@
+"""`Backend`: the running service's parts, built by the app's lifespan, and the FastAPI dependencies
+that hand them (and the caller's uid) to routes — including routers of other packages (insights)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request, WebSocket
+
+from backend_stub.auth import AuthError
+from backend_stub.brokers.base import Broker
+from backend_stub.orders import OrderDesk
+from backend_stub.ratelimit import RateLimiter
+from backend_stub.settings import Settings
+from backend_stub.store.base import StateStore
+from services.market.types import MarketFeed
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """Everything a request may need; one per app, on `app.state.backend`."""
+
+    settings: Settings
+    store: StateStore
+    feed: MarketFeed
+    broker: Broker
+    desk: OrderDesk
+    limiter: RateLimiter
+
+
+def current_backend(request: Request) -> Backend:
+    return request.app.state.backend
+
+
+def websocket_backend(websocket: WebSocket) -> Backend:
+    return websocket.app.state.backend
+
+
+def current_uid(request: Request) -> str:
+    """The verified caller (set by the `BearerAuth` middleware)."""
+    uid = getattr(request.state, "uid", None)
+    if not uid:
+        raise AuthError("missing Authorization header (expected 'Bearer <token>')")
+    return uid

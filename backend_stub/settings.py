@@ -1,0 +1,117 @@
+"""`Settings`: the backend's configuration, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Literal
+
+from services.auth import devtoken
+
+AuthMode = Literal["local", "firebase"]
+StateMode = Literal["sqlite", "firestore"]
+BrokerMode = Literal["paper", "ccxt"]
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the backend cannot use; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable. Build with `Settings.from_env()`; tests pass their own."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".")
+    auth: AuthMode = "local"
+    state: StateMode = "sqlite"
+    feed: str = "replay"
+    replay_speed: float = 1.0
+    broker: BrokerMode = "paper"
+    # paper trading
+    starting_balance: Decimal = Decimal("100000")
+    quote_currency: str = "USDT"
+    taker_fee: Decimal = Decimal("0.001")
+    maker_fee: Decimal = Decimal("0.001")
+    slippage: Decimal = Decimal("0.0005")  # fraction of the price a market order pays against itself
+    # per-user token bucket on order writes
+    rate_per_s: float = 20.0
+    rate_burst: int = 40
+    stream_ping_s: float = 15.0
+    # local auth: the dev signing key; None means `devtoken.dev_key()` (SKEET_DEV_KEY or the state dir)
+    dev_key: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read `HOST`, `PORT` and the `SKEET_*` variables (see backend_stub/README.md)."""
+        e = dict(os.environ if env is None else env)
+        data_dir = e.get("SKEET_DATA_DIR")
+        return cls(
+            host=e.get("HOST", "127.0.0.1"),
+            port=_int(e, "PORT", 8080),
+            data_dir=Path(data_dir) if data_dir else devtoken.state_dir(),
+            auth=_choice(e, "SKEET_AUTH", ("local", "firebase")),  # type: ignore[arg-type]
+            state=_choice(e, "SKEET_STATE", ("sqlite", "firestore")),  # type: ignore[arg-type]
+            feed=_choice(e, "SKEET_FEED", ("replay",)),
+            replay_speed=float(_decimal(e, "SKEET_REPLAY_SPEED", "1")),
+            broker=_choice(e, "SKEET_BROKER", ("paper", "ccxt")),  # type: ignore[arg-type]
+            starting_balance=_decimal(e, "SKEET_PAPER_BALANCE", "100000"),
+            taker_fee=_decimal(e, "SKEET_PAPER_TAKER_FEE", "0.001"),
+            maker_fee=_decimal(e, "SKEET_PAPER_MAKER_FEE", "0.001"),
+            slippage=_decimal(e, "SKEET_PAPER_SLIPPAGE", "0.0005"),
+            rate_per_s=float(_decimal(e, "SKEET_RATE_PER_S", "20")),
+            rate_burst=_int(e, "SKEET_RATE_BURST", 40),
+        )
+
+    def check_bind(self) -> None:
+        """Refuse local dev tokens on a non-loopback address: anyone could mint them from the repo's
+        tooling, so they are only acceptable when the API is reachable from this machine alone."""
+        if self.auth == "local" and not is_loopback(self.host):
+            raise SettingsError(
+                f"SKEET_AUTH=local accepts dev tokens, so the server must bind to loopback "
+                f"(127.0.0.1, ::1 or localhost), not HOST={self.host}. "
+                "Use SKEET_AUTH=firebase to serve on other interfaces."
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names only this machine."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _decimal(env: dict[str, str], name: str, default: str) -> Decimal:
+    raw = env.get(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not value.is_finite() or value < 0:
+        raise SettingsError(f"{name} must be a finite number >= 0, got {raw!r}")
+    return value
+
+
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name) or allowed[0]
+    if raw not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}; got {raw!r}")
+    return raw

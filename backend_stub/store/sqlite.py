@@ -1,0 +1,296 @@
+"""`SqliteStore`: the embedded `StateStore` — one SQLite file (`$SKEET_DATA_DIR/state.db`).
+
+WAL with `synchronous=FULL`: a transaction is on disk before `transact` returns, so nothing acknowledged is
+lost when the process is killed. All SQLite work runs on one dedicated thread (one connection), which also
+serialises writers; the event loop only awaits its futures. Change notifications are posted to the loop
+from that thread in commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from backend_stub.store.base import (
+    AlreadyExists,
+    Change,
+    Create,
+    Delete,
+    Put,
+    SubscriberTooSlow,
+    VersionConflict,
+    Write,
+    is_public,
+)
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    uid TEXT NOT NULL, collection TEXT NOT NULL, doc_id TEXT NOT NULL,
+    doc TEXT NOT NULL, version INTEGER NOT NULL,
+    PRIMARY KEY (uid, collection, doc_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes (
+    uid TEXT NOT NULL, version INTEGER NOT NULL, collection TEXT NOT NULL, doc_id TEXT NOT NULL,
+    kind TEXT NOT NULL, doc TEXT,
+    PRIMARY KEY (uid, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users (uid TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+_QUEUE_LIMIT = 10_000  # changes a subscriber may lag before it is dropped
+
+
+class SqliteStore:
+    """Embedded state store. Use as `async with SqliteStore(path) as store:`."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._conn: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscribers: dict[str, set[asyncio.Queue[Change | None]]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def open(self) -> SqliteStore:
+        """Create the file and schema if needed. Called by `__aenter__`."""
+        self._loop = asyncio.get_running_loop()
+        await self._run(self._open_sync)
+        return self
+
+    async def __aenter__(self) -> SqliteStore:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            await self._run(self._close_sync)
+        self._executor.shutdown(wait=True)
+        for queues in self._subscribers.values():
+            for queue in queues:
+                queue.put_nowait(None)
+
+    def _open_sync(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.executescript(_SCHEMA)
+        self._conn = conn
+
+    def _close_sync(self) -> None:
+        assert self._conn is not None
+        self._conn.close()
+        self._conn = None
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("SqliteStore is not open (use `async with`)")
+        return self._conn
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    async def get(self, uid: str, collection: str, doc_id: str) -> dict[str, Any] | None:
+        def read() -> dict[str, Any] | None:
+            row = self._db.execute(
+                "SELECT doc FROM docs WHERE uid=? AND collection=? AND doc_id=?", (uid, collection, doc_id)
+            ).fetchone()
+            return json.loads(row[0]) if row else None
+
+        return await self._run(read)
+
+    async def list(self, uid: str, collection: str) -> list[dict[str, Any]]:
+        def read() -> list[dict[str, Any]]:
+            rows = self._db.execute(
+                "SELECT doc FROM docs WHERE uid=? AND collection=? ORDER BY doc_id", (uid, collection)
+            ).fetchall()
+            return [json.loads(row[0]) for row in rows]
+
+        return await self._run(read)
+
+    async def find(self, collection: str, field: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
+        def read() -> list[tuple[str, dict[str, Any]]]:
+            rows = self._db.execute(
+                "SELECT uid, doc FROM docs WHERE collection=? AND json_extract(doc, ?) = ? ORDER BY uid, doc_id",
+                (collection, "$." + json.dumps(field), value),
+            ).fetchall()
+            return [(row[0], json.loads(row[1])) for row in rows]
+
+        return await self._run(read)
+
+    async def latest_version(self, uid: str) -> int:
+        return await self._run(self._version_sync, uid)
+
+    def _version_sync(self, uid: str) -> int:
+        row = self._db.execute("SELECT version FROM users WHERE uid=?", (uid,)).fetchone()
+        return int(row[0]) if row else 0
+
+    async def changes_since(self, uid: str, version: int) -> list[Change]:
+        def read() -> list[Change]:
+            rows = self._db.execute(
+                "SELECT version, collection, doc_id, kind, doc FROM changes WHERE uid=? AND version>? "
+                "ORDER BY version",
+                (uid, version),
+            ).fetchall()
+            return [
+                Change(collection=c, doc_id=d, kind=k, doc=json.loads(doc) if doc else None, version=v)
+                for v, c, d, k, doc in rows
+            ]
+
+        return await self._run(read)
+
+    async def snapshot(self, uid: str) -> tuple[list[Change], int]:
+        def read() -> tuple[list[Change], int]:
+            # One read transaction so the docs and the version agree.
+            self._db.execute("BEGIN")
+            try:
+                rows = self._db.execute(
+                    "SELECT version, collection, doc_id, doc FROM docs WHERE uid=? AND collection NOT LIKE '\\_%' "
+                    "ESCAPE '\\' ORDER BY version",
+                    (uid,),
+                ).fetchall()
+                latest = self._version_sync(uid)
+            finally:
+                self._db.execute("COMMIT")
+            docs = [Change(collection=c, doc_id=d, kind="added", doc=json.loads(doc), version=v) for v, c, d, doc in rows]
+            return docs, latest
+
+        return await self._run(read)
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    async def transact(self, uid: str, writes: Sequence[Write], *, if_version: int | None = None) -> int:
+        return await self._run(self._transact_sync, uid, list(writes), if_version)
+
+    def _transact_sync(self, uid: str, writes: list[Write], if_version: int | None) -> int:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version_sync(uid)
+            if if_version is not None and if_version != version:
+                raise VersionConflict(f"version is {version}, not {if_version}")
+            changes: list[Change] = []
+            for write in writes:
+                row = db.execute(
+                    "SELECT 1 FROM docs WHERE uid=? AND collection=? AND doc_id=?",
+                    (uid, write.collection, write.doc_id),
+                ).fetchone()
+                exists = row is not None
+                if isinstance(write, Create) and exists:
+                    raise AlreadyExists(write.collection, write.doc_id)
+                logged = is_public(write.collection)
+                if isinstance(write, Delete):
+                    if not exists:
+                        continue
+                    db.execute(
+                        "DELETE FROM docs WHERE uid=? AND collection=? AND doc_id=?",
+                        (uid, write.collection, write.doc_id),
+                    )
+                    if logged:
+                        version += 1
+                        changes.append(Change(write.collection, write.doc_id, "removed", None, version))
+                    continue
+                assert isinstance(write, Put | Create)
+                text = json.dumps(write.doc, separators=(",", ":"), allow_nan=False)
+                if logged:
+                    version += 1
+                    doc = json.loads(text)  # the notified copy is detached from the caller's dict
+                    changes.append(
+                        Change(write.collection, write.doc_id, "modified" if exists else "added", doc, version)
+                    )
+                db.execute(
+                    "INSERT OR REPLACE INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
+                    (uid, write.collection, write.doc_id, text, version),
+                )
+            if changes:
+                db.executemany(
+                    "INSERT INTO changes (uid, version, collection, doc_id, kind, doc) VALUES (?,?,?,?,?,?)",
+                    [
+                        (uid, c.version, c.collection, c.doc_id, c.kind,
+                         None if c.doc is None else json.dumps(c.doc, separators=(",", ":")))
+                        for c in changes
+                    ],
+                )
+                db.execute(
+                    "INSERT INTO users (uid, version) VALUES (?, ?) "
+                    "ON CONFLICT(uid) DO UPDATE SET version=excluded.version",
+                    (uid, version),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if changes and self._loop is not None:
+            # Posted from the single store thread, so subscribers see commits in version order.
+            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+                self._loop.call_soon_threadsafe(self._publish, uid, changes)
+        return version
+
+    # -- subscriptions -------------------------------------------------------------------------------
+
+    def _publish(self, uid: str, changes: list[Change]) -> None:
+        for queue in list(self._subscribers.get(uid, ())):
+            for change in changes:
+                if queue.qsize() >= _QUEUE_LIMIT:
+                    queue.put_nowait(None)  # marks the overflow; the reader raises
+                    self._subscribers[uid].discard(queue)
+                    break
+                queue.put_nowait(change)
+
+    def subscribe(self, uid: str) -> AsyncIterator[Change]:
+        # Registered now (not at the first `anext`), so changes committed before iteration starts are kept.
+        subscription = _Subscription(self, uid)
+        self._subscribers.setdefault(uid, set()).add(subscription.queue)
+        return subscription
+
+    def _unsubscribe(self, uid: str, queue: asyncio.Queue[Change | None]) -> None:
+        subscribers = self._subscribers.get(uid)
+        if subscribers is not None:
+            subscribers.discard(queue)
+            if not subscribers:
+                del self._subscribers[uid]
+
+
+class _Subscription:
+    """An async iterator over one user's new changes; `aclose()` unregisters it."""
+
+    def __init__(self, store: SqliteStore, uid: str) -> None:
+        self._store = store
+        self._uid = uid
+        self.queue: asyncio.Queue[Change | None] = asyncio.Queue()
+        self._closed = False
+
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> Change:
+        if self._closed:
+            raise StopAsyncIteration
+        change = await self.queue.get()
+        if change is None:
+            await self.aclose()
+            if self._store._conn is None:
+                raise StopAsyncIteration
+            raise SubscriberTooSlow(f"subscriber of {self._uid} fell {_QUEUE_LIMIT} changes behind")
+        return change
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._store._unsubscribe(self._uid, self.queue)

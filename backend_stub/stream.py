@@ -1,0 +1,148 @@
+"""`WS /v1/stream`: the user's change feed (the local counterpart of Firestore listeners).
+
+Protocol (JSON text frames, server → client):
+- `since` absent or 0: the user's current documents as `change` "added" messages (each with the version
+  of its last write), then `{"type": "synced", "version": V}`.
+- `since=N`: every change with a version > N, in order, then `synced`. If N is ahead of the server (its
+  state was reset), `{"type": "reset"}` then the full snapshot as for since=0.
+- then live changes as they commit, and `{"type": "ping", "version": V}` every 15 s.
+A change is `{"type": "change", "version", "collection", "id", "kind": added|modified|removed, "doc"}`.
+Authentication: `Authorization: Bearer` header, or `?token=` (browsers cannot set WebSocket headers);
+a bad token closes the socket with code 4401 and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from backend_stub.auth import AuthError, TokenVerifier, bearer_token
+from backend_stub.runtime import websocket_backend
+from backend_stub.store.base import Change, SubscriberTooSlow
+
+UNAUTHORIZED = 4401
+BAD_REQUEST = 4400
+TRY_AGAIN = 1013
+
+
+def change_message(change: Change) -> dict[str, Any]:
+    return {
+        "type": "change",
+        "version": change.version,
+        "collection": change.collection,
+        "id": change.doc_id,
+        "kind": change.kind,
+        "doc": change.doc,
+    }
+
+
+def build_router(verifier: TokenVerifier) -> APIRouter:
+    router = APIRouter()
+
+    @router.websocket("/v1/stream")
+    async def stream(websocket: WebSocket) -> None:
+        # Accept first: a close before accepting becomes a bare HTTP 403 and the reason is lost.
+        await websocket.accept()
+        try:
+            header = websocket.headers.get("authorization")
+            token = bearer_token(header) if header else websocket.query_params.get("token")
+            if not token:
+                raise AuthError("missing token (Authorization: Bearer header or ?token=)")
+            uid = await verifier.verify(token)
+        except AuthError as exc:
+            await websocket.close(UNAUTHORIZED, str(exc)[:120])
+            return
+        try:
+            since = int(websocket.query_params.get("since") or 0)
+            if since < 0:
+                raise ValueError
+        except ValueError:
+            await websocket.close(BAD_REQUEST, "since must be a version number >= 0")
+            return
+        backend = websocket_backend(websocket)
+        session = _Session(websocket, backend.store, uid, ping_s=backend.settings.stream_ping_s)
+        await session.run(since)
+
+    return router
+
+
+class _Session:
+    """One socket: catch up from `since`, then forward live changes and pings until either side stops."""
+
+    def __init__(self, websocket: WebSocket, store: Any, uid: str, *, ping_s: float) -> None:
+        self._ws = websocket
+        self._store = store
+        self._uid = uid
+        self._ping_s = ping_s
+        self._version = 0
+        self._send_lock = asyncio.Lock()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self._ws.send_text(json.dumps(message, separators=(",", ":")))
+
+    async def run(self, since: int) -> None:
+        # Subscribe before reading the catch-up, so a change committed in between is not lost;
+        # versions already sent are skipped below.
+        live = self._store.subscribe(self._uid)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._catch_up(since)
+            tasks = [
+                asyncio.create_task(self._forward(live), name="stream-forward"),
+                asyncio.create_task(self._ping(), name="stream-ping"),
+                asyncio.create_task(self._until_client_leaves(), name="stream-receive"),
+            ]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = task.exception()
+                if isinstance(exc, SubscriberTooSlow):
+                    await self._ws.close(TRY_AGAIN, f"fell behind; reconnect with since={self._version}")
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the client went away mid-send
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+            close = getattr(live, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def _catch_up(self, since: int) -> None:
+        latest = await self._store.latest_version(self._uid)
+        if since > latest:
+            await self._send({"type": "reset"})
+            since = 0
+        if since == 0:
+            changes, version = await self._store.snapshot(self._uid)
+        else:
+            changes = await self._store.changes_since(self._uid, since)
+            version = changes[-1].version if changes else since
+        for change in changes:
+            await self._send(change_message(change))
+        self._version = max(version, since)
+        await self._send({"type": "synced", "version": self._version})
+
+    async def _forward(self, live: Any) -> None:
+        async for change in live:
+            if change.version <= self._version:
+                continue  # already in the catch-up
+            self._version = change.version
+            await self._send(change_message(change))
+
+    async def _ping(self) -> None:
+        while True:
+            await asyncio.sleep(self._ping_s)
+            await self._send({"type": "ping", "version": self._version})
+
+    async def _until_client_leaves(self) -> None:
+        while True:
+            message = await self._ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
