@@ -1,0 +1,450 @@
+"""Every indicator of one symbol, updated by one fused call per tick that shares running state.
+
+Inputs and warm-up (the same as talipp 2.x, so the benchmark can compare value for value):
+- SMA, Bollinger (population std), z-score: the last `sma_period` tick prices, by timestamp;
+  defined once the window is full.
+- EMA: seeded with the SMA of the first `period` prices, then `a*x + (1-a)*ema`, a = 2/(n+1).
+- MACD: EMA(fast) - EMA(slow) from the slow EMA's first value; signal = EMA(signal) of MACD.
+- RSI: Wilder; first value at `period + 1` prices, from the mean gain/loss of the first changes.
+- ATR: Wilder over closed bars of `bar_ms` built from ticks; first value at `atr_period` bars,
+  the first bar's true range being high - low. Intervals without trades make no bar.
+- Median, quantiles, Donchian high/low: a `SortedWindow` of prices (count and/or time bound).
+- VWAP, volume spike: `FlowWindow`s over stream time. Realised vol: sqrt(sum r^2) of the last
+  `rvol_points` tick log returns.
+
+Out-of-order policy: a tick older than the newest by at most `late_tolerance_ms` is *placed*
+in the windowed indicators (SMA/Bollinger/z-score, order statistics, VWAP/volume) and in the
+current bar if its bar is still open; the recursive ones (EMA, MACD, RSI, realised vol, bar
+close) only consume in-order ticks, because a late price fed to a recursion would read as a
+fresh move. Older ticks are counted in `late_dropped` and change nothing. An exact duplicate
+(every field equal) of a tick accepted within the tolerance is a feed replay: counted, dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from math import fsum, log, sqrt
+
+from services.market.types import Tick
+from services.signals.config import EngineConfig, quantile_key
+from services.signals.flow import FlowWindow
+from services.signals.windows import SortedWindow
+
+NAN = math.nan
+_NEVER = -(1 << 62)
+_TRIM_EVERY = 256  # in-order ticks between trims of the duplicate-detection memory
+
+
+@dataclass(frozen=True, slots=True)
+class TickCounters:
+    """What the out-of-order and duplicate policy did for one symbol."""
+
+    accepted: int
+    late_placed: int
+    late_dropped: int
+    duplicates: int
+
+
+def indicator_keys(config: EngineConfig) -> tuple[str, ...]:
+    """Every key `SymbolIndicators.read()` returns for this configuration."""
+    keys = [
+        "price",
+        f"sma_{config.sma_period}",
+        "bb_mid",
+        "bb_upper",
+        "bb_lower",
+        "zscore",
+        f"ema_{config.ema_period}",
+        f"ema_{config.macd_fast}",
+        f"ema_{config.macd_slow}",
+        "macd",
+        "macd_signal",
+        "macd_hist",
+        f"rsi_{config.rsi_period}",
+        f"atr_{config.atr_period}",
+    ]
+    if config.stats_points or config.stats_horizon_ms:
+        keys += ["median", "donchian_high", "donchian_low"] + [quantile_key(q) for q in config.quantiles]
+    if config.vwap_horizon_ms:
+        keys += ["vwap", "volume_ratio", "volume_spike"]
+    if config.rvol_points:
+        keys.append("rvol")
+    return tuple(dict.fromkeys(keys))  # ema_20 may also be the MACD fast or slow EMA
+
+
+class SymbolIndicators:
+    """All indicators of one symbol. `update(tick) -> accepted` is the hot path.
+
+    The state lives in closure cells rather than attributes: reading and writing a cell is a
+    single opcode, which is what makes the fused update ~15x cheaper than talipp's.
+    """
+
+    __slots__ = ("symbol", "config", "update", "read", "counters")
+
+    def __init__(self, symbol: str, config: EngineConfig) -> None:
+        self.symbol = symbol
+        self.config = config
+        update, read, counters = _build(config)
+        self.update: Callable[[Tick], bool] = update
+        self.read: Callable[[], dict[str, float]] = read
+        self.counters: Callable[[], TickCounters] = counters
+
+
+def _build(
+    cfg: EngineConfig,
+) -> tuple[Callable[[Tick], bool], Callable[[], dict[str, float]], Callable[[], TickCounters]]:
+    P = cfg.sma_period
+    bb_k = cfg.bb_k
+    E, F, S, G, R, A = cfg.ema_period, cfg.macd_fast, cfg.macd_slow, cfg.macd_signal, cfg.rsi_period, cfg.atr_period
+    # talipp's arithmetic, operation for operation, so values agree to the last bits.
+    m_e, m_f, m_s, m_g = (2.0 / (x + 1.0) for x in (E, F, S, G))
+    om_e, om_f, om_s, om_g = 1.0 - m_e, 1.0 - m_f, 1.0 - m_s, 1.0 - m_g
+    R1 = R - 1
+    bar_ms = cfg.bar_ms
+    tol = cfg.late_tolerance_ms
+    dedup = cfg.drop_duplicates
+    # After `warm` in-order ticks every recursion is in its steady state: the fast path applies.
+    warm = max(P, E, S + G - 1, R + 1)
+
+    stats = (
+        SortedWindow(max_points=cfg.stats_points or None, horizon_ms=cfg.stats_horizon_ms)
+        if (cfg.stats_points or cfg.stats_horizon_ms)
+        else None
+    )
+    quantiles = tuple((quantile_key(q), q) for q in cfg.quantiles)
+    flow_long = FlowWindow(cfg.vwap_horizon_ms) if cfg.vwap_horizon_ms else None
+    flow_short = FlowWindow(cfg.volume_spike_horizon_ms) if cfg.vwap_horizon_ms else None
+    spike_ratio = cfg.volume_spike_ratio
+    Q = cfg.rvol_points
+    has_extras = stats is not None or flow_long is not None
+
+    # -- state (closure cells) ----------------------------------------------------------------
+    n = 0  # in-order ticks applied to the recursive indicators
+    last_ts = _NEVER
+    last_p = NAN
+    accepted = late_placed = late_dropped = duplicates = 0
+    recent: deque[Tick] = deque()  # in-order ticks within the tolerance (sorted by timestamp)
+    recent_late: list[Tick] = []  # accepted late ticks within the tolerance
+    # SMA/Bollinger window: a ring of P points in timestamp order, oldest at index i once full.
+    wp = [0.0] * P
+    wt = [0] * P
+    wn = 0
+    i = 0
+    K = 0.0  # shift: sums are of (x - K) so the variance does not cancel catastrophically
+    s = 0.0
+    ss = 0.0
+    # EMA / MACD / RSI
+    e = ef = es = sig = 0.0
+    e_sum = f_sum = s_sum = g_sum = 0.0
+    ag = al = gain_sum = loss_sum = 0.0
+    # bars and ATR
+    bar_start = bar_end = _NEVER
+    bo = bh = bl = bc = bv = 0.0
+    prev_close = NAN
+    nbars = 0
+    tr_sum = 0.0
+    atr = NAN
+    # realised volatility: ring of Q squared log returns
+    rr = [0.0] * Q
+    rn = ri = 0
+    rs = 0.0
+
+    def rebase() -> None:
+        """Exact re-summation once per window turn: amortised O(1), bounds drift to one turn."""
+        nonlocal K, s, ss, i
+        vals = wp if wn == P else wp[:wn]
+        K = fsum(vals) / len(vals)
+        d = [x - K for x in vals]
+        s = fsum(d)
+        ss = fsum([x * x for x in d])
+        i = 0
+
+    def is_duplicate(tick: Tick) -> bool:
+        """O(k) over ticks with the same or a later timestamp; only run off the fast path."""
+        ts = tick.timestamp_ms
+        for t in reversed(recent):
+            if t.timestamp_ms < ts:
+                break
+            if t == tick:
+                return True
+        return tick in recent_late
+
+    def trim() -> None:
+        nonlocal recent_late
+        cutoff = last_ts - tol
+        while recent and recent[0].timestamp_ms < cutoff:
+            recent.popleft()
+        if recent_late:
+            recent_late = [t for t in recent_late if t.timestamp_ms >= cutoff]
+
+    def close_bar(ts: int, p: float, amount: float) -> None:
+        """O(1): close the open bar (Wilder ATR step) and open the one holding `ts`."""
+        nonlocal bar_start, bar_end, bo, bh, bl, bc, bv, prev_close, nbars, tr_sum, atr
+        if bar_start != _NEVER:
+            if prev_close != prev_close:  # first bar: no previous close (NaN)
+                tr = bh - bl
+            else:
+                tr = max(bh - bl, abs(bh - prev_close), abs(bl - prev_close))
+            nbars += 1
+            if nbars < A:
+                tr_sum += tr
+            elif nbars == A:
+                tr_sum += tr
+                atr = tr_sum / A
+            else:
+                atr = (atr * (A - 1) + tr) / A
+            prev_close = bc
+        bar_start = ts - ts % bar_ms
+        bar_end = bar_start + bar_ms
+        bo = bh = bl = bc = p
+        bv = amount
+
+    def warm_up(ts: int, p: float) -> None:
+        """The first `warm` in-order ticks: each indicator seeds itself as talipp does."""
+        nonlocal n, wn, K, s, ss, i, e, ef, es, sig, e_sum, f_sum, s_sum, g_sum, ag, al, gain_sum, loss_sum
+        n += 1
+        if wn < P:
+            if wn == 0:
+                K = p
+            wp[wn] = p
+            wt[wn] = ts
+            wn += 1
+            d = p - K
+            s += d
+            ss += d * d
+            if wn == P:
+                rebase()
+        else:
+            old = wp[i]
+            wp[i] = p
+            wt[i] = ts
+            d = p - K
+            od = old - K
+            s += d - od
+            ss += d * d - od * od
+            i += 1
+            if i == P:
+                rebase()
+        if n <= E:
+            e_sum += p
+            if n == E:
+                e = e_sum / E
+        else:
+            e = m_e * p + om_e * e
+        if n <= F:
+            f_sum += p
+            if n == F:
+                ef = f_sum / F
+        else:
+            ef = m_f * p + om_f * ef
+        if n <= S:
+            s_sum += p
+            if n == S:
+                es = s_sum / S
+        else:
+            es = m_s * p + om_s * es
+        if n >= S:
+            macd = ef - es
+            count = n - S + 1
+            if count <= G:
+                g_sum += macd
+                if count == G:
+                    sig = g_sum / G
+            else:
+                sig = m_g * macd + om_g * sig
+        if n >= 2:
+            change = p - last_p
+            c = n - 1
+            if c < R:
+                if change > 0:
+                    gain_sum += change
+                elif change < 0:
+                    loss_sum += -change
+            else:
+                if c == R:
+                    ag = gain_sum / R1
+                    al = loss_sum / R1
+                gain = change if change > 0 else 0.0
+                loss = -change if change < 0 else 0.0
+                ag = (ag * R1 + gain) / R
+                al = (al * R1 + loss) / R
+
+    def place_late(ts: int, p: float) -> None:
+        """O(P) for the P-point SMA window (P is small); the big windows place in O(log n)."""
+        nonlocal wn, i
+        order = range(wn) if wn < P else [(i + j) % P for j in range(P)]
+        pts = [(wt[j], wp[j]) for j in order]
+        # After points with the same timestamp: among equals, arrival order decides eviction.
+        pts.insert(bisect_right([t for t, _ in pts], ts), (ts, p))
+        if len(pts) > P:
+            pts.pop(0)
+        for j, (t, v) in enumerate(pts):
+            wt[j] = t
+            wp[j] = v
+        wn = len(pts)
+        rebase()
+
+    def extras(ts: int, p: float, amount: float) -> None:
+        if stats is not None:
+            stats.insert(ts, p)
+        if flow_long is not None and flow_short is not None:
+            flow_long.insert(ts, p, amount)
+            flow_short.insert(ts, p, amount)
+
+    def late(tick: Tick) -> bool:
+        nonlocal late_dropped, duplicates, late_placed, accepted, bh, bl, bv
+        ts = tick.timestamp_ms
+        if ts < last_ts - tol:
+            late_dropped += 1
+            return False
+        if dedup and is_duplicate(tick):
+            duplicates += 1
+            return False
+        p = tick.price
+        if dedup:
+            recent_late.append(tick)
+        place_late(ts, p)
+        if ts >= bar_start:  # its bar is still open: it shaped the high, low and volume
+            if p > bh:
+                bh = p
+            elif p < bl:
+                bl = p
+            bv += tick.amount
+        if has_extras:
+            extras(ts, p, tick.amount)
+        late_placed += 1
+        accepted += 1
+        return True
+
+    def update(tick: Tick) -> bool:
+        """Apply one tick; False when the policy dropped it. O(1) in-order (+ O(log n) extras)."""
+        nonlocal n, last_ts, last_p, accepted, duplicates, bh, bl, bc, bv
+        nonlocal s, ss, i, e, ef, es, sig, ag, al, rn, ri, rs
+        ts = tick.timestamp_ms
+        if ts <= last_ts:
+            if ts < last_ts:
+                return late(tick)
+            if dedup and is_duplicate(tick):
+                duplicates += 1
+                return False
+        p = tick.price
+        amount = tick.amount
+        if ts >= bar_end:
+            close_bar(ts, p, amount)
+        else:
+            if p > bh:
+                bh = p
+            elif p < bl:
+                bl = p
+            bc = p
+            bv += amount
+        if Q and n:
+            r = log(p / last_p) if p > 0.0 and last_p > 0.0 else 0.0
+            r2 = r * r
+            if rn < Q:
+                rr[rn] = r2
+                rn += 1
+                rs += r2
+            else:
+                rs += r2 - rr[ri]
+                rr[ri] = r2
+                ri += 1
+                if ri == Q:
+                    ri = 0
+                    rs = fsum(rr)
+        if n >= warm:
+            # Fast path, every indicator in its steady state: O(1), no calls but the rare rebase.
+            old = wp[i]
+            wp[i] = p
+            wt[i] = ts
+            d = p - K
+            od = old - K
+            s += d - od
+            ss += d * d - od * od
+            i += 1
+            if i == P:
+                rebase()
+            e = m_e * p + om_e * e
+            ef = m_f * p + om_f * ef
+            es = m_s * p + om_s * es
+            sig = m_g * (ef - es) + om_g * sig
+            change = p - last_p
+            if change > 0:
+                ag = (ag * R1 + change) / R
+                al = (al * R1 + 0.0) / R
+            else:
+                ag = (ag * R1 + 0.0) / R
+                al = (al * R1 - change) / R
+            n += 1
+        else:
+            warm_up(ts, p)
+        last_p = p
+        last_ts = ts
+        accepted += 1
+        if has_extras:
+            extras(ts, p, amount)
+        if dedup:
+            recent.append(tick)
+            if not accepted % _TRIM_EVERY:
+                trim()
+        return True
+
+    def read() -> dict[str, float]:
+        """Current values, NaN before warm-up. O(log n) (quantile reads)."""
+        out: dict[str, float] = {"price": last_p}
+        if wn == P:
+            mean = K + s / P
+            var = ss / P - (s / P) ** 2
+            std = sqrt(var) if var > 0.0 else 0.0
+            out[f"sma_{P}"] = mean
+            out["bb_mid"] = mean
+            out["bb_upper"] = mean + bb_k * std
+            out["bb_lower"] = mean - bb_k * std
+            newest = wp[(i - 1) % P]
+            out["zscore"] = (newest - mean) / std if std > 0.0 else 0.0
+        else:
+            for key in (f"sma_{P}", "bb_mid", "bb_upper", "bb_lower", "zscore"):
+                out[key] = NAN
+        out[f"ema_{E}"] = e if n >= E else NAN
+        out[f"ema_{F}"] = ef if n >= F else NAN
+        out[f"ema_{S}"] = es if n >= S else NAN
+        if n >= S:
+            macd = ef - es
+            out["macd"] = macd
+            ready = n - S + 1 >= G
+            out["macd_signal"] = sig if ready else NAN
+            out["macd_hist"] = macd - sig if ready else NAN
+        else:
+            out["macd"] = out["macd_signal"] = out["macd_hist"] = NAN
+        if n >= R + 1:
+            out[f"rsi_{R}"] = 100.0 if al == 0 else 100.0 - (100.0 / (1.0 + ag / al))
+        else:
+            out[f"rsi_{R}"] = NAN
+        out[f"atr_{A}"] = atr
+        if stats is not None:
+            out["median"] = stats.median()
+            out["donchian_high"] = stats.max()
+            out["donchian_low"] = stats.min()
+            for key, q in quantiles:
+                out[key] = stats.quantile(q)
+        if flow_long is not None and flow_short is not None:
+            out["vwap"] = flow_long.vwap
+            long_rate = flow_long.volume / flow_long.horizon_ms
+            if long_rate > 0.0:
+                ratio = (flow_short.volume / flow_short.horizon_ms) / long_rate
+                out["volume_ratio"] = ratio
+                out["volume_spike"] = 1.0 if ratio >= spike_ratio else 0.0
+            else:
+                out["volume_ratio"] = out["volume_spike"] = NAN
+        if Q:
+            out["rvol"] = sqrt(rs) if rn == Q and rs > 0.0 else (0.0 if rn == Q else NAN)
+        return out
+
+    def counters() -> TickCounters:
+        return TickCounters(accepted, late_placed, late_dropped, duplicates)
+
+    return update, read, counters

@@ -1,0 +1,221 @@
+"""Rolling windows over (timestamp_ms, value) points, kept sorted so order statistics never rescan.
+
+`SortedWindow` is the general one (time- and/or count-bounded, late points placed by timestamp);
+`RollingQuantile` is the lean count window that streams one quantile (arrival order).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from collections import deque
+
+from sortedcontainers import SortedList
+
+# Below this many points a flat Python list with bisect beats SortedList: `insort`/`del` move at
+# most a few KB with memmove, while SortedList pays its bookkeeping on every call (it is itself a
+# list of lists of ~1000). Above it the memmove grows linearly and SortedList wins.
+FLAT_LIST_MAX_POINTS = 4096
+
+
+def interpolate(sorted_values: SortedList | list[float], q: float) -> float:
+    """Quantile `q` of already-sorted values, linear interpolation (numpy's default). O(log n)."""
+    n = len(sorted_values)
+    if n == 0:
+        return math.nan
+    h = q * (n - 1)
+    i = int(h)
+    lo = sorted_values[i]
+    frac = h - i
+    if frac == 0.0 or i + 1 >= n:
+        return float(lo)
+    return float(lo + (sorted_values[i + 1] - lo) * frac)
+
+
+class SortedWindow:
+    """Points of one series over the last `max_points` and/or the last `horizon_ms` of time.
+
+    Both orders are kept: by time (for eviction and time-range queries) and by value (for min,
+    max, quantiles and rank), each in a SortedList, so every operation is O(log n).
+    A point older than the window when it arrives is evicted at once (and returned as evicted).
+    """
+
+    __slots__ = ("max_points", "horizon_ms", "_by_time", "_by_value", "_seq")
+
+    def __init__(self, *, max_points: int | None = None, horizon_ms: int | None = None) -> None:
+        if max_points is None and horizon_ms is None:
+            raise ValueError("a window needs max_points, horizon_ms or both")
+        if (max_points is not None and max_points < 1) or (horizon_ms is not None and horizon_ms < 1):
+            raise ValueError("window bounds must be positive")
+        self.max_points = max_points
+        self.horizon_ms = horizon_ms
+        # (timestamp_ms, seq, value): seq makes equal timestamps unique and keeps arrival order.
+        self._by_time: SortedList = SortedList()
+        self._by_value: SortedList = SortedList()
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._by_time)
+
+    def insert(self, timestamp_ms: int, value: float) -> list[tuple[int, float]]:
+        """Place a point by timestamp and evict what falls out. O(log n) amortised.
+
+        Returns the evicted points so callers can subtract them from running sums.
+        """
+        self._seq += 1
+        self._by_time.add((timestamp_ms, self._seq, value))
+        self._by_value.add(value)
+        evicted: list[tuple[int, float]] = []
+        if self.max_points is not None:
+            while len(self._by_time) > self.max_points:
+                ts, _, v = self._by_time.pop(0)
+                self._by_value.remove(v)
+                evicted.append((ts, v))
+        if self.horizon_ms is not None:
+            evicted.extend(self.evict_through(self._by_time[-1][0] - self.horizon_ms))
+        return evicted
+
+    def evict_through(self, cutoff_ms: int) -> list[tuple[int, float]]:
+        """Drop points with timestamp <= cutoff_ms (time passing). O(k log n) for k evicted."""
+        evicted: list[tuple[int, float]] = []
+        by_time = self._by_time
+        while by_time and by_time[0][0] <= cutoff_ms:
+            ts, _, v = by_time.pop(0)
+            self._by_value.remove(v)
+            evicted.append((ts, v))
+        return evicted
+
+    # -- order statistics, all O(log n) ---------------------------------------------------
+    def min(self) -> float:
+        return float(self._by_value[0]) if self._by_value else math.nan
+
+    def max(self) -> float:
+        return float(self._by_value[-1]) if self._by_value else math.nan
+
+    def quantile(self, q: float) -> float:
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile must be in [0, 1], got {q}")
+        return interpolate(self._by_value, q)
+
+    def median(self) -> float:
+        return interpolate(self._by_value, 0.5)
+
+    def rank(self, value: float) -> int:
+        """How many points are strictly below `value`. O(log n)."""
+        return self._by_value.bisect_left(value)
+
+    # -- time order -------------------------------------------------------------------------
+    def newest(self) -> tuple[int, float] | None:
+        if not self._by_time:
+            return None
+        ts, _, v = self._by_time[-1]
+        return ts, v
+
+    def count_between(self, start_ms: int, end_ms: int) -> int:
+        """Points with start_ms <= timestamp <= end_ms. O(log n)."""
+        lo = self._by_time.bisect_left((start_ms,))
+        hi = self._by_time.bisect_left((end_ms + 1,))
+        return max(0, hi - lo)
+
+    def between(self, start_ms: int, end_ms: int) -> list[tuple[int, float]]:
+        """Points with start_ms <= timestamp <= end_ms, oldest first. O(log n + k)."""
+        lo = self._by_time.bisect_left((start_ms,))
+        hi = self._by_time.bisect_left((end_ms + 1,))
+        return [(ts, v) for ts, _, v in self._by_time.islice(lo, hi)]
+
+    def points(self) -> list[tuple[int, float]]:
+        """Every point, oldest first. O(n): for tests and snapshots, not the hot path."""
+        return [(ts, v) for ts, _, v in self._by_time]
+
+
+class RollingQuantile:
+    """Quantile `q` (linear interpolation) of the last `size` values, in arrival order.
+
+    Small windows keep one flat sorted list (bisect: O(log n) search + an O(n) memmove that is
+    cheap up to FLAT_LIST_MAX_POINTS). Large windows keep two SortedLists split at the quantile,
+    `lower` holding exactly the values up to the quantile's index, so a read only touches the
+    ends of both lists and no positional index is ever built: O(log n) per update.
+    """
+
+    __slots__ = ("q", "size", "_ring", "_flat", "_lower", "_upper", "_split")
+
+    def __init__(self, q: float, size: int) -> None:
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile must be in [0, 1], got {q}")
+        if size < 1:
+            raise ValueError("size must be positive")
+        self.q = q
+        self.size = size
+        self._ring: deque[float] = deque()
+        self._split = size > FLAT_LIST_MAX_POINTS
+        self._flat: list[float] = []
+        self._lower: SortedList = SortedList()
+        self._upper: SortedList = SortedList()
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+    def update(self, value: float) -> float:
+        """Add a value (evicting the oldest once full) and return the current quantile."""
+        if self._split:
+            return self._update_split(value)
+        ring = self._ring
+        flat = self._flat
+        ring.append(value)
+        if len(ring) > self.size:
+            del flat[bisect_left(flat, ring.popleft())]
+        insort(flat, value)
+        n = len(flat)
+        h = self.q * (n - 1)
+        i = int(h)
+        lo = flat[i]
+        frac = h - i
+        if frac == 0.0:
+            return lo
+        return lo + (flat[i + 1] - lo) * frac
+
+    def _update_split(self, value: float) -> float:
+        ring = self._ring
+        lower = self._lower
+        upper = self._upper
+        ring.append(value)
+        if lower and value <= lower[-1]:
+            lower.add(value)
+        else:
+            upper.add(value)
+        if len(ring) > self.size:
+            old = ring.popleft()
+            # Every value in `lower` is <= every value in `upper`, so old <= lower[-1] means the
+            # old value (or an equal one, which is the same for order statistics) is in `lower`.
+            if lower and old <= lower[-1]:
+                lower.remove(old)
+            else:
+                upper.remove(old)
+        n = len(ring)
+        h = self.q * (n - 1)
+        i = int(h)
+        want = i + 1  # lower holds sorted[0..i]
+        while len(lower) > want:
+            upper.add(lower.pop())
+        while len(lower) < want:
+            lower.add(upper.pop(0))
+        lo = lower[-1]
+        frac = h - i
+        if frac == 0.0 or not upper:
+            return lo
+        return lo + (upper[0] - lo) * frac
+
+    def value(self) -> float:
+        """Current quantile without updating. O(log n)."""
+        if not self._ring:
+            return math.nan
+        if not self._split:
+            return interpolate(self._flat, self.q)
+        n = len(self._ring)
+        h = self.q * (n - 1)
+        i = int(h)
+        lo = self._lower[-1]
+        frac = h - i
+        if frac == 0.0 or not self._upper:
+            return lo
+        return lo + (self._upper[0] - lo) * frac
