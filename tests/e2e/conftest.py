@@ -1,0 +1,79 @@
+"""End-to-end harness: the real backend and the real web app as processes on free loopback ports,
+driven by Debian's Chromium through Playwright (never a downloaded browser)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import free_port, start_backend, stop, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = os.environ.get("SKEET_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def skeet_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    data = tmp_path_factory.mktemp("skeet-data")
+    return {**os.environ, "SKEET_DATA_DIR": str(data), "SKEET_DEV_KEY": "e2e-dev-key-not-a-secret",
+            "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="session")
+def backend(skeet_env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    process = start_backend(skeet_env, port, ARTIFACTS / "backend.log")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="session")
+def web_app(backend: str, skeet_env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    with (ARTIFACTS / "client.log").open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "client", "--web", "--port", str(port), "--backend-url", backend],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=skeet_env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url, process)
+        yield url
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium (see .ci/run)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def open_app(browser, url: str, width: int, height: int):  # type: ignore[no-untyped-def]
+    """A fresh page at `width`×`height`, with Flutter's semantics tree switched on."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("flt-semantics-placeholder", state="attached", timeout=60_000)
+    page.evaluate("document.querySelector('flt-semantics-placeholder').click()")
+    page.locator('[flt-semantics-identifier="mode-badge"]').wait_for(state="attached", timeout=30_000)
+    return page
