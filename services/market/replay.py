@@ -85,6 +85,10 @@ class ReplayFeed:
         return {s: dict(self._rec.meta.markets[s]) for s in self._rec.symbols}
 
     async def ticker(self, symbol: str) -> dict[str, Any]:
+        return self.ticker_now(symbol)
+
+    def ticker_now(self, symbol: str) -> dict[str, Any]:
+        """ccxt ticker at the clock's now; the 24 h fields cover min(24 h, half a loop)."""
         series = self._series(symbol)
         now_ms = self._now_ms()
         end_v = self._virtual_start(now_ms + 1)
@@ -152,9 +156,17 @@ class ReplayFeed:
 
     def trades_between(self, symbol: str, since_ms: int, until_ms: int) -> list[Tick]:
         """Trades with `since_ms <= timestamp_ms < until_ms` (wall clock), oldest first."""
+        return [tick for _, tick in self.numbered_trades_between(symbol, since_ms, until_ms)]
+
+    def numbered_trades_between(self, symbol: str, since_ms: int, until_ms: int) -> list[tuple[int, Tick]]:
+        """Like `trades_between`, each with its trade id: a sequence number per symbol, rising across loops."""
         series = self._series(symbol)
         start_v, end_v = self._virtual_start(since_ms), self._virtual_start(until_ms)
-        return [self._tick(symbol, series, v, i) for v, i in self._iter_range(series, start_v, end_v)]
+        n = len(series)
+        return [
+            (v // self._duration * n + i, self._tick(symbol, series, v, i))
+            for v, i in self._iter_range(series, start_v, end_v)
+        ]
 
     def candles_at(
         self, symbol: str, timeframe: str = "1m", *, since_ms: int | None = None, limit: int = 200

@@ -1,0 +1,519 @@
+"""A loopback exchange speaking Binance spot's wire format, fed by a replay: live mode offline, and a test bench.
+
+ccxt's unmodified `ccxt.pro.binance` runs against it with only its `urls` pointed here (`binance_config`):
+public REST (`/api/v3/exchangeInfo`, `ticker/24hr`, `aggTrades`, `trades`, `klines`, `depth`, `time`),
+signed private REST (`account`, `order` POST/GET/DELETE, `openOrders`, `allOrders`, `myTrades`) and the
+websocket streams (`@trade`, `@aggTrade`, `@kline_<i>`, `@miniTicker`, `@ticker`, `@depth[@100ms]`).
+Prices come from a clock-anchored `ReplayFeed`, so the app's replay and this exchange agree on the market.
+
+Test hooks: `drop_sockets()`, `stall()` / `resume()`, `send_malformed()`, `fail_next(n, ...)`,
+`throttle_next(n)`.
+
+    python -m services.market.loopback_exchange --port 8765
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from aiohttp import WSMsgType, web
+
+from services.market import binance_wire as wire
+from services.market.loopback_account import DEFAULT_API_KEY, DEFAULT_SECRET, ApiError, SpotAccount
+from services.market.replay import ReplayFeed
+from services.market.types import TIMEFRAME_MS, Tick
+
+_HOUR_MS = 3_600_000
+_TICKER_EVERY_MS = 1000
+_DEPTH_EVERY_MS = 100
+
+
+def binance_config(host: str, port: int, *, api_key: str | None = None, secret: str | None = None) -> dict[str, Any]:
+    """ccxt constructor config pointing every Binance URL at the loopback exchange (nothing leaves the host)."""
+    import ccxt.pro  # local: only callers that talk to an exchange pay for importing ccxt
+
+    def rebase(url: Any) -> Any:
+        if isinstance(url, dict):
+            return {k: rebase(v) for k, v in url.items()}
+        if not isinstance(url, str):
+            return url
+        parts = urlsplit(url)
+        scheme = {"https": "http", "wss": "ws"}.get(parts.scheme, parts.scheme)
+        return urlunsplit((scheme, f"{host}:{port}", parts.path, "", ""))
+
+    config: dict[str, Any] = {
+        "urls": {"api": rebase(ccxt.pro.binance().describe()["urls"]["api"])},
+        "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False},
+    }
+    if api_key is not None:
+        config |= {"apiKey": api_key, "secret": secret}
+    return config
+
+
+@dataclass(eq=False)
+class _Connection:
+    ws: web.WebSocketResponse
+    request: web.Request
+    streams: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Fault:
+    remaining: int
+    status: int
+    code: int
+    msg: str
+
+
+class LoopbackExchange:
+    """An aiohttp server on `host:port` (0 picks a free port); an async context manager that stops it."""
+
+    def __init__(
+        self,
+        feed: ReplayFeed | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = DEFAULT_API_KEY,
+        secret: str = DEFAULT_SECRET,
+        balances: dict[str, float] | None = None,
+        push_interval_s: float = 0.05,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.feed = feed if feed is not None else ReplayFeed(clock=clock)
+        self.host, self.port = host, port
+        self._clock = clock
+        self._push_interval_s = push_interval_s
+        markets = self.feed.recording.meta.markets
+        self._markets = {markets[s]["id"]: markets[s] for s in self.feed.recording.symbols}
+        self.account = SpotAccount(
+            {s: markets[s] for s in self.feed.recording.symbols},
+            top_of_book=self._top_of_book,
+            clock_ms=self._now_ms,
+            api_key=api_key,
+            secret=secret,
+            balances=balances,
+        )
+        self.api_key, self.secret = api_key, secret
+        self._connections: set[_Connection] = set()
+        self._books: dict[str, tuple[int, wire.Book]] = {}
+        self._last_ticker_ms: dict[str, int] = {}
+        self._last_depth_ms = 0
+        self._faults: list[_Fault] = []
+        self._stalled = False
+        self.requests: list[tuple[str, str]] = []
+        self._runner: web.AppRunner | None = None
+        self._pusher: asyncio.Task[None] | None = None
+        self._cursor_ms = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    async def __aenter__(self) -> LoopbackExchange:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_route("GET", "/ws", self._websocket)
+        app.router.add_route("GET", "/ws/{tail:.*}", self._websocket)
+        app.router.add_route("*", "/api/v3/{endpoint:.*}", self._rest)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._cursor_ms = self._now_ms() + 1
+        self._pusher = asyncio.create_task(self._push_loop(), name="loopback-exchange-pusher")
+
+    async def aclose(self) -> None:
+        if self._pusher is not None:
+            self._pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pusher
+            self._pusher = None
+        await self.drop_sockets()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def ccxt_config(self, *, private: bool = False) -> dict[str, Any]:
+        """`binance_config` for this server, with its API key and secret when `private`."""
+        if private:
+            return binance_config(self.host, self.port, api_key=self.api_key, secret=self.secret)
+        return binance_config(self.host, self.port)
+
+    # -- test hooks ------------------------------------------------------------------------------------------
+    async def drop_sockets(self, *, abrupt: bool = False) -> int:
+        """Close every websocket (a close frame, or a reset TCP connection when `abrupt`); returns how many."""
+        connections = list(self._connections)
+        self._connections.clear()
+        for conn in connections:
+            if abrupt and conn.request.transport is not None:
+                conn.request.transport.abort()
+            else:
+                with contextlib.suppress(Exception):
+                    await conn.ws.close(code=1001, message=b"loopback: dropped")
+        return len(connections)
+
+    def stall(self) -> None:
+        """Stop sending stream frames (sockets stay open) until `resume`; the backlog is then delivered."""
+        self._stalled = True
+
+    def resume(self) -> None:
+        self._stalled = False
+
+    async def send_malformed(self, text: str = '{"e":"trade","s":') -> None:
+        """Send a frame that is not valid JSON to every websocket."""
+        for conn in list(self._connections):
+            with contextlib.suppress(Exception):
+                await conn.ws.send_str(text)
+
+    def fail_next(
+        self,
+        count: int = 1,
+        *,
+        status: int = 500,
+        code: int = -1000,
+        msg: str = "An unknown error occurred while processing the request.",
+    ) -> None:
+        """Answer the next `count` REST requests with an error instead of data."""
+        self._faults.append(_Fault(count, status, code, msg))
+
+    def throttle_next(self, count: int = 1) -> None:
+        """Answer the next `count` REST requests with HTTP 429, as Binance does past its request weight."""
+        self.fail_next(count, status=429, code=-1003, msg="Too many requests; current limit is 6000 request weight per 1 MINUTE.")
+
+    @property
+    def subscriptions(self) -> set[str]:
+        return set().union(*(c.streams for c in self._connections)) if self._connections else set()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    # -- HTTP ------------------------------------------------------------------------------------------------
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        if request.path.startswith("/api/"):
+            self.requests.append((request.method, request.path))
+            if self._faults:
+                fault = self._faults[0]
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.pop(0)
+                return web.json_response({"code": fault.code, "msg": fault.msg}, status=fault.status)
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return web.json_response(exc.body(), status=exc.status)
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        return web.json_response({"code": -1000, "msg": f"The loopback exchange does not serve {request.path}."}, status=404)
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        endpoint, method = request.match_info["endpoint"], request.method
+        public = {
+            ("GET", "ping"): lambda q: {},
+            ("GET", "time"): lambda q: {"serverTime": self._now_ms()},
+            ("GET", "exchangeInfo"): self._exchange_info,
+            ("GET", "ticker/24hr"): self._ticker_24hr,
+            ("GET", "ticker/price"): self._ticker_price,
+            ("GET", "ticker/bookTicker"): self._book_ticker,
+            ("GET", "aggTrades"): self._agg_trades,
+            ("GET", "trades"): self._recent_trades,
+            ("GET", "klines"): self._klines,
+            ("GET", "depth"): self._depth,
+        }
+        private = {
+            ("GET", "account"): lambda p: self.account.account(),
+            ("POST", "order"): self.account.place,
+            ("GET", "order"): self.account.get_order,
+            ("DELETE", "order"): self.account.cancel,
+            ("GET", "openOrders"): self.account.open_orders,
+            ("GET", "allOrders"): self.account.all_orders,
+            ("GET", "myTrades"): self.account.my_trades,
+        }
+        if (method, endpoint) in public:
+            return web.json_response(public[(method, endpoint)](dict(request.query)))
+        if (method, endpoint) in private:
+            payload = await request.text() if method == "POST" else request.rel_url.raw_query_string
+            params = self.account.authenticate(request.headers.get("X-MBX-APIKEY"), payload)
+            return web.json_response(private[(method, endpoint)](params))
+        return await self._not_found(request)
+
+    def _market_id(self, query: dict[str, str]) -> str:
+        market_id = query.get("symbol", "")
+        if market_id not in self._markets:
+            raise ApiError(400, -1121, "Invalid symbol.")
+        return market_id
+
+    def _symbol(self, market_id: str) -> str:
+        return self._markets[market_id]["symbol"]
+
+    def _exchange_info(self, query: dict[str, str]) -> dict[str, Any]:
+        return {
+            "timezone": "UTC",
+            "serverTime": self._now_ms(),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": [wire.symbol_info(m) for m in self._markets.values()],
+        }
+
+    def _ticker_body(self, market_id: str) -> dict[str, Any]:
+        ticker = self.feed.ticker_now(self._symbol(market_id))
+        return wire.ticker_24hr(market_id, ticker, self._book(market_id)[1])
+
+    def _ticker_24hr(self, query: dict[str, str]) -> Any:
+        if "symbol" in query:
+            return self._ticker_body(self._market_id(query))
+        ids = json.loads(query["symbols"]) if "symbols" in query else list(self._markets)
+        return [self._ticker_body(self._market_id({"symbol": i})) for i in ids]
+
+    def _ticker_price(self, query: dict[str, str]) -> Any:
+        ids = [self._market_id(query)] if "symbol" in query else list(self._markets)
+        rows = [{"symbol": i, "price": wire.num(self.feed.price_at(self._symbol(i), self._now_ms()))} for i in ids]
+        return rows[0] if "symbol" in query else rows
+
+    def _book_ticker(self, query: dict[str, str]) -> Any:
+        ids = [self._market_id(query)] if "symbol" in query else list(self._markets)
+        rows = []
+        for i in ids:
+            book = self._book(i)[1]
+            rows.append(
+                {
+                    "symbol": i,
+                    "bidPrice": wire.num(book.bids[0][0]),
+                    "bidQty": wire.num(book.bids[0][1]),
+                    "askPrice": wire.num(book.asks[0][0]),
+                    "askQty": wire.num(book.asks[0][1]),
+                }
+            )
+        return rows[0] if "symbol" in query else rows
+
+    def _limit(self, query: dict[str, str], default: int, maximum: int) -> int:
+        try:
+            limit = int(query.get("limit", default))
+        except ValueError:
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'limit'.") from None
+        if not 1 <= limit <= maximum:
+            raise ApiError(400, -1100, f"Illegal characters found in parameter 'limit'; legal range is '1'..'{maximum}'.")
+        return limit
+
+    def _agg_trades(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        market_id = self._market_id(query)
+        limit = self._limit(query, 500, 1000)
+        if "fromId" in query:
+            raise ApiError(400, -1100, "The loopback exchange pages aggTrades by startTime/endTime, not fromId.")
+        start, end = query.get("startTime"), query.get("endTime")
+        now = self._now_ms()
+        if start is None and end is None:
+            rows = self.feed.numbered_trades_between(self._symbol(market_id), now - 600_000, now + 1)[-limit:]
+        else:
+            lo = int(start) if start is not None else int(end or now) - _HOUR_MS
+            hi = int(end) if end is not None else lo + _HOUR_MS
+            if hi - lo > _HOUR_MS:
+                raise ApiError(400, -1127, "More than 1 hours between startTime and endTime.")
+            rows = self.feed.numbered_trades_between(self._symbol(market_id), lo, min(hi, now) + 1)[:limit]
+        return [wire.agg_trade(i, t) for i, t in rows]
+
+    def _recent_trades(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        market_id = self._market_id(query)
+        limit = self._limit(query, 500, 1000)
+        now = self._now_ms()
+        rows = self.feed.numbered_trades_between(self._symbol(market_id), now - 600_000, now + 1)[-limit:]
+        return [wire.recent_trade(i, t) for i, t in rows]
+
+    def _klines(self, query: dict[str, str]) -> list[list[Any]]:
+        market_id = self._market_id(query)
+        interval = query.get("interval", "")
+        frame = TIMEFRAME_MS.get(interval)
+        if frame is None:
+            raise ApiError(400, -1120, "Invalid interval.")
+        limit = self._limit(query, 500, 1000)
+        start, end = query.get("startTime"), query.get("endTime")
+        since = int(start) if start is not None else None
+        if since is None and end is not None:
+            since = (int(end) // frame - limit + 1) * frame
+        candles = self.feed.candles_at(self._symbol(market_id), interval, since_ms=since, limit=limit)
+        if end is not None:
+            candles = [c for c in candles if c.timestamp_ms <= int(end)]
+        return [wire.kline_row(c, frame) for c in candles]
+
+    def _depth(self, query: dict[str, str]) -> dict[str, Any]:
+        market_id = self._market_id(query)
+        limit = self._limit(query, 100, 5000)
+        if not any(s.startswith(f"{market_id.lower()}@depth") for s in self.subscriptions):
+            self._advance_book(market_id)  # nobody streams this book: bring it to now
+        update_id, book = self._book(market_id)
+        return {
+            "lastUpdateId": update_id,
+            "bids": [[wire.num(p), wire.num(q)] for p, q in book.bids[:limit]],
+            "asks": [[wire.num(p), wire.num(q)] for p, q in book.asks[:limit]],
+        }
+
+    # -- order book ------------------------------------------------------------------------------------------
+    def _new_book(self, market_id: str) -> wire.Book:
+        market = self._markets[market_id]
+        price = self.feed.price_at(market["symbol"], self._now_ms())
+        return wire.Book(market["symbol"], price, market["precision"]["price"], market["precision"]["amount"])
+
+    def _book(self, market_id: str) -> tuple[int, wire.Book]:
+        if market_id not in self._books:
+            self._books[market_id] = (1, self._new_book(market_id))
+        return self._books[market_id]
+
+    def _advance_book(self, market_id: str) -> dict[str, Any] | None:
+        """Move the book to now; the depthUpdate event for the change, or None when nothing changed."""
+        update_id, old = self._book(market_id)
+        new = self._new_book(market_id)
+        bids, asks = old.diff(new)
+        if not bids and not asks:
+            return None
+        self._books[market_id] = (update_id + 1, new)
+        return {"e": "depthUpdate", "E": self._now_ms(), "s": market_id, "U": update_id + 1, "u": update_id + 1, "b": bids, "a": asks}
+
+    def _top_of_book(self, market_id: str) -> tuple[float, float]:
+        book = self._new_book(market_id)
+        return book.bids[0][0], book.asks[0][0]
+
+    # -- websocket -------------------------------------------------------------------------------------------
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True, heartbeat=None)
+        await ws.prepare(request)
+        conn = _Connection(ws, request)
+        self._connections.add(conn)
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    await self._on_command(conn, message.data)
+        finally:
+            self._connections.discard(conn)
+        return ws
+
+    async def _on_command(self, conn: _Connection, text: str) -> None:
+        try:
+            command = json.loads(text)
+            method, params, request_id = command["method"], command.get("params", []), command.get("id")
+        except (ValueError, KeyError, TypeError):
+            await conn.ws.send_json({"error": {"code": 3, "msg": "Invalid JSON"}, "id": None})
+            return
+        if method == "SUBSCRIBE":
+            conn.streams.update(str(p) for p in params)
+            await conn.ws.send_json({"result": None, "id": request_id})
+        elif method == "UNSUBSCRIBE":
+            conn.streams.difference_update(str(p) for p in params)
+            await conn.ws.send_json({"result": None, "id": request_id})
+        elif method == "LIST_SUBSCRIPTIONS":
+            await conn.ws.send_json({"result": sorted(conn.streams), "id": request_id})
+        else:
+            await conn.ws.send_json({"error": {"code": 2, "msg": f"Invalid request: unknown method {method}"}, "id": request_id})
+
+    async def _push_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._push_interval_s)
+            if self._stalled:
+                continue
+            try:
+                await self._push_once()
+            except Exception as exc:  # noqa: BLE001 - a bad frame must not end the exchange
+                print(f"loopback exchange: push failed: {exc!r}")
+
+    async def _push_once(self) -> None:
+        now = self._now_ms()
+        since, self._cursor_ms = self._cursor_ms, now + 1
+        streams = self.subscriptions
+        ids = {s.split("@", 1)[0].upper() for s in streams} | {
+            o["symbol"] for o in self.account.open_orders({})
+        }
+        frames: dict[str, list[dict[str, Any]]] = {}
+        depth_due = now - self._last_depth_ms >= _DEPTH_EVERY_MS
+        if depth_due:
+            self._last_depth_ms = now
+        for market_id in ids & set(self._markets):
+            symbol, lower = self._symbol(market_id), market_id.lower()
+            numbered = self.feed.numbered_trades_between(symbol, since, now + 1)
+            if numbered:
+                self.account.on_trades(market_id, [t for _, t in numbered])
+            frames[f"{lower}@trade"] = [wire.trade_frame(market_id, i, t, now) for i, t in numbered]
+            frames[f"{lower}@aggTrade"] = [
+                wire.agg_trade(i, t) | {"e": "aggTrade", "E": now, "s": market_id} for i, t in numbered
+            ]
+            for stream in streams:
+                if stream.startswith(f"{lower}@kline_") and numbered:
+                    frames[stream] = self._kline_frames(market_id, stream.split("_", 1)[1], numbered, now)
+            if now - self._last_ticker_ms.get(market_id, 0) >= _TICKER_EVERY_MS and (
+                f"{lower}@ticker" in streams or f"{lower}@miniTicker" in streams
+            ):
+                self._last_ticker_ms[market_id] = now
+                body = self._ticker_body(market_id)
+                frames[f"{lower}@ticker"] = [wire.ticker_frame(market_id, body, now, mini=False)]
+                frames[f"{lower}@miniTicker"] = [wire.ticker_frame(market_id, body, now, mini=True)]
+            if depth_due and any(s.startswith(f"{lower}@depth") for s in streams):
+                event = self._advance_book(market_id)
+                if event is not None:
+                    for stream in streams:
+                        if stream.startswith(f"{lower}@depth"):
+                            frames[stream] = [event]
+        for conn in list(self._connections):
+            for stream in sorted(conn.streams):
+                for frame in frames.get(stream, ()):
+                    try:
+                        await conn.ws.send_str(json.dumps(frame, separators=(",", ":")))
+                    except (ConnectionError, RuntimeError):
+                        self._connections.discard(conn)
+                        break
+
+    def _kline_frames(self, market_id: str, interval: str, numbered: list[tuple[int, Tick]], now: int) -> list[dict[str, Any]]:
+        frame_ms = TIMEFRAME_MS.get(interval)
+        if frame_ms is None:
+            return []
+        first_open = numbered[0][1].timestamp_ms // frame_ms * frame_ms
+        candles = self.feed.candles_at(self._symbol(market_id), interval, since_ms=first_open, limit=1000)
+        return [
+            wire.kline_frame(market_id, interval, c, frame_ms, now, closed=c.timestamp_ms + frame_ms <= now)
+            for c in candles
+        ]
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    feed = ReplayFeed(args.recording, speed=args.speed)
+    async with LoopbackExchange(feed, host=args.host, port=args.port) as exchange:
+        print(f"loopback binance on {exchange.url} ({feed.mode}); ws {exchange.url.replace('http', 'ws')}/ws")
+        print(f"API key {exchange.api_key!r}, secret {exchange.secret!r}; Ctrl-C stops")
+        await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--recording", type=Path, default=None, help="replay file (default: the shipped one)")
+    parser.add_argument("--speed", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()
