@@ -112,9 +112,18 @@ def build_feed(settings: Settings) -> MarketFeed:
 
 def build_broker(settings: Settings, *, store: StateStore, feed: MarketFeed) -> Broker:
     if settings.broker == "ccxt":
-        from backend_stub.brokers.ccxt_broker import CcxtBroker
+        from backend_stub.brokers.ccxt_broker import (
+            CcxtBroker,
+            KeyringExchangeKeys,
+            SecretManagerExchangeKeys,
+        )
 
-        return CcxtBroker.from_settings(settings, store=store)  # type: ignore[attr-defined]
+        keys = (
+            SecretManagerExchangeKeys(project=settings.gcp_project)
+            if settings.gcp_project
+            else KeyringExchangeKeys()
+        )
+        return CcxtBroker(store=store, keys=keys, exchange_id=settings.exchange)
     from backend_stub.brokers.paper import PaperBroker
 
     return PaperBroker(

@@ -51,7 +51,7 @@ def describe_validation(errors: list[Any]) -> str:
             return "The request needs a JSON body"
         if kind == "model_attributes_type" or (kind == "dict_type" and not loc):
             return "The request body must be a JSON object (Content-Type: application/json)"
-        msg = str(error.get("msg", "is invalid"))
+        msg = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
         if kind == "missing":
             msg = "is required"
         elif kind == "finite_number":

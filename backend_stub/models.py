@@ -5,12 +5,23 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from backend_stub.brokers.base import OrderRequest
 
+_LARGEST = Decimal("1e15")
+_FINEST_EXPONENT = -18
+
+
+def _sane(value: Decimal) -> Decimal:
+    # Finite but absurd numbers ("1e400") would overflow Decimal arithmetic later: refuse them here.
+    if abs(value) >= _LARGEST or (value != 0 and value.as_tuple().exponent < _FINEST_EXPONENT):  # type: ignore[operator]
+        raise ValueError("is out of range")
+    return value
+
+
 # JSON numbers or numeric strings; NaN and ±Infinity are refused here (before any arithmetic).
-Number = Annotated[Decimal, Field(allow_inf_nan=False)]
+Number = Annotated[Decimal, Field(allow_inf_nan=False), AfterValidator(_sane)]
 
 
 class OrderIn(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 FEE_QUANTUM = Decimal("0.00000001")
@@ -21,7 +21,12 @@ def opt_dec(value: Any) -> Decimal | None:
 
 def is_multiple(value: Decimal, step: Decimal) -> bool:
     """Whether `value` lies on the grid of `step` (exactly)."""
-    return step <= 0 or value % step == 0
+    if step <= 0:
+        return True
+    try:
+        return value % step == 0
+    except InvalidOperation:  # the quotient has more digits than the context: far off any grid
+        return False
 
 
 def floor_to(value: Decimal, step: Decimal) -> Decimal:

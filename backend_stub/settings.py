@@ -31,6 +31,8 @@ class Settings:
     feed: str = "replay"
     replay_speed: float = 1.0
     broker: BrokerMode = "paper"
+    exchange: str = "binance"  # ccxt id, SKEET_BROKER=ccxt only
+    gcp_project: str | None = None  # set: exchange keys come from Secret Manager, else the OS keyring
     # paper trading
     starting_balance: Decimal = Decimal("100000")
     quote_currency: str = "USDT"
@@ -58,6 +60,8 @@ class Settings:
             feed=_choice(e, "SKEET_FEED", ("replay",)),
             replay_speed=float(_decimal(e, "SKEET_REPLAY_SPEED", "1")),
             broker=_choice(e, "SKEET_BROKER", ("paper", "ccxt")),  # type: ignore[arg-type]
+            exchange=e.get("SKEET_EXCHANGE") or "binance",
+            gcp_project=e.get("GOOGLE_CLOUD_PROJECT") or None,
             starting_balance=_decimal(e, "SKEET_PAPER_BALANCE", "100000"),
             taker_fee=_decimal(e, "SKEET_PAPER_TAKER_FEE", "0.001"),
             maker_fee=_decimal(e, "SKEET_PAPER_MAKER_FEE", "0.001"),
