@@ -1,0 +1,261 @@
+"""Harness for the emulator tests: the Cloud Firestore emulator (Java) and firebase-tools' Auth emulator
+(Node), each started once per session on free ports and stopped by PID at the end; Firestore is cleared
+between tests. `.ci/install-emulators.sh` installs both.
+
+The tests skip, with the reason printed, only when Java, the emulator jar or Node is absent from the
+machine; anything else that goes wrong (firebase-tools not installed, an emulator that does not start)
+fails them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+PROJECT = "demo-skeet"  # "demo-" projects never reach real Google services
+FIRESTORE_JAR = Path(
+    os.environ.get(
+        "SKEET_FIRESTORE_EMULATOR_JAR",
+        "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar",
+    )
+)
+FIREBASE_CLI = HERE / "node_modules" / ".bin" / "firebase"
+START_TIMEOUT_S = 60.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(HERE):
+            item.add_marker(pytest.mark.emulator)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _missing_firestore() -> str | None:
+    if shutil.which("java") is None:
+        return (
+            "Java is not installed (the Cloud Firestore emulator needs Java 17): run .ci/install-emulators.sh"
+        )
+    if not FIRESTORE_JAR.is_file():
+        return f"the Cloud Firestore emulator jar is missing ({FIRESTORE_JAR}): run .ci/install-emulators.sh"
+    return None
+
+
+def _missing_auth() -> str | None:
+    if shutil.which("node") is None:
+        return "Node.js is not installed (the Firebase Auth emulator needs it): run .ci/install-emulators.sh"
+    return None
+
+
+class _Emulator:
+    """A child process we started, its log file, and how to stop it (the process and its group)."""
+
+    def __init__(self, name: str, args: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self._log_file = log.open("wb")
+        self.proc = subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def wait_http(self, url: str, timeout_s: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answers: up
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready after {timeout_s:.0f}s:\n{self.tail()}")
+
+    def tail(self) -> str:
+        self._log_file.flush()
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        # The session leader is our child; its group holds whatever it spawned (node workers, java).
+        if self.proc.poll() is None:
+            with _suppress_lookup():
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with _suppress_lookup():
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        with _suppress_lookup():
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers left in the group
+        self._log_file.close()
+
+
+class _suppress_lookup:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        return exc_type is not None and issubclass(exc_type, ProcessLookupError | PermissionError)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Emulators:
+    project: str
+    firestore_host: str | None  # "127.0.0.1:PORT"
+    auth_host: str | None
+    firestore_skip: str | None
+    auth_skip: str | None
+
+    @property
+    def firestore_rest(self) -> str:
+        return f"http://{self.firestore_host}/v1/projects/{self.project}/databases/(default)/documents"
+
+    def need_firestore(self) -> str:
+        if self.firestore_host is None:
+            pytest.skip(f"Firestore emulator unavailable: {self.firestore_skip}")
+        return self.firestore_host
+
+    def need_auth(self) -> str:
+        if self.auth_host is None:
+            pytest.skip(f"Auth emulator unavailable: {self.auth_skip}")
+        return self.auth_host
+
+
+@pytest.fixture(scope="session")
+def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
+    """Both emulators, started together (their start-ups overlap), stopped at the end of the session."""
+    work = tmp_path_factory.mktemp("emulators")
+    started: list[_Emulator] = []
+    firestore_skip, auth_skip = _missing_firestore(), _missing_auth()
+    if auth_skip is None and not FIREBASE_CLI.exists():
+        pytest.fail(
+            f"firebase-tools is not installed in {HERE / 'node_modules'}: run .ci/install-emulators.sh"
+        )
+    for reason in (firestore_skip, auth_skip):
+        if reason:
+            print(f"\n[emulator tests] skipping what needs it: {reason}", file=sys.stderr)
+    firestore_host = auth_host = None
+    old_env = dict(os.environ)
+    try:
+        if firestore_skip is None:
+            port = _free_port()
+            firestore = _Emulator(
+                "Cloud Firestore emulator",
+                [
+                    "java", "-Xms64m", "-Xmx1g", "-XX:TieredStopAtLevel=1",
+                    "-cp", str(FIRESTORE_JAR), "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+                    "start", "--host=127.0.0.1", f"--port={port}", "--database-mode=firestore-native",
+                ],
+                cwd=work, env=dict(os.environ), log=work / "firestore.log",
+            )  # fmt: skip
+            started.append(firestore)
+            firestore_host = f"127.0.0.1:{port}"
+        if auth_skip is None:
+            auth_port, hub_port, logging_port = _free_port(), _free_port(), _free_port()
+            config = {
+                "emulators": {
+                    "ui": {"enabled": False},
+                    "auth": {"host": "127.0.0.1", "port": auth_port},
+                    "hub": {"host": "127.0.0.1", "port": hub_port},
+                    "logging": {"host": "127.0.0.1", "port": logging_port},
+                    "singleProjectMode": True,
+                }
+            }
+            (work / "firebase.json").write_text(json.dumps(config))
+            home = Path(tempfile.mkdtemp(dir=work, prefix="home-"))
+            env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "CI": "1"}
+            auth = _Emulator(
+                "Firebase Auth emulator",
+                [str(FIREBASE_CLI), "emulators:start", "--only", "auth", "--project", PROJECT,
+                 "--config", str(work / "firebase.json")],
+                cwd=work, env=env, log=work / "auth.log",
+            )  # fmt: skip
+            started.append(auth)
+            auth_host = f"127.0.0.1:{auth_port}"
+        t0 = time.monotonic()
+        if firestore_host:
+            started[0].wait_http(f"http://{firestore_host}/")
+            _load_rules(firestore_host)
+            os.environ["FIRESTORE_EMULATOR_HOST"] = firestore_host
+        if auth_host:
+            started[-1].wait_http(f"http://{auth_host}/")
+            os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = auth_host
+        os.environ["GOOGLE_CLOUD_PROJECT"] = PROJECT
+        print(f"\n[emulator tests] emulators up in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+        yield Emulators(PROJECT, firestore_host, auth_host, firestore_skip, auth_skip)
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+        for emulator in started:
+            emulator.stop()
+
+
+def _load_rules(host: str) -> None:
+    body = {
+        "rules": {"files": [{"name": "firestore.rules", "content": (ROOT / "firestore.rules").read_text()}]}
+    }
+    response = httpx.put(f"http://{host}/emulator/v1/projects/{PROJECT}:securityRules", json=body, timeout=30)
+    response.raise_for_status()
+
+
+@pytest.fixture
+def firestore_host(emulators: Emulators) -> Iterator[str]:
+    """The Firestore emulator's host, emptied before the test."""
+    host = emulators.need_firestore()
+    response = httpx.delete(
+        f"http://{host}/emulator/v1/projects/{emulators.project}/databases/(default)/documents", timeout=30
+    )
+    response.raise_for_status()
+    yield host
+
+
+@pytest.fixture
+def auth_host(emulators: Emulators) -> str:
+    return emulators.need_auth()
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    uid: str
+    id_token: str
+    email: str
+
+
+@pytest.fixture
+def sign_up(auth_host: str):  # noqa: ANN201 - a factory
+    """`sign_up(email)` creates an account on the Auth emulator and returns its uid and ID token."""
+
+    def create(email: str, password: str = "correct-horse-1") -> SignedIn:
+        response = httpx.post(
+            f"http://{auth_host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=fake-api-key",
+            json={"email": email, "password": password, "returnSecureToken": True},
+            timeout=30,
+        )
+        response.raise_for_status()
+        body = response.json()
+        return SignedIn(uid=body["localId"], id_token=body["idToken"], email=email)
+
+    return create
