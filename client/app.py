@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -18,12 +19,14 @@ from client.state import INDICATOR_KEY, AppState
 from client.theme import themes
 from services.api import ApiError, BackendUnreachable, SkeetApi, new_client_order_id
 from services.live import LiveState
-from services.market import MarketDataError, MarketFeed
+from services.market import TIMEFRAME_MS, MarketDataError, MarketFeed, Tick
 
 log = logging.getLogger(__name__)
 
 REPAINT_INTERVAL_S = 0.1  # at most ~10 repaints a second, whatever the tick rate
 HISTORY_BARS = 120
+WARM_UP_CHUNK = 1000
+RECENT_SIGNALS_MS = 5 * 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +97,14 @@ class SkeetSession:
         feed, engine, state = self.services.feed, self.services.engine, self.state
         try:
             state.set_markets(await feed.markets())
+            history = {}
             for symbol in state.watchlist:
-                candles = await feed.candles(symbol, state.timeframe, limit=HISTORY_BARS)
+                history[symbol] = await feed.candles(symbol, state.timeframe, limit=HISTORY_BARS)
                 ticker = await feed.ticker(symbol)
-                state.set_history(symbol, candles, open_24h=ticker.get("open"))
-                self._warm_up(symbol, candles)
+                state.set_history(symbol, history[symbol], open_24h=ticker.get("open"))
+            # Selected symbol first: its chart is the one on screen.
+            for symbol in sorted(state.watchlist, key=lambda s: s != state.selected):
+                await self._warm_up(symbol, history[symbol])
             async for tick in feed.ticks(state.watchlist):
                 state.add_signals(engine.on_tick(tick))
                 state.apply_tick(tick, engine.snapshot(tick.symbol))
@@ -107,17 +113,33 @@ class SkeetSession:
             for symbol in state.watchlist:
                 state.set_feed_status(symbol, "offline")
 
-    def _warm_up(self, symbol: str, candles: list[Any]) -> None:
-        """Feed history bars' closes to the engine so the overlay has a past; their signals are old
-        news and are not shown."""
-        from services.market import Tick
-
-        series = self.state.indicator.setdefault(symbol, {})
-        for bar in candles:
-            self.services.engine.on_tick(Tick(symbol, bar.timestamp_ms, bar.close, bar.volume))
-            value = self.services.engine.snapshot(symbol).get(INDICATOR_KEY)
-            if value is not None:
-                series[bar.timestamp_ms] = value
+    async def _warm_up(self, symbol: str, candles: list[Any]) -> None:
+        """Run the history through the engine so the chart's indicator has a past. Uses the recorded
+        trades where the feed has them (replay), else bar closes. Signals from the past are old news
+        older than a few minutes are not shown."""
+        engine, series = self.services.engine, self.state.indicator.setdefault(symbol, {})
+        if not candles:
+            return
+        trades_between = getattr(self.services.feed, "trades_between", None)
+        now_ms = int(time.time() * 1000)
+        ticks = (trades_between(symbol, candles[0].timestamp_ms, now_ms) if trades_between
+                 else [Tick(symbol, bar.timestamp_ms, bar.close, bar.volume) for bar in candles])
+        bar_ms = TIMEFRAME_MS[self.state.timeframe]
+        recent: list[Any] = []
+        for i, tick in enumerate(ticks):
+            if i % WARM_UP_CHUNK == 0:
+                await asyncio.sleep(0)  # ~20 ms of work at a time: the UI stays responsive
+            fired = engine.on_tick(tick)
+            if fired and tick.timestamp_ms >= now_ms - RECENT_SIGNALS_MS:
+                recent.extend(fired)
+            bar = tick.timestamp_ms - tick.timestamp_ms % bar_ms
+            last_in_bar = i + 1 == len(ticks) or ticks[i + 1].timestamp_ms - bar >= bar_ms
+            if last_in_bar:  # one snapshot per bar, not per trade
+                value = engine.snapshot(symbol).get(INDICATOR_KEY)
+                if value is not None:
+                    series[bar] = value
+        self.state.add_signals(recent)
+        self.state.changed()
 
     async def _live_loop(self) -> None:
         async for change in self.services.live.changes():

@@ -98,9 +98,11 @@ class Shell:
         )
 
     def _build(self, state: AppState) -> ft.Control:
-        title = ft.Row(
-            [ft.Text("Skeet", size=20, weight=ft.FontWeight.BOLD), ft.Container(self.badge.control, expand=True)],
-            spacing=16, vertical_alignment=ft.CrossAxisAlignment.CENTER, wrap=state.breakpoint == "phone",
+        name = ft.Text("Skeet", size=20, weight=ft.FontWeight.BOLD)
+        title: ft.Control = (
+            ft.Column([name, self.badge.control], spacing=6) if state.breakpoint == "phone"
+            else ft.Row([name, ft.Container(self.badge.control, expand=True)], spacing=16,
+                        vertical_alignment=ft.CrossAxisAlignment.CENTER)
         )
         body = ft.Column([title, ft.Container(self._content(state), expand=True)], expand=True, spacing=10)
         index = SECTIONS.index(state.section)

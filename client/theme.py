@@ -32,8 +32,10 @@ def direction_colour(direction: int) -> str:
     return UP if direction > 0 else DOWN if direction < 0 else FLAT
 
 
-def direction_arrow(direction: int) -> str:
-    return "▲" if direction > 0 else "▼" if direction < 0 else "■"
+def direction_icon(direction: int, size: int = 14) -> ft.Icon:
+    """The arrow that goes with the colour (web fonts offline have no ▲▼ glyphs: use icons)."""
+    icon = ft.Icons.ARROW_DROP_UP if direction > 0 else ft.Icons.ARROW_DROP_DOWN if direction < 0 else ft.Icons.REMOVE
+    return ft.Icon(icon, size=size, color=direction_colour(direction))
 
 
 def themes() -> tuple[ft.Theme, ft.Theme]:

@@ -6,6 +6,8 @@ same axes and ranges is stacked on top. Animations are off: they delay live cand
 
 from __future__ import annotations
 
+import math
+
 import flet as ft
 import flet_charts as fch
 
@@ -18,14 +20,16 @@ BARS_SHOWN = {"phone": 40, "tablet": 60, "desktop": 90}
 AXIS_LABEL_SIZE = 64
 
 
-def _axes(show: bool) -> dict[str, fch.ChartAxis]:
-    # The overlay reserves the same room for labels as the candles so the two plots line up.
-    return {
-        "left_axis": fch.ChartAxis(label_size=0, show_labels=False),
-        "right_axis": fch.ChartAxis(label_size=AXIS_LABEL_SIZE, show_labels=show),
-        "bottom_axis": fch.ChartAxis(label_size=22, show_labels=show),
-        "top_axis": fch.ChartAxis(label_size=0, show_labels=False),
-    }
+BOTTOM_LABEL_SIZE = 22
+
+
+def nice_step(span: float, count: int = 4) -> float:
+    """A round axis step (1, 2, 2.5 or 5 × 10^k) giving about `count` intervals over `span`."""
+    if span <= 0:
+        return 1.0
+    raw = span / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
 
 
 class ChartView:
@@ -35,14 +39,21 @@ class ChartView:
         self.candles = fch.CandlestickChart(
             spots=[], animation=ft.Animation(duration=0), interactive=True, expand=True,
             horizontal_grid_lines=fch.ChartGridLines(color=ft.Colors.with_opacity(0.08, ft.Colors.ON_SURFACE)),
-            **_axes(True),
+            left_axis=fch.ChartAxis(label_size=0, show_labels=False),
+            top_axis=fch.ChartAxis(label_size=0, show_labels=False),
+            right_axis=fch.ChartAxis(label_size=AXIS_LABEL_SIZE, show_min=False, show_max=False),
+            bottom_axis=fch.ChartAxis(label_size=BOTTOM_LABEL_SIZE, show_min=False, show_max=False),
         )
         self.line = fch.LineChartData(points=[], color=INDICATOR, stroke_width=2, curved=False, point=False)
+        hidden = fch.ChartAxis(label_size=0, show_labels=False)
         self.overlay = fch.LineChart(
             data_series=[self.line], animation=ft.Animation(duration=0), interactive=False, expand=True,
-            **_axes(False),
+            left_axis=hidden, right_axis=hidden, top_axis=hidden, bottom_axis=hidden,
         )
-        plot = ft.Stack([self.candles, ft.TransparentPointer(content=self.overlay, expand=True)], expand=True)
+        # The overlay has no axes; padding by the candles' label room lines the two plots up.
+        overlay = ft.Container(self.overlay, padding=ft.Padding.only(right=AXIS_LABEL_SIZE, bottom=BOTTOM_LABEL_SIZE),
+                               expand=True)
+        plot = ft.Stack([self.candles, ft.TransparentPointer(content=overlay, expand=True)], expand=True)
         header = ft.Row([self.title, self.legend], alignment=ft.MainAxisAlignment.SPACE_BETWEEN, wrap=True)
         self.semantics = ft.Semantics(identifier="chart", container=True, content=plot, expand=True)
         self.control = ft.Container(
@@ -71,11 +82,16 @@ class ChartView:
             lo, hi = min(lows) - pad, max(highs) + pad
             for chart in (self.candles, self.overlay):
                 chart.min_x, chart.max_x, chart.min_y, chart.max_y = -0.5, len(bars) - 0.5, lo, hi
+            # fl_chart draws a label only at multiples of the axis spacing: labels sit exactly there.
+            y_step = nice_step(hi - lo)
+            first = math.ceil(lo / y_step)
+            self.candles.right_axis.label_spacing = y_step
             self.candles.right_axis.labels = [
-                fch.ChartAxisLabel(value=lo + (hi - lo) * k / 4, label=ft.Text(fmt(lo + (hi - lo) * k / 4, places), size=10))
-                for k in range(1, 4)
+                fch.ChartAxisLabel(value=k * y_step, label=ft.Text(fmt(k * y_step, places), size=10))
+                for k in range(first, math.floor(hi / y_step) + 1)
             ]
             step = max(1, len(bars) // 4)
+            self.candles.bottom_axis.label_spacing = step
             self.candles.bottom_axis.labels = [
                 fch.ChartAxisLabel(value=i, label=ft.Text(fmt_time(bars[i].timestamp_ms, False), size=10))
                 for i in range(0, len(bars), step)

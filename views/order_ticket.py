@@ -76,6 +76,8 @@ class OrderTicketView:
 
     @staticmethod
     def _estimate(amount: str, limit: str | None, last: float | None, market: dict, quote: str) -> str:
+        if not amount.strip():
+            return "Paper account · market orders fill at the last price"
         try:
             qty = float(amount)
             price = float(limit) if limit else last

@@ -7,7 +7,7 @@ from typing import Any
 import flet as ft
 
 from client.state import AppState
-from client.theme import DOWN, UP
+from client.theme import DOWN, UP, direction_icon
 from views.common import Intents, fmt, fmt_time, panel, price_decimals
 
 STATUS_LABEL = {"open": "Open", "closed": "Filled", "canceled": "Canceled", "rejected": "Rejected",
@@ -55,8 +55,9 @@ class OrdersView:
         price = order.get("average") or order.get("price")
         label = status_label(order)
         cells: list[ft.Control] = [
-            ft.Text(f"{'▲' if side == 'buy' else '▼'} {side.upper()}", color=colour, weight=ft.FontWeight.BOLD,
-                    size=12, width=56),
+            ft.Row([direction_icon(1 if side == "buy" else -1),
+                    ft.Text(side.upper(), color=colour, weight=ft.FontWeight.BOLD, size=12)],
+                   spacing=0, width=56, tight=True),
             ft.Text(symbol, size=13, width=92),
             ft.Text(f"{order.get('filled') or 0:g}/{order.get('amount') or 0:g}", size=12, width=90,
                     text_align=ft.TextAlign.RIGHT),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import flet as ft
 
 from client.state import AppState
-from client.theme import direction_arrow, direction_colour
+from client.theme import direction_colour, direction_icon
 from views.common import fmt_time, panel
 
 
@@ -31,14 +31,20 @@ class SignalsView:
 def _row(signal: object) -> ft.Control:
     direction = 1 if getattr(signal, "direction", "") == "buy" else -1
     strength = float(getattr(signal, "strength", 0.0))
-    return ft.Row(
+    side = getattr(signal, "direction", "").upper()
+    symbol = getattr(signal, "symbol", "")
+    rule = getattr(signal, "rule_name", "")
+    top = ft.Row(
         [
-            ft.Text(fmt_time(getattr(signal, "timestamp_ms", None)), size=12, width=64,
-                    color=ft.Colors.ON_SURFACE_VARIANT),
-            ft.Text(f"{direction_arrow(direction)} {getattr(signal, 'direction', '').upper()}",
-                    color=direction_colour(direction), size=12, width=60, weight=ft.FontWeight.BOLD),
-            ft.Text(getattr(signal, "symbol", ""), size=12, width=84),
-            ft.Text(getattr(signal, "rule_name", ""), size=12, expand=True),
-            ft.Text(f"{strength:.0%}", size=12, width=40, text_align=ft.TextAlign.RIGHT),
+            direction_icon(direction),
+            ft.Text(side, color=direction_colour(direction), size=12, weight=ft.FontWeight.BOLD),
+            ft.Text(symbol, size=12, weight=ft.FontWeight.W_600, expand=True),
+            ft.Text(f"{strength:.0%}", size=12),
+            ft.Text(fmt_time(getattr(signal, "timestamp_ms", None)), size=12, color=ft.Colors.ON_SURFACE_VARIANT),
         ],
+        spacing=4,
+    )
+    return ft.Semantics(
+        label=f"{side} signal on {symbol}: {rule}, strength {strength:.0%}",
+        content=ft.Column([top, ft.Text(rule, size=12, color=ft.Colors.ON_SURFACE_VARIANT)], spacing=0),
     )

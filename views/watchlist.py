@@ -5,7 +5,7 @@ from __future__ import annotations
 import flet as ft
 
 from client.state import AppState
-from client.theme import ACCENT, direction_arrow, direction_colour
+from client.theme import ACCENT, direction_colour, direction_icon
 from views.common import Intents, fmt, panel, price_decimals
 
 
@@ -16,11 +16,12 @@ class WatchlistRow:
         self.freshness = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
         self.price = ft.Text("—", size=14, text_align=ft.TextAlign.RIGHT, font_family="monospace")
         self.change = ft.Text("", size=12, text_align=ft.TextAlign.RIGHT)
+        self.arrow = ft.Container(width=14, height=14)
         self.box = ft.Container(
             content=ft.Row(
                 [
                     ft.Column([self.name, self.freshness], spacing=0, expand=True),
-                    ft.Column([self.price, self.change], spacing=0,
+                    ft.Column([self.price, ft.Row([self.arrow, self.change], spacing=0, tight=True)], spacing=0,
                               horizontal_alignment=ft.CrossAxisAlignment.END),
                 ],
             ),
@@ -41,7 +42,8 @@ class WatchlistRow:
             sign = 1 if pct > 0 else -1 if pct < 0 else 0
             self.price.value = fmt(quote.last, places)
             self.price.color = direction_colour(quote.direction)
-            self.change.value = f"{direction_arrow(sign)} {pct:+.2f}%"
+            self.change.value = f"{pct:+.2f}%"
+            self.arrow.content = direction_icon(sign)
             self.change.color = direction_colour(sign)
             label = f"{self.symbol} {self.price.value}, {pct:+.2f} percent"
         else:

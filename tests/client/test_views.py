@@ -59,7 +59,8 @@ def test_watchlist_shows_price_at_market_precision_with_arrow_and_sign() -> None
     shell.render(state)
     row = texts(by_identifier(shell.root, "quote-BTC/USDT"))
     assert "131.25" in row  # two decimals: the market's 0.01 tick size
-    assert "▲ +31.25%" in row  # colour is never the only cue: arrow and sign
+    assert "+31.25%" in row  # colour is never the only cue: the sign, and an arrow icon
+    assert shell.watchlist.rows["BTC/USDT"].arrow.content.icon == ft.Icons.ARROW_DROP_UP
     assert shell.watchlist.rows["BTC/USDT"].price.color == ft.Colors.RED_400  # last move was down
 
 
