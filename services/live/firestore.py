@@ -205,6 +205,7 @@ class FirestoreLive:
         self._link_lost = threading.Event()  # set from gRPC's thread when the channel fails
         self._client: Any = None
         self._channel: Any = None
+        self._ready: Any = None  # a pending grpc.channel_ready_future
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -314,12 +315,14 @@ class FirestoreLive:
     async def _wait_channel_ready(self) -> None:
         import grpc
 
-        ready = grpc.channel_ready_future(self._channel)
+        ready = self._ready = grpc.channel_ready_future(self._channel)
         try:
             await asyncio.to_thread(ready.result, timeout=max(self._backoff_max_s, 2.0))
         except grpc.FutureTimeoutError:
-            ready.cancel()
             raise ConnectionError("Firestore is unreachable") from None
+        finally:
+            ready.cancel()  # stops its polling thread (it must not outlive the channel)
+            self._ready = None
 
     async def _watch_health(self) -> None:
         loop = asyncio.get_running_loop()
@@ -433,6 +436,8 @@ class FirestoreLive:
                 watch.unsubscribe()
 
     def _close_client(self) -> None:
+        if self._ready is not None:
+            self._ready.cancel()
         with contextlib.suppress(Exception):
             self._channel.unsubscribe(self._on_connectivity)
         with contextlib.suppress(Exception):

@@ -234,7 +234,11 @@ def firestore_host(emulators: Emulators) -> Iterator[str]:
 
 @pytest.fixture
 def auth_host(emulators: Emulators) -> str:
-    return emulators.need_auth()
+    """The Auth emulator's host, with no accounts before the test."""
+    host = emulators.need_auth()
+    response = httpx.delete(f"http://{host}/emulator/v1/projects/{emulators.project}/accounts", timeout=30)
+    response.raise_for_status()
+    return host
 
 
 @dataclass(frozen=True)
