@@ -92,6 +92,6 @@ class Deployment:
     process = BackendProcess
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def deployment() -> type[Deployment]:
     return Deployment
