@@ -34,3 +34,34 @@ def small_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     meta, trades = simulate(3, 3)
     write_recording(path, meta, trades)
     return path
+
+
+@pytest.fixture(scope="session")
+def shipped_recording():
+    """The shipped simulated recording, loaded once (0.2 s) and shared by every loopback exchange."""
+    from services.market.recording import load_recording
+    from services.market.replay import default_recording
+
+    return load_recording(default_recording())
+
+
+@pytest.fixture
+async def loopback(shipped_recording):
+    """A loopback Binance on a free port, replaying the shipped recording in real time."""
+    from services.market.loopback_exchange import LoopbackExchange
+    from services.market.replay import ReplayFeed
+
+    async with LoopbackExchange(ReplayFeed(recording=shipped_recording), push_interval_s=0.02) as exchange:
+        yield exchange
+
+
+@pytest.fixture
+async def binance(loopback):
+    """Unmodified ccxt.pro.binance pointed at the loopback exchange (keys included); closed after the test."""
+    import ccxt.pro
+
+    exchange = ccxt.pro.binance(loopback.ccxt_config(private=True) | {"enableRateLimit": False})
+    try:
+        yield exchange
+    finally:
+        await exchange.close()

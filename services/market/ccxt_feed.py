@@ -1,0 +1,302 @@
+"""`CcxtFeed`: public market data from any ccxt exchange, without keys, live and gap-free.
+
+Trades stream through ccxt.pro (`watch_trades`) where the exchange has it, REST polling (`fetch_trades`)
+where not. A dropped socket is retried with exponential backoff and jitter; after any interruption the
+trades since the last one seen are fetched over REST, so a consumer's candles and signal windows stay exact
+(no trade lost, none repeated: trades are de-duplicated by id per timestamp). A socket that goes silent for
+`silence_reconnect_s` is torn down and reconnected (ccxt can keep a dead socket open, e.g. after a malformed
+frame stops its receive loop). One upstream per symbol, shared by every consumer (`FanOut`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import ccxt
+import ccxt.async_support
+import ccxt.pro
+
+from services.market.backoff import Backoff
+from services.market.ccxt_sockets import force_reconnect
+from services.market.errors import is_transient, translate
+from services.market.fanout import FanOut
+from services.market.freshness import FeedStatus, FreshnessBoard
+from services.market.quirks import ccxt_options
+from services.market.types import TIMEFRAME_MS, Candle, FeedUnavailable, MarketDataError, Tick, UnknownSymbol
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class BookTop:
+    """Best bid and ask of an order book (ccxt `order_book` first levels)."""
+
+    symbol: str
+    timestamp_ms: int | None
+    bid: float | None
+    bid_amount: float | None
+    ask: float | None
+    ask_amount: float | None
+
+
+def create_exchange(exchange_id: str, config: dict[str, Any] | None = None) -> Any:
+    """A ccxt.pro instance (ccxt async REST when ccxt.pro lacks the exchange), rate limiter on by default."""
+    module = ccxt.pro if exchange_id in ccxt.pro.exchanges else ccxt.async_support
+    cls = getattr(module, exchange_id, None)
+    if cls is None:
+        raise MarketDataError(f"ccxt does not know the exchange {exchange_id!r}.")
+    config = dict(config or {})
+    config["options"] = ccxt_options(exchange_id) | config.get("options", {})
+    return cls({"enableRateLimit": True} | config)
+
+
+class CcxtFeed:
+    """A `MarketFeed` over a ccxt exchange. Owns the ccxt instance and its sockets: use `async with`."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        *,
+        config: dict[str, Any] | None = None,
+        exchange: Any = None,
+        clock: Callable[[], float] = time.time,
+        stale_after_s: float = 10.0,
+        silence_reconnect_s: float = 60.0,
+        backoff: Backoff | None = None,
+        rest_retries: int = 2,
+        poll_interval_s: float = 2.0,
+        fill_page_limit: int = 1000,
+    ) -> None:
+        self.exchange_id = exchange_id
+        self._ex = exchange if exchange is not None else create_exchange(exchange_id, config)
+        self._clock = clock
+        self._freshness = FreshnessBoard(stale_after_s=stale_after_s, clock=clock)
+        self._silence_reconnect_s = silence_reconnect_s
+        self._backoff = backoff or Backoff()
+        self._rest_retries = rest_retries
+        self._poll_interval_s = poll_interval_s
+        self._fill_page_limit = fill_page_limit
+        self._hub: FanOut[str, Tick] = FanOut(self._trade_stream)
+        self._markets: dict[str, dict[str, Any]] | None = None
+        self._markets_lock = asyncio.Lock()
+        self.reconnects = 0
+        self.filled_trades = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    async def __aenter__(self) -> CcxtFeed:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop every stream, then close the exchange's sockets and HTTP session."""
+        await self._hub.aclose()
+        with contextlib.suppress(Exception):
+            await self._ex.close()
+
+    @property
+    def mode(self) -> str:
+        return f"Live · {self.exchange_id}"
+
+    @property
+    def exchange(self) -> Any:
+        return self._ex
+
+    # -- MarketFeed ------------------------------------------------------------------------------------------
+    async def markets(self) -> dict[str, dict[str, Any]]:
+        async with self._markets_lock:
+            if self._markets is None:
+                self._markets = await self._rest(f"{self.exchange_id} markets", self._ex.load_markets)
+        return dict(self._markets)
+
+    async def ticker(self, symbol: str) -> dict[str, Any]:
+        await self._check(symbol)
+        return await self._rest(f"the {symbol} ticker", self._ex.fetch_ticker, symbol)
+
+    async def candles(
+        self, symbol: str, timeframe: str = "1m", *, since_ms: int | None = None, limit: int = 200
+    ) -> list[Candle]:
+        if timeframe not in TIMEFRAME_MS:
+            raise MarketDataError(f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAME_MS)}.")
+        await self._check(symbol)
+        if not self._ex.has.get("fetchOHLCV"):
+            raise MarketDataError(f"{self.exchange_id} does not offer candles.")
+        rows = await self._rest(
+            f"{symbol} {timeframe} candles", self._ex.fetch_ohlcv, symbol, timeframe, since_ms, limit
+        )
+        return [Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5] or 0)) for r in rows]
+
+    def ticks(self, symbols: list[str]) -> AsyncIterator[Tick]:
+        """Trades of `symbols` as they arrive, gap-filled after reconnects; one upstream per symbol."""
+        if not symbols:
+            raise MarketDataError("Pick at least one symbol to stream.")
+        return self._checked_ticks(list(dict.fromkeys(symbols)))
+
+    async def _checked_ticks(self, symbols: list[str]) -> AsyncIterator[Tick]:
+        for symbol in symbols:
+            await self._check(symbol)
+        async with contextlib.aclosing(self._hub.subscribe(symbols)) as stream:
+            async for tick in stream:
+                yield tick
+
+    # -- more public data -----------------------------------------------------------------------------------
+    async def trades(self, symbol: str, *, since_ms: int | None = None, limit: int | None = None) -> list[Tick]:
+        """Recent public trades over REST (oldest first)."""
+        await self._check(symbol)
+        rows = await self._rest(f"{symbol} trades", self._ex.fetch_trades, symbol, since_ms, limit)
+        return [_tick(symbol, t) for t in rows]
+
+    async def book_top(self, symbol: str) -> BookTop:
+        """Best bid/ask: from the order-book stream when the exchange has one, REST otherwise."""
+        await self._check(symbol)
+        if self._ex.has.get("watchOrderBook"):
+            try:
+                book = await asyncio.wait_for(self._ex.watch_order_book(symbol), self._silence_reconnect_s)
+            except Exception as exc:  # noqa: BLE001 - fall back to REST below, but never hide a bad symbol
+                if isinstance(exc, ccxt.BadSymbol):
+                    raise translate(exc, self.exchange_id, f"the {symbol} order book") from exc
+                book = await self._rest(f"the {symbol} order book", self._ex.fetch_order_book, symbol, 5)
+        else:
+            book = await self._rest(f"the {symbol} order book", self._ex.fetch_order_book, symbol, 5)
+        bid = book["bids"][0] if book["bids"] else (None, None)
+        ask = book["asks"][0] if book["asks"] else (None, None)
+        return BookTop(symbol, book.get("timestamp"), bid[0], bid[1], ask[0], ask[1])
+
+    # -- freshness -------------------------------------------------------------------------------------------
+    def status(self, symbol: str) -> FeedStatus:
+        return self._freshness.status(symbol)
+
+    def last_tick_ms(self, symbol: str) -> int | None:
+        """Local clock time (ms) when the symbol's latest trade arrived."""
+        return self._freshness.last_tick_ms(symbol)
+
+    # -- internals -------------------------------------------------------------------------------------------
+    async def _check(self, symbol: str) -> None:
+        markets = await self.markets()
+        if symbol not in markets:
+            raise UnknownSymbol(f"{symbol} is not traded on {self.exchange_id}.")
+
+    async def _rest(self, what: str, call: Callable[..., Awaitable[R]], *args: Any) -> R:
+        """`call(*args)`, retried with backoff on transient failures, errors translated for traders."""
+        attempt = 0
+        while True:
+            try:
+                return await call(*args)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every ccxt failure becomes a MarketDataError
+                if not is_transient(exc) or attempt >= self._rest_retries:
+                    raise translate(exc, self.exchange_id, what) from exc
+                await asyncio.sleep(self._backoff.delay(attempt))
+                attempt += 1
+
+    async def _trade_stream(self, symbol: str) -> AsyncIterator[Tick]:
+        """The one upstream of `symbol`: live trades, then after any interruption, REST fill and resume."""
+        cursor = _Cursor()
+        streaming = bool(self._ex.has.get("watchTrades"))
+        attempt = 0
+        need_fill = False
+        pending: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                try:
+                    if streaming:
+                        if pending is None:
+                            pending = asyncio.ensure_future(self._ex.watch_trades(symbol))
+                        batch = await self._wait_watch(symbol, pending)
+                        if batch is None:
+                            continue  # silent socket torn down: its watch fails on the next round
+                        pending = None
+                    else:
+                        if cursor.last_ms is not None:
+                            await asyncio.sleep(self._poll_interval_s)
+                        batch = await self._ex.fetch_trades(symbol, cursor.last_ms)
+                        if cursor.last_ms is None:
+                            for trade in batch:  # the first poll only places the cursor: no history
+                                cursor.accept(trade)
+                            if cursor.last_ms is None:
+                                await asyncio.sleep(self._poll_interval_s)
+                            continue
+                    attempt = 0
+                    if need_fill:
+                        # Filled after the new subscription delivered: REST now covers the whole gap.
+                        for tick in await self._fill(symbol, cursor):
+                            yield tick
+                        need_fill = False
+                    for trade in batch:
+                        if cursor.accept(trade):
+                            self._freshness.mark(symbol)
+                            yield _tick(symbol, trade)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - classify: retry what is transient, surface the rest
+                    pending = None
+                    if not is_transient(exc):
+                        raise translate(exc, self.exchange_id, f"{symbol} trades") from exc
+                    self._freshness.mark_reconnecting(symbol)
+                    self.reconnects += 1
+                    need_fill = cursor.last_ms is not None
+                    await asyncio.sleep(self._backoff.delay(attempt))
+                    attempt += 1
+        finally:
+            if pending is not None:
+                pending.cancel()
+                if pending.done() and not pending.cancelled():
+                    pending.exception()  # retrieved: a failure while closing is nobody's concern
+
+    async def _wait_watch(self, symbol: str, pending: asyncio.Future[Any]) -> Any:
+        """The watch's result; None after tearing down a socket silent for `silence_reconnect_s`."""
+        done, _ = await asyncio.wait({pending}, timeout=self._silence_reconnect_s)
+        if pending in done:
+            return pending.result()
+        await force_reconnect(self._ex, f"no data for {self._silence_reconnect_s:g} s on {symbol}", symbol=symbol)
+        return None
+
+    async def _fill(self, symbol: str, cursor: _Cursor) -> list[Tick]:
+        """Trades since the cursor over REST, paging forward until a short page."""
+        out: list[Tick] = []
+        while cursor.last_ms is not None:
+            page = await self._ex.fetch_trades(symbol, cursor.last_ms, self._fill_page_limit)
+            fresh = [t for t in page if cursor.accept(t)]
+            out.extend(_tick(symbol, t) for t in fresh)
+            if len(page) < self._fill_page_limit or not fresh:
+                break
+        if out:
+            self._freshness.mark(symbol)
+            self.filled_trades += len(out)
+        return out
+
+
+class _Cursor:
+    """Where a symbol's stream is: the last trade time and the ids seen at that millisecond."""
+
+    def __init__(self) -> None:
+        self.last_ms: int | None = None
+        self._ids_at_last: set[str] = set()
+
+    def accept(self, trade: dict[str, Any]) -> bool:
+        """True for a trade not seen yet and not older than the last one (per-symbol time order)."""
+        ts = trade.get("timestamp")
+        if ts is None:
+            return False
+        key = str(trade.get("id") or (trade.get("price"), trade.get("amount"), trade.get("side")))
+        if self.last_ms is None or ts > self.last_ms:
+            self.last_ms, self._ids_at_last = ts, {key}
+            return True
+        if ts == self.last_ms and key not in self._ids_at_last:
+            self._ids_at_last.add(key)
+            return True
+        return False
+
+
+def _tick(symbol: str, trade: dict[str, Any]) -> Tick:
+    return Tick(symbol, int(trade["timestamp"]), float(trade["price"]), float(trade["amount"]), trade.get("side"))
+
+
+__all__ = ["BookTop", "CcxtFeed", "FeedUnavailable", "create_exchange"]
