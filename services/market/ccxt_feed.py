@@ -81,7 +81,7 @@ class CcxtFeed:
         self._rest_retries = rest_retries
         self._poll_interval_s = poll_interval_s
         self._fill_page_limit = fill_page_limit
-        self._hub: FanOut[str, Tick] = FanOut(self._trade_stream)
+        self._hub: FanOut[str, tuple[str | None, Tick]] = FanOut(self._trade_stream)
         self._markets: dict[str, dict[str, Any]] | None = None
         self._markets_lock = asyncio.Lock()
         self.reconnects = 0
@@ -139,11 +139,17 @@ class CcxtFeed:
         return self._checked_ticks(list(dict.fromkeys(symbols)))
 
     async def _checked_ticks(self, symbols: list[str]) -> AsyncIterator[Tick]:
+        async with contextlib.aclosing(self.identified_ticks(symbols)) as stream:
+            async for _, tick in stream:
+                yield tick
+
+    async def identified_ticks(self, symbols: list[str]) -> AsyncIterator[tuple[str | None, Tick]]:
+        """Like `ticks`, each with the exchange's trade id (what a recorder writes)."""
         for symbol in symbols:
             await self._check(symbol)
-        async with contextlib.aclosing(self._hub.subscribe(symbols)) as stream:
-            async for tick in stream:
-                yield tick
+        async with contextlib.aclosing(self._hub.subscribe(list(dict.fromkeys(symbols)))) as stream:
+            async for item in stream:
+                yield item
 
     # -- more public data -----------------------------------------------------------------------------------
     async def trades(self, symbol: str, *, since_ms: int | None = None, limit: int | None = None) -> list[Tick]:
@@ -196,7 +202,7 @@ class CcxtFeed:
                 await asyncio.sleep(self._backoff.delay(attempt))
                 attempt += 1
 
-    async def _trade_stream(self, symbol: str) -> AsyncIterator[Tick]:
+    async def _trade_stream(self, symbol: str) -> AsyncIterator[tuple[str | None, Tick]]:
         """The one upstream of `symbol`: live trades, then after any interruption, REST fill and resume."""
         cursor = _Cursor()
         streaming = bool(self._ex.has.get("watchTrades"))
@@ -226,13 +232,13 @@ class CcxtFeed:
                     attempt = 0
                     if need_fill:
                         # Filled after the new subscription delivered: REST now covers the whole gap.
-                        for tick in await self._fill(symbol, cursor):
-                            yield tick
+                        for item in await self._fill(symbol, cursor):
+                            yield item
                         need_fill = False
                     for trade in batch:
                         if cursor.accept(trade):
                             self._freshness.mark(symbol)
-                            yield _tick(symbol, trade)
+                            yield _identified(symbol, trade)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - classify: retry what is transient, surface the rest
@@ -258,13 +264,13 @@ class CcxtFeed:
         await force_reconnect(self._ex, f"no data for {self._silence_reconnect_s:g} s on {symbol}", symbol=symbol)
         return None
 
-    async def _fill(self, symbol: str, cursor: _Cursor) -> list[Tick]:
+    async def _fill(self, symbol: str, cursor: _Cursor) -> list[tuple[str | None, Tick]]:
         """Trades since the cursor over REST, paging forward until a short page."""
-        out: list[Tick] = []
+        out: list[tuple[str | None, Tick]] = []
         while cursor.last_ms is not None:
             page = await self._ex.fetch_trades(symbol, cursor.last_ms, self._fill_page_limit)
             fresh = [t for t in page if cursor.accept(t)]
-            out.extend(_tick(symbol, t) for t in fresh)
+            out.extend(_identified(symbol, t) for t in fresh)
             if len(page) < self._fill_page_limit or not fresh:
                 break
         if out:
@@ -297,6 +303,11 @@ class _Cursor:
 
 def _tick(symbol: str, trade: dict[str, Any]) -> Tick:
     return Tick(symbol, int(trade["timestamp"]), float(trade["price"]), float(trade["amount"]), trade.get("side"))
+
+
+def _identified(symbol: str, trade: dict[str, Any]) -> tuple[str | None, Tick]:
+    trade_id = trade.get("id")
+    return (None if trade_id is None else str(trade_id)), _tick(symbol, trade)
 
 
 __all__ = ["BookTop", "CcxtFeed", "FeedUnavailable", "create_exchange"]
