@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from collections import deque
+from collections.abc import Iterable
 
 from sortedcontainers import SortedList
 
@@ -173,6 +174,32 @@ class RollingQuantile:
         if frac == 0.0:
             return lo
         return lo + (flat[i + 1] - lo) * frac
+
+    def update_many(self, values: Iterable[float]) -> list[float]:
+        """`update` for each value (e.g. a backfill), with the loop kept in local variables."""
+        out: list[float] = []
+        emit = out.append
+        update = self._update_split if self._split else self.update
+        it = iter(values)
+        if self._split or len(self._ring) < self.size:
+            for x in it:
+                emit(update(x))
+                if not self._split and len(self._ring) == self.size:
+                    break
+        # Flat list, window full: the quantile's index is fixed, evict + insert + two reads.
+        ring, flat = self._ring, self._flat
+        push, pop = ring.append, ring.popleft
+        h = self.q * (self.size - 1)
+        i = int(h)
+        frac = h - i
+        i1 = min(i + 1, self.size - 1)
+        for x in it:
+            push(x)
+            del flat[bisect_left(flat, pop())]
+            insort(flat, x)
+            lo = flat[i]
+            emit(lo + (flat[i1] - lo) * frac)
+        return out
 
     def _update_split(self, value: float) -> float:
         ring = self._ring

@@ -1,0 +1,62 @@
+"""The app's view of the engine: ticks in, snapshots and signals out, per symbol."""
+
+from __future__ import annotations
+
+import math
+
+from services.market.types import Tick
+from services.signals import EngineConfig, SignalEngine, TickCounters, default_rules
+
+
+def test_snapshot_has_the_documented_keys_per_symbol_and_nothing_for_unknown_symbols() -> None:
+    engine = SignalEngine(rules=default_rules())
+    for k in range(1_000):  # 1 tick/s: 16 one-minute bars, enough for ATR(14)
+        engine.on_tick(Tick("BTC/USDT", 1_000 * k, 30_000.0 + (k % 7), 0.1))
+        engine.on_tick(Tick("ETH/USDT", 1_000 * k, 2_000.0 - (k % 5), 1.0))
+    btc, eth = engine.snapshot("BTC/USDT"), engine.snapshot("ETH/USDT")
+    for key in ("sma_20", "ema_20", "rsi_14", "bb_upper", "bb_lower", "vwap", "atr_14", "zscore", "median", "donchian_high", "donchian_low", "macd", "q90", "rvol"):
+        assert not math.isnan(btc[key]), key
+    assert set(btc) == set(engine.keys())
+    assert 30_000 <= btc["sma_20"] <= 30_006 and 1_996 <= eth["sma_20"] <= 2_000  # no mixing
+    assert btc["donchian_high"] == 30_006.0 and btc["donchian_low"] == 30_000.0
+    assert engine.snapshot("DOGE/USDT") == {}
+    assert set(engine.symbols) == {"BTC/USDT", "ETH/USDT"}
+
+
+def test_periods_are_configurable_and_name_the_keys() -> None:
+    engine = SignalEngine(config=EngineConfig(sma_period=50, rsi_period=7, ema_period=9))
+    engine.on_tick(Tick("A", 0, 1.0, 1.0))
+    assert {"sma_50", "rsi_7", "ema_9"} <= set(engine.snapshot("A"))
+
+
+def test_late_ticks_are_placed_too_old_ones_and_replays_are_counted_and_dropped() -> None:
+    engine = SignalEngine(config=EngineConfig(sma_period=3, late_tolerance_ms=1_000))
+    for ts, price in [(10_000, 1.0), (11_000, 2.0), (12_000, 3.0)]:
+        engine.on_tick(Tick("A", ts, price, 1.0))
+    assert engine.snapshot("A")["sma_3"] == 2.0
+    engine.on_tick(Tick("A", 11_500, 9.0, 1.0))  # 500 ms late: placed between 11 s and 12 s
+    snap = engine.snapshot("A")
+    assert snap["sma_3"] == (2.0 + 9.0 + 3.0) / 3  # the 10 s point was the oldest, it left
+    assert snap["price"] == 3.0  # the last price is still the newest trade's
+    engine.on_tick(Tick("A", 10_500, 100.0, 1.0))  # 1.5 s late: dropped
+    engine.on_tick(Tick("A", 12_000, 3.0, 1.0))  # an exact replay of the newest trade
+    assert engine.snapshot("A")["sma_3"] == (2.0 + 9.0 + 3.0) / 3
+    assert engine.counters("A") == TickCounters(accepted=4, late_placed=1, late_dropped=1, duplicates=1)
+    assert engine.counters("never-seen") == TickCounters(0, 0, 0, 0)
+
+
+def test_keeping_duplicates_is_a_choice() -> None:
+    engine = SignalEngine(config=EngineConfig(sma_period=2, drop_duplicates=False))
+    for _ in range(3):
+        engine.on_tick(Tick("A", 5, 1.0, 2.0))
+    assert engine.counters("A").accepted == 3
+    assert engine.snapshot("A")["vwap"] == 1.0
+
+
+def test_atr_uses_bars_built_from_ticks() -> None:
+    engine = SignalEngine(config=EngineConfig(atr_period=2, bar_ms=60_000))
+    # bar 0: 10..12, bar 1: 11..15 (gap-free), bar 2 opens (closes bar 1).
+    for ts, p in [(0, 10.0), (20_000, 12.0), (59_000, 11.0), (60_000, 11.0), (90_000, 15.0), (120_000, 14.0)]:
+        engine.on_tick(Tick("A", ts, p, 1.0))
+    # TR(bar 0) = 2; TR(bar 1) = max(4, |15 - 11|, |11 - 11|) = 4; ATR(2) = mean = 3.
+    assert engine.snapshot("A")["atr_2"] == 3.0

@@ -1,0 +1,108 @@
+"""Sorted windows answer min/max/quantiles/rank/time ranges exactly as a rescan would."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.signals import windows
+from services.signals.windows import RollingQuantile, SortedWindow, interpolate
+
+values = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(st.none(), st.integers(1, 12)),
+    st.one_of(st.none(), st.integers(1, 5_000)),
+    st.lists(st.tuples(st.integers(-3_000, 2_000), st.one_of(values, st.sampled_from([1.0, 2.0]))), max_size=60),
+    st.floats(0.0, 1.0),
+)
+def test_sorted_window_equals_a_rescan_of_the_points_it_should_hold(
+    max_points: int | None, horizon_ms: int | None, steps: list[tuple[int, float]], q: float
+) -> None:
+    if max_points is None and horizon_ms is None:
+        max_points = 5
+    window = SortedWindow(max_points=max_points, horizon_ms=horizon_ms)
+    model: list[tuple[int, int, float]] = []  # (ts, seq, value)
+    ts = 0
+    for seq, (dt, value) in enumerate(steps):
+        ts = max(ts, ts + dt)
+        t = ts + dt if dt < 0 else ts  # negative steps are late points
+        evicted = window.insert(t, value)
+        model.append((t, seq, value))
+        model.sort()
+        kept = model[-max_points:] if max_points else model
+        if horizon_ms is not None:
+            kept = [p for p in kept if p[0] > kept[-1][0] - horizon_ms]
+        gone = sorted(set(model) - set(kept))
+        model = kept
+        assert sorted(evicted) == sorted((p[0], p[2]) for p in gone)
+        vals = sorted(p[2] for p in model)
+        assert len(window) == len(model)
+        assert window.points() == [(p[0], p[2]) for p in model]
+        assert window.min() == vals[0] and window.max() == vals[-1]
+        assert window.quantile(q) == pytest.approx(float(np.quantile(vals, q)), rel=1e-9, abs=1e-9)
+        assert window.median() == pytest.approx(float(np.median(vals)), rel=1e-9, abs=1e-9)
+        assert window.rank(value) == sum(v < value for v in vals)
+        lo, hi = t - 1_000, t + 500
+        inside = [(p[0], p[2]) for p in model if lo <= p[0] <= hi]
+        assert window.between(lo, hi) == inside
+        assert window.count_between(lo, hi) == len(inside)
+
+
+def test_time_window_keeps_only_the_last_horizon_before_the_newest_point() -> None:
+    window = SortedWindow(horizon_ms=1_000)
+    for ts, v in [(0, 5.0), (400, 1.0), (900, 9.0), (1_300, 3.0)]:
+        window.insert(ts, v)
+    assert window.points() == [(400, 1.0), (900, 9.0), (1_300, 3.0)]  # 0 is 1300 ms old
+    assert window.evict_through(900) == [(400, 1.0), (900, 9.0)]
+    assert (window.min(), window.max(), len(window)) == (3.0, 3.0, 1)
+
+
+def test_empty_window_reads_nan_and_bad_bounds_are_refused() -> None:
+    window = SortedWindow(max_points=3)
+    assert math.isnan(window.median()) and math.isnan(window.min()) and window.newest() is None
+    with pytest.raises(ValueError):
+        SortedWindow()
+    with pytest.raises(ValueError):
+        window.quantile(1.5)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["flat-list", "two-sortedlists"])
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(0.0, 1.0),
+    st.integers(1, 40),
+    st.lists(st.one_of(values, st.sampled_from([0.0, 1.0, 1.0, 2.0])), min_size=1, max_size=150),
+)
+def test_rolling_quantile_equals_numpy_on_every_window(split: bool, q: float, size: int, xs: list[float]) -> None:
+    threshold = 0 if split else 10**9
+    original = windows.FLAT_LIST_MAX_POINTS
+    windows.FLAT_LIST_MAX_POINTS = threshold
+    try:
+        rq = RollingQuantile(q, size)
+    finally:
+        windows.FLAT_LIST_MAX_POINTS = original
+    for k, x in enumerate(xs):
+        got = rq.update(x)
+        want = float(np.quantile(xs[max(0, k + 1 - size) : k + 1], q))
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-6)
+        assert rq.value() == got
+    assert len(rq) == min(size, len(xs))
+
+
+def test_update_many_equals_update_one_by_one() -> None:
+    xs = [float((k * 7919) % 1000) for k in range(3_000)]
+    one = RollingQuantile(0.9, 100)
+    assert RollingQuantile(0.9, 100).update_many(xs) == [one.update(x) for x in xs]
+
+
+def test_interpolate_is_numpys_linear_quantile() -> None:
+    xs = sorted([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
+    for q in (0.0, 0.1, 0.25, 0.5, 0.9, 1.0):
+        assert interpolate(xs, q) == pytest.approx(float(np.quantile(xs, q)))
