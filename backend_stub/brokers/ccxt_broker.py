@@ -83,6 +83,44 @@ class RateLimited(BrokerUnavailable):
     status_code = 429
 
 
+class ExchangeFailed(BrokerError):
+    """The exchange answered with an error that is neither the order's nor the account's fault."""
+
+    status_code = 502
+
+
+# --- ccxt's own request log, with the secrets taken out ----------------------------------------------
+
+
+class _WireLogRedactor(logging.Filter):
+    """ccxt logs every request at DEBUG with its headers (the API key) and its signed query string.
+    Every ccxt instance here logs through one logger carrying this filter, which rewrites each record
+    before any handler sees it: known keys become "***", and so do key-like headers and signatures."""
+
+    _HEADER = re.compile(
+        r"""(['"][\w-]*(?:key|sign|passphrase|secret|token|authorization)[\w-]*['"]\s*:\s*)(['"])[^'"]*\2""",
+        re.I,
+    )
+    _QUERY = re.compile(r"((?:signature|apikey|api_key|secret|passphrase|token)=)[^&\s,'\"]+", re.I)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            message = message.replace(secret, "***")
+        message = self._QUERY.sub(r"\1***", self._HEADER.sub(r"\1\2***\2", message))
+        record.msg, record.args = message, None
+        return True
+
+
+_WIRE_LOG = logging.getLogger("backend_stub.brokers.ccxt_wire")
+_REDACTOR = _WireLogRedactor()
+_WIRE_LOG.addFilter(_REDACTOR)
+
+
 # --- where keys come from --------------------------------------------------------------------------
 
 
@@ -262,7 +300,14 @@ class CcxtBroker:
         self._exchange_id = exchange_id
         given = dict(exchange_config or {})
         options = {**EXCHANGE_OPTIONS.get(exchange_id, {}), **given.pop("options", {})}
-        self._config = {"enableRateLimit": True, **given, "options": options}
+        # ccxt's `verbose` prints requests (keys included) with print(): never on, whatever the config says.
+        self._config = {
+            "enableRateLimit": True,
+            **given,
+            "options": options,
+            "logger": _WIRE_LOG,
+            "verbose": False,
+        }
         self._clock_ms = clock_ms
         self._public: Any = None
         self._by_user: dict[str, tuple[str, Any]] = {}  # uid → (keys fingerprint, ccxt instance)
@@ -462,6 +507,7 @@ class CcxtBroker:
                 return entry[1]
             if entry is not None:
                 self._retired.append(entry[1])
+            _REDACTOR.secrets.update(credentials.secrets())
             config = {**self._config, "apiKey": credentials.api_key, "secret": credentials.secret}
             if credentials.password:
                 config["password"] = credentials.password
@@ -566,17 +612,20 @@ def _json_market(market: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _EXCHANGE_MSG = re.compile(r'"msg"\s*:\s*"([^"]{1,200})"')
+_PLAIN_REASON = re.compile(r"^[\w.-]+ ([A-Za-z][^{}?=&/\\]{0,199})$")
 
 
 def _exchange_message(exc: BaseException, credentials: ApiCredentials | None) -> str:
-    """The exchange's own one-line reason when its body has one; never ccxt's full text (signed URLs)."""
-    match = _EXCHANGE_MSG.search(str(exc))
+    """The exchange's own one-line reason: the `msg` of its JSON body, or ccxt's "<exchange> <reason>"
+    when that is plain prose. Anything else (URLs, query strings, bodies) is never shown."""
+    text = str(exc)
+    match = _EXCHANGE_MSG.search(text) or _PLAIN_REASON.match(text)
     if not match:
         return ""
-    text = match.group(1)
+    reason = match.group(1).strip()
     for secret in credentials.secrets() if credentials else ():
-        text = text.replace(secret, "***")
-    return f": {text}"
+        reason = reason.replace(secret, "***")
+    return f": {reason}"
 
 
 def _outcome_unknown(exc: BaseException) -> bool:
@@ -592,12 +641,12 @@ def _broker_error(exc: BaseException, credentials: ApiCredentials | None, *, act
     """ccxt's exception as the broker error a trader reads. Most specific ccxt classes first."""
     detail = _exchange_message(exc, credentials)
     name = type(exc).__name__
-    log.warning("exchange refused to %s: %s", action, name)
+    log.warning("exchange call failed (%s): %s", action, name)
     if isinstance(exc, ccxt_errors.OrderNotFound):
         return OrderNotFound(f"The exchange does not know this order{detail}")
     if isinstance(exc, ccxt_errors.InsufficientFunds):
         return InsufficientFunds(f"Insufficient funds on the exchange to {action}{detail}")
-    if isinstance(exc, ccxt_errors.InvalidOrder | ccxt_errors.BadSymbol):
+    if isinstance(exc, ccxt_errors.InvalidOrder | ccxt_errors.BadRequest):  # BadSymbol, filter failures
         return InvalidOrder(f"The exchange rejected the order{detail}")
     if isinstance(exc, ccxt_errors.AuthenticationError):
         return ExchangeKeysRejected(
@@ -605,6 +654,8 @@ def _broker_error(exc: BaseException, credentials: ApiCredentials | None, *, act
         )
     if isinstance(exc, ccxt_errors.DDoSProtection | ccxt_errors.RateLimitExceeded):
         return RateLimited("The exchange is rate limiting us; try again in a few seconds")
-    if isinstance(exc, ccxt_errors.NetworkError):  # ExchangeNotAvailable, RequestTimeout, OnMaintenance, ...
+    if isinstance(
+        exc, ccxt_errors.OperationFailed
+    ):  # NetworkError: ExchangeNotAvailable, RequestTimeout, ...
         return BrokerUnavailable(f"The exchange cannot be reached right now ({name}); try again shortly")
-    return BrokerError(f"The exchange could not {action}{detail}")
+    return ExchangeFailed(f"The exchange could not {action}{detail}")
