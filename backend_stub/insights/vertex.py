@@ -126,8 +126,10 @@ class VertexInsights:
                 raise ProviderFailed(
                     f"vertex could not get a Google access token ({type(exc).__name__})"
                 ) from None
-        assert self._credentials is not None and self._credentials.token
-        return self._credentials.token
+        token = self._credentials.token if self._credentials is not None else None
+        if not token:
+            raise ProviderFailed("vertex got no access token from its Google credentials")
+        return token
 
     def _ensure_fresh_credentials(self) -> None:
         import google.auth
