@@ -223,8 +223,12 @@ class Book:
             rng = random.Random(f"{symbol}:{level_price}")
             return max(step, round_to_step(rng.uniform(200, 20_000) / price, step))
 
-        self.bids = [(b, size(b)) for b in (round_to_step(best_bid - i * gap, tick) for i in range(BOOK_LEVELS))]
-        self.asks = [(a, size(a)) for a in (round_to_step(best_ask + i * gap, tick) for i in range(BOOK_LEVELS))]
+        self.bids = [
+            (b, size(b)) for b in (round_to_step(best_bid - i * gap, tick) for i in range(BOOK_LEVELS))
+        ]
+        self.asks = [
+            (a, size(a)) for a in (round_to_step(best_ask + i * gap, tick) for i in range(BOOK_LEVELS))
+        ]
 
     def diff(self, newer: Book) -> tuple[list[list[str]], list[list[str]]]:
         """(bids, asks) deltas turning this book into `newer`: removed levels carry quantity "0"."""

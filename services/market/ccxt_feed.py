@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from services.market.fanout import FanOut
 from services.market.freshness import FeedStatus, FreshnessBoard
 from services.market.quirks import ccxt_options
 from services.market.types import TIMEFRAME_MS, Candle, FeedUnavailable, MarketDataError, Tick, UnknownSymbol
+from services.market.watching import Watch, latest_values
 
 R = TypeVar("R")
 
@@ -82,6 +83,8 @@ class CcxtFeed:
         self._poll_interval_s = poll_interval_s
         self._fill_page_limit = fill_page_limit
         self._hub: FanOut[str, tuple[str | None, Tick]] = FanOut(self._trade_stream)
+        # Latest-value streams, keyed by (kind, symbol, timeframe): one upstream each, shared by consumers.
+        self._latest: FanOut[tuple[str, str, str], Any] = FanOut(self._latest_stream)
         self._markets: dict[str, dict[str, Any]] | None = None
         self._markets_lock = asyncio.Lock()
         self.reconnects = 0
@@ -97,6 +100,7 @@ class CcxtFeed:
     async def aclose(self) -> None:
         """Stop every stream, then close the exchange's sockets and HTTP session."""
         await self._hub.aclose()
+        await self._latest.aclose()
         with contextlib.suppress(Exception):
             await self._ex.close()
 
@@ -112,8 +116,11 @@ class CcxtFeed:
     async def markets(self) -> dict[str, dict[str, Any]]:
         async with self._markets_lock:
             if self._markets is None:
-                self._markets = await self._rest(f"{self.exchange_id} markets", self._ex.load_markets)
-        return dict(self._markets)
+                loaded: dict[str, dict[str, Any]] = await self._rest(
+                    f"{self.exchange_id} markets", self._ex.load_markets
+                )
+                self._markets = loaded
+            return dict(self._markets)
 
     async def ticker(self, symbol: str) -> dict[str, Any]:
         await self._check(symbol)
@@ -123,14 +130,19 @@ class CcxtFeed:
         self, symbol: str, timeframe: str = "1m", *, since_ms: int | None = None, limit: int = 200
     ) -> list[Candle]:
         if timeframe not in TIMEFRAME_MS:
-            raise MarketDataError(f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAME_MS)}.")
+            raise MarketDataError(
+                f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAME_MS)}."
+            )
         await self._check(symbol)
         if not self._ex.has.get("fetchOHLCV"):
             raise MarketDataError(f"{self.exchange_id} does not offer candles.")
         rows = await self._rest(
             f"{symbol} {timeframe} candles", self._ex.fetch_ohlcv, symbol, timeframe, since_ms, limit
         )
-        return [Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5] or 0)) for r in rows]
+        return [
+            Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5] or 0))
+            for r in rows
+        ]
 
     def ticks(self, symbols: list[str]) -> AsyncIterator[Tick]:
         """Trades of `symbols` as they arrive, gap-filled after reconnects; one upstream per symbol."""
@@ -143,7 +155,7 @@ class CcxtFeed:
             async for _, tick in stream:
                 yield tick
 
-    async def identified_ticks(self, symbols: list[str]) -> AsyncIterator[tuple[str | None, Tick]]:
+    async def identified_ticks(self, symbols: list[str]) -> AsyncGenerator[tuple[str | None, Tick], None]:
         """Like `ticks`, each with the exchange's trade id (what a recorder writes)."""
         for symbol in symbols:
             await self._check(symbol)
@@ -152,7 +164,9 @@ class CcxtFeed:
                 yield item
 
     # -- more public data -----------------------------------------------------------------------------------
-    async def trades(self, symbol: str, *, since_ms: int | None = None, limit: int | None = None) -> list[Tick]:
+    async def trades(
+        self, symbol: str, *, since_ms: int | None = None, limit: int | None = None
+    ) -> list[Tick]:
         """Recent public trades over REST (oldest first)."""
         await self._check(symbol)
         rows = await self._rest(f"{symbol} trades", self._ex.fetch_trades, symbol, since_ms, limit)
@@ -170,9 +184,81 @@ class CcxtFeed:
                 book = await self._rest(f"the {symbol} order book", self._ex.fetch_order_book, symbol, 5)
         else:
             book = await self._rest(f"the {symbol} order book", self._ex.fetch_order_book, symbol, 5)
-        bid = book["bids"][0] if book["bids"] else (None, None)
-        ask = book["asks"][0] if book["asks"] else (None, None)
-        return BookTop(symbol, book.get("timestamp"), bid[0], bid[1], ask[0], ask[1])
+        return _book_top(book)
+
+    async def tickers(self, symbols: list[str]) -> AsyncGenerator[dict[str, Any], None]:
+        """ccxt tickers of `symbols` as they change (`watch_ticker`, or `fetch_ticker` polling)."""
+        async for _, ticker in self._latest_of("ticker", symbols):
+            yield ticker
+
+    async def book_tops(self, symbols: list[str]) -> AsyncGenerator[BookTop, None]:
+        """Best bid/ask of `symbols` as the books change (`watch_order_book`, or `fetch_order_book` polling)."""
+        async for _, book in self._latest_of("book", symbols):
+            yield _book_top(book)
+
+    async def candle_updates(self, symbol: str, timeframe: str = "1m") -> AsyncGenerator[Candle, None]:
+        """The forming bar (and the one just closed) of `symbol` on every change (`watch_ohlcv`, or polling)."""
+        if timeframe not in TIMEFRAME_MS:
+            raise MarketDataError(
+                f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAME_MS)}."
+            )
+        async for _, rows in self._latest_of("ohlcv", [symbol], timeframe):
+            for r in rows:
+                yield Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5] or 0))
+
+    async def _latest_of(
+        self, kind: str, symbols: list[str], timeframe: str = ""
+    ) -> AsyncGenerator[Any, None]:
+        for symbol in symbols:
+            await self._check(symbol)
+        keys = [(kind, s, timeframe) for s in dict.fromkeys(symbols)]
+        async with contextlib.aclosing(self._latest.subscribe(keys)) as stream:
+            async for item in stream:
+                yield item
+
+    def _latest_stream(self, key: tuple[str, str, str]) -> AsyncGenerator[tuple[str, Any], None]:
+        kind, symbol, timeframe = key
+        ex, has = self._ex, self._ex.has
+        specs = {
+            "ticker": Watch(
+                f"the {symbol} ticker",
+                (lambda: ex.watch_ticker(symbol)) if has.get("watchTicker") else None,
+                lambda: ex.fetch_ticker(symbol),
+            ),
+            "book": Watch(
+                f"the {symbol} order book",
+                (lambda: ex.watch_order_book(symbol)) if has.get("watchOrderBook") else None,
+                lambda: ex.fetch_order_book(symbol, 5),
+            ),
+            "ohlcv": Watch(
+                f"{symbol} {timeframe} candles",
+                (lambda: ex.watch_ohlcv(symbol, timeframe)) if has.get("watchOHLCV") else None,
+                lambda: ex.fetch_ohlcv(symbol, timeframe, None, 2),
+            ),
+        }
+        return self._tagged(
+            symbol,
+            latest_values(
+                specs[kind],
+                exchange_id=self.exchange_id,
+                backoff=self._backoff,
+                poll_interval_s=self._poll_interval_s,
+                silence_s=self._silence_reconnect_s,
+                on_data=lambda: self._freshness.mark(symbol),
+                on_retry=lambda: self._freshness.mark_reconnecting(symbol),
+                on_silence=lambda: force_reconnect(
+                    ex, f"no data for {self._silence_reconnect_s:g} s", symbol=symbol
+                ),
+            ),
+        )
+
+    @staticmethod
+    async def _tagged(
+        symbol: str, values: AsyncGenerator[Any, None]
+    ) -> AsyncGenerator[tuple[str, Any], None]:
+        async with contextlib.aclosing(values):
+            async for value in values:
+                yield symbol, value
 
     # -- freshness -------------------------------------------------------------------------------------------
     def status(self, symbol: str) -> FeedStatus:
@@ -261,7 +347,9 @@ class CcxtFeed:
         done, _ = await asyncio.wait({pending}, timeout=self._silence_reconnect_s)
         if pending in done:
             return pending.result()
-        await force_reconnect(self._ex, f"no data for {self._silence_reconnect_s:g} s on {symbol}", symbol=symbol)
+        await force_reconnect(
+            self._ex, f"no data for {self._silence_reconnect_s:g} s on {symbol}", symbol=symbol
+        )
         return None
 
     async def _fill(self, symbol: str, cursor: _Cursor) -> list[tuple[str | None, Tick]]:
@@ -302,7 +390,15 @@ class _Cursor:
 
 
 def _tick(symbol: str, trade: dict[str, Any]) -> Tick:
-    return Tick(symbol, int(trade["timestamp"]), float(trade["price"]), float(trade["amount"]), trade.get("side"))
+    return Tick(
+        symbol, int(trade["timestamp"]), float(trade["price"]), float(trade["amount"]), trade.get("side")
+    )
+
+
+def _book_top(book: dict[str, Any]) -> BookTop:
+    bid = book["bids"][0] if book.get("bids") else (None, None)
+    ask = book["asks"][0] if book.get("asks") else (None, None)
+    return BookTop(book["symbol"], book.get("timestamp"), bid[0], bid[1], ask[0], ask[1])
 
 
 def _identified(symbol: str, trade: dict[str, Any]) -> tuple[str | None, Tick]:

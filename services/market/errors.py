@@ -35,9 +35,13 @@ def translate(exc: BaseException, exchange_id: str, what: str) -> MarketDataErro
     if isinstance(exc, ccxt.BadSymbol):
         return UnknownSymbol(f"{exchange_id} does not list the market for {what}.")
     if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
-        return RateLimited(f"{exchange_id} is rate-limiting requests for {what}; try again shortly ({detail}).")
+        return RateLimited(
+            f"{exchange_id} is rate-limiting requests for {what}; try again shortly ({detail})."
+        )
     if isinstance(exc, ccxt.NetworkError):
-        return FeedUnavailable(f"{exchange_id} cannot be reached for {what} ({type(exc).__name__}: {detail}).")
+        return FeedUnavailable(
+            f"{exchange_id} cannot be reached for {what} ({type(exc).__name__}: {detail})."
+        )
     if isinstance(exc, ccxt.NotSupported):
         return NotOffered(f"{exchange_id} does not offer {what} ({detail}).")
     if isinstance(exc, ccxt.OperationFailed):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -61,7 +61,7 @@ class FanOut(Generic[K, T]):
     def subscriber_count(self, key: K) -> int:
         return len(self._subscribers.get(key, ()))
 
-    async def subscribe(self, keys: list[K]) -> AsyncIterator[T]:
+    async def subscribe(self, keys: list[K]) -> AsyncGenerator[T, None]:
         """Items of every key in `keys`, in arrival order, until the hub closes or an upstream fails."""
         if self._closed:
             return

@@ -9,7 +9,7 @@ FeedStatus = Literal["live", "stale", "reconnecting"]
 
 
 def status_for(last_tick_ms: int | None, now_ms: float, stale_after_s: float) -> FeedStatus:
-    """"live" when the last data is younger than `stale_after_s`, "stale" otherwise (or when none came yet)."""
+    """ "live" when the last data is younger than `stale_after_s`, "stale" otherwise (or when none came yet)."""
     if last_tick_ms is None or now_ms - last_tick_ms > stale_after_s * 1000:
         return "stale"
     return "live"

@@ -121,7 +121,9 @@ class SpotAccount:
             timestamp = int(params["timestamp"])
             window = int(params.get("recvWindow", "5000"))
         except (KeyError, ValueError):
-            raise _bad(-1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.") from None
+            raise _bad(
+                -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed."
+            ) from None
         now = self._clock_ms()
         if timestamp > now + 1000 or now - timestamp > window:
             raise _bad(-1021, "Timestamp for this request is outside of the recvWindow.")
@@ -188,7 +190,9 @@ class SpotAccount:
             raise _bad(-2010, "Duplicate order sent.")
         bid, ask = self._top(market["id"])
         touch = Decimal(str(ask if side == "BUY" else bid))
-        quantity = self._decimal(params, "quantity", required=kind != "MARKET" or "quoteOrderQty" not in params)
+        quantity = self._decimal(
+            params, "quantity", required=kind != "MARKET" or "quoteOrderQty" not in params
+        )
         if kind == "MARKET" and quantity is None:
             quote = self._decimal(params, "quoteOrderQty", required=True)
             assert quote is not None
@@ -237,12 +241,17 @@ class SpotAccount:
             raise _bad(-2011, "Unknown order sent.")
         market = self._markets[order.symbol]
         asset, amount = (
-            (market["quote"], order.quantity * order.price) if order.side == "BUY" else (market["base"], order.quantity)
+            (market["quote"], order.quantity * order.price)
+            if order.side == "BUY"
+            else (market["base"], order.quantity)
         )
         self._move(asset, amount, lock=False)
         cancelled = replace(order, status="CANCELED", update_ms=self._clock_ms())
         self._orders[order.order_id] = cancelled
-        return cancelled.to_wire() | {"origClientOrderId": order.client_order_id, "transactTime": self._clock_ms()}
+        return cancelled.to_wire() | {
+            "origClientOrderId": order.client_order_id,
+            "transactTime": self._clock_ms(),
+        }
 
     def on_trades(self, symbol_id: str, ticks: list[Tick]) -> None:
         """Fill resting limit orders that the replayed trades reached."""
@@ -251,7 +260,9 @@ class SpotAccount:
                 continue
             for tick in ticks:
                 price = Decimal(str(tick.price))
-                if (order.side == "BUY" and price <= order.price) or (order.side == "SELL" and price >= order.price):
+                if (order.side == "BUY" and price <= order.price) or (
+                    order.side == "SELL" and price >= order.price
+                ):
                     self._fill(order, order.price, maker=True)
                     break
 
@@ -282,7 +293,10 @@ class SpotAccount:
         try:
             value = Decimal(raw)
         except InvalidOperation:
-            raise _bad(-1100, f"Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.") from None
+            raise _bad(
+                -1100,
+                f"Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.",
+            ) from None
         if not value.is_finite() or value <= 0:
             raise _bad(-1013, f"Invalid {name}.")
         return value

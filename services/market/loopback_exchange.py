@@ -37,7 +37,9 @@ _TICKER_EVERY_MS = 1000
 _DEPTH_EVERY_MS = 100
 
 
-def binance_config(host: str, port: int, *, api_key: str | None = None, secret: str | None = None) -> dict[str, Any]:
+def binance_config(
+    host: str, port: int, *, api_key: str | None = None, secret: str | None = None
+) -> dict[str, Any]:
     """ccxt constructor config pointing every Binance URL at the loopback exchange (nothing leaves the host)."""
     import ccxt.pro  # local: only callers that talk to an exchange pay for importing ccxt
 
@@ -199,7 +201,12 @@ class LoopbackExchange:
 
     def throttle_next(self, count: int = 1) -> None:
         """Answer the next `count` REST requests with HTTP 429, as Binance does past its request weight."""
-        self.fail_next(count, status=429, code=-1003, msg="Too many requests; current limit is 6000 request weight per 1 MINUTE.")
+        self.fail_next(
+            count,
+            status=429,
+            code=-1003,
+            msg="Too many requests; current limit is 6000 request weight per 1 MINUTE.",
+        )
 
     @property
     def subscriptions(self) -> set[str]:
@@ -226,7 +233,9 @@ class LoopbackExchange:
             return web.json_response(exc.body(), status=exc.status)
 
     async def _not_found(self, request: web.Request) -> web.Response:
-        return web.json_response({"code": -1000, "msg": f"The loopback exchange does not serve {request.path}."}, status=404)
+        return web.json_response(
+            {"code": -1000, "msg": f"The loopback exchange does not serve {request.path}."}, status=404
+        )
 
     async def _rest(self, request: web.Request) -> web.Response:
         endpoint, method = request.match_info["endpoint"], request.method
@@ -289,7 +298,9 @@ class LoopbackExchange:
 
     def _ticker_price(self, query: dict[str, str]) -> Any:
         ids = [self._market_id(query)] if "symbol" in query else list(self._markets)
-        rows = [{"symbol": i, "price": wire.num(self.feed.price_at(self._symbol(i), self._now_ms()))} for i in ids]
+        rows = [
+            {"symbol": i, "price": wire.num(self.feed.price_at(self._symbol(i), self._now_ms()))} for i in ids
+        ]
         return rows[0] if "symbol" in query else rows
 
     def _book_ticker(self, query: dict[str, str]) -> Any:
@@ -314,14 +325,18 @@ class LoopbackExchange:
         except ValueError:
             raise ApiError(400, -1100, "Illegal characters found in parameter 'limit'.") from None
         if not 1 <= limit <= maximum:
-            raise ApiError(400, -1100, f"Illegal characters found in parameter 'limit'; legal range is '1'..'{maximum}'.")
+            raise ApiError(
+                400, -1100, f"Illegal characters found in parameter 'limit'; legal range is '1'..'{maximum}'."
+            )
         return limit
 
     def _agg_trades(self, query: dict[str, str]) -> list[dict[str, Any]]:
         market_id = self._market_id(query)
         limit = self._limit(query, 500, 1000)
         if "fromId" in query:
-            raise ApiError(400, -1100, "The loopback exchange pages aggTrades by startTime/endTime, not fromId.")
+            raise ApiError(
+                400, -1100, "The loopback exchange pages aggTrades by startTime/endTime, not fromId."
+            )
         start, end = query.get("startTime"), query.get("endTime")
         now = self._now_ms()
         if start is None and end is None:
@@ -388,7 +403,15 @@ class LoopbackExchange:
         if not bids and not asks:
             return None
         self._books[market_id] = (update_id + 1, new)
-        return {"e": "depthUpdate", "E": self._now_ms(), "s": market_id, "U": update_id + 1, "u": update_id + 1, "b": bids, "a": asks}
+        return {
+            "e": "depthUpdate",
+            "E": self._now_ms(),
+            "s": market_id,
+            "U": update_id + 1,
+            "u": update_id + 1,
+            "b": bids,
+            "a": asks,
+        }
 
     def _top_of_book(self, market_id: str) -> tuple[float, float]:
         book = self._new_book(market_id)
@@ -424,7 +447,9 @@ class LoopbackExchange:
         elif method == "LIST_SUBSCRIPTIONS":
             await conn.ws.send_json({"result": sorted(conn.streams), "id": request_id})
         else:
-            await conn.ws.send_json({"error": {"code": 2, "msg": f"Invalid request: unknown method {method}"}, "id": request_id})
+            await conn.ws.send_json(
+                {"error": {"code": 2, "msg": f"Invalid request: unknown method {method}"}, "id": request_id}
+            )
 
     async def _push_loop(self) -> None:
         while True:
@@ -481,7 +506,9 @@ class LoopbackExchange:
                         self._connections.discard(conn)
                         break
 
-    def _kline_frames(self, market_id: str, interval: str, numbered: list[tuple[int, Tick]], now: int) -> list[dict[str, Any]]:
+    def _kline_frames(
+        self, market_id: str, interval: str, numbered: list[tuple[int, Tick]], now: int
+    ) -> list[dict[str, Any]]:
         frame_ms = TIMEFRAME_MS.get(interval)
         if frame_ms is None:
             return []
@@ -505,7 +532,9 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--recording", type=Path, default=None, help="replay file (default: the shipped one)")

@@ -85,11 +85,15 @@ async def _main(args: argparse.Namespace) -> None:
         print(f"recording {', '.join(symbols)} from {args.exchange} for {args.minutes:g} min …")
         meta, trades = await record(feed, symbols, args.minutes * 60)
     count = write_recording(out, meta, trades)
-    print(f"wrote {count} trades to {out} ({feed.reconnects} reconnects, {feed.filled_trades} trades gap-filled)")
+    print(
+        f"wrote {count} trades to {out} ({feed.reconnects} reconnects, {feed.filled_trades} trades gap-filled)"
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--exchange", required=True, help="ccxt exchange id, e.g. binance")
     parser.add_argument("--symbols", required=True, help="comma-separated, e.g. BTC/USDT,ETH/USDT")
     parser.add_argument("--minutes", type=float, required=True)

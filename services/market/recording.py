@@ -172,7 +172,9 @@ def load_recording(path: Path) -> Recording:
                     continue  # later format revisions may add other line types (books, candles)
                 col = columns.get(t["symbol"])
                 if col is None:
-                    raise ValueError(f"line {number}: symbol {t['symbol']!r} is not declared in the meta line")
+                    raise ValueError(
+                        f"line {number}: symbol {t['symbol']!r} is not declared in the meta line"
+                    )
                 offset = int(t["timestamp"]) - meta.start_ms
                 price, amount = float(t["price"]), float(t["amount"])
                 if not 0 <= offset < meta.duration_ms:
@@ -193,9 +195,7 @@ def load_recording(path: Path) -> Recording:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise FeedUnavailable(f"Replay recording {path} is corrupt: {exc}") from exc
     series = {
-        s: TradeSeries.build(o, p, a, bytes(sd), tuple(ids))
-        for s, (o, p, a, sd, ids) in columns.items()
-        if o
+        s: TradeSeries.build(o, p, a, bytes(sd), tuple(ids)) for s, (o, p, a, sd, ids) in columns.items() if o
     }
     if not series:
         raise FeedUnavailable(f"Replay recording {path} holds no trades")

@@ -144,7 +144,7 @@ class ReplayFeed:
         return self._wall(k * self._duration + series.offsets_ms[i])
 
     def status(self, symbol: str) -> FeedStatus:
-        """"stale" when the recording itself has no trade of `symbol` for `stale_after_s` around now."""
+        """ "stale" when the recording itself has no trade of `symbol` for `stale_after_s` around now."""
         return status_for(self.last_tick_ms(symbol), self._now_ms(), self.stale_after_s)
 
     # -- deterministic queries -------------------------------------------------------------------------
@@ -174,7 +174,9 @@ class ReplayFeed:
         """OHLCV bars up to now (the last one still forming); a bar without trades repeats the previous close."""
         frame = TIMEFRAME_MS.get(timeframe)
         if frame is None:
-            raise MarketDataError(f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAME_MS)}.")
+            raise MarketDataError(
+                f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAME_MS)}."
+            )
         series = self._series(symbol)
         if limit <= 0:
             return []
@@ -309,4 +311,6 @@ def _tagged(n: int, pairs: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int
 
 
 def _iso(timestamp_ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp_ms / 1000)) + f".{timestamp_ms % 1000:03d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp_ms / 1000)) + f".{timestamp_ms % 1000:03d}Z"
+    )

@@ -82,7 +82,9 @@ def _bursts(rng: random.Random, seconds: int) -> list[float]:
     return out
 
 
-def simulate(seed: int, minutes: int, *, start_ms: int = START_MS) -> tuple[RecordingMeta, list[dict[str, Any]]]:
+def simulate(
+    seed: int, minutes: int, *, start_ms: int = START_MS
+) -> tuple[RecordingMeta, list[dict[str, Any]]]:
     """The meta line and the time-ordered trades of a simulated market; the same seed gives the same market."""
     if minutes < 1:
         raise ValueError("minutes must be at least 1")
@@ -155,10 +157,14 @@ def simulate(seed: int, minutes: int, *, start_ms: int = START_MS) -> tuple[Reco
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--minutes", type=int, default=60)
-    parser.add_argument("--out", type=Path, default=None, help="default: assets/replay/simulated-SEED.jsonl.gz")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: assets/replay/simulated-SEED.jsonl.gz"
+    )
     args = parser.parse_args(argv)
     out = args.out or Path("assets/replay") / f"simulated-{args.seed}.jsonl.gz"
     meta, trades = simulate(args.seed, args.minutes)

@@ -72,7 +72,9 @@ async def test_one_subscription_per_symbol_for_many_consumers(binance, loopback)
         a: list[Tick] = []
         b: list[Tick] = []
         await asyncio.wait_for(
-            asyncio.gather(_collect(feed.ticks(["BTC/USDT"]), until, a), _collect(feed.ticks(["BTC/USDT"]), until, b)),
+            asyncio.gather(
+                _collect(feed.ticks(["BTC/USDT"]), until, a), _collect(feed.ticks(["BTC/USDT"]), until, b)
+            ),
             10,
         )
         assert loopback.subscriptions <= {"btcusdt@trade"}
@@ -167,3 +169,30 @@ async def test_unreachable_exchange_is_feed_unavailable(loopback):
     async with CcxtFeed("binance", exchange=exchange, backoff=FAST, rest_retries=1) as feed:
         with pytest.raises(FeedUnavailable, match="cannot be reached"):
             await feed.markets()
+
+
+async def _first(stream, n):
+    out = []
+    async for item in stream:
+        out.append(item)
+        if len(out) == n:
+            break
+    await stream.aclose()
+    return out
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+async def test_ticker_book_and_candle_streams(loopback, streaming):
+    import ccxt.async_support
+
+    cls = ccxt.pro.binance if streaming else ccxt.async_support.binance
+    exchange = cls(loopback.ccxt_config() | {"enableRateLimit": False})
+    async with CcxtFeed("binance", exchange=exchange, poll_interval_s=0.1, backoff=FAST) as feed:
+        tickers = await asyncio.wait_for(_first(feed.tickers(["BTC/USDT", "ETH/USDT"]), 2), 10)
+        assert {t["symbol"] for t in tickers} <= {"BTC/USDT", "ETH/USDT"} and all(t["last"] for t in tickers)
+        tops = await asyncio.wait_for(_first(feed.book_tops(["SOL/USDT"]), 2), 10)
+        assert all(t.symbol == "SOL/USDT" and t.bid < t.ask for t in tops)
+        candles = await asyncio.wait_for(_first(feed.candle_updates("BTC/USDT", "1m"), 2), 10)
+        now = int(time.time() * 1000)
+        assert candles[-1].timestamp_ms in (now // 60_000 * 60_000, (now // 60_000 - 1) * 60_000)
+        assert candles[-1].low <= candles[-1].close <= candles[-1].high

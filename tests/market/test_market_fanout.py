@@ -26,6 +26,7 @@ async def test_one_upstream_per_key_and_every_item_to_every_subscriber():
             cancelled.append(key)
 
     async with FanOut(source) as hub:
+
         async def take(keys, n):
             out = []
             async with contextlib.aclosing(hub.subscribe(keys)) as stream:

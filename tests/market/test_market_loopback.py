@@ -21,8 +21,12 @@ async def test_signed_orders_balances_and_binance_error_codes(binance, loopback)
     assert resting["status"] == "open" and resting["clientOrderId"] == "skeet-1"
     assert [o["id"] for o in await binance.fetch_open_orders("BTC/USDT")] == [resting["id"]]
     assert (await binance.fetch_balance())["USDT"]["used"] == pytest.approx(0.01 * round(price * 0.9, 2))
-    with pytest.raises(ccxt.InvalidOrder):  # same client id while the first is open: Binance's duplicate check
-        await binance.create_order("BTC/USDT", "limit", "buy", 0.01, round(price * 0.9, 2), params={"clientOrderId": "skeet-1"})
+    with pytest.raises(
+        ccxt.InvalidOrder
+    ):  # same client id while the first is open: Binance's duplicate check
+        await binance.create_order(
+            "BTC/USDT", "limit", "buy", 0.01, round(price * 0.9, 2), params={"clientOrderId": "skeet-1"}
+        )
     assert (await binance.cancel_order(resting["id"], "BTC/USDT"))["status"] == "canceled"
     with pytest.raises(ccxt.OrderNotFound):
         await binance.cancel_order(resting["id"], "BTC/USDT")
@@ -35,12 +39,16 @@ async def test_signed_orders_balances_and_binance_error_codes(binance, loopback)
     with pytest.raises(ccxt.BadRequest, match="Filter failure: NOTIONAL"):
         await binance.create_order("BTC/USDT", "limit", "buy", 0.00001, round(price * 0.9, 2))
     with pytest.raises(ccxt.InvalidOrder, match="LOT_SIZE"):
-        await binance.create_order("BTC/USDT", "limit", "buy", 0.000015, round(price * 0.9, 2), params={"quantity": "0.000015"})
+        await binance.create_order(
+            "BTC/USDT", "limit", "buy", 0.000015, round(price * 0.9, 2), params={"quantity": "0.000015"}
+        )
 
 
 async def test_wrong_key_or_secret_is_an_authentication_error(loopback):
     for override in ({"secret": "not-the-secret"}, {"apiKey": "someone-else"}):
-        exchange = ccxt.pro.binance(loopback.ccxt_config(private=True) | override | {"enableRateLimit": False})
+        exchange = ccxt.pro.binance(
+            loopback.ccxt_config(private=True) | override | {"enableRateLimit": False}
+        )
         try:
             with pytest.raises(ccxt.AuthenticationError):
                 await exchange.fetch_balance()
@@ -79,4 +87,9 @@ async def test_rest_only_exchange_is_polled(loopback):
                 break
         for symbol in {t.symbol for t in ticks}:
             got = [t for t in ticks if t.symbol == symbol]
-            assert got == loopback.feed.trades_between(symbol, got[0].timestamp_ms, got[-1].timestamp_ms + 1)[: len(got)]
+            assert (
+                got
+                == loopback.feed.trades_between(symbol, got[0].timestamp_ms, got[-1].timestamp_ms + 1)[
+                    : len(got)
+                ]
+            )

@@ -123,9 +123,13 @@ async def test_candles_equal_ohlcv_of_their_trades(small_recording, timeframe, s
     frame = {"1m": 60_000, "5m": 300_000, "15m": 900_000}[timeframe]
     now_ms = int(clock.t * 1000)
     assert candles[-1].timestamp_ms == now_ms // frame * frame
-    assert [c.timestamp_ms for c in candles] == list(range(candles[0].timestamp_ms, candles[-1].timestamp_ms + 1, frame))
+    assert [c.timestamp_ms for c in candles] == list(
+        range(candles[0].timestamp_ms, candles[-1].timestamp_ms + 1, frame)
+    )
     for candle in candles:
-        trades = feed.trades_between("XRP/USDT", candle.timestamp_ms, min(candle.timestamp_ms + frame, now_ms + 1))
+        trades = feed.trades_between(
+            "XRP/USDT", candle.timestamp_ms, min(candle.timestamp_ms + frame, now_ms + 1)
+        )
         assert trades, "a simulated minute always has XRP trades"
         prices = [t.price for t in trades]
         assert candle.open == prices[0] and candle.close == prices[-1]
@@ -141,7 +145,9 @@ async def test_history_at_start_has_200_one_minute_bars_from_earlier_loops():
     feed = ReplayFeed(clock=lambda: T0 + 30.5)
     candles = await feed.candles("BTC/USDT", "1m")
     assert len(candles) == 200  # 200 minutes: more than three loops of the one-hour recording
-    assert all(c.volume > 0 and c.low <= min(c.open, c.close) <= max(c.open, c.close) <= c.high for c in candles)
+    assert all(
+        c.volume > 0 and c.low <= min(c.open, c.close) <= max(c.open, c.close) <= c.high for c in candles
+    )
     hourly = await feed.candles("BTC/USDT", "1h", limit=3)
     assert len(hourly) == 3
 
@@ -160,7 +166,11 @@ async def test_ticker_is_a_ccxt_ticker_consistent_with_price_at(small_recording)
 
 def test_status_turns_stale_when_the_recording_goes_quiet(tmp_path):
     meta, trades = simulate(3, 1)
-    quiet = [t for t in trades if not (t["symbol"] == "BTC/USDT" and 20_000 <= t["timestamp"] - meta.start_ms < 50_000)]
+    quiet = [
+        t
+        for t in trades
+        if not (t["symbol"] == "BTC/USDT" and 20_000 <= t["timestamp"] - meta.start_ms < 50_000)
+    ]
     path = tmp_path / "gap.jsonl.gz"
     write_recording(path, meta, quiet)
     clock = FakeClock(0.0)

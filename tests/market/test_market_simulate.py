@@ -29,7 +29,14 @@ def test_shipped_recording_is_labelled_simulated_with_ccxt_markets():
     assert meta["source"] == "simulated" and meta["seed"] == 7
     assert meta["end_ms"] - meta["start_ms"] == 3_600_000
     assert set(meta["symbols"]) >= {
-        "BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT", "AVAX/USDT"
+        "BTC/USDT",
+        "ETH/USDT",
+        "SOL/USDT",
+        "BNB/USDT",
+        "XRP/USDT",
+        "ADA/USDT",
+        "DOGE/USDT",
+        "AVAX/USDT",
     }
     btc = meta["markets"]["BTC/USDT"]
     assert btc["precision"] == {"amount": 0.00001, "price": 0.01, "cost": None, "base": None, "quote": None}

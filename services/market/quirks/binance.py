@@ -6,4 +6,8 @@ the currencies endpoint (which needs keys): four slow requests where one (`/api/
 
 from typing import Any
 
-OPTIONS: dict[str, Any] = {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False}
+OPTIONS: dict[str, Any] = {
+    "fetchMarkets": {"types": ["spot"]},
+    "fetchCurrencies": False,
+    "fetchMargins": False,
+}
