@@ -342,3 +342,23 @@ async def test_one_thousand_updates_arrive_in_order_with_none_missing(
         report(
             f"commit acknowledged → listener ({rate})", [(t - committed[seq]) * 1000 for seq, t in arrivals]
         )
+
+
+async def test_update_latency_at_a_steady_pace(emulators: Any, firestore_host: str, sign_up: Any) -> None:
+    """Write → listener latency when the listener is not behind: 100 updates, one every 50 ms."""
+    alice = sign_up("alice@example.com")
+    async with FirestoreStore() as store:
+        await store.transact(alice.uid, [Put(ORDERS, "o1", {"id": "o1", "seq": -1})])
+        async with listening(alice.uid, alice.id_token, firestore_host, emulators.project) as live:
+            await live.until(lambda c: c.doc_id == "o1", 5)
+            began: dict[int, float] = {}
+            for seq in range(100):
+                began[seq] = time.perf_counter()
+                await store.transact(alice.uid, [Put(ORDERS, "o1", {"id": "o1", "seq": seq})])
+                await asyncio.sleep(0.05)
+            await live.until(lambda c: c.doc is not None and c.doc["seq"] == 99, 10)
+        arrivals = [(c.doc["seq"], t) for c, t in zip(live.changes, live.arrived, strict=True) if c.doc]
+        latencies = [(t - began[seq]) * 1000 for seq, t in arrivals if seq >= 0]
+        assert len(latencies) == 100
+        report("write started → listener (100 updates of one order, 20/s)", latencies)
+        assert statistics.median(latencies) < 1000
