@@ -49,6 +49,7 @@ KEYRING_SERVICE = "skeet"
 
 # Per-exchange quirks, kept here so the rest of the backend never sees them.
 CLIENT_ORDER_ID_PARAM: dict[str, str] = {"binance": "newClientOrderId"}
+CLIENT_ORDER_LOOKUP_PARAM: dict[str, str] = {"binance": "origClientOrderId"}
 EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
     # We list open orders across symbols on purpose (one call per refresh); ccxt refuses unless told.
     "binance": {"defaultType": "spot", "warnOnFetchOpenOrdersWithoutSymbol": False},
@@ -331,12 +332,12 @@ class CcxtBroker:
 
     async def create_order(self, uid: str, request: OrderRequest) -> dict[str, Any]:
         credentials = await self._credentials(uid)
+        exchange = await self._user_exchange(uid, credentials)  # markets loaded before anything is claimed
         order_id = uuid.uuid4().hex
         now = self._clock_ms()
         doc = _new_order_doc(order_id, request, now)
         # Claim the idempotency key first: from here on no other request can send this order.
         await self._store.transact(uid, [Put(ORDERS, order_id, doc), idempotency_create(request, order_id)])
-        exchange = await self._user_exchange(uid, credentials)
         order_type = "limit" if request.type in ("limit", "stop_limit") else "market"
         params: dict[str, Any] = {
             CLIENT_ORDER_ID_PARAM.get(self._exchange_id, "clientOrderId"): request.client_order_id
@@ -399,7 +400,7 @@ class CcxtBroker:
 
     async def fetch_orders(self, uid: str, status: StatusFilter = "all") -> list[dict[str, Any]]:
         docs = await self._store.list(uid, ORDERS)
-        if any(d.get("status") in OPEN_STATUSES and d.get("exchangeOrderId") for d in docs):
+        if any(d.get("status") in OPEN_STATUSES for d in docs):
             docs = await self._refresh_open(uid, docs)
         if status == "open":
             docs = [d for d in docs if d.get("status") in OPEN_STATUSES]
@@ -517,19 +518,22 @@ class CcxtBroker:
             return exchange
 
     async def _refresh_open(self, uid: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Bring stored open orders up to date with the exchange; on failure, serve what is stored."""
+        """Bring stored open orders up to date with the exchange; on failure, serve what is stored.
+
+        An order whose placement went unconfirmed (no exchange id) is looked up by its clientOrderId:
+        found, it becomes the exchange's order; unknown to the exchange, it is marked rejected."""
         try:
             credentials = await self._credentials(uid)
             exchange = await self._user_exchange(uid, credentials)
-            live = {o["id"]: o for o in await exchange.fetch_open_orders()}
+            open_now = await exchange.fetch_open_orders()
+            by_id = {o["id"]: o for o in open_now}
+            by_client_id = {o.get("clientOrderId"): o for o in open_now}
             out, writes = [], []
             for doc in docs:
-                exchange_id = doc.get("exchangeOrderId")
-                if doc.get("status") not in OPEN_STATUSES or not exchange_id:
+                if doc.get("status") not in OPEN_STATUSES:
                     out.append(doc)
                     continue
-                current = live.get(exchange_id) or await exchange.fetch_order(exchange_id, doc["symbol"])
-                updated = _merge_exchange_order(doc, current, self._clock_ms())
+                updated = await self._current(exchange, doc, by_id, by_client_id)
                 if updated != doc:
                     writes.append(Put(ORDERS, doc["id"], updated))
                 out.append(updated)
@@ -539,6 +543,29 @@ class CcxtBroker:
         except (BrokerError, ccxt_errors.BaseError) as exc:
             log.warning("could not refresh open orders from %s: %s", self._exchange_id, type(exc).__name__)
             return docs
+
+    async def _current(
+        self,
+        exchange: Any,
+        doc: dict[str, Any],
+        by_id: Mapping[str, Any],
+        by_client_id: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        exchange_id = doc.get("exchangeOrderId")
+        if exchange_id:
+            current = by_id.get(exchange_id) or await exchange.fetch_order(exchange_id, doc["symbol"])
+            return _merge_exchange_order(doc, current, self._clock_ms())
+        current = by_client_id.get(doc["clientOrderId"])
+        if current is None:
+            lookup = {CLIENT_ORDER_LOOKUP_PARAM.get(self._exchange_id, "clientOrderId"): doc["clientOrderId"]}
+            try:
+                current = await exchange.fetch_order(None, doc["symbol"], lookup)
+            except ccxt_errors.OrderNotFound:
+                reason = f"{self._exchange_id} never received the order"
+                return {**doc, "status": "rejected", "remaining": 0, "info": {"reason": reason}}
+        merged = _merge_exchange_order(doc, current, self._clock_ms())
+        merged.pop("info", None)
+        return merged
 
 
 def _fingerprint(credentials: ApiCredentials) -> str:
@@ -629,12 +656,15 @@ def _exchange_message(exc: BaseException, credentials: ApiCredentials | None) ->
 
 
 def _outcome_unknown(exc: BaseException) -> bool:
-    """Whether the request may have reached the exchange's matching engine despite the error."""
+    """Whether the request may have reached the exchange's matching engine despite the error: a timeout,
+    a dropped connection, or an answer ccxt could not read (Binance's -1007 "execution status unknown")."""
     if isinstance(
         exc, ccxt_errors.DDoSProtection | ccxt_errors.RateLimitExceeded | ccxt_errors.OnMaintenance
     ):
         return False  # refused at the door
-    return isinstance(exc, ccxt_errors.RequestTimeout | ccxt_errors.ExchangeNotAvailable)
+    return isinstance(
+        exc, ccxt_errors.RequestTimeout | ccxt_errors.ExchangeNotAvailable | ccxt_errors.BadResponse
+    )
 
 
 def _broker_error(exc: BaseException, credentials: ApiCredentials | None, *, action: str) -> BrokerError:

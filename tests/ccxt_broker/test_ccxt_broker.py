@@ -241,3 +241,46 @@ def _put(doc: dict):
     from backend_stub.store.base import Put
 
     return Put(ORDERS, doc["id"], doc)
+
+
+EXECUTION_STATUS_UNKNOWN = (
+    "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
+)
+
+
+async def test_an_unknown_outcome_is_settled_by_the_next_listing_when_it_never_landed(
+    broker, store, exchange
+):
+    await broker.markets()
+    exchange.fail_next(1, status=504, code=-1007, msg=EXECUTION_STATUS_UNKNOWN)
+    with pytest.raises(BrokerUnavailable, match="may have been placed"):
+        await broker.create_order(TRADER, limit_buy("unknown-1"))
+    [doc] = await store.list(TRADER, ORDERS)
+    assert (doc["status"], doc["exchangeOrderId"], doc["info"]) == ("open", None, {"confirmed": False})
+    [listed] = await broker.fetch_orders(TRADER)
+    assert listed["status"] == "rejected" and listed["info"] == {"reason": "binance never received the order"}
+    assert (await store.get(TRADER, ORDERS, doc["id"]))["status"] == "rejected"
+
+
+async def test_an_unknown_outcome_is_settled_by_the_next_listing_when_it_did_land(broker, store, exchange):
+    await broker.markets()
+    exchange.fail_next(1, status=504, code=-1007, msg=EXECUTION_STATUS_UNKNOWN)
+    with pytest.raises(BrokerUnavailable):
+        await broker.create_order(TRADER, limit_buy("unknown-2"))
+    # What the timeout hid: the order did reach the book.
+    landed = exchange.account.place(
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "quantity": "0.01",
+            "price": "90000",
+            "timeInForce": "GTC",
+            "newClientOrderId": "unknown-2",
+        }
+    )
+    [listed] = await broker.fetch_orders(TRADER, "open")
+    assert listed["exchangeOrderId"] == str(landed["orderId"])
+    assert listed["status"] == "open" and "info" not in listed
+    canceled = await broker.cancel_order(TRADER, listed["id"])
+    assert canceled["status"] == "canceled"
