@@ -1,9 +1,10 @@
 """Fixtures for CcxtBroker: the market engineer's loopback Binance exchange (real ccxt talks to it
 over HTTP with signed private calls), an embedded SQLite store, and a keyring the test owns.
 
-The OS keyring: this machine has no Secret Service running, so the keyring is `StandInKeyring`, an
-in-memory `keyring` backend installed with `keyring.set_keyring` for the test only (the one allowed
-stand-in). `KeyringExchangeKeys` calls the real `keyring` API on top of it.
+The OS keyring: the broker tests use `StandInKeyring`, an in-memory `keyring` backend installed with
+`keyring.set_keyring` for the test only (the one allowed stand-in), so they need no D-Bus session;
+`KeyringExchangeKeys` calls the real `keyring` API on top of it. test_secret_service_keyring.py runs the
+same code against a real Secret Service (gnome-keyring) in a child D-Bus session.
 """
 
 from __future__ import annotations
