@@ -4,7 +4,10 @@ This package is the only client-side code that imports ccxt.
 """
 
 from services.market.freshness import FeedStatus
+from services.market.quotes import BookTop
 from services.market.replay import ReplayFeed, default_recording
+from services.market.sources import open_feed
+from services.market.streaming import StreamingFeed
 from services.market.types import (
     TIMEFRAME_MS,
     Candle,
@@ -24,7 +27,10 @@ __all__ = [
     "Tick",
     "UnknownSymbol",
     # added by the market-data owner: the embedded default feed and per-symbol freshness
+    "BookTop",
     "FeedStatus",
     "ReplayFeed",
+    "StreamingFeed",
     "default_recording",
+    "open_feed",
 ]

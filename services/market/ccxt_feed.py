@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import ccxt
@@ -27,22 +26,11 @@ from services.market.errors import is_transient, translate
 from services.market.fanout import FanOut
 from services.market.freshness import FeedStatus, FreshnessBoard
 from services.market.quirks import ccxt_options
+from services.market.quotes import BookTop
 from services.market.types import TIMEFRAME_MS, Candle, FeedUnavailable, MarketDataError, Tick, UnknownSymbol
 from services.market.watching import Watch, latest_values
 
 R = TypeVar("R")
-
-
-@dataclass(frozen=True, slots=True)
-class BookTop:
-    """Best bid and ask of an order book (ccxt `order_book` first levels)."""
-
-    symbol: str
-    timestamp_ms: int | None
-    bid: float | None
-    bid_amount: float | None
-    ask: float | None
-    ask_amount: float | None
 
 
 def create_exchange(exchange_id: str, config: dict[str, Any] | None = None) -> Any:
@@ -72,8 +60,10 @@ class CcxtFeed:
         rest_retries: int = 2,
         poll_interval_s: float = 2.0,
         fill_page_limit: int = 1000,
+        label: str | None = None,
     ) -> None:
         self.exchange_id = exchange_id
+        self._label = label or f"Live · {exchange_id}"
         self._ex = exchange if exchange is not None else create_exchange(exchange_id, config)
         self._clock = clock
         self._freshness = FreshnessBoard(stale_after_s=stale_after_s, clock=clock)
@@ -106,7 +96,7 @@ class CcxtFeed:
 
     @property
     def mode(self) -> str:
-        return f"Live · {self.exchange_id}"
+        return self._label
 
     @property
     def exchange(self) -> Any:

@@ -10,15 +10,17 @@ and the loop before "now" is the history candles are built from.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from services.market.freshness import FeedStatus, status_for
+from services.market.quotes import BookTop
 from services.market.recording import Recording, TradeSeries, load_recording
 from services.market.types import TIMEFRAME_MS, Candle, MarketDataError, Tick, UnknownSymbol
 
@@ -131,10 +133,59 @@ class ReplayFeed:
 
     def ticks(self, symbols: list[str]) -> AsyncIterator[Tick]:
         """Trades of `symbols` as they happen in wall-clock time, merged in time order, until closed."""
+        return self._stream(self._chosen(symbols))
+
+    def _chosen(self, symbols: list[str]) -> list[tuple[str, TradeSeries]]:
         chosen = [(s, self._series(s)) for s in dict.fromkeys(symbols)]
         if not chosen:
             raise MarketDataError("Pick at least one symbol to stream.")
-        return self._stream(chosen)
+        return chosen
+
+    # -- latest-value streams (StreamingFeed) --------------------------------------------------------------
+    def tickers(self, symbols: list[str], *, interval_s: float = 1.0) -> AsyncIterator[dict[str, Any]]:
+        """Tickers of `symbols` every `interval_s` (a live exchange pushes about one a second)."""
+        chosen = self._chosen(symbols)
+        return self._periodic(lambda: [self.ticker_now(s) for s, _ in chosen], interval_s)
+
+    def book_tops(self, symbols: list[str], *, interval_s: float = 1.0) -> AsyncIterator[BookTop]:
+        """A synthetic top of book (one tick either side of the last price) every `interval_s`."""
+        chosen = self._chosen(symbols)
+
+        def tops() -> list[BookTop]:
+            out = []
+            for symbol, _ in chosen:
+                t = self.ticker_now(symbol)
+                out.append(BookTop(symbol, t["timestamp"], t["bid"], None, t["ask"], None))
+            return out
+
+        return self._periodic(tops, interval_s)
+
+    def candle_updates(self, symbol: str, timeframe: str = "1m") -> AsyncIterator[Candle]:
+        """The forming bar now and after every trade of `symbol`; the closed bar first when a new one opens."""
+        if timeframe not in TIMEFRAME_MS:
+            raise MarketDataError(
+                f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAME_MS)}."
+            )
+        self._series(symbol)
+        return self._candle_stream(symbol, timeframe)
+
+    async def _periodic(self, snapshot: Callable[[], list[Any]], interval_s: float) -> AsyncIterator[Any]:
+        while not self._closed:
+            for item in snapshot():
+                yield item
+            await self._sleep(interval_s)
+
+    async def _candle_stream(self, symbol: str, timeframe: str) -> AsyncIterator[Candle]:
+        frame = TIMEFRAME_MS[timeframe]
+        current = self.candles_at(symbol, timeframe, limit=1)[-1]
+        yield current
+        async with contextlib.aclosing(self._stream([(symbol, self._series(symbol))])) as ticks:
+            async for tick in ticks:
+                open_ms = tick.timestamp_ms // frame * frame
+                if open_ms != current.timestamp_ms:
+                    yield self.candles_at(symbol, timeframe, since_ms=current.timestamp_ms, limit=1)[0]
+                current = self.candles_at(symbol, timeframe, since_ms=open_ms, limit=1)[0]
+                yield current
 
     # -- freshness ---------------------------------------------------------------------------------------
     def last_tick_ms(self, symbol: str) -> int | None:
@@ -281,7 +332,7 @@ class ReplayFeed:
     def _tick(self, symbol: str, series: TradeSeries, virtual_ms: int, i: int) -> Tick:
         return Tick(symbol, self._wall(virtual_ms), series.prices[i], series.amounts[i], series.side(i))
 
-    async def _stream(self, chosen: list[tuple[str, TradeSeries]]) -> AsyncIterator[Tick]:
+    async def _stream(self, chosen: list[tuple[str, TradeSeries]]) -> AsyncGenerator[Tick, None]:
         cursor = self._virtual_now()
         max_catch_up = self._virtual_start(int(_MAX_CATCH_UP_S * 1000))
         while not self._closed:

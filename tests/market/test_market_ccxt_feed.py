@@ -196,3 +196,12 @@ async def test_ticker_book_and_candle_streams(loopback, streaming):
         now = int(time.time() * 1000)
         assert candles[-1].timestamp_ms in (now // 60_000 * 60_000, (now // 60_000 - 1) * 60_000)
         assert candles[-1].low <= candles[-1].close <= candles[-1].high
+
+
+async def test_open_feed_loopback_is_a_streaming_live_feed(loopback):
+    from services.market import StreamingFeed, open_feed
+
+    async with open_feed(f"loopback:127.0.0.1:{loopback.port}") as feed:
+        assert isinstance(feed, StreamingFeed)
+        assert feed.mode == "Live · binance (loopback, replayed data)"
+        assert "BTC/USDT" in await feed.markets()

@@ -234,3 +234,34 @@ async def test_aclose_ends_streams(small_recording):
         first = await anext(stream)
     assert first.symbol == "ADA/USDT"
     assert [t async for t in stream] == []
+
+
+async def test_latest_value_streams_follow_the_replay(small_recording):
+    from services.market import StreamingFeed
+
+    clock = FakeClock(T0 + 59.0)
+    feed = ReplayFeed(small_recording, clock=clock, sleep=clock.sleep)
+    assert isinstance(feed, StreamingFeed)
+    tickers = await _take(feed.tickers(["BTC/USDT", "ETH/USDT"]), 4)
+    assert [t["symbol"] for t in tickers] == ["BTC/USDT", "ETH/USDT"] * 2
+    assert tickers[2]["timestamp"] >= tickers[0]["timestamp"]
+    tops = await _take(feed.book_tops(["SOL/USDT"]), 2)
+    assert all(t.bid < t.ask for t in tops)
+    clock.t = T0 + 50.0
+    candles = await _take(feed.candle_updates("XRP/USDT", "1m"), 40)
+    opens = [c.timestamp_ms for c in candles]
+    assert opens == sorted(opens) and len(set(opens)) >= 2  # crossed a minute boundary
+    closed = feed.candles_at("XRP/USDT", "1m", since_ms=opens[0], limit=1)[0]
+    last_of_first = [c for c in candles if c.timestamp_ms == opens[0]][-1]
+    assert last_of_first == closed
+
+
+def test_open_feed_names_every_source(small_recording):
+    from services.market import open_feed
+
+    assert open_feed().mode == "Replay · simulated"
+    assert open_feed(f"replay:{small_recording}", speed=4).mode == "Replay · simulated · 4×"
+    with pytest.raises(MarketDataError, match="Unknown market source"):
+        open_feed("carrier-pigeon")
+    with pytest.raises(MarketDataError, match="loopback:HOST:PORT"):
+        open_feed("loopback:localhost")

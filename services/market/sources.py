@@ -1,0 +1,38 @@
+"""Choosing a market feed from one setting, e.g. an environment variable or the settings screen.
+
+replay                       the shipped simulated recording (the offline default)
+replay:PATH                  another recording
+ccxt:EXCHANGE                live public data from a ccxt exchange (binance, kraken, ...)
+loopback:HOST:PORT           live mode offline: ccxt's binance client against the loopback exchange
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.market.replay import ReplayFeed
+from services.market.streaming import StreamingFeed
+from services.market.types import MarketDataError
+
+
+def open_feed(spec: str = "replay", *, speed: float = 1.0) -> StreamingFeed:
+    """The feed `spec` names (see the module doc); the caller owns it (`async with` or `aclose`)."""
+    kind, _, rest = spec.strip().partition(":")
+    if kind == "replay":
+        return ReplayFeed(Path(rest) if rest else None, speed=speed)
+    if kind == "ccxt" and rest:
+        from services.market.ccxt_feed import CcxtFeed  # ccxt is imported only when a live feed is asked for
+
+        return CcxtFeed(rest)
+    if kind == "loopback" and rest:
+        from services.market.ccxt_feed import CcxtFeed
+        from services.market.loopback_exchange import binance_config
+
+        host, _, port = rest.rpartition(":")
+        if not port.isdigit():
+            raise MarketDataError(f"Market source {spec!r}: expected loopback:HOST:PORT.")
+        config = binance_config(host or "127.0.0.1", int(port))
+        return CcxtFeed("binance", config=config, label="Live · binance (loopback, replayed data)")
+    raise MarketDataError(
+        f"Unknown market source {spec!r}: use replay, replay:PATH, ccxt:EXCHANGE or loopback:HOST:PORT."
+    )
