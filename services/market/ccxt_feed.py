@@ -25,7 +25,7 @@ from services.market.ccxt_sockets import force_reconnect
 from services.market.errors import is_transient, translate
 from services.market.fanout import FanOut
 from services.market.freshness import FeedStatus, FreshnessBoard
-from services.market.quirks import ccxt_options
+from services.market.quirks import ccxt_options, watch_trades_params
 from services.market.quotes import BookTop
 from services.market.types import TIMEFRAME_MS, Candle, FeedUnavailable, MarketDataError, Tick, UnknownSymbol
 from services.market.watching import Watch, latest_values
@@ -282,6 +282,7 @@ class CcxtFeed:
         """The one upstream of `symbol`: live trades, then after any interruption, REST fill and resume."""
         cursor = _Cursor()
         streaming = bool(self._ex.has.get("watchTrades"))
+        params = watch_trades_params(self.exchange_id)
         attempt = 0
         need_fill = False
         pending: asyncio.Future[Any] | None = None
@@ -290,7 +291,7 @@ class CcxtFeed:
                 try:
                     if streaming:
                         if pending is None:
-                            pending = asyncio.ensure_future(self._ex.watch_trades(symbol))
+                            pending = asyncio.ensure_future(self._ex.watch_trades(symbol, None, None, params))
                         batch = await self._wait_watch(symbol, pending)
                         if batch is None:
                             continue  # silent socket torn down: its watch fails on the next round

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from services.market.loopback_account import DEFAULT_API_KEY, DEFAULT_SECRET, Ap
 from services.market.replay import ReplayFeed
 from services.market.types import TIMEFRAME_MS, Tick
 
+_log = logging.getLogger(__name__)
 _HOUR_MS = 3_600_000
 _TICKER_EVERY_MS = 1000
 _DEPTH_EVERY_MS = 100
@@ -458,8 +460,8 @@ class LoopbackExchange:
                 continue
             try:
                 await self._push_once()
-            except Exception as exc:  # noqa: BLE001 - a bad frame must not end the exchange
-                print(f"loopback exchange: push failed: {exc!r}")
+            except Exception:  # noqa: BLE001 - a bad frame must not end the exchange
+                _log.exception("loopback exchange: pushing stream frames failed")
 
     async def _push_once(self) -> None:
         now = self._now_ms()

@@ -1,7 +1,9 @@
-"""Binance: market data needs spot markets only.
+"""Binance: spot markets only, and the aggregate-trade stream so streamed and fetched trades share ids.
 
-Without these options `load_markets()` also asks the margin (sapi), USDⓈ-M (fapi) and COIN-M (dapi) APIs and
-the currencies endpoint (which needs keys): four slow requests where one (`/api/v3/exchangeInfo`) is enough.
+- Without the market options `load_markets()` also asks the margin (sapi), USDⓈ-M (fapi) and COIN-M (dapi)
+  APIs and the currencies endpoint (which needs keys): four slow requests where `/api/v3/exchangeInfo` is enough.
+- ccxt fetches Binance trades from `aggTrades` (aggregate ids) but streams `@trade` (trade ids) by default; a
+  gap fill could then not tell a streamed trade from a fetched one. Streaming `@aggTrade` makes both the same.
 """
 
 from typing import Any
@@ -11,3 +13,4 @@ OPTIONS: dict[str, Any] = {
     "fetchCurrencies": False,
     "fetchMargins": False,
 }
+WATCH_TRADES_PARAMS: dict[str, Any] = {"name": "aggTrade"}
