@@ -140,24 +140,32 @@ def detect_signals(candles: Sequence[Candle], ind: Indicators) -> list[SignalEve
         if before <= 0 < after:
             found.append(
                 SignalEvent(
-                    "ema_cross_up", f"EMA{EMA_FAST} crossed above EMA{EMA_SLOW}", candles[i].timestamp_ms
+                    "ema_cross_up",
+                    f"EMA{EMA_FAST} crossed above EMA{EMA_SLOW}",
+                    candles[i].timestamp_ms,
+                    "buy",
                 )
             )
             break
         if before >= 0 > after:
             found.append(
                 SignalEvent(
-                    "ema_cross_down", f"EMA{EMA_FAST} crossed below EMA{EMA_SLOW}", candles[i].timestamp_ms
+                    "ema_cross_down",
+                    f"EMA{EMA_FAST} crossed below EMA{EMA_SLOW}",
+                    candles[i].timestamp_ms,
+                    "sell",
                 )
             )
             break
     if ind.rsi is not None and ind.rsi >= 70:
         found.append(
-            SignalEvent("rsi_overbought", f"RSI({RSI_PERIOD}) at {ind.rsi:.1f} ≥ 70", last.timestamp_ms)
+            SignalEvent(
+                "rsi_overbought", f"RSI({RSI_PERIOD}) at {ind.rsi:.1f} ≥ 70", last.timestamp_ms, "sell"
+            )
         )
     elif ind.rsi is not None and ind.rsi <= 30:
         found.append(
-            SignalEvent("rsi_oversold", f"RSI({RSI_PERIOD}) at {ind.rsi:.1f} ≤ 30", last.timestamp_ms)
+            SignalEvent("rsi_oversold", f"RSI({RSI_PERIOD}) at {ind.rsi:.1f} ≤ 30", last.timestamp_ms, "buy")
         )
     prior = candles[-(RECENT_BARS + 1) : -1]
     if prior:
@@ -168,6 +176,7 @@ def detect_signals(candles: Sequence[Candle], ind: Indicators) -> list[SignalEve
                     "breakout_up",
                     f"close {_price(last.close)} above the {len(prior)}-bar high {_price(high)}",
                     last.timestamp_ms,
+                    "buy",
                 )
             )
         elif last.close < low:
@@ -176,6 +185,7 @@ def detect_signals(candles: Sequence[Candle], ind: Indicators) -> list[SignalEve
                     "breakdown",
                     f"close {_price(last.close)} below the {len(prior)}-bar low {_price(low)}",
                     last.timestamp_ms,
+                    "sell",
                 )
             )
         volumes = sorted(c.volume for c in prior)
@@ -192,16 +202,18 @@ def detect_signals(candles: Sequence[Candle], ind: Indicators) -> list[SignalEve
 
 
 def score_sentiment(trend: Trend, ind: Indicators, signals: Sequence[SignalEvent]) -> Sentiment:
-    """Trend counts double; momentum (RSI, the window's change) and breakouts add or take one."""
+    """Trend counts double; momentum (RSI, the window's change) adds or takes one, and so does the
+    balance of the recent signals' directions (buy vs sell, the caller's and the analyst's alike)."""
     score = {"up": 2, "down": -2, "sideways": 0}[trend]
     score += 1 if ind.change_pct > 0 else -1 if ind.change_pct < 0 else 0
     if ind.rsi is not None:
         score += 1 if ind.rsi > 60 else -1 if ind.rsi < 40 else 0
-    names = {s.name for s in signals}
-    score += ("breakout_up" in names) - ("breakdown" in names)
-    if score >= 2:
+    balance = sum(1 if s.direction == "buy" else -1 if s.direction == "sell" else 0 for s in signals)
+    score += (balance > 0) - (balance < 0)
+    # Three points: a trend with one confirmation, or a range with all three pointing the same way.
+    if score >= 3:
         return "bullish"
-    if score <= -2:
+    if score <= -3:
         return "bearish"
     return "neutral"
 
@@ -262,7 +274,7 @@ def explain(
     if ind.rsi is not None:
         parts.append(f"RSI({RSI_PERIOD}) is {ind.rsi:.1f}.")
     if signals:
-        parts.append("Recent signals: " + "; ".join(f"{s.name} ({s.detail})" for s in signals) + ".")
+        parts.append("Recent signals: " + "; ".join(_describe(s) for s in signals) + ".")
     else:
         parts.append("No signal fired on the last bars.")
     parts.append(f"Taken together the read is {sentiment}.")
@@ -272,6 +284,11 @@ def explain(
             "weigh this against your own view on the question asked."
         )
     return " ".join(parts)
+
+
+def _describe(signal: SignalEvent) -> str:
+    said = ", ".join(x for x in (signal.direction, signal.detail) if x)
+    return f"{signal.name} ({said})" if said else signal.name
 
 
 def _round(value: float) -> float:

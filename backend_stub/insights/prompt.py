@@ -59,7 +59,9 @@ def user_prompt(context: MarketContext, facts: Analysis) -> str:
         "symbol": context.symbol,
         "timeframe": context.timeframe,
         "indicators": asdict(facts.indicators),
-        "recent_signals": [{"name": s.name, "detail": s.detail} for s in facts.signals],
+        "recent_signals": [
+            {"name": s.name, "detail": s.detail, "direction": s.direction} for s in facts.signals
+        ],
         "rules_based_read": {
             "trend": facts.trend,
             "volatility": facts.volatility,

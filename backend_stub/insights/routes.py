@@ -47,13 +47,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in
 
 
 class SignalIn(BaseModel):
-    """A signal the client's engine saw fire: the analyst counts it among the recent signals."""
+    """A signal the client's engine saw fire (its `Signal`: rule name, direction, time); the analyst
+    counts it among the recent signals and weighs its direction."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=64, description='rule name, e.g. "sma_cross_up"')
     detail: str = Field(default="", max_length=200, description="what happened, in a few words")
     timestamp: int | None = Field(default=None, ge=0, description="when it fired (ms since the epoch)")
+    direction: Literal["buy", "sell"] | None = Field(default=None, description="the side it suggests")
 
 
 class InsightIn(BaseModel):
@@ -73,6 +75,7 @@ class SignalOut(BaseModel):
     name: str
     detail: str
     timestamp: int | None
+    direction: Literal["buy", "sell"] | None = None
 
 
 class IndicatorsOut(BaseModel):
@@ -122,7 +125,10 @@ def insight_document(insight: Insight, *, insight_id: str, timestamp_ms: int) ->
         "trend": a.trend,
         "volatility": a.volatility,
         "sentiment": a.sentiment,
-        "signals": [{"name": s.name, "detail": s.detail, "timestamp": s.timestamp_ms} for s in a.signals],
+        "signals": [
+            {"name": s.name, "detail": s.detail, "timestamp": s.timestamp_ms, "direction": s.direction}
+            for s in a.signals
+        ],
         "reasoning": a.reasoning,
         "indicators": {
             "lastClose": ind.last_close,
@@ -194,7 +200,7 @@ async def ask_insight(
         symbol=body.symbol,
         timeframe=body.timeframe,
         candles=tuple(candles),
-        signals=tuple(SignalEvent(s.name, s.detail, s.timestamp) for s in body.signals),
+        signals=tuple(SignalEvent(s.name, s.detail, s.timestamp, s.direction) for s in body.signals),
         question=body.question or None,
     )
     try:

@@ -25,6 +25,7 @@ class SignalEvent:
     name: str
     detail: str
     timestamp_ms: int | None = None
+    direction: Literal["buy", "sell"] | None = None  # what the signal suggests, when it suggests a side
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from backend_stub.insights import InsightDesk, LocalAnalyst, MarketContext, NotEnoughData, SignalEvent
-from backend_stub.insights.local import ema, linear_fit, realised_vol_pct, rsi
+from backend_stub.insights.local import ema, linear_fit, realised_vol_pct, rsi, score_sentiment
 from services.market.types import Candle
 
 
@@ -115,3 +115,16 @@ def test_indicator_formulas_match_hand_computed_values() -> None:
     )
     assert rsi([1.0] * 5) is None
     assert realised_vol_pct([100.0, 100.0, 100.0]) == 0.0
+
+
+async def test_the_balance_of_signal_directions_sways_the_sentiment(uptrend: list[Candle]) -> None:
+    ind = dataclasses.replace(
+        (await LocalAnalyst().analyse(context(uptrend))).indicators, change_pct=0.4, rsi=65.0
+    )
+    buys = [SignalEvent("macd_cross_up", "MACD above signal", 1, "buy")] * 2
+    sells = [SignalEvent("rsi_overbought", "RSI 74", 1, "sell")] * 3
+    assert score_sentiment("sideways", ind, buys) == "bullish"
+    assert score_sentiment("sideways", ind, []) == "neutral"
+    assert score_sentiment("sideways", ind, buys + sells) == "neutral"
+    answer = await LocalAnalyst().analyse(context(uptrend, signals=tuple(buys)))
+    assert "macd_cross_up (buy, MACD above signal)" in answer.reasoning

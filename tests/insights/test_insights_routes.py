@@ -45,7 +45,14 @@ async def test_ask_stores_and_lists_own_insights_only(local_api: httpx.AsyncClie
     body = {
         "symbol": "BTC/USDT",
         "question": "Is momentum fading?",
-        "signals": [{"name": "sma_cross_down", "detail": "SMA20 below SMA50", "timestamp": 1795634000000}],
+        "signals": [
+            {
+                "name": "sma_cross_down",
+                "detail": "SMA20 below SMA50",
+                "timestamp": 1795634000000,
+                "direction": "sell",
+            }
+        ],
     }
     response = await local_api.post("/v1/insights", json=body, headers=bearer("alice"))
     assert response.status_code == 201, response.text
