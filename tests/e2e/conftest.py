@@ -54,8 +54,10 @@ def web_app(backend: str, skeet_env: dict[str, str]) -> Iterator[str]:
         stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+    # while it is open, and every asyncio test collected after it would then fail to start.
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium (see .ci/run)")
     from playwright.sync_api import sync_playwright
