@@ -86,7 +86,8 @@ class VertexInsights:
             "contents": [{"role": "user", "parts": [{"text": user_prompt(context, facts)}]}],
             "generationConfig": {
                 "temperature": 0.2,
-                "maxOutputTokens": 1024,
+                # Room for Gemini 2.5's thinking tokens, which count against this budget, plus ~200 words.
+                "maxOutputTokens": 2048,
                 "responseMimeType": "application/json",
                 "responseSchema": GEMINI_RESPONSE_SCHEMA,
             },
