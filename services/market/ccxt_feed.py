@@ -3,7 +3,9 @@
 Trades stream through ccxt.pro (`watch_trades`) where the exchange has it, REST polling (`fetch_trades`)
 where not. A dropped socket is retried with exponential backoff and jitter; after any interruption the
 trades since the last one seen are fetched over REST, so a consumer's candles and signal windows stay exact
-(no trade lost, none repeated: trades are de-duplicated by id per timestamp). A socket that goes silent for
+(no trade lost, none repeated: trades are de-duplicated by id per timestamp). The fill runs once the new
+subscription has delivered, so REST covers the whole gap (on a quiet market also after `early_fill_s`, so the
+gap's trades show without waiting for the next one). A socket that goes silent for
 `silence_reconnect_s` is torn down and reconnected (ccxt can keep a dead socket open, e.g. after a malformed
 frame stops its receive loop). One upstream per symbol, shared by every consumer (`FanOut`).
 """
@@ -60,6 +62,7 @@ class CcxtFeed:
         rest_retries: int = 2,
         poll_interval_s: float = 2.0,
         fill_page_limit: int = 1000,
+        early_fill_s: float = 2.0,
         label: str | None = None,
     ) -> None:
         self.exchange_id = exchange_id
@@ -72,6 +75,7 @@ class CcxtFeed:
         self._rest_retries = rest_retries
         self._poll_interval_s = poll_interval_s
         self._fill_page_limit = fill_page_limit
+        self._early_fill_s = early_fill_s
         self._hub: FanOut[str, tuple[str | None, Tick]] = FanOut(self._trade_stream)
         # Latest-value streams, keyed by (kind, symbol, timeframe): one upstream each, shared by consumers.
         self._latest: FanOut[tuple[str, str, str], Any] = FanOut(self._latest_stream)
@@ -284,14 +288,23 @@ class CcxtFeed:
         streaming = bool(self._ex.has.get("watchTrades"))
         params = watch_trades_params(self.exchange_id)
         attempt = 0
-        need_fill = False
+        need_fill = early_filled = False
         pending: asyncio.Future[Any] | None = None
+        self._freshness.mark_reconnecting(symbol)  # connecting: no data yet
         try:
             while True:
                 try:
                     if streaming:
                         if pending is None:
                             pending = asyncio.ensure_future(self._ex.watch_trades(symbol, None, None, params))
+                        if need_fill and not early_filled:
+                            done, _ = await asyncio.wait({pending}, timeout=self._early_fill_s)
+                            if pending not in done:
+                                # A quiet market: show the gap now; filled again once the stream delivers.
+                                for item in await self._fill(symbol, cursor):
+                                    yield item
+                                early_filled = True
+                                continue
                         batch = await self._wait_watch(symbol, pending)
                         if batch is None:
                             continue  # silent socket torn down: its watch fails on the next round
@@ -311,7 +324,7 @@ class CcxtFeed:
                         # Filled after the new subscription delivered: REST now covers the whole gap.
                         for item in await self._fill(symbol, cursor):
                             yield item
-                        need_fill = False
+                        need_fill = early_filled = False
                     for trade in batch:
                         if cursor.accept(trade):
                             self._freshness.mark(symbol)
@@ -324,7 +337,7 @@ class CcxtFeed:
                         raise translate(exc, self.exchange_id, f"{symbol} trades") from exc
                     self._freshness.mark_reconnecting(symbol)
                     self.reconnects += 1
-                    need_fill = cursor.last_ms is not None
+                    need_fill, early_filled = cursor.last_ms is not None, False
                     await asyncio.sleep(self._backoff.delay(attempt))
                     attempt += 1
         finally:

@@ -104,7 +104,8 @@ async def test_dropped_socket_reconnects_and_fills_the_gap_exactly(binance, loop
 
 
 async def test_stalled_stream_turns_stale_then_recovers_without_loss(binance, loopback):
-    async with _feed(binance, stale_after_s=0.4, silence_reconnect_s=1.0) as feed:
+    # A long silence allowance: the stall must show as "stale" (the malformed-frame test covers the teardown).
+    async with _feed(binance, stale_after_s=0.4, silence_reconnect_s=30.0) as feed:
         ticks: list[Tick] = []
         stream = feed.ticks(["BTC/USDT", "ETH/USDT"])
         collector = asyncio.create_task(_collect(stream, int(time.time() * 1000) + 4500, ticks))
