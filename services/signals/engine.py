@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from services.market.types import Tick
 from services.signals.config import EngineConfig
@@ -17,15 +17,16 @@ class SignalEngine:
     and O(size of each applicable rule) for the rules.
     """
 
-    __slots__ = ("config", "_symbols", "_updates", "_runners", "_rules")
+    __slots__ = ("config", "_symbols", "_updates", "_runners", "_rules", "on_tick")
 
     def __init__(self, *, rules: Iterable[Rule] = (), config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
         self._symbols: dict[str, SymbolIndicators] = {}
-        self._updates: dict[str, object] = {}
+        self._updates: dict[str, Callable[[Tick], bool]] = {}
         self._rules: tuple[Rule, ...] = ()
         self._runners: tuple[RuleRunner, ...] = ()
         self.set_rules(rules)
+        self.on_tick = self._make_on_tick()
 
     # -- rules --------------------------------------------------------------------------------
     @property
@@ -45,14 +46,24 @@ class SignalEngine:
         )
 
     # -- ticks --------------------------------------------------------------------------------
-    def on_tick(self, tick: Tick) -> list[Signal]:
-        """Feed one trade; returns the signals it fired (usually none)."""
-        update = self._updates.get(tick.symbol)
-        if update is None:
-            update = self._add_symbol(tick.symbol).update
-        if not update(tick) or not self._runners:  # type: ignore[operator]
-            return []
-        return self._evaluate(tick)
+    def _make_on_tick(self) -> Callable[[Tick], list[Signal]]:
+        # A closure over the dicts rather than a method: no bound-method object and no attribute
+        # lookups per tick (~0.1 us of a ~1 us tick).
+        updates = self._updates
+        add_symbol = self._add_symbol
+        evaluate = self._evaluate
+        engine = self
+
+        def on_tick(tick: Tick) -> list[Signal]:
+            """Feed one trade; returns the signals it fired (usually none)."""
+            update = updates.get(tick.symbol)
+            if update is None:
+                update = add_symbol(tick.symbol).update
+            if not update(tick) or not engine._runners:
+                return []
+            return evaluate(tick)
+
+        return on_tick
 
     def _evaluate(self, tick: Tick) -> list[Signal]:
         symbol = tick.symbol

@@ -36,7 +36,9 @@ from services.signals.windows import SortedWindow
 
 NAN = math.nan
 _NEVER = -(1 << 62)
-_TRIM_EVERY = 256  # in-order ticks between trims of the duplicate-detection memory
+# Duplicate detection remembers this many recent ticks: a bounded deque drops the oldest in C,
+# which costs nothing per tick, where trimming by time cost ~0.1 us/tick in Python.
+DUPLICATE_MEMORY = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +128,9 @@ def _build(
     n = 0  # in-order ticks applied to the recursive indicators
     last_ts = _NEVER
     last_p = NAN
-    accepted = late_placed = late_dropped = duplicates = 0
-    recent: deque[Tick] = deque()  # in-order ticks within the tolerance (sorted by timestamp)
-    recent_late: list[Tick] = []  # accepted late ticks within the tolerance
+    late_placed = late_dropped = duplicates = 0  # accepted = n + late_placed
+    recent: deque[Tick] = deque(maxlen=DUPLICATE_MEMORY)  # in-order ticks, sorted by timestamp
+    recent_late: deque[Tick] = deque(maxlen=DUPLICATE_MEMORY)  # accepted late ticks
     # SMA/Bollinger window: a ring of P points in timestamp order, oldest at index i once full.
     wp = [0.0] * P
     wt = [0] * P
@@ -137,13 +139,14 @@ def _build(
     K = 0.0  # shift: sums are of (x - K) so the variance does not cancel catastrophically
     s = 0.0
     ss = 0.0
+    d_max = 0.0  # largest |x - K| in the window at the last rebase (for the error bound)
     # EMA / MACD / RSI
     e = ef = es = sig = 0.0
     e_sum = f_sum = s_sum = g_sum = 0.0
     ag = al = gain_sum = loss_sum = 0.0
     # bars and ATR
     bar_start = bar_end = _NEVER
-    bo = bh = bl = bc = bv = 0.0
+    bh = bl = 0.0  # the open bar's high and low; its close is `last_p` when the next one opens
     prev_close = NAN
     nbars = 0
     tr_sum = 0.0
@@ -154,14 +157,31 @@ def _build(
     rs = 0.0
 
     def rebase() -> None:
-        """Exact re-summation once per window turn: amortised O(1), bounds drift to one turn."""
-        nonlocal K, s, ss, i
+        """Exact re-summation once per window turn: amortised O(1), bounds drift to one turn.
+
+        Also re-centres the shift K on the mean, so (x - K) stays small and the variance does
+        not come from subtracting two large, nearly equal sums.
+        """
+        nonlocal K, s, ss, d_max
         vals = wp if wn == P else wp[:wn]
         K = fsum(vals) / len(vals)
         d = [x - K for x in vals]
         s = fsum(d)
         ss = fsum([x * x for x in d])
-        i = 0
+        d_max = max(max(vals) - K, K - min(vals))
+
+    def variance() -> float:
+        """Population variance of the full window, exact to ~1e-12 relative. O(P) only when
+        the window is far flatter than the moves since the last rebase (see `read`)."""
+        var = ss / P - (s / P) ** 2
+        # Rounding in s and ss since the last rebase is at most ~2 eps per update of the
+        # largest squared offset from K seen in that time (P updates at most), so if the
+        # variance is not well above it, recompute from the ring (and re-centre).
+        reach = max(d_max, max(wp) - K, K - min(wp))
+        if var < 1e-3 * reach * reach:
+            rebase()
+            var = ss / P - (s / P) ** 2
+        return var if var > 0.0 else 0.0
 
     def is_duplicate(tick: Tick) -> bool:
         """O(k) over ticks with the same or a later timestamp; only run off the fast path."""
@@ -173,17 +193,9 @@ def _build(
                 return True
         return tick in recent_late
 
-    def trim() -> None:
-        nonlocal recent_late
-        cutoff = last_ts - tol
-        while recent and recent[0].timestamp_ms < cutoff:
-            recent.popleft()
-        if recent_late:
-            recent_late = [t for t in recent_late if t.timestamp_ms >= cutoff]
-
-    def close_bar(ts: int, p: float, amount: float) -> None:
+    def close_bar(ts: int, p: float) -> None:
         """O(1): close the open bar (Wilder ATR step) and open the one holding `ts`."""
-        nonlocal bar_start, bar_end, bo, bh, bl, bc, bv, prev_close, nbars, tr_sum, atr
+        nonlocal bar_start, bar_end, bh, bl, prev_close, nbars, tr_sum, atr
         if bar_start != _NEVER:
             if prev_close != prev_close:  # first bar: no previous close (NaN)
                 tr = bh - bl
@@ -197,11 +209,10 @@ def _build(
                 atr = tr_sum / A
             else:
                 atr = (atr * (A - 1) + tr) / A
-            prev_close = bc
+            prev_close = last_p
         bar_start = ts - ts % bar_ms
         bar_end = bar_start + bar_ms
-        bo = bh = bl = bc = p
-        bv = amount
+        bh = bl = p
 
     def warm_up(ts: int, p: float) -> None:
         """The first `warm` in-order ticks: each indicator seeds itself as talipp does."""
@@ -218,6 +229,7 @@ def _build(
             ss += d * d
             if wn == P:
                 rebase()
+                i = 0
         else:
             old = wp[i]
             wp[i] = p
@@ -229,6 +241,7 @@ def _build(
             i += 1
             if i == P:
                 rebase()
+                i = 0
         if n <= E:
             e_sum += p
             if n == E:
@@ -287,6 +300,7 @@ def _build(
             wp[j] = v
         wn = len(pts)
         rebase()
+        i = 0
 
     def extras(ts: int, p: float, amount: float) -> None:
         if stats is not None:
@@ -296,7 +310,7 @@ def _build(
             flow_short.insert(ts, p, amount)
 
     def late(tick: Tick) -> bool:
-        nonlocal late_dropped, duplicates, late_placed, accepted, bh, bl, bv
+        nonlocal late_dropped, duplicates, late_placed, bh, bl
         ts = tick.timestamp_ms
         if ts < last_ts - tol:
             late_dropped += 1
@@ -308,21 +322,19 @@ def _build(
         if dedup:
             recent_late.append(tick)
         place_late(ts, p)
-        if ts >= bar_start:  # its bar is still open: it shaped the high, low and volume
+        if ts >= bar_start:  # its bar is still open: it shaped the high and low
             if p > bh:
                 bh = p
             elif p < bl:
                 bl = p
-            bv += tick.amount
         if has_extras:
             extras(ts, p, tick.amount)
         late_placed += 1
-        accepted += 1
         return True
 
     def update(tick: Tick) -> bool:
         """Apply one tick; False when the policy dropped it. O(1) in-order (+ O(log n) extras)."""
-        nonlocal n, last_ts, last_p, accepted, duplicates, bh, bl, bc, bv
+        nonlocal n, last_ts, last_p, duplicates, bh, bl
         nonlocal s, ss, i, e, ef, es, sig, ag, al, rn, ri, rs
         ts = tick.timestamp_ms
         if ts <= last_ts:
@@ -332,16 +344,12 @@ def _build(
                 duplicates += 1
                 return False
         p = tick.price
-        amount = tick.amount
         if ts >= bar_end:
-            close_bar(ts, p, amount)
-        else:
-            if p > bh:
-                bh = p
-            elif p < bl:
-                bl = p
-            bc = p
-            bv += amount
+            close_bar(ts, p)
+        elif p > bh:
+            bh = p
+        elif p < bl:
+            bl = p
         if Q and n:
             r = log(p / last_p) if p > 0.0 and last_p > 0.0 else 0.0
             r2 = r * r
@@ -368,38 +376,36 @@ def _build(
             i += 1
             if i == P:
                 rebase()
+                i = 0
             e = m_e * p + om_e * e
             ef = m_f * p + om_f * ef
             es = m_s * p + om_s * es
             sig = m_g * (ef - es) + om_g * sig
             change = p - last_p
+            # talipp adds a 0.0 gain or loss; x + 0.0 == x for x >= 0, so it is left out.
             if change > 0:
                 ag = (ag * R1 + change) / R
-                al = (al * R1 + 0.0) / R
+                al = al * R1 / R
             else:
-                ag = (ag * R1 + 0.0) / R
+                ag = ag * R1 / R
                 al = (al * R1 - change) / R
             n += 1
         else:
             warm_up(ts, p)
         last_p = p
         last_ts = ts
-        accepted += 1
         if has_extras:
-            extras(ts, p, amount)
+            extras(ts, p, tick.amount)
         if dedup:
             recent.append(tick)
-            if not accepted % _TRIM_EVERY:
-                trim()
         return True
 
     def read() -> dict[str, float]:
         """Current values, NaN before warm-up. O(log n) (quantile reads)."""
         out: dict[str, float] = {"price": last_p}
         if wn == P:
+            std = sqrt(variance())
             mean = K + s / P
-            var = ss / P - (s / P) ** 2
-            std = sqrt(var) if var > 0.0 else 0.0
             out[f"sma_{P}"] = mean
             out["bb_mid"] = mean
             out["bb_upper"] = mean + bb_k * std
@@ -445,6 +451,6 @@ def _build(
         return out
 
     def counters() -> TickCounters:
-        return TickCounters(accepted, late_placed, late_dropped, duplicates)
+        return TickCounters(n + late_placed, late_placed, late_dropped, duplicates)
 
     return update, read, counters

@@ -229,8 +229,8 @@ def test_every_indicator_equals_its_batch_definition_after_every_tick(ticks: lis
         got, want = ind.read(), model.values()
         scale = abs(want["price"])
         for key in indicator_keys(CFG):
-            if key == "zscore" and not want["_std"] >= 1e-7 * scale:
-                continue  # a z-score over a (nearly) flat window is ill-conditioned by definition
+            if key == "zscore" and not want["_std"] >= 1e-6 * scale:
+                continue  # (x - mean) / std carries an error of ~eps * price / std by definition
             if key in ("volume_spike",) and abs(want["volume_ratio"] - CFG.volume_spike_ratio) < 1e-9:
                 continue  # on the threshold itself either side is a correct rounding
             tol_scale = scale if key not in ("rsi_4", "zscore", "volume_ratio", "volume_spike", "rvol") else 1.0

@@ -1,0 +1,330 @@
+"""Benchmark: services.signals against talipp, pandas, bottleneck and river, measured in one run.
+
+    python bench/signals.py                 # 1,000,000 ticks over 100 symbols (about a minute)
+    python bench/signals.py --ticks 100000  # quick check
+
+Per tick, every library gets the same inputs: the trade price for SMA(20), EMA(20), RSI(14),
+MACD(12, 26, 9) and Bollinger(20, 2); ATR(14) gets each closed 1-minute bar built from the same
+ticks. Warm-up follows talipp (the engine is written to): SMA/Bollinger from the 20th price, EMA
+seeded with the SMA of its first `period` prices, RSI from the 15th price (Wilder), MACD's signal
+seeded with the SMA of the first 9 MACD values, ATR from the 14th bar (first TR = high - low).
+Engine and reference run interleaved chunk by chunk, so load from other processes on the machine
+hits both alike. The last line printed is one JSON object with the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+import gc
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import bottleneck  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from river import stats as river_stats  # noqa: E402
+from talipp.indicators import ATR, BB, EMA, MACD, RSI, SMA  # noqa: E402
+from talipp.ohlcv import OHLCV  # noqa: E402
+
+from services.market.types import Tick  # noqa: E402
+from services.signals import EngineConfig, RollingQuantile, SignalEngine, default_rules  # noqa: E402
+
+BAR_MS = 60_000
+# Exactly talipp's indicator set: the order-statistics, VWAP/volume and realised-vol groups off.
+TALIPP_SET = EngineConfig(stats_points=0, vwap_horizon_ms=0, rvol_points=0)
+
+
+def make_stream(n: int, n_symbols: int, seed: int) -> list[Tick]:
+    """Seeded trades: each symbol a log-normal random walk at its own price level."""
+    rng = random.Random(seed)
+    symbols = [f"S{k:03d}/USDT" for k in range(n_symbols)]
+    price = {s: 10 ** rng.uniform(-2, 4.8) for s in symbols}
+    ticks = []
+    ts = 1_700_000_000_000
+    for _ in range(n):
+        ts += int(rng.expovariate(1 / 10))  # ~100 trades/s over all symbols
+        s = symbols[rng.randrange(n_symbols)]
+        p = price[s] = price[s] * math.exp(rng.gauss(0.0, 0.0008))
+        ticks.append(Tick(s, ts, p, rng.expovariate(1.0), "buy" if rng.random() < 0.5 else "sell"))
+    return ticks
+
+
+class TalippSymbol:
+    """talipp's indicators for one symbol, plus the bar builder feeding its ATR."""
+
+    __slots__ = ("sma", "ema", "rsi", "macd", "bb", "atr", "bar")
+
+    def __init__(self) -> None:
+        self.sma, self.ema, self.rsi = SMA(20), EMA(20), RSI(14)
+        self.macd, self.bb, self.atr = MACD(12, 26, 9), BB(20, 2.0), ATR(14)
+        self.bar: list[float] | None = None  # [start, open, high, low, close, volume]
+
+
+def run_talipp(chunk: list[Tick], state: dict[str, TalippSymbol]) -> None:
+    for t in chunk:
+        sym = state.get(t.symbol)
+        if sym is None:
+            sym = state[t.symbol] = TalippSymbol()
+        p = t.price
+        sym.sma.add(p)
+        sym.ema.add(p)
+        sym.rsi.add(p)
+        sym.macd.add(p)
+        sym.bb.add(p)
+        start = t.timestamp_ms - t.timestamp_ms % BAR_MS
+        bar = sym.bar
+        if bar is None or start != bar[0]:
+            if bar is not None:
+                sym.atr.add(OHLCV(bar[1], bar[2], bar[3], bar[4], bar[5]))
+            sym.bar = [start, p, p, p, p, t.amount]
+        else:
+            if p > bar[2]:
+                bar[2] = p
+            if p < bar[3]:
+                bar[3] = p
+            bar[4] = p
+            bar[5] += t.amount
+
+
+def run_engine(chunk: list[Tick], engine: SignalEngine) -> None:
+    on_tick = engine.on_tick
+    for t in chunk:
+        on_tick(t)
+
+
+def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def rel(a: float, b: float) -> float:
+    if a == b:
+        return 0.0
+    return abs(a - b) / max(abs(a), abs(b))
+
+
+def compare_with_talipp(ticks: list[Tick], talipp: dict[str, TalippSymbol], symbols: list[str]) -> float:
+    """Replay `symbols` through a fresh engine and compare every value after every tick."""
+    worst = 0.0
+    for symbol in symbols:
+        engine = SignalEngine(config=TALIPP_SET)
+        ref = talipp[symbol]
+        k = closed = 0
+        bar_start: int | None = None
+        for t in ticks:
+            if t.symbol != symbol:
+                continue
+            engine.on_tick(t)
+            v = engine.snapshot(symbol)
+            pairs = [(v["sma_20"], ref.sma[k]), (v["ema_20"], ref.ema[k]), (v["rsi_14"], ref.rsi[k])]
+            m, b = ref.macd[k], ref.bb[k]
+            if m is not None:
+                pairs += [(v["macd"], m.macd), (v["macd_signal"], m.signal), (v["macd_hist"], m.histogram)]
+            if b is not None:
+                pairs += [(v["bb_upper"], b.ub), (v["bb_mid"], b.cb), (v["bb_lower"], b.lb)]
+            # A bar closes when the next one opens, for talipp's ATR as for the engine's.
+            start = t.timestamp_ms - t.timestamp_ms % BAR_MS
+            if bar_start is not None and start != bar_start:
+                closed += 1
+            bar_start = start
+            if closed:
+                pairs.append((v["atr_14"], ref.atr[closed - 1]))
+            for mine, theirs in pairs:
+                if theirs is None:
+                    if not math.isnan(mine):
+                        raise AssertionError(f"{symbol} tick {k}: engine has {mine}, talipp has no value yet")
+                else:
+                    worst = max(worst, rel(mine, theirs))
+            k += 1
+    return worst
+
+
+def run_pandas(chunk: list[Tick], history: dict[str, list[float]], bars: dict[str, list[list[float]]]) -> None:
+    """What a naive dashboard does: recompute every indicator with pandas over the recent tail."""
+    for t in chunk:
+        h = history.setdefault(t.symbol, [])
+        h.append(t.price)
+        s = pd.Series(h[-300:])
+        sma = s.rolling(20).mean()
+        std = s.rolling(20).std(ddof=0)
+        ema = s.ewm(span=20, adjust=False).mean()
+        macd = s.ewm(span=12, adjust=False).mean() - s.ewm(span=26, adjust=False).mean()
+        signal = macd.ewm(span=9, adjust=False).mean()
+        delta = s.diff()
+        gain = delta.clip(lower=0).ewm(alpha=1 / 14, adjust=False).mean()
+        loss = (-delta.clip(upper=0)).ewm(alpha=1 / 14, adjust=False).mean()
+        _ = (sma.iat[-1] + 2 * std.iat[-1], ema.iat[-1], signal.iat[-1], 100 - 100 / (1 + gain.iat[-1] / loss.iat[-1]))
+        b = bars.setdefault(t.symbol, [])
+        start = t.timestamp_ms - t.timestamp_ms % BAR_MS
+        if not b or b[-1][0] != start:
+            if len(b) >= 2:
+                df = pd.DataFrame(b, columns=["t", "h", "l", "c"])
+                tr = pd.concat([df.h - df.l, (df.h - df.c.shift()).abs(), (df.l - df.c.shift()).abs()], axis=1).max(axis=1)
+                _ = tr.ewm(alpha=1 / 14, adjust=False).mean().iat[-1]
+            b.append([start, t.price, t.price, t.price])
+        else:
+            b[-1][1] = max(b[-1][1], t.price)
+            b[-1][2] = min(b[-1][2], t.price)
+            b[-1][3] = t.price
+
+
+def bench_median(series: list[float], window: int, reps: int) -> tuple[float, float, float, float]:
+    """(ours us/pt, bottleneck us/pt, ours per-call update us/pt, max rel diff), best of `reps`."""
+    arr = np.asarray(series)
+    best_ours = best_bn = best_call = math.inf
+    for _ in range(reps):
+        ours = RollingQuantile(0.5, window)
+        t_ours = timed(ours.update_many, series)
+        t_bn = timed(bottleneck.move_median, arr, window)
+        call = RollingQuantile(0.5, window)
+        update = call.update
+        t0 = time.perf_counter()
+        for x in series:
+            update(x)
+        t_call = time.perf_counter() - t0
+        best_ours, best_bn, best_call = min(best_ours, t_ours), min(best_bn, t_bn), min(best_call, t_call)
+    mine = RollingQuantile(0.5, window).update_many(series)[window - 1 :]
+    ref = bottleneck.move_median(arr, window)[window - 1 :]
+    diff = max(rel(a, float(b)) for a, b in zip(mine, ref, strict=True))
+    n = len(series)
+    return best_ours / n * 1e6, best_bn / n * 1e6, best_call / n * 1e6, diff
+
+
+def bench_quantile(values: list[float], window: int, measured: int, chunk: int) -> tuple[float, float, float]:
+    """Rolling 0.9-quantile, steady state: fill both windows (untimed), then time `measured` updates."""
+    ours = RollingQuantile(0.9, window)
+    river = river_stats.RollingQuantile(0.9, window)
+    ours.update_many(values[:window])
+    river_update = river.update
+    for x in values[:window]:
+        river_update(x)
+    t_ours = t_river = 0.0
+    diff = 0.0
+    rest = values[window : window + measured]
+    for start in range(0, len(rest), chunk):
+        part = rest[start : start + chunk]
+        t0 = time.perf_counter()
+        mine = ours.update_many(part)
+        t_ours += time.perf_counter() - t0
+        theirs = []
+        get = river.get
+        t0 = time.perf_counter()
+        for x in part:
+            river_update(x)
+            theirs.append(get())
+        t_river += time.perf_counter() - t0
+        diff = max(diff, max(rel(a, b) for a, b in zip(mine, theirs, strict=True)))
+    return t_ours / len(rest) * 1e6, t_river / len(rest) * 1e6, diff
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ticks", type=int, default=1_000_000)
+    ap.add_argument("--symbols", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=20_240_601)
+    ap.add_argument("--pandas-ticks", type=int, default=2_000, help="pandas recomputes per tick: a sample")
+    ap.add_argument("--median-window", type=int, default=1_000)
+    ap.add_argument("--quantile-window", type=int, default=500_000)
+    ap.add_argument("--quantile-measured", type=int, default=20_000)
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    ticks = make_stream(args.ticks, args.symbols, args.seed)
+    print(f"stream: {len(ticks):,} ticks over {args.symbols} symbols, seed {args.seed} ({time.perf_counter() - t0:.1f} s)")
+    gc.collect()
+    gc.freeze()  # the stream lives for the whole run: keep the collector off it
+
+    # 1. Engine vs talipp, interleaved in chunks.
+    engine = SignalEngine(config=TALIPP_SET)
+    talipp: dict[str, TalippSymbol] = {}
+    t_engine = t_talipp = 0.0
+    chunk = 50_000
+    for start in range(0, len(ticks), chunk):
+        part = ticks[start : start + chunk]
+        t_engine += timed(run_engine, part, engine)
+        t_talipp += timed(run_talipp, part, talipp)
+    engine_us = t_engine / len(ticks) * 1e6
+    talipp_us = t_talipp / len(ticks) * 1e6
+    sample_symbols = sorted(talipp)[:3]
+    talipp_diff = compare_with_talipp(ticks, talipp, sample_symbols)
+    final_diff = 0.0
+    for symbol, ref in talipp.items():  # last values of every symbol
+        v = engine.snapshot(symbol)
+        for mine, theirs in ((v["sma_20"], ref.sma[-1]), (v["ema_20"], ref.ema[-1]), (v["rsi_14"], ref.rsi[-1])):
+            if theirs is not None:
+                final_diff = max(final_diff, rel(mine, theirs))
+        if ref.macd[-1] is not None and ref.macd[-1].signal is not None:
+            final_diff = max(final_diff, rel(v["macd_signal"], ref.macd[-1].signal))
+        if ref.bb[-1] is not None:
+            final_diff = max(final_diff, rel(v["bb_upper"], ref.bb[-1].ub), rel(v["bb_lower"], ref.bb[-1].lb))
+    talipp_diff = max(talipp_diff, final_diff)
+    del talipp
+    gc.collect()
+    if talipp_diff > 1e-9:
+        raise SystemExit(f"engine and talipp disagree: max relative difference {talipp_diff:.3g} > 1e-9")
+
+    # 2. The full engine (every indicator + the default rules), for the record.
+    full = SignalEngine(rules=default_rules())
+    sample = ticks[: min(len(ticks), 200_000)]
+    fired = 0
+    t_full = time.perf_counter()
+    for t in sample:
+        fired += len(full.on_tick(t))
+    full_us = (time.perf_counter() - t_full) / len(sample) * 1e6
+
+    # 3. pandas recomputation per tick, on a sample (it is slow); same chunks of the same stream.
+    n_pd = min(args.pandas_ticks, len(ticks))
+    pd_sample = ticks[:n_pd]
+    t_pd = timed(run_pandas, pd_sample, {}, {})
+    pandas_us = t_pd / n_pd * 1e6
+
+    # 4. Rolling median vs bottleneck (batch, in C). The series: each symbol's prices in turn.
+    by_symbol: dict[str, list[float]] = {}
+    for t in ticks:
+        by_symbol.setdefault(t.symbol, []).append(t.price)
+    series = [p for s in sorted(by_symbol) for p in by_symbol[s]]
+    median_us, bn_us, median_call_us, median_diff = bench_median(series, args.median_window, reps=3)
+
+    # 5. Rolling 0.9-quantile over a huge window vs river (Rust inside).
+    rng = random.Random(args.seed)
+    qvals = [rng.gauss(0.0, 1.0) for _ in range(args.quantile_window + args.quantile_measured)]
+    q_us, river_us, q_diff = bench_quantile(qvals, args.quantile_window, args.quantile_measured, chunk=2_000)
+
+    rows = [
+        ("engine, talipp's set (per tick)", engine_us, "talipp 2.x", talipp_us, talipp_us / engine_us, ">= 15x", talipp_diff),
+        ("engine, talipp's set (per tick)", engine_us, f"pandas recompute ({n_pd:,} ticks)", pandas_us, pandas_us / engine_us, ">= 100x", math.nan),
+        ("engine, all indicators + rules", full_us, f"({fired} signals on {len(sample):,} ticks)", math.nan, math.nan, "", math.nan),
+        (f"median, {args.median_window:,} pts (update_many)", median_us, "bottleneck.move_median", bn_us, median_us / bn_us, "<= 10x slower", median_diff),
+        (f"median, {args.median_window:,} pts (update/call)", median_call_us, "bottleneck.move_median", bn_us, median_call_us / bn_us, "", math.nan),
+        (f"0.9-quantile, {args.quantile_window:,} pts", q_us, "river RollingQuantile", river_us, river_us / q_us, ">= 5x", q_diff),
+    ]
+    print(f"\n{'measure':<40} {'us/op':>9}  {'reference':<32} {'us/op':>9} {'ratio':>8}  {'target':<14} {'max rel diff':>12}")
+    for name, mine, ref_name, ref, ratio, target, diff in rows:
+        print(f"{name:<40} {mine:>9.3f}  {ref_name:<32} {ref:>9.3f} {ratio:>8.2f}  {target:<14} {diff:>12.3g}")
+    print(
+        json.dumps(
+            {
+                "ticks": len(ticks),
+                "engine_us_per_tick": round(engine_us, 4),
+                "talipp_us_per_tick": round(talipp_us, 4),
+                "speedup_vs_talipp": round(talipp_us / engine_us, 2),
+                "speedup_vs_pandas": round(pandas_us / engine_us, 1),
+                "median_slowdown_vs_bottleneck": round(median_us / bn_us, 2),
+                "quantile_speedup_vs_river": round(river_us / q_us, 2),
+                "max_rel_diff_vs_talipp": talipp_diff,
+                "engine_full_us_per_tick": round(full_us, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
