@@ -17,6 +17,7 @@ entries: an order and its position change commit together or not at all.
 from __future__ import annotations
 
 import asyncio
+import builtins  # `list` is also a method of FirestoreStore
 import contextlib
 import datetime as dt
 import logging
@@ -115,17 +116,19 @@ class FirestoreStore:
         snap = await self._doc(uid, collection, doc_id).get()
         return decode_doc(snap.to_dict()) if snap.exists else None
 
-    async def list(self, uid: str, collection: str) -> list[dict[str, Any]]:
+    async def list(self, uid: str, collection: str) -> builtins.list[dict[str, Any]]:
         query = self._user(uid).collection(collection).order_by(FieldPath.document_id())
         return [decode_doc(snap.to_dict()) async for snap in query.stream()]
 
-    async def find(self, collection: str, field: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
+    async def find(
+        self, collection: str, field: str, value: Any
+    ) -> builtins.list[tuple[str, dict[str, Any]]]:
         # A collection-group query: in production it needs the collection-group index on `field`
         # (`firestore.indexes.json`); the emulator has every index.
         query = self._db.collection_group(collection).where(
             filter=FieldFilter(FieldPath(field).to_api_repr(), "==", value)
         )
-        found: list[tuple[str, str, dict[str, Any]]] = []
+        found: builtins.list[tuple[str, str, dict[str, Any]]] = []
         async for snap in query.stream():
             parts = snap.reference.path.split("/")
             # Only users/{uid}/{collection}/{doc_id}: a same-named collection elsewhere is not ours.
@@ -138,7 +141,7 @@ class FirestoreStore:
         snap = await self._head(uid).get()
         return int(snap.get("version")) if snap.exists else 0
 
-    async def changes_since(self, uid: str, version: int) -> list[Change]:
+    async def changes_since(self, uid: str, version: int) -> builtins.list[Change]:
         query = (
             self._user(uid)
             .collection(_CHANGES)
@@ -147,14 +150,14 @@ class FirestoreStore:
         )
         return [_log_change(snap.to_dict()) async for snap in query.stream()]
 
-    async def snapshot(self, uid: str) -> tuple[list[Change], int]:
+    async def snapshot(self, uid: str) -> tuple[builtins.list[Change], int]:
         transaction = self._db.transaction(read_only=True)
 
         @firestore.async_transactional
-        async def read(tx: firestore.AsyncTransaction) -> tuple[list[Change], int]:
+        async def read(tx: firestore.AsyncTransaction) -> tuple[builtins.list[Change], int]:
             head = [snap async for snap in self._db.get_all([self._head(uid)], transaction=tx)]
             latest = int(head[0].get("version")) if head and head[0].exists else 0
-            docs: list[Change] = []
+            docs: builtins.list[Change] = []
             for collection in PUBLIC_COLLECTIONS:
                 async for snap in self._user(uid).collection(collection).stream(transaction=tx):
                     raw = snap.to_dict() or {}
@@ -187,7 +190,11 @@ class FirestoreStore:
             return await self._transact_retrying(uid, writes, encoded, if_version)
 
     async def _transact_retrying(
-        self, uid: str, writes: list[Write], encoded: list[dict[str, Any] | None], if_version: int | None
+        self,
+        uid: str,
+        writes: builtins.list[Write],
+        encoded: builtins.list[dict[str, Any] | None],
+        if_version: int | None,
     ) -> int:
         for attempt in range(_ATTEMPTS):
             try:
@@ -204,7 +211,11 @@ class FirestoreStore:
         raise StoreError(f"transaction for user {uid} kept conflicting after {_ATTEMPTS} attempts")
 
     async def _transact_once(
-        self, uid: str, writes: list[Write], encoded: list[dict[str, Any] | None], if_version: int | None
+        self,
+        uid: str,
+        writes: builtins.list[Write],
+        encoded: builtins.list[dict[str, Any] | None],
+        if_version: int | None,
     ) -> int:
         transaction = self._db.transaction(max_attempts=1)
 
@@ -221,7 +232,7 @@ class FirestoreStore:
 
             exists = {key: snaps[ref.path].exists for key, ref in zip(keys, refs[1:], strict=True)}
             final: dict[tuple[str, str], dict[str, Any] | None] = {}  # None: delete
-            changes: list[tuple[int, str, str, str, dict[str, Any] | None]] = []
+            changes: builtins.list[tuple[int, str, str, str, dict[str, Any] | None]] = []
             for write, doc in zip(writes, encoded, strict=True):
                 key = (write.collection, write.doc_id)
                 if isinstance(write, Create) and exists[key]:

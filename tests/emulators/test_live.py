@@ -362,3 +362,31 @@ async def test_update_latency_at_a_steady_pace(emulators: Any, firestore_host: s
         assert len(latencies) == 100
         report("write started → listener (100 updates of one order, 20/s)", latencies)
         assert statistics.median(latencies) < 1000
+
+
+async def test_drop_streams_resubscribes_with_a_fresh_token_and_misses_nothing(
+    emulators: Any, firestore_host: str, sign_up: Any
+) -> None:
+    alice = sign_up("alice@example.com")
+    asked: list[float] = []
+
+    async def id_token() -> str:  # the auth service's refreshing provider
+        asked.append(time.perf_counter())
+        return alice.id_token
+
+    async with FirestoreStore() as store:
+        live = FirestoreLive(alice.uid, id_token, project=emulators.project, emulator_host=firestore_host)
+        collector = Collector(live)
+        try:
+            await collector.status("connected", 15)
+            calls = len(asked)
+            live.drop_streams()
+            await store.transact(alice.uid, [Put(ORDERS, "o1", {"id": "o1", "status": "open"})])
+            await collector.until(lambda c: c.doc_id == "o1" and c.kind == "added", 5)
+            await collector.status("connected", 5)
+            assert live.resubscriptions == 1
+            assert len(asked) > calls  # the token was asked for again before resubscribing
+            assert collector.statuses == ["connected", "reconnecting", "connected"]
+            assert [(c.doc_id, c.kind) for c in collector.changes] == [("o1", "added")]
+        finally:
+            await collector.aclose()
