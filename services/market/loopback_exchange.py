@@ -18,25 +18,22 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from services.market import binance_wire as wire
 from services.market.loopback_account import DEFAULT_API_KEY, DEFAULT_SECRET, ApiError, SpotAccount
+from services.market.loopback_streams import BinanceStreams, SyntheticBooks
 from services.market.replay import ReplayFeed
-from services.market.types import TIMEFRAME_MS, Tick
+from services.market.types import TIMEFRAME_MS
 
-_log = logging.getLogger(__name__)
 _HOUR_MS = 3_600_000
-_TICKER_EVERY_MS = 1000
-_DEPTH_EVERY_MS = 100
 
 
 def binance_config(
@@ -61,13 +58,6 @@ def binance_config(
     if api_key is not None:
         config |= {"apiKey": api_key, "secret": secret}
     return config
-
-
-@dataclass(eq=False)
-class _Connection:
-    ws: web.WebSocketResponse
-    request: web.Request
-    streams: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -96,28 +86,32 @@ class LoopbackExchange:
         self.feed = feed if feed is not None else ReplayFeed(clock=clock)
         self.host, self.port = host, port
         self._clock = clock
-        self._push_interval_s = push_interval_s
         markets = self.feed.recording.meta.markets
         self._markets = {markets[s]["id"]: markets[s] for s in self.feed.recording.symbols}
+        self._books = SyntheticBooks(self.feed, self._markets, self._now_ms)
         self.account = SpotAccount(
             {s: markets[s] for s in self.feed.recording.symbols},
-            top_of_book=self._top_of_book,
+            top_of_book=self._books.top,
             clock_ms=self._now_ms,
             api_key=api_key,
             secret=secret,
             balances=balances,
         )
         self.api_key, self.secret = api_key, secret
-        self._connections: set[_Connection] = set()
-        self._books: dict[str, tuple[int, wire.Book]] = {}
-        self._last_ticker_ms: dict[str, int] = {}
-        self._last_depth_ms = 0
+        self._streams = BinanceStreams(
+            self.feed,
+            self._markets,
+            self._books,
+            ticker_body=self._ticker_body,
+            on_trades=self.account.on_trades,
+            watched_ids=lambda: {o["symbol"] for o in self.account.open_orders({})},
+            clock_ms=self._now_ms,
+            push_interval_s=push_interval_s,
+        )
         self._faults: list[_Fault] = []
-        self._stalled = False
         self.requests: list[tuple[str, str]] = []
         self._runner: web.AppRunner | None = None
         self._pusher: asyncio.Task[None] | None = None
-        self._cursor_ms = 0
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     async def __aenter__(self) -> LoopbackExchange:
@@ -129,8 +123,8 @@ class LoopbackExchange:
 
     async def start(self) -> None:
         app = web.Application(middlewares=[self._middleware])
-        app.router.add_route("GET", "/ws", self._websocket)
-        app.router.add_route("GET", "/ws/{tail:.*}", self._websocket)
+        app.router.add_route("GET", "/ws", self._streams.handle)
+        app.router.add_route("GET", "/ws/{tail:.*}", self._streams.handle)
         app.router.add_route("*", "/api/v3/{endpoint:.*}", self._rest)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -140,8 +134,7 @@ class LoopbackExchange:
         server = site._server
         assert server is not None and server.sockets  # type: ignore[attr-defined]
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        self._cursor_ms = self._now_ms() + 1
-        self._pusher = asyncio.create_task(self._push_loop(), name="loopback-exchange-pusher")
+        self._pusher = asyncio.create_task(self._streams.run(), name="loopback-exchange-pusher")
 
     async def aclose(self) -> None:
         if self._pusher is not None:
@@ -167,28 +160,18 @@ class LoopbackExchange:
     # -- test hooks ------------------------------------------------------------------------------------------
     async def drop_sockets(self, *, abrupt: bool = False) -> int:
         """Close every websocket (a close frame, or a reset TCP connection when `abrupt`); returns how many."""
-        connections = list(self._connections)
-        self._connections.clear()
-        for conn in connections:
-            if abrupt and conn.request.transport is not None:
-                conn.request.transport.abort()
-            else:
-                with contextlib.suppress(Exception):
-                    await conn.ws.close(code=1001, message=b"loopback: dropped")
-        return len(connections)
+        return await self._streams.drop(abrupt=abrupt)
 
     def stall(self) -> None:
         """Stop sending stream frames (sockets stay open) until `resume`; the backlog is then delivered."""
-        self._stalled = True
+        self._streams.stalled = True
 
     def resume(self) -> None:
-        self._stalled = False
+        self._streams.stalled = False
 
     async def send_malformed(self, text: str = '{"e":"trade","s":') -> None:
         """Send a frame that is not valid JSON to every websocket."""
-        for conn in list(self._connections):
-            with contextlib.suppress(Exception):
-                await conn.ws.send_str(text)
+        await self._streams.send_raw(text)
 
     def fail_next(
         self,
@@ -212,11 +195,12 @@ class LoopbackExchange:
 
     @property
     def subscriptions(self) -> set[str]:
-        return set().union(*(c.streams for c in self._connections)) if self._connections else set()
+        """Every stream some websocket subscribed to."""
+        return self._streams.subscriptions
 
     @property
     def connection_count(self) -> int:
-        return len(self._connections)
+        return self._streams.connection_count
 
     # -- HTTP ------------------------------------------------------------------------------------------------
     @web.middleware
@@ -290,7 +274,7 @@ class LoopbackExchange:
 
     def _ticker_body(self, market_id: str) -> dict[str, Any]:
         ticker = self.feed.ticker_now(self._symbol(market_id))
-        return wire.ticker_24hr(market_id, ticker, self._book(market_id)[1])
+        return wire.ticker_24hr(market_id, ticker, self._books.current(market_id)[1])
 
     def _ticker_24hr(self, query: dict[str, str]) -> Any:
         if "symbol" in query:
@@ -309,7 +293,7 @@ class LoopbackExchange:
         ids = [self._market_id(query)] if "symbol" in query else list(self._markets)
         rows = []
         for i in ids:
-            book = self._book(i)[1]
+            book = self._books.current(i)[1]
             rows.append(
                 {
                     "symbol": i,
@@ -378,148 +362,13 @@ class LoopbackExchange:
         market_id = self._market_id(query)
         limit = self._limit(query, 100, 5000)
         if not any(s.startswith(f"{market_id.lower()}@depth") for s in self.subscriptions):
-            self._advance_book(market_id)  # nobody streams this book: bring it to now
-        update_id, book = self._book(market_id)
+            self._books.advance(market_id)  # nobody streams this book: bring it to now
+        update_id, book = self._books.current(market_id)
         return {
             "lastUpdateId": update_id,
             "bids": [[wire.num(p), wire.num(q)] for p, q in book.bids[:limit]],
             "asks": [[wire.num(p), wire.num(q)] for p, q in book.asks[:limit]],
         }
-
-    # -- order book ------------------------------------------------------------------------------------------
-    def _new_book(self, market_id: str) -> wire.Book:
-        market = self._markets[market_id]
-        price = self.feed.price_at(market["symbol"], self._now_ms())
-        return wire.Book(market["symbol"], price, market["precision"]["price"], market["precision"]["amount"])
-
-    def _book(self, market_id: str) -> tuple[int, wire.Book]:
-        if market_id not in self._books:
-            self._books[market_id] = (1, self._new_book(market_id))
-        return self._books[market_id]
-
-    def _advance_book(self, market_id: str) -> dict[str, Any] | None:
-        """Move the book to now; the depthUpdate event for the change, or None when nothing changed."""
-        update_id, old = self._book(market_id)
-        new = self._new_book(market_id)
-        bids, asks = old.diff(new)
-        if not bids and not asks:
-            return None
-        self._books[market_id] = (update_id + 1, new)
-        return {
-            "e": "depthUpdate",
-            "E": self._now_ms(),
-            "s": market_id,
-            "U": update_id + 1,
-            "u": update_id + 1,
-            "b": bids,
-            "a": asks,
-        }
-
-    def _top_of_book(self, market_id: str) -> tuple[float, float]:
-        book = self._new_book(market_id)
-        return book.bids[0][0], book.asks[0][0]
-
-    # -- websocket -------------------------------------------------------------------------------------------
-    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True, heartbeat=None)
-        await ws.prepare(request)
-        conn = _Connection(ws, request)
-        self._connections.add(conn)
-        try:
-            async for message in ws:
-                if message.type == WSMsgType.TEXT:
-                    await self._on_command(conn, message.data)
-        finally:
-            self._connections.discard(conn)
-        return ws
-
-    async def _on_command(self, conn: _Connection, text: str) -> None:
-        try:
-            command = json.loads(text)
-            method, params, request_id = command["method"], command.get("params", []), command.get("id")
-        except (ValueError, KeyError, TypeError):
-            await conn.ws.send_json({"error": {"code": 3, "msg": "Invalid JSON"}, "id": None})
-            return
-        if method == "SUBSCRIBE":
-            conn.streams.update(str(p) for p in params)
-            await conn.ws.send_json({"result": None, "id": request_id})
-        elif method == "UNSUBSCRIBE":
-            conn.streams.difference_update(str(p) for p in params)
-            await conn.ws.send_json({"result": None, "id": request_id})
-        elif method == "LIST_SUBSCRIPTIONS":
-            await conn.ws.send_json({"result": sorted(conn.streams), "id": request_id})
-        else:
-            await conn.ws.send_json(
-                {"error": {"code": 2, "msg": f"Invalid request: unknown method {method}"}, "id": request_id}
-            )
-
-    async def _push_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._push_interval_s)
-            if self._stalled:
-                continue
-            try:
-                await self._push_once()
-            except Exception:  # noqa: BLE001 - a bad frame must not end the exchange
-                _log.exception("loopback exchange: pushing stream frames failed")
-
-    async def _push_once(self) -> None:
-        now = self._now_ms()
-        since, self._cursor_ms = self._cursor_ms, now + 1
-        streams = self.subscriptions
-        ids = {s.split("@", 1)[0].upper() for s in streams} | {
-            o["symbol"] for o in self.account.open_orders({})
-        }
-        frames: dict[str, list[dict[str, Any]]] = {}
-        depth_due = now - self._last_depth_ms >= _DEPTH_EVERY_MS
-        if depth_due:
-            self._last_depth_ms = now
-        for market_id in ids & set(self._markets):
-            symbol, lower = self._symbol(market_id), market_id.lower()
-            numbered = self.feed.numbered_trades_between(symbol, since, now + 1)
-            if numbered:
-                self.account.on_trades(market_id, [t for _, t in numbered])
-            frames[f"{lower}@trade"] = [wire.trade_frame(market_id, i, t, now) for i, t in numbered]
-            frames[f"{lower}@aggTrade"] = [
-                wire.agg_trade(i, t) | {"e": "aggTrade", "E": now, "s": market_id} for i, t in numbered
-            ]
-            for stream in streams:
-                if stream.startswith(f"{lower}@kline_") and numbered:
-                    frames[stream] = self._kline_frames(market_id, stream.split("_", 1)[1], numbered, now)
-            if now - self._last_ticker_ms.get(market_id, 0) >= _TICKER_EVERY_MS and (
-                f"{lower}@ticker" in streams or f"{lower}@miniTicker" in streams
-            ):
-                self._last_ticker_ms[market_id] = now
-                body = self._ticker_body(market_id)
-                frames[f"{lower}@ticker"] = [wire.ticker_frame(market_id, body, now, mini=False)]
-                frames[f"{lower}@miniTicker"] = [wire.ticker_frame(market_id, body, now, mini=True)]
-            if depth_due and any(s.startswith(f"{lower}@depth") for s in streams):
-                event = self._advance_book(market_id)
-                if event is not None:
-                    for stream in streams:
-                        if stream.startswith(f"{lower}@depth"):
-                            frames[stream] = [event]
-        for conn in list(self._connections):
-            for stream in sorted(conn.streams):
-                for frame in frames.get(stream, ()):
-                    try:
-                        await conn.ws.send_str(json.dumps(frame, separators=(",", ":")))
-                    except (ConnectionError, RuntimeError):
-                        self._connections.discard(conn)
-                        break
-
-    def _kline_frames(
-        self, market_id: str, interval: str, numbered: list[tuple[int, Tick]], now: int
-    ) -> list[dict[str, Any]]:
-        frame_ms = TIMEFRAME_MS.get(interval)
-        if frame_ms is None:
-            return []
-        first_open = numbered[0][1].timestamp_ms // frame_ms * frame_ms
-        candles = self.feed.candles_at(self._symbol(market_id), interval, since_ms=first_open, limit=1000)
-        return [
-            wire.kline_frame(market_id, interval, c, frame_ms, now, closed=c.timestamp_ms + frame_ms <= now)
-            for c in candles
-        ]
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
