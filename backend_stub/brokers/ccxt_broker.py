@@ -639,7 +639,7 @@ def _json_market(market: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _EXCHANGE_MSG = re.compile(r'"msg"\s*:\s*"([^"]{1,200})"')
-_PLAIN_REASON = re.compile(r"^[\w.-]+ ([A-Za-z][^{}?=&/\\]{0,199})$")
+_PLAIN_REASON = re.compile(r"^[\w.-]+ (?!.*://)([A-Za-z][^{}?=&\\]{0,199})$")  # prose, no URL
 
 
 def _exchange_message(exc: BaseException, credentials: ApiCredentials | None) -> str:

@@ -7,9 +7,11 @@ import json
 import logging
 from decimal import Decimal
 
+import ccxt
 import pytest
 
 from backend_stub.brokers.base import (
+    Broker,
     BrokerUnavailable,
     InsufficientFunds,
     InvalidOrder,
@@ -24,6 +26,7 @@ from backend_stub.brokers.ccxt_broker import (
     ExchangeKeysMissing,
     ExchangeKeysRejected,
     RateLimited,
+    _broker_error,
 )
 from backend_stub.store.base import IDEMPOTENCY, ORDERS, AlreadyExists
 
@@ -230,6 +233,7 @@ async def test_markets_are_public_and_json_ready(broker) -> None:
     assert "info" not in btc
     json.dumps(markets)
     assert broker.mode == "Live · binance"
+    assert isinstance(broker, Broker)  # the core's runtime-checkable protocol
 
 
 def test_an_unknown_exchange_is_refused_at_construction(store, keys) -> None:
@@ -284,3 +288,63 @@ async def test_an_unknown_outcome_is_settled_by_the_next_listing_when_it_did_lan
     assert listed["status"] == "open" and "info" not in listed
     canceled = await broker.cancel_order(TRADER, listed["id"])
     assert canceled["status"] == "canceled"
+
+
+SIGNED_URL = "https://api.binance.com/api/v3/account?timestamp=1&signature=abc"
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected", "status", "reason"),
+    [
+        (
+            ccxt.OrderNotFound('binance {"code":-2013,"msg":"Order does not exist."}'),
+            OrderNotFound,
+            404,
+            "Order does not exist.",
+        ),
+        (
+            ccxt.InsufficientFunds("binance Account has insufficient balance for requested action."),
+            InsufficientFunds,
+            400,
+            "Account has insufficient balance for requested action.",
+        ),
+        (
+            ccxt.InvalidOrder('binance {"code": -1013, "msg": "Filter failure: LOT_SIZE"}'),
+            InvalidOrder,
+            400,
+            "Filter failure: LOT_SIZE",
+        ),
+        (
+            ccxt.BadSymbol("binance does not have market symbol FOO/BAR"),
+            InvalidOrder,
+            400,
+            "does not have market symbol FOO/BAR",
+        ),
+        (
+            ccxt.AuthenticationError(
+                'binance {"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}'
+            ),
+            ExchangeKeysRejected,
+            403,
+            None,
+        ),
+        (ccxt.DDoSProtection("binance 429 Too Many Requests"), RateLimited, 429, None),
+        (ccxt.RateLimitExceeded("binance rate limit"), RateLimited, 429, None),
+        (ccxt.ExchangeNotAvailable(f"binance GET {SIGNED_URL} 503"), BrokerUnavailable, 503, None),
+        (
+            ccxt.RequestTimeout("binance POST https://api.binance.com/api/v3/order request timeout"),
+            BrokerUnavailable,
+            503,
+            None,
+        ),
+        (ccxt.ExchangeError(f"binance GET {SIGNED_URL} 400 odd"), ExchangeFailed, 502, None),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
+)
+def test_every_ccxt_error_becomes_a_broker_error_a_trader_can_read(raised, expected, status, reason) -> None:
+    error = _broker_error(raised, ApiCredentials(api_key="k" * 16, secret="s" * 16), action="place the order")
+    assert type(error) is expected and error.status_code == status
+    text = str(error)
+    assert "http" not in text and "signature" not in text and "{" not in text  # never ccxt's raw text
+    if reason:  # the exchange's own reason, when it is plain prose, helps the trader fix the order
+        assert text.endswith(f": {reason}")
