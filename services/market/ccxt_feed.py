@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import ccxt
 import ccxt.async_support
@@ -33,6 +34,15 @@ from services.market.types import TIMEFRAME_MS, Candle, FeedUnavailable, MarketD
 from services.market.watching import Watch, latest_values
 
 R = TypeVar("R")
+_log = logging.getLogger(__name__)
+
+
+class Gap(NamedTuple):
+    """Trades of `symbol` between `from_ms` and `to_ms` that a gap fill gave up on (too many to fetch)."""
+
+    symbol: str
+    from_ms: int
+    to_ms: int
 
 
 def create_exchange(exchange_id: str, config: dict[str, Any] | None = None) -> Any:
@@ -62,6 +72,7 @@ class CcxtFeed:
         rest_retries: int = 2,
         poll_interval_s: float = 2.0,
         fill_page_limit: int = 1000,
+        fill_max_pages: int = 20,
         early_fill_s: float = 2.0,
         label: str | None = None,
     ) -> None:
@@ -75,6 +86,8 @@ class CcxtFeed:
         self._rest_retries = rest_retries
         self._poll_interval_s = poll_interval_s
         self._fill_page_limit = fill_page_limit
+        self._fill_max_pages = fill_max_pages
+        self.unfilled_gaps: list[Gap] = []
         self._early_fill_s = early_fill_s
         self._hub: FanOut[str, tuple[str | None, Tick]] = FanOut(self._trade_stream)
         # Latest-value streams, keyed by (kind, symbol, timeframe): one upstream each, shared by consumers.
@@ -357,14 +370,24 @@ class CcxtFeed:
         return None
 
     async def _fill(self, symbol: str, cursor: _Cursor) -> list[tuple[str | None, Tick]]:
-        """Trades since the cursor over REST, paging forward until a short page."""
+        """Trades since the cursor over REST, paging forward until a short page.
+
+        After `fill_max_pages` full pages (a long outage: a laptop waking up) the rest is left unfilled and
+        recorded in `unfilled_gaps`, rather than downloading hours of trades.
+        """
         out: list[tuple[str | None, Tick]] = []
-        while cursor.last_ms is not None:
+        for _ in range(self._fill_max_pages):
+            if cursor.last_ms is None:
+                break
             page = await self._ex.fetch_trades(symbol, cursor.last_ms, self._fill_page_limit)
             fresh = [t for t in page if cursor.accept(t)]
             out.extend(_identified(symbol, t) for t in fresh)
             if len(page) < self._fill_page_limit or not fresh:
                 break
+        else:
+            gap = Gap(symbol, cursor.last_ms or 0, int(self._clock() * 1000))
+            self.unfilled_gaps.append(gap)
+            _log.warning("%s: %s trades from %d to %d were not filled", self.exchange_id, *gap)
         if out:
             self._freshness.mark(symbol)
             self.filled_trades += len(out)

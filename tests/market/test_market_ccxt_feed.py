@@ -206,3 +206,18 @@ async def test_open_feed_loopback_is_a_streaming_live_feed(loopback):
         assert isinstance(feed, StreamingFeed)
         assert feed.mode == "Live · binance (loopback, replayed data)"
         assert "BTC/USDT" in await feed.markets()
+
+
+async def test_a_gap_too_long_to_fill_is_reported_not_downloaded(binance, loopback):
+    slow = Backoff(initial_s=1.5, factor=1.0, jitter=0.0)
+    async with _feed(binance, backoff=slow, fill_page_limit=3, fill_max_pages=1) as feed:
+        ticks: list[Tick] = []
+        stream = feed.ticks(ALL)
+        collector = asyncio.create_task(_collect(stream, int(time.time() * 1000) + 3500, ticks))
+        await asyncio.sleep(0.8)
+        await loopback.drop_sockets(abrupt=True)
+        await asyncio.wait_for(collector, 15)
+        await stream.aclose()
+        assert feed.unfilled_gaps, "a 1.5 s outage holds more than 3 trades of some symbol"
+        gap = feed.unfilled_gaps[0]
+        assert gap.symbol in ALL and gap.from_ms < gap.to_ms
