@@ -1,0 +1,105 @@
+"""SqliteStore: atomic transactions, per-user monotonic versions, private collections, change log,
+subscriptions, collection-group find."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from backend_stub.store.base import AlreadyExists, Create, Delete, Put, StateStore, VersionConflict
+from backend_stub.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    async with SqliteStore(tmp_path / "state.db") as s:
+        yield s
+
+
+async def test_is_a_state_store(store: SqliteStore) -> None:
+    assert isinstance(store, StateStore)
+
+
+async def test_versions_are_per_user_and_consecutive(store: SqliteStore) -> None:
+    assert await store.transact("a", [Put("orders", "1", {"n": 1}), Put("positions", "BTC-USDT", {"q": 1})]) == 2
+    assert await store.transact("b", [Put("orders", "1", {"n": 9})]) == 1
+    assert await store.transact("a", [Put("orders", "1", {"n": 2}), Delete("orders", "1")]) == 4
+    changes = await store.changes_since("a", 0)
+    assert [(c.version, c.collection, c.doc_id, c.kind, c.doc) for c in changes] == [
+        (1, "orders", "1", "added", {"n": 1}),
+        (2, "positions", "BTC-USDT", "added", {"q": 1}),
+        (3, "orders", "1", "modified", {"n": 2}),
+        (4, "orders", "1", "removed", None),
+    ]
+    assert [c.version for c in await store.changes_since("a", 2)] == [3, 4]
+    assert await store.latest_version("a") == 4 and await store.latest_version("nobody") == 0
+    assert await store.get("a", "orders", "1") is None
+    assert await store.get("b", "orders", "1") == {"n": 9}
+
+
+async def test_private_collections_are_stored_but_never_logged(store: SqliteStore) -> None:
+    version = await store.transact("a", [Put("_account", "paper", {"USDT": "1"}), Put("orders", "1", {})])
+    assert version == 1
+    assert await store.get("a", "_account", "paper") == {"USDT": "1"}
+    assert [c.collection for c in await store.changes_since("a", 0)] == ["orders"]
+    snapshot, latest = await store.snapshot("a")
+    assert [c.collection for c in snapshot] == ["orders"] and latest == 1
+
+
+async def test_create_conflict_rolls_back_the_whole_transaction(store: SqliteStore) -> None:
+    await store.transact("a", [Create("_idempotency", "k", {"orderId": "1"}), Put("orders", "1", {"v": 1})])
+    with pytest.raises(AlreadyExists):
+        await store.transact("a", [Put("orders", "2", {}), Create("_idempotency", "k", {"orderId": "2"})])
+    assert await store.get("a", "orders", "2") is None
+    assert await store.latest_version("a") == 1
+    assert await store.get("a", "_idempotency", "k") == {"orderId": "1"}
+
+
+async def test_if_version_is_optimistic_concurrency(store: SqliteStore) -> None:
+    await store.transact("a", [Put("orders", "1", {})], if_version=0)
+    with pytest.raises(VersionConflict):
+        await store.transact("a", [Put("orders", "2", {})], if_version=0)
+    assert await store.transact("a", [Put("orders", "2", {})], if_version=1) == 2
+
+
+async def test_non_json_docs_are_refused_without_writing(store: SqliteStore) -> None:
+    with pytest.raises(ValueError):
+        await store.transact("a", [Put("orders", "1", {"x": float("nan")})])
+    assert await store.latest_version("a") == 0
+
+
+async def test_subscribers_see_their_users_commits_in_order(store: SqliteStore) -> None:
+    sub_a, sub_b = store.subscribe("a"), store.subscribe("b")
+    await asyncio.gather(*(store.transact("a", [Put("orders", str(i), {"i": i})]) for i in range(50)))
+    await store.transact("b", [Put("orders", "x", {})])
+    seen = [await asyncio.wait_for(anext(sub_a), 2) for _ in range(50)]
+    assert [c.version for c in seen] == list(range(1, 51))
+    assert (await asyncio.wait_for(anext(sub_b), 2)).doc_id == "x"
+    await sub_a.aclose()  # type: ignore[attr-defined]
+    await sub_b.aclose()  # type: ignore[attr-defined]
+    assert store._subscribers == {}
+
+
+async def test_find_is_a_collection_group_query(store: SqliteStore) -> None:
+    await store.transact("a", [Put("orders", "1", {"status": "open"}), Put("orders", "2", {"status": "closed"})])
+    await store.transact("b", [Put("orders", "3", {"status": "open"})])
+    found = await store.find("orders", "status", "open")
+    assert [(uid, doc) for uid, doc in found] == [("a", {"status": "open"}), ("b", {"status": "open"})]
+
+
+async def test_state_survives_reopening(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "s.db") as first:
+        await first.transact("a", [Put("orders", "1", {"v": 1})])
+    async with SqliteStore(tmp_path / "s.db") as second:
+        assert await second.get("a", "orders", "1") == {"v": 1}
+        assert await second.transact("a", [Put("orders", "2", {})]) == 2
+
+
+async def test_wal_and_full_sync(store: SqliteStore) -> None:
+    def pragmas() -> tuple[str, int]:
+        db = store._db
+        return db.execute("PRAGMA journal_mode").fetchone()[0], db.execute("PRAGMA synchronous").fetchone()[0]
+
+    assert await store._run(pragmas) == ("wal", 2)  # 2 = FULL
