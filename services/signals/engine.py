@@ -17,12 +17,14 @@ class SignalEngine:
     and O(size of each applicable rule) for the rules.
     """
 
-    __slots__ = ("config", "_symbols", "_updates", "_runners", "_rules", "on_tick")
+    __slots__ = ("config", "_symbols", "_updates", "_readers", "_runners", "_rules", "on_tick")
 
     def __init__(self, *, rules: Iterable[Rule] = (), config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
         self._symbols: dict[str, SymbolIndicators] = {}
         self._updates: dict[str, Callable[[Tick], bool]] = {}
+        # Per symbol: the rules that apply to it, and a reader computing only what they use.
+        self._readers: dict[str, tuple[Callable[[], dict[str, float]], tuple[RuleRunner, ...]]] = {}
         self._rules: tuple[Rule, ...] = ()
         self._runners: tuple[RuleRunner, ...] = ()
         self.set_rules(rules)
@@ -44,6 +46,7 @@ class SignalEngine:
         self._runners = tuple(
             kept[r.id] if r.id in kept and kept[r.id].rule == r else RuleRunner(r) for r in rules if r.enabled
         )
+        self._readers.clear()
 
     # -- ticks --------------------------------------------------------------------------------
     def _make_on_tick(self) -> Callable[[Tick], list[Signal]]:
@@ -67,13 +70,20 @@ class SignalEngine:
 
     def _evaluate(self, tick: Tick) -> list[Signal]:
         symbol = tick.symbol
-        values = self._symbols[symbol].read()
+        plan = self._readers.get(symbol)
+        if plan is None:
+            runners = tuple(r for r in self._runners if r.rule.applies_to(symbol))
+            keys = {"price"}.union(*(runner.rule.operands() for runner in runners))
+            plan = self._readers[symbol] = (self._symbols[symbol].reader(keys), runners)
+        read, runners = plan
+        if not runners:
+            return []
+        values = read()
         fired = []
-        for runner in self._runners:
-            if runner.rule.applies_to(symbol):
-                signal = runner.evaluate(symbol, values, tick.timestamp_ms)
-                if signal is not None:
-                    fired.append(signal)
+        for runner in runners:
+            signal = runner.evaluate(symbol, values, tick.timestamp_ms)
+            if signal is not None:
+                fired.append(signal)
         return fired
 
     def _add_symbol(self, symbol: str) -> SymbolIndicators:

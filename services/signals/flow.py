@@ -1,65 +1,93 @@
-"""Traded value and volume over the last T ms of stream time: VWAP and volume-spike inputs."""
+"""Traded value and volume over the last T ms of stream time: VWAP and the volume-spike ratio."""
 
 from __future__ import annotations
 
 import math
-
-from sortedcontainers import SortedList
+from collections import deque
 
 from services.signals.sums import CompensatedSum
 
 
-class FlowWindow:
-    """(timestamp_ms, price*amount, amount) over the last `horizon_ms` before the newest point.
+class _Span:
+    """(timestamp_ms, price*amount, amount) points over the last `horizon_ms`, with their sums.
 
-    Time is the stream's own (the newest tick of the symbol), so replays and live behave alike.
-    Points are kept by (timestamp, seq) in a SortedList so a late tick lands in its place.
-    Sums are compensated and re-summed exactly once per window's worth of evictions (amortised
-    O(1)), so hours of add/evict cannot drift.
+    Only sums are asked of this window, never an order statistic, so a deque in timestamp order
+    is the right structure: O(1) append and evict for in-order ticks; a late tick is placed by
+    scanning back over the k points newer than it (O(k); k is bounded by the late tolerance).
     """
 
-    __slots__ = ("horizon_ms", "_pts", "_value", "_volume", "_seq", "_evicted_since_resum")
+    __slots__ = ("horizon_ms", "pts", "value", "volume", "evicted")
 
     def __init__(self, horizon_ms: int) -> None:
-        if horizon_ms < 1:
-            raise ValueError("horizon_ms must be positive")
         self.horizon_ms = horizon_ms
-        self._pts: SortedList = SortedList()
-        self._value = CompensatedSum()
-        self._volume = CompensatedSum()
-        self._seq = 0
-        self._evicted_since_resum = 0
+        self.pts: deque[tuple[int, float, float]] = deque()
+        self.value = CompensatedSum()
+        self.volume = CompensatedSum()
+        self.evicted = 0
+
+    def insert(self, ts: int, pv: float, amount: float) -> None:
+        pts = self.pts
+        if not pts or ts >= pts[-1][0]:
+            pts.append((ts, pv, amount))
+        else:
+            if ts <= pts[-1][0] - self.horizon_ms:
+                return  # already outside the window
+            k = len(pts)
+            while k and pts[k - 1][0] > ts:
+                k -= 1
+            pts.insert(k, (ts, pv, amount))
+        self.value.add(pv)
+        self.volume.add(amount)
+        cutoff = pts[-1][0] - self.horizon_ms
+        while pts[0][0] <= cutoff:
+            _, old_pv, old_amount = pts.popleft()
+            self.value.sub(old_pv)
+            self.volume.sub(old_amount)
+            self.evicted += 1
+        if self.evicted >= max(len(pts), 64):
+            # Exact re-summation once per window turn (amortised O(1)): compensation keeps the
+            # error tiny, this keeps it from accumulating at all.
+            self.value.reset([p[1] for p in pts])
+            self.volume.reset([p[2] for p in pts])
+            self.evicted = 0
+
+
+class FlowWindow:
+    """VWAP over `horizon_ms`, and the recent volume rate against it over `spike_horizon_ms`.
+
+    Time is the stream's own (the newest tick of the symbol), so replays and live behave alike.
+    """
+
+    __slots__ = ("_long", "_short")
+
+    def __init__(self, horizon_ms: int, spike_horizon_ms: int) -> None:
+        if not 0 < spike_horizon_ms <= horizon_ms:
+            raise ValueError("need 0 < spike_horizon_ms <= horizon_ms")
+        self._long = _Span(horizon_ms)
+        self._short = _Span(spike_horizon_ms)
 
     def __len__(self) -> int:
-        return len(self._pts)
+        return len(self._long.pts)
 
     def insert(self, timestamp_ms: int, price: float, amount: float) -> None:
-        """O(log n) amortised (each point is evicted once)."""
-        self._seq += 1
+        """O(1) amortised in order; O(k) for a tick k points late."""
         pv = price * amount
-        self._pts.add((timestamp_ms, self._seq, pv, amount))
-        self._value.add(pv)
-        self._volume.add(amount)
-        pts = self._pts
-        cutoff = pts[-1][0] - self.horizon_ms
-        evicted = 0
-        while pts[0][0] <= cutoff:
-            _, _, old_pv, old_amount = pts.pop(0)
-            self._value.sub(old_pv)
-            self._volume.sub(old_amount)
-            evicted += 1
-        if evicted:
-            self._evicted_since_resum += evicted
-            if self._evicted_since_resum >= max(len(pts), 64):
-                self._value.reset([p[2] for p in pts])
-                self._volume.reset([p[3] for p in pts])
-                self._evicted_since_resum = 0
+        self._long.insert(timestamp_ms, pv, amount)
+        self._short.insert(timestamp_ms, pv, amount)
 
     @property
     def volume(self) -> float:
-        return self._volume.value
+        return self._long.volume.value
 
     @property
     def vwap(self) -> float:
-        volume = self._volume.value
-        return self._value.value / volume if volume > 0.0 else math.nan
+        volume = self._long.volume.value
+        return self._long.value.value / volume if volume > 0.0 else math.nan
+
+    @property
+    def volume_ratio(self) -> float:
+        """Volume rate over the short horizon / rate over the long one (1.0 = usual activity)."""
+        long_rate = self._long.volume.value / self._long.horizon_ms
+        if not long_rate > 0.0:
+            return math.nan
+        return (self._short.volume.value / self._short.horizon_ms) / long_rate

@@ -25,9 +25,10 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from math import fsum, log, sqrt
+from typing import Any
 
 from services.market.types import Tick
 from services.signals.config import EngineConfig, quantile_key
@@ -85,20 +86,19 @@ class SymbolIndicators:
     single opcode, which is what makes the fused update ~15x cheaper than talipp's.
     """
 
-    __slots__ = ("symbol", "config", "update", "read", "counters")
+    __slots__ = ("symbol", "config", "update", "read", "reader", "counters")
 
     def __init__(self, symbol: str, config: EngineConfig) -> None:
         self.symbol = symbol
         self.config = config
-        update, read, counters = _build(config)
+        update, read, reader, counters = _build(config)
         self.update: Callable[[Tick], bool] = update
         self.read: Callable[[], dict[str, float]] = read
+        self.reader: Callable[[Iterable[str]], Callable[[], dict[str, float]]] = reader
         self.counters: Callable[[], TickCounters] = counters
 
 
-def _build(
-    cfg: EngineConfig,
-) -> tuple[Callable[[Tick], bool], Callable[[], dict[str, float]], Callable[[], TickCounters]]:
+def _build(cfg: EngineConfig) -> tuple[Any, ...]:
     P = cfg.sma_period
     bb_k = cfg.bb_k
     E, F, S, G, R, A = cfg.ema_period, cfg.macd_fast, cfg.macd_slow, cfg.macd_signal, cfg.rsi_period, cfg.atr_period
@@ -118,11 +118,10 @@ def _build(
         else None
     )
     quantiles = tuple((quantile_key(q), q) for q in cfg.quantiles)
-    flow_long = FlowWindow(cfg.vwap_horizon_ms) if cfg.vwap_horizon_ms else None
-    flow_short = FlowWindow(cfg.volume_spike_horizon_ms) if cfg.vwap_horizon_ms else None
+    flow = FlowWindow(cfg.vwap_horizon_ms, cfg.volume_spike_horizon_ms) if cfg.vwap_horizon_ms else None
     spike_ratio = cfg.volume_spike_ratio
     Q = cfg.rvol_points
-    has_extras = stats is not None or flow_long is not None
+    has_extras = stats is not None or flow is not None
 
     # -- state (closure cells) ----------------------------------------------------------------
     n = 0  # in-order ticks applied to the recursive indicators
@@ -305,9 +304,8 @@ def _build(
     def extras(ts: int, p: float, amount: float) -> None:
         if stats is not None:
             stats.insert(ts, p)
-        if flow_long is not None and flow_short is not None:
-            flow_long.insert(ts, p, amount)
-            flow_short.insert(ts, p, amount)
+        if flow is not None:
+            flow.insert(ts, p, amount)
 
     def late(tick: Tick) -> bool:
         nonlocal late_dropped, duplicates, late_placed, bh, bl
@@ -400,24 +398,24 @@ def _build(
             recent.append(tick)
         return True
 
-    def read() -> dict[str, float]:
-        """Current values, NaN before warm-up. O(log n) (quantile reads)."""
-        out: dict[str, float] = {"price": last_p}
+    # Reading is split in groups so rules that need three values do not pay for quantiles.
+    def read_window(out: dict[str, float]) -> None:
         if wn == P:
             std = sqrt(variance())
             mean = K + s / P
-            out[f"sma_{P}"] = mean
-            out["bb_mid"] = mean
+            out[f"sma_{P}"] = out["bb_mid"] = mean
             out["bb_upper"] = mean + bb_k * std
             out["bb_lower"] = mean - bb_k * std
             newest = wp[(i - 1) % P]
             out["zscore"] = (newest - mean) / std if std > 0.0 else 0.0
         else:
-            for key in (f"sma_{P}", "bb_mid", "bb_upper", "bb_lower", "zscore"):
-                out[key] = NAN
-        out[f"ema_{E}"] = e if n >= E else NAN
+            out[f"sma_{P}"] = out["bb_mid"] = out["bb_upper"] = out["bb_lower"] = out["zscore"] = NAN
+
+    def read_trend(out: dict[str, float]) -> None:
+        out["price"] = last_p
         out[f"ema_{F}"] = ef if n >= F else NAN
         out[f"ema_{S}"] = es if n >= S else NAN
+        out[f"ema_{E}"] = e if n >= E else NAN
         if n >= S:
             macd = ef - es
             out["macd"] = macd
@@ -431,26 +429,53 @@ def _build(
         else:
             out[f"rsi_{R}"] = NAN
         out[f"atr_{A}"] = atr
+        if Q:
+            out["rvol"] = sqrt(rs) if rn == Q and rs > 0.0 else (0.0 if rn == Q else NAN)
+
+    def read_stats(out: dict[str, float]) -> None:
         if stats is not None:
             out["median"] = stats.median()
             out["donchian_high"] = stats.max()
             out["donchian_low"] = stats.min()
             for key, q in quantiles:
                 out[key] = stats.quantile(q)
-        if flow_long is not None and flow_short is not None:
-            out["vwap"] = flow_long.vwap
-            long_rate = flow_long.volume / flow_long.horizon_ms
-            if long_rate > 0.0:
-                ratio = (flow_short.volume / flow_short.horizon_ms) / long_rate
-                out["volume_ratio"] = ratio
-                out["volume_spike"] = 1.0 if ratio >= spike_ratio else 0.0
-            else:
-                out["volume_ratio"] = out["volume_spike"] = NAN
-        if Q:
-            out["rvol"] = sqrt(rs) if rn == Q and rs > 0.0 else (0.0 if rn == Q else NAN)
+
+    def read_flow(out: dict[str, float]) -> None:
+        if flow is not None:
+            out["vwap"] = flow.vwap
+            ratio = flow.volume_ratio
+            out["volume_ratio"] = ratio
+            out["volume_spike"] = NAN if ratio != ratio else (1.0 if ratio >= spike_ratio else 0.0)
+
+    groups = (read_trend, read_window, read_stats, read_flow)
+
+    def read() -> dict[str, float]:
+        """Every value, NaN before warm-up. O(log n) (quantile reads)."""
+        out: dict[str, float] = {}
+        for group in groups:
+            group(out)
         return out
+
+    def reader(keys: Iterable[str]) -> Callable[[], dict[str, float]]:
+        """A `read` that computes only the groups holding `keys` (what the rules use)."""
+        probe: dict[str, float] = {}
+        wanted = set(keys)
+        needed = []
+        for group in groups:
+            probe.clear()
+            group(probe)
+            if wanted & probe.keys():
+                needed.append(group)
+
+        def read_some() -> dict[str, float]:
+            out: dict[str, float] = {}
+            for group in needed:
+                group(out)
+            return out
+
+        return read_some
 
     def counters() -> TickCounters:
         return TickCounters(n + late_placed, late_placed, late_dropped, duplicates)
 
-    return update, read, counters
+    return update, read, reader, counters
