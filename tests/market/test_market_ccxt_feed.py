@@ -82,6 +82,9 @@ async def test_one_subscription_per_symbol_for_many_consumers(binance, loopback)
         assert n > 0 and a[:n] == b[:n]
         _assert_exact(a, loopback)
         assert feed.status("BTC/USDT") == "live"
+        # Both left, so the upstream stopped; a new consumer starts it again.
+        again = await asyncio.wait_for(_first(feed.ticks(["BTC/USDT"]), 2), 10)
+        assert again[0].timestamp_ms >= a[-1].timestamp_ms
 
 
 async def test_dropped_socket_reconnects_and_fills_the_gap_exactly(binance, loopback):
