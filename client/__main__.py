@@ -13,9 +13,12 @@ import flet as ft
 from client.app import SessionServices, make_main
 from client.config import ASSETS_DIR, ClientConfig, ConfigError
 from client.launcher import LocalBackend
+from client.preferences import PreferencesFile
 from services.api import SkeetApi
+from services.auth.devtoken import state_dir
 from services.auth.local import LocalIdentity
 from services.live.stream import StreamLive
+from services.secrets import ExchangeKeyStore
 
 
 def _has_display() -> bool:
@@ -36,9 +39,20 @@ def services_factory(config: ClientConfig, backend_url: str, *, local_backend: b
     identity = LocalIdentity(config.user_id)
 
     async def build() -> SessionServices:
-        from services.signals import SignalEngine, default_rules
+        from services.signals import RuleBook, SignalEngine, default_rules
+        from services.signals.errors import RuleBookCorrupt
 
         feed = build_feed(config)
+        rules_path = state_dir() / "rules.json"
+        problems: list[str] = []
+        try:
+            rulebook = RuleBook(rules_path, defaults=default_rules())
+        except RuleBookCorrupt as exc:  # moved aside; start from the defaults and say so
+            problems.append(str(exc))
+            rulebook = RuleBook(rules_path, defaults=default_rules())
+        preferences = PreferencesFile(state_dir() / "preferences.json")
+        if problems:
+            preferences.problem = "; ".join(problems)
         return SessionServices(
             feed=feed,
             engine=SignalEngine(rules=default_rules()),
@@ -52,6 +66,10 @@ def services_factory(config: ClientConfig, backend_url: str, *, local_backend: b
                 "identity": identity.mode,
             },
             backend_url=backend_url,
+            rulebook=rulebook,
+            preferences=preferences,
+            keys=ExchangeKeyStore(identity.uid),
+            exchange=config.exchange,
         )
 
     return build

@@ -14,12 +14,19 @@ from typing import Any
 
 import flet as ft
 
+from client.preferences import Preferences, PreferencesFile
 from client.shell import Shell
 from client.state import INDICATOR_KEY, AppState
-from client.theme import themes
+from client.theme import breakpoint_for, themes
 from services.api import ApiError, BackendUnreachable, SkeetApi, new_client_order_id
 from services.live import LiveState
-from services.market import TIMEFRAME_MS, MarketDataError, MarketFeed, Tick
+from services.market import MarketDataError, MarketFeed, Tick
+from services.secrets import ExchangeKeyStore, NoSecureStore
+from services.signals import Rule, RuleBook, SignalEngine
+from services.signals.errors import SignalsError
+from views.common import Intents
+
+THEME_MODES = {"light": ft.ThemeMode.LIGHT, "dark": ft.ThemeMode.DARK, "system": ft.ThemeMode.SYSTEM}
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +41,15 @@ class SessionServices:
     """Everything a session talks to; built per session by the launcher (or a test)."""
 
     feed: MarketFeed
-    engine: Any  # services.signals.SignalEngine
+    engine: SignalEngine
     api: SkeetApi
     live: LiveState
     modes: dict[str, str]
     backend_url: str
+    rulebook: RuleBook | None = None  # the user's rules, persisted; None: the engine's rules, not saved
+    preferences: PreferencesFile | None = None
+    keys: ExchangeKeyStore | None = None
+    exchange: str = "binance"
 
 
 class SkeetSession:
@@ -46,11 +57,14 @@ class SkeetSession:
                  timeframe: str = "1m", theme: str = "system") -> None:
         self.page = page
         self.services = services
-        self.state = AppState(watchlist=list(watchlist), selected=watchlist[0], timeframe=timeframe,
-                              modes=dict(services.modes))
-        self.shell = Shell(self._intents(), backend_url=services.backend_url)
-        self._theme = theme
+        defaults = Preferences(watchlist=list(watchlist), theme=theme)
+        prefs = services.preferences.load(defaults) if services.preferences else defaults
+        self.state = AppState(watchlist=list(prefs.watchlist), selected=prefs.watchlist[0], timeframe=timeframe,
+                              modes=dict(services.modes), theme=prefs.theme)
+        self.shell = Shell(self._intents(), backend_url=services.backend_url, exchange=services.exchange)
         self._tasks: list[asyncio.Task[Any]] = []
+        self._stream_task: asyncio.Task[Any] | None = None
+        self._sheet: ft.BottomSheet | None = None
         self._painted_version = -1
         self._shown_notice = 0
 
@@ -60,16 +74,19 @@ class SkeetSession:
         page.title = "Skeet"
         page.padding = 0
         page.theme, page.dark_theme = themes()
-        page.theme_mode = {"light": ft.ThemeMode.LIGHT, "dark": ft.ThemeMode.DARK}.get(self._theme,
-                                                                                     ft.ThemeMode.SYSTEM)
+        page.theme_mode = THEME_MODES[self.state.theme]
         if page.width:
             self.state.width = page.width
-        page.on_resize = lambda e: self.state.resize(e.width)
+        page.on_resize = lambda e: self._resize(e.width)
+        self._load_rules()
+        if self.services.preferences and self.services.preferences.problem:
+            self.state.notify(self.services.preferences.problem, "error")
         page.on_close = lambda _e: self._spawn(self.close())
         self.shell.render(self.state)
         page.add(self.shell.root)
         self.services.live.on_status(self.state.set_live_status)
-        for job in (self._market_loop, self._live_loop, self._repaint_loop, self._freshness_loop):
+        for job in (self._market_loop, self._live_loop, self._repaint_loop, self._freshness_loop,
+                    self._load_keys):
             self._spawn(job())
 
     async def close(self) -> None:
@@ -81,50 +98,72 @@ class SkeetSession:
             with contextlib.suppress(Exception):
                 await resource.aclose()
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.append(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         with contextlib.suppress(ValueError):
             self._tasks.remove(task)
-        if not task.cancelled() and task.exception():
+        if not task.cancelled() and task.exception() is not None:
             log.error("session task failed", exc_info=task.exception())
 
     # -- services → state --------------------------------------------------------------------
     async def _market_loop(self) -> None:
-        feed, engine, state = self.services.feed, self.services.engine, self.state
+        feed, state = self.services.feed, self.state
         try:
             state.set_markets(await feed.markets())
-            history = {}
-            for symbol in state.watchlist:
-                history[symbol] = await feed.candles(symbol, state.timeframe, limit=HISTORY_BARS)
-                ticker = await feed.ticker(symbol)
-                state.set_history(symbol, history[symbol], open_24h=ticker.get("open"))
+        except MarketDataError as exc:
+            self._feed_failed(exc)
+            return
+        self._stream_task = self._spawn(self._history_then_stream(list(state.watchlist)))
+
+    def _feed_failed(self, exc: Exception) -> None:
+        self.state.notify(f"Market data: {exc}", "error")
+        for symbol in self.state.watchlist:
+            self.state.set_feed_status(symbol, "offline")
+
+    async def _load_history(self, symbols: list[str]) -> dict[str, list[Any]]:
+        history = {}
+        for symbol in symbols:
+            history[symbol] = await self.services.feed.candles(symbol, self.state.timeframe, limit=HISTORY_BARS)
+            ticker = await self.services.feed.ticker(symbol)
+            self.state.set_history(symbol, history[symbol], open_24h=ticker.get("open"))
+        return history
+
+    async def _history_then_stream(self, new_symbols: list[str]) -> None:
+        """History and engine warm-up for `new_symbols`, then one tick stream for the whole watchlist."""
+        feed, engine, state = self.services.feed, self.services.engine, self.state
+        try:
+            history = await self._load_history(new_symbols)
             # Selected symbol first: its chart is the one on screen.
-            for symbol in sorted(state.watchlist, key=lambda s: s != state.selected):
+            for symbol in sorted(new_symbols, key=lambda s: s != state.selected):
                 await self._warm_up(symbol, history[symbol])
-            async for tick in feed.ticks(state.watchlist):
+            async for tick in feed.ticks(list(state.watchlist)):
                 state.add_signals(engine.on_tick(tick))
                 state.apply_tick(tick, engine.snapshot(tick.symbol))
         except MarketDataError as exc:
-            state.notify(f"Market data: {exc}", "error")
-            for symbol in state.watchlist:
-                state.set_feed_status(symbol, "offline")
+            self._feed_failed(exc)
+
+    def _restart_stream(self, new_symbols: list[str]) -> None:
+        if self._stream_task:
+            self._stream_task.cancel()
+        self._stream_task = self._spawn(self._history_then_stream(new_symbols))
 
     async def _warm_up(self, symbol: str, candles: list[Any]) -> None:
         """Run the history through the engine so the chart's indicator has a past. Uses the recorded
         trades where the feed has them (replay), else bar closes. Signals from the past are old news
         older than a few minutes are not shown."""
-        engine, series = self.services.engine, self.state.indicator.setdefault(symbol, {})
+        engine = self.services.engine
         if not candles:
             return
         trades_between = getattr(self.services.feed, "trades_between", None)
         now_ms = int(time.time() * 1000)
         ticks = (trades_between(symbol, candles[0].timestamp_ms, now_ms) if trades_between
                  else [Tick(symbol, bar.timestamp_ms, bar.close, bar.volume) for bar in candles])
-        bar_ms = TIMEFRAME_MS[self.state.timeframe]
+        minute_ms = 60_000
         recent: list[Any] = []
         for i, tick in enumerate(ticks):
             if i % WARM_UP_CHUNK == 0:
@@ -132,12 +171,11 @@ class SkeetSession:
             fired = engine.on_tick(tick)
             if fired and tick.timestamp_ms >= now_ms - RECENT_SIGNALS_MS:
                 recent.extend(fired)
-            bar = tick.timestamp_ms - tick.timestamp_ms % bar_ms
-            last_in_bar = i + 1 == len(ticks) or ticks[i + 1].timestamp_ms - bar >= bar_ms
-            if last_in_bar:  # one snapshot per bar, not per trade
-                value = engine.snapshot(symbol).get(INDICATOR_KEY)
+            minute = tick.timestamp_ms - tick.timestamp_ms % minute_ms
+            if i + 1 == len(ticks) or ticks[i + 1].timestamp_ms - minute >= minute_ms:
+                value = engine.snapshot(symbol).get(INDICATOR_KEY)  # one snapshot a minute, not a trade
                 if value is not None:
-                    series[bar] = value
+                    self.state.record_indicator(symbol, tick.timestamp_ms, value)
         self.state.add_signals(recent)
         self.state.changed()
 
@@ -172,16 +210,191 @@ class SkeetSession:
             self.page.show_dialog(ft.SnackBar(ft.Text(notice.message, color=ft.Colors.WHITE), bgcolor=colour))
 
     # -- intents → services ------------------------------------------------------------------
-    def _intents(self) -> Any:
-        from views.common import Intents
-
+    def _intents(self) -> Intents:
+        state = self.state
         return Intents(
-            select_symbol=self.state.select,
-            edit_ticket=self.state.edit_ticket,
+            select_symbol=state.select,
+            edit_ticket=state.edit_ticket,
             submit_order=self.submit_order,
             cancel_order=lambda order_id: self._spawn(self._cancel(order_id)),
-            navigate=self.state.navigate,
+            navigate=state.navigate,
+            set_timeframe=lambda tf: self._spawn(self._set_timeframe(tf)),
+            add_symbol=self.add_symbol,
+            remove_symbol=self.remove_symbol,
+            search_symbol=state.search_symbol,
+            ask_insight=self.ask_insight,
+            save_rule=self.save_rule,
+            toggle_rule=self.toggle_rule,
+            delete_rule=self.delete_rule,
+            set_theme=self.set_theme,
+            save_api_key=lambda ex, key, secret: self._spawn(self._save_keys(ex, key, secret)),
+            delete_api_key=lambda ex: self._spawn(self._delete_keys(ex)),
+            open_ticket=self.open_ticket,
         )
+
+    def _resize(self, width: float) -> None:
+        if self._sheet is not None and breakpoint_for(width) != "phone":
+            self._close_sheet()  # the ticket has a place in the wider layout
+        self.state.resize(width)
+
+    def open_ticket(self) -> None:
+        """On a phone the order ticket is a bottom sheet over the dashboard."""
+        self._sheet = ft.BottomSheet(
+            ft.Container(self.shell.ticket.control, padding=ft.Padding.only(left=12, right=12, top=12, bottom=24)),
+            show_drag_handle=True, on_dismiss=lambda _e: self._close_sheet(pop=False),
+        )
+        self.page.show_dialog(self._sheet)
+
+    def _close_sheet(self, pop: bool = True) -> None:
+        sheet, self._sheet = self._sheet, None
+        if sheet is not None:
+            sheet.content = None  # the ticket control can have one parent: release it to the layout
+            if pop:
+                with contextlib.suppress(Exception):
+                    self.page.pop_dialog()
+
+    async def _set_timeframe(self, timeframe: str) -> None:
+        self.state.set_timeframe(timeframe)
+        try:
+            await self._load_history(list(self.state.watchlist))
+        except MarketDataError as exc:
+            self.state.notify(f"Could not load {timeframe} candles: {exc}", "error")
+
+    def add_symbol(self, symbol: str) -> None:
+        state = self.state
+        symbol = symbol.strip().upper()
+        if symbol in state.watchlist:
+            state.notify(f"{symbol} is already on your watchlist")
+            return
+        if state.markets and symbol not in state.markets:
+            state.notify(f"Unknown symbol {symbol} on this market", "error")
+            return
+        state.set_watchlist([*state.watchlist, symbol])
+        state.search_symbol("")
+        self._save_preferences()
+        self._restart_stream([symbol])
+
+    def remove_symbol(self, symbol: str) -> None:
+        if len(self.state.watchlist) <= 1:
+            self.state.notify("Keep at least one symbol on the watchlist")
+            return
+        self.state.set_watchlist([s for s in self.state.watchlist if s != symbol])
+        self._save_preferences()
+        self._restart_stream([])
+
+    def set_theme(self, theme: str) -> None:
+        self.state.set_theme(theme)
+        self.page.theme_mode = THEME_MODES.get(theme, ft.ThemeMode.SYSTEM)
+        self._save_preferences()
+
+    def _save_preferences(self) -> None:
+        if self.services.preferences:
+            self.services.preferences.save(Preferences(watchlist=list(self.state.watchlist), theme=self.state.theme))
+
+    # -- rules -------------------------------------------------------------------------------
+    def _load_rules(self) -> None:
+        book, engine = self.services.rulebook, self.services.engine
+        self.state.indicator_keys = tuple(engine.keys())
+        if book is not None:
+            engine.set_rules(book.rules)
+        self.state.set_rules(list(engine.rules))
+
+    def _apply_rules(self) -> None:
+        book = self.services.rulebook
+        if book is not None:
+            self.services.engine.set_rules(book.rules)
+            self.state.set_rules(book.rules)
+
+    def save_rule(self, fields: dict[str, Any]) -> None:
+        book = self.services.rulebook
+        if book is None:
+            return
+        name = str(fields.get("name") or "").strip()
+        if not name:
+            self.state.set_rules(book.rules, error="Give the rule a name")
+            return
+        rule_id = _slug(name)
+        while rule_id in book:
+            rule_id = _slug(name) + "-" + new_client_order_id()[-4:]
+        try:
+            book.add(Rule.from_dict({**fields, "name": name, "id": rule_id}))
+        except (SignalsError, ValueError, TypeError, KeyError) as exc:
+            self.state.set_rules(book.rules, error=str(exc))
+            return
+        self._apply_rules()
+        self.state.rule_saved += 1
+        self.state.notify(f"Rule “{name}” added", "success")
+
+    def toggle_rule(self, rule_id: str, enabled: bool) -> None:
+        if self.services.rulebook:
+            (self.services.rulebook.enable if enabled else self.services.rulebook.disable)(rule_id)
+            self._apply_rules()
+
+    def delete_rule(self, rule_id: str) -> None:
+        if self.services.rulebook:
+            self.services.rulebook.delete(rule_id)
+            self._apply_rules()
+
+    # -- insights ----------------------------------------------------------------------------
+    def ask_insight(self, question: str) -> None:
+        if self.state.insight_pending:
+            return
+        self.state.insight_pending = True
+        self.state.changed()
+        self._spawn(self._ask(question.strip() or None))
+
+    async def _ask(self, question: str | None) -> None:
+        state = self.state
+        recent = [s for s in reversed(state.signals) if s.symbol == state.selected][-20:]
+        signals = [{"name": s.rule_name[:64], "detail": s.rule_name[:200], "timestamp": s.timestamp_ms,
+                    "direction": s.direction} for s in recent]
+        try:
+            insight = await self.services.api.insight(state.selected, question, timeframe=state.timeframe,
+                                                      signals=signals)
+        except ApiError as exc:
+            state.insight_pending = False
+            state.notify(f"Insight failed: {exc.message}", "error")
+            return
+        # The listener normally delivers it first; the response fills in if the stream is behind.
+        state.insights.setdefault(str(insight.get("id")), insight)
+        state.insight_pending = False
+        state.changed()
+
+    # -- exchange keys -----------------------------------------------------------------------
+    async def _load_keys(self) -> None:
+        keys = self.services.keys
+        if keys is None or not await keys.available():
+            self.state.secure_store = "none"
+            self.state.changed()
+            return
+        self.state.secure_store = "available"
+        with contextlib.suppress(NoSecureStore):
+            masked = await keys.masked(self.services.exchange)
+            if masked:
+                self.state.saved_keys[self.services.exchange] = masked
+        self.state.changed()
+
+    async def _save_keys(self, exchange: str, api_key: str, secret: str) -> None:
+        if self.services.keys is None:
+            return
+        try:
+            masked = await self.services.keys.save(exchange, api_key, secret)
+        except (NoSecureStore, ValueError) as exc:
+            self.state.notify(str(exc), "error")
+            return
+        self.state.saved_keys[exchange] = masked
+        self.state.notify(f"{exchange} keys saved in the OS keyring", "success")
+
+    async def _delete_keys(self, exchange: str) -> None:
+        if self.services.keys is None:
+            return
+        try:
+            await self.services.keys.delete(exchange)
+        except NoSecureStore as exc:
+            self.state.notify(str(exc), "error")
+            return
+        self.state.saved_keys.pop(exchange, None)
+        self.state.notify(f"{exchange} keys removed", "info")
 
     def submit_order(self) -> None:
         ticket, state = self.state.ticket, self.state
@@ -223,6 +436,10 @@ class SkeetSession:
             self.state.notify(f"Cancel failed: {exc.message}", "error")
         else:
             self.state.notify("Order canceled", "info")
+
+
+def _slug(name: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())[:40] or "rule"
 
 
 def _ticket_error(amount: str, price: str | None) -> str | None:

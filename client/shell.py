@@ -4,33 +4,46 @@ or resizing never loses what the trader typed."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import flet as ft
 
 from client.state import SECTIONS, AppState
 from client.theme import Breakpoint
 from views.chart import ChartView
 from views.common import Intents
+from views.insights import InsightsView
 from views.mode_badge import ModeBadgeView
 from views.order_ticket import OrderTicketView
 from views.orders import OrdersView
+from views.positions import PositionsView
+from views.rules import RulesView
+from views.settings import SettingsView
 from views.signals import SignalsView
 from views.status import StatusView
 from views.watchlist import WatchlistView
 
 NAV = {
     "dashboard": ("Markets", ft.Icons.CANDLESTICK_CHART_OUTLINED, ft.Icons.CANDLESTICK_CHART),
-    "orders": ("Orders", ft.Icons.RECEIPT_LONG_OUTLINED, ft.Icons.RECEIPT_LONG),
+    "portfolio": ("Portfolio", ft.Icons.ACCOUNT_BALANCE_WALLET_OUTLINED, ft.Icons.ACCOUNT_BALANCE_WALLET),
     "signals": ("Signals", ft.Icons.BOLT_OUTLINED, ft.Icons.BOLT),
-    "status": ("Status", ft.Icons.INFO_OUTLINE, ft.Icons.INFO),
+    "insights": ("Insights", ft.Icons.AUTO_AWESOME_OUTLINED, ft.Icons.AUTO_AWESOME),
+    "settings": ("Settings", ft.Icons.SETTINGS_OUTLINED, ft.Icons.SETTINGS),
 }
 
 
 class Shell:
-    def __init__(self, intents: Intents, *, backend_url: str = "") -> None:
+    def __init__(self, intents: Intents, *, backend_url: str = "", exchange: str = "binance",
+                 extra_portfolio: list[Any] | None = None) -> None:
         self._intents = intents
         self.badge = ModeBadgeView()
         self.watchlist = WatchlistView(intents)
-        self.chart = ChartView()
+        self.chart = ChartView(intents)
+        self.positions = PositionsView()
+        self.insights = InsightsView(intents)
+        self.rules = RulesView(intents)
+        self.settings = SettingsView(intents, exchange=exchange, backend_url=backend_url)
+        self.extra_portfolio = list(extra_portfolio or [])  # e.g. analytics, when it can run here
         self.ticket = OrderTicketView(intents)
         self.orders = OrdersView(intents)
         self.history = OrdersView(intents, limit=200, title="Order history", identifier="order-history")
@@ -49,25 +62,48 @@ class Shell:
         for view in self._visible(state):
             view.render(state)
 
-    def _visible(self, state: AppState) -> list:
-        if state.section == "orders":
-            return [self.history]
-        if state.section == "signals":
-            return [self.signal_log]
-        if state.section == "status":
-            return [self.status]
-        return [self.watchlist, self.chart, self.ticket, self.orders, self.signals]
+    def _visible(self, state: AppState) -> list[Any]:
+        sections: dict[str, list[Any]] = {
+            "portfolio": [self.positions, self.history, *self.extra_portfolio],
+            "signals": [self.signal_log, self.rules],
+            "insights": [self.insights],
+            "settings": [self.settings, self.status],
+            "dashboard": [self.watchlist, self.chart, self.ticket, self.orders, self.signals],
+        }
+        views = sections[state.section]
+        if state.section == "dashboard" and state.breakpoint == "desktop":
+            views = [*views, self.positions]
+        return views
+
+    def _pair(self, state: AppState, first: Any, second: Any, second_height: int = 420) -> ft.Control:
+        """Two panels: side by side on wide screens, stacked (scrolling) on a phone."""
+        if state.breakpoint == "phone":
+            return ft.Column([ft.Container(first.control, height=420),
+                              ft.Container(second.control, height=second_height)],
+                             scroll=ft.ScrollMode.AUTO, expand=True, spacing=10)
+        return ft.Row([first.control, second.control], expand=True, spacing=10,
+                      vertical_alignment=ft.CrossAxisAlignment.STRETCH)
 
     def _content(self, state: AppState) -> ft.Control:
         bp = state.breakpoint
-        if state.section != "dashboard":
-            return self._visible(state)[0].control
+        if state.section == "portfolio":
+            column = [ft.Container(self.positions.control, height=260), ft.Container(self.history.control, expand=True)]
+            column += [ft.Container(v.control, height=420) for v in self.extra_portfolio]
+            return ft.Column(column, expand=True, spacing=10, scroll=ft.ScrollMode.AUTO if self.extra_portfolio else None)
+        if state.section == "signals":
+            return self._pair(state, self.signal_log, self.rules, 640)
+        if state.section == "insights":
+            return self.insights.control
+        if state.section == "settings":
+            return self._pair(state, self.settings, self.status, 480)
         if bp == "phone":
+            trade = ft.FilledButton("Trade " + state.selected, icon=ft.Icons.SWAP_VERT,
+                                    on_click=lambda _e: self._intents.open_ticket())
             return ft.Column(
                 [
                     ft.Container(self.watchlist.control, height=300),
-                    ft.Container(self.chart.control, height=300),
-                    self.ticket.control,
+                    ft.Container(self.chart.control, height=320),
+                    ft.Row([trade], alignment=ft.MainAxisAlignment.CENTER),
                     ft.Container(self.orders.control, height=360),
                     ft.Container(self.signals.control, height=260),
                 ],
@@ -92,7 +128,8 @@ class Shell:
                     ],
                     expand=3, spacing=10, vertical_alignment=ft.CrossAxisAlignment.STRETCH,
                 ),
-                ft.Container(self.orders.control, expand=2),
+                ft.Row([self.orders.control, ft.Container(self.positions.control, width=420)], expand=2,
+                       spacing=10, vertical_alignment=ft.CrossAxisAlignment.STRETCH),
             ],
             expand=True, spacing=10,
         )

@@ -15,10 +15,13 @@ from services.market import TIMEFRAME_MS, Candle, Tick
 
 MAX_BARS = 120
 MAX_SIGNALS = 200
+MAX_INDICATOR_POINTS = 24 * 60
 INDICATOR_KEY = "ema_20"  # the engine indicator drawn over the candles
 
-Section = Literal["dashboard", "orders", "signals", "status"]
-SECTIONS: tuple[Section, ...] = ("dashboard", "orders", "signals", "status")
+Section = Literal["dashboard", "portfolio", "signals", "insights", "settings"]
+SECTIONS: tuple[Section, ...] = ("dashboard", "portfolio", "signals", "insights", "settings")
+TIMEFRAMES: tuple[str, ...] = ("1m", "5m", "15m", "1h", "1d")
+INDICATOR_MS = 60_000  # the overlay is kept per minute and sampled at whatever bar size is shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +66,20 @@ class AppState:
     markets: dict[str, dict[str, Any]] = field(default_factory=dict)
     quotes: dict[str, Quote] = field(default_factory=dict)
     candles: dict[str, list[Candle]] = field(default_factory=dict)
-    indicator: dict[str, dict[int, float]] = field(default_factory=dict)  # symbol → bar time → value
+    indicator: dict[str, dict[int, float]] = field(default_factory=dict)  # symbol → minute → value
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     positions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    insights: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    insight_pending: bool = False
+    rules: list[Any] = field(default_factory=list)  # services.signals.Rule, as the rule book holds them
+    rule_error: str | None = None
+    indicator_keys: tuple[str, ...] = ()  # what a rule can compare: "price", "rsi_14", ...
+    rule_saved: int = 0  # bumped when a rule is saved, so the editor can clear its form
+    theme: str = "system"
+    symbol_query: str = ""
+    secure_store: str = "unknown"  # what the OS keyring offers: "available" | "none" | "unknown"
+    saved_keys: dict[str, str] = field(default_factory=dict)  # exchange → masked API key
     signals: deque[Any] = field(default_factory=lambda: deque(maxlen=MAX_SIGNALS))
     feed_status: dict[str, str] = field(default_factory=dict)
     live_status: ConnectionStatus = "connecting"
@@ -125,12 +139,16 @@ class AppState:
             del bars[:-MAX_BARS]
         value = (indicators or {}).get(INDICATOR_KEY)
         if value is not None and math.isfinite(value):
-            series = self.indicator.setdefault(tick.symbol, {})
-            series[bar_start] = value
-            if len(series) > MAX_BARS * 2:
-                for old in sorted(series)[: len(series) - MAX_BARS]:
-                    del series[old]
+            self.record_indicator(tick.symbol, tick.timestamp_ms, value)
         self.changed()
+
+    def record_indicator(self, symbol: str, timestamp_ms: int, value: float) -> None:
+        """Keep the overlay per minute (the last value in it); trims to a day. Amortised O(1)."""
+        series = self.indicator.setdefault(symbol, {})
+        series[timestamp_ms - timestamp_ms % INDICATOR_MS] = value
+        if len(series) > MAX_INDICATOR_POINTS + 64:
+            for old in sorted(series)[: len(series) - MAX_INDICATOR_POINTS]:
+                del series[old]
 
     def set_feed_status(self, symbol: str, status: str) -> None:
         if self.feed_status.get(symbol) != status:
@@ -145,18 +163,35 @@ class AppState:
     # -- live user state ---------------------------------------------------------------------
     def apply_change(self, change: Change) -> None:
         """A listener event (Firestore or /v1/stream): the only way orders reach the screen."""
-        table = {"orders": self.orders, "positions": self.positions}.get(change.collection)
+        table = {"orders": self.orders, "positions": self.positions, "insights": self.insights,
+                 "alerts": self.alerts}.get(change.collection)
         if table is None:
             return
         if change.kind == "removed" or change.doc is None:
             table.pop(change.doc_id, None)
         else:
             table[change.doc_id] = change.doc
+        if change.collection == "insights":
+            self.insight_pending = False
         self.changed()
 
     def set_live_status(self, status: ConnectionStatus) -> None:
         self.live_status = status
         self.changed()
+
+    def sorted_insights(self) -> list[dict[str, Any]]:
+        return sorted(self.insights.values(), key=lambda i: i.get("timestamp") or 0, reverse=True)
+
+    def open_positions(self) -> list[dict[str, Any]]:
+        return [p for p in self.positions.values() if (p.get("amount") or 0) > 0]
+
+    def unrealised_pnl(self, position: dict[str, Any]) -> float | None:
+        """Marked at the live quote when there is one, else at the backend's last mark."""
+        quote = self.quotes.get(position.get("symbol", ""))
+        amount, basis = position.get("amount") or 0.0, position.get("costBasis")
+        if quote is not None and basis is not None:
+            return amount * quote.last - basis
+        return position.get("unrealizedPnl")
 
     def open_orders(self) -> list[dict[str, Any]]:
         return [o for o in self.sorted_orders() if o.get("status") == "open"]
@@ -169,6 +204,38 @@ class AppState:
         if symbol != self.selected:
             self.selected = symbol
             self.changed()
+
+    def set_watchlist(self, symbols: list[str]) -> None:
+        self.watchlist = list(dict.fromkeys(symbols))
+        if self.selected not in self.watchlist and self.watchlist:
+            self.selected = self.watchlist[0]
+        self.changed()
+
+    def set_timeframe(self, timeframe: str) -> None:
+        if timeframe not in TIMEFRAMES:
+            raise ValueError(f"unknown timeframe {timeframe!r}")
+        self.timeframe = timeframe
+        self.changed()
+
+    def set_theme(self, theme: str) -> None:
+        self.theme = theme
+        self.changed()
+
+    def search_symbol(self, query: str) -> None:
+        self.symbol_query = query
+        self.changed()
+
+    def symbol_matches(self, limit: int = 8) -> list[str]:
+        """Tradable symbols containing the query, not already watched; exact base matches first."""
+        query = self.symbol_query.strip().upper()
+        if not query:
+            return []
+        found = [s for s in self.markets if query in s.upper() and s not in self.watchlist]
+        return sorted(found, key=lambda s: (not s.startswith(query + "/"), not s.startswith(query), s))[:limit]
+
+    def set_rules(self, rules: list[Any], error: str | None = None) -> None:
+        self.rules, self.rule_error = list(rules), error
+        self.changed()
 
     def navigate(self, section: Section) -> None:
         if section != self.section:

@@ -6,15 +6,16 @@ same axes and ranges is stacked on top. Animations are off: they delay live cand
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import flet as ft
 import flet_charts as fch
 
-from client.state import AppState
+from client.state import TIMEFRAMES, AppState
 from client.theme import INDICATOR
-from services.market import Candle
-from views.common import fmt, fmt_time, price_decimals
+from services.market import TIMEFRAME_MS, Candle
+from views.common import Intents, fmt, fmt_time, price_decimals
 
 BARS_SHOWN = {"phone": 40, "tablet": 60, "desktop": 90}
 AXIS_LABEL_SIZE = 64
@@ -33,8 +34,13 @@ def nice_step(span: float, count: int = 4) -> float:
 
 
 class ChartView:
-    def __init__(self) -> None:
+    def __init__(self, intents: Intents | None = None) -> None:
+        intents = intents or Intents()
         self.title = ft.Text("", weight=ft.FontWeight.BOLD, size=14)
+        self.timeframe = ft.SegmentedButton(
+            segments=[ft.Segment(value=tf, label=tf) for tf in TIMEFRAMES], selected=["1m"],
+            show_selected_icon=False, on_change=lambda e: intents.set_timeframe(e.control.selected[0]),
+        )
         self.legend = ft.Text("", size=12, color=INDICATOR)
         self.candles = fch.CandlestickChart(
             spots=[], animation=ft.Animation(duration=0), interactive=True, expand=True,
@@ -54,7 +60,8 @@ class ChartView:
         overlay = ft.Container(self.overlay, padding=ft.Padding.only(right=AXIS_LABEL_SIZE, bottom=BOTTOM_LABEL_SIZE),
                                expand=True)
         plot = ft.Stack([self.candles, ft.TransparentPointer(content=overlay, expand=True)], expand=True)
-        header = ft.Row([self.title, self.legend], alignment=ft.MainAxisAlignment.SPACE_BETWEEN, wrap=True)
+        header = ft.Row([ft.Row([self.title, self.legend], spacing=12, wrap=True), self.timeframe],
+                        alignment=ft.MainAxisAlignment.SPACE_BETWEEN, wrap=True)
         self.semantics = ft.Semantics(identifier="chart", container=True, content=plot, expand=True)
         self.control = ft.Container(
             content=ft.Column([header, self.semantics], expand=True, spacing=6),
@@ -69,7 +76,8 @@ class ChartView:
         market = state.markets.get(symbol)
         places = price_decimals(market, bars[-1].close if bars else None)
         self.title.value = f"{symbol} · {state.timeframe}"
-        values = state.indicator.get(symbol, {})
+        self.timeframe.selected = [state.timeframe]
+        values = sample(state.indicator.get(symbol, {}), bars, TIMEFRAME_MS[state.timeframe])
         last_value = values.get(bars[-1].timestamp_ms) if bars else None
         self.legend.value = f"EMA 20 {fmt(last_value, places)}" if last_value else "EMA 20 warming up"
         self._render_candles(bars)
@@ -119,6 +127,17 @@ class ChartView:
             spot.open, spot.high, spot.low, spot.close = bar.open, bar.high, bar.low, bar.close
             spot.tooltip = _tooltip(bar)
         self._shown = list(bars)
+
+
+def sample(per_minute: dict[int, float], bars: list[Candle], bar_ms: int) -> dict[int, float]:
+    """The indicator's last value inside each bar. O(b log m) for b bars over m minute points."""
+    minutes = sorted(per_minute)
+    out: dict[int, float] = {}
+    for bar in bars:
+        i = bisect.bisect_left(minutes, bar.timestamp_ms + bar_ms) - 1
+        if i >= 0 and minutes[i] >= bar.timestamp_ms:
+            out[bar.timestamp_ms] = per_minute[minutes[i]]
+    return out
 
 
 def _tooltip(bar: Candle) -> str:

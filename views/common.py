@@ -11,20 +11,38 @@ from typing import Any
 import flet as ft
 
 
+def _ignore(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Intents:
-    """What a user can ask for; the app shell turns each into service calls and state changes."""
+    """What a user can ask for; the app shell turns each into service calls and state changes.
+    Every intent defaults to doing nothing, so a view can be built alone (tests, previews)."""
 
-    select_symbol: Callable[[str], None]
-    edit_ticket: Callable[..., None]
-    submit_order: Callable[[], None]
-    cancel_order: Callable[[str], None]
-    navigate: Callable[[str], None]
+    select_symbol: Callable[[str], None] = _ignore
+    edit_ticket: Callable[..., None] = _ignore
+    submit_order: Callable[[], None] = _ignore
+    cancel_order: Callable[[str], None] = _ignore
+    navigate: Callable[[str], None] = _ignore
+    set_timeframe: Callable[[str], None] = _ignore
+    add_symbol: Callable[[str], None] = _ignore
+    remove_symbol: Callable[[str], None] = _ignore
+    ask_insight: Callable[[str], None] = _ignore
+    save_rule: Callable[[dict[str, Any]], None] = _ignore
+    toggle_rule: Callable[[str, bool], None] = _ignore
+    delete_rule: Callable[[str], None] = _ignore
+    set_theme: Callable[[str], None] = _ignore
+    save_api_key: Callable[[str, str, str], None] = _ignore
+    delete_api_key: Callable[[str], None] = _ignore
+    export_report: Callable[[], None] = _ignore
+    search_symbol: Callable[[str], None] = _ignore
+    open_ticket: Callable[[], None] = _ignore
 
     @classmethod
     def ignoring(cls) -> Intents:
         """Intents that do nothing: for building a view to look at it (tests, previews)."""
-        return cls(lambda _s: None, lambda **_k: None, lambda: None, lambda _i: None, lambda _s: None)
+        return cls()
 
 
 def decimals(step: Any, default: int = 2) -> int:

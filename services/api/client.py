@@ -117,8 +117,16 @@ class SkeetApi:
     async def cancel_order(self, order_id: str) -> dict[str, Any]:
         return await self._request("DELETE", f"/v1/orders/{order_id}", rejected=OrderRejected)
 
-    async def insight(self, symbol: str, question: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"symbol": symbol}
+    async def insight(
+        self,
+        symbol: str,
+        question: str | None = None,
+        *,
+        timeframe: str = "1m",
+        signals: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Ask for a market insight; `signals` are the recent ones the app's engine saw fire."""
+        body: dict[str, Any] = {"symbol": symbol, "timeframe": timeframe, "signals": list(signals or [])[-20:]}
         if question:
             body["question"] = question
         return await self._request("POST", "/v1/insights", json=body)

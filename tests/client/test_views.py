@@ -66,7 +66,7 @@ def test_watchlist_shows_price_at_market_precision_with_arrow_and_sign() -> None
 
 def test_watchlist_row_tap_selects_symbol() -> None:
     chosen: list[str] = []
-    intents = Intents(chosen.append, lambda **_k: None, lambda: None, lambda _i: None, lambda _s: None)
+    intents = Intents(select_symbol=chosen.append)
     shell = Shell(intents)
     shell.render(make_state())
     shell.watchlist.rows["ETH/USDT"].box.on_click(None)
@@ -147,17 +147,28 @@ def test_layout_per_breakpoint(width: float, nav_type: type, absent: type) -> No
     controls = list(walk(shell.root))
     assert any(isinstance(c, nav_type) for c in controls)
     assert not any(isinstance(c, absent) for c in controls)
-    for identifier in ("watchlist", "order-ticket", "orders", "mode-badge", "chart"):
+    panels = ("watchlist", "orders", "mode-badge", "chart")
+    for identifier in panels if width < 600 else (*panels, "order-ticket"):
         by_identifier(shell.root, identifier)
 
 
+def test_phone_opens_the_ticket_from_a_trade_button() -> None:
+    opened: list[bool] = []
+    shell = Shell(Intents(open_ticket=lambda: opened.append(True)))
+    shell.render(make_state(390))
+    buttons = [c for c in walk(shell.root) if isinstance(c, ft.FilledButton) and c.content == "Trade BTC/USDT"]
+    assert len(buttons) == 1
+    buttons[0].on_click(None)
+    assert opened == [True]
+
+
 def test_resize_keeps_what_the_trader_typed() -> None:
-    state = make_state(1440)
+    state = make_state(390)
     state.edit_ticket(amount="0.25")
     shell = Shell(Intents.ignoring())
     shell.render(state)
     ticket_field = shell.ticket.amount
-    state.resize(390)
+    state.resize(1440)  # the phone turned into a desktop window: the ticket joins the layout as typed
     shell.render(state)
     assert shell.ticket.amount is ticket_field and ticket_field.value == "0.25"
     assert any(c is ticket_field for c in walk(shell.root))

@@ -1,0 +1,123 @@
+"""Portfolio, insights, rules and settings panels built from state, without a browser."""
+
+from __future__ import annotations
+
+import flet as ft
+
+from client.shell import Shell
+from client.state import AppState, Quote
+from services.live import Change
+from services.signals import Rule, default_rules
+from tests.client.test_views import by_identifier, make_state, texts, walk
+from views.chart import sample
+from views.common import Intents
+from views.rules import describe
+
+
+def test_positions_are_marked_at_the_live_quote() -> None:
+    state = make_state()
+    state.apply_change(Change("positions", "BTC-USDT", "added", {
+        "symbol": "BTC/USDT", "amount": 0.5, "entryPrice": 100.0, "costBasis": 50.0, "realizedPnl": 2.0,
+        "unrealizedPnl": 0.0, "fees": {"cost": 0.05, "currency": "USDT"}}, 1))
+    state.quotes["BTC/USDT"] = Quote("BTC/USDT", 110.0, 100.0, 1)
+    state.navigate("portfolio")
+    shell = Shell(Intents())
+    shell.render(state)
+    row = texts(by_identifier(shell.root, "position-BTC/USDT"))
+    assert "+5.00 (+10.00%)" in row  # 0.5 × 110 − 50
+    assert shell.positions.total.value == "P&L +7.00 (fees 0.05)"
+
+
+def test_insights_arrive_from_the_listener_and_name_their_provider() -> None:
+    state = make_state()
+    state.navigate("insights")
+    state.insight_pending = True
+    shell = Shell(Intents())
+    shell.render(state)
+    assert shell.insights.ask.disabled and shell.insights.progress.visible
+    state.apply_change(Change("insights", "i1", "added", {
+        "id": "i1", "symbol": "BTC/USDT", "trend": "up", "volatility": "low", "sentiment": "bullish",
+        "signals": [], "reasoning": "Closes rose steadily.", "provider": "local", "model": None,
+        "fallback": "openai: timed out", "timestamp": 1, "question": None}, 2))
+    shell.render(state)
+    card = texts(by_identifier(shell.root, "insight-i1"))
+    assert "BTC/USDT: bullish" in card and "Closes rose steadily." in card
+    assert "Answered by Local analyst — remote unavailable: openai: timed out" in card
+    assert not shell.insights.ask.disabled and shell.insights.ask.content == "Ask again"
+
+
+def test_rule_editor_lists_rules_and_submits_a_new_one_as_data() -> None:
+    saved: list[dict] = []
+    toggled: list[tuple[str, bool]] = []
+    state = make_state()
+    state.navigate("signals")
+    state.indicator_keys = ("price", "ema_20", "rsi_14")
+    state.set_rules(default_rules())
+    shell = Shell(Intents(save_rule=saved.append, toggle_rule=lambda i, e: toggled.append((i, e))))
+    shell.render(state)
+    row = by_identifier(shell.root, "rule-ema-cross-up")
+    assert "ema_12 crosses above ema_26 · all symbols · cool-down 300 s" in texts(row)
+    switch = next(c for c in walk(row) if isinstance(c, ft.Switch))
+    switch.value = False
+    switch.on_change(type("E", (), {"control": switch})())
+    assert toggled == [("ema-cross-up", False)]
+    rules = shell.rules
+    rules.name.value, rules.left.value, rules.op.value, rules.right.value = "Price over 100", "price", "gt", "100"
+    rules.cooldown.value = "30"
+    rules.save.on_click(None)
+    assert saved == [{"name": "Price over 100", "direction": "buy",
+                      "when": {"op": "gt", "left": "price", "right": 100.0}, "symbols": "*",
+                      "cooldown_ms": 30_000}]
+    Rule.from_dict({"id": "x", **saved[0]})  # what the editor emits is a rule the engine accepts
+
+
+def test_settings_search_adds_symbols_and_never_shows_saved_secrets() -> None:
+    added: list[str] = []
+    state = make_state()
+    state.set_markets({s: {"symbol": s} for s in ("BTC/USDT", "ETH/USDT", "DOGE/USDT", "DOT/USDT")})
+    state.navigate("settings")
+    state.search_symbol("do")
+    state.saved_keys = {"binance": "abcd…wxyz"}
+    state.secure_store = "available"
+    shell = Shell(Intents(add_symbol=added.append))
+    shell.render(state)
+    matches = [b.content for b in shell.settings.matches.controls]
+    assert matches == ["DOGE/USDT", "DOT/USDT"]
+    shell.settings.matches.controls[0].on_click(None)
+    assert added == ["DOGE/USDT"]
+    assert shell.settings.saved.value == "Saved: abcd…wxyz"
+    assert shell.settings.key.password and shell.settings.key.value in (None, "")
+
+
+def test_settings_say_when_there_is_no_secure_store() -> None:
+    state = make_state()
+    state.navigate("settings")
+    state.secure_store = "none"
+    shell = Shell(Intents())
+    shell.render(state)
+    assert shell.settings.save_key.disabled
+    assert "no secure key store" in shell.settings.store.value
+
+
+def test_describe_rule_conditions() -> None:
+    assert describe({"op": "all", "of": [{"op": "gt", "left": "rsi_14", "right": 70, "hysteresis": 5},
+                                         {"op": "cross_below", "left": "price", "right": "ema_20"}]}) == \
+        "(rsi_14 is above 70 (±5)) and (price crosses below ema_20)"
+
+
+def test_indicator_is_sampled_per_bar_at_any_timeframe() -> None:
+    from services.market import Candle
+
+    per_minute = {0: 1.0, 60_000: 2.0, 240_000: 5.0, 360_000: 7.0}
+    bars = [Candle(0, 1, 1, 1, 1, 1), Candle(300_000, 1, 1, 1, 1, 1), Candle(600_000, 1, 1, 1, 1, 1)]
+    assert sample(per_minute, bars, 300_000) == {0: 5.0, 300_000: 7.0}
+
+
+def test_every_section_renders_at_every_width() -> None:
+    for width in (390, 820, 1440):
+        state: AppState = make_state(width)
+        shell = Shell(Intents())
+        for section in ("dashboard", "portfolio", "signals", "insights", "settings"):
+            state.navigate(section)  # type: ignore[arg-type]
+            shell.render(state)
+            assert shell.root.content is not None

@@ -1,0 +1,60 @@
+"""Positions and P&L: what the trader holds, marked at the live price, with realised P&L and fees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flet as ft
+
+from client.state import AppState
+from client.theme import direction_colour, direction_icon
+from views.common import amount_decimals, fmt, panel, price_decimals
+
+
+class PositionsView:
+    def __init__(self) -> None:
+        self.total = ft.Text("", size=13, weight=ft.FontWeight.W_600)
+        self.empty = ft.Text("No open positions. Filled buy orders show here.",
+                             color=ft.Colors.ON_SURFACE_VARIANT, size=13)
+        self.list = ft.Column(spacing=6, scroll=ft.ScrollMode.AUTO, expand=True)
+        self.control = panel("Positions & P&L", ft.Column([self.empty, self.list], expand=True),
+                             identifier="positions", expand=True, actions=[self.total])
+
+    def render(self, state: AppState) -> None:
+        positions = sorted(state.open_positions(), key=lambda p: p.get("symbol", ""))
+        self.empty.visible = not positions
+        unrealised = [state.unrealised_pnl(p) or 0.0 for p in positions]
+        realised = sum(p.get("realizedPnl") or 0.0 for p in state.positions.values())
+        fees = sum((p.get("fees") or {}).get("cost") or 0.0 for p in state.positions.values())
+        total = sum(unrealised) + realised
+        self.total.value = f"P&L {total:+,.2f} (fees {fees:,.2f})" if state.positions else ""
+        self.total.color = direction_colour((total > 0) - (total < 0))
+        self.list.controls = [self._row(p, pnl, state) for p, pnl in zip(positions, unrealised, strict=True)]
+
+    @staticmethod
+    def _row(position: dict[str, Any], pnl: float, state: AppState) -> ft.Control:
+        symbol = position.get("symbol", "")
+        market = state.markets.get(symbol)
+        quote = state.quotes.get(symbol)
+        mark = quote.last if quote else position.get("markPrice")
+        entry = position.get("entryPrice")
+        places = price_decimals(market, mark)
+        sign = (pnl > 0) - (pnl < 0)
+        pct = (pnl / position["costBasis"] * 100) if position.get("costBasis") else 0.0
+        return ft.Semantics(
+            identifier=f"position-{symbol}",
+            label=f"{symbol} position {position.get('amount')}, unrealised P&L {pnl:+.2f}",
+            content=ft.Row(
+                [
+                    ft.Column([ft.Text(symbol, weight=ft.FontWeight.W_600, size=13),
+                               ft.Text(f"{fmt(position.get('amount'), amount_decimals(market))} @ "
+                                       f"{fmt(entry, places)}", size=12, color=ft.Colors.ON_SURFACE_VARIANT)],
+                              spacing=0, expand=True),
+                    ft.Column([ft.Text(f"mark {fmt(mark, places)}", size=12, text_align=ft.TextAlign.RIGHT),
+                               ft.Row([direction_icon(sign),
+                                       ft.Text(f"{pnl:+,.2f} ({pct:+.2f}%)", size=12, color=direction_colour(sign))],
+                                      spacing=0, tight=True)],
+                              spacing=0, horizontal_alignment=ft.CrossAxisAlignment.END),
+                ],
+            ),
+        )

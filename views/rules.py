@@ -1,0 +1,133 @@
+"""Rule editor: the engine's rules as data; add, enable/disable and delete them from the app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flet as ft
+
+from client.state import AppState
+from client.theme import direction_colour, direction_icon
+from views.common import Intents, panel
+
+OPS = {
+    "cross_above": "crosses above",
+    "cross_below": "crosses below",
+    "gt": "is above",
+    "lt": "is below",
+    "breakout_above": "breaks out above",
+    "breakout_below": "breaks out below",
+}
+
+
+def describe(when: Any) -> str:
+    """A rule's condition in words, e.g. "ema_12 crosses above ema_26"."""
+    if not isinstance(when, dict):
+        return str(when)
+    if when.get("op") in ("all", "any"):
+        joiner = " and " if when["op"] == "all" else " or "
+        return joiner.join(f"({describe(c)})" for c in when.get("of", []))
+    text = f"{when.get('left')} {OPS.get(when.get('op', ''), when.get('op'))} {when.get('right')}"
+    if when.get("hysteresis"):
+        text += f" (±{when['hysteresis']:g})"
+    return text
+
+
+class RulesView:
+    def __init__(self, intents: Intents) -> None:
+        self._intents = intents
+        self.list = ft.Column(spacing=4)
+        self.name = ft.TextField(label="Rule name", dense=True, width=220)
+        self.left = ft.Dropdown(label="When", dense=True, width=150, value="price", options=[])
+        self.op = ft.Dropdown(label="", dense=True, width=210, value="cross_above",
+                              options=[ft.DropdownOption(key=k, text=v) for k, v in OPS.items()])
+        self.right = ft.TextField(label="this (indicator or number)", dense=True, width=200, value="ema_20")
+        self.direction = ft.SegmentedButton(
+            segments=[ft.Segment(value="buy", label="Buy signal"), ft.Segment(value="sell", label="Sell signal")],
+            selected=["buy"], show_selected_icon=False,
+        )
+        self.symbols = ft.Dropdown(label="Symbols", dense=True, width=190, value="*", options=[])
+        self.cooldown = ft.TextField(label="Cool-down (s)", dense=True, width=120, value="60",
+                                     keyboard_type=ft.KeyboardType.NUMBER)
+        self.error = ft.Text("", color=ft.Colors.ERROR, size=12, visible=False)
+        self.save = ft.FilledButton("Add rule", icon=ft.Icons.ADD, on_click=lambda _e: self._submit())
+        form = ft.Column(
+            [
+                ft.Text("New rule", weight=ft.FontWeight.W_600, size=13),
+                ft.Row([self.name, self.symbols], wrap=True),
+                ft.Row([self.left, self.op, self.right], wrap=True),
+                ft.Row([self.direction, self.cooldown], wrap=True),
+                self.error,
+                self.save,
+            ],
+            spacing=8,
+        )
+        self.control = panel("Rules", ft.Column([self.list, ft.Divider(), form], scroll=ft.ScrollMode.AUTO,
+                                                 expand=True),
+                             identifier="rules", expand=True)
+        self._saved_serial = 0
+        self._shown: tuple[Any, ...] | None = None
+        self._choices: tuple[Any, ...] | None = None
+
+    def _submit(self) -> None:
+        right: Any = (self.right.value or "").strip()
+        try:
+            right = float(right)
+        except ValueError:
+            pass
+        try:
+            cooldown_ms = int(float(self.cooldown.value or 0) * 1000)
+        except ValueError:
+            cooldown_ms = -1  # the rule book rejects it with a readable message
+        self._intents.save_rule({
+            "name": (self.name.value or "").strip(),
+            "direction": self.direction.selected[0] if self.direction.selected else "buy",
+            "when": {"op": self.op.value, "left": self.left.value, "right": right},
+            "symbols": "*" if self.symbols.value in (None, "*") else [self.symbols.value],
+            "cooldown_ms": cooldown_ms,
+        })
+
+    def render(self, state: AppState) -> None:
+        choices = (tuple(state.indicator_keys), tuple(state.watchlist))
+        if choices != self._choices:  # rebuild option lists only when they change: no patch otherwise
+            self._choices = choices
+            keys = ["price", *[k for k in state.indicator_keys if k != "price"]]
+            self.left.options = [ft.DropdownOption(key=k, text=k) for k in keys]
+            self.symbols.options = [ft.DropdownOption(key="*", text="All symbols"),
+                                    *(ft.DropdownOption(key=s, text=s) for s in state.watchlist)]
+        self.error.value = state.rule_error or ""
+        self.error.visible = bool(state.rule_error)
+        if state.rule_saved != self._saved_serial:
+            self._saved_serial = state.rule_saved
+            self.name.value = ""
+        shown = tuple(state.rules)  # rules are frozen dataclasses: equal when nothing changed
+        if shown == self._shown:
+            return
+        self._shown = shown
+        self.list.controls = [self._row(rule) for rule in state.rules] or [
+            ft.Text("No rules: the engine fires nothing until you add one.", size=13)
+        ]
+
+    def _row(self, rule: Any) -> ft.Control:
+        direction = 1 if rule.direction == "buy" else -1
+        symbols = "all symbols" if rule.symbols == "*" else ", ".join(rule.symbols)
+        detail = f"{describe(rule.when)} · {symbols} · cool-down {rule.cooldown_ms / 1000:g} s"
+        return ft.Semantics(
+            identifier=f"rule-{rule.id}",
+            label=f"Rule {rule.name}, {'enabled' if rule.enabled else 'disabled'}",
+            content=ft.Row(
+                [
+                    ft.Switch(value=rule.enabled, tooltip="Enabled",
+                              on_change=lambda e, rid=rule.id: self._intents.toggle_rule(rid, bool(e.control.value))),
+                    direction_icon(direction),
+                    ft.Column([ft.Text(rule.name, size=13, weight=ft.FontWeight.W_600,
+                                       color=None if rule.enabled else ft.Colors.ON_SURFACE_VARIANT),
+                               ft.Text(detail, size=11, color=ft.Colors.ON_SURFACE_VARIANT)],
+                              spacing=0, expand=True),
+                    ft.Text(rule.direction.upper(), size=11, color=direction_colour(direction)),
+                    ft.IconButton(ft.Icons.DELETE_OUTLINE, tooltip=f"Delete rule {rule.name}",
+                                  on_click=lambda _e, rid=rule.id: self._intents.delete_rule(rid)),
+                ],
+                vertical_alignment=ft.CrossAxisAlignment.CENTER,
+            ),
+        )

@@ -1,0 +1,86 @@
+"""Settings: theme, watchlist, exchange API keys (kept in the OS keyring, shown masked), backend."""
+
+from __future__ import annotations
+
+import flet as ft
+
+from client.state import AppState
+from views.common import Intents, panel
+
+
+class SettingsView:
+    def __init__(self, intents: Intents, *, exchange: str = "binance", backend_url: str = "") -> None:
+        self._intents = intents
+        self._exchange = exchange
+        self.theme = ft.SegmentedButton(
+            segments=[ft.Segment(value=v, label=v.title()) for v in ("system", "light", "dark")],
+            selected=["system"], show_selected_icon=False,
+            on_change=lambda e: intents.set_theme(e.control.selected[0]),
+        )
+        self.chips = ft.Row(wrap=True, spacing=6, run_spacing=6)
+        self.search = ft.TextField(label="Add a symbol", hint_text="e.g. DOGE or DOGE/USDT", dense=True,
+                                   width=260, on_change=lambda e: intents.search_symbol(e.control.value or ""),
+                                   on_submit=lambda _e: self._add_first())
+        self.matches = ft.Row(wrap=True, spacing=4)
+        self.key = ft.TextField(label=f"{exchange} API key", password=True, can_reveal_password=True, dense=True,
+                                width=300)
+        self.secret = ft.TextField(label=f"{exchange} API secret", password=True, can_reveal_password=True,
+                                   dense=True, width=300)
+        self.saved = ft.Text("", size=12)
+        self.store = ft.Text("", size=12, color=ft.Colors.ON_SURFACE_VARIANT)
+        self.save_key = ft.OutlinedButton("Save keys", icon=ft.Icons.LOCK, on_click=lambda _e: self._save_keys())
+        self.forget_key = ft.TextButton("Remove saved keys",
+                                        on_click=lambda _e: intents.delete_api_key(self._exchange))
+        body = ft.Column(
+            [
+                ft.Text("Theme", weight=ft.FontWeight.W_600), self.theme,
+                ft.Divider(),
+                ft.Text("Watchlist", weight=ft.FontWeight.W_600), self.chips, self.search, self.matches,
+                ft.Divider(),
+                ft.Text("Exchange API keys", weight=ft.FontWeight.W_600), self.store, self.saved,
+                ft.Row([self.key, self.secret], wrap=True), ft.Row([self.save_key, self.forget_key], wrap=True),
+                ft.Divider(),
+                ft.Text(f"Backend: {backend_url or 'local'}", size=12, color=ft.Colors.ON_SURFACE_VARIANT),
+            ],
+            spacing=8, scroll=ft.ScrollMode.AUTO, expand=True,
+        )
+        self.control = panel("Settings", body, identifier="settings", expand=True)
+        self._shown: tuple[object, ...] | None = None
+        self._state: AppState | None = None
+
+    def _add_first(self) -> None:
+        state = self._state
+        if state is None:
+            return
+        matches = state.symbol_matches(1)
+        self._intents.add_symbol(matches[0] if matches else (self.search.value or "").strip().upper())
+
+    def _save_keys(self) -> None:
+        self._intents.save_api_key(self._exchange, (self.key.value or "").strip(), (self.secret.value or "").strip())
+        self.key.value = self.secret.value = ""  # never keep a secret on screen after saving
+
+    def render(self, state: AppState) -> None:
+        self._state = state
+        self.theme.selected = [state.theme]
+        masked = state.saved_keys.get(self._exchange)
+        self.saved.value = f"Saved: {masked}" if masked else "No keys saved."
+        self.forget_key.visible = bool(masked)
+        can_store = state.secure_store != "none"
+        self.store.value = ("Keys are kept in the OS keyring, never in files or logs." if can_store else
+                            "This device has no secure key store (OS keyring): keys cannot be saved here.")
+        self.key.disabled = self.secret.disabled = self.save_key.disabled = not can_store
+        shown = (tuple(state.watchlist), state.symbol_query, tuple(state.symbol_matches()))
+        if shown == self._shown:
+            return
+        self._shown = shown
+        if not state.symbol_query and self.search.value:
+            self.search.value = ""
+        self.chips.controls = [
+            ft.Chip(label=ft.Text(symbol), on_delete=lambda _e, s=symbol: self._intents.remove_symbol(s),
+                    delete_icon_tooltip=f"Remove {symbol}")
+            for symbol in state.watchlist
+        ]
+        self.matches.controls = [
+            ft.TextButton(symbol, icon=ft.Icons.ADD, on_click=lambda _e, s=symbol: self._intents.add_symbol(s))
+            for symbol in state.symbol_matches()
+        ]
