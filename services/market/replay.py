@@ -61,6 +61,12 @@ class ReplayFeed:
         self._duration = self._rec.meta.duration_ms
         self._closed = False
 
+    @classmethod
+    async def open(cls, path: Path | None = None, **kwargs: Any) -> ReplayFeed:
+        """Like the constructor, with the file read in a worker thread so the event loop never waits on it."""
+        recording = await asyncio.to_thread(load_recording, path or default_recording())
+        return cls(recording=recording, **kwargs)
+
     # -- context manager -------------------------------------------------------------------------------
     async def __aenter__(self) -> ReplayFeed:
         return self

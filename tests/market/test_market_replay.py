@@ -35,6 +35,13 @@ def test_loads_shipped_recording_fast_and_is_a_market_feed():
     assert ReplayFeed(speed=10).mode == "Replay · simulated · 10×"
 
 
+async def test_open_loads_off_the_event_loop(small_recording):
+    feed = await ReplayFeed.open(small_recording, speed=2.0, clock=lambda: T0)
+    assert feed.mode == "Replay · simulated · 2×" and feed.recording.path == small_recording
+    with pytest.raises(FeedUnavailable):
+        await ReplayFeed.open(small_recording.with_name("missing.jsonl.gz"))
+
+
 async def test_two_instances_agree_at_the_same_moment(small_recording):
     clock_a, clock_b = FakeClock(T0), FakeClock(T0)
     a = ReplayFeed(small_recording, clock=clock_a, sleep=clock_a.sleep)
