@@ -30,7 +30,7 @@ from services.market.fanout import FanOut
 from services.market.freshness import FeedStatus, FreshnessBoard
 from services.market.quirks import ccxt_options, watch_trades_params
 from services.market.quotes import BookTop
-from services.market.types import TIMEFRAME_MS, Candle, FeedUnavailable, MarketDataError, Tick, UnknownSymbol
+from services.market.types import TIMEFRAME_MS, Candle, MarketDataError, Tick, UnknownSymbol
 from services.market.watching import Watch, latest_values
 
 R = TypeVar("R")
@@ -433,4 +433,4 @@ def _identified(symbol: str, trade: dict[str, Any]) -> tuple[str | None, Tick]:
     return (None if trade_id is None else str(trade_id)), _tick(symbol, trade)
 
 
-__all__ = ["BookTop", "CcxtFeed", "FeedUnavailable", "create_exchange"]
+__all__ = ["BookTop", "CcxtFeed", "Gap", "create_exchange"]

@@ -166,6 +166,13 @@ async def test_http_errors_are_retried_then_reported_clearly(binance, loopback):
             await feed.candles("BTC/USDT", "7m")
 
 
+def test_unknown_exchange_is_a_clear_error():
+    from services.market.ccxt_feed import create_exchange
+
+    with pytest.raises(MarketDataError, match="ccxt does not know the exchange 'mtgox'"):
+        create_exchange("mtgox")
+
+
 async def test_unreachable_exchange_is_feed_unavailable(loopback):
     config = loopback.ccxt_config()
     await loopback.aclose()
