@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import heapq
 import math
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from services.market.freshness import FeedStatus, status_for
+from services.market.markets import round_to_step
 from services.market.quotes import BookTop
 from services.market.recording import Recording, TradeSeries, load_recording
 from services.market.types import TIMEFRAME_MS, Candle, MarketDataError, Tick, UnknownSymbol
@@ -90,7 +92,7 @@ class ReplayFeed:
         return self._rec
 
     async def markets(self) -> dict[str, dict[str, Any]]:
-        return {s: dict(self._rec.meta.markets[s]) for s in self._rec.symbols}
+        return {s: copy.deepcopy(self._rec.meta.markets[s]) for s in self._rec.symbols}
 
     async def ticker(self, symbol: str) -> dict[str, Any]:
         return self.ticker_now(symbol)
@@ -115,9 +117,9 @@ class ReplayFeed:
             "datetime": _iso(timestamp),
             "high": high,
             "low": low,
-            "bid": last - tick,
+            "bid": round_to_step(last - tick, tick) if tick else last,
             "bidVolume": None,
-            "ask": last + tick,
+            "ask": round_to_step(last + tick, tick) if tick else last,
             "askVolume": None,
             "vwap": quote / volume if volume else None,
             "open": open_,
