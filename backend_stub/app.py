@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -43,7 +43,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            the_store = store or await stack.enter_async_context(open_store(settings))
+            the_store = store if store is not None else await stack.enter_async_context(open_store(settings))
             the_feed = feed
             if the_feed is None:
                 the_feed = build_feed(settings)
@@ -93,7 +93,7 @@ def build_verifier(settings: Settings) -> TokenVerifier:
     return LocalVerifier(key=settings.dev_key or devtoken.dev_key())
 
 
-def open_store(settings: Settings) -> StateStore:
+def open_store(settings: Settings) -> AbstractAsyncContextManager[StateStore]:
     """A store to open with `async with`."""
     if settings.state == "firestore":
         from backend_stub.firestore_store import FirestoreStore

@@ -15,6 +15,7 @@ work: it reads its project and emulator host from the environment.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -121,11 +122,11 @@ class StateStore(Protocol):
         """The document, or None."""
         ...
 
-    async def list(self, uid: str, collection: str) -> list[dict[str, Any]]:
+    async def list(self, uid: str, collection: str) -> builtins.list[dict[str, Any]]:
         """Every document of the user's collection, ordered by doc id."""
         ...
 
-    async def find(self, collection: str, field: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
+    async def find(self, collection: str, field: str, value: Any) -> builtins.list[tuple[str, dict[str, Any]]]:
         """(uid, doc) of every user's doc in `collection` whose top-level `field` equals `value`.
 
         A collection-group query; the paper broker rebuilds its book of open orders with it at start.
@@ -145,11 +146,11 @@ class StateStore(Protocol):
         """The version of the user's last change, 0 if none."""
         ...
 
-    async def changes_since(self, uid: str, version: int) -> list[Change]:
+    async def changes_since(self, uid: str, version: int) -> builtins.list[Change]:
         """Every logged change of the user with a version greater than `version`, in version order."""
         ...
 
-    async def snapshot(self, uid: str) -> tuple[list[Change], int]:
+    async def snapshot(self, uid: str) -> tuple[builtins.list[Change], int]:
         """The user's current public docs as "added" changes (each with the version of its last write,
         ordered by it) and the latest version, read consistently."""
         ...

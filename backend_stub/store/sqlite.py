@@ -9,6 +9,7 @@ from that thread in commit order.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import sqlite3
@@ -115,8 +116,8 @@ class SqliteStore:
 
         return await self._run(read)
 
-    async def list(self, uid: str, collection: str) -> list[dict[str, Any]]:
-        def read() -> list[dict[str, Any]]:
+    async def list(self, uid: str, collection: str) -> builtins.list[dict[str, Any]]:
+        def read() -> builtins.list[dict[str, Any]]:
             rows = self._db.execute(
                 "SELECT doc FROM docs WHERE uid=? AND collection=? ORDER BY doc_id", (uid, collection)
             ).fetchall()
@@ -124,8 +125,8 @@ class SqliteStore:
 
         return await self._run(read)
 
-    async def find(self, collection: str, field: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
-        def read() -> list[tuple[str, dict[str, Any]]]:
+    async def find(self, collection: str, field: str, value: Any) -> builtins.list[tuple[str, dict[str, Any]]]:
+        def read() -> builtins.list[tuple[str, dict[str, Any]]]:
             rows = self._db.execute(
                 "SELECT uid, doc FROM docs WHERE collection=? AND json_extract(doc, ?) = ? ORDER BY uid, doc_id",
                 (collection, "$." + json.dumps(field), value),
@@ -141,8 +142,8 @@ class SqliteStore:
         row = self._db.execute("SELECT version FROM users WHERE uid=?", (uid,)).fetchone()
         return int(row[0]) if row else 0
 
-    async def changes_since(self, uid: str, version: int) -> list[Change]:
-        def read() -> list[Change]:
+    async def changes_since(self, uid: str, version: int) -> builtins.list[Change]:
+        def read() -> builtins.list[Change]:
             rows = self._db.execute(
                 "SELECT version, collection, doc_id, kind, doc FROM changes WHERE uid=? AND version>? "
                 "ORDER BY version",
@@ -155,8 +156,8 @@ class SqliteStore:
 
         return await self._run(read)
 
-    async def snapshot(self, uid: str) -> tuple[list[Change], int]:
-        def read() -> tuple[list[Change], int]:
+    async def snapshot(self, uid: str) -> tuple[builtins.list[Change], int]:
+        def read() -> tuple[builtins.list[Change], int]:
             # One read transaction so the docs and the version agree.
             self._db.execute("BEGIN")
             try:
@@ -178,14 +179,14 @@ class SqliteStore:
     async def transact(self, uid: str, writes: Sequence[Write], *, if_version: int | None = None) -> int:
         return await self._run(self._transact_sync, uid, list(writes), if_version)
 
-    def _transact_sync(self, uid: str, writes: list[Write], if_version: int | None) -> int:
+    def _transact_sync(self, uid: str, writes: builtins.list[Write], if_version: int | None) -> int:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             version = self._version_sync(uid)
             if if_version is not None and if_version != version:
                 raise VersionConflict(f"version is {version}, not {if_version}")
-            changes: list[Change] = []
+            changes: builtins.list[Change] = []
             for write in writes:
                 row = db.execute(
                     "SELECT 1 FROM docs WHERE uid=? AND collection=? AND doc_id=?",
@@ -244,7 +245,7 @@ class SqliteStore:
 
     # -- subscriptions -------------------------------------------------------------------------------
 
-    def _publish(self, uid: str, changes: list[Change]) -> None:
+    def _publish(self, uid: str, changes: builtins.list[Change]) -> None:
         for queue in list(self._subscribers.get(uid, ())):
             for change in changes:
                 if queue.qsize() >= _QUEUE_LIMIT:

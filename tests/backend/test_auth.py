@@ -28,6 +28,8 @@ ROUTES = [
     ("GET", "/v1/positions"),
     ("GET", "/v1/balance"),
     ("GET", "/openapi.json"),
+    ("GET", "/v1/insights"),
+    ("POST", "/v1/insights"),
     ("GET", "/no-such-route"),
 ]
 
@@ -85,7 +87,7 @@ async def test_stream_rejects_a_bad_query_token(backend: Running) -> None:
     async with connect(f"{backend.ws_url}?token=nope") as ws:
         with pytest.raises(ConnectionClosed):
             await ws.recv()
-    assert ws.close_code == 4401 and "malformed" in ws.close_reason
+    assert ws.close_code == 4401 and "malformed" in (ws.close_reason or "")
 
 
 def test_local_auth_refuses_a_public_bind() -> None:

@@ -73,14 +73,15 @@ async def test_acknowledged_orders_survive_kill_9_and_the_stream_resumes(tmp_pat
                 _, version_before = await until_synced(ws)
 
             async def place(i: int) -> None:
+                key = f"o{i}"
                 body = {"symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": ticker_amount,
-                        "price": 1000 + i, "clientOrderId": f"o{i}"}
+                        "price": 1000 + i, "clientOrderId": key}
                 try:
                     r = await http.post("/v1/orders", headers=auth("alice"), json=body)
                 except httpx.TransportError:
                     return  # not acknowledged: may or may not exist
                 if r.status_code == 201:
-                    acknowledged[body["clientOrderId"]] = r.json()
+                    acknowledged[key] = r.json()
                     if len(acknowledged) >= 15:
                         enough.set()
 

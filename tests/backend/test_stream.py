@@ -18,7 +18,7 @@ from tests.backend.listfeed import ListFeed
 
 
 async def until_synced(ws: ClientConnection) -> tuple[list[dict[str, Any]], int]:
-    changes = []
+    changes: list[dict[str, Any]] = []
     while True:
         message = json.loads(await asyncio.wait_for(ws.recv(), 5))
         if message["type"] == "synced":
