@@ -18,8 +18,13 @@ class AuthError(Exception):
     """The request carries no usable identity; the message says why (never the token)."""
 
 
+class AuthUnavailable(Exception):
+    """The token cannot be checked right now (Google's certificates unreachable): not the caller's fault,
+    so it is answered with 503, not 401 (a 401 would make the app sign the user out)."""
+
+
 class TokenVerifier(Protocol):
-    """Verifies a bearer token; returns the user id or raises `AuthError`."""
+    """Verifies a bearer token; returns the user id or raises `AuthError` (or `AuthUnavailable`)."""
 
     async def verify(self, token: str) -> str: ...
 
@@ -81,7 +86,7 @@ class FirebaseVerifier:
         except (ValueError, auth.InvalidIdTokenError) as exc:
             raise AuthError(f"invalid token: {_firebase_reason(exc)}") from None
         except auth.CertificateFetchError:
-            raise AuthError("cannot verify the token right now (certificate fetch failed)") from None
+            raise AuthUnavailable("cannot verify the token right now; try again shortly") from None
         except auth.UserDisabledError:
             raise AuthError("this account is disabled") from None
         uid = claims.get("uid") or claims.get("sub")

@@ -9,8 +9,8 @@ from collections.abc import Container
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend_stub.auth import AuthError, TokenVerifier, bearer_token
-from backend_stub.errors import unauthorized
+from backend_stub.auth import AuthError, AuthUnavailable, TokenVerifier, bearer_token
+from backend_stub.errors import error_response, unauthorized
 
 log = logging.getLogger("backend_stub.access")
 
@@ -36,6 +36,9 @@ class BearerAuth:
             uid = await self._verifier.verify(bearer_token(raw.decode("latin-1") if raw else None))
         except AuthError as exc:
             await unauthorized(str(exc))(scope, receive, send)
+            return
+        except AuthUnavailable as exc:
+            await error_response(503, str(exc), {"Retry-After": "5"})(scope, receive, send)
             return
         scope.setdefault("state", {})["uid"] = uid
         await self._app(scope, receive, send)

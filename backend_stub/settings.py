@@ -27,6 +27,7 @@ class Settings:
     port: int = 8080
     data_dir: Path = Path(".")
     auth: AuthMode = "local"
+    auth_emulator: str | None = None  # FIREBASE_AUTH_EMULATOR_HOST: firebase-admin then trusts unsigned tokens
     state: StateMode = "sqlite"
     feed: str = "replay"
     replay_speed: float = 1.0
@@ -56,6 +57,7 @@ class Settings:
             port=_int(e, "PORT", 8080),
             data_dir=Path(data_dir) if data_dir else devtoken.state_dir(),
             auth=_choice(e, "SKEET_AUTH", ("local", "firebase")),  # type: ignore[arg-type]
+            auth_emulator=e.get("FIREBASE_AUTH_EMULATOR_HOST") or None,
             state=_choice(e, "SKEET_STATE", ("sqlite", "firestore")),  # type: ignore[arg-type]
             feed=_choice(e, "SKEET_FEED", ("replay",)),
             replay_speed=float(_decimal(e, "SKEET_REPLAY_SPEED", "1")),
@@ -78,6 +80,11 @@ class Settings:
                 f"SKEET_AUTH=local accepts dev tokens, so the server must bind to loopback "
                 f"(127.0.0.1, ::1 or localhost), not HOST={self.host}. "
                 "Use SKEET_AUTH=firebase to serve on other interfaces."
+            )
+        if self.auth == "firebase" and self.auth_emulator and not is_loopback(self.host):
+            raise SettingsError(
+                "FIREBASE_AUTH_EMULATOR_HOST is set, so Firebase tokens are not checked against Google's "
+                f"keys (the emulator's are unsigned): the server must bind to loopback, not HOST={self.host}."
             )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from backend_stub.auth import AuthError, TokenVerifier, bearer_token
+from backend_stub.auth import AuthError, AuthUnavailable, TokenVerifier, bearer_token
 from backend_stub.runtime import websocket_backend
 from backend_stub.store.base import Change, SubscriberTooSlow
 
@@ -55,6 +55,9 @@ def build_router(verifier: TokenVerifier) -> APIRouter:
             uid = await verifier.verify(token)
         except AuthError as exc:
             await websocket.close(UNAUTHORIZED, str(exc)[:120])
+            return
+        except AuthUnavailable as exc:
+            await websocket.close(TRY_AGAIN, str(exc)[:120])
             return
         try:
             since = int(websocket.query_params.get("since") or 0)

@@ -53,8 +53,8 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings, feed: MarketFeed) -> AsyncIterator[Running]:
-    app = create_app(settings, feed=feed)
+async def serve(settings: Settings, feed: MarketFeed, **parts: Any) -> AsyncIterator[Running]:
+    app = create_app(settings, feed=feed, **parts)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
     )
