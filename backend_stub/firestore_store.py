@@ -69,6 +69,7 @@ class FirestoreStore:
 
     def __init__(self, *, project: str | None = None, client: firestore.AsyncClient | None = None) -> None:
         self._project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
+        self._owns_client = client is None  # a client passed in belongs to the caller, who closes it
         self._db = client or firestore.AsyncClient(project=self._project)
         # `on_snapshot` exists only on the synchronous client; it is created on the first `subscribe`.
         self._watch_client: firestore.Client | None = None
@@ -93,11 +94,17 @@ class FirestoreStore:
 
     async def aclose(self) -> None:
         self._closed = True
-        for tail in list(self._subscriptions):
+        for tail in builtins.list(self._subscriptions):
             tail.stop()
-        self._db.close()
+        # `Client.close()` closes only an HTTP session; the gRPC channels are the transports'.
+        if self._owns_client:
+            api = getattr(self._db, "_firestore_api_internal", None)
+            if api is not None:
+                await api.transport.close()
         if self._watch_client is not None:
-            self._watch_client.close()
+            api = getattr(self._watch_client, "_firestore_api_internal", None)
+            if api is not None:
+                await asyncio.to_thread(api.transport.close)
 
     # -- references --------------------------------------------------------------------------------
 
