@@ -32,7 +32,7 @@ class AnalyticsView:
         }
         labels = {"pnl": "P&L", "realised": "Realised", "unrealised": "Unrealised", "fees": "Fees",
                   "drawdown": "Max drawdown"}
-        tiles = [
+        tiles: list[ft.Control] = [
             ft.Semantics(
                 identifier=f"analytics-{name}",
                 content=ft.Container(
@@ -65,16 +65,15 @@ class AnalyticsView:
         self.export = ft.OutlinedButton("Export report", icon=ft.Icons.DOWNLOAD,
                                         on_click=lambda _e: self._on_export(),
                                         tooltip="An interactive HTML report that opens offline")
-        self.charts = ft.ResponsiveRow(
-            [
-                ft.Semantics(identifier="analytics-equity", container=True, col={"xs": 12, "md": 7},
-                             content=ft.Column([ft.Text("P&L over time", size=13, weight=ft.FontWeight.W_600),
-                                                ft.Container(self.curve, height=200)], spacing=4)),
-                ft.Semantics(identifier="analytics-by-symbol", container=True, col={"xs": 12, "md": 5},
-                             content=ft.Column([ft.Text("P&L by symbol", size=13, weight=ft.FontWeight.W_600),
-                                                ft.Container(self.bars, height=200)], spacing=4)),
-            ],
-        )
+        charts: list[ft.Control] = [
+            ft.Semantics(identifier="analytics-equity", container=True, col={"xs": 12, "md": 7},
+                         content=ft.Column([ft.Text("P&L over time", size=13, weight=ft.FontWeight.W_600),
+                                            ft.Container(self.curve, height=200)], spacing=4)),
+            ft.Semantics(identifier="analytics-by-symbol", container=True, col={"xs": 12, "md": 5},
+                         content=ft.Column([ft.Text("P&L by symbol", size=13, weight=ft.FontWeight.W_600),
+                                            ft.Container(self.bars, height=200)], spacing=4)),
+        ]
+        self.charts = ft.ResponsiveRow(charts)
         body = ft.Column([self.empty, ft.ResponsiveRow(tiles), self.charts], spacing=10,
                          scroll=ft.ScrollMode.AUTO, expand=True)
         self.control = panel("Analytics", body, identifier="analytics", expand=True, actions=[self.export])

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal as D
+from typing import Any
 
-from services.analytics import analyse, drawdown, equity_curve, fees_by_symbol, fills_from_orders, pnl_by_symbol
+from services.analytics import (
+    analyse,
+    drawdown,
+    equity_curve,
+    fees_by_symbol,
+    fills_from_orders,
+    pnl_by_symbol,
+)
 from tests.analytics.orders import btc_round_trip, order, trade
 
 
@@ -89,7 +97,7 @@ def test_short_and_a_fill_crossing_zero() -> None:
 
 
 def test_garbage_is_ignored_not_fatal() -> None:
-    junk = [{"id": "j", "symbol": "BTC/USDT", "side": "buy", "trades": [{"price": "nan", "amount": 1},
+    junk: list[dict[str, Any]] = [{"id": "j", "symbol": "BTC/USDT", "side": "buy", "trades": [{"price": "nan", "amount": 1},
                                                                         {"price": 1, "amount": None}]},
             {"id": "k", "side": "sell"}]
     result = analyse(junk, {"BTC/USDT": float("inf")}, now_ms=1)
