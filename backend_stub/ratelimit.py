@@ -15,11 +15,14 @@ class RateLimiter:
         self._burst = float(burst)
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # uid → (tokens, at)
+        self._max_users = 10_000
 
     def take(self, uid: str) -> float:
         if self._rate <= 0:
             return 0.0
         now = self._clock()
+        if len(self._buckets) > self._max_users:
+            self._forget_full(now)
         tokens, at = self._buckets.get(uid, (self._burst, now))
         tokens = min(self._burst, tokens + (now - at) * self._rate)
         if tokens >= 1:
@@ -27,3 +30,8 @@ class RateLimiter:
             return 0.0
         self._buckets[uid] = (tokens, now)
         return (1 - tokens) / self._rate
+
+    def _forget_full(self, now: float) -> None:
+        """Drop users whose bucket has refilled: they are indistinguishable from new ones."""
+        full_after_s = self._burst / self._rate
+        self._buckets = {u: b for u, b in self._buckets.items() if now - b[1] < full_after_s}

@@ -226,8 +226,14 @@ class PaperBroker:
         for uid, order_id in sorted(book, key=lambda key: (book[key]["timestamp"], key[1])):
             async with self._locks[uid]:
                 order = self._open[uid].get(order_id)
-                if order is not None:
+                if order is None:
+                    continue
+                try:
                     available = await self._match_one(uid, order, price, available, tick.timestamp_ms)
+                except Exception:
+                    # One order's failure (a store hiccup) must not starve the others; it is retried on
+                    # the next trade, since the store and the book still say it is open.
+                    log.exception("paper broker: matching order %s failed", order_id)
 
     async def _match_one(
         self, uid: str, order: dict[str, Any], price: Decimal, available: Decimal, timestamp_ms: int
@@ -347,10 +353,9 @@ class PaperBroker:
             return
         have = free.get(quote, ZERO)
         if have < quote_needed:
-            need = quote_needed.quantize(Decimal("0.01"))
             raise InsufficientFunds(
-                f"Insufficient balance: this order needs about {text(need)} {quote} with fees, "
-                f"you have {text(max(have, ZERO).quantize(Decimal('0.01')))} {quote} free"
+                f"Insufficient balance: this order needs about {quote_needed:.2f} {quote} with fees, "
+                f"you have {max(have, ZERO):.2f} {quote} free"
             )
 
     def _slipped(self, price: Decimal, side: str, market: dict[str, Any]) -> Decimal:
