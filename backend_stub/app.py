@@ -3,6 +3,7 @@ store, the market feed and the broker (everything it opens, it closes)."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -138,9 +139,10 @@ def build_broker(settings: Settings, *, store: StateStore, feed: MarketFeed) -> 
 
 
 def _include_insights(app: FastAPI) -> None:
-    """Mount `/v1/insights` when the insights package provides its router."""
-    try:
-        from backend_stub.insights.routes import router as insights_router
-    except ImportError:
+    """Mount `/v1/insights` (the insights package's router, with its own lifespan for the desk)."""
+    # Only a missing module is optional; an import error inside it must fail loudly, not drop the route.
+    if importlib.util.find_spec("backend_stub.insights.routes") is None:
         return
+    from backend_stub.insights.routes import router as insights_router
+
     app.include_router(insights_router)
