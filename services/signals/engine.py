@@ -17,7 +17,7 @@ class SignalEngine:
     and O(size of each applicable rule) for the rules.
     """
 
-    __slots__ = ("config", "_symbols", "_updates", "_readers", "_runners", "_rules", "on_tick")
+    __slots__ = ("config", "_symbols", "_updates", "_readers", "_runners", "_has_rules", "_rules", "on_tick")
 
     def __init__(self, *, rules: Iterable[Rule] = (), config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
@@ -26,6 +26,7 @@ class SignalEngine:
         # Per symbol: the rules that apply to it, and a reader computing only what they use.
         self._readers: dict[str, tuple[Callable[[], dict[str, float]], tuple[RuleRunner, ...]]] = {}
         self._rules: tuple[Rule, ...] = ()
+        self._has_rules = [False]  # a box the on_tick closure reads without attribute lookups
         self._runners: tuple[RuleRunner, ...] = ()
         self.set_rules(rules)
         self.on_tick = self._make_on_tick()
@@ -47,6 +48,7 @@ class SignalEngine:
             kept[r.id] if r.id in kept and kept[r.id].rule == r else RuleRunner(r) for r in rules if r.enabled
         )
         self._readers.clear()
+        self._has_rules[0] = bool(self._runners)
 
     # -- ticks --------------------------------------------------------------------------------
     def _make_on_tick(self) -> Callable[[Tick], list[Signal]]:
@@ -55,14 +57,14 @@ class SignalEngine:
         updates = self._updates
         add_symbol = self._add_symbol
         evaluate = self._evaluate
-        engine = self
+        has_rules = self._has_rules
 
         def on_tick(tick: Tick) -> list[Signal]:
             """Feed one trade; returns the signals it fired (usually none)."""
             update = updates.get(tick.symbol)
             if update is None:
                 update = add_symbol(tick.symbol).update
-            if not update(tick) or not engine._runners:
+            if not update(tick) or not has_rules[0]:
                 return []
             return evaluate(tick)
 

@@ -106,6 +106,7 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
     m_e, m_f, m_s, m_g = (2.0 / (x + 1.0) for x in (E, F, S, G))
     om_e, om_f, om_s, om_g = 1.0 - m_e, 1.0 - m_f, 1.0 - m_s, 1.0 - m_g
     R1 = R - 1
+    decay = R1 / R
     bar_ms = cfg.bar_ms
     tol = cfg.late_tolerance_ms
     dedup = cfg.drop_duplicates
@@ -121,7 +122,7 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
     flow = FlowWindow(cfg.vwap_horizon_ms, cfg.volume_spike_horizon_ms) if cfg.vwap_horizon_ms else None
     spike_ratio = cfg.volume_spike_ratio
     Q = cfg.rvol_points
-    has_extras = stats is not None or flow is not None
+    has_extras = stats is not None or flow is not None or Q > 0
 
     # -- state (closure cells) ----------------------------------------------------------------
     n = 0  # in-order ticks applied to the recursive indicators
@@ -135,7 +136,7 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
     wt = [0] * P
     wn = 0
     i = 0
-    K = 0.0  # shift: sums are of (x - K) so the variance does not cancel catastrophically
+    K = K2 = 0.0  # shift: sums are of (x - K) so the variance does not cancel catastrophically
     s = 0.0
     ss = 0.0
     d_max = 0.0  # largest |x - K| in the window at the last rebase (for the error bound)
@@ -161,25 +162,31 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
         Also re-centres the shift K on the mean, so (x - K) stays small and the variance does
         not come from subtracting two large, nearly equal sums.
         """
-        nonlocal K, s, ss, d_max
+        nonlocal K, K2, s, ss, d_max
         vals = wp if wn == P else wp[:wn]
         K = fsum(vals) / len(vals)
+        K2 = 2.0 * K
         d = [x - K for x in vals]
         s = fsum(d)
         ss = fsum([x * x for x in d])
         d_max = max(max(vals) - K, K - min(vals))
 
     def variance() -> float:
-        """Population variance of the full window, exact to ~1e-12 relative. O(P) only when
-        the window is far flatter than the moves since the last rebase (see `read`)."""
-        var = ss / P - (s / P) ** 2
-        # Rounding in s and ss since the last rebase is at most ~2 eps per update of the
-        # largest squared offset from K seen in that time (P updates at most), so if the
-        # variance is not well above it, recompute from the ring (and re-centre).
-        reach = max(d_max, max(wp) - K, K - min(wp))
+        """Population variance of the full window, to ~1e-11 relative. O(1) unless the window
+        is far flatter than the moves since the last rebase, then O(P) once (it re-centres)."""
+        m = s / P
+        var = ss / P - m * m
+        # Rounding in s and ss since the last rebase is at most a few eps per update times the
+        # largest squared offset from K involved: values in the window at that rebase (d_max)
+        # or inserted since (no further from the mean than sqrt(P var), so from K than that
+        # plus |m|). While var stays above 1e-3 of that square, the error is below ~1e-11.
+        reach = max(d_max, sqrt(P * var) + abs(m)) if var > 0.0 else math.inf
         if var < 1e-3 * reach * reach:
-            rebase()
-            var = ss / P - (s / P) ** 2
+            reach = max(d_max, max(wp) - K, K - min(wp))  # the bound was loose: measure
+            if var < 1e-3 * reach * reach:
+                rebase()
+                m = s / P
+                var = ss / P - m * m
         return var if var > 0.0 else 0.0
 
     def is_duplicate(tick: Tick) -> bool:
@@ -301,7 +308,23 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
         rebase()
         i = 0
 
-    def extras(ts: int, p: float, amount: float) -> None:
+    def extras(ts: int, p: float, amount: float, in_order: bool) -> None:
+        """The optional groups: O(log n) sorted window, O(1) flow, O(1) realised vol."""
+        nonlocal rn, ri, rs
+        if Q and in_order and n:  # before `last_p` moves on: the return is p / last_p
+            r = log(p / last_p) if p > 0.0 and last_p > 0.0 else 0.0
+            r2 = r * r
+            if rn < Q:
+                rr[rn] = r2
+                rn += 1
+                rs += r2
+            else:
+                rs += r2 - rr[ri]
+                rr[ri] = r2
+                ri += 1
+                if ri == Q:
+                    ri = 0
+                    rs = fsum(rr)
         if stats is not None:
             stats.insert(ts, p)
         if flow is not None:
@@ -326,14 +349,14 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
             elif p < bl:
                 bl = p
         if has_extras:
-            extras(ts, p, tick.amount)
+            extras(ts, p, tick.amount, False)
         late_placed += 1
         return True
 
     def update(tick: Tick) -> bool:
         """Apply one tick; False when the policy dropped it. O(1) in-order (+ O(log n) extras)."""
         nonlocal n, last_ts, last_p, duplicates, bh, bl
-        nonlocal s, ss, i, e, ef, es, sig, ag, al, rn, ri, rs
+        nonlocal s, ss, i, e, ef, es, sig, ag, al
         ts = tick.timestamp_ms
         if ts <= last_ts:
             if ts < last_ts:
@@ -348,29 +371,17 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
             bh = p
         elif p < bl:
             bl = p
-        if Q and n:
-            r = log(p / last_p) if p > 0.0 and last_p > 0.0 else 0.0
-            r2 = r * r
-            if rn < Q:
-                rr[rn] = r2
-                rn += 1
-                rs += r2
-            else:
-                rs += r2 - rr[ri]
-                rr[ri] = r2
-                ri += 1
-                if ri == Q:
-                    ri = 0
-                    rs = fsum(rr)
+        if has_extras:
+            extras(ts, p, tick.amount, True)
         if n >= warm:
             # Fast path, every indicator in its steady state: O(1), no calls but the rare rebase.
             old = wp[i]
             wp[i] = p
             wt[i] = ts
-            d = p - K
-            od = old - K
-            s += d - od
-            ss += d * d - od * od
+            # (p-K)^2 - (old-K)^2 == (p - old)(p + old - 2K): two float ops fewer per tick.
+            dp = p - old
+            s += dp
+            ss += dp * (p + old - K2)
             i += 1
             if i == P:
                 rebase()
@@ -380,42 +391,45 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
             es = m_s * p + om_s * es
             sig = m_g * (ef - es) + om_g * sig
             change = p - last_p
-            # talipp adds a 0.0 gain or loss; x + 0.0 == x for x >= 0, so it is left out.
+            # Wilder's smoothing as talipp writes it, except that a zero gain or loss decays by
+            # one multiplication (the same value to within an ulp).
             if change > 0:
                 ag = (ag * R1 + change) / R
-                al = al * R1 / R
+                al *= decay
             else:
-                ag = ag * R1 / R
+                ag *= decay
                 al = (al * R1 - change) / R
             n += 1
         else:
             warm_up(ts, p)
         last_p = p
         last_ts = ts
-        if has_extras:
-            extras(ts, p, tick.amount)
         if dedup:
             recent.append(tick)
         return True
 
     # Reading is split in groups so rules that need three values do not pay for quantiles.
+    # Key names are built once: an f-string per read costs more than the value it labels.
+    k_sma, k_ema, k_ema_f, k_ema_s = f"sma_{P}", f"ema_{E}", f"ema_{F}", f"ema_{S}"
+    k_rsi, k_atr = f"rsi_{R}", f"atr_{A}"
+
     def read_window(out: dict[str, float]) -> None:
         if wn == P:
             std = sqrt(variance())
             mean = K + s / P
-            out[f"sma_{P}"] = out["bb_mid"] = mean
+            out[k_sma] = out["bb_mid"] = mean
             out["bb_upper"] = mean + bb_k * std
             out["bb_lower"] = mean - bb_k * std
             newest = wp[(i - 1) % P]
             out["zscore"] = (newest - mean) / std if std > 0.0 else 0.0
         else:
-            out[f"sma_{P}"] = out["bb_mid"] = out["bb_upper"] = out["bb_lower"] = out["zscore"] = NAN
+            out[k_sma] = out["bb_mid"] = out["bb_upper"] = out["bb_lower"] = out["zscore"] = NAN
 
     def read_trend(out: dict[str, float]) -> None:
         out["price"] = last_p
-        out[f"ema_{F}"] = ef if n >= F else NAN
-        out[f"ema_{S}"] = es if n >= S else NAN
-        out[f"ema_{E}"] = e if n >= E else NAN
+        out[k_ema_f] = ef if n >= F else NAN
+        out[k_ema_s] = es if n >= S else NAN
+        out[k_ema] = e if n >= E else NAN
         if n >= S:
             macd = ef - es
             out["macd"] = macd
@@ -425,10 +439,10 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
         else:
             out["macd"] = out["macd_signal"] = out["macd_hist"] = NAN
         if n >= R + 1:
-            out[f"rsi_{R}"] = 100.0 if al == 0 else 100.0 - (100.0 / (1.0 + ag / al))
+            out[k_rsi] = 100.0 if al == 0 else 100.0 - (100.0 / (1.0 + ag / al))
         else:
-            out[f"rsi_{R}"] = NAN
-        out[f"atr_{A}"] = atr
+            out[k_rsi] = NAN
+        out[k_atr] = atr
         if Q:
             out["rvol"] = sqrt(rs) if rn == Q and rs > 0.0 else (0.0 if rn == Q else NAN)
 

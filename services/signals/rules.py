@@ -194,11 +194,12 @@ def _collect(cond: Mapping[str, Any], names: list[str]) -> None:
 Compiled = Callable[[Mapping[str, float], list[Any]], bool]
 
 
-def _getter(x: Operand) -> Callable[[Mapping[str, float]], float]:
-    if isinstance(x, str):
-        return lambda values: values.get(x, math.nan)
-    value = float(x)
-    return lambda values: value
+NAN = math.nan
+
+
+def _operand(x: Operand) -> tuple[str | None, float]:
+    """(indicator key, None-constant) or (None, constant)."""
+    return (x, NAN) if isinstance(x, str) else (None, float(x))
 
 
 def _compile(cond: Mapping[str, Any], slots: list[Any]) -> Compiled:
@@ -209,7 +210,10 @@ def _compile(cond: Mapping[str, Any], slots: list[Any]) -> Compiled:
             # Evaluate every part (no short-circuit): crossover parts must see every tick.
             return lambda v, st: all([f(v, st) for f in parts])
         return lambda v, st: any([f(v, st) for f in parts])
-    left, right = _getter(cond["left"]), _getter(cond["right"])
+    # Operands are read inline (key lookup or constant), not through getter calls: rules run on
+    # every tick and a Python call costs as much as the comparison itself.
+    lk, lc = _operand(cond["left"])
+    rk, rc = _operand(cond["right"])
     slot = len(slots)
     if op in _COMPARE:
         h = float(cond.get("hysteresis", 0.0))
@@ -217,7 +221,9 @@ def _compile(cond: Mapping[str, Any], slots: list[Any]) -> Compiled:
         slots.append(False)
 
         def compare(v: Mapping[str, float], st: list[Any]) -> bool:
-            diff = sign * (left(v) - right(v))  # > 0 means "condition holds"
+            a = lc if lk is None else v.get(lk, NAN)
+            b = rc if rk is None else v.get(rk, NAN)
+            diff = sign * (a - b)  # > 0 means "condition holds"
             if diff != diff:  # NaN: not warmed up, the latch resets
                 st[slot] = False
                 return False
@@ -231,7 +237,9 @@ def _compile(cond: Mapping[str, Any], slots: list[Any]) -> Compiled:
         sign = 1.0 if op == "cross_above" else -1.0
 
         def cross(v: Mapping[str, float], st: list[Any]) -> bool:
-            diff = sign * (left(v) - right(v))
+            a = lc if lk is None else v.get(lk, NAN)
+            b = rc if rk is None else v.get(rk, NAN)
+            diff = sign * (a - b)
             prev = st[slot]
             st[slot] = diff
             return diff > 0.0 and prev <= 0.0  # False while either is NaN
@@ -240,10 +248,11 @@ def _compile(cond: Mapping[str, Any], slots: list[Any]) -> Compiled:
     sign = 1.0 if op == "breakout_above" else -1.0
 
     def breakout(v: Mapping[str, float], st: list[Any]) -> bool:
-        level = right(v)
+        level = rc if rk is None else v.get(rk, NAN)
         prev_level = st[slot]
         st[slot] = level
-        return sign * (left(v) - prev_level) > 0.0
+        a = lc if lk is None else v.get(lk, NAN)
+        return sign * (a - prev_level) > 0.0
 
     return breakout
 
@@ -291,7 +300,8 @@ class RuleRunner:
 def _strength(spec: float | Mapping[str, Any], values: Mapping[str, float]) -> float:
     if not isinstance(spec, Mapping):
         return float(spec)
-    x = _getter(spec["of"])(values)
+    key, const = _operand(spec["of"])
+    x = const if key is None else values.get(key, NAN)
     if x != x:
         return 0.0
     t = (x - spec["lo"]) / (spec["hi"] - spec["lo"])

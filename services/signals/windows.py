@@ -10,6 +10,7 @@ import math
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterable
+from itertools import chain
 
 from sortedcontainers import SortedList
 
@@ -176,29 +177,38 @@ class RollingQuantile:
         return lo + (flat[i + 1] - lo) * frac
 
     def update_many(self, values: Iterable[float]) -> list[float]:
-        """`update` for each value (e.g. a backfill), with the loop kept in local variables."""
-        out: list[float] = []
-        emit = out.append
-        update = self._update_split if self._split else self.update
-        it = iter(values)
-        if self._split or len(self._ring) < self.size:
-            for x in it:
-                emit(update(x))
-                if not self._split and len(self._ring) == self.size:
-                    break
-        # Flat list, window full: the quantile's index is fixed, evict + insert + two reads.
+        """`update` for each value (a backfill, a replay), returning every quantile.
+
+        Same results as calling `update` in a loop; once the window is full the flat-list case
+        pairs each new value with the one it evicts by zipping the input with itself, so the
+        loop does no ring bookkeeping: per value, one bisect + del, one insort, two reads.
+        """
+        values = values if isinstance(values, list) else list(values)
+        if self._split:
+            update = self._update_split
+            return [update(x) for x in values]
+        size = self.size
+        fill = min(len(values), size - len(self._ring))
+        update = self.update
+        out = [update(x) for x in values[:fill]]
+        if fill == len(values):
+            return out
         ring, flat = self._ring, self._flat
-        push, pop = ring.append, ring.popleft
-        h = self.q * (self.size - 1)
+        emit = out.append
+        h = self.q * (size - 1)
         i = int(h)
         frac = h - i
-        i1 = min(i + 1, self.size - 1)
-        for x in it:
-            push(x)
-            del flat[bisect_left(flat, pop())]
+        i1 = min(i + 1, size - 1)
+        rest = values[fill:]
+        # The value evicted by rest[k] is the k-th oldest of (window now, then rest).
+        for x, old in zip(rest, chain(list(ring), rest), strict=False):  # the second runs longer
+            del flat[bisect_left(flat, old)]
             insort(flat, x)
             lo = flat[i]
             emit(lo + (flat[i1] - lo) * frac)
+        ring.extend(rest[-size:])  # deque(maxlen) is not used, so trim by hand
+        while len(ring) > size:
+            ring.popleft()
         return out
 
     def _update_split(self, value: float) -> float:
