@@ -45,8 +45,15 @@ def serve() -> int:
         logging.getLogger(name).addFilter(RedactQuery())
     app = create_app(settings)
     # Our AccessLog replaces uvicorn's, which would print query strings (a browser's ?token=).
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_config=None,
-                proxy_headers=True, timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 

@@ -44,7 +44,9 @@ async def markets(uid: Uid, backend: Runtime) -> dict[str, dict[str, Any]]:
     return await backend.broker.markets()
 
 
-@router.post("/v1/orders", tags=["orders"], status_code=201, responses={200: {"description": "a retry"}, **ERRORS})
+@router.post(
+    "/v1/orders", tags=["orders"], status_code=201, responses={200: {"description": "a retry"}, **ERRORS}
+)
 async def create_order(body: OrderIn, uid: Uid, backend: Runtime, response: Response) -> dict[str, Any]:
     """Place an order. 201 with the new order; 200 with the same order for a retry of a clientOrderId."""
     _rate_limit(backend, uid)

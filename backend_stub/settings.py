@@ -27,7 +27,9 @@ class Settings:
     port: int = 8080
     data_dir: Path = Path(".")
     auth: AuthMode = "local"
-    auth_emulator: str | None = None  # FIREBASE_AUTH_EMULATOR_HOST: firebase-admin then trusts unsigned tokens
+    auth_emulator: str | None = (
+        None  # FIREBASE_AUTH_EMULATOR_HOST: firebase-admin then trusts unsigned tokens
+    )
     state: StateMode = "sqlite"
     feed: str = "replay"
     replay_speed: float = 1.0

@@ -48,7 +48,9 @@ def check_order(request: OrderRequest, markets: dict[str, dict[str, Any]]) -> di
         if value is None:
             continue
         if price_step and not is_multiple(value, price_step):
-            raise InvalidOrder(f"{label} {text(value)} {quote} is not a multiple of the tick {text(price_step)} {quote}")
+            raise InvalidOrder(
+                f"{label} {text(value)} {quote} is not a multiple of the tick {text(price_step)} {quote}"
+            )
         _range(label, value, quote, price_limits.get("min"), price_limits.get("max"))
     reference = request.price if request.price is not None else request.stop_price
     if reference is not None:

@@ -283,7 +283,11 @@ class PaperBroker:
         others = {k: v for k, v in self._open[uid].items() if k != order["id"]}
         if not first_writes and not self._affordable(after, others):
             # Only a stop-market that gapped past its reservation gets here.
-            rejected = {**order, "status": "rejected", "info": {**order["info"], "reason": "insufficient balance"}}
+            rejected = {
+                **order,
+                "status": "rejected",
+                "info": {**order["info"], "reason": "insufficient balance"},
+            }
             await self._store.transact(uid, [Put(ORDERS, order["id"], rejected)])
             self._unindex(uid, rejected)
             return rejected
@@ -395,7 +399,9 @@ class PaperBroker:
         self._last_id = micros
         return f"{micros:017d}{secrets.token_hex(3)}"
 
-    def _new_order(self, order_id: str, request: OrderRequest, market: dict[str, Any], now: int) -> dict[str, Any]:
+    def _new_order(
+        self, order_id: str, request: OrderRequest, market: dict[str, Any], now: int
+    ) -> dict[str, Any]:
         info: dict[str, Any] = {"broker": "paper"}
         if request.type in STOP_TYPES:
             info["triggered"] = False

@@ -126,7 +126,9 @@ class StateStore(Protocol):
         """Every document of the user's collection, ordered by doc id."""
         ...
 
-    async def find(self, collection: str, field: str, value: Any) -> builtins.list[tuple[str, dict[str, Any]]]:
+    async def find(
+        self, collection: str, field: str, value: Any
+    ) -> builtins.list[tuple[str, dict[str, Any]]]:
         """(uid, doc) of every user's doc in `collection` whose top-level `field` equals `value`.
 
         A collection-group query; the paper broker rebuilds its book of open orders with it at start.

@@ -125,7 +125,9 @@ class SqliteStore:
 
         return await self._run(read)
 
-    async def find(self, collection: str, field: str, value: Any) -> builtins.list[tuple[str, dict[str, Any]]]:
+    async def find(
+        self, collection: str, field: str, value: Any
+    ) -> builtins.list[tuple[str, dict[str, Any]]]:
         def read() -> builtins.list[tuple[str, dict[str, Any]]]:
             rows = self._db.execute(
                 "SELECT uid, doc FROM docs WHERE collection=? AND json_extract(doc, ?) = ? ORDER BY uid, doc_id",
@@ -169,7 +171,10 @@ class SqliteStore:
                 latest = self._version_sync(uid)
             finally:
                 self._db.execute("COMMIT")
-            docs = [Change(collection=c, doc_id=d, kind="added", doc=json.loads(doc), version=v) for v, c, d, doc in rows]
+            docs = [
+                Change(collection=c, doc_id=d, kind="added", doc=json.loads(doc), version=v)
+                for v, c, d, doc in rows
+            ]
             return docs, latest
 
         return await self._run(read)
@@ -213,7 +218,9 @@ class SqliteStore:
                     version += 1
                     doc = json.loads(text)  # the notified copy is detached from the caller's dict
                     changes.append(
-                        Change(write.collection, write.doc_id, "modified" if exists else "added", doc, version)
+                        Change(
+                            write.collection, write.doc_id, "modified" if exists else "added", doc, version
+                        )
                     )
                 db.execute(
                     "INSERT OR REPLACE INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
@@ -223,8 +230,14 @@ class SqliteStore:
                 db.executemany(
                     "INSERT INTO changes (uid, version, collection, doc_id, kind, doc) VALUES (?,?,?,?,?,?)",
                     [
-                        (uid, c.version, c.collection, c.doc_id, c.kind,
-                         None if c.doc is None else json.dumps(c.doc, separators=(",", ":")))
+                        (
+                            uid,
+                            c.version,
+                            c.collection,
+                            c.doc_id,
+                            c.kind,
+                            None if c.doc is None else json.dumps(c.doc, separators=(",", ":")),
+                        )
                         for c in changes
                     ],
                 )

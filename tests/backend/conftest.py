@@ -76,7 +76,9 @@ async def serve(settings: Settings, feed: MarketFeed, **parts: Any) -> AsyncIter
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    return replace(Settings(data_dir=data_dir, dev_key=TEST_KEY, rate_per_s=1000, rate_burst=1000), **overrides)
+    return replace(
+        Settings(data_dir=data_dir, dev_key=TEST_KEY, rate_per_s=1000, rate_burst=1000), **overrides
+    )
 
 
 @pytest.fixture

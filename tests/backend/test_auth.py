@@ -49,8 +49,9 @@ BAD_HEADERS = {
 async def test_401_on_every_route(backend: Running, method: str, path: str) -> None:
     for name, headers in BAD_HEADERS.items():
         # A malformed body must not get past the gate before the token is checked.
-        r = await backend.http.request(method, path, headers={**headers, "Content-Type": "application/json"},
-                                       content="{not json")
+        r = await backend.http.request(
+            method, path, headers={**headers, "Content-Type": "application/json"}, content="{not json"
+        )
         assert r.status_code == 401, (name, r.text)
         assert r.headers["WWW-Authenticate"] == "Bearer"
         body = r.json()
@@ -101,8 +102,9 @@ def test_local_auth_refuses_a_public_bind() -> None:
 
 def test_server_refuses_to_start_on_a_public_interface(tmp_path: Path) -> None:
     env = {**os.environ, "HOST": "0.0.0.0", "PORT": "0", "SKEET_DATA_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "backend_stub"], env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "backend_stub"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert "SKEET_AUTH=local" in done.stderr and "loopback" in done.stderr
 
@@ -110,17 +112,31 @@ def test_server_refuses_to_start_on_a_public_interface(tmp_path: Path) -> None:
 def test_token_command_prints_a_token_the_server_accepts(tmp_path: Path) -> None:
     env = {**os.environ, "SKEET_DATA_DIR": str(tmp_path)}
     env.pop("SKEET_DEV_KEY", None)
-    done = subprocess.run([sys.executable, "-m", "backend_stub", "token", "carol"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "backend_stub", "token", "carol"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     printed = done.stdout.strip()
     key = (tmp_path / "dev-key").read_bytes().strip()
     assert devtoken.verify(printed, key=key) == "carol"
-    with_key = subprocess.run([sys.executable, "-m", "backend_stub", "token", "dave"],
-                              env={**env, "SKEET_DEV_KEY": TEST_KEY.decode()}, capture_output=True,
-                              text=True, timeout=60)
+    with_key = subprocess.run(
+        [sys.executable, "-m", "backend_stub", "token", "dave"],
+        env={**env, "SKEET_DEV_KEY": TEST_KEY.decode()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert devtoken.verify(with_key.stdout.strip(), key=TEST_KEY) == "dave"
-    bad = subprocess.run([sys.executable, "-m", "backend_stub", "token", "a/b"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "backend_stub", "token", "a/b"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "error" in bad.stderr
     assert json.dumps(printed)  # one line, printable

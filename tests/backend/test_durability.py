@@ -30,12 +30,20 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def server_process(data_dir: Path, port: int) -> AsyncIterator[asyncio.subprocess.Process]:
-    env = {**os.environ, "SKEET_DATA_DIR": str(data_dir), "PORT": str(port), "HOST": "127.0.0.1",
-           "SKEET_DEV_KEY": TEST_KEY.decode(), "SKEET_RATE_PER_S": "10000", "SKEET_RATE_BURST": "10000"}
+    env = {
+        **os.environ,
+        "SKEET_DATA_DIR": str(data_dir),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "SKEET_DEV_KEY": TEST_KEY.decode(),
+        "SKEET_RATE_PER_S": "10000",
+        "SKEET_RATE_BURST": "10000",
+    }
     log_path = data_dir / f"server-{port}.log"
     log = await asyncio.to_thread(log_path.open, "ab")
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "backend_stub", env=env, stdout=log,
-                                                stderr=log)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "backend_stub", env=env, stdout=log, stderr=log
+    )
     try:
         async with httpx.AsyncClient(timeout=1) as client:
             for _ in range(300):
@@ -64,9 +72,17 @@ async def test_acknowledged_orders_survive_kill_9_and_the_stream_resumes(tmp_pat
     async with server_process(tmp_path, port) as proc:
         async with httpx.AsyncClient(base_url=base, timeout=5) as http:
             ticker_amount = "0.01"  # on the recording's BTC step; 10+ USDT at the prices below
-            first = await http.post("/v1/orders", headers=auth("alice"), json={
-                "symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": ticker_amount,
-                "clientOrderId": "first"})
+            first = await http.post(
+                "/v1/orders",
+                headers=auth("alice"),
+                json={
+                    "symbol": "BTC/USDT",
+                    "side": "buy",
+                    "type": "market",
+                    "amount": ticker_amount,
+                    "clientOrderId": "first",
+                },
+            )
             assert first.status_code == 201, first.text
             acknowledged["first"] = first.json()
             async with connect(f"ws://127.0.0.1:{port}/v1/stream", additional_headers=auth("alice")) as ws:
@@ -74,8 +90,14 @@ async def test_acknowledged_orders_survive_kill_9_and_the_stream_resumes(tmp_pat
 
             async def place(i: int) -> None:
                 key = f"o{i}"
-                body = {"symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": ticker_amount,
-                        "price": 1000 + i, "clientOrderId": key}
+                body = {
+                    "symbol": "BTC/USDT",
+                    "side": "buy",
+                    "type": "limit",
+                    "amount": ticker_amount,
+                    "price": 1000 + i,
+                    "clientOrderId": key,
+                }
                 try:
                     r = await http.post("/v1/orders", headers=auth("alice"), json=body)
                 except httpx.TransportError:
@@ -98,19 +120,35 @@ async def test_acknowledged_orders_survive_kill_9_and_the_stream_resumes(tmp_pat
 
     async with server_process(tmp_path, port):
         async with httpx.AsyncClient(base_url=base, timeout=5) as http:
-            orders = {o["clientOrderId"]: o for o in (await http.get("/v1/orders", headers=auth("alice"))).json()}
+            orders = {
+                o["clientOrderId"]: o for o in (await http.get("/v1/orders", headers=auth("alice"))).json()
+            }
             for key, order in acknowledged.items():
                 assert key in orders, f"acknowledged order {key} lost"
                 assert orders[key]["id"] == order["id"]
                 assert orders[key]["amount"] == order["amount"]
             # A retry of an acknowledged order after the crash is still the same order.
-            retry = await http.post("/v1/orders", headers=auth("alice"), json={
-                "symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": ticker_amount,
-                "price": 1000, "clientOrderId": "o0"}) if "o0" in acknowledged else None
+            retry = (
+                await http.post(
+                    "/v1/orders",
+                    headers=auth("alice"),
+                    json={
+                        "symbol": "BTC/USDT",
+                        "side": "buy",
+                        "type": "limit",
+                        "amount": ticker_amount,
+                        "price": 1000,
+                        "clientOrderId": "o0",
+                    },
+                )
+                if "o0" in acknowledged
+                else None
+            )
             if retry is not None:
                 assert retry.status_code == 200 and retry.json()["id"] == acknowledged["o0"]["id"]
-            async with connect(f"ws://127.0.0.1:{port}/v1/stream?since={version_before}",
-                               additional_headers=auth("alice")) as ws:
+            async with connect(
+                f"ws://127.0.0.1:{port}/v1/stream?since={version_before}", additional_headers=auth("alice")
+            ) as ws:
                 changes, version = await until_synced(ws)
             versions = [c["version"] for c in changes]
             assert versions == list(range(version_before + 1, version + 1))
@@ -122,8 +160,11 @@ async def test_resting_orders_are_matched_after_a_restart(tmp_path: Path) -> Non
     settings = make_settings(tmp_path)
     feed = ListFeed({"BTC/USDT": 50_000.0})
     async with serve(settings, feed) as backend:
-        order = (await backend.order("alice", symbol="BTC/USDT", side="buy", type="limit", amount="0.2",
-                                     price="49000")).json()
+        order = (
+            await backend.order(
+                "alice", symbol="BTC/USDT", side="buy", type="limit", amount="0.2", price="49000"
+            )
+        ).json()
     feed = ListFeed({"BTC/USDT": 50_000.0})
     async with serve(settings, feed) as backend:
         balance = (await backend.get("alice", "/v1/balance")).json()

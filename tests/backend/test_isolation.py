@@ -12,8 +12,9 @@ from tests.backend.conftest import Running, auth, token
 
 async def _alice_trades(backend: Running) -> tuple[dict, dict]:
     filled = (await backend.order("alice", symbol="BTC/USDT", side="buy", type="market", amount="0.1")).json()
-    resting = (await backend.order("alice", symbol="BTC/USDT", side="buy", type="limit", amount="0.1",
-                                   price="40000")).json()
+    resting = (
+        await backend.order("alice", symbol="BTC/USDT", side="buy", type="limit", amount="0.1", price="40000")
+    ).json()
     return filled, resting
 
 
@@ -74,4 +75,6 @@ async def test_each_stream_carries_only_its_users_changes(backend: Running) -> N
         while (m := json.loads(await ws.recv()))["type"] != "synced":
             messages.append(m)
         assert {(m["collection"], m["doc"]["symbol"]) for m in messages} == {
-            ("orders", "ETH/USDT"), ("positions", "ETH/USDT")}
+            ("orders", "ETH/USDT"),
+            ("positions", "ETH/USDT"),
+        }

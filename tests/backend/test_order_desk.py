@@ -17,7 +17,9 @@ from backend_stub.store.base import ORDERS
 from backend_stub.store.sqlite import SqliteStore
 from tests.backend.listfeed import ListFeed
 
-REQUEST = OrderRequest(symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.1"), client_order_id="k")
+REQUEST = OrderRequest(
+    symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.1"), client_order_id="k"
+)
 
 
 async def test_two_desks_racing_on_one_key_make_one_order(tmp_path: Path) -> None:
@@ -37,8 +39,9 @@ async def test_a_different_order_under_a_used_key_is_refused(tmp_path: Path) -> 
     async with SqliteStore(tmp_path / "state.db") as store, PaperBroker(store=store, feed=feed) as broker:
         desk = OrderDesk(broker=broker, store=store)
         await desk.place("alice", REQUEST)
-        other = OrderRequest(symbol="BTC/USDT", side="sell", type="market", amount=Decimal("0.1"),
-                             client_order_id="k")
+        other = OrderRequest(
+            symbol="BTC/USDT", side="sell", type="market", amount=Decimal("0.1"), client_order_id="k"
+        )
         with pytest.raises(ApiError) as refused:
             await desk.place("alice", other)
         assert refused.value.status == 409
@@ -46,11 +49,29 @@ async def test_a_different_order_under_a_used_key_is_refused(tmp_path: Path) -> 
 
 
 def test_fingerprint_normalises_numbers() -> None:
-    a = OrderRequest(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("1.0"), price=Decimal("100"),
-                     client_order_id="x")
-    b = OrderRequest(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("1"), price=Decimal("1E2"),
-                     client_order_id="x")
+    a = OrderRequest(
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("1.0"),
+        price=Decimal("100"),
+        client_order_id="x",
+    )
+    b = OrderRequest(
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("1"),
+        price=Decimal("1E2"),
+        client_order_id="x",
+    )
     assert a.fingerprint() == b.fingerprint()
-    c = OrderRequest(symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("1"), price=Decimal("101"),
-                     client_order_id="x")
+    c = OrderRequest(
+        symbol="BTC/USDT",
+        side="buy",
+        type="limit",
+        amount=Decimal("1"),
+        price=Decimal("101"),
+        client_order_id="x",
+    )
     assert a.fingerprint() != c.fingerprint()

@@ -19,9 +19,26 @@ async def test_market_buy_fills_at_last_price_plus_slippage_with_taker_fee(backe
     assert order["cost"] == pytest.approx(5002.5)
     assert order["fee"] == {"cost": 5.0025, "currency": "USDT"}
     assert order["trades"][0]["takerOrMaker"] == "taker"
-    for key in ("id", "clientOrderId", "datetime", "timestamp", "lastTradeTimestamp", "symbol", "type",
-                "side", "price", "stopPrice", "amount", "cost", "average", "filled", "remaining", "status",
-                "fee", "trades"):
+    for key in (
+        "id",
+        "clientOrderId",
+        "datetime",
+        "timestamp",
+        "lastTradeTimestamp",
+        "symbol",
+        "type",
+        "side",
+        "price",
+        "stopPrice",
+        "amount",
+        "cost",
+        "average",
+        "filled",
+        "remaining",
+        "status",
+        "fee",
+        "trades",
+    ):
         assert key in order
 
     balance = (await backend.get("alice", "/v1/balance")).json()
@@ -96,10 +113,12 @@ async def test_limit_fills_in_parts_against_smaller_trades(backend: Running) -> 
 
 
 async def test_one_trade_is_shared_by_resting_orders_in_time_priority(backend: Running) -> None:
-    first = (await backend.order("alice", symbol="BTC/USDT", side="buy", type="limit", amount="0.4",
-                                 price="49000")).json()
-    second = (await backend.order("bob", symbol="BTC/USDT", side="buy", type="limit", amount="0.4",
-                                  price="49000")).json()
+    first = (
+        await backend.order("alice", symbol="BTC/USDT", side="buy", type="limit", amount="0.4", price="49000")
+    ).json()
+    second = (
+        await backend.order("bob", symbol="BTC/USDT", side="buy", type="limit", amount="0.4", price="49000")
+    ).json()
     await backend.feed.trade("BTC/USDT", 49_000.0, amount=0.5)
     a = (await backend.get("alice", f"/v1/orders/{first['id']}")).json()
     b = (await backend.get("bob", f"/v1/orders/{second['id']}")).json()
@@ -114,8 +133,11 @@ async def test_marketable_limit_fills_at_once_at_the_last_price(backend: Running
 
 async def test_sell_limit_fills_when_price_rises_to_it(backend: Running) -> None:
     await backend.order("alice", symbol="BTC/USDT", side="buy", type="market", amount="0.3")
-    order = (await backend.order("alice", symbol="BTC/USDT", side="sell", type="limit", amount="0.3",
-                                 price="52000")).json()
+    order = (
+        await backend.order(
+            "alice", symbol="BTC/USDT", side="sell", type="limit", amount="0.3", price="52000"
+        )
+    ).json()
     assert (await backend.get("alice", "/v1/balance")).json()["used"]["BTC"] == 0.3
     await backend.feed.trade("BTC/USDT", 51_999.99)
     assert (await backend.get("alice", f"/v1/orders/{order['id']}")).json()["status"] == "open"
@@ -125,8 +147,11 @@ async def test_sell_limit_fills_when_price_rises_to_it(backend: Running) -> None
 
 async def test_stop_market_sell_triggers_when_price_falls_to_it(backend: Running) -> None:
     await backend.order("alice", symbol="BTC/USDT", side="buy", type="market", amount="0.2")
-    stop = (await backend.order("alice", symbol="BTC/USDT", side="sell", type="stop_market", amount="0.2",
-                                stopPrice="48000")).json()
+    stop = (
+        await backend.order(
+            "alice", symbol="BTC/USDT", side="sell", type="stop_market", amount="0.2", stopPrice="48000"
+        )
+    ).json()
     assert stop["status"] == "open" and stop["info"]["triggered"] is False
     await backend.feed.trade("BTC/USDT", 48_500.0)
     assert (await backend.get("alice", f"/v1/orders/{stop['id']}")).json()["status"] == "open"
@@ -138,8 +163,17 @@ async def test_stop_market_sell_triggers_when_price_falls_to_it(backend: Running
 
 
 async def test_stop_limit_buy_triggers_then_rests_as_a_limit(backend: Running) -> None:
-    stop = (await backend.order("alice", symbol="BTC/USDT", side="buy", type="stop_limit", amount="0.1",
-                                stopPrice="51000", price="51200")).json()
+    stop = (
+        await backend.order(
+            "alice",
+            symbol="BTC/USDT",
+            side="buy",
+            type="stop_limit",
+            amount="0.1",
+            stopPrice="51000",
+            price="51200",
+        )
+    ).json()
     await backend.feed.trade("BTC/USDT", 51_500.0)  # triggers; 51,500 is above the limit: rests
     rested = (await backend.get("alice", f"/v1/orders/{stop['id']}")).json()
     assert rested["status"] == "open" and rested["info"]["triggered"] is True and rested["filled"] == 0
@@ -149,15 +183,19 @@ async def test_stop_limit_buy_triggers_then_rests_as_a_limit(backend: Running) -
 
 
 async def test_stop_already_crossed_is_refused(backend: Running) -> None:
-    r = await backend.order("alice", symbol="BTC/USDT", side="buy", type="stop_market", amount="0.1",
-                            stopPrice="49000")
+    r = await backend.order(
+        "alice", symbol="BTC/USDT", side="buy", type="stop_market", amount="0.1", stopPrice="49000"
+    )
     assert r.status_code == 400
     assert "above the last price 50000 USDT" in r.json()["error"]
 
 
-async def test_cancel_releases_the_reservation_and_a_closed_order_cannot_be_canceled(backend: Running) -> None:
-    order = (await backend.order("alice", symbol="BTC/USDT", side="buy", type="limit", amount="1",
-                                 price="40000")).json()
+async def test_cancel_releases_the_reservation_and_a_closed_order_cannot_be_canceled(
+    backend: Running,
+) -> None:
+    order = (
+        await backend.order("alice", symbol="BTC/USDT", side="buy", type="limit", amount="1", price="40000")
+    ).json()
     r = await backend.http.delete(f"/v1/orders/{order['id']}", headers=auth("alice"))
     assert r.status_code == 200 and r.json()["status"] == "canceled"
     assert (await backend.get("alice", "/v1/balance")).json()["used"].get("USDT", 0) == 0
@@ -174,15 +212,22 @@ async def test_cancel_releases_the_reservation_and_a_closed_order_cannot_be_canc
 async def test_orders_list_filters_by_status_newest_first(backend: Running) -> None:
     ids = []
     for price in ("40000", "41000", "42000"):
-        ids.append((await backend.order("alice", symbol="BTC/USDT", side="buy", type="limit", amount="0.1",
-                                        price=price)).json()["id"])
+        ids.append(
+            (
+                await backend.order(
+                    "alice", symbol="BTC/USDT", side="buy", type="limit", amount="0.1", price=price
+                )
+            ).json()["id"]
+        )
     closed = (await backend.order("alice", symbol="BTC/USDT", side="buy", type="market", amount="0.1")).json()
     await backend.http.delete(f"/v1/orders/{ids[0]}", headers=auth("alice"))
     all_ = [o["id"] for o in (await backend.get("alice", "/v1/orders")).json()]
     assert all_ == [closed["id"], *reversed(ids)]
-    assert [o["id"] for o in (await backend.get("alice", "/v1/orders", params={"status": "open"})).json()] == [
-        ids[2], ids[1]]
-    assert [o["id"] for o in (await backend.get("alice", "/v1/orders", params={"status": "closed"})).json()] == [
-        closed["id"], ids[0]]
+    assert [
+        o["id"] for o in (await backend.get("alice", "/v1/orders", params={"status": "open"})).json()
+    ] == [ids[2], ids[1]]
+    assert [
+        o["id"] for o in (await backend.get("alice", "/v1/orders", params={"status": "closed"})).json()
+    ] == [closed["id"], ids[0]]
     bad = await backend.get("alice", "/v1/orders", params={"status": "filled"})
     assert bad.status_code == 422 and "status" in bad.json()["error"]

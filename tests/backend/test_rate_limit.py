@@ -15,8 +15,15 @@ async def test_burst_then_429_with_retry_after(tmp_path: Path) -> None:
     async with serve(settings, ListFeed({"BTC/USDT": 50_000.0})) as backend:
         codes = []
         for i in range(4):
-            r = await backend.order("alice", symbol="BTC/USDT", side="buy", type="limit", amount="0.01",
-                                    price="40000", clientOrderId=f"r{i}")
+            r = await backend.order(
+                "alice",
+                symbol="BTC/USDT",
+                side="buy",
+                type="limit",
+                amount="0.01",
+                price="40000",
+                clientOrderId=f"r{i}",
+            )
             codes.append(r.status_code)
         assert codes == [201, 201, 201, 429]
         assert r.headers["Retry-After"] == "2"
@@ -24,7 +31,9 @@ async def test_burst_then_429_with_retry_after(tmp_path: Path) -> None:
         # cancels spend the same bucket; reads are not limited; other users have their own bucket
         assert (await backend.http.delete("/v1/orders/x", headers=auth("alice"))).status_code == 429
         assert (await backend.get("alice", "/v1/orders")).status_code == 200
-        r = await backend.order("bob", symbol="BTC/USDT", side="buy", type="limit", amount="0.01", price="40000")
+        r = await backend.order(
+            "bob", symbol="BTC/USDT", side="buy", type="limit", amount="0.01", price="40000"
+        )
         assert r.status_code == 201
 
 

@@ -46,7 +46,9 @@ async def test_resting_limit_fills_when_the_replay_reaches_it(tmp_path: Path) ->
             assert dec(high.price) > last, "the recording is flat here"
             side, price = "sell", dec(high.price)
             await backend.order("alice", symbol=symbol, side="buy", type="market", amount="0.01")
-        r = await backend.order("alice", symbol=symbol, side=side, type="limit", amount="0.01", price=str(price))
+        r = await backend.order(
+            "alice", symbol=symbol, side=side, type="limit", amount="0.01", price=str(price)
+        )
         assert r.status_code == 201, r.text
         order = r.json()
         assert order["status"] == "open"

@@ -22,8 +22,11 @@ async def test_request_log_has_no_secrets(tmp_path: Path) -> None:
             r = await http.get("/v1/orders?status=open", headers={"Authorization": f"Bearer {secret}"})
             assert r.status_code == 200
             await http.get("/v1/balance", headers={"Authorization": f"Bearer {secret}x"})  # 401
-            await http.post("/v1/orders", headers={"Authorization": f"Bearer {secret}"},
-                            json={"symbol": "BTC/USDT", "amount": secret})
+            await http.post(
+                "/v1/orders",
+                headers={"Authorization": f"Bearer {secret}"},
+                json={"symbol": "BTC/USDT", "amount": secret},
+            )
         async with connect(f"ws://127.0.0.1:{port}/v1/stream?since=0&token={secret}") as ws:
             assert "synced" in await ws.recv()
         async with connect(f"ws://127.0.0.1:{port}/v1/stream?token=bad{secret}") as ws:

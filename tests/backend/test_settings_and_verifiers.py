@@ -21,24 +21,50 @@ from tests.backend.listfeed import ListFeed
 
 def test_from_env_defaults_and_overrides(tmp_path: Path) -> None:
     s = Settings.from_env({"SKEET_DATA_DIR": str(tmp_path)})
-    assert (s.host, s.port, s.auth, s.state, s.feed, s.broker) == ("127.0.0.1", 8080, "local", "sqlite",
-                                                                   "replay", "paper")
+    assert (s.host, s.port, s.auth, s.state, s.feed, s.broker) == (
+        "127.0.0.1",
+        8080,
+        "local",
+        "sqlite",
+        "replay",
+        "paper",
+    )
     assert s.data_dir == tmp_path and s.replay_speed == 1.0 and s.starting_balance == Decimal(100000)
-    s = Settings.from_env({"HOST": "::1", "PORT": "9000", "SKEET_AUTH": "firebase", "SKEET_STATE": "firestore",
-                           "SKEET_REPLAY_SPEED": "10", "SKEET_RATE_PER_S": "5", "SKEET_RATE_BURST": "7",
-                           "SKEET_PAPER_TAKER_FEE": "0.002"})
+    s = Settings.from_env(
+        {
+            "HOST": "::1",
+            "PORT": "9000",
+            "SKEET_AUTH": "firebase",
+            "SKEET_STATE": "firestore",
+            "SKEET_REPLAY_SPEED": "10",
+            "SKEET_RATE_PER_S": "5",
+            "SKEET_RATE_BURST": "7",
+            "SKEET_PAPER_TAKER_FEE": "0.002",
+        }
+    )
     assert (s.host, s.port, s.auth, s.state, s.replay_speed, s.rate_per_s, s.rate_burst, s.taker_fee) == (
-        "::1", 9000, "firebase", "firestore", 10.0, 5.0, 7, Decimal("0.002"))
+        "::1",
+        9000,
+        "firebase",
+        "firestore",
+        10.0,
+        5.0,
+        7,
+        Decimal("0.002"),
+    )
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"PORT": "http"}, "PORT must be an integer"),
-    ({"SKEET_AUTH": "none"}, "SKEET_AUTH must be one of local, firebase"),
-    ({"SKEET_STATE": "redis"}, "SKEET_STATE must be one of sqlite, firestore"),
-    ({"SKEET_REPLAY_SPEED": "fast"}, "SKEET_REPLAY_SPEED must be a number"),
-    ({"SKEET_REPLAY_SPEED": "-1"}, "SKEET_REPLAY_SPEED must be a finite number >= 0"),
-    ({"SKEET_PAPER_SLIPPAGE": "NaN"}, "SKEET_PAPER_SLIPPAGE must be a finite number"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "http"}, "PORT must be an integer"),
+        ({"SKEET_AUTH": "none"}, "SKEET_AUTH must be one of local, firebase"),
+        ({"SKEET_STATE": "redis"}, "SKEET_STATE must be one of sqlite, firestore"),
+        ({"SKEET_REPLAY_SPEED": "fast"}, "SKEET_REPLAY_SPEED must be a number"),
+        ({"SKEET_REPLAY_SPEED": "-1"}, "SKEET_REPLAY_SPEED must be a finite number >= 0"),
+        ({"SKEET_PAPER_SLIPPAGE": "NaN"}, "SKEET_PAPER_SLIPPAGE must be a finite number"),
+    ],
+)
 def test_bad_env_is_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)

@@ -23,7 +23,9 @@ async def test_is_a_state_store(store: SqliteStore) -> None:
 
 
 async def test_versions_are_per_user_and_consecutive(store: SqliteStore) -> None:
-    assert await store.transact("a", [Put("orders", "1", {"n": 1}), Put("positions", "BTC-USDT", {"q": 1})]) == 2
+    assert (
+        await store.transact("a", [Put("orders", "1", {"n": 1}), Put("positions", "BTC-USDT", {"q": 1})]) == 2
+    )
     assert await store.transact("b", [Put("orders", "1", {"n": 9})]) == 1
     assert await store.transact("a", [Put("orders", "1", {"n": 2}), Delete("orders", "1")]) == 4
     changes = await store.changes_since("a", 0)
@@ -83,7 +85,9 @@ async def test_subscribers_see_their_users_commits_in_order(store: SqliteStore) 
 
 
 async def test_find_is_a_collection_group_query(store: SqliteStore) -> None:
-    await store.transact("a", [Put("orders", "1", {"status": "open"}), Put("orders", "2", {"status": "closed"})])
+    await store.transact(
+        "a", [Put("orders", "1", {"status": "open"}), Put("orders", "2", {"status": "closed"})]
+    )
     await store.transact("b", [Put("orders", "3", {"status": "open"})])
     found = await store.find("orders", "status", "open")
     assert [(uid, doc) for uid, doc in found] == [("a", {"status": "open"}), ("b", {"status": "open"})]

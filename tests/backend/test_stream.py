@@ -30,8 +30,9 @@ async def until_synced(ws: ClientConnection) -> tuple[list[dict[str, Any]], int]
 async def activity(backend: Running, uid: str = "alice") -> None:
     """Six changes: market buy (order + position), limit (order), cancel (order), sell (order + position)."""
     await backend.order(uid, symbol="BTC/USDT", side="buy", type="market", amount="0.1")
-    resting = (await backend.order(uid, symbol="BTC/USDT", side="buy", type="limit", amount="0.1",
-                                   price="40000")).json()
+    resting = (
+        await backend.order(uid, symbol="BTC/USDT", side="buy", type="limit", amount="0.1", price="40000")
+    ).json()
     await backend.http.delete(f"/v1/orders/{resting['id']}", headers=auth(uid))
     await backend.order(uid, symbol="BTC/USDT", side="sell", type="market", amount="0.05")
 
@@ -70,11 +71,16 @@ async def test_resume_from_every_version_loses_and_repeats_nothing(backend: Runn
         assert version == 6
         logs[since] = changes
     for since in range(2, 7):  # every resume is a suffix of the same log
-        assert logs[since] == logs[1][since - 1:]
+        assert logs[since] == logs[1][since - 1 :]
     full = logs[1]
     kinds = [(c["collection"], c["kind"]) for c in full]
-    assert kinds == [("positions", "added"), ("orders", "added"), ("orders", "modified"), ("orders", "added"),
-                     ("positions", "modified")]
+    assert kinds == [
+        ("positions", "added"),
+        ("orders", "added"),
+        ("orders", "modified"),
+        ("orders", "added"),
+        ("positions", "modified"),
+    ]
     assert full[2]["doc"]["status"] == "canceled"
 
 
@@ -83,21 +89,34 @@ async def test_live_changes_follow_the_catch_up_in_order(backend: Running) -> No
     async with connect(f"{backend.ws_url}?since=1", additional_headers=auth("alice")) as ws:
         changes, version = await until_synced(ws)
         assert [c["version"] for c in changes] == [2] and version == 2
-        resting = (await backend.order("alice", symbol="BTC/USDT", side="sell", type="limit", amount="0.1",
-                                       price="50500")).json()
+        resting = (
+            await backend.order(
+                "alice", symbol="BTC/USDT", side="sell", type="limit", amount="0.1", price="50500"
+            )
+        ).json()
         await backend.feed.trade("BTC/USDT", 50_600.0, amount=0.04)
         seen = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(3)]
     assert [m["version"] for m in seen] == [3, 4, 5]
     assert [(m["collection"], m["kind"]) for m in seen] == [
-        ("orders", "added"), ("orders", "modified"), ("positions", "modified")]
+        ("orders", "added"),
+        ("orders", "modified"),
+        ("positions", "modified"),
+    ]
     assert seen[1]["id"] == resting["id"] and seen[1]["doc"]["filled"] == 0.04
 
 
 async def test_writes_during_catch_up_are_neither_lost_nor_repeated(backend: Running) -> None:
     async def writer() -> None:
         for i in range(20):
-            await backend.order("alice", symbol="BTC/USDT", side="buy", type="limit", amount="0.001",
-                                price=str(40000 + i), clientOrderId=f"w{i}")
+            await backend.order(
+                "alice",
+                symbol="BTC/USDT",
+                side="buy",
+                type="limit",
+                amount="0.001",
+                price=str(40000 + i),
+                clientOrderId=f"w{i}",
+            )
 
     task = asyncio.create_task(writer())
     versions: list[int] = []

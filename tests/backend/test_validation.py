@@ -10,8 +10,14 @@ from hypothesis import strategies as st
 
 from tests.backend.conftest import Running, auth
 
-OK = {"symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": "0.01", "price": "45000",
-      "clientOrderId": "v1"}
+OK = {
+    "symbol": "BTC/USDT",
+    "side": "buy",
+    "type": "limit",
+    "amount": "0.01",
+    "price": "45000",
+    "clientOrderId": "v1",
+}
 
 
 async def post(backend: Running, body: object) -> tuple[int, str]:
@@ -73,8 +79,9 @@ async def test_insufficient_balance(backend: Running) -> None:
 async def test_non_finite_numbers(backend: Running, literal: str) -> None:
     for field in ("amount", "price"):
         raw = json.dumps({**OK, field: 1}).replace(": 1,", f": {literal},").replace(": 1}", f": {literal}}}")
-        r = await backend.http.post("/v1/orders", content=raw, headers={**auth("alice"),
-                                                                        "Content-Type": "application/json"})
+        r = await backend.http.post(
+            "/v1/orders", content=raw, headers={**auth("alice"), "Content-Type": "application/json"}
+        )
         assert r.status_code in (400, 422), (field, literal, r.text)
         assert r.json()["error"] == f"{field}: must be a finite number"
         code, error = await post(backend, {**OK, field: literal.lower()})
@@ -92,22 +99,30 @@ async def test_non_finite_numbers(backend: Running, literal: str) -> None:
     ],
 )
 async def test_malformed_bodies(backend: Running, raw: str, message: str) -> None:
-    r = await backend.http.post("/v1/orders", content=raw,
-                                headers={**auth("alice"), "Content-Type": "application/json"})
+    r = await backend.http.post(
+        "/v1/orders", content=raw, headers={**auth("alice"), "Content-Type": "application/json"}
+    )
     assert r.status_code == 422
     assert r.json()["error"].startswith(message)
 
 
 async def test_errors_do_not_echo_the_input(backend: Running) -> None:
     secret = "sk-live-DO-NOT-ECHO"
-    r = await backend.http.post("/v1/orders", json={**OK, "amount": secret, "side": secret},
-                                headers=auth("alice"))
+    r = await backend.http.post(
+        "/v1/orders", json={**OK, "amount": secret, "side": secret}, headers=auth("alice")
+    )
     assert r.status_code == 422 and secret not in r.text
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=8,
 )
 order_like = st.fixed_dictionaries(
@@ -135,8 +150,9 @@ async def test_no_body_makes_a_5xx(backend: Running) -> None:
     collect()
     for body in bodies:
         raw = json.dumps(body, allow_nan=True)
-        r = await backend.http.post("/v1/orders", content=raw,
-                                    headers={**auth("fuzz"), "Content-Type": "application/json"})
+        r = await backend.http.post(
+            "/v1/orders", content=raw, headers={**auth("fuzz"), "Content-Type": "application/json"}
+        )
         assert r.status_code < 500, (raw, r.text)
         assert isinstance(r.json(), dict)
 
