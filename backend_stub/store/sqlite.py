@@ -76,7 +76,7 @@ class SqliteStore:
     async def aclose(self) -> None:
         if self._conn is not None:
             await self._run(self._close_sync)
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=False)  # its last job (the close) is done: nothing to wait for
         for queues in self._subscribers.values():
             for queue in queues:
                 queue.put_nowait(None)

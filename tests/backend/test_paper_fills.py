@@ -3,6 +3,8 @@ fill when crossed (partially against small trades), stops trigger, balances and 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.backend.conftest import Running, auth
@@ -231,3 +233,16 @@ async def test_orders_list_filters_by_status_newest_first(backend: Running) -> N
     ] == [closed["id"], ids[0]]
     bad = await backend.get("alice", "/v1/orders", params={"status": "filled"})
     assert bad.status_code == 422 and "status" in bad.json()["error"]
+
+
+async def test_racing_orders_cannot_spend_the_same_money_twice(backend: Running) -> None:
+    # Each needs ~60% of the 100,000 USDT: exactly one may pass, whichever comes first.
+    bodies = [
+        {"symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": "1.2", "price": "49000"},
+        {"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "1.2"},
+        {"symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": "1.2", "price": "48000"},
+    ]
+    responses = await asyncio.gather(*(backend.order("alice", **body) for body in bodies))
+    assert sorted(r.status_code for r in responses) == [201, 400, 400]
+    balance = (await backend.get("alice", "/v1/balance")).json()
+    assert balance["free"]["USDT"] >= 0

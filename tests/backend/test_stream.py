@@ -157,3 +157,25 @@ async def test_pings_carry_the_version(tmp_path: Path) -> None:
         async with connect(backend.ws_url, additional_headers=auth("alice")) as ws:
             await until_synced(ws)
             assert json.loads(await asyncio.wait_for(ws.recv(), 2)) == {"type": "ping", "version": 2}
+
+
+async def test_a_subscriber_far_behind_is_dropped_and_can_resume(tmp_path: Path, monkeypatch) -> None:
+    from backend_stub.store import sqlite
+    from backend_stub.store.base import Put, SubscriberTooSlow
+
+    monkeypatch.setattr(sqlite, "_QUEUE_LIMIT", 5)
+    async with sqlite.SqliteStore(tmp_path / "s.db") as store:
+        live = store.subscribe("a")
+        for i in range(8):
+            await store.transact("a", [Put("orders", str(i), {})])
+        await asyncio.sleep(0.05)  # let the notifications land
+        seen = []
+        try:
+            async for change in live:
+                seen.append(change.version)
+        except SubscriberTooSlow:
+            pass
+        else:
+            raise AssertionError("expected SubscriberTooSlow")
+        assert seen == [1, 2, 3, 4, 5]
+        assert [c.version for c in await store.changes_since("a", seen[-1])] == [6, 7, 8]
