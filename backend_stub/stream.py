@@ -14,15 +14,18 @@ a bad token closes the socket with code 4401 and the reason.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from backend_stub.auth import AuthError, AuthUnavailable, TokenVerifier, bearer_token
 from backend_stub.runtime import websocket_backend
-from backend_stub.store.base import Change, SubscriberTooSlow
+from backend_stub.store.base import Change, StateStore, SubscriberTooSlow
+
+log = logging.getLogger(__name__)
 
 UNAUTHORIZED = 4401
 BAD_REQUEST = 4400
@@ -76,7 +79,7 @@ def build_router(verifier: TokenVerifier) -> APIRouter:
 class _Session:
     """One socket: catch up from `since`, then forward live changes and pings until either side stops."""
 
-    def __init__(self, websocket: WebSocket, store: Any, uid: str, *, ping_s: float) -> None:
+    def __init__(self, websocket: WebSocket, store: StateStore, uid: str, *, ping_s: float) -> None:
         self._ws = websocket
         self._store = store
         self._uid = uid
@@ -105,14 +108,15 @@ class _Session:
                 exc = task.exception()
                 if isinstance(exc, SubscriberTooSlow):
                     await self._ws.close(TRY_AGAIN, f"fell behind; reconnect with since={self._version}")
+                elif exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
+                    log.warning("stream of %s ended: %r", self._uid, exc)
         except (WebSocketDisconnect, RuntimeError):
             pass  # the client went away mid-send
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await task
+            # gather (not a suppress-all) so a cancellation of this session itself still propagates
+            await asyncio.gather(*tasks, return_exceptions=True)
             close = getattr(live, "aclose", None)
             if close is not None:
                 await close()
@@ -132,7 +136,7 @@ class _Session:
         self._version = max(version, since)
         await self._send({"type": "synced", "version": self._version})
 
-    async def _forward(self, live: Any) -> None:
+    async def _forward(self, live: AsyncIterator[Change]) -> None:
         async for change in live:
             if change.version <= self._version:
                 continue  # already in the catch-up

@@ -120,7 +120,9 @@ class PaperBroker:
     # -- orders --------------------------------------------------------------------------------------
 
     async def create_order(self, uid: str, request: OrderRequest) -> dict[str, Any]:
-        market = (await self.markets())[request.symbol]
+        market = (await self.markets()).get(request.symbol)
+        if market is None:
+            raise InvalidOrder(f"Unknown symbol {request.symbol}")
         last = await self._last_price(request.symbol)
         if request.type == "market":
             check_notional(request, market, last)
