@@ -9,15 +9,18 @@ Inputs and warm-up (the same as talipp 2.x, so the benchmark can compare value f
 - ATR: Wilder over closed bars of `bar_ms` built from ticks; first value at `atr_period` bars,
   the first bar's true range being high - low. Intervals without trades make no bar.
 - Median, quantiles, Donchian high/low: a `SortedWindow` of prices (count and/or time bound).
-- VWAP, volume spike: `FlowWindow`s over stream time. Realised vol: sqrt(sum r^2) of the last
-  `rvol_points` tick log returns.
+- VWAP, volume ratio/spike: a `FlowWindow` over stream time (the symbol's newest tick), with
+  volume_ratio = volume rate over the spike horizon / rate over the VWAP horizon.
+- Realised vol: sqrt(sum r^2) of the last `rvol_points` tick-to-tick log returns.
 
 Out-of-order policy: a tick older than the newest by at most `late_tolerance_ms` is *placed*
 in the windowed indicators (SMA/Bollinger/z-score, order statistics, VWAP/volume) and in the
 current bar if its bar is still open; the recursive ones (EMA, MACD, RSI, realised vol, bar
 close) only consume in-order ticks, because a late price fed to a recursion would read as a
 fresh move. Older ticks are counted in `late_dropped` and change nothing. An exact duplicate
-(every field equal) of a tick accepted within the tolerance is a feed replay: counted, dropped.
+(every field equal: Tick has no trade id) of one of the last DUPLICATE_MEMORY ticks accepted
+within the tolerance is a feed replay (reconnects resend trades): counted and dropped.
+Set `drop_duplicates=False` for a feed where identical trades are genuinely distinct.
 """
 
 from __future__ import annotations
@@ -82,8 +85,11 @@ def indicator_keys(config: EngineConfig) -> tuple[str, ...]:
 class SymbolIndicators:
     """All indicators of one symbol. `update(tick) -> accepted` is the hot path.
 
-    The state lives in closure cells rather than attributes: reading and writing a cell is a
-    single opcode, which is what makes the fused update ~15x cheaper than talipp's.
+    The state lives in closure cells rather than attributes: reading or writing a cell is one
+    opcode where an attribute is a lookup, and the steady-state update touches ~40 of them.
+    `update`: O(1) for the fused indicators (+ O(log n) for the sorted window when enabled).
+    `read`: O(1) (+ O(log n) quantile reads); `reader(keys)` builds a cheaper `read` that only
+    computes the groups holding `keys`.
     """
 
     __slots__ = ("symbol", "config", "update", "read", "reader", "counters")

@@ -20,6 +20,11 @@ from sortedcontainers import SortedList
 FLAT_LIST_MAX_POINTS = 4096
 
 
+def _between(lo: float, hi: float, frac: float) -> float:
+    """Linear interpolation; exactly (lo + hi) / 2 at the midpoint, as medians are defined."""
+    return (lo + hi) * 0.5 if frac == 0.5 else lo + (hi - lo) * frac
+
+
 def interpolate(sorted_values: SortedList | list[float], q: float) -> float:
     """Quantile `q` of already-sorted values, linear interpolation (numpy's default). O(log n)."""
     n = len(sorted_values)
@@ -31,7 +36,7 @@ def interpolate(sorted_values: SortedList | list[float], q: float) -> float:
     frac = h - i
     if frac == 0.0 or i + 1 >= n:
         return float(lo)
-    return float(lo + (sorted_values[i + 1] - lo) * frac)
+    return float(_between(lo, sorted_values[i + 1], frac))
 
 
 class SortedWindow:
@@ -174,7 +179,7 @@ class RollingQuantile:
         frac = h - i
         if frac == 0.0:
             return lo
-        return lo + (flat[i + 1] - lo) * frac
+        return _between(lo, flat[i + 1], frac)
 
     def update_many(self, values: Iterable[float]) -> list[float]:
         """`update` for each value (a backfill, a replay), returning every quantile.
@@ -200,12 +205,20 @@ class RollingQuantile:
         frac = h - i
         i1 = min(i + 1, size - 1)
         rest = values[fill:]
+        find, put = bisect_left, insort
         # The value evicted by rest[k] is the k-th oldest of (window now, then rest).
-        for x, old in zip(rest, chain(list(ring), rest), strict=False):  # the second runs longer
-            del flat[bisect_left(flat, old)]
-            insort(flat, x)
-            lo = flat[i]
-            emit(lo + (flat[i1] - lo) * frac)
+        evicted = chain(list(ring), rest)  # runs longer than `rest`: zip stops with rest
+        if frac == 0.5:  # an even window's median: the mean of the middle two, one op fewer
+            for x, old in zip(rest, evicted, strict=False):
+                del flat[find(flat, old)]
+                put(flat, x)
+                emit((flat[i] + flat[i1]) * 0.5)
+        else:
+            for x, old in zip(rest, evicted, strict=False):
+                del flat[find(flat, old)]
+                put(flat, x)
+                lo = flat[i]
+                emit(lo + (flat[i1] - lo) * frac)
         ring.extend(rest[-size:])  # deque(maxlen) is not used, so trim by hand
         while len(ring) > size:
             ring.popleft()
@@ -240,7 +253,7 @@ class RollingQuantile:
         frac = h - i
         if frac == 0.0 or not upper:
             return lo
-        return lo + (upper[0] - lo) * frac
+        return _between(lo, upper[0], frac)
 
     def value(self) -> float:
         """Current quantile without updating. O(log n)."""
@@ -255,4 +268,4 @@ class RollingQuantile:
         frac = h - i
         if frac == 0.0 or not self._upper:
             return lo
-        return lo + (self._upper[0] - lo) * frac
+        return _between(lo, self._upper[0], frac)

@@ -96,17 +96,20 @@ def test_rolling_quantile_equals_numpy_on_every_window(split: bool, q: float, si
     assert len(rq) == min(size, len(xs))
 
 
-def test_update_many_equals_update_one_by_one_whatever_the_chunks() -> None:
-    xs = [float((k * 7919) % 1000) for k in range(3_000)]
-    one = RollingQuantile(0.9, 100)
+@pytest.mark.parametrize(("q", "size"), [(0.9, 100), (0.5, 100), (0.5, 101), (0.0, 7)])
+def test_update_many_equals_update_one_by_one_whatever_the_chunks(q: float, size: int) -> None:
+    xs = [float((k * 7919) % 1000) / 7 for k in range(3_000)]
+    one = RollingQuantile(q, size)
     expected = [one.update(x) for x in xs]
-    assert RollingQuantile(0.9, 100).update_many(xs) == expected
-    chunked = RollingQuantile(0.9, 100)
+    assert RollingQuantile(q, size).update_many(xs) == expected
+    assert expected[-1] == pytest.approx(float(np.quantile(xs[-size:], q)), rel=1e-12)
+    chunked = RollingQuantile(q, size)
     got: list[float] = []
     for start, end in [(0, 30), (30, 150), (150, 151), (151, 400), (400, 3_000)]:
         got += chunked.update_many(iter(xs[start:end]))
     assert got == expected
     assert chunked.update(5.0) == one.update(5.0)
+    assert chunked.value() == one.value()
 
 
 def test_interpolate_is_numpys_linear_quantile() -> None:
