@@ -141,7 +141,9 @@ class LoadFeed:
                 log.append((index[symbol], k, due, now))
                 yield Tick(symbol, int(due * 1000), trade_price(index[symbol], k), 0.01, "buy")
         finally:
-            self._log_path.write_text(json.dumps({"start": start, "rate_hz": self._rate_hz, "trades": log}))
+            partial = self._log_path.with_suffix(".partial")  # renamed when complete: the reader never
+            partial.write_text(json.dumps({"start": start, "rate_hz": self._rate_hz, "trades": log}))
+            partial.replace(self._log_path)  # sees half a file
 
     async def aclose(self) -> None:
         return None
