@@ -148,7 +148,9 @@ def compare_with_talipp(ticks: list[Tick], talipp: dict[str, TalippSymbol], symb
     return worst
 
 
-def run_pandas(chunk: list[Tick], history: dict[str, list[float]], bars: dict[str, list[list[float]]]) -> None:
+def run_pandas(
+    chunk: list[Tick], history: dict[str, list[float]], bars: dict[str, list[list[float]]]
+) -> None:
     """What a naive dashboard does: recompute every indicator with pandas over the recent tail."""
     for t in chunk:
         h = history.setdefault(t.symbol, [])
@@ -162,13 +164,20 @@ def run_pandas(chunk: list[Tick], history: dict[str, list[float]], bars: dict[st
         delta = s.diff()
         gain = delta.clip(lower=0).ewm(alpha=1 / 14, adjust=False).mean()
         loss = (-delta.clip(upper=0)).ewm(alpha=1 / 14, adjust=False).mean()
-        _ = (sma.iat[-1] + 2 * std.iat[-1], ema.iat[-1], signal.iat[-1], 100 - 100 / (1 + gain.iat[-1] / loss.iat[-1]))
+        _ = (
+            sma.iat[-1] + 2 * std.iat[-1],
+            ema.iat[-1],
+            signal.iat[-1],
+            100 - 100 / (1 + gain.iat[-1] / loss.iat[-1]),
+        )
         b = bars.setdefault(t.symbol, [])
         start = t.timestamp_ms - t.timestamp_ms % BAR_MS
         if not b or b[-1][0] != start:
             if len(b) >= 2:
                 df = pd.DataFrame(b, columns=["t", "h", "l", "c"])
-                tr = pd.concat([df.h - df.l, (df.h - df.c.shift()).abs(), (df.l - df.c.shift()).abs()], axis=1).max(axis=1)
+                tr = pd.concat(
+                    [df.h - df.l, (df.h - df.c.shift()).abs(), (df.l - df.c.shift()).abs()], axis=1
+                ).max(axis=1)
                 _ = tr.ewm(alpha=1 / 14, adjust=False).mean().iat[-1]
             b.append([start, t.price, t.price, t.price])
         else:
@@ -252,7 +261,9 @@ def main() -> None:
 
     t0 = time.process_time()
     ticks = make_stream(args.ticks, args.symbols, args.seed)
-    print(f"stream: {len(ticks):,} ticks over {args.symbols} symbols, seed {args.seed} ({time.process_time() - t0:.1f} s CPU)")
+    print(
+        f"stream: {len(ticks):,} ticks over {args.symbols} symbols, seed {args.seed} ({time.process_time() - t0:.1f} s CPU)"
+    )
     gc.collect()
     gc.freeze()  # the stream lives for the whole run: keep the collector off it
 
@@ -278,7 +289,11 @@ def main() -> None:
     final_diff = 0.0
     for symbol, ref in talipp.items():  # last values of every symbol
         v = engine.snapshot(symbol)
-        for mine, theirs in ((v["sma_20"], ref.sma[-1]), (v["ema_20"], ref.ema[-1]), (v["rsi_14"], ref.rsi[-1])):
+        for mine, theirs in (
+            (v["sma_20"], ref.sma[-1]),
+            (v["ema_20"], ref.ema[-1]),
+            (v["rsi_14"], ref.rsi[-1]),
+        ):
             if theirs is not None:
                 final_diff = max(final_diff, rel(mine, theirs))
         if ref.macd[-1] is not None and ref.macd[-1].signal is not None:
@@ -323,16 +338,68 @@ def main() -> None:
     q_us, river_us, q_diff = bench_quantile(qvals, args.quantile_window, args.quantile_measured, chunk=2_000)
 
     rows = [
-        ("engine, talipp's set (per tick)", engine_us, "talipp 2.x", talipp_us, talipp_us / engine_us, ">= 15x", talipp_diff),
-        ("engine, talipp's set (per tick)", engine_us, f"pandas recompute ({n_pd:,} ticks)", pandas_us, pandas_us / engine_us, ">= 100x", math.nan),
-        ("engine, all indicators + rules", full_us, f"({fired} signals on {len(sample):,} ticks)", math.nan, math.nan, "", math.nan),
-        (f"median, {args.median_window:,} pts (update_many)", median_us, "bottleneck.move_median", bn_us, median_us / bn_us, "<= 10x slower", median_diff),
-        (f"median, {args.median_window:,} pts (update/call)", median_call_us, "bottleneck.move_median", bn_us, median_call_us / bn_us, "", math.nan),
-        (f"0.9-quantile, {args.quantile_window:,} pts", q_us, "river RollingQuantile", river_us, river_us / q_us, ">= 5x", q_diff),
+        (
+            "engine, talipp's set (per tick)",
+            engine_us,
+            "talipp 2.x",
+            talipp_us,
+            talipp_us / engine_us,
+            ">= 15x",
+            talipp_diff,
+        ),
+        (
+            "engine, talipp's set (per tick)",
+            engine_us,
+            f"pandas recompute ({n_pd:,} ticks)",
+            pandas_us,
+            pandas_us / engine_us,
+            ">= 100x",
+            math.nan,
+        ),
+        (
+            "engine, all indicators + rules",
+            full_us,
+            f"({fired} signals on {len(sample):,} ticks)",
+            math.nan,
+            math.nan,
+            "",
+            math.nan,
+        ),
+        (
+            f"median, {args.median_window:,} pts (update_many)",
+            median_us,
+            "bottleneck.move_median",
+            bn_us,
+            median_us / bn_us,
+            "<= 10x slower",
+            median_diff,
+        ),
+        (
+            f"median, {args.median_window:,} pts (update/call)",
+            median_call_us,
+            "bottleneck.move_median",
+            bn_us,
+            median_call_us / bn_us,
+            "",
+            math.nan,
+        ),
+        (
+            f"0.9-quantile, {args.quantile_window:,} pts",
+            q_us,
+            "river RollingQuantile",
+            river_us,
+            river_us / q_us,
+            ">= 5x",
+            q_diff,
+        ),
     ]
-    print(f"\n{'measure':<40} {'us/op':>9}  {'reference':<32} {'us/op':>9} {'ratio':>8}  {'target':<14} {'max rel diff':>12}")
+    print(
+        f"\n{'measure':<40} {'us/op':>9}  {'reference':<32} {'us/op':>9} {'ratio':>8}  {'target':<14} {'max rel diff':>12}"
+    )
     for name, mine, ref_name, ref, ratio, target, diff in rows:
-        print(f"{name:<40} {mine:>9.3f}  {ref_name:<32} {ref:>9.3f} {ratio:>8.2f}  {target:<14} {diff:>12.3g}")
+        print(
+            f"{name:<40} {mine:>9.3f}  {ref_name:<32} {ref:>9.3f} {ratio:>8.2f}  {target:<14} {diff:>12.3g}"
+        )
     print(
         json.dumps(
             {

@@ -38,7 +38,15 @@ class EngineConfig:
     drop_duplicates: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("sma_period", "ema_period", "macd_fast", "macd_slow", "macd_signal", "atr_period", "bar_ms"):
+        for name in (
+            "sma_period",
+            "ema_period",
+            "macd_fast",
+            "macd_slow",
+            "macd_signal",
+            "atr_period",
+            "bar_ms",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.rsi_period < 2:

@@ -17,6 +17,8 @@ class SignalEngine:
     and O(size of each applicable rule) for the rules.
     """
 
+    # `on_tick(tick) -> list[Signal]` is a per-instance closure (see `_make_on_tick`).
+    on_tick: Callable[[Tick], list[Signal]]
     __slots__ = ("config", "_symbols", "_updates", "_readers", "_runners", "_has_rules", "_rules", "on_tick")
 
     def __init__(self, *, rules: Iterable[Rule] = (), config: EngineConfig | None = None) -> None:

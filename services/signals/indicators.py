@@ -107,7 +107,14 @@ class SymbolIndicators:
 def _build(cfg: EngineConfig) -> tuple[Any, ...]:
     P = cfg.sma_period
     bb_k = cfg.bb_k
-    E, F, S, G, R, A = cfg.ema_period, cfg.macd_fast, cfg.macd_slow, cfg.macd_signal, cfg.rsi_period, cfg.atr_period
+    E, F, S, G, R, A = (
+        cfg.ema_period,
+        cfg.macd_fast,
+        cfg.macd_slow,
+        cfg.macd_signal,
+        cfg.rsi_period,
+        cfg.atr_period,
+    )
     # talipp's arithmetic, operation for operation, so values agree to the last bits.
     m_e, m_f, m_s, m_g = (2.0 / (x + 1.0) for x in (E, F, S, G))
     om_e, om_f, om_s, om_g = 1.0 - m_e, 1.0 - m_f, 1.0 - m_s, 1.0 - m_g

@@ -66,6 +66,8 @@ class Rule:
             raise RuleError(f"rule {self.id!r}: direction must be 'buy' or 'sell', not {self.direction!r}")
         if isinstance(self.symbols, list):
             object.__setattr__(self, "symbols", tuple(self.symbols))
+        elif isinstance(self.symbols, str) and self.symbols != "*":
+            object.__setattr__(self, "symbols", (self.symbols,))  # one symbol, not its letters
         if self.symbols != "*" and not (
             isinstance(self.symbols, tuple) and all(isinstance(x, str) for x in self.symbols)
         ):
@@ -105,7 +107,16 @@ class Rule:
     def from_dict(cls, d: Mapping[str, Any]) -> Rule:
         if not isinstance(d, Mapping):
             raise RuleError(f"a rule must be an object, got {type(d).__name__}")
-        unknown = set(d) - {"id", "name", "direction", "when", "symbols", "enabled", "cooldown_ms", "strength"}
+        unknown = set(d) - {
+            "id",
+            "name",
+            "direction",
+            "when",
+            "symbols",
+            "enabled",
+            "cooldown_ms",
+            "strength",
+        }
         if unknown:
             raise RuleError(f"rule {d.get('id')!r}: unknown fields {sorted(unknown)}")
         try:
@@ -115,7 +126,7 @@ class Rule:
                 name=d.get("name", d["id"]),
                 direction=d["direction"],
                 when=_plain(d["when"]),
-                symbols=symbols if symbols == "*" else tuple(symbols),
+                symbols=symbols if isinstance(symbols, str) else tuple(symbols),
                 enabled=bool(d.get("enabled", True)),
                 cooldown_ms=d.get("cooldown_ms", 0),
                 strength=_plain(d.get("strength", 1.0)),

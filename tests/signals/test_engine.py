@@ -14,7 +14,22 @@ def test_snapshot_has_the_documented_keys_per_symbol_and_nothing_for_unknown_sym
         engine.on_tick(Tick("BTC/USDT", 1_000 * k, 30_000.0 + (k % 7), 0.1))
         engine.on_tick(Tick("ETH/USDT", 1_000 * k, 2_000.0 - (k % 5), 1.0))
     btc, eth = engine.snapshot("BTC/USDT"), engine.snapshot("ETH/USDT")
-    for key in ("sma_20", "ema_20", "rsi_14", "bb_upper", "bb_lower", "vwap", "atr_14", "zscore", "median", "donchian_high", "donchian_low", "macd", "q90", "rvol"):
+    for key in (
+        "sma_20",
+        "ema_20",
+        "rsi_14",
+        "bb_upper",
+        "bb_lower",
+        "vwap",
+        "atr_14",
+        "zscore",
+        "median",
+        "donchian_high",
+        "donchian_low",
+        "macd",
+        "q90",
+        "rvol",
+    ):
         assert not math.isnan(btc[key]), key
     assert set(btc) == set(engine.keys())
     assert 30_000 <= btc["sma_20"] <= 30_006 and 1_996 <= eth["sma_20"] <= 2_000  # no mixing

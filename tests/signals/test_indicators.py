@@ -129,7 +129,12 @@ class BatchModel:
             mean = statistics.fmean(win)
             std = statistics.pstdev(win)
             out.update(
-                {f"sma_{c.sma_period}": mean, "bb_mid": mean, "bb_upper": mean + c.bb_k * std, "bb_lower": mean - c.bb_k * std}
+                {
+                    f"sma_{c.sma_period}": mean,
+                    "bb_mid": mean,
+                    "bb_upper": mean + c.bb_k * std,
+                    "bb_lower": mean - c.bb_k * std,
+                }
             )
             out["zscore"] = (win[-1] - mean) / std if std > 0 else 0.0
             out["_std"] = std
@@ -233,7 +238,9 @@ def test_every_indicator_equals_its_batch_definition_after_every_tick(ticks: lis
                 continue  # (x - mean) / std carries an error of ~eps * price / std by definition
             if key in ("volume_spike",) and abs(want["volume_ratio"] - CFG.volume_spike_ratio) < 1e-9:
                 continue  # on the threshold itself either side is a correct rounding
-            tol_scale = scale if key not in ("rsi_4", "zscore", "volume_ratio", "volume_spike", "rvol") else 1.0
+            tol_scale = (
+                scale if key not in ("rsi_4", "zscore", "volume_ratio", "volume_spike", "rvol") else 1.0
+            )
             assert close(got[key], want[key], tol_scale), (key, got[key], want[key], tick)
     counters = ind.counters()
     assert counters.late_dropped == model.dropped
@@ -281,9 +288,18 @@ def test_matches_talipp_value_for_value_on_a_long_stream() -> None:
         else:
             bar[2], bar[3], bar[4] = max(bar[2], price), min(bar[3], price), price
         v = ind.read()
-        pairs = [(v["sma_20"], sma[-1]), (v["ema_20"], ema[-1]), (v["rsi_14"], rsi[-1]), (v["atr_14"], atr[-1] if len(atr) else None)]
+        pairs = [
+            (v["sma_20"], sma[-1]),
+            (v["ema_20"], ema[-1]),
+            (v["rsi_14"], rsi[-1]),
+            (v["atr_14"], atr[-1] if len(atr) else None),
+        ]
         if macd[-1] is not None:
-            pairs += [(v["macd"], macd[-1].macd), (v["macd_signal"], macd[-1].signal), (v["macd_hist"], macd[-1].histogram)]
+            pairs += [
+                (v["macd"], macd[-1].macd),
+                (v["macd_signal"], macd[-1].signal),
+                (v["macd_hist"], macd[-1].histogram),
+            ]
         if bb[-1] is not None:
             pairs += [(v["bb_upper"], bb[-1].ub), (v["bb_lower"], bb[-1].lb)]
         for mine, theirs in pairs:

@@ -10,7 +10,9 @@ import pytest
 
 from services.signals import Rule, RuleBook, RuleBookCorrupt, RuleError, RuleNotFound, default_rules
 
-RSI_LOW = Rule(id="rsi-low", name="RSI < 25", direction="buy", when={"op": "lt", "left": "rsi_14", "right": 25})
+RSI_LOW = Rule(
+    id="rsi-low", name="RSI < 25", direction="buy", when={"op": "lt", "left": "rsi_14", "right": 25}
+)
 
 
 def test_changes_persist_across_restarts(tmp_path: Path) -> None:

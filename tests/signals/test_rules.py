@@ -13,7 +13,9 @@ from services.signals import EngineConfig, Rule, RuleError, Signal, SignalEngine
 from services.signals.rules import RuleRunner
 
 
-def run(rule: Rule, series: list[dict[str, float]], symbol: str = "BTC/USDT", step_ms: int = 1_000) -> list[Signal]:
+def run(
+    rule: Rule, series: list[dict[str, float]], symbol: str = "BTC/USDT", step_ms: int = 1_000
+) -> list[Signal]:
     runner = RuleRunner(rule)
     fired = []
     for k, values in enumerate(series):
@@ -32,9 +34,27 @@ def test_rules_round_trip_through_json() -> None:
         name="both",
         direction="buy",
         symbols=("ETH/USDT",),
-        when={"op": "all", "of": [{"op": "gt", "left": "price", "right": "vwap"}, {"op": "lt", "left": "rsi_14", "right": 40}]},
+        when={
+            "op": "all",
+            "of": [
+                {"op": "gt", "left": "price", "right": "vwap"},
+                {"op": "lt", "left": "rsi_14", "right": 40},
+            ],
+        },
     )
     assert Rule.from_dict(json.loads(json.dumps(custom.to_dict()))) == custom
+
+
+def test_a_single_symbol_is_one_symbol_not_its_letters() -> None:
+    rule = Rule.from_dict(
+        {
+            "id": "x",
+            "direction": "buy",
+            "when": {"op": "gt", "left": "price", "right": 1},
+            "symbols": "BTC/USDT",
+        }
+    )
+    assert rule.symbols == ("BTC/USDT",) and rule.applies_to("BTC/USDT") and not rule.applies_to("B")
 
 
 @pytest.mark.parametrize(
@@ -45,7 +65,11 @@ def test_rules_round_trip_through_json() -> None:
         {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "price"}},
         {"id": "x", "direction": "buy", "when": {"op": "all", "of": []}},
         {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "price", "right": [1]}},
-        {"id": "x", "direction": "buy", "when": {"op": "cross_above", "left": "a", "right": "b", "hysteresis": 1}},
+        {
+            "id": "x",
+            "direction": "buy",
+            "when": {"op": "cross_above", "left": "a", "right": "b", "hysteresis": 1},
+        },
         {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "a", "right": 1}, "strength": 3},
         {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "a", "right": 1}, "cooldown_ms": -1},
         {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "a", "right": 1}, "colour": "red"},
@@ -59,7 +83,9 @@ def test_malformed_rules_are_refused_with_a_rule_error(bad: dict) -> None:
 
 
 def test_crossover_fires_once_when_the_fast_line_crosses_and_not_while_it_stays_above() -> None:
-    rule = Rule(id="x", name="cross", direction="buy", when={"op": "cross_above", "left": "fast", "right": "slow"})
+    rule = Rule(
+        id="x", name="cross", direction="buy", when={"op": "cross_above", "left": "fast", "right": "slow"}
+    )
     series = [{"fast": f, "slow": 10.0} for f in (9.0, 9.5, 10.5, 11.0, 12.0, 9.0, 10.2)]
     fired = run(rule, series)
     assert [s.timestamp_ms for s in fired] == [2_000, 6_000]
@@ -69,14 +95,18 @@ def test_crossover_fires_once_when_the_fast_line_crosses_and_not_while_it_stays_
 
 
 def test_no_crossover_is_reported_while_an_input_is_still_warming_up() -> None:
-    rule = Rule(id="x", name="cross", direction="buy", when={"op": "cross_above", "left": "fast", "right": "slow"})
+    rule = Rule(
+        id="x", name="cross", direction="buy", when={"op": "cross_above", "left": "fast", "right": "slow"}
+    )
     assert run(rule, [{"fast": math.nan, "slow": 10.0}, {"fast": 11.0, "slow": 10.0}]) == []
 
 
 def test_hysteresis_stops_chatter_around_the_threshold() -> None:
     rsi = [69.0, 71.0, 69.5, 70.5, 69.0, 71.0, 64.0, 71.0]
     plain = Rule(id="p", name="ob", direction="sell", when={"op": "gt", "left": "rsi", "right": 70})
-    latched = Rule(id="h", name="ob", direction="sell", when={"op": "gt", "left": "rsi", "right": 70, "hysteresis": 5})
+    latched = Rule(
+        id="h", name="ob", direction="sell", when={"op": "gt", "left": "rsi", "right": 70, "hysteresis": 5}
+    )
     series = [{"rsi": v} for v in rsi]
     assert [s.timestamp_ms for s in run(plain, series)] == [1_000, 3_000, 5_000, 7_000]
     # Re-arms only once RSI went back under 65.
@@ -84,7 +114,9 @@ def test_hysteresis_stops_chatter_around_the_threshold() -> None:
 
 
 def test_cooldown_silences_a_rule_for_that_symbol_only() -> None:
-    rule = Rule(id="c", name="c", direction="buy", when={"op": "gt", "left": "x", "right": 0}, cooldown_ms=5_000)
+    rule = Rule(
+        id="c", name="c", direction="buy", when={"op": "gt", "left": "x", "right": 0}, cooldown_ms=5_000
+    )
     runner = RuleRunner(rule)
     xs = [1, -1, 1, -1, 1, -1, 1, -1, 1]  # rising edge at 0, 2, 4, 6, 8 seconds
     fired = [k for k, x in enumerate(xs) if runner.evaluate("A", {"x": x}, k * 1_000)]
@@ -93,10 +125,17 @@ def test_cooldown_silences_a_rule_for_that_symbol_only() -> None:
 
 
 def test_breakout_compares_with_the_level_before_this_tick() -> None:
-    rule = Rule(id="b", name="b", direction="buy", when={"op": "breakout_above", "left": "price", "right": "high"})
+    rule = Rule(
+        id="b", name="b", direction="buy", when={"op": "breakout_above", "left": "price", "right": "high"}
+    )
     # The channel high includes the current price, so price > high is impossible: compare with the
     # previous high.
-    series = [{"price": 10.0, "high": 10.0}, {"price": 9.0, "high": 10.0}, {"price": 10.5, "high": 10.5}, {"price": 10.6, "high": 10.6}]
+    series = [
+        {"price": 10.0, "high": 10.0},
+        {"price": 9.0, "high": 10.0},
+        {"price": 10.5, "high": 10.5},
+        {"price": 10.6, "high": 10.6},
+    ]
     assert [s.timestamp_ms for s in run(rule, series)] == [2_000]
 
 
@@ -105,12 +144,21 @@ def test_any_and_all_combine_and_strength_maps_an_indicator_to_zero_one() -> Non
         id="a",
         name="a",
         direction="sell",
-        when={"op": "any", "of": [{"op": "gt", "left": "rsi", "right": 70}, {"op": "gt", "left": "z", "right": 2}]},
+        when={
+            "op": "any",
+            "of": [{"op": "gt", "left": "rsi", "right": 70}, {"op": "gt", "left": "z", "right": 2}],
+        },
         strength={"of": "rsi", "lo": 70, "hi": 100},
     )
     fired = run(rule, [{"rsi": 50, "z": 0}, {"rsi": 85, "z": 0}, {"rsi": 50, "z": 0}, {"rsi": 50, "z": 3}])
     assert [(s.timestamp_ms, s.strength) for s in fired] == [(1_000, 0.5), (3_000, 0.0)]
-    both = dataclasses.replace(rule, when={"op": "all", "of": [{"op": "gt", "left": "rsi", "right": 70}, {"op": "gt", "left": "z", "right": 2}]})
+    both = dataclasses.replace(
+        rule,
+        when={
+            "op": "all",
+            "of": [{"op": "gt", "left": "rsi", "right": 70}, {"op": "gt", "left": "z", "right": 2}],
+        },
+    )
     assert [s.timestamp_ms for s in run(both, [{"rsi": 85, "z": 0}, {"rsi": 85, "z": 3}])] == [1_000]
 
 
@@ -122,7 +170,11 @@ def test_signal_is_a_frozen_value() -> None:
 
 def _trend_ticks(symbol: str) -> list[Tick]:
     """Down, then a sharp rally, then down again: crossings, RSI extremes, band breakouts."""
-    prices = [100.0 - 0.2 * k for k in range(60)] + [88.0 + 0.6 * k for k in range(60)] + [123.4 - 0.5 * k for k in range(60)]
+    prices = (
+        [100.0 - 0.2 * k for k in range(60)]
+        + [88.0 + 0.6 * k for k in range(60)]
+        + [123.4 - 0.5 * k for k in range(60)]
+    )
     return [Tick(symbol, 1_000 * k, p, 1.0) for k, p in enumerate(prices)]
 
 
@@ -141,7 +193,9 @@ def test_default_rules_fire_buy_and_sell_on_a_trend_reversal_and_respect_symbols
 
 
 def test_disabled_rules_do_not_fire_and_set_rules_swaps_them_live() -> None:
-    engine = SignalEngine(rules=[r.with_changes(enabled=False) for r in default_rules()], config=EngineConfig())
+    engine = SignalEngine(
+        rules=[r.with_changes(enabled=False) for r in default_rules()], config=EngineConfig()
+    )
     ticks = _trend_ticks("A")
     assert [s for t in ticks[:100] for s in engine.on_tick(t)] == []
     engine.set_rules(default_rules())

@@ -19,7 +19,9 @@ values = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 @given(
     st.one_of(st.none(), st.integers(1, 12)),
     st.one_of(st.none(), st.integers(1, 5_000)),
-    st.lists(st.tuples(st.integers(-3_000, 2_000), st.one_of(values, st.sampled_from([1.0, 2.0]))), max_size=60),
+    st.lists(
+        st.tuples(st.integers(-3_000, 2_000), st.one_of(values, st.sampled_from([1.0, 2.0]))), max_size=60
+    ),
     st.floats(0.0, 1.0),
 )
 def test_sorted_window_equals_a_rescan_of_the_points_it_should_hold(
@@ -80,7 +82,9 @@ def test_empty_window_reads_nan_and_bad_bounds_are_refused() -> None:
     st.integers(1, 40),
     st.lists(st.one_of(values, st.sampled_from([0.0, 1.0, 1.0, 2.0])), min_size=1, max_size=150),
 )
-def test_rolling_quantile_equals_numpy_on_every_window(split: bool, q: float, size: int, xs: list[float]) -> None:
+def test_rolling_quantile_equals_numpy_on_every_window(
+    split: bool, q: float, size: int, xs: list[float]
+) -> None:
     threshold = 0 if split else 10**9
     original = windows.FLAT_LIST_MAX_POINTS
     windows.FLAT_LIST_MAX_POINTS = threshold
