@@ -2,7 +2,7 @@
 
 Layout (what clients listen to, see `firestore.rules`): `users/{uid}/{collection}/{doc_id}` for the public
 collections (orders, positions, alerts, insights, settings/app), each doc holding the caller's fields plus
-`_meta: {version, updatedAt}` (updatedAt is a server timestamp). Backend-private state lives in collections
+`_version` (the change version of its last write) and `_updatedAt` (a server timestamp). Backend-private state lives in collections
 whose names start with "_", which the rules hide from clients:
 
 - `users/{uid}/_state/log`: `{version}`, the user's latest change version;
@@ -44,7 +44,7 @@ from backend_stub.store.base import (
     Write,
     is_public,
 )
-from services.live.firestore import META, decode_doc, encode_doc
+from services.live.firestore import UPDATED_AT, VERSION, decode_doc, encode_doc
 
 __all__ = ["FirestoreStore"]
 
@@ -174,7 +174,7 @@ class FirestoreStore:
                             snap.id,
                             "added",
                             decode_doc(raw),
-                            int((raw.get(META) or {}).get("version", 0)),
+                            int(raw.get(VERSION, 0)),
                         )
                     )
             docs.sort(key=lambda c: c.version)
@@ -260,7 +260,7 @@ class FirestoreStore:
                 if logged:
                     version += 1
                     changes.append((version, write.collection, write.doc_id, kind, doc))
-                final[key] = {**doc, META: {"version": version, "updatedAt": firestore.SERVER_TIMESTAMP}}
+                final[key] = {**doc, VERSION: version, UPDATED_AT: firestore.SERVER_TIMESTAMP}
 
             for (collection, doc_id), body in final.items():
                 ref = self._doc(uid, collection, doc_id)

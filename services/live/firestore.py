@@ -29,11 +29,15 @@ from typing import Any
 
 from services.live.types import Change, ChangeKind, ConnectionStatus
 
-__all__ = ["META", "FirestoreLive", "decode_doc", "encode_doc", "user_client"]
+__all__ = ["UPDATED_AT", "VERSION", "FirestoreLive", "decode_doc", "encode_doc", "user_client"]
 
 log = logging.getLogger(__name__)
 
-META = "_meta"  # {version, updatedAt} the backend adds to every doc; stripped before views see a doc
+# Fields the backend adds to every doc it writes (top level: a server timestamp inside a map is a transform
+# on a dotted path, which not every emulator supports); stripped before views see a doc.
+VERSION = "_version"  # the change version of the doc's last write
+UPDATED_AT = "_updatedAt"  # server timestamp of that write
+_STORE_FIELDS = frozenset((VERSION, UPDATED_AT))
 _ARRAY = "_array"  # Firestore has no arrays of arrays: an inner list is stored as {"_array": [...]}
 COLLECTIONS = ("orders", "positions", "alerts", "insights", "settings")
 PRODUCTION_HOST = "firestore.googleapis.com:443"
@@ -48,13 +52,16 @@ def encode_doc(doc: dict[str, Any]) -> dict[str, Any]:
     """A JSON document as Firestore can store it. Raises ValueError for non-JSON values (NaN, sets, ...)."""
     if not isinstance(doc, dict):
         raise ValueError(f"a document is a dict, not {type(doc).__name__}")
+    for key in doc:
+        if key in _STORE_FIELDS:
+            raise ValueError(f"{key!r} is reserved for the store")
     return {_key(k): _encode(v, in_array=False) for k, v in doc.items()}
 
 
 def _key(key: Any) -> str:
     if not isinstance(key, str) or not key:
         raise ValueError(f"document keys are non-empty strings, not {key!r}")
-    if key in (META, _ARRAY):
+    if key == _ARRAY:
         raise ValueError(f"{key!r} is reserved for the store")
     return key
 
@@ -75,8 +82,8 @@ def _encode(value: Any, *, in_array: bool) -> Any:
 
 
 def decode_doc(raw: dict[str, Any] | None) -> dict[str, Any]:
-    """The JSON document back from what Firestore holds, without the store's `_meta`."""
-    return {k: _decode(v) for k, v in (raw or {}).items() if k != META}
+    """The JSON document back from what Firestore holds, without the store's own fields."""
+    return {k: _decode(v) for k, v in (raw or {}).items() if k not in _STORE_FIELDS}
 
 
 def _decode(value: Any) -> Any:

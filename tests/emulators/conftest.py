@@ -2,9 +2,11 @@
 (Node), each started once per session on free ports and stopped by PID at the end; Firestore is cleared
 between tests. `.ci/install-emulators.sh` installs both.
 
-The tests skip, with the reason printed, only when Java, the emulator jar or Node is absent from the
-machine; anything else that goes wrong (firebase-tools not installed, an emulator that does not start)
-fails them.
+Where Java or the official Firestore jar is missing, Firestore falls back to the npm package
+`@firestore-emulator/server` (gRPC only: no security rules, no REST API, not every method); the tests
+that need what it lacks skip and say so. The tests skip, with the reason printed, only when Java and the
+jar or Node are absent from the machine; anything else that goes wrong (node packages not installed, an
+emulator that does not start) fails them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ FIRESTORE_JAR = Path(
     )
 )
 FIREBASE_CLI = HERE / "node_modules" / ".bin" / "firebase"
+FALLBACK_PACKAGE = HERE / "node_modules" / "@firestore-emulator" / "server"
+FALLBACK_LAUNCHER = HERE / "firestore-fallback.mjs"
 START_TIMEOUT_S = 60.0
 
 
@@ -128,6 +132,13 @@ class Emulators:
     auth_host: str | None
     firestore_skip: str | None
     auth_skip: str | None
+    firestore_fallback: bool = False  # the npm emulator, not the official one
+    firestore_control: str | None = None  # where DELETE clears every document
+
+    def need_official_firestore(self, what: str) -> None:
+        """Skip when Firestore is the npm fallback, which lacks `what`."""
+        if self.firestore_fallback:
+            pytest.skip(f"needs {what}, which the npm fallback emulator (@firestore-emulator/server) lacks")
 
     @property
     def firestore_rest(self) -> str:
@@ -150,17 +161,35 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
     work = tmp_path_factory.mktemp("emulators")
     started: list[_Emulator] = []
     firestore_skip, auth_skip = _missing_firestore(), _missing_auth()
-    if auth_skip is None and not FIREBASE_CLI.exists():
-        pytest.fail(
-            f"firebase-tools is not installed in {HERE / 'node_modules'}: run .ci/install-emulators.sh"
+    if auth_skip is None and not (FIREBASE_CLI.exists() and FALLBACK_PACKAGE.exists()):
+        pytest.fail(f"the emulators' npm packages are not installed in {HERE}: run .ci/install-emulators.sh")
+    fallback = firestore_skip is not None and auth_skip is None
+    if fallback:
+        print(
+            f"\n[emulator tests] {firestore_skip}; Firestore falls back to @firestore-emulator/server, "
+            "and the tests needing security rules, the REST API or methods it lacks skip",
+            file=sys.stderr,
         )
+        firestore_skip = None
     for reason in (firestore_skip, auth_skip):
         if reason:
             print(f"\n[emulator tests] skipping what needs it: {reason}", file=sys.stderr)
-    firestore_host = auth_host = None
+    firestore_host = auth_host = control = None
     old_env = dict(os.environ)
     try:
-        if firestore_skip is None:
+        if fallback:
+            port, control_port = _free_port(), _free_port()
+            started.append(
+                _Emulator(
+                    "Firestore fallback emulator",
+                    ["node", str(FALLBACK_LAUNCHER), str(port), str(control_port)],
+                    cwd=HERE,
+                    env=dict(os.environ),
+                    log=work / "firestore.log",
+                )  # fmt: skip
+            )
+            firestore_host, control = f"127.0.0.1:{port}", f"http://127.0.0.1:{control_port}/"
+        elif firestore_skip is None:
             port = _free_port()
             firestore = _Emulator(
                 "Cloud Firestore emulator",
@@ -173,6 +202,7 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
             )  # fmt: skip
             started.append(firestore)
             firestore_host = f"127.0.0.1:{port}"
+            control = f"http://{firestore_host}/emulator/v1/projects/{PROJECT}/databases/(default)/documents"
         if auth_skip is None:
             auth_port, hub_port, logging_port = _free_port(), _free_port(), _free_port()
             config = {
@@ -197,15 +227,18 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
             auth_host = f"127.0.0.1:{auth_port}"
         t0 = time.monotonic()
         if firestore_host:
-            started[0].wait_http(f"http://{firestore_host}/")
-            _load_rules(firestore_host)
+            if fallback:
+                started[0].wait_http(str(control))
+            else:
+                started[0].wait_http(f"http://{firestore_host}/")
+                _load_rules(firestore_host)
             os.environ["FIRESTORE_EMULATOR_HOST"] = firestore_host
         if auth_host:
             started[-1].wait_http(f"http://{auth_host}/")
             os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = auth_host
         os.environ["GOOGLE_CLOUD_PROJECT"] = PROJECT
         print(f"\n[emulator tests] emulators up in {time.monotonic() - t0:.1f}s", file=sys.stderr)
-        yield Emulators(PROJECT, firestore_host, auth_host, firestore_skip, auth_skip)
+        yield Emulators(PROJECT, firestore_host, auth_host, firestore_skip, auth_skip, fallback, control)
     finally:
         os.environ.clear()
         os.environ.update(old_env)
@@ -225,10 +258,8 @@ def _load_rules(host: str) -> None:
 def firestore_host(emulators: Emulators) -> Iterator[str]:
     """The Firestore emulator's host, emptied before the test."""
     host = emulators.need_firestore()
-    response = httpx.delete(
-        f"http://{host}/emulator/v1/projects/{emulators.project}/databases/(default)/documents", timeout=30
-    )
-    response.raise_for_status()
+    assert emulators.firestore_control is not None
+    httpx.delete(emulators.firestore_control, timeout=30).raise_for_status()
     yield host
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import pytest
 
@@ -115,7 +116,10 @@ async def test_concurrent_transactions_get_distinct_consecutive_versions(store: 
     assert [c.version for c in await store.changes_since("u1", 0)] == list(range(1, 13))
 
 
-async def test_json_values_round_trip_and_bad_values_fail_before_writing(store: FirestoreStore) -> None:
+async def test_json_values_round_trip_and_bad_values_fail_before_writing(
+    store: FirestoreStore, emulators: Any
+) -> None:
+    emulators.need_official_firestore("64-bit integers")
     doc = {"ohlcv": [[1, 2.5, 3], [4, 5, 6]], "nested": {"a": [1, {"b": None}]}, "big": 2**53, "t": True}
     await store.transact("u1", [Put("insights", "i1", doc)])
     assert await store.get("u1", "insights", "i1") == doc
@@ -125,7 +129,8 @@ async def test_json_values_round_trip_and_bad_values_fail_before_writing(store: 
     assert await store.latest_version("u1") == 1
 
 
-async def test_find_is_a_collection_group_query_over_users(store: FirestoreStore) -> None:
+async def test_find_is_a_collection_group_query_over_users(store: FirestoreStore, emulators: Any) -> None:
+    emulators.need_official_firestore("collection-group queries")
     await store.transact("u2", [Put(ORDERS, "b", order("b")), Put(ORDERS, "c", order("c", "closed"))])
     await store.transact("u1", [Put(ORDERS, "a", order("a"))])
     found = await store.find(ORDERS, "status", "open")

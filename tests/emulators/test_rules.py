@@ -48,6 +48,7 @@ class Rest:
 
 @pytest.fixture
 def rest(emulators: Any, firestore_host: str) -> Iterator[Rest]:
+    emulators.need_official_firestore("security rules and the REST API")
     client = Rest(emulators.firestore_rest)
     yield client
     client.close()
@@ -117,7 +118,8 @@ def test_a_user_writes_their_own_settings_but_nobody_elses(rest: Rest, alice: An
     assert rest.write(f"users/{alice.uid}/settings/app", alice.id_token, {"theme": "light"}) == ALLOWED
     assert rest.write(f"users/{bob.uid}/settings/app", alice.id_token, {"theme": "light"}) == DENIED
     assert rest.write(f"users/{alice.uid}/settings/other", alice.id_token) == DENIED  # only settings/app
-    assert rest.write(f"users/{alice.uid}/settings/app", alice.id_token, {"_meta": "forged"}) == DENIED
+    assert rest.write(f"users/{alice.uid}/settings/app", alice.id_token, {"_version": "999"}) == DENIED
+    assert rest.write(f"users/{alice.uid}/settings/app", alice.id_token, {"_updatedAt": "forged"}) == DENIED
     assert rest.delete(f"users/{alice.uid}/settings/app", alice.id_token) == DENIED
     assert rest.write(f"users/{alice.uid}/settings/app", None, {"theme": "light"}) == DENIED
 
