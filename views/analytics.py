@@ -51,13 +51,14 @@ class AnalyticsView:
         self.curve = fch.LineChart(
             data_series=[self.curve_line], animation=ft.Animation(duration=0), interactive=True, expand=True,
             horizontal_grid_lines=grid,
-            left_axis=fch.ChartAxis(label_size=56), bottom_axis=fch.ChartAxis(label_size=0, show_labels=False),
+            left_axis=fch.ChartAxis(label_size=56, show_min=False, show_max=False),
+            bottom_axis=fch.ChartAxis(label_size=0, show_labels=False),
             right_axis=fch.ChartAxis(label_size=0, show_labels=False),
             top_axis=fch.ChartAxis(label_size=0, show_labels=False),
         )
         self.bars = fch.BarChart(
             groups=[], animation=ft.Animation(duration=0), interactive=True, expand=True,
-            horizontal_grid_lines=grid, left_axis=fch.ChartAxis(label_size=56),
+            horizontal_grid_lines=grid, left_axis=fch.ChartAxis(label_size=56, show_min=False, show_max=False),
             bottom_axis=fch.ChartAxis(label_size=28),
             right_axis=fch.ChartAxis(label_size=0, show_labels=False),
             top_axis=fch.ChartAxis(label_size=0, show_labels=False),
@@ -67,7 +68,7 @@ class AnalyticsView:
                                         tooltip="An interactive HTML report that opens offline")
         charts: list[ft.Control] = [
             ft.Semantics(identifier="analytics-equity", container=True, col={"xs": 12, "md": 7},
-                         content=ft.Column([ft.Text("P&L over time", size=13, weight=ft.FontWeight.W_600),
+                         content=ft.Column([ft.Text("P&L after each fill, then now", size=13, weight=ft.FontWeight.W_600),
                                             ft.Container(self.curve, height=200)], spacing=4)),
             ft.Semantics(identifier="analytics-by-symbol", container=True, col={"xs": 12, "md": 5},
                          content=ft.Column([ft.Text("P&L by symbol", size=13, weight=ft.FontWeight.W_600),
@@ -100,14 +101,14 @@ class AnalyticsView:
         self._draw_bars(analytics)
 
     def _draw_curve(self, analytics: Analytics) -> None:
+        # One step per fill, not a time axis: a week between two trades would squash every other step.
         points = analytics.equity[-MAX_CURVE_POINTS:]
-        start = points[0].timestamp_ms if points else 0
-        self.curve_line.points = [fch.LineChartDataPoint((p.timestamp_ms - start) / 60_000, float(p.pnl))
-                                  for p in points]
+        self.curve_line.points = [fch.LineChartDataPoint(i, float(p.pnl)) for i, p in enumerate(points)]
 
     def _draw_bars(self, analytics: Analytics) -> None:
         self.bars.groups = [
             fch.BarChartGroup(x=i, rods=[fch.BarChartRod(from_y=0, to_y=float(s.total), width=14,
+                                                         border_radius=ft.BorderRadius.all(2),
                                                          color=direction_colour((s.total > 0) - (s.total < 0)),
                                                          tooltip=f"{s.symbol} {_money(s.total, signed=True)}")])
             for i, s in enumerate(analytics.by_symbol)
