@@ -39,6 +39,7 @@ from services.signals.flow import FlowWindow
 from services.signals.windows import SortedWindow
 
 NAN = math.nan
+INF = math.inf
 _NEVER = -(1 << 62)
 # Duplicate detection remembers this many recent ticks: a bounded deque drops the oldest in C,
 # which costs nothing per tick, where trimming by time cost ~0.1 us/tick in Python.
@@ -53,6 +54,7 @@ class TickCounters:
     late_placed: int
     late_dropped: int
     duplicates: int
+    invalid: int = 0  # price not a positive finite number, or amount negative or not finite
 
 
 def indicator_keys(config: EngineConfig) -> tuple[str, ...]:
@@ -141,9 +143,9 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
     n = 0  # in-order ticks applied to the recursive indicators
     last_ts = _NEVER
     last_p = NAN
-    late_placed = late_dropped = duplicates = 0  # accepted = n + late_placed
+    late_placed = late_dropped = duplicates = invalid = 0  # accepted = n + late_placed
     recent: deque[Tick] = deque(maxlen=DUPLICATE_MEMORY)  # in-order ticks, sorted by timestamp
-    recent_late: deque[Tick] = deque(maxlen=DUPLICATE_MEMORY)  # accepted late ticks
+    late_by_ts: dict[int, list[Tick]] = {}  # accepted late ticks, by timestamp
     # SMA/Bollinger window: a ring of P points in timestamp order, oldest at index i once full.
     wp = [0.0] * P
     wt = [0] * P
@@ -210,7 +212,22 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
                 break
             if t == tick:
                 return True
-        return tick in recent_late
+        return tick in late_by_ts.get(ts, ())
+
+    def remember_late(tick: Tick) -> None:
+        """O(1) amortised: forgetting what fell out of the tolerance costs O(size) once in a while."""
+        late_by_ts.setdefault(tick.timestamp_ms, []).append(tick)
+        if len(late_by_ts) > DUPLICATE_MEMORY:
+            cutoff = last_ts - tol
+            for key in [k for k in late_by_ts if k < cutoff]:
+                del late_by_ts[key]
+            while len(late_by_ts) > DUPLICATE_MEMORY // 2:  # all within tolerance: keep the newest
+                del late_by_ts[min(late_by_ts)]
+
+    def is_valid(tick: Tick) -> bool:
+        """Prices must be positive and finite, amounts (when VWAP/volume use them) non-negative
+        and finite: one NaN would otherwise poison every recursive indicator for good."""
+        return 0.0 < tick.price < INF and (not has_extras or 0.0 <= tick.amount < INF)
 
     def close_bar(ts: int, p: float) -> None:
         """O(1): close the open bar (Wilder ATR step) and open the one holding `ts`."""
@@ -325,7 +342,7 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
         """The optional groups: O(log n) sorted window, O(1) flow, O(1) realised vol."""
         nonlocal rn, ri, rs
         if Q and in_order and n:  # before `last_p` moves on: the return is p / last_p
-            r = log(p / last_p) if p > 0.0 and last_p > 0.0 else 0.0
+            r = log(p / last_p)  # both positive: invalid ticks never get here
             r2 = r * r
             if rn < Q:
                 rr[rn] = r2
@@ -344,17 +361,20 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
             flow.insert(ts, p, amount)
 
     def late(tick: Tick) -> bool:
-        nonlocal late_dropped, duplicates, late_placed, bh, bl
+        nonlocal late_dropped, duplicates, late_placed, invalid, bh, bl
         ts = tick.timestamp_ms
         if ts < last_ts - tol:
             late_dropped += 1
+            return False
+        if not is_valid(tick):
+            invalid += 1
             return False
         if dedup and is_duplicate(tick):
             duplicates += 1
             return False
         p = tick.price
         if dedup:
-            recent_late.append(tick)
+            remember_late(tick)
         place_late(ts, p)
         if ts >= bar_start:  # its bar is still open: it shaped the high and low
             if p > bh:
@@ -368,7 +388,7 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
 
     def update(tick: Tick) -> bool:
         """Apply one tick; False when the policy dropped it. O(1) in-order (+ O(log n) extras)."""
-        nonlocal n, last_ts, last_p, duplicates, bh, bl
+        nonlocal n, last_ts, last_p, duplicates, invalid, bh, bl
         nonlocal s, ss, i, e, ef, es, sig, ag, al
         ts = tick.timestamp_ms
         if ts <= last_ts:
@@ -378,14 +398,21 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
                 duplicates += 1
                 return False
         p = tick.price
+        if not 0.0 < p < INF:  # NaN fails too
+            invalid += 1
+            return False
+        if has_extras:
+            amount = tick.amount
+            if not 0.0 <= amount < INF:
+                invalid += 1
+                return False
+            extras(ts, p, amount, True)
         if ts >= bar_end:
             close_bar(ts, p)
         elif p > bh:
             bh = p
         elif p < bl:
             bl = p
-        if has_extras:
-            extras(ts, p, tick.amount, True)
         if n >= warm:
             # Fast path, every indicator in its steady state: O(1), no calls but the rare rebase.
             old = wp[i]
@@ -503,6 +530,6 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
         return read_some
 
     def counters() -> TickCounters:
-        return TickCounters(n + late_placed, late_placed, late_dropped, duplicates)
+        return TickCounters(n + late_placed, late_placed, late_dropped, duplicates, invalid)
 
     return update, read, reader, counters

@@ -60,6 +60,44 @@ def test_late_ticks_are_placed_too_old_ones_and_replays_are_counted_and_dropped(
     assert engine.counters("never-seen") == TickCounters(0, 0, 0, 0)
 
 
+def test_invalid_ticks_are_counted_and_change_nothing() -> None:
+    engine = SignalEngine(config=EngineConfig(sma_period=2))
+    for k, p in enumerate([10.0, 11.0, 12.0]):
+        engine.on_tick(Tick("A", 1_000 * k, p, 1.0))
+    before = engine.snapshot("A")
+    bad = [
+        (3_000, math.nan, 1.0),
+        (3_000, math.inf, 1.0),
+        (3_000, -1.0, 1.0),
+        (3_000, 0.0, 1.0),
+        (3_000, 13.0, -2.0),
+        (3_000, 13.0, math.nan),
+    ]
+    bad += [(1_500, math.nan, 1.0)]  # late and invalid
+    for ts, p, a in bad:
+        assert engine.on_tick(Tick("A", ts, p, a)) == []
+    after = engine.snapshot("A")
+    assert after.keys() == before.keys()
+    assert all(after[k] == before[k] or (math.isnan(after[k]) and math.isnan(before[k])) for k in before)
+    assert engine.counters("A").invalid == len(bad)
+    engine.on_tick(Tick("A", 3_000, 13.0, 1.0))
+    assert engine.snapshot("A")["sma_2"] == 12.5
+
+
+def test_duplicate_memory_of_late_ticks_is_bounded_and_keeps_the_newest(monkeypatch) -> None:
+    from services.signals import indicators
+
+    monkeypatch.setattr(indicators, "DUPLICATE_MEMORY", 8)
+    engine = SignalEngine(config=EngineConfig(late_tolerance_ms=10_000))
+    engine.on_tick(Tick("A", 100_000, 1.0, 1.0))
+    late = [Tick("A", 95_000 + k, 1.0 + k / 100, 1.0) for k in range(50)]
+    for tick in late:
+        engine.on_tick(tick)
+    engine.on_tick(late[-1])  # a replay of the newest late tick is still recognised
+    assert engine.counters("A").duplicates == 1
+    assert engine.counters("A").late_placed == 50
+
+
 def test_keeping_duplicates_is_a_choice() -> None:
     engine = SignalEngine(config=EngineConfig(sma_period=2, drop_duplicates=False))
     for _ in range(3):

@@ -99,12 +99,15 @@ class BatchModel:
         self.in_order: list[Tick] = []
         self.late_into_bar: list[Tick] = []  # late ticks that joined the then-open bar
         self.last_ts: int | None = None
-        self.dropped = self.dups = 0
+        self.dropped = self.dups = self.invalid = 0
 
     def feed(self, tick: Tick) -> bool:
         ts = tick.timestamp_ms
         if self.last_ts is not None and ts < self.last_ts - self.cfg.late_tolerance_ms:
             self.dropped += 1
+            return False
+        if not (0.0 < tick.price < math.inf and 0.0 <= tick.amount < math.inf):
+            self.invalid += 1
             return False
         if tick in self.accepted_ticks:  # anything it could equal is within the tolerance
             self.dups += 1
@@ -192,7 +195,7 @@ def tick_streams(draw: st.DrawFn, min_size: int = 1, max_size: int = 40) -> list
     steps = draw(
         st.lists(
             st.tuples(
-                st.sampled_from(["next", "next", "next", "same", "late", "too_late", "dup"]),
+                st.sampled_from(["next", "next", "next", "same", "late", "too_late", "dup", "bad"]),
                 st.integers(1, 1_500),  # forward step / lateness in ms
                 st.floats(-0.02, 0.02),  # log price move
                 st.floats(0.001, 50.0),  # amount
@@ -207,6 +210,14 @@ def tick_streams(draw: st.DrawFn, min_size: int = 1, max_size: int = 40) -> list
         price *= math.exp(move)
         if kind == "dup" and ticks:
             ticks.append(ticks[draw(st.integers(0, len(ticks) - 1))])
+            continue
+        if kind == "bad":  # in order or late, with a price or amount no feed should send
+            bad_price, bad_amount = draw(
+                st.sampled_from(
+                    [(math.nan, 1.0), (-price, 1.0), (0.0, 1.0), (price, -1.0), (price, math.inf)]
+                )
+            )
+            ticks.append(Tick("X/USDT", ts + (dt if move > 0 else -min(dt, 2_000)), bad_price, bad_amount))
             continue
         if kind == "next":
             ts += dt
@@ -245,6 +256,7 @@ def test_every_indicator_equals_its_batch_definition_after_every_tick(ticks: lis
     counters = ind.counters()
     assert counters.late_dropped == model.dropped
     assert counters.duplicates == model.dups
+    assert counters.invalid == model.invalid
 
 
 def test_indicators_are_nan_until_their_window_fills_then_defined() -> None:
