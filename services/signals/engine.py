@@ -8,6 +8,7 @@ from services.market.types import Tick
 from services.signals.config import EngineConfig
 from services.signals.indicators import SymbolIndicators, TickCounters, indicator_keys
 from services.signals.rules import Rule, RuleRunner, Signal
+from services.signals.windows import SortedWindow
 
 
 class SignalEngine:
@@ -109,6 +110,15 @@ class SignalEngine:
         """Current values (NaN before warm-up); empty for a symbol never seen. O(log n)."""
         indicators = self._symbols.get(symbol)
         return indicators.read() if indicators is not None else {}
+
+    def window(self, symbol: str) -> SortedWindow | None:
+        """The symbol's price window, for any quantile, rank or time range (O(log n) each).
+
+        Read-only by contract: it is the engine's own state, shared by median, quantiles and
+        the Donchian channel. None for an unknown symbol or with `stats_points=0`.
+        """
+        indicators = self._symbols.get(symbol)
+        return indicators.window if indicators is not None else None
 
     def counters(self, symbol: str) -> TickCounters:
         """Accepted, late-placed, late-dropped and duplicate ticks of `symbol`."""

@@ -94,16 +94,18 @@ class SymbolIndicators:
     computes the groups holding `keys`.
     """
 
-    __slots__ = ("symbol", "config", "update", "read", "reader", "counters")
+    __slots__ = ("symbol", "config", "update", "read", "reader", "counters", "window")
 
     def __init__(self, symbol: str, config: EngineConfig) -> None:
         self.symbol = symbol
         self.config = config
-        update, read, reader, counters = _build(config)
+        update, read, reader, counters, window = _build(config)
         self.update: Callable[[Tick], bool] = update
         self.read: Callable[[], dict[str, float]] = read
         self.reader: Callable[[Iterable[str]], Callable[[], dict[str, float]]] = reader
         self.counters: Callable[[], TickCounters] = counters
+        # The order-statistics window itself, for queries beyond the snapshot (None if off).
+        self.window: SortedWindow | None = window
 
 
 def _build(cfg: EngineConfig) -> tuple[Any, ...]:
@@ -532,4 +534,4 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
     def counters() -> TickCounters:
         return TickCounters(n + late_placed, late_placed, late_dropped, duplicates, invalid)
 
-    return update, read, reader, counters
+    return update, read, reader, counters, stats

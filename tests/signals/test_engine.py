@@ -38,6 +38,18 @@ def test_snapshot_has_the_documented_keys_per_symbol_and_nothing_for_unknown_sym
     assert set(engine.symbols) == {"BTC/USDT", "ETH/USDT"}
 
 
+def test_the_price_window_answers_any_quantile_rank_and_time_range() -> None:
+    engine = SignalEngine(config=EngineConfig(stats_points=100))
+    for k in range(150):
+        engine.on_tick(Tick("A", 1_000 * k, float(k), 1.0))
+    window = engine.window("A")
+    assert window is not None and len(window) == 100  # ticks 50..149
+    assert window.quantile(0.25) == 74.75 and window.rank(60.0) == 10
+    assert window.between(140_000, 142_000) == [(140_000, 140.0), (141_000, 141.0), (142_000, 142.0)]
+    assert engine.window("B") is None
+    assert SignalEngine(config=EngineConfig(stats_points=0)).window("A") is None
+
+
 def test_periods_are_configurable_and_name_the_keys() -> None:
     engine = SignalEngine(config=EngineConfig(sma_period=50, rsi_period=7, ema_period=9))
     engine.on_tick(Tick("A", 0, 1.0, 1.0))
