@@ -22,7 +22,9 @@ which trade it is showing. The page polls the watchlist rows' semantics labels
 (`[flt-semantics-identifier="quote-SYMBOL"]`) on every `requestAnimationFrame` and records when each
 price first appears. A trade's latency is from its scheduled arrival time to the first frame showing it
 or a later trade of the same symbol, so trades overwritten before a repaint are counted too (their
-latency is the wait for the frame that superseded them). Trades never shown count as lost. Browser and
+latency is the wait for the frame that superseded them). A trade not on screen when the recording stops
+(1 s after the measured window) is "unseen": it enters the percentiles with the time it had waited
+by then, a lower bound, and the table marks such percentiles with ">=". Browser and
 server share the machine's clock (`performance.timeOrigin + performance.now()` vs `time.time()`).
 
 Also measured: animation frames per second in the page (requestAnimationFrame rate), frames per second
@@ -352,9 +354,10 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def latencies(trades: list[list[float]], shown: list[list[Any]], window: tuple[float, float],
-              symbols: list[str]) -> tuple[list[float], int, int, set[int]]:
+              stopped: float) -> tuple[list[float], int, int, set[int]]:
     """Per trade scheduled inside `window`: ms until the first frame showing it or a later trade of its
-    symbol. Returns (sorted latencies, trades counted, trades never shown, symbols seen on screen)."""
+    symbol; for a trade still unseen at `stopped`, the wait until then (a lower bound). Returns (sorted
+    latencies, trades counted, trades unseen, symbols seen on screen)."""
     shown_by_symbol: dict[int, tuple[list[int], list[float]]] = {}
     for i, price, t in shown:
         seq = round((float(price) - base_price(i)) / PRICE_STEP) - 1
@@ -365,16 +368,18 @@ def latencies(trades: list[list[float]], shown: list[list[Any]], window: tuple[f
             continue  # prices only rise: an older value coming back is not a new frame for a trade
         seqs.append(seq)
         times.append(t / 1000.0)
-    lat, counted, lost = [], 0, 0
+    lat: list[float] = []
+    counted = lost = 0
     start, end = window
-    for i, seq, due, _yielded in trades:
-        if not (start <= due <= end) or i not in shown_by_symbol:
+    for index, trade_seq, due, _yielded in trades:
+        if not (start <= due <= end) or int(index) not in shown_by_symbol:
             continue
         counted += 1
-        seqs, times = shown_by_symbol[i]
-        j = bisect_left(seqs, int(seq))
+        seqs, times = shown_by_symbol[int(index)]
+        j = bisect_left(seqs, int(trade_seq))
         if j == len(seqs):
             lost += 1
+            lat.append((stopped - due) * 1000.0)
             continue
         lat.append(max(0.0, times[j] - due) * 1000.0)
     lat.sort()
@@ -421,6 +426,7 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
     task = (metric(cdp, "TaskDuration") - task_before) / elapsed
     ws = [(ws_bytes[0] - ws_before[0]) / elapsed, (ws_bytes[1] - ws_before[1]) / elapsed]
     time.sleep(1.0)  # frames showing the last measured trades
+    stopped = time.time()
     rec = page.evaluate("() => { window.__skeetRec.stop = true; return window.__skeetRec; }")
     (workdir / f"{name}.stop").touch()
     log_path = workdir / f"{name}.json"
@@ -430,13 +436,13 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
     log = json.loads(log_path.read_text())
     context.close()
 
-    lat, counted, lost, seen = latencies(log["trades"], rec["shown"], (t0 + 0.2, t0 + elapsed), symbols)
+    lat, counted, lost, seen = latencies(log["trades"], rec["shown"], (t0 + 0.2, t0 + elapsed), stopped)
     rec_s = (time.time() * 1000 - rec["start"]) / 1000.0
     return {
         "scenario": name, "symbols": len(symbols), "symbols_on_screen": len(seen),
         "trades_per_s": round(len(log["trades"]) / max(1e-9, log["trades"][-1][2] - log["start"]), 1)
         if log["trades"] else 0.0,
-        "trades_measured": counted, "trades_lost": lost,
+        "trades_measured": counted, "trades_unseen": lost,
         "p50_ms": round(percentile(lat, 0.50), 1), "p95_ms": round(percentile(lat, 0.95), 1),
         "p99_ms": round(percentile(lat, 0.99), 1), "max_ms": round(lat[-1], 1) if lat else math.nan,
         "raf_fps": round(rec["frames"] / rec_s, 1), "changed_fps": round(rec["changedFrames"] / rec_s, 1),
@@ -451,16 +457,22 @@ def metric(cdp: Any, name: str) -> float:
     return next((m["value"] for m in metrics if m["name"] == name), math.nan)
 
 
+def bound(result: dict[str, Any], key: str) -> str:
+    """A percentile as printed: ">=" when unseen trades (lower bounds) could be in it."""
+    return f"{'>=' if result['trades_unseen'] else ''}{result[key]}"
+
+
 def report(results: list[dict[str, Any]], n_symbols: int, rate_hz: float) -> dict[str, Any]:
     print(f"\nTick → screen, {n_symbols} symbols × {rate_hz:g} trades/s, headless Chromium 1440×900, "
           f"{os.cpu_count()} cores")
-    head = (f"{'scenario':<8} {'on screen':>9} {'trades':>7} {'lost':>5} {'p50 ms':>7} {'p95 ms':>7} "
+    head = (f"{'scenario':<8} {'on screen':>9} {'trades':>7} {'unseen':>6} {'p50 ms':>7} {'p95 ms':>7} "
             f"{'p99 ms':>7} {'rAF fps':>8} {'chg fps':>8} {'ws KB/s':>8} {'msg/s':>6} {'renderer':>8} "
             f"{'busy':>5} {'gpu':>5} {'server':>6}")
     print(head)
     for r in results:
         print(f"{r['scenario']:<8} {r['symbols_on_screen']:>4}/{r['symbols']:<4} {r['trades_measured']:>7} "
-              f"{r['trades_lost']:>5} {r['p50_ms']:>7} {r['p95_ms']:>7} {r['p99_ms']:>7} {r['raf_fps']:>8} "
+              f"{r['trades_unseen']:>6} {bound(r, 'p50_ms'):>7} {bound(r, 'p95_ms'):>7} {bound(r, 'p99_ms'):>7} "
+              f"{r['raf_fps']:>8} "
               f"{r['changed_fps']:>8} {r['ws_kb_per_s']:>8} {r['ws_msgs_per_s']:>6} "
               f"{r['renderer_cpu']:>7.0%} {r['renderer_busy']:>5.0%} {r['gpu_cpu']:>5.0%} {r['server_cpu']:>6.0%}")
     by = {r["scenario"]: r for r in results}
@@ -532,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
             print((workdir / "server.log").read_text()[-4000:], file=sys.stderr)
             raise
         finally:
-            if any(r["trades_lost"] > r["trades_measured"] // 10 for r in results):
+            if any(r["trades_unseen"] > r["trades_measured"] // 10 for r in results):
                 print("the app server's log (many trades never reached the screen):\n"
                       + (workdir / "server.log").read_text()[-3000:], file=sys.stderr)
             server.terminate()
