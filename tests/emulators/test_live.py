@@ -78,8 +78,12 @@ class Collector:
 
     async def aclose(self) -> None:
         await self.live.aclose()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(self._task, 5)
+        try:  # FirestoreLive's changes() ends when closed; StreamLive's waits: cancel it
+            await asyncio.wait_for(asyncio.shield(self._task), 1)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 @contextlib.asynccontextmanager
@@ -394,3 +398,60 @@ async def test_drop_streams_resubscribes_with_a_fresh_token_and_misses_nothing(
             assert [(c.doc_id, c.kind) for c in collector.changes] == [("o1", "added")]
         finally:
             await collector.aclose()
+
+
+async def test_firestore_listener_and_v1_stream_tell_the_same_story(
+    emulators: Any, firestore_host: str, sign_up: Any, tmp_path: Path
+) -> None:
+    """The embedded default's `/v1/stream` (here served from FirestoreStore's change log) and the Firestore
+    listener turn the same trades into the same documents and change kinds."""
+    from services.live.stream import StreamLive
+
+    alice = sign_up("alice@example.com")
+    settings = replace(
+        Settings(data_dir=tmp_path, rate_per_s=1000, rate_burst=1000), auth="firebase", state="firestore"
+    )
+    feed = ListFeed({"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0})
+
+    async def token() -> str:
+        return alice.id_token
+
+    async with serve(settings, feed) as backend:
+        streamed = Collector(StreamLive(base_url=backend.base_url, token=token))  # type: ignore[arg-type]
+        try:
+            async with listening(alice.uid, alice.id_token, firestore_host, emulators.project) as listened:
+                await streamed.status("connected", 10)
+                await asyncio.wait_for(feed.consumer_ready.wait(), 5)
+                ids = []
+                for i, (side, kind) in enumerate([("buy", "limit"), ("buy", "market"), ("sell", "limit")]):
+                    body = {
+                        "clientOrderId": f"c{i}",
+                        "symbol": "BTC/USDT",
+                        "side": side,
+                        "type": kind,
+                        "amount": "0.1",
+                    }
+                    if kind == "limit":
+                        body["price"] = "49000" if side == "buy" else "52000"
+                    r = await backend.http.post(
+                        "/v1/orders", json=body, headers={"Authorization": f"Bearer {alice.id_token}"}
+                    )
+                    assert r.status_code == 201, r.text
+                    ids.append(r.json()["id"])
+                await feed.trade("BTC/USDT", 48_900.0, amount=5)  # fills the resting buy
+                r = await backend.http.delete(
+                    f"/v1/orders/{ids[2]}", headers={"Authorization": f"Bearer {alice.id_token}"}
+                )
+                assert r.status_code == 200, r.text
+                for collector in (streamed, listened):
+                    await collector.until(lambda c: c.doc_id == ids[2] and c.doc["status"] == "canceled", 5)
+                    await collector.until(lambda c: c.doc_id == ids[0] and c.doc["status"] == "closed", 5)
+                await asyncio.sleep(0.3)
+                assert listened.state() == streamed.state()
+                for collector in (streamed, listened):
+                    first_seen = {}
+                    for change in collector.changes:
+                        first_seen.setdefault(change.doc_id, change.kind)
+                    assert set(first_seen.values()) == {"added"}  # every doc starts as "added" in both
+        finally:
+            await streamed.aclose()
