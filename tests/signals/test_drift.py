@@ -56,3 +56,11 @@ def test_fused_indicators_do_not_drift_over_a_million_ticks_of_adversarial_magni
     std = math.sqrt(math.fsum((x - mean) ** 2 for x in last) / 20)
     assert math.isclose(v["sma_20"], mean, rel_tol=1e-12)
     assert math.isclose(v["bb_upper"] - v["sma_20"], 2 * std, rel_tol=1e-6)
+
+
+def test_compensated_sum_keeps_small_values_next_to_huge_ones() -> None:
+    acc = CompensatedSum()
+    for x in (1e16, 1.0, -1e16, 1.0, 1e-3):
+        acc.add(x)
+    acc.sub(1e-3)
+    assert acc.value == 2.0  # a plain float sum gives 1.0 (1e16 + 1.0 rounds the 1.0 away)
