@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 from services.market.types import Tick
 from services.signals.config import EngineConfig
+from services.signals.errors import RuleError
 from services.signals.indicators import SymbolIndicators, TickCounters, indicator_keys
 from services.signals.rules import Rule, RuleRunner, Signal
 from services.signals.windows import SortedWindow
@@ -44,7 +45,7 @@ class SignalEngine:
         rules = tuple(rules)
         ids = [r.id for r in rules]
         if len(ids) != len(set(ids)):
-            raise ValueError("rule ids must be unique")
+            raise RuleError("rule ids must be unique")
         kept = {runner.rule.id: runner for runner in self._runners}
         self._rules = rules
         self._runners = tuple(

@@ -9,7 +9,8 @@ A rule's `when` is a tree of conditions over operands (an indicator key such as 
     {"op": "all" | "any", "of": [conditions]}
 A rule fires on the rising edge of its condition (false -> true), not on every tick it holds;
 hysteresis keeps a comparison true until it is undone by more than `h` (no chatter around a
-threshold), and `cooldown_ms` (stream time) silences the rule for that symbol after it fired.
+threshold), and `cooldown_ms` (stream time) silences the rule for that symbol after it fired:
+an edge during the cool-down is dropped, not delayed (a signal should be about now).
 """
 
 from __future__ import annotations

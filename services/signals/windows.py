@@ -163,7 +163,11 @@ class RollingQuantile:
         return len(self._ring)
 
     def update(self, value: float) -> float:
-        """Add a value (evicting the oldest once full) and return the current quantile."""
+        """Add a value (evicting the oldest once full) and return the current quantile.
+
+        O(log n) compares + an O(n) memmove of pointers (flat, n <= FLAT_LIST_MAX_POINTS), or
+        O(log n) (split). Values must not be NaN: NaN has no place in a sorted order.
+        """
         if self._split:
             return self._update_split(value)
         ring = self._ring
