@@ -1,6 +1,13 @@
 """Streaming signal engine: incremental indicators per symbol, and rules (as data) firing signals.
 
 Callers import from here; the modules behind it are private to the package.
+
+    engine = SignalEngine(rules=default_rules(), config=EngineConfig(sma_period=50))
+    for signal in engine.on_tick(tick):          # O(1) + O(log n) per sorted window
+        ...                                       # Signal(symbol, rule_id, direction, strength, ...)
+    engine.snapshot("BTC/USDT")["rsi_14"]         # NaN until warmed up
+    book = RuleBook(path, defaults=default_rules())  # raises RuleBookCorrupt (file kept aside)
+    book.add(Rule.from_dict({...})); engine.set_rules(book.rules)
 """
 
 from services.signals.config import EngineConfig

@@ -144,7 +144,7 @@ class RollingQuantile:
     ends of both lists and no positional index is ever built: O(log n) per update.
     """
 
-    __slots__ = ("q", "size", "_ring", "_flat", "_lower", "_upper", "_split")
+    __slots__ = ("q", "size", "_ring", "_flat", "_lower", "_upper", "_split", "_n_lower", "_lower_max")
 
     def __init__(self, q: float, size: int) -> None:
         if not 0.0 <= q <= 1.0:
@@ -158,6 +158,8 @@ class RollingQuantile:
         self._flat: list[float] = []
         self._lower: SortedList = SortedList()
         self._upper: SortedList = SortedList()
+        self._n_lower = 0
+        self._lower_max = math.nan
 
     def __len__(self) -> int:
         return len(self._ring)
@@ -229,31 +231,40 @@ class RollingQuantile:
         return out
 
     def _update_split(self, value: float) -> float:
+        # SortedList's len() and [-1] are Python-level calls; the size of `lower` and its max
+        # (which is the last quantile read) are kept here instead, ~1 us saved per update.
         ring = self._ring
         lower = self._lower
         upper = self._upper
+        nl = self._n_lower
+        lo_max = self._lower_max
         ring.append(value)
-        if lower and value <= lower[-1]:
-            lower.add(value)
+        if nl and value <= lo_max:
+            lower.add(value)  # lower's max stays lo_max
+            nl += 1
         else:
             upper.add(value)
         if len(ring) > self.size:
             old = ring.popleft()
-            # Every value in `lower` is <= every value in `upper`, so old <= lower[-1] means the
+            # Every value in `lower` is <= every value in `upper`, so old <= max(lower) means the
             # old value (or an equal one, which is the same for order statistics) is in `lower`.
-            if lower and old <= lower[-1]:
+            if nl and old <= lo_max:
                 lower.remove(old)
+                nl -= 1
             else:
                 upper.remove(old)
-        n = len(ring)
-        h = self.q * (n - 1)
+        h = self.q * (len(ring) - 1)
         i = int(h)
         want = i + 1  # lower holds sorted[0..i]
-        while len(lower) > want:
+        while nl > want:
             upper.add(lower.pop())
-        while len(lower) < want:
+            nl -= 1
+        while nl < want:
             lower.add(upper.pop(0))
+            nl += 1
         lo = lower[-1]
+        self._n_lower = nl
+        self._lower_max = lo
         frac = h - i
         if frac == 0.0 or not upper:
             return lo
