@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from math import fsum, log, sqrt
-from typing import Any
+from typing import NamedTuple
 
 from services.market.types import Tick
 from services.signals.config import EngineConfig, quantile_key
@@ -108,7 +108,16 @@ class SymbolIndicators:
         self.window: SortedWindow | None = window
 
 
-def _build(cfg: EngineConfig) -> tuple[Any, ...]:
+class _Parts(NamedTuple):
+    update: Callable[[Tick], bool]
+    read: Callable[[], dict[str, float]]
+    reader: Callable[[Iterable[str]], Callable[[], dict[str, float]]]
+    counters: Callable[[], TickCounters]
+    window: SortedWindow | None
+
+
+def _build(cfg: EngineConfig) -> _Parts:
+    """The closures sharing one symbol's state (cells), see `SymbolIndicators`."""
     P = cfg.sma_period
     bb_k = cfg.bb_k
     E, F, S, G, R, A = (
@@ -534,4 +543,4 @@ def _build(cfg: EngineConfig) -> tuple[Any, ...]:
     def counters() -> TickCounters:
         return TickCounters(n + late_placed, late_placed, late_dropped, duplicates, invalid)
 
-    return update, read, reader, counters, stats
+    return _Parts(update, read, reader, counters, stats)
