@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from services.market.types import Tick
-from services.signals import EngineConfig, SignalEngine, TickCounters, default_rules
+from services.signals import EngineConfig, Rule, SignalEngine, TickCounters, default_rules
 
 
 def test_snapshot_has_the_documented_keys_per_symbol_and_nothing_for_unknown_symbols() -> None:
@@ -125,3 +128,38 @@ def test_atr_uses_bars_built_from_ticks() -> None:
         engine.on_tick(Tick("A", ts, p, 1.0))
     # TR(bar 0) = 2; TR(bar 1) = max(4, |15 - 11|, |11 - 11|) = 4; ATR(2) = mean = 3.
     assert engine.snapshot("A")["atr_2"] == 3.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.integers(0, 900), st.floats(-0.01, 0.01)), min_size=1, max_size=200)
+)
+def test_symbols_do_not_leak_into_each_other(steps: list[tuple[bool, int, float]]) -> None:
+    """Interleaving two symbols gives each the values it would have alone."""
+    together = SignalEngine(rules=default_rules())
+    alone = {"A": SignalEngine(rules=default_rules()), "B": SignalEngine(rules=default_rules())}
+    ts, price = 0, {"A": 100.0, "B": 5.0}
+    for is_a, dt, move in steps:
+        symbol = "A" if is_a else "B"
+        ts += dt
+        price[symbol] *= math.exp(move)
+        tick = Tick(symbol, ts, price[symbol], 1.0)
+        assert together.on_tick(tick) == alone[symbol].on_tick(tick)
+    for symbol, engine in alone.items():
+        mine, theirs = together.snapshot(symbol), engine.snapshot(symbol)
+        assert mine.keys() == theirs.keys()
+        assert all(mine[k] == theirs[k] or (math.isnan(mine[k]) and math.isnan(theirs[k])) for k in mine)
+
+
+def test_dropped_ticks_fire_nothing() -> None:
+    rule = Rule(
+        id="any", name="price above 0", direction="buy", when={"op": "gt", "left": "price", "right": 0}
+    )
+    engine = SignalEngine(rules=[rule], config=EngineConfig(late_tolerance_ms=100))
+    assert len(engine.on_tick(Tick("A", 10_000, 1.0, 1.0))) == 1
+    engine.set_rules([])
+    engine.set_rules([rule])  # fresh state: would fire again on the next accepted tick
+    assert engine.on_tick(Tick("A", 5_000, 2.0, 1.0)) == []  # too late
+    assert engine.on_tick(Tick("A", 10_000, 1.0, 1.0)) == []  # replay
+    assert engine.on_tick(Tick("A", 10_001, math.nan, 1.0)) == []  # invalid
+    assert len(engine.on_tick(Tick("A", 10_002, 1.5, 1.0))) == 1
