@@ -65,8 +65,9 @@ class SignalEngine:
 
         def on_tick(tick: Tick) -> list[Signal]:
             """Feed one trade; returns the signals it fired (usually none)."""
-            update = updates.get(tick.symbol)
-            if update is None:
+            try:
+                update = updates[tick.symbol]  # a subscript is cheaper than .get(): no call
+            except KeyError:
                 update = add_symbol(tick.symbol).update
             if not update(tick) or not has_rules[0]:
                 return []
