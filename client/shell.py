@@ -53,14 +53,21 @@ class Shell:
         self.root = ft.Container(expand=True)
         self._layout: tuple[Breakpoint, str] | None = None
 
-    def render(self, state: AppState) -> None:
+    def render(self, state: AppState, dirty: set[str] | None = None) -> list[ft.Control] | None:
+        """Repaint from state. Returns the controls to send (only the panels whose topics are in
+        `dirty`), or None when the whole page must be sent (first paint, layout change)."""
+        dirty = {"all"} if dirty is None else dirty
         layout = (state.breakpoint, state.section)
+        full = "all" in dirty or layout != self._layout
         if layout != self._layout:
             self._layout = layout
             self.root.content = self._build(state)
-        self.badge.render(state)
-        for view in self._visible(state):
-            view.render(state)
+        changed: list[ft.Control] = []
+        for view in [self.badge, *self._visible(state)]:
+            if full or dirty & getattr(view, "TOPICS", {"all"}):
+                view.render(state)
+                changed.append(view.control)
+        return None if full else changed
 
     def _visible(self, state: AppState) -> list[Any]:
         sections: dict[str, list[Any]] = {

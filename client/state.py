@@ -89,16 +89,23 @@ class AppState:
     width: float = 1440
     section: Section = "dashboard"
     version: int = 0
+    dirty: set[str] = field(default_factory=lambda: {"all"})  # topics changed since the last repaint
     _listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     # -- observation -------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
 
-    def changed(self) -> None:
+    def changed(self, *topics: str) -> None:
+        """Something changed; `topics` say what (views repaint only for theirs), none means all."""
         self.version += 1
+        self.dirty.update(topics or ("all",))
         for listener in self._listeners:
             listener()
+
+    def take_dirty(self) -> set[str]:
+        dirty, self.dirty = self.dirty, set()
+        return dirty
 
     @property
     def breakpoint(self) -> Breakpoint:
@@ -107,14 +114,14 @@ class AppState:
     # -- market data -------------------------------------------------------------------------
     def set_markets(self, markets: dict[str, dict[str, Any]]) -> None:
         self.markets = markets
-        self.changed()
+        self.changed("markets")
 
     def set_history(self, symbol: str, candles: list[Candle], open_24h: float | None = None) -> None:
         self.candles[symbol] = list(candles[-MAX_BARS:])
         if candles and symbol not in self.quotes:
             last = candles[-1]
             self.quotes[symbol] = Quote(symbol, last.close, open_24h or candles[0].open, last.timestamp_ms)
-        self.changed()
+        self.changed("candles", "quotes")
 
     def apply_tick(self, tick: Tick, indicators: dict[str, float] | None = None) -> None:
         """O(1): updates the quote, the current bar (or opens the next) and the indicator point."""
@@ -140,7 +147,7 @@ class AppState:
         value = (indicators or {}).get(INDICATOR_KEY)
         if value is not None and math.isfinite(value):
             self.record_indicator(tick.symbol, tick.timestamp_ms, value)
-        self.changed()
+        self.changed("quotes", "candles")
 
     def record_indicator(self, symbol: str, timestamp_ms: int, value: float) -> None:
         """Keep the overlay per minute (the last value in it); trims to a day. Amortised O(1)."""
@@ -153,12 +160,12 @@ class AppState:
     def set_feed_status(self, symbol: str, status: str) -> None:
         if self.feed_status.get(symbol) != status:
             self.feed_status[symbol] = status
-            self.changed()
+            self.changed("feed")
 
     def add_signals(self, signals: list[Any]) -> None:
         if signals:
             self.signals.extendleft(signals)
-            self.changed()
+            self.changed("signals")
 
     # -- live user state ---------------------------------------------------------------------
     def apply_change(self, change: Change) -> None:
@@ -173,11 +180,11 @@ class AppState:
             table[change.doc_id] = change.doc
         if change.collection == "insights":
             self.insight_pending = False
-        self.changed()
+        self.changed(change.collection)
 
     def set_live_status(self, status: ConnectionStatus) -> None:
         self.live_status = status
-        self.changed()
+        self.changed("live")
 
     def sorted_insights(self) -> list[dict[str, Any]]:
         return sorted(self.insights.values(), key=lambda i: i.get("timestamp") or 0, reverse=True)
@@ -203,27 +210,27 @@ class AppState:
     def select(self, symbol: str) -> None:
         if symbol != self.selected:
             self.selected = symbol
-            self.changed()
+            self.changed("selected")
 
     def set_watchlist(self, symbols: list[str]) -> None:
         self.watchlist = list(dict.fromkeys(symbols))
         if self.selected not in self.watchlist and self.watchlist:
             self.selected = self.watchlist[0]
-        self.changed()
+        self.changed("watchlist")
 
     def set_timeframe(self, timeframe: str) -> None:
         if timeframe not in TIMEFRAMES:
             raise ValueError(f"unknown timeframe {timeframe!r}")
         self.timeframe = timeframe
-        self.changed()
+        self.changed("candles")
 
     def set_theme(self, theme: str) -> None:
         self.theme = theme
-        self.changed()
+        self.changed("settings")
 
     def search_symbol(self, query: str) -> None:
         self.symbol_query = query
-        self.changed()
+        self.changed("settings")
 
     def symbol_matches(self, limit: int = 8) -> list[str]:
         """Tradable symbols containing the query, not already watched; exact base matches first."""
@@ -235,23 +242,23 @@ class AppState:
 
     def set_rules(self, rules: list[Any], error: str | None = None) -> None:
         self.rules, self.rule_error = list(rules), error
-        self.changed()
+        self.changed("rules")
 
     def navigate(self, section: Section) -> None:
         if section != self.section:
             self.section = section
-            self.changed()
+            self.changed("layout")
 
     def resize(self, width: float) -> None:
         if width != self.width:
             self.width = width
-            self.changed()
+            self.changed("layout")
 
     def edit_ticket(self, **fields: Any) -> None:
         self.ticket = replace(self.ticket, **fields)
-        self.changed()
+        self.changed("ticket")
 
     def notify(self, message: str, kind: Literal["info", "success", "error"] = "info") -> None:
         serial = (self.notice.serial + 1) if self.notice else 1
         self.notice = Notice(message, kind, serial)
-        self.changed()
+        self.changed("notice")

@@ -34,6 +34,7 @@ def nice_step(span: float, count: int = 4) -> float:
 
 
 class ChartView:
+    TOPICS = frozenset({"candles", "selected", "markets"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, intents: Intents | None = None) -> None:
         intents = intents or Intents()
         self.title = ft.Text("", weight=ft.FontWeight.BOLD, size=14)
@@ -69,6 +70,8 @@ class ChartView:
             bgcolor=ft.Colors.SURFACE_CONTAINER, expand=True,
         )
         self._shown: list[Candle] = []
+        self._axes_key: tuple[object, ...] | None = None
+        self._line_shown: list[tuple[int, float]] = []
 
     def render(self, state: AppState) -> None:
         symbol = state.selected
@@ -82,7 +85,7 @@ class ChartView:
         self.legend.value = f"EMA 20 {fmt(last_value, places)}" if last_value else "EMA 20 warming up"
         self._render_candles(bars)
         points = [(i, values[b.timestamp_ms]) for i, b in enumerate(bars) if b.timestamp_ms in values]
-        self.line.points = [fch.LineChartDataPoint(x=i, y=v) for i, v in points]
+        self._render_line(points)
         lows = [b.low for b in bars] + [v for _, v in points]
         highs = [b.high for b in bars] + [v for _, v in points]
         if bars:
@@ -91,25 +94,39 @@ class ChartView:
             for chart in (self.candles, self.overlay):
                 chart.min_x, chart.max_x, chart.min_y, chart.max_y = -0.5, len(bars) - 0.5, lo, hi
             # fl_chart draws a label only at multiples of the axis spacing: labels sit exactly there.
+            # Labels are rebuilt only when they change, so a tick does not resend them.
             y_step = nice_step(hi - lo)
-            first = math.ceil(lo / y_step)
-            self.candles.right_axis.label_spacing = y_step
-            self.candles.right_axis.labels = [
-                fch.ChartAxisLabel(value=k * y_step, label=ft.Text(fmt(k * y_step, places), size=10))
-                for k in range(first, math.floor(hi / y_step) + 1)
-            ]
+            first, last_k = math.ceil(lo / y_step), math.floor(hi / y_step)
             step = max(1, len(bars) // 4)
-            self.candles.bottom_axis.label_spacing = step
-            self.candles.bottom_axis.labels = [
-                fch.ChartAxisLabel(value=i, label=ft.Text(fmt_time(bars[i].timestamp_ms, False), size=10))
-                for i in range(0, len(bars), step)
-            ]
+            axes_key = (y_step, first, last_k, places, bars[0].timestamp_ms, len(bars))
+            if axes_key != self._axes_key:
+                self._axes_key = axes_key
+                self.candles.right_axis.label_spacing = y_step
+                self.candles.right_axis.labels = [
+                    fch.ChartAxisLabel(value=k * y_step, label=ft.Text(fmt(k * y_step, places), size=10))
+                    for k in range(first, last_k + 1)
+                ]
+                self.candles.bottom_axis.label_spacing = step
+                self.candles.bottom_axis.labels = [
+                    fch.ChartAxisLabel(value=i, label=ft.Text(fmt_time(bars[i].timestamp_ms, False), size=10))
+                    for i in range(0, len(bars), step)
+                ]
         last = bars[-1] if bars else None
         self.semantics.label = (
             f"{symbol} candlestick chart, {len(bars)} bars, last close {fmt(last.close, places)}"
             if last else f"{symbol} chart, loading"
         )
         self.semantics.value = str(len(bars))
+
+    def _render_line(self, points: list[tuple[int, float]]) -> None:
+        """Like the candles: between bars only the last point moves, so only it is patched."""
+        shown = self._line_shown
+        if len(points) == len(shown) and points[:-1] == shown[:-1] and points:
+            if points[-1] != shown[-1]:
+                self.line.points[-1].y = points[-1][1]
+        else:
+            self.line.points = [fch.LineChartDataPoint(x=i, y=v) for i, v in points]
+        self._line_shown = points
 
     def _render_candles(self, bars: list[Candle]) -> None:
         # Only the current bar changes between most renders: mutate spots in place so the patch

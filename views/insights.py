@@ -16,6 +16,7 @@ PROVIDER_NAME = {"local": "Local analyst", "vertex": "Vertex AI", "openai": "Ope
 
 
 class InsightsView:
+    TOPICS = frozenset({"insights", "selected", "candles"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, intents: Intents, *, limit: int = 10) -> None:
         self._limit = limit
         self.question = ft.TextField(label="Question (optional)", dense=True, expand=True, max_length=500,

@@ -12,6 +12,7 @@ STATUS_COLOUR = {"connected": ft.Colors.GREEN_400, "connecting": ft.Colors.AMBER
 
 
 class ModeBadgeView:
+    TOPICS = frozenset({"live"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self) -> None:
         self.chips = ft.Row(spacing=6, wrap=True, run_spacing=4)
         self.control = ft.Semantics(identifier="mode-badge", container=True, content=self.chips)

@@ -8,8 +8,12 @@ from client.state import AppState
 from client.theme import DOWN, UP
 from views.common import Intents, amount_decimals, fmt, panel, price_decimals
 
+BUY_STYLE = ft.ButtonStyle(bgcolor=UP, color=ft.Colors.WHITE)
+SELL_STYLE = ft.ButtonStyle(bgcolor=DOWN, color=ft.Colors.WHITE)
+
 
 class OrderTicketView:
+    TOPICS = frozenset({"ticket", "selected", "markets", "quotes"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, intents: Intents) -> None:
         self._intents = intents
         self.side = ft.SegmentedButton(
@@ -48,31 +52,39 @@ class OrderTicketView:
             spacing=10,
         )
         self.control = panel("Order ticket", body, identifier="order-ticket")
+        # What was last written into each input from state. An input is written only when the state
+        # value moved since: Flet delivers a field's new value and its change event as two messages,
+        # and a repaint between them must not put the stale value back under the trader's fingers.
+        self._written: dict[str, object] = {}
 
     def render(self, state: AppState) -> None:
         ticket, symbol = state.ticket, state.selected
         market = state.markets.get(symbol, {})
         base, quote = market.get("base") or symbol.split("/")[0], market.get("quote") or symbol.split("/")[-1]
         last = state.quotes[symbol].last if symbol in state.quotes else None
-        self.side.selected = [ticket.side]
-        self.type.selected = [ticket.type]
+        self._write(self.side, "selected", [ticket.side])
+        self._write(self.type, "selected", [ticket.type])
         self.amount.label = f"Amount ({base})"
         minimum = (market.get("limits", {}).get("amount") or {}).get("min")
         self.amount.hint_text = f"min {minimum:g}" if minimum else None
-        if self.amount.value != ticket.amount:
-            self.amount.value = ticket.amount
+        self._write(self.amount, "value", ticket.amount)
         self.price.visible = ticket.type == "limit"
         self.price.label = f"Limit price ({quote})"
-        if self.price.value != ticket.price:
-            self.price.value = ticket.price
+        self._write(self.price, "value", ticket.price)
         self.estimate.value = self._estimate(ticket.amount, ticket.price if ticket.type == "limit" else None,
                                              last, market, quote)
         self.error.value = ticket.error or ""
         self.error.visible = bool(ticket.error)
         self.submit.content = f"{'Buy' if ticket.side == 'buy' else 'Sell'} {symbol}"
-        self.submit.style = ft.ButtonStyle(bgcolor=UP if ticket.side == "buy" else DOWN, color=ft.Colors.WHITE)
+        self._write(self.submit, "style", BUY_STYLE if ticket.side == "buy" else SELL_STYLE)
         self.submit.disabled = ticket.submitting
         self.progress.visible = ticket.submitting
+
+    def _write(self, control: ft.Control, prop: str, value: object) -> None:
+        key = f"{id(control)}.{prop}"
+        if self._written.get(key) != value:
+            self._written[key] = value
+            setattr(control, prop, value)
 
     @staticmethod
     def _estimate(amount: str, limit: str | None, last: float | None, market: dict, quote: str) -> str:

@@ -22,6 +22,7 @@ def status_label(order: dict[str, Any]) -> str:
 
 
 class OrdersView:
+    TOPICS = frozenset({"orders", "markets"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, intents: Intents, *, limit: int = 12, title: str = "Orders",
                  identifier: str = "orders") -> None:
         self._intents = intents
@@ -69,13 +70,14 @@ class OrdersView:
                                     color=ft.Colors.ON_SURFACE_VARIANT))
             cells.insert(3, ft.Text(order.get("type", ""), size=12, width=70))
         order_id = str(order.get("id", ""))
-        cancel = ft.IconButton(
-            ft.Icons.CLOSE, icon_size=16, tooltip=f"Cancel order {order_id}",
-            on_click=lambda _e, oid=order_id: self._intents.cancel_order(oid),
+        cancel = ft.Semantics(  # its own node, so screen readers and tests reach it as a button
+            container=True, button=True, label=f"Cancel order {order_id}",
             visible=order.get("status") == "open",
+            content=ft.IconButton(ft.Icons.CLOSE, icon_size=16, tooltip="Cancel",
+                                  on_click=lambda _e, oid=order_id: self._intents.cancel_order(oid)),
         )
         return ft.Semantics(
-            identifier=f"order-{order.get('clientOrderId') or order_id}",
+            identifier=f"order-{order.get('clientOrderId') or order_id}", container=True,
             label=f"{side} {order.get('amount')} {symbol} {order.get('type')} order, {label}",
             content=ft.Row([ft.Row(cells, wrap=compact, expand=True, spacing=6), cancel],
                            vertical_alignment=ft.CrossAxisAlignment.CENTER),

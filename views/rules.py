@@ -34,19 +34,28 @@ def describe(when: Any) -> str:
 
 
 class RulesView:
+    TOPICS = frozenset({"rules", "watchlist"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, intents: Intents) -> None:
         self._intents = intents
         self.list = ft.Column(spacing=4)
         self.name = ft.TextField(label="Rule name", dense=True, width=220)
-        self.left = ft.Dropdown(label="When", dense=True, width=150, value="price", options=[])
-        self.op = ft.Dropdown(label="", dense=True, width=210, value="cross_above",
-                              options=[ft.DropdownOption(key=k, text=v) for k, v in OPS.items()])
+        self.left = ft.Dropdown(label="When", tooltip="The indicator the rule watches", dense=True, width=150,
+                                value="price", options=[])
+        self.kind = ft.SegmentedButton(
+            segments=[ft.Segment(value="cross", label="crosses"), ft.Segment(value="compare", label="is"),
+                      ft.Segment(value="breakout", label="breaks out")],
+            selected=["cross"], show_selected_icon=False,
+        )
+        self.way = ft.SegmentedButton(
+            segments=[ft.Segment(value="above", label="above"), ft.Segment(value="below", label="below")],
+            selected=["above"], show_selected_icon=False,
+        )
         self.right = ft.TextField(label="this (indicator or number)", dense=True, width=200, value="ema_20")
         self.direction = ft.SegmentedButton(
             segments=[ft.Segment(value="buy", label="Buy signal"), ft.Segment(value="sell", label="Sell signal")],
             selected=["buy"], show_selected_icon=False,
         )
-        self.symbols = ft.Dropdown(label="Symbols", dense=True, width=190, value="*", options=[])
+        self.symbols = ft.Dropdown(label="Symbols", tooltip="Which symbols the rule watches", dense=True, width=190, value="*", options=[])
         self.cooldown = ft.TextField(label="Cool-down (s)", dense=True, width=120, value="60",
                                      keyboard_type=ft.KeyboardType.NUMBER)
         self.error = ft.Text("", color=ft.Colors.ERROR, size=12, visible=False)
@@ -55,7 +64,8 @@ class RulesView:
             [
                 ft.Text("New rule", weight=ft.FontWeight.W_600, size=13),
                 ft.Row([self.name, self.symbols], wrap=True),
-                ft.Row([self.left, self.op, self.right], wrap=True),
+                ft.Row([self.left, self.kind, self.way, self.right], wrap=True,
+                       vertical_alignment=ft.CrossAxisAlignment.CENTER),
                 ft.Row([self.direction, self.cooldown], wrap=True),
                 self.error,
                 self.save,
@@ -68,6 +78,15 @@ class RulesView:
         self._saved_serial = 0
         self._shown: tuple[Any, ...] | None = None
         self._choices: tuple[Any, ...] | None = None
+
+    @property
+    def op(self) -> str:
+        """The rule operator the two segmented choices spell, e.g. crosses + above → "cross_above"."""
+        kind = self.kind.selected[0] if self.kind.selected else "cross"
+        way = self.way.selected[0] if self.way.selected else "above"
+        if kind == "compare":
+            return "gt" if way == "above" else "lt"
+        return f"{kind}_{way}"
 
     def _submit(self) -> None:
         right: Any = (self.right.value or "").strip()
@@ -82,7 +101,7 @@ class RulesView:
         self._intents.save_rule({
             "name": (self.name.value or "").strip(),
             "direction": self.direction.selected[0] if self.direction.selected else "buy",
-            "when": {"op": self.op.value, "left": self.left.value, "right": right},
+            "when": {"op": self.op, "left": self.left.value, "right": right},
             "symbols": "*" if self.symbols.value in (None, "*") else [self.symbols.value],
             "cooldown_ms": cooldown_ms,
         })

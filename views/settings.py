@@ -9,6 +9,7 @@ from views.common import Intents, panel
 
 
 class SettingsView:
+    TOPICS = frozenset({"settings", "watchlist", "markets"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, intents: Intents, *, exchange: str = "binance", backend_url: str = "") -> None:
         self._intents = intents
         self._exchange = exchange
@@ -47,6 +48,7 @@ class SettingsView:
         self.control = panel("Settings", body, identifier="settings", expand=True)
         self._shown: tuple[object, ...] | None = None
         self._state: AppState | None = None
+        self._theme_written: str | None = None
 
     def _add_first(self) -> None:
         state = self._state
@@ -61,7 +63,9 @@ class SettingsView:
 
     def render(self, state: AppState) -> None:
         self._state = state
-        self.theme.selected = [state.theme]
+        if self._theme_written != state.theme:  # written only on change: see OrderTicketView._write
+            self._theme_written = state.theme
+            self.theme.selected = [state.theme]
         masked = state.saved_keys.get(self._exchange)
         self.saved.value = f"Saved: {masked}" if masked else "No keys saved."
         self.forget_key.visible = bool(masked)

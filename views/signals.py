@@ -10,6 +10,7 @@ from views.common import fmt_time, panel
 
 
 class SignalsView:
+    TOPICS = frozenset({"signals"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, *, limit: int = 8, identifier: str = "signals") -> None:
         self._limit = limit
         self.empty = ft.Text("No signal yet: the engine is watching every tick.",

@@ -12,6 +12,7 @@ MODE_NAMES = {"market": "Market data", "orders": "Orders", "live": "Live state",
 
 
 class StatusView:
+    TOPICS = frozenset({"live", "feed", "quotes", "watchlist"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, *, backend_url: str = "") -> None:
         self._backend_url = backend_url
         self.rows = ft.Column(spacing=6)

@@ -31,6 +31,7 @@ class WatchlistRow:
             ink=True,
         )
         self.control = ft.Semantics(identifier=f"quote-{symbol}", button=True, content=self.box)
+        self._sign: int | None = None
 
     def render(self, state: AppState) -> None:
         quote = state.quotes.get(self.symbol)
@@ -43,7 +44,9 @@ class WatchlistRow:
             self.price.value = fmt(quote.last, places)
             self.price.color = direction_colour(quote.direction)
             self.change.value = f"{pct:+.2f}%"
-            self.arrow.content = direction_icon(sign)
+            if sign != self._sign:  # a new icon only when the direction flips
+                self._sign = sign
+                self.arrow.content = direction_icon(sign)
             self.change.color = direction_colour(sign)
             label = f"{self.symbol} {self.price.value}, {pct:+.2f} percent"
         else:
@@ -57,6 +60,7 @@ class WatchlistRow:
 
 
 class WatchlistView:
+    TOPICS = frozenset({"quotes", "feed", "markets", "selected", "watchlist"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, intents: Intents) -> None:
         self._intents = intents
         self.rows: dict[str, WatchlistRow] = {}

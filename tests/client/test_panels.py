@@ -62,7 +62,8 @@ def test_rule_editor_lists_rules_and_submits_a_new_one_as_data() -> None:
     switch.on_change(type("E", (), {"control": switch})())
     assert toggled == [("ema-cross-up", False)]
     rules = shell.rules
-    rules.name.value, rules.left.value, rules.op.value, rules.right.value = "Price over 100", "price", "gt", "100"
+    rules.name.value, rules.left.value, rules.right.value = "Price over 100", "price", "100"
+    rules.kind.selected, rules.way.selected = ["compare"], ["above"]
     rules.cooldown.value = "30"
     rules.save.on_click(None)
     assert saved == [{"name": "Price over 100", "direction": "buy",

@@ -182,3 +182,18 @@ def test_candlestick_animation_is_off_for_live_candles() -> None:
 
 def test_precision_decimals() -> None:
     assert decimals(0.01) == 2 and decimals(1e-8) == 8 and decimals(1) == 0 and decimals(3) == 3
+
+
+def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
+    state = make_state()
+    shell = Shell(Intents.ignoring())
+    assert shell.render(state, state.take_dirty()) is None  # first paint: the whole page
+    state.apply_change(Change("orders", "o1", "added", {"id": "o1", "symbol": "BTC/USDT", "side": "buy",
+                                                          "type": "market", "amount": 1, "status": "open"}, 1))
+    assert shell.render(state, state.take_dirty()) == [shell.orders.control]
+    state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 7, 131.0, 0.1))
+    sent = shell.render(state, state.take_dirty())
+    assert sent is not None and shell.chart.control in sent and shell.watchlist.control in sent
+    assert shell.orders.control not in sent and shell.signals.control not in sent
+    state.resize(390)
+    assert shell.render(state, state.take_dirty()) is None  # a new layout goes out whole

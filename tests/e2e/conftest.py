@@ -78,4 +78,13 @@ def open_app(browser, url: str, width: int, height: int):  # type: ignore[no-unt
     page.wait_for_selector("flt-semantics-placeholder", state="attached", timeout=60_000)
     page.evaluate("document.querySelector('flt-semantics-placeholder').click()")
     page.locator('[flt-semantics-identifier="mode-badge"]').wait_for(state="attached", timeout=30_000)
+    # Ready when the selected market has a price and the live listener is connected, as a trader sees it.
+    page.wait_for_function(
+        r"""() => {
+            const q = document.querySelector('[flt-semantics-identifier="quote-BTC/USDT"]');
+            const b = document.querySelector('[flt-semantics-identifier="mode-badge"]');
+            return q && /\d+\.\d+/.test(q.textContent) && b && /connected/.test(b.textContent);
+        }""",
+        timeout=30_000,
+    )
     return page

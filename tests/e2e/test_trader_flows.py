@@ -1,0 +1,97 @@
+"""What a trader does in a day, clicked through in headless Chromium against the real app and backend."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import ARTIFACTS, open_app
+
+pytestmark = pytest.mark.browser
+
+
+def go(page, section: str) -> None:  # type: ignore[no-untyped-def]
+    """Open a section from the NavigationRail (wide) or the bottom NavigationBar (phone)."""
+    name = re.compile(f"^{section}( Tab|$)")
+    page.get_by_role("button", name=name).or_(page.get_by_role("tab", name=name)).first.click()
+
+
+def row(panel, pattern: str):  # type: ignore[no-untyped-def]
+    """A row by its accessible label: Flutter merges a row with a button into a named group."""
+    label = re.compile(pattern.replace("/", r"\/"))  # Playwright reads an unescaped / as the end
+    return panel.get_by_role("group", name=label).or_(panel.get_by_text(label)).first
+
+
+def test_limit_order_rests_then_is_cancelled(browser, web_app) -> None:  # type: ignore[no-untyped-def]
+    page = open_app(browser, web_app, 1440, 900)
+    ticket = page.locator('[flt-semantics-identifier="order-ticket"]')
+    ticket.get_by_role("button", name="Limit").click()
+    amount = ticket.get_by_role("textbox", name=re.compile("Amount"))
+    amount.click()
+    amount.fill("0.01")
+    price = ticket.get_by_role("textbox", name=re.compile("Limit price"))
+    price.click()
+    price.fill("1000")  # far below the market: it rests
+    page.get_by_role("button", name="Buy BTC/USDT").click()
+    orders = page.locator('[flt-semantics-identifier="orders"]')
+    expect(row(orders, r"buy 0\.01 BTC/USDT limit order, Open")).to_be_attached(timeout=20_000)
+    orders.get_by_role("button", name=re.compile("Cancel order")).first.click()
+    expect(row(orders, r"buy 0\.01 BTC/USDT limit order, Canceled")).to_be_attached(timeout=20_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "desktop-cancelled.png"))
+
+
+def test_add_a_symbol_from_settings(browser, web_app) -> None:  # type: ignore[no-untyped-def]
+    page = open_app(browser, web_app, 820, 1180)
+    go(page, "Settings")
+    search = page.get_by_role("textbox", name=re.compile("Add a symbol"))
+    search.click()
+    search.fill("DOGE")
+    page.get_by_role("button", name="DOGE/USDT").click()
+    go(page, "Markets")
+    quote = page.locator('[flt-semantics-identifier="quote-DOGE/USDT"]')
+    expect(quote).to_contain_text(re.compile(r"DOGE/USDT \d+\.\d+"), timeout=20_000)
+    page.screenshot(path=str(ARTIFACTS / "tablet-added-symbol.png"))
+
+
+def test_create_a_rule_and_see_it_fire(browser, web_app) -> None:  # type: ignore[no-untyped-def]
+    page = open_app(browser, web_app, 1440, 900)
+    go(page, "Signals")
+    rules = page.locator('[flt-semantics-identifier="rules"]')
+    name = rules.get_by_role("textbox", name="Rule name")
+    name.click()
+    name.fill("Any trade above zero")
+    threshold = rules.get_by_role("textbox", name=re.compile("indicator or number"))
+    threshold.click()
+    threshold.fill("0")
+    rules.get_by_role("button", name="is", exact=True).click()
+    rules.get_by_role("button", name="Add rule").click()
+    expect(row(rules, "Rule Any trade above zero, enabled")).to_be_attached(timeout=10_000)
+    log = page.locator('[flt-semantics-identifier="signal-log"]')
+    expect(row(log, "signal on .*: Any trade above zero")).to_be_attached(timeout=20_000)
+    page.screenshot(path=str(ARTIFACTS / "desktop-rule-fired.png"))
+
+
+def test_ask_for_an_insight_on_a_phone(browser, web_app) -> None:  # type: ignore[no-untyped-def]
+    page = open_app(browser, web_app, 390, 844)
+    go(page, "Insights")
+    page.get_by_role("button", name=re.compile("^Ask")).click()
+    insights = page.locator('[flt-semantics-identifier="insights"]')
+    expect(row(insights, "Answered by Local analyst")).to_be_attached(timeout=20_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "phone-insight.png"))
+
+
+def test_phone_trades_from_the_bottom_sheet(browser, web_app) -> None:  # type: ignore[no-untyped-def]
+    page = open_app(browser, web_app, 390, 844)
+    page.get_by_role("button", name="Trade BTC/USDT").click()
+    ticket = page.locator('[flt-semantics-identifier="order-ticket"]')
+    amount = ticket.get_by_role("textbox", name=re.compile("Amount"))
+    amount.click()
+    amount.fill("0.003")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "phone-ticket-sheet.png"))
+    page.get_by_role("button", name="Buy BTC/USDT").click()
+    expect(page.get_by_text(re.compile(r"Buy 0\.003 BTC/USDT market order sent"))).to_be_attached(timeout=20_000)
