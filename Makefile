@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean system-deps
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 run: $(VENV)/.runtime
 	$(PY) -m client $(ARGS)
 
-test: $(VENV)/.dev
+# System packages (Chromium, Java, Node, firebase-tools): installed where it can, named where it cannot.
+system-deps:
+	bash .ci/install-system.sh
+
+test: $(VENV)/.dev system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev

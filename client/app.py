@@ -18,7 +18,9 @@ from client.preferences import Preferences, PreferencesFile
 from client.shell import Shell
 from client.state import INDICATOR_KEY, AppState
 from client.theme import breakpoint_for, themes
+from services.analytics import analyse, export_html_report
 from services.api import ApiError, BackendUnreachable, SkeetApi, new_client_order_id
+from services.auth.devtoken import state_dir
 from services.live import LiveState
 from services.market import MarketDataError, MarketFeed, Tick
 from services.secrets import ExchangeKeyStore, NoSecureStore
@@ -239,6 +241,7 @@ class SkeetSession:
             save_api_key=lambda ex, key, secret: self._spawn(self._save_keys(ex, key, secret)),
             delete_api_key=lambda ex: self._spawn(self._delete_keys(ex)),
             open_ticket=self.open_ticket,
+            export_report=lambda: self._spawn(self._export_report()),
         )
 
     def _resize(self, width: float) -> None:
@@ -368,6 +371,20 @@ class SkeetSession:
         state.insights.setdefault(str(insight.get("id")), insight)
         state.insight_pending = False
         state.changed()
+
+    # -- analytics ---------------------------------------------------------------------------
+    async def _export_report(self) -> None:
+        """An offline HTML report (plotly's JS inlined) in the state directory; built off the UI loop."""
+        state = self.state
+        prices = {s: q.last for s, q in state.quotes.items()}
+        path = state_dir() / "reports" / f"skeet-report-{time.strftime('%Y%m%d-%H%M%S')}.html"
+        try:
+            analytics = analyse(list(state.orders.values()), prices)
+            await asyncio.to_thread(export_html_report, analytics, path)
+        except (OSError, ValueError) as exc:
+            state.notify(f"Report failed: {exc}", "error")
+            return
+        state.notify(f"Report saved to {path}", "success")
 
     # -- exchange keys -----------------------------------------------------------------------
     async def _load_keys(self) -> None:

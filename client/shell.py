@@ -10,6 +10,7 @@ import flet as ft
 
 from client.state import SECTIONS, AppState
 from client.theme import Breakpoint
+from views.analytics import AnalyticsView
 from views.chart import ChartView
 from views.common import Intents
 from views.insights import InsightsView
@@ -43,7 +44,8 @@ class Shell:
         self.insights = InsightsView(intents)
         self.rules = RulesView(intents)
         self.settings = SettingsView(intents, exchange=exchange, backend_url=backend_url)
-        self.extra_portfolio = list(extra_portfolio or [])  # e.g. analytics, when it can run here
+        self.analytics = AnalyticsView(on_export=intents.export_report)
+        self.extra_portfolio = [self.analytics, *(extra_portfolio or [])]
         self.ticket = OrderTicketView(intents)
         self.orders = OrdersView(intents)
         self.history = OrdersView(intents, limit=200, title="Order history", identifier="order-history")

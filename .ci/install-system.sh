@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# System packages the test suite needs, installed from Debian's archive when this runs as root (CI, a
+# fresh container); elsewhere it names what is missing and how to get it, and the suite fails loudly
+# on whatever needs it. Then the emulators' own install (Java, Firestore emulator, firebase-tools).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+# chromium: browser tests (Playwright drives Debian's build; never `playwright install`).
+# gnome-keyring + dbus-x11: a real Secret Service for the keyring tests.
+needed=()
+command -v chromium >/dev/null || needed+=(chromium)
+command -v gnome-keyring-daemon >/dev/null || needed+=(gnome-keyring)
+command -v dbus-launch >/dev/null || needed+=(dbus-x11)
+python3 -c "import venv, ensurepip" 2>/dev/null || needed+=(python3-venv)
+if [ ${#needed[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update
+    apt-get install -y --no-install-recommends "${needed[@]}"
+  else
+    echo "install-system: missing ${needed[*]}; install them (Debian: sudo apt-get install ${needed[*]})" >&2
+  fi
+fi
+if [ "$(id -u)" = 0 ] || { command -v java >/dev/null && command -v npm >/dev/null; }; then
+  bash .ci/install-emulators.sh
+else
+  echo "install-system: Java 17 and Node 20 are needed for the emulator tests (see .ci/install-emulators.sh)" >&2
+fi
