@@ -6,13 +6,15 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: run test bench lint clean system-deps
 
+EXTRAS := desktop,exchange,firestore,backend
+
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e .
+	$(PIP) install -e ".[$(EXTRAS)]"
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
-	$(PIP) install -e ".[dev,bench]"
+	$(PIP) install -e ".[$(EXTRAS),dev,bench]"
 	touch $@
 
 # ARGS passes options to the app, e.g. `make run ARGS="--web --port 8550"` or `make run ARGS=--desktop`.

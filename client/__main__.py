@@ -7,12 +7,13 @@ import argparse
 import logging
 import os
 import sys
+from typing import Any
 
 import flet as ft
 
 from client.app import SessionServices, make_main
 from client.config import ASSETS_DIR, ClientConfig, ConfigError
-from client.launcher import LocalBackend
+from client.launcher import local_backend, loopback_exchange
 from client.preferences import PreferencesFile
 from services.api import SkeetApi
 from services.auth.devtoken import state_dir
@@ -25,24 +26,28 @@ def _has_display() -> bool:
     return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def build_feed(config: ClientConfig):  # type: ignore[no-untyped-def]
-    if config.market == "ccxt":
-        from services.market.ccxt_feed import CcxtFeed
+def build_feed(source: str, config: ClientConfig) -> tuple[Any, str]:
+    """The market feed `source` names, and its label for the mode badge. Where ccxt cannot be
+    installed (phones), live sources fall back to the replay and the badge says why."""
+    from services.market import open_feed
 
-        return CcxtFeed(config.exchange)
-    from services.market.replay import ReplayFeed
+    try:
+        feed = open_feed(source, speed=config.replay_speed)
+    except ImportError:
+        feed = open_feed("replay", speed=config.replay_speed)
+        return feed, f"{feed.mode} (live data needs ccxt, not installed here)"
+    return feed, feed.mode
 
-    return ReplayFeed(speed=config.replay_speed)
 
-
-def services_factory(config: ClientConfig, backend_url: str, *, local_backend: bool):  # type: ignore[no-untyped-def]
+def services_factory(config: ClientConfig, backend_url: str, *, local_backend: bool,  # type: ignore[no-untyped-def]
+                     market_source: str):
     identity = LocalIdentity(config.user_id)
 
     async def build() -> SessionServices:
         from services.signals import RuleBook, SignalEngine, default_rules
         from services.signals.errors import RuleBookCorrupt
 
-        feed = build_feed(config)
+        feed, market_mode = build_feed(market_source, config)
         rules_path = state_dir() / "rules.json"
         problems: list[str] = []
         try:
@@ -59,7 +64,7 @@ def services_factory(config: ClientConfig, backend_url: str, *, local_backend: b
             api=SkeetApi(base_url=backend_url, token=identity.token),
             live=StreamLive(base_url=backend_url, token=identity.token),
             modes={
-                "market": feed.mode,
+                "market": market_mode,
                 "orders": "Paper trading" + ("" if local_backend else f" · {backend_url}"),
                 "live": "Local state",
                 "insights": "Local analyst",
@@ -83,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="web server address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8550, help="web server port (default 8550)")
     parser.add_argument("--backend-url", default=None, help="use this Skeet API instead of starting one")
+    parser.add_argument("--market", default=None,
+                        help="replay (default), replay:PATH, ccxt:EXCHANGE, or loopback (starts a local "
+                             "Binance-compatible exchange: live mode, offline)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -92,23 +100,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     web = args.web or not (args.desktop or _has_display())
+    market = args.market or (f"ccxt:{config.exchange}" if config.market == "ccxt" else config.market)
     backend_url = args.backend_url or config.backend_url
-    backend = None if backend_url else LocalBackend(replay_speed=config.replay_speed)
+    children = []
+    if market == "loopback":
+        exchange = loopback_exchange()
+        print("Starting the loopback exchange (Binance wire format, replayed data)…", flush=True)
+        exchange.start()
+        children.append(exchange)
+        market = f"loopback:127.0.0.1:{exchange.port}"
+    backend = None if backend_url else local_backend(replay_speed=config.replay_speed)
     if backend:
         print("Starting the local Skeet backend (paper trading)…", flush=True)
         backend.start()
+        children.append(backend)
         backend_url = backend.url
         print(f"Local backend on {backend_url}", flush=True)
     try:
-        app_main = make_main(services_factory(config, backend_url, local_backend=backend is not None),
+        app_main = make_main(services_factory(config, backend_url, local_backend=backend is not None,
+                                              market_source=market),
                              watchlist=list(config.watchlist), timeframe=config.timeframe, theme=config.theme)
         if web:
             print(f"Skeet is running at http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
         ft.run(app_main, view=ft.AppView.WEB_BROWSER if web else ft.AppView.FLET_APP, host=args.host,
                port=args.port if web else 0, assets_dir=str(ASSETS_DIR), no_cdn=True)
     finally:
-        if backend:
-            backend.stop()
+        for child in reversed(children):
+            child.stop()
     return 0
 
 

@@ -20,19 +20,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class LocalBackend:
-    """A child process serving the Skeet API on loopback; a context manager that stops it."""
+class LocalService:
+    """A child process serving HTTP on loopback (the local backend, the loopback exchange), ready
+    when `health_path` answers 200; a context manager that stops it."""
 
-    def __init__(self, *, port: int | None = None, replay_speed: float = 1.0,
-                 log_path: Path | None = None, startup_timeout_s: float = 30.0) -> None:
+    def __init__(self, module: str, *, name: str, health_path: str, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None, port: int | None = None, log_path: Path | None = None,
+                 startup_timeout_s: float = 30.0) -> None:
+        self.name = name
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._replay_speed = replay_speed
-        self._log_path = log_path or state_dir() / "backend.log"
+        self._command = [sys.executable, "-m", module, *args]
+        self._env = env or {}
+        self._health = health_path
+        self._log_path = log_path or state_dir() / f"{module.rsplit('.', 1)[-1]}.log"
         self._timeout_s = startup_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> LocalBackend:
+    def __enter__(self) -> LocalService:
         self.start()
         return self
 
@@ -41,25 +46,24 @@ class LocalBackend:
 
     def start(self) -> None:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1",
-               "SKEET_REPLAY_SPEED": str(self._replay_speed)}
+        env = {**os.environ, **self._env}
         log = self._log_path.open("ab")
-        self._process = subprocess.Popen([sys.executable, "-m", "backend_stub"], env=env, stdout=log,
-                                         stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent)
+        self._process = subprocess.Popen(self._command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=Path(__file__).resolve().parent.parent)
         log.close()
         deadline = time.monotonic() + self._timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"the local backend exited with code {self._process.returncode}; "
+                raise RuntimeError(f"the {self.name} exited with code {self._process.returncode}; "
                                    f"see {self._log_path}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{self._health}", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"the local backend did not answer on {self.url} within {self._timeout_s:.0f} s")
+        raise RuntimeError(f"the {self.name} did not answer on {self.url} within {self._timeout_s:.0f} s")
 
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
@@ -69,3 +73,17 @@ class LocalBackend:
             except subprocess.TimeoutExpired:
                 self._process.kill()
         self._process = None
+
+
+def local_backend(*, replay_speed: float = 1.0, port: int | None = None) -> LocalService:
+    """The Skeet API (`python -m backend_stub`): paper trading and the embedded state store."""
+    port = port or free_port()
+    return LocalService("backend_stub", name="local backend", health_path="/healthz", port=port,
+                        env={"PORT": str(port), "HOST": "127.0.0.1", "SKEET_REPLAY_SPEED": str(replay_speed)})
+
+
+def loopback_exchange(*, port: int | None = None) -> LocalService:
+    """A Binance-wire-compatible exchange on loopback, replaying the recording: live mode, offline."""
+    port = port or free_port()
+    return LocalService("services.market.loopback_exchange", name="loopback exchange",
+                        health_path="/api/v3/exchangeInfo", args=("--port", str(port)), port=port)
