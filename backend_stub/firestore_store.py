@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.api_core.bidi import _Throttle
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
@@ -358,7 +359,12 @@ class _LogTail:
                 with contextlib.suppress(RuntimeError):  # loop closed during shutdown
                     self._loop.call_soon_threadsafe(self._deliver, generation, batch)
 
-        self._watch = query.on_snapshot(on_snapshot)
+        watch = query.on_snapshot(on_snapshot)
+        # The library re-opens a failed stream at once, forever (a busy loop while Firestore is
+        # unreachable); one re-open a second keeps its resume-token recovery without the spin.
+        if watch._rpc is not None:
+            watch._rpc._reopen_throttle = _Throttle(access_limit=1, time_window=dt.timedelta(seconds=1))
+        self._watch = watch
 
     def _deliver(self, generation: int, batch: list[Change]) -> None:
         if generation == self._generation and not self._stopped:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import inspect
 import logging
 import math
@@ -362,6 +363,8 @@ class FirestoreLive:
         self._generation += 1
         generation = self._generation
         self._synced = set()
+        from google.api_core.bidi import _Throttle
+
         user = self._client.collection("users").document(self._uid)
         for collection in self._collections:
             callback = self._make_callback(collection, generation)
@@ -370,6 +373,11 @@ class FirestoreLive:
             # (O(n log n) per change: most of the listener's CPU with a few hundred orders). The order
             # of `docs` means nothing here, so it gets a comparator that finds everything in place.
             watch._comparator = _unordered
+            # It also re-opens a failed stream at once, forever: offline, that is a busy loop holding the
+            # GIL (it starved the connectivity callbacks that tell us the link is down). One re-open per
+            # second keeps its resume-token recovery from brief server-side closes without the spin.
+            if watch._rpc is not None:
+                watch._rpc._reopen_throttle = _Throttle(access_limit=1, time_window=dt.timedelta(seconds=1))
             self._watches[collection] = watch
         self.resubscriptions += 1 if generation > 1 else 0
 

@@ -281,6 +281,9 @@ async def test_a_dropped_stream_loses_no_change_and_shows_reconnecting_then_offl
             await store.transact(uid, [Put(POSITIONS, "BTC-USDT", {"symbol": "BTC/USDT", "amount": 1})])
             await live.status("offline", 5)
             assert live.state() == shown  # the last known state is kept, nothing is cleared
+            cpu = time.process_time()
+            await asyncio.sleep(1.0)
+            assert time.process_time() - cpu < 0.3, "the listener spins while offline"
 
             before = len(live.changes)
             link.restore()
