@@ -11,7 +11,8 @@ channel's connectivity and each listener's health, tears the listeners down when
 first snapshot of a new subscription is diffed against the last known state, so a drop loses no change
 and repeats none, and the views keep showing the last known state meanwhile.
 
-Needs grpcio (Flet's mobile builds ship a pinned one); where it is missing the client uses `StreamLive`.
+Needs the `firestore` extra (google-cloud-firestore, grpcio), imported only when a listener starts; Flet's
+mobile builds cannot have it, so there `available()` is False and the client uses `StreamLive`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 from services.live.types import Change, ChangeKind, ConnectionStatus
 
-__all__ = ["UPDATED_AT", "VERSION", "FirestoreLive", "decode_doc", "encode_doc", "user_client"]
+__all__ = ["UPDATED_AT", "VERSION", "FirestoreLive", "available", "decode_doc", "encode_doc", "user_client"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,20 @@ def _decode(value: Any) -> Any:
 # -- a Firestore client that speaks as the user --------------------------------------------------------
 
 
+def available() -> bool:
+    """Whether this build can listen to Firestore (the `firestore` extra: google-cloud-firestore, grpcio).
+
+    Flet's mobile builds cannot have it (it needs a newer protobuf than Flet's mobile wheel): the client
+    then uses `StreamLive` on the backend's `/v1/stream` instead.
+    """
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in ("grpc", "google.cloud.firestore"))
+    except ModuleNotFoundError:  # the `google` namespace itself is missing
+        return False
+
+
 def user_client(project: str, token: Callable[[], str], *, emulator_host: str | None) -> tuple[Any, Any]:
     """A synchronous `google.cloud.firestore.Client` whose every RPC carries `Bearer <token()>`.
 
@@ -123,7 +138,7 @@ def user_client(project: str, token: Callable[[], str], *, emulator_host: str | 
         channel = grpc.insecure_channel(host, options=options)
     else:
         channel = grpc.secure_channel(host, grpc.ssl_channel_credentials(), options=options)
-    intercepted = grpc.intercept_channel(channel, _BearerToken(token))
+    intercepted = grpc.intercept_channel(channel, _bearer_token_interceptor(token))
     client = firestore.Client(project=project, credentials=AnonymousCredentials())
     # Private hook, pinned by tests/emulators: the client builds its API object lazily from this field.
     client._firestore_api_internal = FirestoreClient(
@@ -132,39 +147,34 @@ def user_client(project: str, token: Callable[[], str], *, emulator_host: str | 
     return client, channel
 
 
-def _bearer_interceptor_base() -> tuple[type, ...]:
+def _bearer_token_interceptor(token: Callable[[], str]) -> Any:
+    """A gRPC client interceptor that replaces every call's `authorization` with `Bearer <token()>`."""
     import grpc
 
-    return (
+    def with_token(details: Any) -> Any:
+        metadata = [(k, v) for k, v in (details.metadata or ()) if k.lower() != "authorization"]
+        metadata.append(("authorization", f"Bearer {token()}"))
+        return details._replace(metadata=metadata)
+
+    class BearerToken(
         grpc.UnaryUnaryClientInterceptor,
         grpc.UnaryStreamClientInterceptor,
         grpc.StreamUnaryClientInterceptor,
         grpc.StreamStreamClientInterceptor,
-    )
+    ):
+        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+            return continuation(with_token(details), request)
 
+        def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+            return continuation(with_token(details), request)
 
-class _BearerToken(*_bearer_interceptor_base()):  # type: ignore[misc]
-    """Replaces the `authorization` metadata of every call with the current ID token."""
+        def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+            return continuation(with_token(details), requests)
 
-    def __init__(self, token: Callable[[], str]) -> None:
-        self._token = token
+        def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+            return continuation(with_token(details), requests)
 
-    def _details(self, details: Any) -> Any:
-        metadata = [(k, v) for k, v in (details.metadata or ()) if k.lower() != "authorization"]
-        metadata.append(("authorization", f"Bearer {self._token()}"))
-        return details._replace(metadata=metadata)
-
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
-
-    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
-
-    def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return continuation(self._details(details), request_iterator)
-
-    def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return continuation(self._details(details), request_iterator)
+    return BearerToken()
 
 
 # -- the listener --------------------------------------------------------------------------------------
