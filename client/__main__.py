@@ -39,36 +39,50 @@ def build_feed(source: str, config: ClientConfig) -> tuple[Any, str]:
     return feed, feed.mode
 
 
+def build_live(config: ClientConfig, backend_url: str, identity: Any) -> Any:
+    """Firestore listeners when configured and installable; else the backend's /v1/stream (phones
+    cannot install google-cloud-firestore: the badge says so)."""
+    if config.state == "firestore":
+        try:
+            from services.live.firestore import FirestoreLive
+        except ImportError:
+            return StreamLive(base_url=backend_url, token=identity.token,
+                              mode="Backend stream (Firestore unavailable on this device)")
+        emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        return FirestoreLive(identity.uid, identity.token, project=os.environ.get("GOOGLE_CLOUD_PROJECT", ""),
+                             emulator_host=emulator)
+    return StreamLive(base_url=backend_url, token=identity.token)
+
+
 def services_factory(config: ClientConfig, backend_url: str, *, local_backend: bool,  # type: ignore[no-untyped-def]
                      market_source: str):
-    identity = LocalIdentity(config.user_id)
-
-    async def build() -> SessionServices:
+    async def build(identity: Any) -> SessionServices:
         from services.signals import RuleBook, SignalEngine, default_rules
         from services.signals.errors import RuleBookCorrupt
 
         feed, market_mode = build_feed(market_source, config)
-        rules_path = state_dir() / "rules.json"
+        user_dir = state_dir() / "users" / identity.uid
         problems: list[str] = []
         try:
-            rulebook = RuleBook(rules_path, defaults=default_rules())
+            rulebook = RuleBook(user_dir / "rules.json", defaults=default_rules())
         except RuleBookCorrupt as exc:  # moved aside; start from the defaults and say so
             problems.append(str(exc))
-            rulebook = RuleBook(rules_path, defaults=default_rules())
-        preferences = PreferencesFile(state_dir() / "preferences.json")
+            rulebook = RuleBook(user_dir / "rules.json", defaults=default_rules())
+        preferences = PreferencesFile(user_dir / "preferences.json")
         if problems:
             preferences.problem = "; ".join(problems)
+        live = build_live(config, backend_url, identity)
         return SessionServices(
             feed=feed,
             engine=SignalEngine(rules=default_rules()),
             api=SkeetApi(base_url=backend_url, token=identity.token),
-            live=StreamLive(base_url=backend_url, token=identity.token),
+            live=live,
             modes={
                 "market": market_mode,
                 "orders": "Paper trading" + ("" if local_backend else f" · {backend_url}"),
-                "live": "Local state",
-                "insights": "Local analyst",
-                "identity": identity.mode,
+                "live": live.mode,
+                "insights": "Local analyst" if local_backend else "Insights · backend",
+                "identity": getattr(identity, "label", identity.mode),
             },
             backend_url=backend_url,
             rulebook=rulebook,
@@ -78,6 +92,29 @@ def services_factory(config: ClientConfig, backend_url: str, *, local_backend: b
         )
 
     return build
+
+
+def identity_factory(config: ClientConfig):  # type: ignore[no-untyped-def]
+    """How a session learns who the user is: the local user at once, or Firebase sign-in."""
+    if config.auth == "firebase":
+        async def firebase(page: ft.Page) -> Any:
+            from client.app import sign_in_with_firebase
+            from services.auth.firebase import FirebaseIdentity
+            from services.secrets import SecretSlot
+
+            slot = SecretSlot("firebase-refresh-token")
+            identity = FirebaseIdentity(api_key=config.firebase_api_key,
+                                        emulator_host=os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"),
+                                        remember=slot.set)
+            await sign_in_with_firebase(page, identity, remembered=await slot.get())
+            return identity
+
+        return firebase
+
+    async def local(_page: ft.Page) -> Any:
+        return LocalIdentity(config.user_id)
+
+    return local
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Local backend on {backend_url}", flush=True)
     try:
         app_main = make_main(services_factory(config, backend_url, local_backend=backend is not None,
-                                              market_source=market),
+                                              market_source=market), identity_factory(config),
                              watchlist=list(config.watchlist), timeframe=config.timeframe, theme=config.theme)
         if web:
             print(f"Skeet is running at http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)

@@ -481,13 +481,44 @@ def _ticket_error(amount: str, price: str | None) -> str | None:
     return None
 
 
-SessionFactory = Callable[[], Awaitable[SessionServices]]
+SessionFactory = Callable[[Any], Awaitable[SessionServices]]
+IdentityFactory = Callable[[ft.Page], Awaitable[Any]]
 
 
-def make_main(build_services: SessionFactory, *, watchlist: list[str], timeframe: str,
-              theme: str) -> Callable[[ft.Page], Awaitable[None]]:
+async def sign_in_with_firebase(page: ft.Page, identity: Any, *, remembered: str | None) -> None:
+    """Resume from a remembered refresh token, else show the sign-in screen until it succeeds."""
+    from services.auth.firebase import SignInError
+    from views.sign_in import SignInView
+
+    if remembered:
+        with contextlib.suppress(SignInError):
+            await identity.resume(remembered)
+            return
+    done = asyncio.Event()
+
+    async def attempt(email: str, password: str) -> None:
+        view.render(pending=True)
+        page.update()
+        try:
+            await identity.sign_in(email, password)
+        except SignInError as exc:
+            view.render(error=str(exc))
+            page.update()
+            return
+        done.set()
+
+    view = SignInView(lambda email, password: page.run_task(attempt, email, password))
+    page.title = "Skeet · sign in"
+    page.add(view.control)
+    await done.wait()
+    page.controls.clear()
+
+
+def make_main(build_services: SessionFactory, identify: IdentityFactory, *, watchlist: list[str],
+              timeframe: str, theme: str) -> Callable[[ft.Page], Awaitable[None]]:
     async def main(page: ft.Page) -> None:
-        services = await build_services()
+        identity = await identify(page)
+        services = await build_services(identity)
         session = SkeetSession(page, services, watchlist=watchlist, timeframe=timeframe, theme=theme)
         await session.start()
 

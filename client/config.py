@@ -28,6 +28,9 @@ class ClientConfig:
     backend_url: str = ""
     theme: str = "system"
     user_id: str = "local"
+    auth: str = "local"  # "local" (the embedded default) or "firebase" (Firebase Auth, or its emulator)
+    state: str = "local"  # "local" (/v1/stream) or "firestore" (Firestore listeners)
+    firebase_api_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -39,7 +42,7 @@ class ClientConfig:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
         values: dict[str, Any] = {}
         for name in ("market", "exchange", "replay_speed", "watchlist", "timeframe", "backend_url", "theme",
-                     "user_id"):
+                     "user_id", "auth", "state", "firebase_api_key"):
             raw = env.get(f"SKEET_{name.upper()}")
             if raw is not None:
                 values[name] = _parse_env(name, raw)
@@ -56,6 +59,10 @@ class ClientConfig:
             raise ConfigError("replay_speed must be in (0, 1000]")
         if not self.watchlist or not all(isinstance(s, str) and "/" in s for s in self.watchlist):
             raise ConfigError("watchlist must list ccxt symbols such as 'BTC/USDT'")
+        if self.auth not in ("local", "firebase"):
+            raise ConfigError(f"auth must be 'local' or 'firebase', not {self.auth!r}")
+        if self.state not in ("local", "firestore"):
+            raise ConfigError(f"state must be 'local' or 'firestore', not {self.state!r}")
         if self.theme not in ("system", "light", "dark"):
             raise ConfigError("theme must be 'system', 'light' or 'dark'")
 

@@ -23,6 +23,20 @@ def mask(api_key: str) -> str:
     return f"{api_key[:4]}…{api_key[-4:]}" if len(api_key) > 10 else "…" * 3
 
 
+async def keyring_call(name: str, service: str, *args: str) -> Any:
+    """`keyring.<name>(service, *args)` off the event loop; no keyring is `NoSecureStore`."""
+    import keyring
+    import keyring.errors
+
+    try:
+        return await asyncio.to_thread(getattr(keyring, name), service, *args)
+    except keyring.errors.NoKeyringError:
+        raise NoSecureStore("This device has no secure key store (OS keyring); keys cannot be saved") from None
+    except keyring.errors.KeyringError as exc:
+        # The message names the failure's kind only: a keyring error could quote what it was given.
+        raise NoSecureStore(f"The OS keyring failed ({type(exc).__name__})") from exc
+
+
 class ExchangeKeyStore:
     def __init__(self, uid: str, *, service: str = SERVICE) -> None:
         self._uid = uid
@@ -71,13 +85,30 @@ class ExchangeKeyStore:
                 raise
 
     async def _call(self, name: str, *args: str) -> Any:
-        import keyring
+        return await keyring_call(name, self._service, *args)
+
+class SecretSlot:
+    """One named secret in the OS keyring (e.g. a refresh token): get, set, or clear with None."""
+
+    def __init__(self, name: str, *, service: str = SERVICE) -> None:
+        self._name = name
+        self._service = service
+
+    async def get(self) -> str | None:
+        try:
+            return await keyring_call("get_password", self._service, self._name)
+        except NoSecureStore:
+            return None
+
+    async def set(self, value: str | None) -> None:
+        """Keeps `value`, or forgets the secret with None; does nothing where no keyring exists."""
         import keyring.errors
 
         try:
-            return await asyncio.to_thread(getattr(keyring, name), self._service, *args)
-        except keyring.errors.NoKeyringError:
-            raise NoSecureStore("This device has no secure key store (OS keyring); keys cannot be saved") from None
-        except keyring.errors.KeyringError as exc:
-            # The message names the failure's kind only: a keyring error could quote what it was given.
-            raise NoSecureStore(f"The OS keyring failed ({type(exc).__name__})") from exc
+            if value is None:
+                await keyring_call("delete_password", self._service, self._name)
+            else:
+                await keyring_call("set_password", self._service, self._name, value)
+        except NoSecureStore as exc:
+            if exc.__cause__ is not None and not isinstance(exc.__cause__, keyring.errors.PasswordDeleteError):
+                raise
