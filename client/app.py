@@ -452,6 +452,7 @@ class SkeetSession:
             self.state.notify(f"Order rejected: {exc.message}", "error")
             return
         self.state.edit_ticket(submitting=False, client_order_id=None)
+        self._close_sheet()  # on a phone: back to the dashboard, where the order and the confirmation show
         self.state.notify(f"{order.get('side', '').title()} {order.get('amount')} {order.get('symbol')} "
                           f"{order.get('type')} order sent", "success")
 

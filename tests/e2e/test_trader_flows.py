@@ -21,7 +21,8 @@ def go(page, section: str) -> None:  # type: ignore[no-untyped-def]
 def row(panel, pattern: str):  # type: ignore[no-untyped-def]
     """A row by its accessible label: Flutter merges a row with a button into a named group."""
     label = re.compile(pattern.replace("/", r"\/"))  # Playwright reads an unescaped / as the end
-    return panel.get_by_role("group", name=label).or_(panel.get_by_text(label)).first
+    return (panel.get_by_role("group", name=label).or_(panel.get_by_role("textbox", name=label))
+            .or_(panel.get_by_text(label)).first)
 
 
 def test_limit_order_rests_then_is_cancelled(browser, web_app) -> None:  # type: ignore[no-untyped-def]
@@ -94,4 +95,6 @@ def test_phone_trades_from_the_bottom_sheet(browser, web_app) -> None:  # type: 
     page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "phone-ticket-sheet.png"))
     page.get_by_role("button", name="Buy BTC/USDT").click()
-    expect(page.get_by_text(re.compile(r"Buy 0\.003 BTC/USDT market order sent"))).to_be_attached(timeout=20_000)
+    # The confirmation is shown and announced to screen readers (an aria-live region): both count.
+    expect(page.get_by_text(re.compile(r"Buy 0\.003 BTC/USDT market order sent")).first).to_be_attached(
+        timeout=20_000)

@@ -97,7 +97,7 @@ def test_sign_in_then_trade_in_the_browser(emulators, auth_host: str, sign_up, t
             amount.click()
             amount.fill("0.01")
             page.get_by_role("button", name="Buy BTC/USDT").click()
-            expect(page.get_by_text(re.compile(r"Buy 0\.01 BTC/USDT market order sent"))).to_be_attached(
+            expect(page.get_by_text(re.compile(r"Buy 0\.01 BTC/USDT market order sent")).first).to_be_attached(
                 timeout=20_000)
             browser.close()
     finally:
