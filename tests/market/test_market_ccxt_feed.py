@@ -120,7 +120,7 @@ async def test_stalled_stream_turns_stale_then_recovers_without_loss(binance, lo
             seen.add(feed.status("BTC/USDT"))
         assert "stale" in seen
         loopback.resume()
-        for _ in range(30):
+        for _ in range(100):  # recovers; how soon depends on the machine's load, not on the feed
             await asyncio.sleep(0.1)
             if feed.status("BTC/USDT") == "live":
                 break
