@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import flet as ft
+from flet.utils.platform_utils import is_mobile
 
 from client.app import SessionServices, make_main
 from client.config import ASSETS_DIR, ClientConfig, ConfigError
@@ -146,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         exchange.start()
         children.append(exchange)
         market = f"loopback:127.0.0.1:{exchange.port}"
+    if not backend_url and is_mobile():
+        # A phone cannot start the local backend (no subprocesses, no FastAPI wheels): it needs the
+        # deployed API. Say so rather than fail on the first order.
+        print("skeet: set backend_url in flet.toml (or SKEET_BACKEND_URL) to the deployed Skeet API",
+              file=sys.stderr)
+        return 2
     backend = None if backend_url else local_backend(replay_speed=config.replay_speed)
     if backend:
         print("Starting the local Skeet backend (paper trading)…", flush=True)
