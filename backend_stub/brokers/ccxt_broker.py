@@ -42,6 +42,7 @@ from backend_stub.brokers.base import (
 from backend_stub.money import num
 from backend_stub.store.base import ORDERS, Put, StateStore
 from backend_stub.timefmt import iso
+from services.secrets.keyring_store import NoSecureStore, exchange_keys_entry, keyring_call
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ class KeyringExchangeKeys:
 
     @staticmethod
     def username(uid: str, exchange_id: str) -> str:
-        return f"exchange-keys:{exchange_id}:{uid}"
+        return exchange_keys_entry(uid, exchange_id)
 
     async def get(self, uid: str, exchange_id: str) -> ApiCredentials | None:
         text = await self._call("get_password", self._service, self.username(uid, exchange_id))
@@ -188,23 +189,16 @@ class KeyringExchangeKeys:
         try:
             await self._call("delete_password", self._service, self.username(uid, exchange_id))
         except KeyStoreUnavailable as exc:
-            if not isinstance(exc.__context__, keyring.errors.PasswordDeleteError):
+            if not isinstance(exc.__cause__, keyring.errors.PasswordDeleteError):
                 raise
 
     @staticmethod
     async def _call(name: str, *args: str) -> Any:
-        import keyring
-        import keyring.errors
-
+        # The app's keyring access (off the event loop; never a plain-text fallback), in broker errors.
         try:
-            # Secret Service goes over D-Bus and may block: keep it off the event loop.
-            return await asyncio.to_thread(getattr(keyring, name), *args)
-        except keyring.errors.NoKeyringError:
-            raise KeyStoreUnavailable(
-                "No secure key store on this machine (OS keyring); exchange keys cannot be stored or read"
-            ) from None
-        except keyring.errors.KeyringError as exc:
-            raise KeyStoreUnavailable(f"The OS keyring failed ({type(exc).__name__})") from None
+            return await keyring_call(name, *args)
+        except NoSecureStore as exc:
+            raise KeyStoreUnavailable(str(exc)) from exc.__cause__
 
 
 class SecretManagerExchangeKeys:

@@ -8,6 +8,7 @@ A machine with no keyring backend stores nothing: `NoSecureStore`, never a plain
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -31,10 +32,15 @@ async def keyring_call(name: str, service: str, *args: str) -> Any:
     try:
         return await asyncio.to_thread(getattr(keyring, name), service, *args)
     except keyring.errors.NoKeyringError:
-        raise NoSecureStore("This device has no secure key store (OS keyring); keys cannot be saved") from None
+        raise NoSecureStore("No secure key store on this device (OS keyring): keys cannot be stored or read") from None
     except keyring.errors.KeyringError as exc:
         # The message names the failure's kind only: a keyring error could quote what it was given.
         raise NoSecureStore(f"The OS keyring failed ({type(exc).__name__})") from exc
+
+
+def exchange_keys_entry(uid: str, exchange: str) -> str:
+    """The keyring username under which a user's keys for an exchange live (app and backend alike)."""
+    return f"exchange-keys:{exchange}:{uid}"
 
 
 class ExchangeKeyStore:
@@ -43,7 +49,7 @@ class ExchangeKeyStore:
         self._service = service
 
     def username(self, exchange: str) -> str:
-        return f"exchange-keys:{exchange}:{self._uid}"
+        return exchange_keys_entry(self._uid, exchange)
 
     async def available(self) -> bool:
         """Whether a real keyring backend exists (not keyring's "fail" or plain-text backends)."""
@@ -87,6 +93,7 @@ class ExchangeKeyStore:
     async def _call(self, name: str, *args: str) -> Any:
         return await keyring_call(name, self._service, *args)
 
+
 class SecretSlot:
     """One named secret in the OS keyring (e.g. a refresh token): get, set, or clear with None."""
 
@@ -101,14 +108,10 @@ class SecretSlot:
             return None
 
     async def set(self, value: str | None) -> None:
-        """Keeps `value`, or forgets the secret with None; does nothing where no keyring exists."""
-        import keyring.errors
-
-        try:
+        """Keeps `value`, or forgets the secret with None. Best effort: with no keyring the secret is
+        simply not kept (the user signs in again next time); it never goes anywhere else."""
+        with contextlib.suppress(NoSecureStore):
             if value is None:
                 await keyring_call("delete_password", self._service, self._name)
             else:
                 await keyring_call("set_password", self._service, self._name, value)
-        except NoSecureStore as exc:
-            if exc.__cause__ is not None and not isinstance(exc.__cause__, keyring.errors.PasswordDeleteError):
-                raise

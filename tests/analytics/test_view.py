@@ -11,18 +11,8 @@ from client.state import AppState
 from services.live import Change
 from services.market import Tick
 from tests.analytics.orders import btc_round_trip, order, trade
+from tests.controls import walk
 from views.analytics import AnalyticsView
-
-
-def walk(control: Any):
-    yield control
-    for attr in ("content", "controls"):
-        child = getattr(control, attr, None)
-        if isinstance(child, list):
-            for c in child:
-                yield from walk(c)
-        elif isinstance(child, ft.BaseControl):
-            yield from walk(child)
 
 
 def figure(view: AnalyticsView, name: str) -> str:

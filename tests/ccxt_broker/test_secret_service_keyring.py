@@ -1,4 +1,4 @@
-"""KeyringExchangeKeys on a real Secret Service (gnome-keyring over D-Bus), as on a Linux desktop.
+"""KeyringExchangeKeys (backend) and ExchangeKeyStore (app) on a real Secret Service (gnome-keyring over D-Bus), as on a Linux desktop.
 
 Runs in a child process under its own `dbus-run-session`, with HOME and XDG dirs in a temporary
 directory, so the test's keyring lives and dies with it. Skipped where gnome-keyring is not installed
@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROBE = """
 import asyncio, json, keyring
 from backend_stub.brokers.ccxt_broker import ApiCredentials, KeyringExchangeKeys
+from services.secrets import ExchangeKeyStore
 
 async def main():
     keys = KeyringExchangeKeys()
@@ -29,8 +30,17 @@ async def main():
     raw = keyring.get_password("skeet", "exchange-keys:binance:u1")
     await keys.delete("u1", "binance")
     gone = await keys.get("u1", "binance") is None
+    # Keys saved from the app's settings screen are the ones the local backend's live broker reads.
+    app = ExchangeKeyStore("u2")
+    store_found = await app.available()
+    masked = await app.save("binance", "app-saved-key-0123456789", "app-saved-secret-abcdef")
+    via_backend = await keys.get("u2", "binance")
+    await app.delete("binance")
     print(json.dumps({"backend": type(keyring.get_keyring()).__module__, "same": same, "gone": gone,
-                      "stored_as_json": json.loads(raw)["apiKey"] == creds.api_key}))
+                      "stored_as_json": json.loads(raw)["apiKey"] == creds.api_key,
+                      "app_store_found": store_found, "app_masked": masked,
+                      "app_to_backend": via_backend is not None and via_backend.api_key == "app-saved-key-0123456789",
+                      "app_deleted": await app.masked("binance") is None}))
 
 asyncio.run(main())
 """
@@ -65,4 +75,8 @@ def test_keys_round_trip_through_a_real_secret_service(tmp_path: Path) -> None:
         "same": True,
         "gone": True,
         "stored_as_json": True,
+        "app_store_found": True,
+        "app_masked": "app-…6789",
+        "app_to_backend": True,
+        "app_deleted": True,
     }

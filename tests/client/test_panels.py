@@ -8,7 +8,8 @@ from client.shell import Shell
 from client.state import AppState, Quote
 from services.live import Change
 from services.signals import Rule, default_rules
-from tests.client.test_views import by_identifier, make_state, texts, walk
+from tests.client.test_views import make_state
+from tests.controls import by_identifier, texts, walk
 from views.chart import sample
 from views.common import Intents
 from views.rules import describe

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import flet as ft
 import flet_charts as fch
 import pytest
@@ -12,33 +10,12 @@ from client.shell import Shell
 from client.state import AppState
 from services.live import Change
 from services.market import Candle, Tick
+from tests.controls import by_identifier, texts, walk
 from views.common import Intents, decimals
 from views.orders import status_label
 
 MARKET = {"symbol": "BTC/USDT", "base": "BTC", "quote": "USDT",
           "precision": {"price": 0.01, "amount": 0.0001}, "limits": {"amount": {"min": 0.0001}}}
-
-
-def walk(control: Any):
-    """Every control below `control` (content, controls, destinations...)."""
-    yield control
-    for attr in ("content", "controls", "destinations"):
-        child = getattr(control, attr, None)
-        if isinstance(child, list):
-            for c in child:
-                yield from walk(c)
-        elif isinstance(child, ft.BaseControl):
-            yield from walk(child)
-
-
-def texts(control: Any) -> list[str]:
-    return [c.value for c in walk(control) if isinstance(c, ft.Text) and c.value]
-
-
-def by_identifier(control: Any, identifier: str) -> ft.Semantics:
-    found = [c for c in walk(control) if isinstance(c, ft.Semantics) and c.identifier == identifier]
-    assert found, f"no control with semantics identifier {identifier!r}"
-    return found[0]
 
 
 def make_state(width: float = 1440) -> AppState:
