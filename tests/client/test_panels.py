@@ -123,3 +123,18 @@ def test_every_section_renders_at_every_width() -> None:
             state.navigate(section)  # type: ignore[arg-type]
             shell.render(state)
             assert shell.root.content is not None
+
+
+def test_sign_in_asks_for_both_fields_before_calling_out() -> None:
+    from views.sign_in import SignInView
+
+    attempts: list[tuple[str, str]] = []
+    view = SignInView(lambda email, password: attempts.append((email, password)))
+    view.email.value, view.password.value = "trader@example.com", ""
+    view.submit.on_click(None)
+    assert attempts == [] and view.error.visible and view.error.value == "Enter your email and password"
+    view.password.value = "s3cret"
+    view.submit.on_click(None)
+    assert attempts == [("trader@example.com", "s3cret")]
+    view.render(pending=True)
+    assert view.submit.disabled and view.progress.visible and view.password.password
