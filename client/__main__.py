@@ -15,7 +15,7 @@ from flet.utils.platform_utils import is_mobile
 from client.app import SessionServices, make_main
 from client.config import ASSETS_DIR, ClientConfig, ConfigError
 from client.launcher import local_backend, loopback_exchange
-from client.preferences import PreferencesFile
+from client.preferences import Preferences, PreferencesFile
 from services.api import SkeetApi
 from services.auth.devtoken import state_dir
 from services.auth.local import LocalIdentity
@@ -56,20 +56,22 @@ def build_live(config: ClientConfig, backend_url: str, identity: Any) -> Any:
 
 
 def services_factory(config: ClientConfig, backend_url: str, *, local_backend: bool,  # type: ignore[no-untyped-def]
-                     market_source: str):
+                     market_source: str, explicit_market: bool = False):
     async def build(identity: Any) -> SessionServices:
         from services.signals import RuleBook, SignalEngine, default_rules
         from services.signals.errors import RuleBookCorrupt
 
-        feed, market_mode = build_feed(market_source, config)
         user_dir = state_dir() / "users" / identity.uid
+        preferences = PreferencesFile(user_dir / "preferences.json")
+        # A source picked in Settings wins over flet.toml's, unless one was given on the command line.
+        source = market_source if explicit_market else (preferences.load(Preferences()).market or market_source)
+        feed, market_mode = build_feed(source, config)
         problems: list[str] = []
         try:
             rulebook = RuleBook(user_dir / "rules.json", defaults=default_rules())
         except RuleBookCorrupt as exc:  # moved aside; start from the defaults and say so
             problems.append(str(exc))
             rulebook = RuleBook(user_dir / "rules.json", defaults=default_rules())
-        preferences = PreferencesFile(user_dir / "preferences.json")
         if problems:
             preferences.problem = "; ".join(problems)
         live = build_live(config, backend_url, identity)
@@ -90,6 +92,7 @@ def services_factory(config: ClientConfig, backend_url: str, *, local_backend: b
             preferences=preferences,
             keys=ExchangeKeyStore(identity.uid),
             exchange=config.exchange,
+            market_source=source,
         )
 
     return build
@@ -162,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Local backend on {backend_url}", flush=True)
     try:
         app_main = make_main(services_factory(config, backend_url, local_backend=backend is not None,
-                                              market_source=market), identity_factory(config),
+                                              market_source=market, explicit_market=args.market is not None),
+                             identity_factory(config),
                              watchlist=list(config.watchlist), timeframe=config.timeframe, theme=config.theme)
         if web:
             print(f"Skeet is running at http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)

@@ -22,7 +22,7 @@ from services.analytics import analyse, export_html_report
 from services.api import ApiError, BackendUnreachable, SkeetApi, new_client_order_id
 from services.auth.devtoken import state_dir
 from services.live import LiveState
-from services.market import MarketDataError, MarketFeed, Tick
+from services.market import MarketDataError, MarketFeed, Tick, exchange_ids
 from services.secrets import ExchangeKeyStore, NoSecureStore
 from services.signals import Rule, RuleBook, SignalEngine
 from services.signals.errors import SignalsError
@@ -52,6 +52,7 @@ class SessionServices:
     preferences: PreferencesFile | None = None
     keys: ExchangeKeyStore | None = None
     exchange: str = "binance"
+    market_source: str = "replay"  # what `feed` was opened from (see services.market.open_feed)
 
 
 class SkeetSession:
@@ -62,8 +63,10 @@ class SkeetSession:
         defaults = Preferences(watchlist=list(watchlist), theme=theme)
         prefs = services.preferences.load(defaults) if services.preferences else defaults
         self.state = AppState(watchlist=list(prefs.watchlist), selected=prefs.watchlist[0], timeframe=timeframe,
-                              modes=dict(services.modes), theme=prefs.theme)
+                              modes=dict(services.modes), theme=prefs.theme, market_source=services.market_source,
+                              exchanges=exchange_ids())
         self.shell = Shell(self._intents(), backend_url=services.backend_url, exchange=services.exchange)
+        self.feed: MarketFeed = services.feed  # replaced when the trader picks another market source
         self._tasks: list[asyncio.Task[Any]] = []
         self._stream_task: asyncio.Task[Any] | None = None
         self._sheet: ft.BottomSheet | None = None
@@ -96,7 +99,7 @@ class SkeetSession:
         for task in self._tasks:
             if task is not current:
                 task.cancel()
-        for resource in (self.services.feed, self.services.live, self.services.api):
+        for resource in (self.feed, self.services.live, self.services.api):
             with contextlib.suppress(Exception):
                 await resource.aclose()
 
@@ -114,7 +117,7 @@ class SkeetSession:
 
     # -- services → state --------------------------------------------------------------------
     async def _market_loop(self) -> None:
-        feed, state = self.services.feed, self.state
+        feed, state = self.feed, self.state
         try:
             state.set_markets(await feed.markets())
         except MarketDataError as exc:
@@ -130,14 +133,14 @@ class SkeetSession:
     async def _load_history(self, symbols: list[str]) -> dict[str, list[Any]]:
         history = {}
         for symbol in symbols:
-            history[symbol] = await self.services.feed.candles(symbol, self.state.timeframe, limit=HISTORY_BARS)
-            ticker = await self.services.feed.ticker(symbol)
+            history[symbol] = await self.feed.candles(symbol, self.state.timeframe, limit=HISTORY_BARS)
+            ticker = await self.feed.ticker(symbol)
             self.state.set_history(symbol, history[symbol], open_24h=ticker.get("open"))
         return history
 
     async def _history_then_stream(self, new_symbols: list[str]) -> None:
         """History and engine warm-up for `new_symbols`, then one tick stream for the whole watchlist."""
-        feed, engine, state = self.services.feed, self.services.engine, self.state
+        feed, engine, state = self.feed, self.services.engine, self.state
         try:
             history = await self._load_history(new_symbols)
             # Selected symbol first: its chart is the one on screen.
@@ -161,7 +164,7 @@ class SkeetSession:
         engine = self.services.engine
         if not candles:
             return
-        trades_between = getattr(self.services.feed, "trades_between", None)
+        trades_between = getattr(self.feed, "trades_between", None)
         now_ms = int(time.time() * 1000)
         ticks = (trades_between(symbol, candles[0].timestamp_ms, now_ms) if trades_between
                  else [Tick(symbol, bar.timestamp_ms, bar.close, bar.volume) for bar in candles])
@@ -186,7 +189,7 @@ class SkeetSession:
             self.state.apply_change(change)
 
     async def _freshness_loop(self) -> None:
-        status = getattr(self.services.feed, "status", None)
+        status = getattr(self.feed, "status", None)
         if status is None:
             return
         while True:
@@ -241,6 +244,7 @@ class SkeetSession:
             save_api_key=lambda ex, key, secret: self._spawn(self._save_keys(ex, key, secret)),
             delete_api_key=lambda ex: self._spawn(self._delete_keys(ex)),
             open_ticket=self.open_ticket,
+            set_market=lambda source: self._spawn(self._switch_market(source)),
             export_report=lambda: self._spawn(self._export_report()),
         )
 
@@ -272,6 +276,33 @@ class SkeetSession:
         except MarketDataError as exc:
             self.state.notify(f"Could not load {timeframe} candles: {exc}", "error")
 
+    async def _switch_market(self, source: str) -> None:
+        """Another market source (replay, or a ccxt exchange): new feed, its markets, history, stream.
+        If it cannot be reached, the previous source stays and the trader is told why."""
+        from services.market import open_feed
+
+        state = self.state
+        try:
+            feed = open_feed(source, speed=getattr(self.feed, "_speed", 1.0))
+            markets = await feed.markets()
+        except (MarketDataError, ImportError, OSError) as exc:
+            state.notify(f"Could not switch to {source}: {exc}", "error")
+            return
+        if self._stream_task:
+            self._stream_task.cancel()
+        old, self.feed = self.feed, feed
+        with contextlib.suppress(Exception):
+            await old.aclose()
+        state.modes["market"] = feed.mode
+        state.market_source = source
+        state.set_markets(markets)
+        kept = [s for s in state.watchlist if s in markets] or list(markets)[:5]
+        state.set_watchlist(kept)
+        self._save_preferences()
+        state.changed()  # the mode badge and every panel: a full repaint
+        state.notify(f"Market data: {feed.mode}", "success")
+        self._stream_task = self._spawn(self._history_then_stream(list(state.watchlist)))
+
     def add_symbol(self, symbol: str) -> None:
         state = self.state
         symbol = symbol.strip().upper()
@@ -301,7 +332,8 @@ class SkeetSession:
 
     def _save_preferences(self) -> None:
         if self.services.preferences:
-            self.services.preferences.save(Preferences(watchlist=list(self.state.watchlist), theme=self.state.theme))
+            self.services.preferences.save(Preferences(watchlist=list(self.state.watchlist), theme=self.state.theme,
+                                                       market=self.state.market_source))
 
     # -- rules -------------------------------------------------------------------------------
     def _load_rules(self) -> None:

@@ -82,8 +82,9 @@ def local_backend(*, replay_speed: float = 1.0, port: int | None = None) -> Loca
                         env={"PORT": str(port), "HOST": "127.0.0.1", "SKEET_REPLAY_SPEED": str(replay_speed)})
 
 
-def loopback_exchange(*, port: int | None = None) -> LocalService:
+def loopback_exchange(*, port: int | None = None, log_path: Path | None = None) -> LocalService:
     """A Binance-wire-compatible exchange on loopback, replaying the recording: live mode, offline."""
     port = port or free_port()
     return LocalService("services.market.loopback_exchange", name="loopback exchange",
-                        health_path="/api/v3/exchangeInfo", args=("--port", str(port)), port=port)
+                        health_path="/api/v3/exchangeInfo", args=("--port", str(port)), port=port,
+                        log_path=log_path)

@@ -18,6 +18,7 @@ from pathlib import Path
 class Preferences:
     watchlist: list[str] = field(default_factory=list)
     theme: str = "system"
+    market: str = ""  # a market source chosen in Settings; empty: flet.toml's
 
 
 class PreferencesFile:
@@ -30,8 +31,10 @@ class PreferencesFile:
             doc = json.loads(self.path.read_text())
             watchlist = [s for s in doc.get("watchlist", defaults.watchlist) if isinstance(s, str) and "/" in s]
             theme = doc.get("theme", defaults.theme)
+            market = doc.get("market", defaults.market)
             return Preferences(watchlist=watchlist or defaults.watchlist,
-                               theme=theme if theme in ("system", "light", "dark") else defaults.theme)
+                               theme=theme if theme in ("system", "light", "dark") else defaults.theme,
+                               market=market if isinstance(market, str) else defaults.market)
         except FileNotFoundError:
             return defaults
         except (ValueError, AttributeError, TypeError):

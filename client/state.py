@@ -77,6 +77,8 @@ class AppState:
     indicator_keys: tuple[str, ...] = ()  # what a rule can compare: "price", "rsi_14", ...
     rule_saved: int = 0  # bumped when a rule is saved, so the editor can clear its form
     theme: str = "system"
+    market_source: str = "replay"
+    exchanges: list[str] = field(default_factory=list)  # what a live feed can use (empty: no ccxt here)
     symbol_query: str = ""
     secure_store: str = "unknown"  # what the OS keyring offers: "available" | "none" | "unknown"
     saved_keys: dict[str, str] = field(default_factory=dict)  # exchange → masked API key

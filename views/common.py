@@ -38,6 +38,7 @@ class Intents:
     export_report: Callable[[], None] = _ignore
     search_symbol: Callable[[str], None] = _ignore
     open_ticket: Callable[[], None] = _ignore
+    set_market: Callable[[str], None] = _ignore
 
     @classmethod
     def ignoring(cls) -> Intents:

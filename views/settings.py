@@ -23,6 +23,11 @@ class SettingsView:
                                    width=260, on_change=lambda e: intents.search_symbol(e.control.value or ""),
                                    on_submit=lambda _e: self._add_first())
         self.matches = ft.Row(wrap=True, spacing=4)
+        self.market = ft.Dropdown(label="Market data", width=300, dense=True, value="replay", options=[],
+                                  tooltip="Where prices come from")
+        self.apply_market = ft.OutlinedButton("Use this source", icon=ft.Icons.SYNC,
+                                              on_click=lambda _e: self._pick_market())
+        self.market_note = ft.Text("", size=12, color=ft.Colors.ON_SURFACE_VARIANT)
         self.key = ft.TextField(label=f"{exchange} API key", password=True, can_reveal_password=True, dense=True,
                                 width=300)
         self.secret = ft.TextField(label=f"{exchange} API secret", password=True, can_reveal_password=True,
@@ -35,6 +40,9 @@ class SettingsView:
         body = ft.Column(
             [
                 ft.Text("Theme", weight=ft.FontWeight.W_600), self.theme,
+                ft.Divider(),
+                ft.Text("Market data", weight=ft.FontWeight.W_600),
+                ft.Row([self.market, self.apply_market], wrap=True), self.market_note,
                 ft.Divider(),
                 ft.Text("Watchlist", weight=ft.FontWeight.W_600), self.chips, self.search, self.matches,
                 ft.Divider(),
@@ -49,6 +57,8 @@ class SettingsView:
         self._shown: tuple[object, ...] | None = None
         self._state: AppState | None = None
         self._theme_written: str | None = None
+        self._market_written: str | None = None
+        self._exchanges_shown = -1
 
     def _add_first(self) -> None:
         state = self._state
@@ -56,6 +66,10 @@ class SettingsView:
             return
         matches = state.symbol_matches(1)
         self._intents.add_symbol(matches[0] if matches else (self.search.value or "").strip().upper())
+
+    def _pick_market(self) -> None:
+        choice = self.market.value or "replay"
+        self._intents.set_market(choice if choice == "replay" else f"ccxt:{choice}")
 
     def _save_keys(self) -> None:
         self._intents.save_api_key(self._exchange, (self.key.value or "").strip(), (self.secret.value or "").strip())
@@ -73,6 +87,17 @@ class SettingsView:
         self.store.value = ("Keys are kept in the OS keyring, never in files or logs." if can_store else
                             "This device has no secure key store (OS keyring): keys cannot be saved here.")
         self.key.disabled = self.secret.disabled = self.save_key.disabled = not can_store
+        if self._exchanges_shown != len(state.exchanges):  # ~100 options: built once
+            self._exchanges_shown = len(state.exchanges)
+            self.market.options = [ft.DropdownOption(key="replay", text="Replay (recorded, offline)"),
+                                   *(ft.DropdownOption(key=x, text=x) for x in state.exchanges)]
+        source = state.market_source
+        if self._market_written != source:  # written only on change: see OrderTicketView._write
+            self._market_written = source
+            self.market.value = source.removeprefix("ccxt:") if source.startswith(("ccxt:", "replay")) else None
+        self.market_note.value = (f"Now: {state.modes.get('market', '')}" if state.exchanges else
+                                  "Live exchanges need ccxt, which this device cannot install: replay only.")
+        self.apply_market.disabled = not state.exchanges
         shown = (tuple(state.watchlist), state.symbol_query, tuple(state.symbol_matches()))
         if shown == self._shown:
             return

@@ -6,7 +6,7 @@ This package is the only client-side code that imports ccxt.
 from services.market.freshness import FeedStatus
 from services.market.quotes import BookTop
 from services.market.replay import ReplayFeed, default_recording
-from services.market.sources import open_feed
+from services.market.sources import exchange_ids, open_feed
 from services.market.streaming import StreamingFeed
 from services.market.types import (
     TIMEFRAME_MS,
@@ -32,5 +32,6 @@ __all__ = [
     "ReplayFeed",
     "StreamingFeed",
     "default_recording",
+    "exchange_ids",
     "open_feed",
 ]

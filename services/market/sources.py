@@ -36,3 +36,12 @@ def open_feed(spec: str = "replay", *, speed: float = 1.0) -> StreamingFeed:
     raise MarketDataError(
         f"Unknown market source {spec!r}: use replay, replay:PATH, ccxt:EXCHANGE or loopback:HOST:PORT."
     )
+
+
+def exchange_ids() -> list[str]:
+    """Exchanges a live feed can use (ccxt's list); empty where ccxt is not installed (phones)."""
+    try:
+        import ccxt
+    except ImportError:
+        return []
+    return sorted(ccxt.exchanges)
