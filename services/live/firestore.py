@@ -11,8 +11,8 @@ channel's connectivity and each listener's health, tears the listeners down when
 first snapshot of a new subscription is diffed against the last known state, so a drop loses no change
 and repeats none, and the views keep showing the last known state meanwhile.
 
-Needs the `firestore` extra (google-cloud-firestore, grpcio), imported only when a listener starts; Flet's
-mobile builds cannot have it, so there `available()` is False and the client uses `StreamLive`.
+Needs the `firestore` extra (google-cloud-firestore, grpcio): importing this module raises ImportError
+without it, as on Flet's mobile builds, where the client uses `StreamLive` instead.
 """
 
 from __future__ import annotations
@@ -29,9 +29,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import grpc
+from google.api_core.bidi import _Throttle
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
+from google.cloud.firestore_v1.services.firestore import FirestoreClient
+from google.cloud.firestore_v1.services.firestore.transports import FirestoreGrpcTransport
+
 from services.live.types import Change, ChangeKind, ConnectionStatus
 
-__all__ = ["UPDATED_AT", "VERSION", "FirestoreLive", "available", "decode_doc", "encode_doc", "user_client"]
+__all__ = ["UPDATED_AT", "VERSION", "FirestoreLive", "decode_doc", "encode_doc", "user_client"]
 
 log = logging.getLogger(__name__)
 
@@ -103,20 +110,6 @@ def _decode(value: Any) -> Any:
 # -- a Firestore client that speaks as the user --------------------------------------------------------
 
 
-def available() -> bool:
-    """Whether this build can listen to Firestore (the `firestore` extra: google-cloud-firestore, grpcio).
-
-    Flet's mobile builds cannot have it (it needs a newer protobuf than Flet's mobile wheel): the client
-    then uses `StreamLive` on the backend's `/v1/stream` instead.
-    """
-    import importlib.util
-
-    try:
-        return all(importlib.util.find_spec(m) is not None for m in ("grpc", "google.cloud.firestore"))
-    except ModuleNotFoundError:  # the `google` namespace itself is missing
-        return False
-
-
 def user_client(project: str, token: Callable[[], str], *, emulator_host: str | None) -> tuple[Any, Any]:
     """A synchronous `google.cloud.firestore.Client` whose every RPC carries `Bearer <token()>`.
 
@@ -125,12 +118,6 @@ def user_client(project: str, token: Callable[[], str], *, emulator_host: str | 
     client sends the user's ID token instead, so the client gets a channel of ours with an interceptor
     that sets the header. Production: TLS to firestore.googleapis.com; emulator: plaintext to its host.
     """
-    import grpc
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import firestore
-    from google.cloud.firestore_v1.services.firestore import FirestoreClient
-    from google.cloud.firestore_v1.services.firestore.transports import FirestoreGrpcTransport
-
     host = emulator_host or PRODUCTION_HOST
     # Keepalive notices a silently dead link (a phone changing networks) within about 40 s.
     options = [("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_timeout_ms", 10_000)]
@@ -138,7 +125,7 @@ def user_client(project: str, token: Callable[[], str], *, emulator_host: str | 
         channel = grpc.insecure_channel(host, options=options)
     else:
         channel = grpc.secure_channel(host, grpc.ssl_channel_credentials(), options=options)
-    intercepted = grpc.intercept_channel(channel, _bearer_token_interceptor(token))
+    intercepted = grpc.intercept_channel(channel, _BearerToken(token))
     client = firestore.Client(project=project, credentials=AnonymousCredentials())
     # Private hook, pinned by tests/emulators: the client builds its API object lazily from this field.
     client._firestore_api_internal = FirestoreClient(
@@ -147,34 +134,34 @@ def user_client(project: str, token: Callable[[], str], *, emulator_host: str | 
     return client, channel
 
 
-def _bearer_token_interceptor(token: Callable[[], str]) -> Any:
-    """A gRPC client interceptor that replaces every call's `authorization` with `Bearer <token()>`."""
-    import grpc
+class _BearerToken(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Replaces every call's `authorization` metadata with `Bearer <token()>` (read at each call, so a
+    refreshed ID token reaches the next stream)."""
 
-    def with_token(details: Any) -> Any:
+    def __init__(self, token: Callable[[], str]) -> None:
+        self._token = token
+
+    def _with_token(self, details: Any) -> Any:
         metadata = [(k, v) for k, v in (details.metadata or ()) if k.lower() != "authorization"]
-        metadata.append(("authorization", f"Bearer {token()}"))
+        metadata.append(("authorization", f"Bearer {self._token()}"))
         return details._replace(metadata=metadata)
 
-    class BearerToken(
-        grpc.UnaryUnaryClientInterceptor,
-        grpc.UnaryStreamClientInterceptor,
-        grpc.StreamUnaryClientInterceptor,
-        grpc.StreamStreamClientInterceptor,
-    ):
-        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-            return continuation(with_token(details), request)
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
 
-        def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-            return continuation(with_token(details), request)
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
 
-        def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-            return continuation(with_token(details), requests)
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._with_token(details), requests)
 
-        def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-            return continuation(with_token(details), requests)
-
-    return BearerToken()
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._with_token(details), requests)
 
 
 # -- the listener --------------------------------------------------------------------------------------
@@ -332,8 +319,6 @@ class FirestoreLive:
         self._token = token
 
     async def _wait_channel_ready(self) -> None:
-        import grpc
-
         ready = self._ready = grpc.channel_ready_future(self._channel)
         try:
             await asyncio.to_thread(ready.result, timeout=max(self._backoff_max_s, 2.0))
@@ -358,8 +343,6 @@ class FirestoreLive:
                 refreshed_at = loop.time()
 
     def _on_connectivity(self, state: Any) -> None:
-        import grpc
-
         # Runs on gRPC's thread. Losing the link (TRANSIENT_FAILURE, or IDLE after a drop while
         # listening) makes the supervisor tear the streams down before the library spins on them.
         if state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN):
@@ -373,8 +356,6 @@ class FirestoreLive:
         self._generation += 1
         generation = self._generation
         self._synced = set()
-        from google.api_core.bidi import _Throttle
-
         user = self._client.collection("users").document(self._uid)
         for collection in self._collections:
             callback = self._make_callback(collection, generation)
