@@ -159,3 +159,19 @@ async def test_subscribe_sees_later_commits_in_order_and_resumes(store: Firestor
 async def _write_orders(store: FirestoreStore, uid: str, n: int) -> None:
     for i in range(n):
         await store.transact(uid, [Put(ORDERS, f"n{i}", order(f"n{i}"))])
+
+
+async def test_two_instances_writing_for_one_user_never_share_a_version(store: FirestoreStore) -> None:
+    """Two Cloud Run instances (two stores, no shared lock) contend on the user's log head: Firestore
+    aborts one transaction, which is retried; every commit still gets its own consecutive version."""
+    async with FirestoreStore() as other:
+        results = await asyncio.gather(
+            *(
+                s.transact("u1", [Put(ORDERS, f"o{i}", order(f"o{i}"))])
+                for i, s in enumerate([store, other] * 3)
+            )
+        )
+    assert sorted(results) == list(range(1, 7))
+    assert [c.doc_id for c in await store.changes_since("u1", 0)] == sorted(
+        (f"o{i}" for i in range(6)), key=lambda d: results[int(d[1:])]
+    )
