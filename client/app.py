@@ -200,21 +200,29 @@ class SkeetSession:
 
     async def _repaint_loop(self) -> None:
         """Coalesce: whatever the tick rate, at most one repaint per interval, and only of the panels
-        whose data changed (a whole-page diff costs ~100 ms with 50 rows and a chart)."""
+        whose data changed (a whole-page diff costs ~100 ms with 50 rows and a chart). A repaint that
+        fails is logged and the next one goes ahead: the screen never freezes on one bad frame."""
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
             if self.state.version != self._painted_version:
                 self._painted_version = self.state.version
-                controls = self.shell.render(self.state, self.state.take_dirty())
-                self._show_notice()
-                if controls is None:
-                    self.page.update()
-                else:
-                    mounted = [c for c in controls if c.page is not None]  # e.g. not the closed sheet's ticket
-                    if mounted:
-                        self.page.update(*mounted)
+                try:
+                    self._repaint(self.state.take_dirty())
+                except Exception:
+                    log.exception("repaint failed")
+                    self.state.dirty.add("all")  # the next repaint sends the whole page
             await asyncio.sleep(max(0.0, REPAINT_INTERVAL_S - (loop.time() - started)))
+
+    def _repaint(self, dirty: set[str]) -> None:
+        controls = self.shell.render(self.state, dirty)
+        self._show_notice()
+        if controls is None:
+            self.page.update()
+            return
+        mounted = [c for c in controls if _mounted(c)]  # e.g. not a phone's ticket while its sheet is shut
+        if mounted:
+            self.page.update(*mounted)
 
     def _show_notice(self) -> None:
         notice = self.state.notice
@@ -495,6 +503,14 @@ class SkeetSession:
             self.state.notify(f"Cancel failed: {exc.message}", "error")
         else:
             self.state.notify("Order canceled", "info")
+
+
+def _mounted(control: ft.Control) -> bool:
+    """Whether `control` is on the page now (Flet raises, rather than answers None, when it is not)."""
+    try:
+        return control.page is not None
+    except RuntimeError:
+        return False
 
 
 def _slug(name: str) -> str:

@@ -174,3 +174,16 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     assert shell.orders.control not in sent and shell.signals.control not in sent
     state.resize(390)
     assert shell.render(state, state.take_dirty()) is None  # a new layout goes out whole
+
+
+def test_a_panel_off_the_page_is_not_sent() -> None:
+    """A phone's ticket lives in a sheet that is usually shut: repainting must skip it, not crash."""
+    from client.app import _mounted
+
+    state = make_state(390)
+    shell = Shell(Intents.ignoring())
+    shell.render(state, state.take_dirty())
+    state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 7, 131.0, 0.1))
+    sent = shell.render(state, state.take_dirty())
+    assert sent is not None and shell.ticket.control in sent
+    assert not _mounted(shell.ticket.control)  # Flet raises for .page here; this answers False
