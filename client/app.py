@@ -63,8 +63,7 @@ class SkeetSession:
         defaults = Preferences(watchlist=list(watchlist), theme=theme)
         prefs = services.preferences.load(defaults) if services.preferences else defaults
         self.state = AppState(watchlist=list(prefs.watchlist), selected=prefs.watchlist[0], timeframe=timeframe,
-                              modes=dict(services.modes), theme=prefs.theme, market_source=services.market_source,
-                              exchanges=exchange_ids())
+                              modes=dict(services.modes), theme=prefs.theme, market_source=services.market_source)
         self.shell = Shell(self._intents(), backend_url=services.backend_url, exchange=services.exchange)
         self.feed: MarketFeed = services.feed  # replaced when the trader picks another market source
         self._tasks: list[asyncio.Task[Any]] = []
@@ -91,7 +90,7 @@ class SkeetSession:
         page.add(self.shell.root)
         self.services.live.on_status(self.state.set_live_status)
         for job in (self._market_loop, self._live_loop, self._repaint_loop, self._freshness_loop,
-                    self._load_keys):
+                    self._load_keys, self._load_exchanges):
             self._spawn(job())
 
     async def close(self) -> None:
@@ -425,6 +424,11 @@ class SkeetSession:
             state.notify(f"Report failed: {exc}", "error")
             return
         state.notify(f"Report saved to {path}", "success")
+
+    async def _load_exchanges(self) -> None:
+        """The exchange picker's list; importing ccxt takes about a second, so off the UI loop."""
+        self.state.exchanges = await asyncio.to_thread(exchange_ids)
+        self.state.changed("settings")
 
     # -- exchange keys -----------------------------------------------------------------------
     async def _load_keys(self) -> None:
