@@ -29,7 +29,7 @@ class ClientConfig:
     theme: str = "system"
     user_id: str = "local"
     auth: str = "local"  # "local" (the embedded default) or "firebase" (Firebase Auth, or its emulator)
-    state: str = "local"  # "local" (/v1/stream) or "firestore" (Firestore listeners)
+    state: str = "local"  # "local"/"sqlite" (the backend's /v1/stream) or "firestore" (Firestore listeners)
     firebase_api_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -61,8 +61,8 @@ class ClientConfig:
             raise ConfigError("watchlist must list ccxt symbols such as 'BTC/USDT'")
         if self.auth not in ("local", "firebase"):
             raise ConfigError(f"auth must be 'local' or 'firebase', not {self.auth!r}")
-        if self.state not in ("local", "firestore"):
-            raise ConfigError(f"state must be 'local' or 'firestore', not {self.state!r}")
+        if self.state not in ("local", "sqlite", "firestore"):  # SKEET_STATE is shared with the backend
+            raise ConfigError(f"state must be 'local', 'sqlite' or 'firestore', not {self.state!r}")
         if self.theme not in ("system", "light", "dark"):
             raise ConfigError("theme must be 'system', 'light' or 'dark'")
 

@@ -49,23 +49,48 @@ async def test_sign_in_refresh_and_resume(auth_host: str, sign_up) -> None:  # t
 
 
 @pytest.mark.browser
-def test_sign_in_then_trade_in_the_browser(emulators, auth_host: str, sign_up, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("state", ["sqlite", "firestore"])
+def test_sign_in_then_trade_in_the_browser(emulators, auth_host: str, sign_up, tmp_path, state: str,  # type: ignore[no-untyped-def]
+                                           request) -> None:
+    """Sign in, trade, and see the order filled through the live listener: the backend's stream, or
+    Firestore listeners on the emulator with the backend writing through firebase-admin."""
     from playwright.sync_api import expect, sync_playwright
 
     from tests.e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS
 
     sign_up("trader@example.com", "correct-horse-1")
-    env = {"SKEET_DATA_DIR": str(tmp_path), "SKEET_AUTH": "firebase", "FIREBASE_AUTH_EMULATOR_HOST": auth_host,
-           "GOOGLE_CLOUD_PROJECT": emulators.project, "SKEET_FIREBASE_API_KEY": "fake-api-key",
-           "SKEET_DEV_KEY": "unused-in-firebase-mode", "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    env = {
+        "SKEET_DATA_DIR": str(tmp_path),
+        "SKEET_AUTH": "firebase",
+        "FIREBASE_AUTH_EMULATOR_HOST": auth_host,
+        "GOOGLE_CLOUD_PROJECT": emulators.project,
+        "SKEET_FIREBASE_API_KEY": "fake-api-key",
+        "SKEET_DEV_KEY": "unused-in-firebase-mode",
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "SKEET_STATE": state,
+    }
+    if state == "firestore":
+        env["FIRESTORE_EMULATOR_HOST"] = request.getfixturevalue("firestore_host")
     port = free_port()
     backend = start_backend(env, port, tmp_path / "backend.log")
     web_port = free_port()
     with (tmp_path / "client.log").open("wb") as out:
         client = subprocess.Popen(
-            [sys.executable, "-m", "client", "--web", "--port", str(web_port), "--backend-url",
-             f"http://127.0.0.1:{port}"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, **env})
+            [
+                sys.executable,
+                "-m",
+                "client",
+                "--web",
+                "--port",
+                str(web_port),
+                "--backend-url",
+                f"http://127.0.0.1:{port}",
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )
     try:
         wait_http(f"http://127.0.0.1:{web_port}", client)
         with sync_playwright() as pw:
@@ -83,21 +108,31 @@ def test_sign_in_then_trade_in_the_browser(emulators, auth_host: str, sign_up, t
             password.click()
             password.fill("wrong-password")
             page.get_by_role("button", name="Sign in").click()
-            expect(sign_in).to_have_attribute("aria-label", re.compile("Wrong email or password"), timeout=20_000)
+            expect(sign_in).to_have_attribute(
+                "aria-label", re.compile("Wrong email or password"), timeout=20_000
+            )
             password.click()
             password.fill("correct-horse-1")
             page.get_by_role("button", name="Sign in").click()
             badge = page.locator('[flt-semantics-identifier="mode-badge"]')
             expect(badge).to_contain_text("trader@example.com (Auth emulator)", timeout=30_000)
             expect(badge).to_contain_text(re.compile("connected"), timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "phone-signed-in.png"))
+            if state == "firestore":
+                expect(badge).to_contain_text("Firestore (emulator)")
+            page.screenshot(path=str(ARTIFACTS / f"phone-signed-in-{state}.png"))
             page.get_by_role("button", name="Trade BTC/USDT").click()
             amount = page.locator('[flt-semantics-identifier="order-ticket"]').get_by_role(
-                "textbox", name=re.compile("Amount"))
+                "textbox", name=re.compile("Amount")
+            )
             amount.click()
             amount.fill("0.01")
             page.get_by_role("button", name="Buy BTC/USDT").click()
-            expect(page.get_by_text(re.compile(r"Buy 0\.01 BTC/USDT market order sent")).first).to_be_attached(
+            expect(
+                page.get_by_text(re.compile(r"Buy 0\.01 BTC/USDT market order sent")).first
+            ).to_be_attached(timeout=20_000)
+            # The fill reaches the orders list through the listener (stream or Firestore), not the HTTP reply.
+            orders = page.locator('[flt-semantics-identifier="orders"]')
+            expect(orders.get_by_text(re.compile(r"buy 0\.01 BTC.USDT market order, Filled")).first).to_be_attached(
                 timeout=20_000)
             browser.close()
     finally:
