@@ -90,7 +90,7 @@ class SkeetSession:
         page.add(self.shell.root)
         self.services.live.on_status(self.state.set_live_status)
         for job in (self._market_loop, self._live_loop, self._repaint_loop, self._freshness_loop,
-                    self._load_keys, self._load_exchanges):
+                    self._load_keys, self._load_exchanges, self._check_backend):
             self._spawn(job())
 
     async def close(self) -> None:
@@ -146,7 +146,12 @@ class SkeetSession:
             for symbol in sorted(new_symbols, key=lambda s: s != state.selected):
                 await self._warm_up(symbol, history[symbol])
             async for tick in feed.ticks(list(state.watchlist)):
-                state.add_signals(engine.on_tick(tick))
+                fired = engine.on_tick(tick)
+                if fired:
+                    state.add_signals(fired)
+                    if state.alerts_enabled:
+                        signal = fired[-1]
+                        state.notify(f"{signal.direction.upper()} signal on {signal.symbol}: {signal.rule_name}")
                 state.apply_tick(tick, engine.snapshot(tick.symbol))
         except MarketDataError as exc:
             self._feed_failed(exc)
@@ -252,6 +257,8 @@ class SkeetSession:
             delete_api_key=lambda ex: self._spawn(self._delete_keys(ex)),
             open_ticket=self.open_ticket,
             set_market=lambda source: self._spawn(self._switch_market(source)),
+            set_range=state.set_range,
+            set_alerts=state.set_alerts,
             export_report=lambda: self._spawn(self._export_report()),
         )
 
@@ -425,6 +432,20 @@ class SkeetSession:
             return
         state.notify(f"Report saved to {path}", "success")
 
+    async def _check_backend(self) -> None:
+        """Which broker the backend routes orders to: a live one makes every order ask first."""
+        health = await self.services.api.health()
+        if health is None:
+            self.state.backend_error = "unreachable"
+            self.state.notify(f"The Skeet backend at {self.services.backend_url} is unreachable: orders "
+                              "cannot be placed until it answers", "error")
+            return
+        broker = str(health.get("broker") or "")
+        self.state.live_trading = bool(broker) and not broker.lower().startswith("paper")
+        if self.state.live_trading:
+            self.state.modes["orders"] = f"LIVE trading · {broker.removeprefix('Live · ')}"
+        self.state.changed()
+
     async def _load_exchanges(self) -> None:
         """The exchange picker's list; importing ccxt takes about a second, so off the UI loop."""
         self.state.exchanges = await asyncio.to_thread(exchange_ids)
@@ -474,11 +495,36 @@ class SkeetSession:
         if error:
             state.edit_ticket(error=error)
             return
+        if state.live_trading:
+            self._confirm_live_order()
+            return
+        self._send_order()
+
+    def _send_order(self) -> None:
         # The key is fixed before the first attempt and kept while the outcome is unknown, so
         # pressing again after a network failure resubmits the same order, never a second one.
-        client_order_id = ticket.client_order_id or new_client_order_id()
-        state.edit_ticket(submitting=True, error=None, client_order_id=client_order_id)
+        client_order_id = self.state.ticket.client_order_id or new_client_order_id()
+        self.state.edit_ticket(submitting=True, error=None, client_order_id=client_order_id)
         self._spawn(self._place(client_order_id))
+
+    def _confirm_live_order(self) -> None:
+        """Real money: say exactly what will be sent, and send it only on an explicit yes."""
+        ticket, symbol = self.state.ticket, self.state.selected
+        price = f" at {ticket.price}" if ticket.type == "limit" else " at the market price"
+
+        def answer(send: bool) -> None:
+            self.page.pop_dialog()
+            if send:
+                self._send_order()
+
+        self.page.show_dialog(ft.AlertDialog(
+            modal=True,
+            title=ft.Text("Place a live order?"),
+            content=ft.Text(f"{ticket.side.upper()} {ticket.amount} {symbol}{price} on "
+                            f"{self.state.modes.get('orders', 'the exchange')}. This uses real funds."),
+            actions=[ft.TextButton("Cancel", on_click=lambda _e: answer(False)),
+                     ft.FilledButton(f"{ticket.side.title()} {symbol}", on_click=lambda _e: answer(True))],
+        ))
 
     async def _place(self, client_order_id: str) -> None:
         ticket, symbol = self.state.ticket, self.state.selected

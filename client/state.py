@@ -77,6 +77,9 @@ class AppState:
     indicator_keys: tuple[str, ...] = ()  # what a rule can compare: "price", "rsi_14", ...
     rule_saved: int = 0  # bumped when a rule is saved, so the editor can clear its form
     theme: str = "system"
+    chart_bars: int = 0  # the range selector; 0: the default for the screen width
+    alerts_enabled: bool = False  # pop up a notice when a rule fires for a watched symbol
+    live_trading: bool = False  # the backend routes orders to a real exchange: confirm each one
     market_source: str = "replay"
     exchanges: list[str] = field(default_factory=list)  # what a live feed can use (empty: no ccxt here)
     symbol_query: str = ""
@@ -225,6 +228,14 @@ class AppState:
             raise ValueError(f"unknown timeframe {timeframe!r}")
         self.timeframe = timeframe
         self.changed("candles")
+
+    def set_range(self, bars: int) -> None:
+        self.chart_bars = bars
+        self.changed("chart")
+
+    def set_alerts(self, enabled: bool) -> None:
+        self.alerts_enabled = enabled
+        self.changed("settings")
 
     def set_theme(self, theme: str) -> None:
         self.theme = theme

@@ -13,11 +13,12 @@ import flet as ft
 import flet_charts as fch
 
 from client.state import TIMEFRAMES, AppState
-from client.theme import INDICATOR
+from client.theme import DOWN, INDICATOR, UP
 from services.market import TIMEFRAME_MS, Candle
 from views.common import Intents, fmt, fmt_time, price_decimals
 
-BARS_SHOWN = {"phone": 40, "tablet": 60, "desktop": 90}
+BARS_SHOWN = {"phone": 40, "tablet": 60, "desktop": 90}  # the default range per width
+RANGES = ("30", "60", "120")  # the range selector: how many bars the chart shows
 AXIS_LABEL_SIZE = 64
 
 
@@ -34,7 +35,7 @@ def nice_step(span: float, count: int = 4) -> float:
 
 
 class ChartView:
-    TOPICS = frozenset({"candles", "selected", "markets"})  # the AppState topics this view reads: it repaints only for them
+    TOPICS = frozenset({"candles", "selected", "markets", "signals", "chart"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, intents: Intents | None = None) -> None:
         intents = intents or Intents()
         self.title = ft.Text("", weight=ft.FontWeight.BOLD, size=14)
@@ -52,17 +53,25 @@ class ChartView:
             bottom_axis=fch.ChartAxis(label_size=BOTTOM_LABEL_SIZE, show_min=False, show_max=False),
         )
         self.line = fch.LineChartData(points=[], color=INDICATOR, stroke_width=2, curved=False, point=False)
+        # Signal markers: points only (no line), under the low of a buy bar and over the high of a sell bar.
+        self.buys = fch.LineChartData(points=[], color=UP, stroke_width=0, point=True, curved=False)
+        self.sells = fch.LineChartData(points=[], color=DOWN, stroke_width=0, point=True, curved=False)
+        self.range = ft.SegmentedButton(
+            segments=[ft.Segment(value=r, label=f"{r} bars") for r in RANGES], selected=[], allow_empty_selection=True,
+            show_selected_icon=False, on_change=lambda e: intents.set_range(int(e.control.selected[0])
+                                                                             if e.control.selected else 0),
+        )
         hidden = fch.ChartAxis(label_size=0, show_labels=False)
         self.overlay = fch.LineChart(
-            data_series=[self.line], animation=ft.Animation(duration=0), interactive=False, expand=True,
+            data_series=[self.line, self.buys, self.sells], animation=ft.Animation(duration=0), interactive=False, expand=True,
             left_axis=hidden, right_axis=hidden, top_axis=hidden, bottom_axis=hidden,
         )
         # The overlay has no axes; padding by the candles' label room lines the two plots up.
         overlay = ft.Container(self.overlay, padding=ft.Padding.only(right=AXIS_LABEL_SIZE, bottom=BOTTOM_LABEL_SIZE),
                                expand=True)
         plot = ft.Stack([self.candles, ft.TransparentPointer(content=overlay, expand=True)], expand=True)
-        header = ft.Row([ft.Row([self.title, self.legend], spacing=12, wrap=True), self.timeframe],
-                        alignment=ft.MainAxisAlignment.SPACE_BETWEEN, wrap=True)
+        header = ft.Row([ft.Row([self.title, self.legend], spacing=12, wrap=True), self.timeframe, self.range],
+                        alignment=ft.MainAxisAlignment.SPACE_BETWEEN, wrap=True, run_spacing=6)
         self.semantics = ft.Semantics(identifier="chart", container=True, content=plot, expand=True)
         self.control = ft.Container(
             content=ft.Column([header, self.semantics], expand=True, spacing=6),
@@ -72,10 +81,12 @@ class ChartView:
         self._shown: list[Candle] = []
         self._axes_key: tuple[object, ...] | None = None
         self._line_shown: list[tuple[int, float]] = []
+        self._markers_key: tuple[object, ...] | None = None
 
     def render(self, state: AppState) -> None:
         symbol = state.selected
-        bars = state.candles.get(symbol, [])[-BARS_SHOWN[state.breakpoint]:]
+        bars = state.candles.get(symbol, [])[-(state.chart_bars or BARS_SHOWN[state.breakpoint]):]
+        self.range.selected = [str(state.chart_bars)] if state.chart_bars else []
         market = state.markets.get(symbol)
         places = price_decimals(market, bars[-1].close if bars else None)
         self.title.value = f"{symbol} · {state.timeframe}"
@@ -86,6 +97,7 @@ class ChartView:
         self._render_candles(bars)
         points = [(i, values[b.timestamp_ms]) for i, b in enumerate(bars) if b.timestamp_ms in values]
         self._render_line(points)
+        self._render_markers(state, bars)
         lows = [b.low for b in bars] + [v for _, v in points]
         highs = [b.high for b in bars] + [v for _, v in points]
         if bars:
@@ -117,6 +129,29 @@ class ChartView:
             if last else f"{symbol} chart, loading"
         )
         self.semantics.value = str(len(bars))
+
+    def _render_markers(self, state: AppState, bars: list[Candle]) -> None:
+        """One marker per bar and side where the engine fired for the selected symbol. O(s log b)."""
+        if not bars:
+            self.buys.points, self.sells.points = [], []
+            return
+        starts = [b.timestamp_ms for b in bars]
+        buys: dict[int, float] = {}
+        sells: dict[int, float] = {}
+        pad = (max(b.high for b in bars) - min(b.low for b in bars)) * 0.03
+        for signal in state.signals:
+            if signal.symbol != state.selected or signal.timestamp_ms < starts[0]:
+                continue
+            i = bisect.bisect_right(starts, signal.timestamp_ms) - 1
+            if signal.direction == "buy":
+                buys[i] = bars[i].low - pad
+            else:
+                sells[i] = bars[i].high + pad
+        key = (tuple(sorted(buys.items())), tuple(sorted(sells.items())))
+        if key != self._markers_key:
+            self._markers_key = key
+            self.buys.points = [fch.LineChartDataPoint(x=i, y=y, tooltip="buy signal") for i, y in key[0]]
+            self.sells.points = [fch.LineChartDataPoint(x=i, y=y, tooltip="sell signal") for i, y in key[1]]
 
     def _render_line(self, points: list[tuple[int, float]]) -> None:
         """Like the candles: between bars only the last point moves, so only it is patched."""

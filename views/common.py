@@ -39,6 +39,8 @@ class Intents:
     search_symbol: Callable[[str], None] = _ignore
     open_ticket: Callable[[], None] = _ignore
     set_market: Callable[[str], None] = _ignore
+    set_range: Callable[[int], None] = _ignore
+    set_alerts: Callable[[bool], None] = _ignore
 
     @classmethod
     def ignoring(cls) -> Intents:

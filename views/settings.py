@@ -28,6 +28,8 @@ class SettingsView:
         self.apply_market = ft.OutlinedButton("Use this source", icon=ft.Icons.SYNC,
                                               on_click=lambda _e: self._pick_market())
         self.market_note = ft.Text("", size=12, color=ft.Colors.ON_SURFACE_VARIANT)
+        self.alerts = ft.Switch(label="Pop up an alert when a rule fires", value=False,
+                                on_change=lambda e: intents.set_alerts(bool(e.control.value)))
         self.key = ft.TextField(label=f"{exchange} API key", password=True, can_reveal_password=True, dense=True,
                                 width=300)
         self.secret = ft.TextField(label=f"{exchange} API secret", password=True, can_reveal_password=True,
@@ -40,6 +42,8 @@ class SettingsView:
         body = ft.Column(
             [
                 ft.Text("Theme", weight=ft.FontWeight.W_600), self.theme,
+                ft.Divider(),
+                ft.Text("Alerts", weight=ft.FontWeight.W_600), self.alerts,
                 ft.Divider(),
                 ft.Text("Market data", weight=ft.FontWeight.W_600),
                 ft.Row([self.market, self.apply_market], wrap=True), self.market_note,
@@ -57,6 +61,7 @@ class SettingsView:
         self._shown: tuple[object, ...] | None = None
         self._state: AppState | None = None
         self._theme_written: str | None = None
+        self._alerts_written: bool | None = None
         self._market_written: str | None = None
         self._exchanges_shown = -1
 
@@ -77,6 +82,9 @@ class SettingsView:
 
     def render(self, state: AppState) -> None:
         self._state = state
+        if self._alerts_written != state.alerts_enabled:  # written only on change, like the theme
+            self._alerts_written = state.alerts_enabled
+            self.alerts.value = state.alerts_enabled
         if self._theme_written != state.theme:  # written only on change: see OrderTicketView._write
             self._theme_written = state.theme
             self.theme.selected = [state.theme]

@@ -71,10 +71,16 @@ class SkeetApi:
         await self._http.aclose()
 
     async def healthy(self) -> bool:
+        return (await self.health()) is not None
+
+    async def health(self) -> dict[str, Any] | None:
+        """`/healthz` (no token needed): `{"status": "ok", "broker": "Paper" | "Live · binance"}`,
+        or None when the backend does not answer."""
         try:
-            return (await self._http.get("/healthz")).status_code == 200
+            response = await self._http.get("/healthz")
         except httpx.HTTPError:
-            return False
+            return None
+        return response.json() if response.status_code == 200 else None
 
     async def markets(self) -> dict[str, dict[str, Any]]:
         return await self._request("GET", "/v1/markets")
