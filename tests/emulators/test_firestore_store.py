@@ -161,9 +161,12 @@ async def _write_orders(store: FirestoreStore, uid: str, n: int) -> None:
         await store.transact(uid, [Put(ORDERS, f"n{i}", order(f"n{i}"))])
 
 
-async def test_two_instances_writing_for_one_user_never_share_a_version(store: FirestoreStore) -> None:
+async def test_two_instances_writing_for_one_user_never_share_a_version(
+    store: FirestoreStore, emulators: Any
+) -> None:
     """Two Cloud Run instances (two stores, no shared lock) contend on the user's log head: Firestore
     aborts one transaction, which is retried; every commit still gets its own consecutive version."""
+    emulators.need_official_firestore("transaction isolation (there, both contending transactions commit)")
     async with FirestoreStore() as other:
         results = await asyncio.gather(
             *(
