@@ -122,7 +122,12 @@ class SkeetSession:
         except MarketDataError as exc:
             self._feed_failed(exc)
             return
+        self._note_history_span()
         self._stream_task = self._spawn(self._history_then_stream(list(state.watchlist)))
+
+    def _note_history_span(self) -> None:
+        recording = getattr(self.feed, "recording", None)
+        self.state.history_span_ms = recording.meta.duration_ms if recording is not None else 0
 
     def _feed_failed(self, exc: Exception) -> None:
         self.state.notify(f"Market data: {exc}", "error")
@@ -284,6 +289,8 @@ class SkeetSession:
                     self.page.pop_dialog()
 
     async def _set_timeframe(self, timeframe: str) -> None:
+        if not self.state.timeframe_available(timeframe):
+            return
         self.state.set_timeframe(timeframe)
         try:
             await self._load_history(list(self.state.watchlist))
@@ -309,6 +316,9 @@ class SkeetSession:
             await old.aclose()
         state.modes["market"] = feed.mode
         state.market_source = source
+        self._note_history_span()
+        if not state.timeframe_available(state.timeframe):
+            state.timeframe = "1m"
         state.set_markets(markets)
         kept = [s for s in state.watchlist if s in markets] or list(markets)[:5]
         state.set_watchlist(kept)

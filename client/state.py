@@ -16,6 +16,7 @@ from services.market import TIMEFRAME_MS, Candle, Tick
 MAX_BARS = 120
 MAX_SIGNALS = 200
 MAX_INDICATOR_POINTS = 24 * 60
+MIN_DISTINCT_BARS = 8
 INDICATOR_KEY = "ema_20"  # the engine indicator drawn over the candles
 
 Section = Literal["dashboard", "portfolio", "signals", "insights", "settings"]
@@ -77,6 +78,7 @@ class AppState:
     indicator_keys: tuple[str, ...] = ()  # what a rule can compare: "price", "rsi_14", ...
     rule_saved: int = 0  # bumped when a rule is saved, so the editor can clear its form
     theme: str = "system"
+    history_span_ms: int = 0  # how much distinct history the source has (a replay's length); 0: unlimited
     chart_bars: int = 0  # the range selector; 0: the default for the screen width
     alerts_enabled: bool = False  # pop up a notice when a rule fires for a watched symbol
     live_trading: bool = False  # the backend routes orders to a real exchange: confirm each one
@@ -228,6 +230,10 @@ class AppState:
             raise ValueError(f"unknown timeframe {timeframe!r}")
         self.timeframe = timeframe
         self.changed("candles")
+
+    def timeframe_available(self, timeframe: str) -> bool:
+        """A replay of N minutes can fill bars up to N/8 long; longer ones would repeat the loop."""
+        return not self.history_span_ms or TIMEFRAME_MS[timeframe] * MIN_DISTINCT_BARS <= self.history_span_ms
 
     def set_range(self, bars: int) -> None:
         self.chart_bars = bars

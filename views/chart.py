@@ -91,6 +91,12 @@ class ChartView:
         places = price_decimals(market, bars[-1].close if bars else None)
         self.title.value = f"{symbol} · {state.timeframe}"
         self.timeframe.selected = [state.timeframe]
+        for segment in self.timeframe.segments:
+            available = state.timeframe_available(segment.value)
+            if segment.disabled == available:  # changed: patch it
+                segment.disabled = not available
+                segment.tooltip = None if available else (
+                    f"The recording is {state.history_span_ms // 60_000} min long: too short for {segment.value} bars")
         values = sample(state.indicator.get(symbol, {}), bars, TIMEFRAME_MS[state.timeframe])
         last_value = values.get(bars[-1].timestamp_ms) if bars else None
         self.legend.value = f"EMA 20 {fmt(last_value, places)}" if last_value else "EMA 20 warming up"

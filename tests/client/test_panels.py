@@ -163,3 +163,15 @@ def test_chart_marks_signals_and_shows_the_chosen_range() -> None:
     state.set_history("BTC/USDT", bars)
     shell.render(state)
     assert len(shell.chart.candles.spots) == 30 and shell.chart.range.selected == ["30"]
+
+
+def test_timeframes_longer_than_the_replay_can_fill_are_disabled() -> None:
+    state = make_state()
+    state.history_span_ms = 60 * 60_000  # a one-hour recording
+    shell = Shell(Intents())
+    shell.render(state)
+    disabled = {s.value for s in shell.chart.timeframe.segments if s.disabled}
+    assert disabled == {"15m", "1h", "1d"}  # 15-minute bars would show the hour only 4 times over
+    state.history_span_ms = 0  # a live exchange: every timeframe
+    shell.render(state)
+    assert not any(s.disabled for s in shell.chart.timeframe.segments)
