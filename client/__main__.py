@@ -63,17 +63,15 @@ def services_factory(config: ClientConfig, backend_url: str, *, local_backend: b
 
         user_dir = state_dir() / "users" / identity.uid
         preferences = PreferencesFile(user_dir / "preferences.json")
+        saved = preferences.load(Preferences(watchlist=list(config.watchlist), theme=config.theme))
         # A source picked in Settings wins over flet.toml's, unless one was given on the command line.
-        source = market_source if explicit_market else (preferences.load(Preferences()).market or market_source)
+        source = market_source if explicit_market else (saved.market or market_source)
         feed, market_mode = build_feed(source, config)
-        problems: list[str] = []
         try:
             rulebook = RuleBook(user_dir / "rules.json", defaults=default_rules())
         except RuleBookCorrupt as exc:  # moved aside; start from the defaults and say so
-            problems.append(str(exc))
             rulebook = RuleBook(user_dir / "rules.json", defaults=default_rules())
-        if problems:
-            preferences.problem = "; ".join(problems)
+            preferences.problem = "; ".join(p for p in (preferences.problem, str(exc)) if p)
         live = build_live(config, backend_url, identity)
         return SessionServices(
             feed=feed,
@@ -93,6 +91,7 @@ def services_factory(config: ClientConfig, backend_url: str, *, local_backend: b
             keys=ExchangeKeyStore(identity.uid),
             exchange=config.exchange,
             market_source=source,
+            saved=saved,
         )
 
     return build

@@ -53,6 +53,7 @@ class SessionServices:
     keys: ExchangeKeyStore | None = None
     exchange: str = "binance"
     market_source: str = "replay"  # what `feed` was opened from (see services.market.open_feed)
+    saved: Preferences | None = None  # `preferences` as loaded when the services were built
 
 
 class SkeetSession:
@@ -61,7 +62,7 @@ class SkeetSession:
         self.page = page
         self.services = services
         defaults = Preferences(watchlist=list(watchlist), theme=theme)
-        prefs = services.preferences.load(defaults) if services.preferences else defaults
+        prefs = services.saved or defaults
         self.state = AppState(watchlist=list(prefs.watchlist), selected=prefs.watchlist[0], timeframe=timeframe,
                               modes=dict(services.modes), theme=prefs.theme, market_source=services.market_source)
         self.shell = Shell(self._intents(), backend_url=services.backend_url, exchange=services.exchange)

@@ -18,6 +18,7 @@ class StatusView:
         self.rows = ft.Column(spacing=6)
         self.control = panel("Status", ft.Column([self.rows], scroll=ft.ScrollMode.AUTO, expand=True),
                              identifier="status", expand=True)
+        self._shown: list[tuple[str, str]] = []
 
     def render(self, state: AppState) -> None:
         lines: list[tuple[str, str]] = [(MODE_NAMES.get(k, k), v) for k, v in state.modes.items()]
@@ -27,6 +28,9 @@ class StatusView:
             quote = state.quotes.get(symbol)
             lines.append((symbol, f"{state.feed_status.get(symbol, 'live')} · last tick "
                                   f"{fmt_time(quote.timestamp_ms) if quote else '—'}"))
+        if lines == self._shown:
+            return  # nothing on this page moved: no patch
+        self._shown = lines
         self.rows.controls = [
             ft.Row([ft.Text(k, width=140, weight=ft.FontWeight.W_600, size=13), ft.Text(v, size=13, expand=True)])
             for k, v in lines
