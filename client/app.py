@@ -16,7 +16,7 @@ import flet as ft
 
 from client.preferences import Preferences, PreferencesFile
 from client.shell import Shell
-from client.state import INDICATOR_KEY, AppState
+from client.state import INDICATOR_KEY, SECTIONS, AppState
 from client.theme import breakpoint_for, themes
 from services.analytics import analyse, export_html_report
 from services.api import ApiError, BackendUnreachable, SkeetApi, new_client_order_id
@@ -68,7 +68,7 @@ class SkeetSession:
         self.shell = Shell(self._intents(), backend_url=services.backend_url, exchange=services.exchange)
         self.feed: MarketFeed = services.feed  # replaced when the trader picks another market source
         self._tasks: list[asyncio.Task[Any]] = []
-        self._stream_task: asyncio.Task[Any] | None = None
+        self._stream_task: asyncio.Future[Any] | None = None
         self._sheet: ft.BottomSheet | None = None
         self._painted_version = -1
         self._shown_notice = 0
@@ -249,7 +249,7 @@ class SkeetSession:
             edit_ticket=state.edit_ticket,
             submit_order=self.submit_order,
             cancel_order=lambda order_id: self._spawn(self._cancel(order_id)),
-            navigate=state.navigate,
+            navigate=self.navigate,
             set_timeframe=lambda tf: self._spawn(self._set_timeframe(tf)),
             add_symbol=self.add_symbol,
             remove_symbol=self.remove_symbol,
@@ -268,6 +268,10 @@ class SkeetSession:
             export_report=lambda: self._spawn(self._export_report()),
         )
 
+    def navigate(self, section: str) -> None:
+        if section in SECTIONS:
+            self.state.navigate(section)  # type: ignore[arg-type]  # checked just above
+
     def _resize(self, width: float) -> None:
         if self._sheet is not None and breakpoint_for(width) != "phone":
             self._close_sheet()  # the ticket has a place in the wider layout
@@ -284,7 +288,7 @@ class SkeetSession:
     def _close_sheet(self, pop: bool = True) -> None:
         sheet, self._sheet = self._sheet, None
         if sheet is not None:
-            sheet.content = None  # the ticket control can have one parent: release it to the layout
+            sheet.content = None  # type: ignore[assignment]  # one parent per control: give it back to the layout
             if pop:
                 with contextlib.suppress(Exception):
                     self.page.pop_dialog()

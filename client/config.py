@@ -14,6 +14,9 @@ DEFAULT_CONFIG_PATH = ROOT / "flet.toml"
 ASSETS_DIR = ROOT / "assets"
 
 
+DEFAULT_WATCHLIST = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT")
+
+
 class ConfigError(Exception):
     """flet.toml or an override is invalid; the message names the key."""
 
@@ -23,7 +26,7 @@ class ClientConfig:
     market: str = "replay"
     exchange: str = "binance"
     replay_speed: float = 1.0
-    watchlist: tuple[str, ...] = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT")
+    watchlist: tuple[str, ...] = DEFAULT_WATCHLIST
     timeframe: str = "1m"
     backend_url: str = ""
     theme: str = "system"
@@ -48,7 +51,7 @@ class ClientConfig:
                 values[name] = _parse_env(name, raw)
             elif name in table:
                 values[name] = table[name]
-        config = cls(**{**values, "watchlist": tuple(values.get("watchlist", cls.watchlist))})
+        config = cls(**{**values, "watchlist": tuple(values.get("watchlist", DEFAULT_WATCHLIST))})
         config.validate()
         return config
 

@@ -96,7 +96,8 @@ class Shell:
     def _content(self, state: AppState) -> ft.Control:
         bp = state.breakpoint
         if state.section == "portfolio":
-            column = [ft.Container(self.positions.control, height=260), ft.Container(self.history.control, expand=True)]
+            column: list[ft.Control] = [ft.Container(self.positions.control, height=260),
+                                        ft.Container(self.history.control, expand=True)]
             column += [ft.Container(v.control, height=420) for v in self.extra_portfolio]
             return ft.Column(column, expand=True, spacing=10, scroll=ft.ScrollMode.AUTO if self.extra_portfolio else None)
         if state.section == "signals":

@@ -23,7 +23,7 @@ MAX_CURVE_POINTS = 300  # a phone-sized chart shows no more; the HTML report has
 
 class AnalyticsView:
     TOPICS = frozenset({"orders", "quotes"})  # the AppState topics this view reads
-    def __init__(self, on_export: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, on_export: Callable[[], object] = lambda: None) -> None:
         self._on_export = on_export
         self._key: tuple[object, ...] | None = None
         self.analytics: Analytics | None = None

@@ -15,32 +15,35 @@ def _ignore(*_args: Any, **_kwargs: Any) -> None:
     return None
 
 
+# An intent's return value is ignored (a handler may return the task it started), hence `object`.
+
+
 @dataclass(frozen=True, slots=True)
 class Intents:
     """What a user can ask for; the app shell turns each into service calls and state changes.
     Every intent defaults to doing nothing, so a view can be built alone (tests, previews)."""
 
-    select_symbol: Callable[[str], None] = _ignore
-    edit_ticket: Callable[..., None] = _ignore
-    submit_order: Callable[[], None] = _ignore
-    cancel_order: Callable[[str], None] = _ignore
-    navigate: Callable[[str], None] = _ignore
-    set_timeframe: Callable[[str], None] = _ignore
-    add_symbol: Callable[[str], None] = _ignore
-    remove_symbol: Callable[[str], None] = _ignore
-    ask_insight: Callable[[str], None] = _ignore
+    select_symbol: Callable[[str], object] = _ignore
+    edit_ticket: Callable[..., object] = _ignore
+    submit_order: Callable[[], object] = _ignore
+    cancel_order: Callable[[str], object] = _ignore
+    navigate: Callable[[str], object] = _ignore
+    set_timeframe: Callable[[str], object] = _ignore
+    add_symbol: Callable[[str], object] = _ignore
+    remove_symbol: Callable[[str], object] = _ignore
+    ask_insight: Callable[[str], object] = _ignore
     save_rule: Callable[[dict[str, Any]], None] = _ignore
-    toggle_rule: Callable[[str, bool], None] = _ignore
-    delete_rule: Callable[[str], None] = _ignore
-    set_theme: Callable[[str], None] = _ignore
-    save_api_key: Callable[[str, str, str], None] = _ignore
-    delete_api_key: Callable[[str], None] = _ignore
-    export_report: Callable[[], None] = _ignore
-    search_symbol: Callable[[str], None] = _ignore
-    open_ticket: Callable[[], None] = _ignore
-    set_market: Callable[[str], None] = _ignore
-    set_range: Callable[[int], None] = _ignore
-    set_alerts: Callable[[bool], None] = _ignore
+    toggle_rule: Callable[[str, bool], object] = _ignore
+    delete_rule: Callable[[str], object] = _ignore
+    set_theme: Callable[[str], object] = _ignore
+    save_api_key: Callable[[str, str, str], object] = _ignore
+    delete_api_key: Callable[[str], object] = _ignore
+    export_report: Callable[[], object] = _ignore
+    search_symbol: Callable[[str], object] = _ignore
+    open_ticket: Callable[[], object] = _ignore
+    set_market: Callable[[str], object] = _ignore
+    set_range: Callable[[int], object] = _ignore
+    set_alerts: Callable[[bool], object] = _ignore
 
     @classmethod
     def ignoring(cls) -> Intents:

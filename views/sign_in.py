@@ -8,7 +8,7 @@ import flet as ft
 
 
 class SignInView:
-    def __init__(self, on_sign_in: Callable[[str, str], None], *, provider: str = "Firebase Auth") -> None:
+    def __init__(self, on_sign_in: Callable[[str, str], object], *, provider: str = "Firebase Auth") -> None:
         self.email = ft.TextField(label="Email", keyboard_type=ft.KeyboardType.EMAIL, autofocus=True, width=320,
                                   autofill_hints=[ft.AutofillHint.EMAIL])
         self.password = ft.TextField(label="Password", password=True, can_reveal_password=True, width=320,
