@@ -89,10 +89,27 @@ class FirebaseVerifier:
             raise AuthUnavailable("cannot verify the token right now; try again shortly") from None
         except auth.UserDisabledError:
             raise AuthError("this account is disabled") from None
+        _check_times(claims, time.time())
         uid = claims.get("uid") or claims.get("sub")
         if not isinstance(uid, str) or not uid:
             raise AuthError("token names no user")
         return uid
+
+
+CLOCK_SKEW_S = 0  # firebase-admin's default (`verify_id_token(clock_skew_seconds=0)`): production's rule
+
+
+def _check_times(claims: dict[str, Any], now: float) -> None:
+    """Expiry and issue time, checked here too: firebase-admin skips both for Auth-emulator tokens,
+    and a test of the emulator path must not pass an expired token that production would refuse."""
+    try:
+        exp, iat = float(claims["exp"]), float(claims["iat"])
+    except (KeyError, TypeError, ValueError):
+        raise AuthError("invalid token: not a valid Firebase ID token") from None
+    if exp < now - CLOCK_SKEW_S:
+        raise AuthError("invalid token: token expired")
+    if iat > now + CLOCK_SKEW_S:
+        raise AuthError("invalid token: not a valid Firebase ID token")
 
 
 def _firebase_reason(exc: Exception) -> str:
