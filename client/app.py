@@ -308,10 +308,14 @@ class SkeetSession:
         from services.market import open_feed
 
         state = self.state
+        feed: MarketFeed | None = None
         try:
             feed = open_feed(source, speed=getattr(self.feed, "_speed", 1.0))
             markets = await feed.markets()
         except (MarketDataError, ImportError, OSError) as exc:
+            if feed is not None:
+                with contextlib.suppress(Exception):
+                    await feed.aclose()  # release its sockets: the old source stays
             state.notify(f"Could not switch to {source}: {exc}", "error")
             return
         if self._stream_task:

@@ -51,6 +51,13 @@ class Intents:
         return cls()
 
 
+def text_field(**kwargs: Any) -> ft.TextField:
+    """A TextField whose every keystroke reaches Python as it happens. Without an `on_change` handler
+    Flet reports the value late, and a quick tap on the form's button can arrive ahead of what was typed."""
+    kwargs.setdefault("on_change", _ignore)
+    return ft.TextField(**kwargs)
+
+
 def decimals(step: Any, default: int = 2) -> int:
     """Decimal places of a ccxt precision value (a tick size such as 0.01, or a count such as 2)."""
     if step is None:

@@ -9,7 +9,7 @@ import flet as ft
 
 from client.state import AppState
 from client.theme import direction_colour, direction_icon
-from views.common import Intents, fmt_time, panel
+from views.common import Intents, fmt_time, panel, text_field
 
 SENTIMENT_DIRECTION = {"bullish": 1, "bearish": -1, "neutral": 0}
 PROVIDER_NAME = {"local": "Local analyst", "vertex": "Vertex AI", "openai": "OpenAI-compatible"}
@@ -19,7 +19,7 @@ class InsightsView:
     TOPICS = frozenset({"insights", "selected", "candles"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, intents: Intents, *, limit: int = 10) -> None:
         self._limit = limit
-        self.question = ft.TextField(label="Question (optional)", dense=True, expand=True, max_length=500,
+        self.question = text_field(label="Question (optional)", dense=True, expand=True, max_length=500,
                                      on_submit=lambda e: intents.ask_insight(e.control.value or ""))
         self.ask = ft.FilledButton("Ask", icon=ft.Icons.AUTO_AWESOME,
                                    on_click=lambda _e: intents.ask_insight(self.question.value or ""))

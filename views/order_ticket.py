@@ -6,7 +6,7 @@ import flet as ft
 
 from client.state import AppState
 from client.theme import DOWN, UP
-from views.common import Intents, amount_decimals, fmt, panel, price_decimals
+from views.common import Intents, amount_decimals, fmt, panel, price_decimals, text_field
 
 BUY_STYLE = ft.ButtonStyle(bgcolor=UP, color=ft.Colors.WHITE)
 SELL_STYLE = ft.ButtonStyle(bgcolor=DOWN, color=ft.Colors.WHITE)
@@ -26,11 +26,11 @@ class OrderTicketView:
             selected=["market"], show_selected_icon=False,
             on_change=lambda e: intents.edit_ticket(type=e.control.selected[0], error=None),
         )
-        self.amount = ft.TextField(
+        self.amount = text_field(
             label="Amount", dense=True, keyboard_type=ft.KeyboardType.NUMBER, text_align=ft.TextAlign.RIGHT,
             on_change=lambda e: intents.edit_ticket(amount=e.control.value, error=None, client_order_id=None),
         )
-        self.price = ft.TextField(
+        self.price = text_field(
             label="Limit price", dense=True, keyboard_type=ft.KeyboardType.NUMBER,
             text_align=ft.TextAlign.RIGHT,
             on_change=lambda e: intents.edit_ticket(price=e.control.value, error=None, client_order_id=None),

@@ -8,7 +8,7 @@ import flet as ft
 
 from client.state import AppState
 from client.theme import direction_colour, direction_icon
-from views.common import Intents, panel
+from views.common import Intents, panel, text_field
 
 OPS = {
     "cross_above": "crosses above",
@@ -38,7 +38,7 @@ class RulesView:
     def __init__(self, intents: Intents) -> None:
         self._intents = intents
         self.list = ft.Column(spacing=4)
-        self.name = ft.TextField(label="Rule name", dense=True, width=220)
+        self.name = text_field(label="Rule name", dense=True, width=220)
         self.left = ft.Dropdown(label="When", tooltip="The indicator the rule watches", dense=True, width=150,
                                 value="price", options=[])
         self.kind = ft.SegmentedButton(
@@ -50,13 +50,13 @@ class RulesView:
             segments=[ft.Segment(value="above", label="above"), ft.Segment(value="below", label="below")],
             selected=["above"], show_selected_icon=False,
         )
-        self.right = ft.TextField(label="this (indicator or number)", dense=True, width=200, value="ema_20")
+        self.right = text_field(label="this (indicator or number)", dense=True, width=200, value="ema_20")
         self.direction = ft.SegmentedButton(
             segments=[ft.Segment(value="buy", label="Buy signal"), ft.Segment(value="sell", label="Sell signal")],
             selected=["buy"], show_selected_icon=False,
         )
         self.symbols = ft.Dropdown(label="Symbols", tooltip="Which symbols the rule watches", dense=True, width=190, value="*", options=[])
-        self.cooldown = ft.TextField(label="Cool-down (s)", dense=True, width=120, value="60",
+        self.cooldown = text_field(label="Cool-down (s)", dense=True, width=120, value="60",
                                      keyboard_type=ft.KeyboardType.NUMBER)
         self.error = ft.Text("", color=ft.Colors.ERROR, size=12, visible=False)
         self.save = ft.FilledButton("Add rule", icon=ft.Icons.ADD, on_click=lambda _e: self._submit())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import flet as ft
 
 from client.state import AppState
-from views.common import Intents, panel
+from views.common import Intents, panel, text_field
 
 
 class SettingsView:
@@ -19,7 +19,7 @@ class SettingsView:
             on_change=lambda e: intents.set_theme(e.control.selected[0]),
         )
         self.chips = ft.Row(wrap=True, spacing=6, run_spacing=6)
-        self.search = ft.TextField(label="Add a symbol", hint_text="e.g. DOGE or DOGE/USDT", dense=True,
+        self.search = text_field(label="Add a symbol", hint_text="e.g. DOGE or DOGE/USDT", dense=True,
                                    width=260, on_change=lambda e: intents.search_symbol(e.control.value or ""),
                                    on_submit=lambda _e: self._add_first())
         self.matches = ft.Row(wrap=True, spacing=4)
@@ -30,9 +30,9 @@ class SettingsView:
         self.market_note = ft.Text("", size=12, color=ft.Colors.ON_SURFACE_VARIANT)
         self.alerts = ft.Switch(label="Pop up an alert when a rule fires", value=False,
                                 on_change=lambda e: intents.set_alerts(bool(e.control.value)))
-        self.key = ft.TextField(label=f"{exchange} API key", password=True, can_reveal_password=True, dense=True,
+        self.key = text_field(label=f"{exchange} API key", password=True, can_reveal_password=True, dense=True,
                                 width=300)
-        self.secret = ft.TextField(label=f"{exchange} API secret", password=True, can_reveal_password=True,
+        self.secret = text_field(label=f"{exchange} API secret", password=True, can_reveal_password=True,
                                    dense=True, width=300)
         self.saved = ft.Text("", size=12)
         self.store = ft.Text("", size=12, color=ft.Colors.ON_SURFACE_VARIANT)

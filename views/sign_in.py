@@ -6,12 +6,14 @@ from collections.abc import Callable
 
 import flet as ft
 
+from views.common import text_field
+
 
 class SignInView:
     def __init__(self, on_sign_in: Callable[[str, str], object], *, provider: str = "Firebase Auth") -> None:
-        self.email = ft.TextField(label="Email", keyboard_type=ft.KeyboardType.EMAIL, autofocus=True, width=320,
+        self.email = text_field(label="Email", keyboard_type=ft.KeyboardType.EMAIL, autofocus=True, width=320,
                                   autofill_hints=[ft.AutofillHint.EMAIL])
-        self.password = ft.TextField(label="Password", password=True, can_reveal_password=True, width=320,
+        self.password = text_field(label="Password", password=True, can_reveal_password=True, width=320,
                                      on_submit=lambda _e: self._submit())
         self.error = ft.Text("", color=ft.Colors.ERROR, visible=False, width=320)
         self.progress = ft.ProgressRing(width=18, height=18, stroke_width=2, visible=False)
