@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -97,18 +96,12 @@ class AppState:
     section: Section = "dashboard"
     version: int = 0
     dirty: set[str] = field(default_factory=lambda: {"all"})  # topics changed since the last repaint
-    _listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     # -- observation -------------------------------------------------------------------------
-    def subscribe(self, listener: Callable[[], None]) -> None:
-        self._listeners.append(listener)
-
     def changed(self, *topics: str) -> None:
         """Something changed; `topics` say what (views repaint only for theirs), none means all."""
         self.version += 1
         self.dirty.update(topics or ("all",))
-        for listener in self._listeners:
-            listener()
 
     def take_dirty(self) -> set[str]:
         dirty, self.dirty = self.dirty, set()

@@ -45,11 +45,6 @@ class Intents:
     set_range: Callable[[int], object] = _ignore
     set_alerts: Callable[[bool], object] = _ignore
 
-    @classmethod
-    def ignoring(cls) -> Intents:
-        """Intents that do nothing: for building a view to look at it (tests, previews)."""
-        return cls()
-
 
 def text_field(**kwargs: Any) -> ft.TextField:
     """A TextField whose every keystroke reaches Python as it happens. Without an `on_change` handler

@@ -39,7 +39,7 @@ class OrdersView:
     def render(self, state: AppState) -> None:
         orders = state.sorted_orders()[: self._limit]
         compact = state.breakpoint == "phone"
-        open_count = sum(1 for o in state.orders.values() if o.get("status") == "open")
+        open_count = len(state.open_orders())
         self.count.value = f"{open_count} open · {len(state.orders)} total" if state.orders else ""
         self.empty.visible = not orders
         fingerprint = [_fingerprint(o) for o in orders]

@@ -70,9 +70,6 @@ class SkeetApi:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def healthy(self) -> bool:
-        return (await self.health()) is not None
-
     async def health(self) -> dict[str, Any] | None:
         """`/healthz` (no token needed): `{"status": "ok", "broker": "Paper" | "Live · binance"}`,
         or None when the backend does not answer."""

@@ -32,7 +32,7 @@ def test_watchlist_shows_price_at_market_precision_with_arrow_and_sign() -> None
     state = make_state()
     state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 5, 131.5, 0.2))
     state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 9, 131.25, 0.1))
-    shell = Shell(Intents.ignoring())
+    shell = Shell(Intents())
     shell.render(state)
     row = texts(by_identifier(shell.root, "quote-BTC/USDT"))
     assert "131.25" in row  # two decimals: the market's 0.01 tick size
@@ -52,7 +52,7 @@ def test_watchlist_row_tap_selects_symbol() -> None:
 
 def test_chart_grows_with_ticks_and_draws_indicator() -> None:
     state = make_state()
-    shell = Shell(Intents.ignoring())
+    shell = Shell(Intents())
     shell.render(state)
     chart = shell.chart.candles
     assert len(chart.spots) == 30
@@ -69,7 +69,7 @@ def test_chart_grows_with_ticks_and_draws_indicator() -> None:
 def test_ticket_labels_follow_selected_market_and_side() -> None:
     state = make_state()
     state.edit_ticket(side="sell", type="limit", amount="0.5", price="120")
-    shell = Shell(Intents.ignoring())
+    shell = Shell(Intents())
     shell.render(state)
     ticket = shell.ticket
     assert ticket.submit.content == "Sell BTC/USDT"
@@ -79,7 +79,7 @@ def test_ticket_labels_follow_selected_market_and_side() -> None:
 
 def test_orders_empty_state_then_rows_from_live_changes() -> None:
     state = make_state()
-    shell = Shell(Intents.ignoring())
+    shell = Shell(Intents())
     shell.render(state)
     assert shell.orders.empty.visible
     order = {"id": "o1", "clientOrderId": "c1", "symbol": "BTC/USDT", "side": "buy", "type": "market",
@@ -104,7 +104,7 @@ def test_status_labels() -> None:
 def test_mode_badge_names_every_mode() -> None:
     state = make_state()
     state.set_live_status("connected")
-    shell = Shell(Intents.ignoring())
+    shell = Shell(Intents())
     shell.render(state)
     badge = by_identifier(shell.root, "mode-badge")
     for label in ("Replay · simulated", "Paper trading", "Local state", "Local user"):
@@ -119,7 +119,7 @@ def test_mode_badge_names_every_mode() -> None:
 )
 def test_layout_per_breakpoint(width: float, nav_type: type, absent: type) -> None:
     state = make_state(width)
-    shell = Shell(Intents.ignoring())
+    shell = Shell(Intents())
     shell.render(state)
     controls = list(walk(shell.root))
     assert any(isinstance(c, nav_type) for c in controls)
@@ -142,7 +142,7 @@ def test_phone_opens_the_ticket_from_a_trade_button() -> None:
 def test_resize_keeps_what_the_trader_typed() -> None:
     state = make_state(390)
     state.edit_ticket(amount="0.25")
-    shell = Shell(Intents.ignoring())
+    shell = Shell(Intents())
     shell.render(state)
     ticket_field = shell.ticket.amount
     state.resize(1440)  # the phone turned into a desktop window: the ticket joins the layout as typed
@@ -152,7 +152,7 @@ def test_resize_keeps_what_the_trader_typed() -> None:
 
 
 def test_candlestick_animation_is_off_for_live_candles() -> None:
-    shell = Shell(Intents.ignoring())
+    shell = Shell(Intents())
     assert isinstance(shell.chart.candles, fch.CandlestickChart)
     assert shell.chart.candles.animation.duration == 0
 
@@ -163,7 +163,7 @@ def test_precision_decimals() -> None:
 
 def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     state = make_state()
-    shell = Shell(Intents.ignoring())
+    shell = Shell(Intents())
     assert shell.render(state, state.take_dirty()) is None  # first paint: the whole page
     state.apply_change(Change("orders", "o1", "added", {"id": "o1", "symbol": "BTC/USDT", "side": "buy",
                                                           "type": "market", "amount": 1, "status": "open"}, 1))
@@ -181,7 +181,7 @@ def test_a_panel_off_the_page_is_not_sent() -> None:
     from client.app import _mounted
 
     state = make_state(390)
-    shell = Shell(Intents.ignoring())
+    shell = Shell(Intents())
     shell.render(state, state.take_dirty())
     state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 7, 131.0, 0.1))
     sent = shell.render(state, state.take_dirty())
