@@ -23,7 +23,6 @@ import datetime as dt
 import inspect
 import logging
 import math
-import random
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,6 +35,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.services.firestore import FirestoreClient
 from google.cloud.firestore_v1.services.firestore.transports import FirestoreGrpcTransport
 
+from services.backoff import Backoff
 from services.live.types import Change, ChangeKind, ConnectionStatus
 
 __all__ = ["UPDATED_AT", "VERSION", "FirestoreLive", "decode_doc", "encode_doc", "user_client"]
@@ -193,8 +193,7 @@ class FirestoreLive:
         self._project = project
         self._emulator_host = emulator_host
         self._collections = collections
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
+        self._backoff = Backoff(initial_s=backoff_initial_s, max_s=backoff_max_s)
         self._offline_after_s = offline_after_s
         self._token_refresh_s = token_refresh_s
         self._health_check_s = health_check_s
@@ -283,7 +282,7 @@ class FirestoreLive:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        delay = self._backoff_initial_s
+        attempt = 0
         lost_since: float | None = None
         while True:
             try:
@@ -305,10 +304,10 @@ class FirestoreLive:
             await asyncio.to_thread(self._teardown)
             now = loop.time()
             if self._status == "connected" or lost_since is None:
-                lost_since, delay = now, self._backoff_initial_s  # a fresh loss starts the backoff over
+                lost_since, attempt = now, 0  # a fresh loss starts the backoff over
             self._set_status("offline" if now - lost_since >= self._offline_after_s else "reconnecting")
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, self._backoff_max_s)
+            await asyncio.sleep(self._backoff.delay(attempt))
+            attempt += 1
 
     async def _refresh_token(self) -> None:
         token = self._token_provider()
@@ -321,7 +320,7 @@ class FirestoreLive:
     async def _wait_channel_ready(self) -> None:
         ready = self._ready = grpc.channel_ready_future(self._channel)
         try:
-            await asyncio.to_thread(ready.result, timeout=max(self._backoff_max_s, 2.0))
+            await asyncio.to_thread(ready.result, timeout=max(self._backoff.max_s, 2.0))
         except grpc.FutureTimeoutError:
             raise ConnectionError("Firestore is unreachable") from None
         finally:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from services.backoff import Backoff
 from services.live.types import Change, ConnectionStatus
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,7 @@ class StreamLive:
     ) -> None:
         self._base_url = base_url
         self._token = token
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
+        self._backoff = Backoff(initial_s=backoff_initial_s, max_s=backoff_max_s)
         self._mode = mode
         self._status: ConnectionStatus = "connecting"
         self._status_callbacks: list[Callable[[ConnectionStatus], None]] = []
@@ -106,19 +105,19 @@ class StreamLive:
                 callback(status)
 
     async def _run(self) -> None:
-        delay = self._backoff_initial_s
+        attempt = 0
         while True:
             try:
                 await self._listen_once()
-                delay = self._backoff_initial_s  # a clean session resets the backoff
+                attempt = 0  # a clean session resets the backoff
             except asyncio.CancelledError:
                 raise
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError, ValueError) as exc:
                 self.last_error = _describe(exc)
                 log.info("live stream dropped: %s", self.last_error)
             self._set_status("reconnecting")
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, self._backoff_max_s)
+            await asyncio.sleep(self._backoff.delay(attempt))
+            attempt += 1
 
     async def _listen_once(self) -> None:
         headers = {"Authorization": f"Bearer {await self._token()}"}

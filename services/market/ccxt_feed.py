@@ -23,7 +23,7 @@ import ccxt
 import ccxt.async_support
 import ccxt.pro
 
-from services.market.backoff import Backoff
+from services.backoff import Backoff
 from services.market.ccxt_sockets import force_reconnect
 from services.market.errors import is_transient, translate
 from services.market.fanout import FanOut

@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.market.backoff import Backoff
+from services.backoff import Backoff
 from services.market.errors import is_transient, translate
 
 

@@ -8,8 +8,8 @@ import time
 import ccxt.pro
 import pytest
 
+from services.backoff import Backoff
 from services.market import FeedUnavailable, MarketDataError, MarketFeed, Tick, UnknownSymbol
-from services.market.backoff import Backoff
 from services.market.ccxt_feed import CcxtFeed
 from services.market.errors import RateLimited
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from services.market.backoff import Backoff
+from services.backoff import Backoff
 from services.market.fanout import FanOut
 
 
