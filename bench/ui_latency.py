@@ -44,7 +44,6 @@ import contextlib
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from client.launcher import free_port  # noqa: E402
 from services.live import Change, ConnectionStatus  # noqa: E402
 from services.market import TIMEFRAME_MS, Candle, Tick  # noqa: E402
 
@@ -302,11 +302,6 @@ RECORDER_JS = r"""
 }
 """
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:

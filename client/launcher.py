@@ -20,6 +20,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_serving(url: str, process: subprocess.Popen[bytes] | None = None, *, timeout_s: float = 30.0,
+                 name: str = "server") -> None:
+    """Returns once `url` answers 200; raises RuntimeError if `process` exits first or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the {name} exited with code {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the {name} did not answer on {url} within {timeout_s:.0f} s")
+
+
 class LocalService:
     """A child process serving HTTP on loopback (the local backend, the loopback exchange), ready
     when `health_path` answers 200; a context manager that stops it."""
@@ -51,19 +67,11 @@ class LocalService:
         self._process = subprocess.Popen(self._command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                          cwd=Path(__file__).resolve().parent.parent)
         log.close()
-        deadline = time.monotonic() + self._timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"the {self.name} exited with code {self._process.returncode}; "
-                                   f"see {self._log_path}")
-            try:
-                if httpx.get(f"{self.url}{self._health}", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"the {self.name} did not answer on {self.url} within {self._timeout_s:.0f} s")
+        try:
+            wait_serving(f"{self.url}{self._health}", self._process, timeout_s=self._timeout_s, name=self.name)
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}; see {self._log_path}") from None
 
     def stop(self) -> None:
         if self._process and self._process.poll() is None:

@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
+from client.launcher import free_port, wait_serving
+
+__all__ = ["ROOT", "free_port", "start_backend", "stop", "wait_http"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_http(url: str, process: subprocess.Popen[bytes] | None = None, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout_s} s")
+    """The launcher's readiness poll, with a longer default: the suite shares 2 cores."""
+    wait_serving(url, process, timeout_s=timeout_s)
 
 
 def stop(process: subprocess.Popen[bytes], *, kill: bool = False) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,12 +19,7 @@ from websockets.asyncio.client import connect
 from tests.backend.conftest import TEST_KEY, auth, make_settings, serve
 from tests.backend.listfeed import ListFeed
 from tests.backend.test_stream import until_synced
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import free_port
 
 
 @asynccontextmanager

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support import free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -49,11 +50,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if Path(str(item.fspath)).is_relative_to(HERE):
             item.add_marker(pytest.mark.emulator)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _missing_firestore() -> str | None:
@@ -178,7 +174,7 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
     old_env = dict(os.environ)
     try:
         if fallback:
-            port, control_port = _free_port(), _free_port()
+            port, control_port = free_port(), free_port()
             started.append(
                 _Emulator(
                     "Firestore fallback emulator",
@@ -190,7 +186,7 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
             )
             firestore_host, control = f"127.0.0.1:{port}", f"http://127.0.0.1:{control_port}/"
         elif firestore_skip is None:
-            port = _free_port()
+            port = free_port()
             firestore = _Emulator(
                 "Cloud Firestore emulator",
                 [
@@ -204,7 +200,7 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
             firestore_host = f"127.0.0.1:{port}"
             control = f"http://{firestore_host}/emulator/v1/projects/{PROJECT}/databases/(default)/documents"
         if auth_skip is None:
-            auth_port, hub_port, logging_port = _free_port(), _free_port(), _free_port()
+            auth_port, hub_port, logging_port = free_port(), free_port(), free_port()
             config = {
                 "emulators": {
                     "ui": {"enabled": False},

@@ -5,23 +5,19 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import socket
 import sys
 from pathlib import Path
 
 import httpx
 
+from tests.support import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 async def test_loopback_exchange_process_serves_and_the_recorder_records_from_it(tmp_path):
-    port = _free_port()
+    port = free_port()
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.market.loopback_exchange", "--port", str(port),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
