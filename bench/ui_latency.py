@@ -203,17 +203,22 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
             label.label = f"{symbol} {price.value}, +0.00 percent"
             label.update()
 
-    async def naive(page: ft.Page) -> None:
-        """The real watchlist rows; every trade updates its row at once (no coalescing)."""
+    async def watchlist_page(page: ft.Page, scenario: str) -> tuple[list[str], Any, AppState, WatchlistView]:
+        """The real watchlist panel for `n_symbols`, alone on the page, fed by the scenario's feed."""
         symbols = symbols_for(n_symbols)
-        feed = feed_for("naive", symbols)
+        feed = feed_for(scenario, symbols)
         state = AppState(watchlist=symbols, selected=symbols[0])
         state.set_markets(await feed.markets())
-        watchlist = WatchlistView(Intents.ignoring())
+        watchlist = WatchlistView(Intents())
         watchlist.render(state)
         page.padding = 0
         page.add(ft.Container(watchlist.control, width=280, expand=True))
         page.update()
+        return symbols, feed, state, watchlist
+
+    async def naive(page: ft.Page) -> None:
+        """The real watchlist rows; every trade updates its row at once (no coalescing)."""
+        symbols, feed, state, watchlist = await watchlist_page(page, "naive")
         async for tick in feed.ticks(symbols):
             state.apply_tick(tick)
             row: WatchlistRow = watchlist.rows[tick.symbol]
@@ -222,15 +227,7 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
 
     async def coalesced(page: ft.Page) -> None:
         """The same rows, coalesced: keep the latest trade per row, flush the panel every 50 ms."""
-        symbols = symbols_for(n_symbols)
-        feed = feed_for("coalesced", symbols)
-        state = AppState(watchlist=symbols, selected=symbols[0])
-        state.set_markets(await feed.markets())
-        watchlist = WatchlistView(Intents.ignoring())
-        watchlist.render(state)
-        page.padding = 0
-        page.add(ft.Container(watchlist.control, width=280, expand=True))
-        page.update()
+        symbols, feed, state, watchlist = await watchlist_page(page, "coalesced")
 
         async def flush() -> None:
             painted = state.version
