@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser import type_into
 from tests.e2e.conftest import ARTIFACTS, open_app
 
 pytestmark = pytest.mark.browser
@@ -30,11 +31,9 @@ def test_limit_order_rests_then_is_cancelled(browser, web_app) -> None:  # type:
     ticket = page.locator('[flt-semantics-identifier="order-ticket"]')
     ticket.get_by_role("button", name="Limit").click()
     amount = ticket.get_by_role("textbox", name=re.compile("Amount"))
-    amount.click()
-    amount.fill("0.01")
+    type_into(amount, "0.01")
     price = ticket.get_by_role("textbox", name=re.compile("Limit price"))
-    price.click()
-    price.fill("1000")  # far below the market: it rests
+    type_into(price, "1000")  # far below the market: it rests
     page.get_by_role("button", name="Buy BTC/USDT").click()
     orders = page.locator('[flt-semantics-identifier="orders"]')
     expect(row(orders, r"buy 0\.01 BTC/USDT limit order, Open")).to_be_attached(timeout=20_000)
@@ -48,8 +47,7 @@ def test_add_a_symbol_from_settings(browser, web_app) -> None:  # type: ignore[n
     page = open_app(browser, web_app, 820, 1180)
     go(page, "Settings")
     search = page.get_by_role("textbox", name=re.compile("Add a symbol"))
-    search.click()
-    search.fill("DOGE")
+    type_into(search, "DOGE")
     page.get_by_role("button", name="DOGE/USDT").click()
     go(page, "Markets")
     quote = page.locator('[flt-semantics-identifier="quote-DOGE/USDT"]')
@@ -62,11 +60,9 @@ def test_create_a_rule_and_see_it_fire(browser, web_app) -> None:  # type: ignor
     go(page, "Signals")
     rules = page.locator('[flt-semantics-identifier="rules"]')
     name = rules.get_by_role("textbox", name="Rule name")
-    name.click()
-    name.fill("Any trade above zero")
+    type_into(name, "Any trade above zero")
     threshold = rules.get_by_role("textbox", name=re.compile("indicator or number"))
-    threshold.click()
-    threshold.fill("0")
+    type_into(threshold, "0")
     rules.get_by_role("button", name="is", exact=True).click()
     rules.get_by_role("button", name="Add rule").click()
     expect(row(rules, "Rule Any trade above zero, enabled")).to_be_attached(timeout=10_000)
@@ -90,9 +86,9 @@ def test_phone_trades_from_the_bottom_sheet(browser, web_app) -> None:  # type: 
     page.get_by_role("button", name="Trade BTC/USDT").click()
     ticket = page.locator('[flt-semantics-identifier="order-ticket"]')
     amount = ticket.get_by_role("textbox", name=re.compile("Amount"))
-    amount.click()
-    amount.fill("0.003")
-    page.wait_for_timeout(500)
+    type_into(amount, "0.003")
+    # The trader sees what the order will cost before sending it: the app has the amount.
+    expect(ticket).to_have_attribute("aria-label", re.compile(r"≈ [\d,.]+ USDT"), timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "phone-ticket-sheet.png"))
     page.get_by_role("button", name="Buy BTC/USDT").click()
     # The confirmation is shown and announced to screen readers (an aria-live region): both count.

@@ -8,6 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser import type_into
 from tests.e2e.conftest import ARTIFACTS, open_app
 
 pytestmark = pytest.mark.browser
@@ -29,8 +30,7 @@ def test_place_market_order_and_see_it_filled(browser, web_app) -> None:  # type
 
     ticket = page.locator('[flt-semantics-identifier="order-ticket"]')
     amount = ticket.get_by_role("textbox", name=re.compile("Amount"))
-    amount.click()
-    amount.fill("0.01")
+    type_into(amount, "0.01")
     page.get_by_role("button", name="Buy BTC/USDT").click()
 
     orders = page.locator('[flt-semantics-identifier="orders"]')

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from services.auth.firebase import FirebaseIdentity, SignInError
+from tests.browser import type_into
 from tests.support import ROOT, free_port, start_backend, stop, wait_http
 
 
@@ -102,17 +103,14 @@ def test_sign_in_then_trade_in_the_browser(emulators, auth_host: str, sign_up, t
             sign_in = page.locator('[flt-semantics-identifier="sign-in"]')
             sign_in.wait_for(state="attached", timeout=30_000)
             email = page.get_by_role("textbox", name="Email")
-            email.click()
-            email.fill("trader@example.com")
+            type_into(email, "trader@example.com")
             password = page.get_by_role("textbox", name="Password")
-            password.click()
-            password.fill("wrong-password")
+            type_into(password, "wrong-password")
             page.get_by_role("button", name="Sign in").click()
             expect(sign_in).to_have_attribute(
                 "aria-label", re.compile("Wrong email or password"), timeout=20_000
             )
-            password.click()
-            password.fill("correct-horse-1")
+            type_into(password, "correct-horse-1")
             page.get_by_role("button", name="Sign in").click()
             badge = page.locator('[flt-semantics-identifier="mode-badge"]')
             expect(badge).to_contain_text("trader@example.com (Auth emulator)", timeout=30_000)
@@ -124,8 +122,7 @@ def test_sign_in_then_trade_in_the_browser(emulators, auth_host: str, sign_up, t
             amount = page.locator('[flt-semantics-identifier="order-ticket"]').get_by_role(
                 "textbox", name=re.compile("Amount")
             )
-            amount.click()
-            amount.fill("0.01")
+            type_into(amount, "0.01")
             page.get_by_role("button", name="Buy BTC/USDT").click()
             expect(
                 page.get_by_text(re.compile(r"Buy 0\.01 BTC/USDT market order sent")).first
