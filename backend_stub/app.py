@@ -1,5 +1,5 @@
 """`create_app(settings)`: the FastAPI app — auth gate, routes, stream, and the lifespan that owns the
-store, the market feed and the broker (everything it opens, it closes)."""
+store, the market feed, the broker and the alert watcher (everything it opens, it closes)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 
 from fastapi import FastAPI
 
+from backend_stub.alerts import AlertBook
 from backend_stub.auth import FirebaseVerifier, LocalVerifier, TokenVerifier
 from backend_stub.brokers.base import Broker
 from backend_stub.errors import install_error_handlers
@@ -54,6 +55,9 @@ def create_app(
                 the_broker = build_broker(settings, store=the_store, feed=the_feed)
                 stack.push_async_callback(the_broker.aclose)
             await the_broker.start()
+            alerts = AlertBook(store=the_store, feed=the_feed)
+            stack.push_async_callback(alerts.aclose)
+            await alerts.start()
             app.state.backend = Backend(
                 settings=settings,
                 store=the_store,
@@ -61,6 +65,7 @@ def create_app(
                 broker=the_broker,
                 desk=OrderDesk(broker=the_broker, store=the_store),
                 limiter=RateLimiter(rate_per_s=settings.rate_per_s, burst=settings.rate_burst),
+                alerts=alerts,
             )
             log.info(
                 "backend ready: auth=%s state=%s broker=%s feed=%s",

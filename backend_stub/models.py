@@ -54,6 +54,22 @@ class OrderIn(BaseModel):
         )
 
 
+class AlertIn(BaseModel):
+    """Body of `POST /v1/alerts`: tell me when `symbol` trades at `price`."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    symbol: str = Field(min_length=1, max_length=64, description='ccxt symbol, e.g. "BTC/USDT"')
+    price: Number = Field(description="the level; above the last price it fires on a rise, below it on a fall")
+    note: str = Field(default="", max_length=140, description="the trader's own words, shown when it fires")
+    clientAlertId: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:\-]+$",
+        description="idempotency key and the alert's id: retries with the same key never make a second alert",
+    )
+
+
 class ErrorOut(BaseModel):
     """Every error response: one readable sentence."""
 

@@ -1,4 +1,4 @@
-"""HTTP routes: markets, orders, positions, balance. Thin: parse, call the desk or the broker, answer."""
+"""HTTP routes: markets, orders, positions, balance, price alerts. Thin: parse, call the desk or the broker, answer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from backend_stub.errors import ApiError
-from backend_stub.models import ErrorOut, OrderIn
+from backend_stub.models import AlertIn, ErrorOut, OrderIn
 from backend_stub.runtime import Backend, current_backend, current_uid
 
 router = APIRouter()
@@ -15,18 +15,19 @@ router = APIRouter()
 Uid = Annotated[str, Depends(current_uid)]
 Runtime = Annotated[Backend, Depends(current_backend)]
 OrderId = Annotated[str, Path(min_length=1, max_length=64)]
+AlertId = Annotated[str, Path(min_length=1, max_length=64)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404, 409, 422, 429, 503)
 }
 
 
-def _rate_limit(backend: Backend, uid: str) -> None:
+def _rate_limit(backend: Backend, uid: str, what: str = "order") -> None:
     wait_s = backend.limiter.take(uid)
     if wait_s > 0:
         retry_after = max(1, int(wait_s + 0.999))
         raise ApiError(
             429,
-            f"Too many order requests; try again in {retry_after} s",
+            f"Too many {what} requests; try again in {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )
 
@@ -88,3 +89,31 @@ async def positions(uid: Uid, backend: Runtime) -> list[dict[str, Any]]:
 async def balance(uid: Uid, backend: Runtime) -> dict[str, Any]:
     """ccxt balance structure: free, used (held by open orders) and total per currency."""
     return await backend.broker.fetch_balance(uid)
+
+
+@router.post(
+    "/v1/alerts", tags=["alerts"], status_code=201, responses={200: {"description": "a retry"}, **ERRORS}
+)
+async def create_alert(body: AlertIn, uid: Uid, backend: Runtime, response: Response) -> dict[str, Any]:
+    """Set a price alert. 201 with the new alert; 200 with the same alert for a retry of a clientAlertId.
+    When a trade reaches the price, the alert turns "triggered" in the live state."""
+    _rate_limit(backend, uid, "alert")
+    alert, created = await backend.alerts.create(
+        uid, symbol=body.symbol, price=body.price, client_alert_id=body.clientAlertId, note=body.note
+    )
+    if not created:
+        response.status_code = 200
+    return alert
+
+
+@router.get("/v1/alerts", tags=["alerts"], responses=ERRORS)
+async def list_alerts(uid: Uid, backend: Runtime) -> list[dict[str, Any]]:
+    """The caller's alerts, active and triggered, newest first."""
+    return await backend.alerts.list(uid)
+
+
+@router.delete("/v1/alerts/{alert_id}", tags=["alerts"], responses=ERRORS)
+async def delete_alert(alert_id: AlertId, uid: Uid, backend: Runtime) -> dict[str, Any]:
+    """Remove one of the caller's alerts; 404 when it is not the caller's."""
+    _rate_limit(backend, uid, "alert")
+    return await backend.alerts.delete(uid, alert_id)

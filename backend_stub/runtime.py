@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from fastapi import Request, WebSocket
 
+from backend_stub.alerts import AlertBook
 from backend_stub.auth import AuthError
 from backend_stub.brokers.base import Broker
 from backend_stub.orders import OrderDesk
@@ -26,6 +27,7 @@ class Backend:
     broker: Broker
     desk: OrderDesk
     limiter: RateLimiter
+    alerts: AlertBook
 
 
 def current_backend(request: Request) -> Backend:

@@ -48,6 +48,10 @@ class Running:
         body.setdefault("clientOrderId", f"c-{id(body)}-{asyncio.get_running_loop().time()}")
         return await self.http.post("/v1/orders", json=body, headers=auth(uid))
 
+    async def alert(self, uid: str, **body: Any) -> httpx.Response:
+        body.setdefault("clientAlertId", f"a-{id(body)}-{asyncio.get_running_loop().time()}")
+        return await self.http.post("/v1/alerts", json=body, headers=auth(uid))
+
     async def get(self, uid: str, path: str, **kwargs: Any) -> httpx.Response:
         return await self.http.get(path, headers=auth(uid), **kwargs)
 
@@ -89,5 +93,5 @@ async def feed() -> ListFeed:
 @pytest.fixture
 async def backend(tmp_path: Path, feed: ListFeed) -> AsyncIterator[Running]:
     async with serve(make_settings(tmp_path), feed) as running:
-        await asyncio.wait_for(feed.consumer_ready.wait(), 5)
+        await feed.until_consumers(2)  # the paper broker and the alert watcher
         yield running

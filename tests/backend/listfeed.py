@@ -35,6 +35,7 @@ class ListFeed:
         self._now_ms = 1_700_000_000_000
         self._consumers: list[asyncio.Queue[Tick]] = []
         self.consumer_ready = asyncio.Event()
+        self._consumer_added = asyncio.Event()
 
     @property
     def mode(self) -> str:
@@ -58,6 +59,7 @@ class ListFeed:
         queue: asyncio.Queue[Tick] = asyncio.Queue()
         self._consumers.append(queue)
         self.consumer_ready.set()
+        self._consumer_added.set()
         return self._drain(queue, set(symbols))
 
     async def _drain(self, queue: asyncio.Queue[Tick], symbols: set[str]) -> AsyncIterator[Tick]:
@@ -71,6 +73,13 @@ class ListFeed:
                     queue.task_done()  # runs when the consumer asks for the next trade
         finally:
             self._consumers.remove(queue)
+
+    async def until_consumers(self, count: int) -> None:
+        """Wait until `count` consumers listen (the paper broker and the alert watcher each are one)."""
+        async with asyncio.timeout(5):
+            while len(self._consumers) < count:
+                self._consumer_added.clear()
+                await self._consumer_added.wait()
 
     def set_price(self, symbol: str, price: float) -> None:
         """Move the last price without a trade (what a market order fills at)."""

@@ -1,0 +1,191 @@
+"""`AlertBook`: price alerts. A trader asks to be told when a symbol reaches a price; the backend watches
+its market feed and marks the alert triggered, and the change reaches every device of the user through
+the live state (the `/v1/stream` change feed or Firestore listeners), like an order fill.
+
+An alert's direction is set when it is made, from the last price: a level above it fires when a trade
+prints at or above the level, a level below it when one prints at or below. Alerts live in the user's
+`alerts` collection (`users/{uid}/alerts/{id}`); the active ones are also indexed by symbol in memory,
+rebuilt from the store at start, so a restart loses none. Creating is idempotent on `clientAlertId`
+(the document id): a retry returns the first alert and never makes a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from backend_stub.errors import ApiError
+from backend_stub.money import dec, is_multiple, num, opt_dec, text
+from backend_stub.store.base import ALERTS, AlreadyExists, Create, Delete, Put, StateStore
+from services.market.types import MarketFeed, Tick
+
+log = logging.getLogger(__name__)
+
+MAX_ALERTS_PER_USER = 100
+NOTE_MAX = 140
+_RETRY_FEED_S = 2.0
+
+
+class AlertBook:
+    """Every user's price alerts and the watcher that fires them. `start()` loads and watches;
+    `aclose()` stops watching."""
+
+    def __init__(self, *, store: StateStore, feed: MarketFeed, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._feed = feed
+        self._clock = clock
+        self._active: defaultdict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)  # symbol
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # per user
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        for uid, doc in await self._store.find(ALERTS, "status", "active"):
+            self._active[doc["symbol"]][(uid, doc["id"])] = doc
+        self._task = asyncio.create_task(self._watch_forever(), name="alert-watcher")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # -- the API's side ------------------------------------------------------------------------------
+
+    async def create(
+        self, uid: str, *, symbol: str, price: Decimal, client_alert_id: str, note: str = ""
+    ) -> tuple[dict[str, Any], bool]:
+        """The alert and whether this call made it (False: a retry of the same request)."""
+        market = (await self._markets()).get(symbol)
+        if market is None:
+            raise ApiError(422, f"Unknown symbol {symbol}; see GET /v1/markets for what can be watched")
+        quote = market.get("quote", "")
+        if price <= 0:
+            raise ApiError(422, "The alert price must be above zero")
+        step = opt_dec((market.get("precision") or {}).get("price"))
+        if step and not is_multiple(price, step):
+            raise ApiError(422, f"Price {text(price)} {quote} is not a multiple of the tick {text(step)} {quote}")
+        async with self._locks[uid]:
+            existing = await self._store.get(uid, ALERTS, client_alert_id)
+            if existing is not None:
+                return self._replay(existing, symbol, price, note), False
+            last = await self._last_price(symbol)
+            if price == last:
+                raise ApiError(422, f"{symbol} is at {text(price)} {quote} now; set a price above or below it")
+            mine = await self._store.list(uid, ALERTS)
+            if sum(1 for alert in mine if alert.get("status") == "active") >= MAX_ALERTS_PER_USER:
+                raise ApiError(409, f"You have {MAX_ALERTS_PER_USER} active alerts; delete one to add another")
+            alert = {
+                "id": client_alert_id,
+                "clientAlertId": client_alert_id,
+                "symbol": symbol,
+                "condition": "above" if price > last else "below",
+                "price": num(price),
+                "priceAtCreation": num(last),
+                "note": note,
+                "status": "active",
+                "timestamp": self._now_ms(),
+                "triggeredAt": None,
+                "triggerPrice": None,
+            }
+            try:
+                await self._store.transact(uid, [Create(ALERTS, client_alert_id, alert)])
+            except AlreadyExists:  # another process took the key between our read and this write
+                existing = await self._store.get(uid, ALERTS, client_alert_id)
+                if existing is None:
+                    raise
+                return self._replay(existing, symbol, price, note), False
+            self._active[symbol][(uid, client_alert_id)] = alert
+            return alert, True
+
+    async def list(self, uid: str) -> list[dict[str, Any]]:
+        """The caller's alerts, newest first."""
+        return sorted(await self._store.list(uid, ALERTS), key=lambda a: a.get("timestamp") or 0, reverse=True)
+
+    async def delete(self, uid: str, alert_id: str) -> dict[str, Any]:
+        """Remove one of the caller's alerts (active or triggered); 404 when it is not theirs."""
+        async with self._locks[uid]:
+            alert = await self._store.get(uid, ALERTS, alert_id)
+            if alert is None:
+                raise ApiError(404, f"No alert {alert_id}")
+            await self._store.transact(uid, [Delete(ALERTS, alert_id)])
+            self._active[alert["symbol"]].pop((uid, alert_id), None)
+            return alert
+
+    # -- the watcher ---------------------------------------------------------------------------------
+
+    async def on_tick(self, tick: Tick) -> None:
+        """Fire every active alert of `tick.symbol` that this trade reached."""
+        waiting = self._active.get(tick.symbol)
+        if not waiting:
+            return
+        price = dec(tick.price)
+        reached = [(key, alert) for key, alert in waiting.items() if _reached(alert, price)]
+        for (uid, alert_id), alert in reached:
+            async with self._locks[uid]:
+                if waiting.pop((uid, alert_id), None) is None:
+                    continue  # deleted while we waited for the lock
+                fired = {**alert, "status": "triggered", "triggeredAt": tick.timestamp_ms,
+                         "triggerPrice": num(price)}
+                try:
+                    await self._store.transact(uid, [Put(ALERTS, alert_id, fired)])
+                except Exception:
+                    waiting[(uid, alert_id)] = alert  # not recorded: it stays active and fires on a later trade
+                    raise
+
+    async def _watch_forever(self) -> None:
+        while True:
+            try:
+                symbols = sorted(await self._markets())
+                async for tick in self._feed.ticks(symbols):
+                    try:
+                        await self.on_tick(tick)
+                    except Exception:
+                        log.exception("alerts: checking %s failed", tick.symbol)
+                return  # a finite feed ended
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("alerts: market feed failed (%s); retrying", exc)
+                await asyncio.sleep(_RETRY_FEED_S)
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _replay(existing: dict[str, Any], symbol: str, price: Decimal, note: str) -> dict[str, Any]:
+        if existing.get("symbol") != symbol or dec(existing.get("price")) != price or existing.get("note") != note:
+            raise ApiError(409, f"clientAlertId {existing['id']} was already used for a different alert; "
+                                "use a new clientAlertId for a new alert")
+        return existing
+
+    async def _markets(self) -> dict[str, dict[str, Any]]:
+        try:
+            return await self._feed.markets()
+        except Exception as exc:
+            raise ApiError(503, f"Market data is unavailable: {exc}") from exc
+
+    async def _last_price(self, symbol: str) -> Decimal:
+        try:
+            ticker = await self._feed.ticker(symbol)
+        except Exception as exc:
+            raise ApiError(503, f"No price for {symbol} right now: {exc}") from exc
+        last = ticker.get("last") or ticker.get("close")
+        if last is None:
+            raise ApiError(503, f"No price for {symbol} right now")
+        return dec(last)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+
+def _reached(alert: dict[str, Any], price: Decimal) -> bool:
+    level = dec(alert["price"])
+    return price >= level if alert["condition"] == "above" else price <= level
