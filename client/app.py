@@ -16,7 +16,7 @@ import flet as ft
 
 from client.preferences import Preferences, PreferencesFile
 from client.shell import Shell
-from client.state import INDICATOR_KEY, SECTIONS, AppState
+from client.state import INDICATOR_KEY, SECTIONS, AppState, alert_fired
 from client.theme import breakpoint_for, themes
 from services.analytics import analyse, export_html_report
 from services.api import ApiError, BackendUnreachable, SkeetApi, new_client_order_id
@@ -26,6 +26,7 @@ from services.market import MarketDataError, MarketFeed, Tick, exchange_ids
 from services.secrets import ExchangeKeyStore, NoSecureStore
 from services.signals import Rule, RuleBook, SignalEngine
 from services.signals.errors import SignalsError
+from views.alerts import alert_fired_message
 from views.common import Intents
 
 THEME_MODES = {"light": ft.ThemeMode.LIGHT, "dark": ft.ThemeMode.DARK, "system": ft.ThemeMode.SYSTEM}
@@ -196,7 +197,10 @@ class SkeetSession:
 
     async def _live_loop(self) -> None:
         async for change in self.services.live.changes():
-            self.state.apply_change(change)
+            before = self.state.apply_change(change)
+            if change.collection == "alerts" and alert_fired(before, change.doc):
+                symbol = (change.doc or {}).get("symbol", "")
+                self.state.notify(alert_fired_message(change.doc or {}, self.state.markets.get(symbol)), "success")
 
     async def _freshness_loop(self) -> None:
         status = getattr(self.feed, "status", None)
@@ -249,6 +253,8 @@ class SkeetSession:
             edit_ticket=state.edit_ticket,
             submit_order=self.submit_order,
             cancel_order=lambda order_id: self._spawn(self._cancel(order_id)),
+            add_alert=self.add_alert,
+            delete_alert=lambda alert_id: self._spawn(self._delete_alert(alert_id)),
             navigate=self.navigate,
             set_timeframe=lambda tf: self._spawn(self._set_timeframe(tf)),
             add_symbol=self.add_symbol,
@@ -573,6 +579,44 @@ class SkeetSession:
         else:
             self.state.notify("Order canceled", "info")
 
+    # -- price alerts ----------------------------------------------------------------------------------
+
+    def add_alert(self, symbol: str, price: str, note: str) -> None:
+        draft = self.state.alert_draft
+        if draft.submitting:
+            return  # a double tap is one alert
+        error = _number_error("The alert price", price) if symbol else "Pick a symbol to watch"
+        if error:
+            self.state.edit_alert_draft(error=error)
+            return
+        # As with orders: the key is fixed before the first attempt, so pressing again after a network
+        # failure sets the same alert, never a second one.
+        key = draft.client_alert_id or new_client_order_id().replace("skeet-", "alert-")
+        self.state.edit_alert_draft(submitting=True, error=None, client_alert_id=key)
+        self._spawn(self._set_alert(symbol, price, note, key))
+
+    async def _set_alert(self, symbol: str, price: str, note: str, key: str) -> None:
+        draft = self.state.alert_draft
+        try:
+            alert = await self.services.api.create_alert(symbol=symbol, price=price, note=note,
+                                                         client_alert_id=key)
+        except BackendUnreachable as exc:
+            self.state.edit_alert_draft(submitting=False, error=f"{exc.message}. Press again to retry: the "
+                                                                "alert will not be set twice.")
+            return
+        except ApiError as exc:
+            self.state.edit_alert_draft(submitting=False, error=exc.message, client_alert_id=None)
+            return
+        self.state.edit_alert_draft(submitting=False, client_alert_id=None, saved=draft.saved + 1)
+        verb = "rises to" if alert.get("condition") == "above" else "falls to"
+        self.state.notify(f"Alert set: {symbol} {verb} {alert.get('price')}", "success")
+
+    async def _delete_alert(self, alert_id: str) -> None:
+        try:
+            await self.services.api.delete_alert(alert_id)
+        except ApiError as exc:
+            self.state.notify(f"Could not delete the alert: {exc.message}", "error")
+
 
 def _mounted(control: ft.Control) -> bool:
     """Whether `control` is on the page now (Flet raises, rather than answers None, when it is not)."""
@@ -587,15 +631,17 @@ def _slug(name: str) -> str:
 
 
 def _ticket_error(amount: str, price: str | None) -> str | None:
-    for name, text in (("Amount", amount), ("Limit price", price)):
-        if text is None:
-            continue
-        try:
-            value = Decimal(text.strip())
-        except (InvalidOperation, AttributeError):
-            return f"{name} must be a number"
-        if not value.is_finite() or value <= 0:
-            return f"{name} must be a positive number"
+    return _number_error("Amount", amount) or (_number_error("Limit price", price) if price is not None else None)
+
+
+def _number_error(name: str, text: str) -> str | None:
+    """Why `text` is not a positive number, in words, or None when it is one."""
+    try:
+        value = Decimal(text.strip())
+    except (InvalidOperation, AttributeError):
+        return f"{name} must be a number"
+    if not value.is_finite() or value <= 0:
+        return f"{name} must be a positive number"
     return None
 
 

@@ -10,6 +10,7 @@ import flet as ft
 
 from client.state import SECTIONS, AppState
 from client.theme import Breakpoint
+from views.alerts import AlertsView
 from views.analytics import AnalyticsView
 from views.chart import ChartView
 from views.common import Intents
@@ -47,6 +48,7 @@ class Shell:
         self.analytics = AnalyticsView(on_export=intents.export_report)
         self.extra_portfolio = [self.analytics, *(extra_portfolio or [])]
         self.ticket = OrderTicketView(intents)
+        self.alerts = AlertsView(intents)
         self.orders = OrdersView(intents)
         self.history = OrdersView(intents, limit=200, title="Order history", identifier="order-history")
         self.signals = SignalsView()
@@ -74,7 +76,7 @@ class Shell:
     def _visible(self, state: AppState) -> list[Any]:
         sections: dict[str, list[Any]] = {
             "portfolio": [self.positions, self.history, *self.extra_portfolio],
-            "signals": [self.signal_log, self.rules],
+            "signals": [self.signal_log, self.alerts, self.rules],
             "insights": [self.insights],
             "settings": [self.settings, self.status],
             "dashboard": [self.watchlist, self.chart, self.ticket, self.orders, self.signals],
@@ -93,6 +95,18 @@ class Shell:
         return ft.Row([first.control, second.control], expand=True, spacing=10,
                       vertical_alignment=ft.CrossAxisAlignment.STRETCH)
 
+    def _signals(self, state: AppState) -> ft.Control:
+        """The signal log, price alerts and the rule editor: stacked on a phone, two columns wider."""
+        if state.breakpoint == "phone":
+            return ft.Column([ft.Container(self.signal_log.control, height=380),
+                              ft.Container(self.alerts.control, height=560),
+                              ft.Container(self.rules.control, height=640)],
+                             scroll=ft.ScrollMode.AUTO, expand=True, spacing=10)
+        return ft.Row([ft.Column([self.signal_log.control, ft.Container(self.alerts.control, expand=True)],
+                                 expand=True, spacing=10),
+                       self.rules.control],
+                      expand=True, spacing=10, vertical_alignment=ft.CrossAxisAlignment.STRETCH)
+
     def _content(self, state: AppState) -> ft.Control:
         bp = state.breakpoint
         if state.section == "portfolio":
@@ -101,7 +115,7 @@ class Shell:
             column += [ft.Container(v.control, height=420) for v in self.extra_portfolio]
             return ft.Column(column, expand=True, spacing=10, scroll=ft.ScrollMode.AUTO if self.extra_portfolio else None)
         if state.section == "signals":
-            return self._pair(state, self.signal_log, self.rules, 640)
+            return self._signals(state)
         if state.section == "insights":
             return self.insights.control
         if state.section == "settings":

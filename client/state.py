@@ -51,6 +51,16 @@ class Ticket:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertDraft:
+    """The price-alert form's outcome while it is sent (the inputs hold their own text)."""
+
+    submitting: bool = False
+    error: str | None = None
+    client_alert_id: str | None = None  # fixed at first submit, so a resubmit is the same alert
+    saved: int = 0  # bumped when an alert is set, so the form can clear itself
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     message: str
     kind: Literal["info", "success", "error"] = "info"
@@ -91,6 +101,7 @@ class AppState:
     live_status: ConnectionStatus = "connecting"
     backend_error: str | None = None
     ticket: Ticket = field(default_factory=Ticket)
+    alert_draft: AlertDraft = field(default_factory=AlertDraft)
     notice: Notice | None = None
     width: float = 1440
     section: Section = "dashboard"
@@ -168,12 +179,14 @@ class AppState:
             self.changed("signals")
 
     # -- live user state ---------------------------------------------------------------------
-    def apply_change(self, change: Change) -> None:
-        """A listener event (Firestore or /v1/stream): the only way orders reach the screen."""
+    def apply_change(self, change: Change) -> dict[str, Any] | None:
+        """A listener event (Firestore or /v1/stream): the only way orders reach the screen.
+        Returns the document as it was before."""
         table = {"orders": self.orders, "positions": self.positions, "insights": self.insights,
                  "alerts": self.alerts}.get(change.collection)
         if table is None:
-            return
+            return None
+        before = table.get(change.doc_id)
         if change.kind == "removed" or change.doc is None:
             table.pop(change.doc_id, None)
         else:
@@ -181,6 +194,7 @@ class AppState:
         if change.collection == "insights":
             self.insight_pending = False
         self.changed(change.collection)
+        return before
 
     def set_live_status(self, status: ConnectionStatus) -> None:
         self.live_status = status
@@ -199,6 +213,24 @@ class AppState:
         if quote is not None and basis is not None:
             return amount * quote.last - basis
         return position.get("unrealizedPnl")
+
+    def sorted_alerts(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(active, triggered): active ones nearest to firing first, triggered ones newest first."""
+        active = [a for a in self.alerts.values() if a.get("status") == "active"]
+        fired = [a for a in self.alerts.values() if a.get("status") == "triggered"]
+
+        def distance(alert: dict[str, Any]) -> float:
+            quote = self.quotes.get(alert.get("symbol", ""))
+            price = alert.get("price") or 0.0
+            return abs(price - quote.last) / price if quote and price else float("inf")
+
+        active.sort(key=distance)
+        fired.sort(key=lambda a: a.get("triggeredAt") or 0, reverse=True)
+        return active, fired
+
+    def edit_alert_draft(self, **fields: Any) -> None:
+        self.alert_draft = replace(self.alert_draft, **fields)
+        self.changed("alert_draft")
 
     def open_orders(self) -> list[dict[str, Any]]:
         return [o for o in self.sorted_orders() if o.get("status") == "open"]
@@ -274,3 +306,9 @@ class AppState:
         serial = (self.notice.serial + 1) if self.notice else 1
         self.notice = Notice(message, kind, serial)
         self.changed("notice")
+
+
+def alert_fired(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
+    """An alert turned triggered just now (one already triggered when the app started is old news)."""
+    return (after is not None and after.get("status") == "triggered"
+            and before is not None and before.get("status") == "active")

@@ -27,6 +27,8 @@ class Intents:
     edit_ticket: Callable[..., object] = _ignore
     submit_order: Callable[[], object] = _ignore
     cancel_order: Callable[[str], object] = _ignore
+    add_alert: Callable[[str, str, str], object] = _ignore
+    delete_alert: Callable[[str], object] = _ignore
     navigate: Callable[[str], object] = _ignore
     set_timeframe: Callable[[str], object] = _ignore
     add_symbol: Callable[[str], object] = _ignore

@@ -120,6 +120,19 @@ class SkeetApi:
     async def cancel_order(self, order_id: str) -> dict[str, Any]:
         return await self._request("DELETE", f"/v1/orders/{order_id}", rejected=OrderRejected)
 
+    async def create_alert(
+        self, *, symbol: str, price: float | str, client_alert_id: str, note: str = ""
+    ) -> dict[str, Any]:
+        """Set a price alert; safe to call again with the same `client_alert_id` after any failure."""
+        body = {"symbol": symbol, "price": price, "note": note, "clientAlertId": client_alert_id}
+        return await self._request("POST", "/v1/alerts", json=body)
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        return await self._request("GET", "/v1/alerts")
+
+    async def delete_alert(self, alert_id: str) -> dict[str, Any]:
+        return await self._request("DELETE", f"/v1/alerts/{alert_id}")
+
     async def insight(
         self,
         symbol: str,
