@@ -27,7 +27,7 @@ from services.secrets import ExchangeKeyStore, NoSecureStore
 from services.signals import Rule, RuleBook, SignalEngine
 from services.signals.errors import SignalsError
 from views.alerts import alert_fired_message
-from views.common import Intents
+from views.common import Intents, fmt, price_decimals
 
 THEME_MODES = {"light": ft.ThemeMode.LIGHT, "dark": ft.ThemeMode.DARK, "system": ft.ThemeMode.SYSTEM}
 
@@ -609,7 +609,8 @@ class SkeetSession:
             return
         self.state.edit_alert_draft(submitting=False, client_alert_id=None, saved=draft.saved + 1)
         verb = "rises to" if alert.get("condition") == "above" else "falls to"
-        self.state.notify(f"Alert set: {symbol} {verb} {alert.get('price')}", "success")
+        places = price_decimals(self.state.markets.get(symbol), alert.get("price"))
+        self.state.notify(f"Alert set: {symbol} {verb} {fmt(alert.get('price'), places)}", "success")
 
     async def _delete_alert(self, alert_id: str) -> None:
         try:

@@ -9,7 +9,7 @@ import flet as ft
 
 from client.state import AppState
 from client.theme import direction_colour, direction_icon
-from views.common import Intents, fmt, fmt_time, panel, price_decimals, text_field
+from views.common import Intents, fmt, fmt_time, panel, price_decimals, reachable, text_field
 
 
 def alert_fired_message(alert: dict[str, Any], market: dict[str, Any] | None) -> str:
@@ -149,7 +149,7 @@ class AlertsView:
             detail += f" · {alert['note']}"
         title = f"{symbol} {verb} {fmt(price, places)}"
         return ft.Semantics(
-            identifier=f"alert-{alert_id}",
+            identifier=f"alert-{alert_id}", container=True,
             label=f"Alert {title}, {'triggered' if triggered else 'active'}",
             content=ft.Row(
                 [
@@ -159,8 +159,9 @@ class AlertsView:
                     ft.Column([ft.Text(title, size=13, weight=ft.FontWeight.W_600),
                                ft.Text(detail, size=11, color=ft.Colors.ON_SURFACE_VARIANT)],
                               spacing=0, expand=True),
-                    ft.IconButton(ft.Icons.DELETE_OUTLINE, tooltip=f"Delete alert {title}",
-                                  on_click=lambda _e: self._intents.delete_alert(alert_id)),
+                    reachable(ft.IconButton(ft.Icons.DELETE_OUTLINE, tooltip="Delete",
+                                            on_click=lambda _e: self._intents.delete_alert(alert_id)),
+                              f"Delete alert {title}"),
                 ],
                 vertical_alignment=ft.CrossAxisAlignment.CENTER,
             ),

@@ -55,6 +55,12 @@ def text_field(**kwargs: Any) -> ft.TextField:
     return ft.TextField(**kwargs)
 
 
+def reachable(control: ft.Control, label: str) -> ft.Semantics:
+    """`control` (a button inside a labelled row) as its own node named `label`: without it Flutter
+    merges the button into the row, and screen readers (and tests) cannot press it."""
+    return ft.Semantics(container=True, button=True, label=label, content=control)
+
+
 def decimals(step: Any, default: int = 2) -> int:
     """Decimal places of a ccxt precision value (a tick size such as 0.01, or a count such as 2)."""
     if step is None:

@@ -8,7 +8,7 @@ import flet as ft
 
 from client.state import AppState
 from client.theme import DOWN, UP, direction_icon
-from views.common import Intents, fmt, fmt_time, panel, price_decimals
+from views.common import Intents, fmt, fmt_time, panel, price_decimals, reachable
 
 STATUS_LABEL = {"open": "Open", "closed": "Filled", "canceled": "Canceled", "rejected": "Rejected",
                 "expired": "Expired"}
@@ -70,12 +70,10 @@ class OrdersView:
                                     color=ft.Colors.ON_SURFACE_VARIANT))
             cells.insert(3, ft.Text(order.get("type", ""), size=12, width=70))
         order_id = str(order.get("id", ""))
-        cancel = ft.Semantics(  # its own node, so screen readers and tests reach it as a button
-            container=True, button=True, label=f"Cancel order {order_id}",
-            visible=order.get("status") == "open",
-            content=ft.IconButton(ft.Icons.CLOSE, icon_size=16, tooltip="Cancel",
-                                  on_click=lambda _e, oid=order_id: self._intents.cancel_order(oid)),
-        )
+        cancel = reachable(ft.IconButton(ft.Icons.CLOSE, icon_size=16, tooltip="Cancel",
+                                         on_click=lambda _e, oid=order_id: self._intents.cancel_order(oid)),
+                           f"Cancel order {order_id}")
+        cancel.visible = order.get("status") == "open"
         return ft.Semantics(
             identifier=f"order-{order.get('clientOrderId') or order_id}", container=True,
             label=f"{side} {order.get('amount')} {symbol} {order.get('type')} order, {label}",

@@ -8,7 +8,7 @@ import flet as ft
 
 from client.state import AppState
 from client.theme import direction_colour, direction_icon
-from views.common import Intents, panel, text_field
+from views.common import Intents, panel, reachable, text_field
 
 OPS = {
     "cross_above": "crosses above",
@@ -132,7 +132,7 @@ class RulesView:
         symbols = "all symbols" if rule.symbols == "*" else ", ".join(rule.symbols)
         detail = f"{describe(rule.when)} · {symbols} · cool-down {rule.cooldown_ms / 1000:g} s"
         return ft.Semantics(
-            identifier=f"rule-{rule.id}",
+            identifier=f"rule-{rule.id}", container=True,
             label=f"Rule {rule.name}, {'enabled' if rule.enabled else 'disabled'}",
             content=ft.Row(
                 [
@@ -144,8 +144,9 @@ class RulesView:
                                ft.Text(detail, size=11, color=ft.Colors.ON_SURFACE_VARIANT)],
                               spacing=0, expand=True),
                     ft.Text(rule.direction.upper(), size=11, color=direction_colour(direction)),
-                    ft.IconButton(ft.Icons.DELETE_OUTLINE, tooltip=f"Delete rule {rule.name}",
-                                  on_click=lambda _e, rid=rule.id: self._intents.delete_rule(rid)),
+                    reachable(ft.IconButton(ft.Icons.DELETE_OUTLINE, tooltip="Delete",
+                                            on_click=lambda _e, rid=rule.id: self._intents.delete_rule(rid)),
+                              f"Delete rule {rule.name}"),
                 ],
                 vertical_alignment=ft.CrossAxisAlignment.CENTER,
             ),

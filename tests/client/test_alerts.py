@@ -24,7 +24,7 @@ from tests.backend.conftest import TEST_KEY, make_settings, serve
 from tests.backend.listfeed import ListFeed
 from tests.client.test_live_confirmation import RecordingConnection
 from tests.client.test_views import make_state
-from tests.controls import by_identifier, texts
+from tests.controls import by_identifier, texts, walk
 from views.alerts import alert_fired_message, preview
 from views.common import Intents
 
@@ -82,7 +82,7 @@ def test_active_then_triggered_alerts_come_from_the_live_state() -> None:
     row = texts(by_identifier(shell.root, "alert-a1"))
     assert "BTC/USDT rose to 150.00" in row
     assert shell.alerts.count.value == "0 active · 1 triggered"
-    delete = next(c for c in by_identifier(shell.root, "alert-a1").content.controls if isinstance(c, ft.IconButton))
+    delete = next(c for c in walk(by_identifier(shell.root, "alert-a1")) if isinstance(c, ft.IconButton))
     delete.on_click(None)
     assert deleted == ["a1"]
 
@@ -127,7 +127,7 @@ async def test_set_an_alert_and_hear_it_fire_through_the_backend(tmp_path: Path)
             await until(lambda: state.alerts)
             [alert] = state.alerts.values()
             assert (alert["condition"], alert["status"]) == ("above", "active")
-            assert state.notice and state.notice.message == "Alert set: BTC/USDT rises to 51000"
+            assert state.notice and state.notice.message == "Alert set: BTC/USDT rises to 51,000.00"
             assert state.alert_draft.saved == 1 and state.alert_draft.client_alert_id is None
 
             await feed.trade("BTC/USDT", 51_002.5)

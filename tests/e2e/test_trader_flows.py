@@ -94,3 +94,22 @@ def test_phone_trades_from_the_bottom_sheet(browser, web_app) -> None:  # type: 
     # The confirmation is shown and announced to screen readers (an aria-live region): both count.
     expect(page.get_by_text(re.compile(r"Buy 0\.003 BTC/USDT market order sent")).first).to_be_attached(
         timeout=20_000)
+
+
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (1440, 900)])
+def test_set_a_price_alert_and_delete_it(browser, web_app, width: int, height: int) -> None:  # type: ignore[no-untyped-def]
+    page = open_app(browser, web_app, width, height)
+    go(page, "Signals")
+    alerts = page.locator('[flt-semantics-identifier="alerts"]')
+    price = alerts.get_by_role("textbox", name=re.compile("Alert price"))
+    price.scroll_into_view_if_needed()
+    type_into(price, "1000000")  # far above the market: it waits
+    # What the alert will do is said before it is set.
+    expect(row(alerts, r"Fires when it rises to 1,000,000\.00")).to_be_attached(timeout=10_000)
+    alerts.get_by_role("button", name="Set alert").click()
+    active = row(alerts, r"Alert BTC/USDT rises to 1,000,000\.00, active")
+    expect(active).to_be_attached(timeout=20_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / f"alerts-{width}.png"))
+    alerts.get_by_role("button", name=re.compile(r"Delete alert BTC\/USDT rises to 1,000,000\.00")).first.click()
+    expect(active).not_to_be_attached(timeout=20_000)
