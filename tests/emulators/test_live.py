@@ -21,7 +21,7 @@ import pytest
 
 from backend_stub.firestore_store import FirestoreStore
 from backend_stub.settings import Settings
-from backend_stub.store.base import ORDERS, POSITIONS, Delete, Put
+from backend_stub.store.base import ALERTS, ORDERS, POSITIONS, Delete, Put
 from services.live.firestore import FirestoreLive
 from services.live.types import Change, ConnectionStatus
 from tests.backend.conftest import serve
@@ -172,6 +172,36 @@ async def test_an_order_placed_through_the_api_reaches_its_owner_only(
         assert (
             await backend.http.get("/v1/orders", headers={"Authorization": f"Bearer {bob.id_token}"})
         ).json() == []
+
+
+async def test_a_price_alert_fires_through_firestore_and_survives_a_restart(
+    emulators: Any, firestore_host: str, sign_up: Any, tmp_path: Path
+) -> None:
+    alice = sign_up("alice-alerts@example.com")
+    settings = replace(
+        Settings(data_dir=tmp_path, rate_per_s=1000, rate_burst=1000), auth="firebase", state="firestore"
+    )
+    headers = {"Authorization": f"Bearer {alice.id_token}"}
+    first = ListFeed({"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0})
+    async with serve(settings, first) as backend:
+        r = await backend.http.post("/v1/alerts", headers=headers,
+                                    json={"clientAlertId": "dip", "symbol": "BTC/USDT", "price": "49000"})
+        assert r.status_code == 201, r.text
+    # A new process: the active alert is found again (a collection-group query) and still watched.
+    second = ListFeed({"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0})
+    async with (
+        serve(settings, second) as backend,
+        listening(alice.uid, alice.id_token, firestore_host, emulators.project) as alices,
+    ):
+        await second.until_consumers(2)
+        added = await alices.until(lambda c: c.collection == ALERTS and c.doc_id == "dip", 5.0)
+        assert added.doc is not None and added.doc["status"] == "active" and added.doc["condition"] == "below"
+        await second.trade("BTC/USDT", 48_990.0)
+        fired = await alices.until(
+            lambda c: c.doc_id == "dip" and c.kind == "modified" and c.doc["status"] == "triggered", 5.0
+        )
+        assert fired.doc is not None and fired.doc["triggerPrice"] == 48_990
+        assert (await backend.http.get("/v1/alerts", headers=headers)).json()[0]["status"] == "triggered"
 
 
 async def test_a_listener_cannot_open_another_users_collections(
