@@ -30,6 +30,7 @@ test: $(VENV)/.dev system-deps
 
 bench: $(VENV)/.dev
 	$(PY) bench/signals.py
+	$(PY) bench/backend.py
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
