@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,9 +22,8 @@ from typing import Any
 from backend_stub.errors import ApiError
 from backend_stub.money import dec, is_multiple, num, opt_dec, text
 from backend_stub.store.base import ALERTS, AlreadyExists, Create, Delete, Put, StateStore
+from backend_stub.trades import follow_trades, last_price
 from services.market.types import MarketFeed, Tick
-
-log = logging.getLogger(__name__)
 
 MAX_ALERTS_PER_USER = 100
 NOTE_MAX = 140
@@ -47,9 +45,13 @@ class AlertBook:
     async def start(self) -> None:
         if self._task is not None:
             return
+        symbols = sorted(await self._markets())
         for uid, doc in await self._store.find(ALERTS, "status", "active"):
             self._active[doc["symbol"]][(uid, doc["id"])] = doc
-        self._task = asyncio.create_task(self._watch_forever(), name="alert-watcher")
+        self._task = asyncio.create_task(
+            follow_trades(self._feed, symbols, self.on_tick, who="alerts", retry_s=_RETRY_FEED_S),
+            name="alert-watcher",
+        )
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -77,7 +79,7 @@ class AlertBook:
             existing = await self._store.get(uid, ALERTS, client_alert_id)
             if existing is not None:
                 return self._replay(existing, symbol, price, note), False
-            last = await self._last_price(symbol)
+            last = await last_price(self._feed, symbol)
             if price == last:
                 raise ApiError(422, f"{symbol} is at {text(price)} {quote} now; set a price above or below it")
             mine = await self._store.list(uid, ALERTS)
@@ -141,22 +143,6 @@ class AlertBook:
                     waiting[(uid, alert_id)] = alert  # not recorded: it stays active and fires on a later trade
                     raise
 
-    async def _watch_forever(self) -> None:
-        while True:
-            try:
-                symbols = sorted(await self._markets())
-                async for tick in self._feed.ticks(symbols):
-                    try:
-                        await self.on_tick(tick)
-                    except Exception:
-                        log.exception("alerts: checking %s failed", tick.symbol)
-                return  # a finite feed ended
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("alerts: market feed failed (%s); retrying", exc)
-                await asyncio.sleep(_RETRY_FEED_S)
-
     # -- helpers -------------------------------------------------------------------------------------
 
     @staticmethod
@@ -171,16 +157,6 @@ class AlertBook:
             return await self._feed.markets()
         except Exception as exc:
             raise ApiError(503, f"Market data is unavailable: {exc}") from exc
-
-    async def _last_price(self, symbol: str) -> Decimal:
-        try:
-            ticker = await self._feed.ticker(symbol)
-        except Exception as exc:
-            raise ApiError(503, f"No price for {symbol} right now: {exc}") from exc
-        last = ticker.get("last") or ticker.get("close")
-        if last is None:
-            raise ApiError(503, f"No price for {symbol} right now")
-        return dec(last)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

@@ -43,6 +43,7 @@ from backend_stub.brokers.base import (
 from backend_stub.money import ceil_to, dec, fee_of, floor_to, num, opt_dec, text
 from backend_stub.store.base import ACCOUNT, ORDERS, POSITIONS, Put, StateStore, Write
 from backend_stub.timefmt import iso
+from backend_stub.trades import follow_trades, last_price
 from backend_stub.validation import check_notional
 from services.market.types import MarketFeed, Tick
 
@@ -204,20 +205,8 @@ class PaperBroker:
     # -- matching ------------------------------------------------------------------------------------
 
     async def _match_forever(self) -> None:
-        symbols = sorted(self._markets)
-        while True:
-            try:
-                async for tick in self._feed.ticks(symbols):
-                    try:
-                        await self.on_tick(tick)
-                    except Exception:
-                        log.exception("paper broker: matching %s failed", tick.symbol)
-                return  # a finite feed ended
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("paper broker: market feed failed (%s); retrying", exc)
-                await asyncio.sleep(_RETRY_FEED_S)
+        await follow_trades(self._feed, sorted(self._markets), self.on_tick, who="paper broker",
+                            retry_s=_RETRY_FEED_S)
 
     async def on_tick(self, tick: Tick) -> None:
         """Match the resting orders of `tick.symbol` against one trade (price-time priority)."""
@@ -372,14 +361,7 @@ class PaperBroker:
         return floor_to(price * (1 - self._slippage), tick)
 
     async def _last_price(self, symbol: str) -> Decimal:
-        try:
-            ticker = await self._feed.ticker(symbol)
-        except Exception as exc:
-            raise BrokerUnavailable(f"No price for {symbol} right now: {exc}") from exc
-        last = ticker.get("last") or ticker.get("close")
-        if last is None:
-            raise BrokerUnavailable(f"No price for {symbol} right now")
-        return dec(last)
+        return await last_price(self._feed, symbol)
 
     # -- book-keeping --------------------------------------------------------------------------------
 
