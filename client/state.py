@@ -218,15 +218,17 @@ class AppState:
         """(active, triggered): active ones nearest to firing first, triggered ones newest first."""
         active = [a for a in self.alerts.values() if a.get("status") == "active"]
         fired = [a for a in self.alerts.values() if a.get("status") == "triggered"]
-
-        def distance(alert: dict[str, Any]) -> float:
-            quote = self.quotes.get(alert.get("symbol", ""))
-            price = alert.get("price") or 0.0
-            return abs(price - quote.last) / price if quote and price else float("inf")
-
-        active.sort(key=distance)
+        active.sort(key=lambda a: d if (d := self.alert_distance(a)) is not None else math.inf)
         fired.sort(key=lambda a: a.get("triggeredAt") or 0, reverse=True)
         return active, fired
+
+    def alert_distance(self, alert: dict[str, Any]) -> float | None:
+        """How far the price must move for `alert` to fire, as a fraction of the last price."""
+        quote = self.quotes.get(alert.get("symbol", ""))
+        price = alert.get("price")
+        if quote is None or not price or not quote.last:
+            return None
+        return abs(price - quote.last) / quote.last
 
     def edit_alert_draft(self, **fields: Any) -> None:
         self.alert_draft = replace(self.alert_draft, **fields)

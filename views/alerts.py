@@ -127,11 +127,8 @@ class AlertsView:
 
     @staticmethod
     def _distance(alert: dict[str, Any], state: AppState) -> str:
-        quote = state.quotes.get(alert.get("symbol", ""))
-        price = alert.get("price")
-        if not quote or not price:
-            return ""
-        return f"{abs(price - quote.last) / quote.last:.1%} away"
+        distance = state.alert_distance(alert)
+        return "" if distance is None else f"{distance:.1%} away"
 
     def _row(self, alert: dict[str, Any], state: AppState) -> ft.Control:
         alert_id, symbol, price = alert.get("id", ""), alert.get("symbol", ""), alert.get("price")
