@@ -71,6 +71,7 @@ class SkeetSession:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stream_task: asyncio.Future[Any] | None = None
         self._sheet: ft.BottomSheet | None = None
+        self._files: ft.FilePicker | None = None  # made in start(), with the page
         self._painted_version = -1
         self._shown_notice = 0
 
@@ -88,6 +89,10 @@ class SkeetSession:
         if self.services.preferences and self.services.preferences.problem:
             self.state.notify(self.services.preferences.problem, "error")
         page.on_close = lambda _e: self._spawn(self.close())
+        # A browser or a phone saves files through the client (a download, a share sheet); made here,
+        # in the page's context, so the service registers with this page. Kept referenced: the page
+        # drops services nothing holds.
+        self._files = ft.FilePicker()
         self.shell.render(self.state)
         page.add(self.shell.root)
         self.services.live.on_status(self.state.set_live_status)
@@ -455,7 +460,19 @@ class SkeetSession:
         except (OSError, ValueError) as exc:
             state.notify(f"Report failed: {exc}", "error")
             return
-        state.notify(f"Report saved to {path}", "success")
+        page = self.page
+        if self._files is None or not (page.web or (page.platform is not None and page.platform.is_mobile())):
+            state.notify(f"Report saved to {path}", "success")  # a desktop app: the file is on this machine
+            return
+        # The app runs on a server (web), or the file belongs in the phone's own storage: hand the bytes to
+        # the client, which downloads them (browser) or asks where to keep them (phone).
+        try:
+            await self._files.save_file(file_name=path.name, src_bytes=await asyncio.to_thread(path.read_bytes))
+        except Exception as exc:  # the client refused or went away: the copy on the server is still there
+            log.warning("report download failed: %s", exc)
+            state.notify(f"Report saved on the server at {path}; the download failed ({exc})", "error")
+            return
+        state.notify(f"Report downloaded: {path.name}", "success")
 
     async def _check_backend(self) -> None:
         """Which broker the backend routes orders to: a live one makes every order ask first."""

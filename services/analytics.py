@@ -336,6 +336,7 @@ P&amp;L is net of fees, open positions marked at the current price.</p>
 <tbody>{rows}</tbody></table></body></html>
 """
     out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)  # the first report of a fresh install makes its folder
     out.write_text(page, encoding="utf-8")
     return out
 

@@ -110,7 +110,7 @@ def test_html_report_is_one_offline_file_with_the_plotly_bundle(tmp_path) -> Non
     from services.analytics import export_html_report
 
     result = analyse(btc_round_trip().values(), {"BTC/USDT": 130.0}, now_ms=10_000)
-    path = export_html_report(result, tmp_path / "report.html")
+    path = export_html_report(result, tmp_path / "reports" / "report.html")  # a fresh install: no folder yet
     text = path.read_text(encoding="utf-8")
     assert re.findall(r"<script[^>]*\bsrc\s*=", text, flags=re.I) == []  # nothing fetched, no CDN
     assert "cdn.plot.ly" not in " ".join(re.findall(r"<script[^>]*>", text))

@@ -113,3 +113,24 @@ def test_set_a_price_alert_and_delete_it(browser, web_app, width: int, height: i
     page.screenshot(path=str(ARTIFACTS / f"alerts-{width}.png"))
     alerts.get_by_role("button", name=re.compile(r"Delete alert BTC\/USDT rises to 1,000,000\.00")).first.click()
     expect(active).not_to_be_attached(timeout=20_000)
+
+
+def test_export_the_analytics_report_as_a_browser_download(browser, web_app) -> None:  # type: ignore[no-untyped-def]
+    page = open_app(browser, web_app, 1440, 900)
+    ticket = page.locator('[flt-semantics-identifier="order-ticket"]')
+    type_into(ticket.get_by_role("textbox", name=re.compile("Amount")), "0.002")
+    page.get_by_role("button", name="Buy BTC/USDT").click()
+    orders = page.locator('[flt-semantics-identifier="orders"]')
+    expect(row(orders, r"buy 0\.002 BTC/USDT market order, Filled")).to_be_attached(timeout=20_000)
+    go(page, "Portfolio")
+    with page.expect_download(timeout=60_000) as download_info:
+        page.get_by_role("button", name=re.compile("Export report")).click()
+    download = download_info.value
+    assert re.fullmatch(r"skeet-report-\d{8}-\d{6}\.html", download.suggested_filename)
+    saved = ARTIFACTS / download.suggested_filename
+    download.save_as(saved)
+    html = saved.read_text(encoding="utf-8")
+    # Interactive and offline: plotly's JS is inside the file, nothing is fetched from a CDN.
+    assert html.count("Plotly.newPlot") == 3  # equity and drawdown, P&L by symbol, fees
+    assert re.findall(r"<script[^>]*\bsrc\s*=", html, flags=re.I) == []  # nothing fetched, no CDN
+    expect(page.get_by_text(re.compile(r"Report downloaded: skeet-report-")).first).to_be_attached(timeout=10_000)
