@@ -104,10 +104,10 @@ def open_store(settings: Settings) -> AbstractAsyncContextManager[StateStore]:
     if settings.state == "firestore":
         from backend_stub.firestore_store import FirestoreStore
 
-        return FirestoreStore()
+        return FirestoreStore(change_log_days=settings.change_log_days)
     from backend_stub.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.data_dir / "state.db")
+    return SqliteStore(settings.data_dir / "state.db", keep_changes=settings.change_log_keep)
 
 
 def build_feed(settings: Settings) -> MarketFeed:

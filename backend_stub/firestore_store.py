@@ -6,8 +6,9 @@ collections (orders, positions, alerts, insights, settings/app), each doc holdin
 whose names start with "_", which the rules hide from clients:
 
 - `users/{uid}/_state/log`: `{version}`, the user's latest change version;
-- `users/{uid}/_changes/{version:012d}`: the change log (`version, collection, docId, kind, doc, at`), read by
-  `changes_since` and tailed by `subscribe`, so every Cloud Run instance sees every other's commits;
+- `users/{uid}/_changes/{version:012d}`: the change log (`version, collection, docId, kind, doc, at,
+  expireAt`), read by `changes_since` and tailed by `subscribe`, so every Cloud Run instance sees every
+  other's commits; a TTL policy on `expireAt` (see the README's deploy section) bounds it;
 - `users/{uid}/_idempotency/...`, `users/{uid}/_account/...`: the broker's own documents.
 
 Every `transact` is one Firestore transaction over the docs it touches, the log head and the new log
@@ -37,6 +38,7 @@ from backend_stub.store.base import (
     PUBLIC_COLLECTIONS,
     AlreadyExists,
     Change,
+    ChangesCompacted,
     Create,
     Delete,
     Put,
@@ -68,7 +70,10 @@ class FirestoreStore:
     and `FIRESTORE_EMULATOR_HOST`, when set, points the client at the emulator with anonymous credentials.
     """
 
-    def __init__(self, *, project: str | None = None, client: firestore.AsyncClient | None = None) -> None:
+    def __init__(
+        self, *, project: str | None = None, client: firestore.AsyncClient | None = None, change_log_days: int = 7
+    ) -> None:
+        self._log_ttl = dt.timedelta(days=change_log_days)
         self._project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
         self._owns_client = client is None  # a client passed in belongs to the caller, who closes it
         self._db = client or firestore.AsyncClient(project=self._project)
@@ -156,7 +161,13 @@ class FirestoreStore:
             .where(filter=FieldFilter("version", ">", version))
             .order_by("version")
         )
-        return [_log_change(snap.to_dict()) async for snap in query.stream()]
+        changes = [_log_change(snap.to_dict()) async for snap in query.stream()]
+        # Versions are consecutive: a log that does not start right after `version`, or is empty while
+        # the head is ahead, lost entries to the TTL policy on `expireAt`.
+        gap = changes[0].version > version + 1 if changes else await self.latest_version(uid) > version
+        if gap:
+            raise ChangesCompacted(f"changes after version {version} have expired")
+        return changes
 
     async def snapshot(self, uid: str) -> tuple[builtins.list[Change], int]:
         transaction = self._db.transaction(read_only=True)
@@ -269,6 +280,7 @@ class FirestoreStore:
                     tx.delete(ref)
                 else:
                     tx.set(ref, body)
+            expire_at = dt.datetime.now(dt.UTC) + self._log_ttl
             for number, collection, doc_id, kind, doc in changes:
                 tx.set(
                     self._doc(uid, _CHANGES, f"{number:012d}"),
@@ -279,6 +291,7 @@ class FirestoreStore:
                         "kind": kind,
                         "doc": doc,
                         "at": firestore.SERVER_TIMESTAMP,
+                        "expireAt": expire_at,  # a Firestore TTL policy on this field bounds the log
                     },
                 )
             if changes:

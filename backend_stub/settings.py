@@ -46,6 +46,8 @@ class Settings:
     rate_per_s: float = 20.0
     rate_burst: int = 40
     stream_ping_s: float = 15.0
+    change_log_keep: int = 10_000  # SQLite: newest changes kept per user (older resumes get a snapshot)
+    change_log_days: int = 7  # Firestore: log entries carry `expireAt` this far ahead, for a TTL policy
     # local auth: the dev signing key; None means `devtoken.dev_key()` (SKEET_DEV_KEY or the state dir)
     dev_key: bytes | None = field(default=None, repr=False)
 
@@ -72,6 +74,8 @@ class Settings:
             slippage=_decimal(e, "SKEET_PAPER_SLIPPAGE", "0.0005"),
             rate_per_s=float(_decimal(e, "SKEET_RATE_PER_S", "20")),
             rate_burst=_int(e, "SKEET_RATE_BURST", 40),
+            change_log_keep=_at_least_one(e, "SKEET_CHANGE_LOG_KEEP", 10_000),
+            change_log_days=_at_least_one(e, "SKEET_CHANGE_LOG_DAYS", 7),
         )
 
     def check_bind(self) -> None:
@@ -110,6 +114,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _at_least_one(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 def _decimal(env: dict[str, str], name: str, default: str) -> Decimal:

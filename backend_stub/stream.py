@@ -4,7 +4,8 @@ Protocol (JSON text frames, server → client):
 - `since` absent or 0: the user's current documents as `change` "added" messages (each with the version
   of its last write), then `{"type": "synced", "version": V}`.
 - `since=N`: every change with a version > N, in order, then `synced`. If N is ahead of the server (its
-  state was reset), `{"type": "reset"}` then the full snapshot as for since=0.
+  state was reset), or older than the change log keeps, `{"type": "reset"}` then the full snapshot as
+  for since=0.
 - then live changes as they commit, and `{"type": "ping", "version": V}` every 15 s.
 A change is `{"type": "change", "version", "collection", "id", "kind": added|modified|removed, "doc"}`.
 Authentication: `Authorization: Bearer` header, or `?token=` (browsers cannot set WebSocket headers);
@@ -23,7 +24,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from backend_stub.auth import AuthError, AuthUnavailable, TokenVerifier, bearer_token
 from backend_stub.runtime import websocket_backend
-from backend_stub.store.base import Change, StateStore, SubscriberTooSlow
+from backend_stub.store.base import Change, ChangesCompacted, StateStore, SubscriberTooSlow
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +124,18 @@ class _Session:
 
     async def _catch_up(self, since: int) -> None:
         latest = await self._store.latest_version(self._uid)
+        changes: list[Change] = []
+        if 0 < since <= latest:
+            try:
+                changes = await self._store.changes_since(self._uid, since)
+            except ChangesCompacted:  # away longer than the log keeps: start again from the documents
+                since = latest + 1
         if since > latest:
             await self._send({"type": "reset"})
             since = 0
         if since == 0:
             changes, version = await self._store.snapshot(self._uid)
         else:
-            changes = await self._store.changes_since(self._uid, since)
             version = changes[-1].version if changes else since
         for change in changes:
             await self._send(change_message(change))

@@ -6,7 +6,9 @@ others but never enter the change log, so clients never see them.
 
 Every write to a public collection appends one change with the next per-user version (1, 2, 3, ...);
 a transaction's changes get consecutive versions. The stream (`/v1/stream`) resumes from a version, so
-versions are never reused and never skipped inside a committed transaction.
+versions are never reused and never skipped inside a committed transaction. The log is bounded (the
+newest N changes per user in SQLite, a TTL on Firestore): a resume from before what is kept gets
+`ChangesCompacted`, and the stream answers it with a reset and a snapshot.
 
 Implementations: `backend_stub.store.sqlite.SqliteStore` (embedded, the default) and
 `backend_stub.firestore_store.FirestoreStore` (firebase-admin). `FirestoreStore()` with no arguments must
@@ -40,6 +42,7 @@ __all__ = [
     "AlreadyExists",
     "VersionConflict",
     "SubscriberTooSlow",
+    "ChangesCompacted",
     "StateStore",
     "is_public",
 ]
@@ -106,6 +109,11 @@ class VersionConflict(StoreError):
     """`transact(..., if_version=V)` found the user's version moved past V; nothing was written."""
 
 
+class ChangesCompacted(StoreError):
+    """The change log no longer holds every change after the version asked for (old entries are pruned
+    to bound storage); the reader must start again from `snapshot`."""
+
+
 class SubscriberTooSlow(StoreError):
     """A subscriber fell too far behind and was dropped; resume with `changes_since`."""
 
@@ -149,7 +157,10 @@ class StateStore(Protocol):
         ...
 
     async def changes_since(self, uid: str, version: int) -> builtins.list[Change]:
-        """Every logged change of the user with a version greater than `version`, in version order."""
+        """Every logged change of the user with a version greater than `version`, in version order.
+
+        The log is bounded: raises `ChangesCompacted` when entries after `version` were pruned, so a
+        reader never mistakes a partial log for the whole story."""
         ...
 
     async def snapshot(self, uid: str) -> tuple[builtins.list[Change], int]:

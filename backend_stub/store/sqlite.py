@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from backend_stub.store.base import (
     AlreadyExists,
     Change,
+    ChangesCompacted,
     Create,
     Delete,
     Put,
@@ -47,13 +48,18 @@ CREATE TABLE IF NOT EXISTS users (uid TEXT PRIMARY KEY, version INTEGER NOT NULL
 """
 
 _QUEUE_LIMIT = 10_000  # changes a subscriber may lag before it is dropped
+KEEP_CHANGES = 10_000  # newest changes kept per user; a stream resuming from before them gets a snapshot
 
 
 class SqliteStore:
     """Embedded state store. Use as `async with SqliteStore(path) as store:`."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, keep_changes: int = KEEP_CHANGES) -> None:
+        if keep_changes < 1:
+            raise ValueError("keep_changes must be at least 1")
         self._path = Path(path)
+        self._keep = keep_changes
+        self._prune_every = max(1, keep_changes // 8)  # prune in batches: one DELETE per keep/8 versions
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -146,6 +152,9 @@ class SqliteStore:
 
     async def changes_since(self, uid: str, version: int) -> builtins.list[Change]:
         def read() -> builtins.list[Change]:
+            oldest = self._db.execute("SELECT MIN(version) FROM changes WHERE uid=?", (uid,)).fetchone()[0]
+            if version < self._version_sync(uid) and (oldest is None or oldest > version + 1):
+                raise ChangesCompacted(f"changes after version {version} were pruned")
             rows = self._db.execute(
                 "SELECT version, collection, doc_id, kind, doc FROM changes WHERE uid=? AND version>? "
                 "ORDER BY version",
@@ -246,6 +255,8 @@ class SqliteStore:
                     "ON CONFLICT(uid) DO UPDATE SET version=excluded.version",
                     (uid, version),
                 )
+                if version // self._prune_every != (version - len(changes)) // self._prune_every:
+                    db.execute("DELETE FROM changes WHERE uid=? AND version<=?", (uid, version - self._keep))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -30,6 +30,7 @@ def test_from_env_defaults_and_overrides(tmp_path: Path) -> None:
         "paper",
     )
     assert s.data_dir == tmp_path and s.replay_speed == 1.0 and s.starting_balance == Decimal(100000)
+    assert (s.change_log_keep, s.change_log_days) == (10_000, 7)
     s = Settings.from_env(
         {
             "HOST": "::1",
@@ -40,8 +41,11 @@ def test_from_env_defaults_and_overrides(tmp_path: Path) -> None:
             "SKEET_RATE_PER_S": "5",
             "SKEET_RATE_BURST": "7",
             "SKEET_PAPER_TAKER_FEE": "0.002",
+            "SKEET_CHANGE_LOG_KEEP": "500",
+            "SKEET_CHANGE_LOG_DAYS": "2",
         }
     )
+    assert (s.change_log_keep, s.change_log_days) == (500, 2)
     assert (s.host, s.port, s.auth, s.state, s.replay_speed, s.rate_per_s, s.rate_burst, s.taker_fee) == (
         "::1",
         9000,
@@ -63,6 +67,8 @@ def test_from_env_defaults_and_overrides(tmp_path: Path) -> None:
         ({"SKEET_REPLAY_SPEED": "fast"}, "SKEET_REPLAY_SPEED must be a number"),
         ({"SKEET_REPLAY_SPEED": "-1"}, "SKEET_REPLAY_SPEED must be a finite number >= 0"),
         ({"SKEET_PAPER_SLIPPAGE": "NaN"}, "SKEET_PAPER_SLIPPAGE must be a finite number"),
+        ({"SKEET_CHANGE_LOG_KEEP": "0"}, "SKEET_CHANGE_LOG_KEEP must be at least 1"),
+        ({"SKEET_CHANGE_LOG_DAYS": "a week"}, "SKEET_CHANGE_LOG_DAYS must be an integer"),
     ],
 )
 def test_bad_env_is_named(env: dict[str, str], message: str) -> None:

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from backend_stub.store.base import AlreadyExists, Create, Delete, Put, StateStore, VersionConflict
+from backend_stub.store.base import (
+    AlreadyExists,
+    ChangesCompacted,
+    Create,
+    Delete,
+    Put,
+    StateStore,
+    VersionConflict,
+)
 from backend_stub.store.sqlite import SqliteStore
 
 
@@ -107,3 +115,22 @@ async def test_wal_and_full_sync(store: SqliteStore) -> None:
         return db.execute("PRAGMA journal_mode").fetchone()[0], db.execute("PRAGMA synchronous").fetchone()[0]
 
     assert await store._run(pragmas) == ("wal", 2)  # 2 = FULL
+
+
+async def test_the_change_log_keeps_the_newest_changes_and_says_when_older_ones_are_gone(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "state.db", keep_changes=16) as store:
+        for n in range(1, 101):
+            await store.transact("a", [Put("orders", str(n % 7), {"n": n})])
+        await store.transact("b", [Put("orders", "1", {"n": 1})])
+        rows = store._db.execute("SELECT COUNT(*) FROM changes WHERE uid='a'").fetchone()[0]  # noqa: SLF001
+        assert 16 <= rows < 16 + 16 // 8 + 1  # bounded: the newest 16, pruned in batches of 2
+        assert [c.version for c in await store.changes_since("a", 90)] == list(range(91, 101))
+        assert [c.version for c in await store.changes_since("a", 100)] == []
+        with pytest.raises(ChangesCompacted):
+            await store.changes_since("a", 10)  # 11.. were pruned: a partial log is never returned
+        with pytest.raises(ChangesCompacted):
+            await store.changes_since("a", 0)
+        # Documents are never pruned: the snapshot still has everything.
+        docs, latest = await store.snapshot("a")
+        assert latest == 100 and sorted(int(c.doc_id) for c in docs) == list(range(7))
+        assert [c.version for c in await store.changes_since("b", 0)] == [1]  # another user's log is theirs

@@ -141,6 +141,21 @@ async def test_since_ahead_of_the_server_resets_to_a_snapshot(backend: Running) 
     assert version == 2 and len(changes) == 2
 
 
+async def test_since_older_than_the_kept_log_resets_to_a_snapshot(tmp_path: Path) -> None:
+    feed = ListFeed({"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0})
+    async with serve(replace(make_settings(tmp_path), change_log_keep=4), feed) as backend:
+        for _ in range(5):  # each market buy: an order and the position, two changes
+            await backend.order("alice", symbol="BTC/USDT", side="buy", type="market", amount="0.1")
+        async with connect(f"{backend.ws_url}?since=2", additional_headers=auth("alice")) as ws:
+            assert json.loads(await ws.recv()) == {"type": "reset"}
+            changes, version = await until_synced(ws)
+        assert version == 10
+        assert sorted(c["collection"] for c in changes) == ["orders"] * 5 + ["positions"]
+        async with connect(f"{backend.ws_url}?since=7", additional_headers=auth("alice")) as ws:
+            changes, version = await until_synced(ws)  # still in the log: the changes themselves
+        assert [c["version"] for c in changes] == [8, 9, 10] and version == 10
+
+
 async def test_bad_since_is_refused(backend: Running) -> None:
     for since in ("-1", "abc"):
         async with connect(f"{backend.ws_url}?since={since}", additional_headers=auth("alice")) as ws:

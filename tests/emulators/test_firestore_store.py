@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import math
 from typing import Any
 
@@ -17,6 +18,7 @@ from backend_stub.store.base import (
     POSITIONS,
     AlreadyExists,
     Change,
+    ChangesCompacted,
     Create,
     Delete,
     Put,
@@ -67,6 +69,26 @@ async def test_transact_versions_kinds_and_reads(store: FirestoreStore) -> None:
     # Deleting what does not exist logs nothing; other users are untouched.
     assert await store.transact("u1", [Delete(ORDERS, "nope")]) == 4
     assert await store.latest_version("u2") == 0
+
+
+async def test_log_entries_expire_and_a_resume_past_them_is_told_so(store: FirestoreStore) -> None:
+    for n in range(1, 6):
+        await store.transact("u1", [Put(ORDERS, f"o{n}", order(f"o{n}"))])
+    log = store._user("u1").collection("_changes")  # noqa: SLF001  (what a TTL policy deletes)
+    first = (await log.document(f"{1:012d}").get()).to_dict()
+    expires = first["expireAt"] - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(days=6, hours=23) < expires <= dt.timedelta(days=7)
+    for version in (1, 2):  # Firestore's TTL deleting the oldest entries
+        await log.document(f"{version:012d}").delete()
+    assert [c.version for c in await store.changes_since("u1", 2)] == [3, 4, 5]
+    for since in (0, 1):
+        with pytest.raises(ChangesCompacted):
+            await store.changes_since("u1", since)
+    for version in (3, 4, 5):
+        await log.document(f"{version:012d}").delete()
+    with pytest.raises(ChangesCompacted):  # an empty log while the head is at 5
+        await store.changes_since("u1", 3)
+    assert await store.changes_since("u1", 5) == []
 
 
 async def test_order_and_position_commit_together_or_not_at_all(store: FirestoreStore) -> None:
