@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import inspect
 import logging
 import math
@@ -29,7 +28,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.api_core.bidi import _Throttle
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1.services.firestore import FirestoreClient
@@ -363,11 +361,7 @@ class FirestoreLive:
             # (O(n log n) per change: most of the listener's CPU with a few hundred orders). The order
             # of `docs` means nothing here, so it gets a comparator that finds everything in place.
             watch._comparator = _unordered
-            # It also re-opens a failed stream at once, forever: offline, that is a busy loop holding the
-            # GIL (it starved the connectivity callbacks that tell us the link is down). One re-open per
-            # second keeps its resume-token recovery from brief server-side closes without the spin.
-            if watch._rpc is not None:
-                watch._rpc._reopen_throttle = _Throttle(access_limit=1, time_window=dt.timedelta(seconds=1))
+            leave_reconnects_to_caller(watch)
             self._watches[collection] = watch
         self.resubscriptions += 1 if generation > 1 else 0
 
@@ -473,3 +467,29 @@ def _micros(timestamp: Any) -> int:
     if hasattr(timestamp, "seconds"):
         return int(timestamp.seconds) * 1_000_000 + int(timestamp.nanos) // 1000
     return int(timestamp.timestamp() * 1_000_000)
+
+
+def leave_reconnects_to_caller(watch: Any) -> None:
+    """Stop google-cloud-firestore from re-opening a failed listen stream by itself.
+
+    The library re-opens at once, forever, and recursively: the re-open of a stream that fails at once
+    runs inside the previous one's callback. Offline, that is a busy loop holding the GIL (it starved
+    the connectivity callbacks that tell us the link is down), and a long outage ends in a
+    RecursionError on its thread with the stream's lock held, which blocked the teardown (seen under
+    load in the emulator tests). With this, a failed stream ends the watch (`is_active` turns False)
+    and the caller's supervisor subscribes again with its own backoff; what changed meanwhile arrives
+    in the new listener's first snapshot.
+
+    The library's handler of a finished stream closes the watch on a new thread and raises the error
+    there, an "unhandled exception" on every network drop; the watch is closed quietly instead."""
+    rpc = watch._rpc
+    if rpc is None:
+        return
+    rpc._should_recover = lambda _exc: False
+    library_handler = type(watch)._on_rpc_done
+
+    def close_quietly(_future: Any) -> None:
+        threading.Thread(target=watch.close, name="firestore-watch-close", daemon=True).start()
+
+    rpc._callbacks = [close_quietly if getattr(cb, "__func__", None) is library_handler else cb
+                      for cb in rpc._callbacks]
