@@ -129,7 +129,9 @@ def build_broker(settings: Settings, *, store: StateStore, feed: MarketFeed) -> 
             if settings.gcp_project
             else KeyringExchangeKeys()
         )
-        return CcxtBroker(store=store, keys=keys, exchange_id=settings.exchange)
+        return CcxtBroker(
+            store=store, keys=keys, exchange_id=settings.exchange, quote_currency=settings.quote_currency
+        )
     from backend_stub.brokers.paper import PaperBroker
 
     return PaperBroker(

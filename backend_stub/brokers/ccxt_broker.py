@@ -8,6 +8,9 @@ hold signed URLs, so they are reduced to the exchange's one-line `msg` before an
 Idempotency is claimed before the exchange is called: the order document and its idempotency key are
 written in one transaction first, so a retried or racing request can never reach the exchange twice;
 the exchange also gets the trader's `clientOrderId` (Binance rejects a duplicate while it is open).
+
+Positions are the user's holdings with an entry price and P&L rebuilt from their trade history on the
+exchange (`trade_history`), marked at the exchange's last price.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, Protocol
 import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 
+from backend_stub.brokers import trade_history
 from backend_stub.brokers.base import (
     STOP_TYPES,
     BrokerError,
@@ -39,7 +43,7 @@ from backend_stub.brokers.base import (
     StatusFilter,
     idempotency_create,
 )
-from backend_stub.money import num
+from backend_stub.money import dec, num, opt_dec
 from backend_stub.store.base import ORDERS, Put, StateStore
 from backend_stub.timefmt import iso
 from services.secrets.keyring_store import NoSecureStore, exchange_keys_entry, keyring_call
@@ -55,6 +59,11 @@ EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
     # We list open orders across symbols on purpose (one call per refresh); ccxt refuses unless told.
     "binance": {"defaultType": "spot", "warnOnFetchOpenOrdersWithoutSymbol": False},
 }
+# How an exchange pages the user's trade history from the first trade, oldest first (Binance: `fromId`,
+# at most 1000 a page). An exchange missing here is asked once, for what it returns by default.
+TRADE_HISTORY_FROM_ID: dict[str, str] = {"binance": "fromId"}
+TRADE_PAGE = 1000
+MAX_TRADE_PAGES = 50  # past this many pages a position says its basis is partial rather than wait longer
 OPEN_STATUSES = frozenset({"open"})
 
 
@@ -276,7 +285,8 @@ class CcxtBroker:
 
     `exchange_config` is merged into every ccxt instance's config (URLs, options, `enableRateLimit`), so
     tests and staging point it at another host without touching the code. One ccxt instance per user
-    holds that user's keys; public data (markets) comes from a keyless instance.
+    holds that user's keys; public data (markets) comes from a keyless instance. A held coin is a position
+    in its market against `quote_currency` (another of its markets when it has none).
     """
 
     def __init__(
@@ -286,6 +296,7 @@ class CcxtBroker:
         keys: ExchangeKeys,
         exchange_id: str = "binance",
         exchange_config: Mapping[str, Any] | None = None,
+        quote_currency: str = "USDT",
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         if not hasattr(ccxt_async, exchange_id):
@@ -293,6 +304,7 @@ class CcxtBroker:
         self._store = store
         self._keys = keys
         self._exchange_id = exchange_id
+        self._quote = quote_currency
         given = dict(exchange_config or {})
         options = {**EXCHANGE_OPTIONS.get(exchange_id, {}), **given.pop("options", {})}
         # ccxt's `verbose` prints requests (keys included) with print(): never on, whatever the config says.
@@ -413,44 +425,51 @@ class CcxtBroker:
         return [{k: v for k, v in o.items() if k != "info"} for o in orders]
 
     async def fetch_positions(self, uid: str) -> list[dict[str, Any]]:
-        """Spot holdings as long positions, marked at nothing: the exchange keeps no entry price for spot."""
-        balance = await self.fetch_balance(uid)
-        markets = await self.markets()
-        quotes = {m["quote"] for m in markets.values()}
-        symbol_of = {m["base"]: s for s, m in sorted(markets.items(), reverse=True)}
+        """Each held coin as a long position at average cost from the user's trades in its market, marked at
+        the exchange's last price; `basis` says whether the trades explain the holding (`trade_history`)."""
+        credentials = await self._credentials(uid)
+        exchange = await self._user_exchange(uid, credentials)
+        balance = await self._balance(exchange, credentials)
+        held = self._holdings(balance, await self.markets())
+        symbols = sorted(held)
+        try:
+            histories, marks = await asyncio.gather(
+                asyncio.gather(*(self._my_trades(exchange, s) for s in symbols)),
+                self._last_prices(exchange, symbols),
+            )
+            unpriced_fees = {
+                (currency, market["quote"])
+                for symbol, trades in zip(symbols, histories, strict=True)
+                for market in [held[symbol][0]]
+                for currency in trade_history.fee_currencies(
+                    trades, base=market["base"], quote=market["quote"]
+                )
+            }
+            fee_prices = await self._fee_prices(exchange, unpriced_fees)
+        except ccxt_errors.BaseError as exc:
+            raise _broker_error(exc, credentials, action="read the trade history") from None
+        now = self._clock_ms()
         positions = []
-        for currency, total in sorted(balance["total"].items()):
-            symbol = symbol_of.get(currency)
-            if currency in quotes or symbol is None:
-                continue
+        for symbol, trades in zip(symbols, histories, strict=True):
+            market, amount = held[symbol]
             positions.append(
-                {
-                    "id": symbol.replace("/", "-"),
-                    "symbol": symbol,
-                    "side": "long",
-                    "amount": total,
-                    "contracts": total,
-                    "entryPrice": None,
-                    "markPrice": None,
-                }
+                trade_history.position_from_trades(
+                    symbol=symbol,
+                    base=market["base"],
+                    quote=market["quote"],
+                    held=amount,
+                    trades=trades,
+                    mark=marks[symbol],
+                    fee_prices=fee_prices.get(market["quote"], {}),
+                    timestamp_ms=now,
+                )
             )
         return positions
 
     async def fetch_balance(self, uid: str) -> dict[str, Any]:
         credentials = await self._credentials(uid)
         exchange = await self._user_exchange(uid, credentials)
-        try:
-            raw = await exchange.fetch_balance()
-        except ccxt_errors.BaseError as exc:
-            raise _broker_error(exc, credentials, action="read the balance") from None
-        totals = {c: v for c, v in (raw.get("total") or {}).items() if v}
-        balance: dict[str, Any] = {"free": {}, "used": {}, "total": {}}
-        for currency in sorted(totals):
-            entry = {part: (raw.get(part) or {}).get(currency) for part in ("free", "used", "total")}
-            balance[currency] = entry
-            for part, value in entry.items():
-                balance[part][currency] = value
-        return balance
+        return await self._balance(exchange, credentials)
 
     def forget(self, uid: str) -> None:
         """Drop the user's ccxt instance on the next call (their keys changed). Closed in `aclose`."""
@@ -472,6 +491,67 @@ class CcxtBroker:
         await self.aclose()
 
     # -- internals
+
+    async def _balance(self, exchange: Any, credentials: ApiCredentials) -> dict[str, Any]:
+        try:
+            raw = await exchange.fetch_balance()
+        except ccxt_errors.BaseError as exc:
+            raise _broker_error(exc, credentials, action="read the balance") from None
+        totals = {c: v for c, v in (raw.get("total") or {}).items() if v}
+        balance: dict[str, Any] = {"free": {}, "used": {}, "total": {}}
+        for currency in sorted(totals):
+            entry = {part: (raw.get(part) or {}).get(currency) for part in ("free", "used", "total")}
+            balance[currency] = entry
+            for part, value in entry.items():
+                balance[part][currency] = value
+        return balance
+
+    def _holdings(
+        self, balance: Mapping[str, Any], markets: Mapping[str, dict[str, Any]]
+    ) -> dict[str, tuple[dict[str, Any], Decimal]]:
+        """symbol → (market, amount held) for every held coin with a market; the quote currency is cash."""
+        by_base: dict[str, list[str]] = {}
+        for symbol, market in markets.items():
+            by_base.setdefault(market["base"], []).append(symbol)
+        held = {}
+        for currency, total in balance["total"].items():
+            if currency == self._quote or currency not in by_base or not total:
+                continue
+            preferred = f"{currency}/{self._quote}"
+            symbol = preferred if preferred in markets else min(by_base[currency])
+            held[symbol] = (markets[symbol], dec(total))
+        return held
+
+    async def _my_trades(self, exchange: Any, symbol: str) -> list[dict[str, Any]]:
+        """Every trade of the user in `symbol` the exchange returns (Binance wants the symbol)."""
+        from_id = TRADE_HISTORY_FROM_ID.get(self._exchange_id)
+        if from_id is None:
+            return list(await exchange.fetch_my_trades(symbol))
+        trades: list[dict[str, Any]] = []
+        next_id = 0
+        for _ in range(MAX_TRADE_PAGES):
+            page = await exchange.fetch_my_trades(symbol, None, TRADE_PAGE, {from_id: next_id})
+            trades += page
+            if len(page) < TRADE_PAGE:
+                break
+            next_id = max(int(t["id"]) for t in page) + 1
+        return trades
+
+    async def _last_prices(self, exchange: Any, symbols: list[str]) -> dict[str, Decimal | None]:
+        tickers = await asyncio.gather(*(exchange.fetch_ticker(s) for s in symbols))
+        return {s: opt_dec(t.get("last")) for s, t in zip(symbols, tickers, strict=True)}
+
+    async def _fee_prices(self, exchange: Any, needed: set[tuple[str, str]]) -> dict[str, dict[str, Decimal]]:
+        """quote → {currency → last price in quote} for fees paid in a third currency (BNB), valued at
+        today's price: the exchange does not say what they were worth then. Unpriced ones are left out."""
+        pairs = sorted((c, q) for c, q in needed if f"{c}/{q}" in exchange.markets)
+        marks = await self._last_prices(exchange, [f"{c}/{q}" for c, q in pairs])
+        prices: dict[str, dict[str, Decimal]] = {}
+        for currency, quote in pairs:
+            mark = marks[f"{currency}/{quote}"]
+            if mark is not None:
+                prices.setdefault(quote, {})[currency] = mark
+        return prices
 
     async def _credentials(self, uid: str) -> ApiCredentials:
         credentials = await self._keys.get(uid, self._exchange_id)

@@ -4,7 +4,9 @@ It checks what Binance checks (X-MBX-APIKEY, hex HMAC-SHA256 `signature` over th
 `timestamp` within `recvWindow`, PRICE_FILTER / LOT_SIZE / NOTIONAL filters, free balance) and answers with
 Binance's error codes, so ccxt raises its own exceptions (AuthenticationError, InvalidOrder,
 InsufficientFunds, OrderNotFound). Market orders fill at the synthetic book's top; limit orders rest and fill
-when a replayed trade reaches their price.
+when a replayed trade reaches their price. Commission (`commission_rate`, none by default) is charged as
+Binance charges it without BNB: in the asset received, base on a buy, quote on a sell. Every fill is kept
+for `myTrades`, with trade ids that count up per symbol (shared by the accounts of one exchange).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
@@ -22,6 +25,19 @@ from services.market.types import Tick
 
 DEFAULT_API_KEY = "loopback-api-key"
 DEFAULT_SECRET = "loopback-secret"  # noqa: S105 - a fixed test secret for a local fake exchange
+_COMMISSION_QUANTUM = Decimal("0.00000001")
+_DAY_MS = 86_400_000
+_MY_TRADES_FILTERS = ("orderId", "fromId", "startTime", "endTime")
+# The parameter combinations Binance's GET /api/v3/myTrades accepts besides `symbol` and `limit`.
+_MY_TRADES_COMBINATIONS: tuple[set[str], ...] = (
+    set(),
+    {"orderId"},
+    {"fromId"},
+    {"startTime"},
+    {"endTime"},
+    {"startTime", "endTime"},
+    {"orderId", "fromId"},
+)
 
 
 class ApiError(Exception):
@@ -80,8 +96,14 @@ class SpotOrder:
         }
 
 
+def trade_id_counter() -> Callable[[str], int]:
+    """Binance's trade ids: one increasing sequence per symbol."""
+    counters: defaultdict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
+    return lambda symbol_id: next(counters[symbol_id])
+
+
 class SpotAccount:
-    """One API key's balances and orders. `top_of_book(symbol_id)` gives (bid, ask) now."""
+    """One API key's balances, orders and fills. `top_of_book(symbol_id)` gives (bid, ask) now."""
 
     def __init__(
         self,
@@ -92,6 +114,8 @@ class SpotAccount:
         api_key: str = DEFAULT_API_KEY,
         secret: str = DEFAULT_SECRET,
         balances: Mapping[str, float] | None = None,
+        commission_rate: Decimal = Decimal(0),
+        next_trade_id: Callable[[str], int] | None = None,
     ) -> None:
         self._markets = {m["id"]: m for m in markets.values()}
         self._top = top_of_book
@@ -102,7 +126,9 @@ class SpotAccount:
         self._locked: dict[str, Decimal] = {}
         self._orders: dict[int, SpotOrder] = {}
         self._ids = itertools.count(1)
-        self.fills: list[dict[str, Any]] = []
+        self._commission_rate = commission_rate
+        self._next_trade_id = next_trade_id or trade_id_counter()
+        self.fills: list[dict[str, Any]] = []  # myTrades rows, oldest first
 
     # -- authentication ------------------------------------------------------------------------------------
     def authenticate(self, api_key: str | None, payload: str) -> dict[str, str]:
@@ -133,8 +159,8 @@ class SpotAccount:
     def account(self) -> dict[str, Any]:
         assets = sorted(set(self._free) | set(self._locked))
         return {
-            "makerCommission": 10,
-            "takerCommission": 10,
+            "makerCommission": int(self._commission_rate * 10_000),  # in basis points, as Binance says it
+            "takerCommission": int(self._commission_rate * 10_000),
             "canTrade": True,
             "canWithdraw": False,
             "canDeposit": False,
@@ -173,9 +199,33 @@ class SpotAccount:
         return [o.to_wire() for o in self._orders.values() if o.symbol == symbol]
 
     def my_trades(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Binance's rules: the most recent `limit` trades (500, at most 1000) unless `fromId` (trades from
+        that id on) or a time (from `startTime`, up to `endTime`, at most 24 hours apart); oldest first."""
         symbol = params.get("symbol", "")
         self._market(symbol)
-        return [f for f in self.fills if f["symbol"] == symbol]
+        given = {k for k in _MY_TRADES_FILTERS if k in params}
+        if given not in _MY_TRADES_COMBINATIONS:
+            raise _bad(-1128, "Combination of optional parameters invalid.")
+        limit = self._integer(params, "limit", 500)
+        if not 1 <= limit <= 1000:
+            raise _bad(-1100, "Illegal characters found in parameter 'limit'; legal range is '1'..'1000'.")
+        rows = [f for f in self.fills if f["symbol"] == symbol]
+        if "orderId" in params:
+            order_id = self._integer(params, "orderId", 0)
+            rows = [f for f in rows if f["orderId"] == order_id]
+        if "fromId" in params:
+            from_id = self._integer(params, "fromId", 0)
+            return [f for f in rows if f["id"] >= from_id][:limit]
+        if "startTime" in params:
+            start = self._integer(params, "startTime", 0)
+            end = self._integer(params, "endTime", start + _DAY_MS)
+            if end - start > _DAY_MS:
+                raise _bad(-1127, "More than 24 hours between startTime and endTime.")
+            return [f for f in rows if start <= f["time"] <= end][:limit]
+        if "endTime" in params:
+            end = self._integer(params, "endTime", 0)
+            rows = [f for f in rows if f["time"] <= end]
+        return rows[-limit:]
 
     # -- orders ----------------------------------------------------------------------------------------------
     def place(self, params: Mapping[str, str]) -> dict[str, Any]:
@@ -284,6 +334,16 @@ class SpotAccount:
         return matches[-1] if matches else None
 
     @staticmethod
+    def _integer(params: Mapping[str, str], name: str, default: int) -> int:
+        raw = params.get(name)
+        if raw is None:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise _bad(-1100, f"Illegal characters found in parameter '{name}'.") from None
+
+    @staticmethod
     def _decimal(params: Mapping[str, str], name: str, *, required: bool) -> Decimal | None:
         raw = params.get(name)
         if raw is None:
@@ -324,23 +384,26 @@ class SpotAccount:
         market = self._markets[order.symbol]
         base, quote = market["base"], market["quote"]
         qty, notional = order.quantity, order.quantity * price
+        # Commission comes out of what the trader receives: the coin on a buy, the quote on a sell.
+        received, commission_asset = (qty, base) if order.side == "BUY" else (notional, quote)
+        commission = (received * self._commission_rate).quantize(_COMMISSION_QUANTUM)
         if order.side == "BUY":
             reserved = qty * (order.price if order.type != "MARKET" else price)
             self._locked[quote] -= reserved
             self._free[quote] = self._free.get(quote, Decimal(0)) + reserved - notional
-            self._free[base] = self._free.get(base, Decimal(0)) + qty
+            self._free[base] = self._free.get(base, Decimal(0)) + qty - commission
         else:
             self._locked[base] -= qty
-            self._free[quote] = self._free.get(quote, Decimal(0)) + notional
+            self._free[quote] = self._free.get(quote, Decimal(0)) + notional - commission
         now = self._clock_ms()
         filled = replace(order, executed=qty, quote_executed=notional, status="FILLED", update_ms=now)
         self._orders[order.order_id] = filled
-        trade_id = len(self.fills) + 1
+        trade_id = self._next_trade_id(order.symbol)
         fill = {
             "price": f"{price:.8f}",
             "qty": f"{qty:.8f}",
-            "commission": "0.00000000",
-            "commissionAsset": quote,
+            "commission": f"{commission:.8f}",
+            "commissionAsset": commission_asset,
             "tradeId": trade_id,
         }
         self.fills.append(
@@ -352,8 +415,8 @@ class SpotAccount:
                 "price": fill["price"],
                 "qty": fill["qty"],
                 "quoteQty": f"{notional:.8f}",
-                "commission": "0.00000000",
-                "commissionAsset": quote,
+                "commission": fill["commission"],
+                "commissionAsset": commission_asset,
                 "time": now,
                 "isBuyer": order.side == "BUY",
                 "isMaker": maker,

@@ -7,7 +7,8 @@ websocket streams (`@trade`, `@aggTrade`, `@kline_<i>`, `@miniTicker`, `@ticker`
 Prices come from a clock-anchored `ReplayFeed`, so the app's replay and this exchange agree on the market.
 
 Test hooks: `drop_sockets()`, `stall()` / `resume()`, `send_malformed()`, `fail_next(n, ...)`,
-`throttle_next(n)`.
+`throttle_next(n)` (`path=` faults one endpoint only); `add_account(...)` opens another API key's account
+(signed requests reach the account of their X-MBX-APIKEY: no user sees another's orders, fills, balances).
 
     python -m services.market.loopback_exchange --port 8765
 """
@@ -19,8 +20,9 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,10 +30,16 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 
 from services.market import binance_wire as wire
-from services.market.loopback_account import DEFAULT_API_KEY, DEFAULT_SECRET, ApiError, SpotAccount
+from services.market.loopback_account import (
+    DEFAULT_API_KEY,
+    DEFAULT_SECRET,
+    ApiError,
+    SpotAccount,
+    trade_id_counter,
+)
 from services.market.loopback_streams import BinanceStreams, SyntheticBooks
 from services.market.replay import ReplayFeed
-from services.market.types import TIMEFRAME_MS
+from services.market.types import TIMEFRAME_MS, Tick
 
 _HOUR_MS = 3_600_000
 
@@ -66,6 +74,7 @@ class _Fault:
     status: int
     code: int
     msg: str
+    path: str | None = None  # only requests to this path, e.g. "/api/v3/myTrades"
 
 
 class LoopbackExchange:
@@ -80,6 +89,7 @@ class LoopbackExchange:
         api_key: str = DEFAULT_API_KEY,
         secret: str = DEFAULT_SECRET,
         balances: dict[str, float] | None = None,
+        commission_rate: Decimal = Decimal(0),
         push_interval_s: float = 0.05,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -89,22 +99,18 @@ class LoopbackExchange:
         markets = self.feed.recording.meta.markets
         self._markets = {markets[s]["id"]: markets[s] for s in self.feed.recording.symbols}
         self._books = SyntheticBooks(self.feed, self._markets, self._now_ms)
-        self.account = SpotAccount(
-            {s: markets[s] for s in self.feed.recording.symbols},
-            top_of_book=self._books.top,
-            clock_ms=self._now_ms,
-            api_key=api_key,
-            secret=secret,
-            balances=balances,
-        )
+        self._commission_rate = commission_rate
+        self._next_trade_id = trade_id_counter()
+        self.accounts: dict[str, SpotAccount] = {}  # API key → its account
+        self.account = self.add_account(api_key=api_key, secret=secret, balances=balances)
         self.api_key, self.secret = api_key, secret
         self._streams = BinanceStreams(
             self.feed,
             self._markets,
             self._books,
             ticker_body=self._ticker_body,
-            on_trades=self.account.on_trades,
-            watched_ids=lambda: {o["symbol"] for o in self.account.open_orders({})},
+            on_trades=self._on_trades,
+            watched_ids=lambda: {o["symbol"] for a in self.accounts.values() for o in a.open_orders({})},
             clock_ms=self._now_ms,
             push_interval_s=push_interval_s,
         )
@@ -157,6 +163,24 @@ class LoopbackExchange:
             return binance_config(self.host, self.port, api_key=self.api_key, secret=self.secret)
         return binance_config(self.host, self.port)
 
+    def add_account(
+        self, *, api_key: str, secret: str, balances: Mapping[str, float] | None = None
+    ) -> SpotAccount:
+        """Another trader's account, reached with their own API key and secret."""
+        markets = self.feed.recording.meta.markets
+        account = SpotAccount(
+            {s: markets[s] for s in self.feed.recording.symbols},
+            top_of_book=self._books.top,
+            clock_ms=self._now_ms,
+            api_key=api_key,
+            secret=secret,
+            balances=balances,
+            commission_rate=self._commission_rate,
+            next_trade_id=self._next_trade_id,
+        )
+        self.accounts[api_key] = account
+        return account
+
     # -- test hooks ------------------------------------------------------------------------------------------
     async def drop_sockets(self, *, abrupt: bool = False) -> int:
         """Close every websocket (a close frame, or a reset TCP connection when `abrupt`); returns how many."""
@@ -180,17 +204,19 @@ class LoopbackExchange:
         status: int = 500,
         code: int = -1000,
         msg: str = "An unknown error occurred while processing the request.",
+        path: str | None = None,
     ) -> None:
-        """Answer the next `count` REST requests with an error instead of data."""
-        self._faults.append(_Fault(count, status, code, msg))
+        """Answer the next `count` REST requests (to `path` only, when given) with an error instead of data."""
+        self._faults.append(_Fault(count, status, code, msg, path))
 
-    def throttle_next(self, count: int = 1) -> None:
+    def throttle_next(self, count: int = 1, *, path: str | None = None) -> None:
         """Answer the next `count` REST requests with HTTP 429, as Binance does past its request weight."""
         self.fail_next(
             count,
             status=429,
             code=-1003,
             msg="Too many requests; current limit is 6000 request weight per 1 MINUTE.",
+            path=path,
         )
 
     @property
@@ -207,11 +233,11 @@ class LoopbackExchange:
     async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
         if request.path.startswith("/api/"):
             self.requests.append((request.method, request.path))
-            if self._faults:
-                fault = self._faults[0]
+            fault = next((f for f in self._faults if f.path in (None, request.path)), None)
+            if fault is not None:
                 fault.remaining -= 1
                 if fault.remaining <= 0:
-                    self._faults.pop(0)
+                    self._faults.remove(fault)
                 return web.json_response({"code": fault.code, "msg": fault.msg}, status=fault.status)
         try:
             return await handler(request)
@@ -237,22 +263,28 @@ class LoopbackExchange:
             ("GET", "klines"): self._klines,
             ("GET", "depth"): self._depth,
         }
-        private = {
-            ("GET", "account"): lambda p: self.account.account(),
-            ("POST", "order"): self.account.place,
-            ("GET", "order"): self.account.get_order,
-            ("DELETE", "order"): self.account.cancel,
-            ("GET", "openOrders"): self.account.open_orders,
-            ("GET", "allOrders"): self.account.all_orders,
-            ("GET", "myTrades"): self.account.my_trades,
+        private: dict[tuple[str, str], Callable[[SpotAccount, dict[str, str]], Any]] = {
+            ("GET", "account"): lambda a, p: a.account(),
+            ("POST", "order"): SpotAccount.place,
+            ("GET", "order"): SpotAccount.get_order,
+            ("DELETE", "order"): SpotAccount.cancel,
+            ("GET", "openOrders"): SpotAccount.open_orders,
+            ("GET", "allOrders"): SpotAccount.all_orders,
+            ("GET", "myTrades"): SpotAccount.my_trades,
         }
         if (method, endpoint) in public:
             return web.json_response(public[(method, endpoint)](dict(request.query)))
         if (method, endpoint) in private:
             payload = await request.text() if method == "POST" else request.rel_url.raw_query_string
-            params = self.account.authenticate(request.headers.get("X-MBX-APIKEY"), payload)
-            return web.json_response(private[(method, endpoint)](params))
+            api_key = request.headers.get("X-MBX-APIKEY")
+            account = self.accounts.get(api_key or "", self.account)  # an unknown key fails authentication
+            params = account.authenticate(api_key, payload)
+            return web.json_response(private[(method, endpoint)](account, params))
         return await self._not_found(request)
+
+    def _on_trades(self, symbol_id: str, ticks: list[Tick]) -> None:
+        for account in self.accounts.values():
+            account.on_trades(symbol_id, ticks)
 
     def _market_id(self, query: dict[str, str]) -> str:
         market_id = query.get("symbol", "")
