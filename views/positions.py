@@ -24,27 +24,33 @@ class PositionsView:
     def render(self, state: AppState) -> None:
         positions = sorted(state.open_positions(), key=lambda p: p.get("symbol", ""))
         self.empty.visible = not positions
-        unrealised = [state.unrealised_pnl(p) or 0.0 for p in positions]
+        unrealised = [state.unrealised_pnl(p) for p in positions]  # None: the cost is not known
         realised = sum(p.get("realizedPnl") or 0.0 for p in state.positions.values())
         fees = sum((p.get("fees") or {}).get("cost") or 0.0 for p in state.positions.values())
-        total = sum(unrealised) + realised
-        self.total.value = f"P&L {total:+,.2f} (fees {fees:,.2f})" if state.positions else ""
+        total = sum(pnl for pnl in unrealised if pnl is not None) + realised
+        unknown = sum(pnl is None for pnl in unrealised)
+        apart = f" · {unknown} without a known cost" if unknown else ""
+        self.total.value = f"P&L {total:+,.2f} (fees {fees:,.2f}){apart}" if state.positions else ""
         self.total.color = direction_colour((total > 0) - (total < 0))
         self.list.controls = [self._row(p, pnl, state) for p, pnl in zip(positions, unrealised, strict=True)]
 
     @staticmethod
-    def _row(position: dict[str, Any], pnl: float, state: AppState) -> ft.Control:
+    def _row(position: dict[str, Any], pnl: float | None, state: AppState) -> ft.Control:
         symbol = position.get("symbol", "")
         market = state.markets.get(symbol)
         quote = state.quotes.get(symbol)
         mark = quote.last if quote else position.get("markPrice")
         entry = position.get("entryPrice")
         places = price_decimals(market, mark)
-        sign = (pnl > 0) - (pnl < 0)
-        pct = (pnl / position["costBasis"] * 100) if position.get("costBasis") else 0.0
+        if pnl is None:  # coins the trade history does not explain (deposited, or older than it goes back)
+            sign, result = 0, "cost partly unknown" if position.get("basis") == "partial" else "cost unknown"
+        else:
+            sign = (pnl > 0) - (pnl < 0)
+            pct = (pnl / position["costBasis"] * 100) if position.get("costBasis") else 0.0
+            result = f"{pnl:+,.2f} ({pct:+.2f}%)"
         return ft.Semantics(
             identifier=f"position-{symbol}",
-            label=f"{symbol} position {position.get('amount')}, unrealised P&L {pnl:+.2f}",
+            label=f"{symbol} position {position.get('amount')}, unrealised P&L {result}",
             content=ft.Row(
                 [
                     ft.Column([ft.Text(symbol, weight=ft.FontWeight.W_600, size=13),
@@ -53,7 +59,7 @@ class PositionsView:
                               spacing=0, expand=True),
                     ft.Column([ft.Text(f"mark {fmt(mark, places)}", size=12, text_align=ft.TextAlign.RIGHT),
                                ft.Row([direction_icon(sign),
-                                       ft.Text(f"{pnl:+,.2f} ({pct:+.2f}%)", size=12, color=direction_colour(sign))],
+                                       ft.Text(result, size=12, color=direction_colour(sign))],
                                       spacing=0, tight=True)],
                               spacing=0, horizontal_alignment=ft.CrossAxisAlignment.END),
                 ],

@@ -30,6 +30,23 @@ def test_positions_are_marked_at_the_live_quote() -> None:
     assert shell.positions.total.value == "P&L +7.00 (fees 0.05)"
 
 
+def test_a_position_whose_cost_is_unknown_says_so_and_stays_out_of_the_total() -> None:
+    state = make_state()
+    state.apply_change(Change("positions", "BTC-USDT", "added", {
+        "symbol": "BTC/USDT", "amount": 0.5, "entryPrice": 100.0, "costBasis": 50.0, "realizedPnl": 2.0,
+        "unrealizedPnl": 5.0, "fees": {"cost": 0.05, "currency": "USDT"}, "basis": "trades"}, 1))
+    state.apply_change(Change("positions", "ETH-USDT", "added", {  # a live broker: coins deposited
+        "symbol": "ETH/USDT", "amount": 2.0, "entryPrice": None, "costBasis": None, "realizedPnl": None,
+        "unrealizedPnl": None, "fees": None, "basis": "unknown"}, 2))
+    state.quotes["BTC/USDT"] = Quote("BTC/USDT", 110.0, 100.0, 1)
+    state.navigate("portfolio")
+    shell = Shell(Intents())
+    shell.render(state)
+    row = texts(by_identifier(shell.root, "position-ETH/USDT"))
+    assert "cost unknown" in row and "2.0000 @ —" in row  # never a made-up +0.00
+    assert shell.positions.total.value == "P&L +7.00 (fees 0.05) · 1 without a known cost"
+
+
 def test_insights_arrive_from_the_listener_and_name_their_provider() -> None:
     state = make_state()
     state.navigate("insights")
