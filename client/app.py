@@ -19,7 +19,7 @@ from client.shell import Shell
 from client.state import INDICATOR_KEY, SECTIONS, AppState, alert_fired
 from client.theme import breakpoint_for, themes
 from services.analytics import analyse, export_html_report
-from services.api import ApiError, BackendUnreachable, SkeetApi, new_client_order_id
+from services.api import ApiError, BackendUnreachable, SkeetApi, new_client_alert_id, new_client_order_id
 from services.auth.devtoken import state_dir
 from services.live import LiveState
 from services.market import MarketDataError, MarketFeed, Tick, exchange_ids
@@ -608,7 +608,7 @@ class SkeetSession:
             return
         # As with orders: the key is fixed before the first attempt, so pressing again after a network
         # failure sets the same alert, never a second one.
-        key = draft.client_alert_id or new_client_order_id().replace("skeet-", "alert-")
+        key = draft.client_alert_id or new_client_alert_id()
         self.state.edit_alert_draft(submitting=True, error=None, client_alert_id=key)
         self._spawn(self._set_alert(symbol, price, note, key))
 

@@ -1,4 +1,4 @@
-"""The backend client: orders, markets, positions and insights over HTTP (httpx)."""
+"""The backend client: orders, price alerts, markets, positions and insights over HTTP (httpx)."""
 
 from services.api.client import (
     ApiError,
@@ -6,6 +6,7 @@ from services.api.client import (
     OrderRejected,
     SkeetApi,
     Unauthorized,
+    new_client_alert_id,
     new_client_order_id,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "OrderRejected",
     "SkeetApi",
     "Unauthorized",
+    "new_client_alert_id",
     "new_client_order_id",
 ]

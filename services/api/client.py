@@ -39,6 +39,11 @@ def new_client_order_id() -> str:
     return "skeet-" + secrets.token_hex(12)
 
 
+def new_client_alert_id() -> str:
+    """A fresh idempotency key for a price alert (it is also the alert's id)."""
+    return "alert-" + secrets.token_hex(12)
+
+
 class SkeetApi:
     """Async client of the Skeet API (`backend_stub`, Cloud Run in production).
 
