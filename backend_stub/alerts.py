@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from backend_stub.money import dec, is_multiple, num, opt_dec, text
 from backend_stub.store.base import ALERTS, AlreadyExists, Create, Delete, Put, StateStore
 from backend_stub.trades import follow_trades, last_price
 from services.market.types import MarketFeed, Tick
+
+log = logging.getLogger(__name__)
 
 MAX_ALERTS_PER_USER = 100
 NOTE_MAX = 140
@@ -45,13 +48,9 @@ class AlertBook:
     async def start(self) -> None:
         if self._task is not None:
             return
-        symbols = sorted(await self._markets())
         for uid, doc in await self._store.find(ALERTS, "status", "active"):
             self._active[doc["symbol"]][(uid, doc["id"])] = doc
-        self._task = asyncio.create_task(
-            follow_trades(self._feed, symbols, self.on_tick, who="alerts", retry_s=_RETRY_FEED_S),
-            name="alert-watcher",
-        )
+        self._task = asyncio.create_task(self._watch(), name="alert-watcher")
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -142,6 +141,17 @@ class AlertBook:
                 except Exception:
                     waiting[(uid, alert_id)] = alert  # not recorded: it stays active and fires on a later trade
                     raise
+
+    async def _watch(self) -> None:
+        # An exchange that is down when the API starts must not stop it: wait for its markets here.
+        while True:
+            try:
+                symbols = sorted(await self._feed.markets())
+                break
+            except Exception as exc:
+                log.warning("alerts: no markets yet (%s); retrying", exc)
+                await asyncio.sleep(_RETRY_FEED_S)
+        await follow_trades(self._feed, symbols, self.on_tick, who="alerts", retry_s=_RETRY_FEED_S)
 
     # -- helpers -------------------------------------------------------------------------------------
 

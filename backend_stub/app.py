@@ -111,9 +111,10 @@ def open_store(settings: Settings) -> AbstractAsyncContextManager[StateStore]:
 
 
 def build_feed(settings: Settings) -> MarketFeed:
-    from services.market.replay import ReplayFeed
+    """The backend's market data (paper fills, price alerts): the replay, or an exchange through ccxt."""
+    from services.market import open_feed
 
-    return ReplayFeed(speed=settings.replay_speed)
+    return open_feed(settings.feed, speed=settings.replay_speed)
 
 
 def build_broker(settings: Settings, *, store: StateStore, feed: MarketFeed) -> Broker:

@@ -63,7 +63,7 @@ class Settings:
             auth=_choice(e, "SKEET_AUTH", ("local", "firebase")),  # type: ignore[arg-type]
             auth_emulator=e.get("FIREBASE_AUTH_EMULATOR_HOST") or None,
             state=_choice(e, "SKEET_STATE", ("sqlite", "firestore")),  # type: ignore[arg-type]
-            feed=_choice(e, "SKEET_FEED", ("replay",)),
+            feed=_feed(e),
             replay_speed=float(_decimal(e, "SKEET_REPLAY_SPEED", "1")),
             broker=_choice(e, "SKEET_BROKER", ("paper", "ccxt")),  # type: ignore[arg-type]
             exchange=e.get("SKEET_EXCHANGE") or "binance",
@@ -114,6 +114,15 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _feed(env: dict[str, str]) -> str:
+    """`SKEET_FEED`: a market source as `services.market.open_feed` reads it (checked here, opened later)."""
+    raw = (env.get("SKEET_FEED") or "replay").strip()
+    kind, _, rest = raw.partition(":")
+    if kind == "replay" or (kind in ("ccxt", "loopback") and rest):
+        return raw
+    raise SettingsError(f"SKEET_FEED must be replay, replay:PATH, ccxt:EXCHANGE or loopback:HOST:PORT; got {raw!r}")
 
 
 def _at_least_one(env: dict[str, str], name: str, default: int) -> int:

@@ -43,8 +43,10 @@ def test_from_env_defaults_and_overrides(tmp_path: Path) -> None:
             "SKEET_PAPER_TAKER_FEE": "0.002",
             "SKEET_CHANGE_LOG_KEEP": "500",
             "SKEET_CHANGE_LOG_DAYS": "2",
+            "SKEET_FEED": "ccxt:kraken",
         }
     )
+    assert s.feed == "ccxt:kraken"
     assert (s.change_log_keep, s.change_log_days) == (500, 2)
     assert (s.host, s.port, s.auth, s.state, s.replay_speed, s.rate_per_s, s.rate_burst, s.taker_fee) == (
         "::1",
@@ -68,6 +70,8 @@ def test_from_env_defaults_and_overrides(tmp_path: Path) -> None:
         ({"SKEET_REPLAY_SPEED": "-1"}, "SKEET_REPLAY_SPEED must be a finite number >= 0"),
         ({"SKEET_PAPER_SLIPPAGE": "NaN"}, "SKEET_PAPER_SLIPPAGE must be a finite number"),
         ({"SKEET_CHANGE_LOG_KEEP": "0"}, "SKEET_CHANGE_LOG_KEEP must be at least 1"),
+        ({"SKEET_FEED": "kraken"}, "SKEET_FEED must be replay, replay:PATH, ccxt:EXCHANGE or loopback"),
+        ({"SKEET_FEED": "ccxt:"}, "SKEET_FEED must be replay"),
         ({"SKEET_CHANGE_LOG_DAYS": "a week"}, "SKEET_CHANGE_LOG_DAYS must be an integer"),
     ],
 )
