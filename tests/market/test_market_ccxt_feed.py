@@ -112,7 +112,11 @@ async def test_stalled_stream_turns_stale_then_recovers_without_loss(binance, lo
         ticks: list[Tick] = []
         stream = feed.ticks(["BTC/USDT", "ETH/USDT"])
         collector = asyncio.create_task(_collect(stream, int(time.time() * 1000) + 4500, ticks))
-        await asyncio.sleep(0.8)
+        for _ in range(100):  # streaming first (on a loaded machine the first connect can take seconds)
+            await asyncio.sleep(0.1)
+            if feed.status("BTC/USDT") == "live":
+                break
+        assert feed.status("BTC/USDT") == "live"
         loopback.stall()
         seen = set()
         for _ in range(30):
