@@ -174,9 +174,16 @@ class AppState:
             self.changed("feed")
 
     def add_signals(self, signals: list[Any]) -> None:
-        if signals:
+        """Keep the log newest first. Live signals are newer than all shown; a symbol's warm-up history
+        (added one symbol after another) is merged in by time instead of stacked on top."""
+        if not signals:
+            return
+        if not self.signals or min(s.timestamp_ms for s in signals) >= self.signals[0].timestamp_ms:
             self.signals.extendleft(signals)
-            self.changed("signals")
+        else:
+            merged = sorted([*self.signals, *signals], key=lambda s: s.timestamp_ms, reverse=True)
+            self.signals = deque(merged[:MAX_SIGNALS], maxlen=MAX_SIGNALS)
+        self.changed("signals")
 
     # -- live user state ---------------------------------------------------------------------
     def apply_change(self, change: Change) -> dict[str, Any] | None:

@@ -192,3 +192,19 @@ def test_timeframes_longer_than_the_replay_can_fill_are_disabled() -> None:
     state.history_span_ms = 0  # a live exchange: every timeframe
     shell.render(state)
     assert not any(s.disabled for s in shell.chart.timeframe.segments)
+
+
+def test_the_signal_log_stays_newest_first_when_warm_ups_arrive_symbol_by_symbol() -> None:
+    from services.signals import Signal
+
+    state = make_state()
+    state.add_signals([Signal("BTC/USDT", "r1", "Breakout", "buy", 1.0, t) for t in (1_000, 5_000)])
+    state.add_signals([Signal("ETH/USDT", "r1", "Breakout", "buy", 1.0, t) for t in (2_000, 6_000)])  # a later warm-up
+    state.add_signals([Signal("BTC/USDT", "r2", "Overbought", "sell", 0.5, 7_000)])  # live
+    assert [(s.symbol, s.timestamp_ms) for s in state.signals] == [
+        ("BTC/USDT", 7_000), ("ETH/USDT", 6_000), ("BTC/USDT", 5_000), ("ETH/USDT", 2_000), ("BTC/USDT", 1_000)]
+    shell = Shell(Intents())
+    state.navigate("signals")
+    shell.render(state)
+    log = texts(by_identifier(shell.root, "signal-log"))
+    assert log.index("BTC/USDT") < log.index("ETH/USDT")  # the newest on top, as the trader reads it
