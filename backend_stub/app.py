@@ -131,7 +131,11 @@ def build_broker(settings: Settings, *, store: StateStore, feed: MarketFeed) -> 
             else KeyringExchangeKeys()
         )
         return CcxtBroker(
-            store=store, keys=keys, exchange_id=settings.exchange, quote_currency=settings.quote_currency
+            store=store,
+            keys=keys,
+            exchange_id=settings.exchange,
+            quote_currency=settings.quote_currency,
+            sync_s=settings.live_sync_s or None,  # 0 turns the follower off
         )
     from backend_stub.brokers.paper import PaperBroker
 

@@ -46,6 +46,7 @@ class Settings:
     rate_per_s: float = 20.0
     rate_burst: int = 40
     stream_ping_s: float = 15.0
+    live_sync_s: float = 5.0  # live broker: how often open orders are followed on the exchange
     change_log_keep: int = 10_000  # SQLite: newest changes kept per user (older resumes get a snapshot)
     change_log_days: int = 7  # Firestore: log entries carry `expireAt` this far ahead, for a TTL policy
     # local auth: the dev signing key; None means `devtoken.dev_key()` (SKEET_DEV_KEY or the state dir)
@@ -74,6 +75,7 @@ class Settings:
             slippage=_decimal(e, "SKEET_PAPER_SLIPPAGE", "0.0005"),
             rate_per_s=float(_decimal(e, "SKEET_RATE_PER_S", "20")),
             rate_burst=_int(e, "SKEET_RATE_BURST", 40),
+            live_sync_s=float(_decimal(e, "SKEET_LIVE_SYNC_S", "5")),
             change_log_keep=_at_least_one(e, "SKEET_CHANGE_LOG_KEEP", 10_000),
             change_log_days=_at_least_one(e, "SKEET_CHANGE_LOG_DAYS", 7),
         )

@@ -11,6 +11,10 @@ the exchange also gets the trader's `clientOrderId` (Binance rejects a duplicate
 
 Positions are the user's holdings with an entry price and P&L rebuilt from their trade history on the
 exchange (`trade_history`), marked at the exchange's last price.
+
+Fills happen on the exchange, not here: with `sync_s` set (the API sets it), a background task follows
+every user's open orders at that interval and writes what changed, and after a fill the user's positions,
+to the store, so they reach the app through the live state like the paper broker's.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any, Protocol
 import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 
+from backend_stub.accounting import position_doc_id
 from backend_stub.brokers import trade_history
 from backend_stub.brokers.base import (
     STOP_TYPES,
@@ -44,7 +49,7 @@ from backend_stub.brokers.base import (
     idempotency_create,
 )
 from backend_stub.money import dec, num, opt_dec
-from backend_stub.store.base import ORDERS, Put, StateStore
+from backend_stub.store.base import ORDERS, POSITIONS, Delete, Put, StateStore, Write
 from backend_stub.timefmt import iso
 from services.secrets.keyring_store import NoSecureStore, exchange_keys_entry, keyring_call
 
@@ -298,6 +303,7 @@ class CcxtBroker:
         exchange_config: Mapping[str, Any] | None = None,
         quote_currency: str = "USDT",
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        sync_s: float | None = None,
     ) -> None:
         if not hasattr(ccxt_async, exchange_id):
             raise ValueError(f"ccxt has no exchange {exchange_id!r}")
@@ -320,13 +326,57 @@ class CcxtBroker:
         self._by_user: dict[str, tuple[str, Any]] = {}  # uid → (keys fingerprint, ccxt instance)
         self._retired: list[Any] = []  # instances replaced after a key change: closed in `aclose`
         self._lock = asyncio.Lock()
+        self._sync_s = sync_s
+        self._tasks: set[asyncio.Task[None]] = set()  # the order follower and position writes
 
     @property
     def mode(self) -> str:
         return f"Live · {self._exchange_id}"
 
     async def start(self) -> None:
-        return None
+        if self._sync_s and not self._tasks:
+            self._spawn(self._follow_open_orders(self._sync_s), "live-order-follower")
+
+    async def sync_open_orders(self) -> None:
+        """Bring every user's open orders up to date with the exchange (one pass of the follower); after
+        a fill, write the user's positions too."""
+        open_by_user: dict[str, list[dict[str, Any]]] = {}
+        for uid, doc in await self._store.find(ORDERS, "status", "open"):
+            open_by_user.setdefault(uid, []).append(doc)
+        for uid, docs in sorted(open_by_user.items()):
+            before = {doc["id"]: doc.get("filled") for doc in docs}
+            after = await self._refresh_open(uid, docs)
+            if any(doc.get("filled") != before.get(doc["id"]) for doc in after):
+                await self.publish_positions(uid)
+
+    async def publish_positions(self, uid: str) -> None:
+        """Write the user's positions (as `fetch_positions` reads them) to the store, and remove the ones
+        no longer held, so the live state carries them. A failure is logged: the next fill retries."""
+        try:
+            positions = await self.fetch_positions(uid)
+            stored = await self._store.list(uid, POSITIONS)
+        except (BrokerError, ccxt_errors.BaseError) as exc:
+            log.warning("could not update positions from %s: %s", self._exchange_id, type(exc).__name__)
+            return
+        held = {position_doc_id(p["symbol"]): p for p in positions}
+        writes: list[Write] = [Put(POSITIONS, doc_id, doc) for doc_id, doc in held.items()]
+        writes += [Delete(POSITIONS, position_doc_id(d["symbol"])) for d in stored
+                   if position_doc_id(d.get("symbol", "")) not in held]
+        if writes:
+            await self._store.transact(uid, writes)
+
+    async def _follow_open_orders(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.sync_open_orders()
+            except Exception:
+                log.exception("following open orders on %s failed; trying again", self._exchange_id)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- public data
 
@@ -374,6 +424,8 @@ class CcxtBroker:
             raise error from None
         doc = _merge_exchange_order(doc, placed, now)
         await self._store.transact(uid, [Put(ORDERS, order_id, doc)])
+        if doc.get("filled") and self._sync_s:  # filled at once (a market order): the holding moved
+            self._spawn(self.publish_positions(uid), "live-positions")
         return doc
 
     async def cancel_order(self, uid: str, order_id: str) -> dict[str, Any]:
@@ -478,6 +530,9 @@ class CcxtBroker:
             self._retired.append(entry[1])
 
     async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         instances = [e for _, e in self._by_user.values()] + self._retired
         if self._public is not None:
             instances.append(self._public)

@@ -44,9 +44,10 @@ def test_from_env_defaults_and_overrides(tmp_path: Path) -> None:
             "SKEET_CHANGE_LOG_KEEP": "500",
             "SKEET_CHANGE_LOG_DAYS": "2",
             "SKEET_FEED": "ccxt:kraken",
+            "SKEET_LIVE_SYNC_S": "0",
         }
     )
-    assert s.feed == "ccxt:kraken"
+    assert s.feed == "ccxt:kraken" and s.live_sync_s == 0
     assert (s.change_log_keep, s.change_log_days) == (500, 2)
     assert (s.host, s.port, s.auth, s.state, s.replay_speed, s.rate_per_s, s.rate_burst, s.taker_fee) == (
         "::1",
