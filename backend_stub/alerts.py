@@ -5,7 +5,8 @@ the live state (the `/v1/stream` change feed or Firestore listeners), like an or
 An alert's direction is set when it is made, from the last price: a level above it fires when a trade
 prints at or above the level, a level below it when one prints at or below. Alerts live in the user's
 `alerts` collection (`users/{uid}/alerts/{id}`); the active ones are also indexed by symbol in memory,
-rebuilt from the store at start, so a restart loses none. Creating is idempotent on `clientAlertId`
+rebuilt from the store at start, so a restart loses none. The watcher follows only the symbols that have
+active alerts (none: no subscription at all), and follows them again when that set changes. Creating is idempotent on `clientAlertId`
 (the document id): a retry returns the first alert and never makes a second.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -25,8 +25,6 @@ from backend_stub.money import dec, is_multiple, num, opt_dec, text
 from backend_stub.store.base import ALERTS, AlreadyExists, Create, Delete, Put, StateStore
 from backend_stub.trades import follow_trades, last_price
 from services.market.types import MarketFeed, Tick
-
-log = logging.getLogger(__name__)
 
 MAX_ALERTS_PER_USER = 100
 NOTE_MAX = 140
@@ -44,6 +42,7 @@ class AlertBook:
         self._active: defaultdict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)  # symbol
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # per user
         self._task: asyncio.Task[None] | None = None
+        self._symbols_changed = asyncio.Event()
 
     async def start(self) -> None:
         if self._task is not None:
@@ -104,7 +103,7 @@ class AlertBook:
                 if existing is None:
                     raise
                 return self._replay(existing, symbol, price, note), False
-            self._active[symbol][(uid, client_alert_id)] = alert
+            self._watch_symbol(symbol, uid, client_alert_id, alert)
             return alert, True
 
     async def list(self, uid: str) -> list[dict[str, Any]]:
@@ -118,7 +117,7 @@ class AlertBook:
             if alert is None:
                 raise ApiError(404, f"No alert {alert_id}")
             await self._store.transact(uid, [Delete(ALERTS, alert_id)])
-            self._active[alert["symbol"]].pop((uid, alert_id), None)
+            self._unwatch(alert["symbol"], uid, alert_id)
             return alert
 
     # -- the watcher ---------------------------------------------------------------------------------
@@ -132,26 +131,45 @@ class AlertBook:
         reached = [(key, alert) for key, alert in waiting.items() if _reached(alert, price)]
         for (uid, alert_id), alert in reached:
             async with self._locks[uid]:
-                if waiting.pop((uid, alert_id), None) is None:
+                if (uid, alert_id) not in waiting:
                     continue  # deleted while we waited for the lock
                 fired = {**alert, "status": "triggered", "triggeredAt": tick.timestamp_ms,
                          "triggerPrice": num(price)}
-                try:
-                    await self._store.transact(uid, [Put(ALERTS, alert_id, fired)])
-                except Exception:
-                    waiting[(uid, alert_id)] = alert  # not recorded: it stays active and fires on a later trade
-                    raise
+                await self._store.transact(uid, [Put(ALERTS, alert_id, fired)])  # failed: a later trade fires it
+                # Only now, recorded, may the watcher stop following the symbol (it cancels this follower).
+                self._unwatch(tick.symbol, uid, alert_id)
 
     async def _watch(self) -> None:
-        # An exchange that is down when the API starts must not stop it: wait for its markets here.
+        """Follow the trades of the symbols with active alerts; start again when that set changes."""
         while True:
+            self._symbols_changed.clear()
+            symbols = sorted(symbol for symbol, alerts in self._active.items() if alerts)
+            if not symbols:
+                await self._symbols_changed.wait()
+                continue
+            follower = asyncio.create_task(
+                follow_trades(self._feed, symbols, self.on_tick, who="alerts", retry_s=_RETRY_FEED_S)
+            )
+            changed = asyncio.create_task(self._symbols_changed.wait())
             try:
-                symbols = sorted(await self._feed.markets())
-                break
-            except Exception as exc:
-                log.warning("alerts: no markets yet (%s); retrying", exc)
-                await asyncio.sleep(_RETRY_FEED_S)
-        await follow_trades(self._feed, symbols, self.on_tick, who="alerts", retry_s=_RETRY_FEED_S)
+                await asyncio.wait({follower, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (follower, changed):
+                    task.cancel()
+                await asyncio.gather(follower, changed, return_exceptions=True)
+            if changed.cancelled():
+                return  # the follower ended first: a finite feed ran out
+
+    def _watch_symbol(self, symbol: str, uid: str, alert_id: str, alert: dict[str, Any]) -> None:
+        if not self._active[symbol]:
+            self._symbols_changed.set()  # a symbol to follow from now on
+        self._active[symbol][(uid, alert_id)] = alert
+
+    def _unwatch(self, symbol: str, uid: str, alert_id: str) -> dict[str, Any] | None:
+        alert = self._active[symbol].pop((uid, alert_id), None)
+        if alert is not None and not self._active[symbol]:
+            self._symbols_changed.set()  # its last alert is gone: stop following it
+        return alert
 
     # -- helpers -------------------------------------------------------------------------------------
 

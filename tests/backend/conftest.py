@@ -93,5 +93,5 @@ async def feed() -> ListFeed:
 @pytest.fixture
 async def backend(tmp_path: Path, feed: ListFeed) -> AsyncIterator[Running]:
     async with serve(make_settings(tmp_path), feed) as running:
-        await feed.until_consumers(2)  # the paper broker and the alert watcher
+        await feed.until_consumers(1)  # the paper broker (the alert watcher follows only alerted symbols)
         yield running

@@ -36,6 +36,7 @@ class ListFeed:
         self._consumers: list[asyncio.Queue[Tick]] = []
         self.consumer_ready = asyncio.Event()
         self._consumer_added = asyncio.Event()
+        self._following: dict[int, set[str]] = {}  # consumer → the symbols it asked for
 
     @property
     def mode(self) -> str:
@@ -58,6 +59,7 @@ class ListFeed:
     def ticks(self, symbols: list[str]) -> AsyncIterator[Tick]:
         queue: asyncio.Queue[Tick] = asyncio.Queue()
         self._consumers.append(queue)
+        self._following[id(queue)] = set(symbols)
         self.consumer_ready.set()
         self._consumer_added.set()
         return self._drain(queue, set(symbols))
@@ -73,11 +75,21 @@ class ListFeed:
                     queue.task_done()  # runs when the consumer asks for the next trade
         finally:
             self._consumers.remove(queue)
+            self._following.pop(id(queue), None)
+            self._consumer_added.set()  # (the event says "consumers changed")
 
     async def until_consumers(self, count: int) -> None:
         """Wait until `count` consumers listen (the paper broker and the alert watcher each are one)."""
         async with asyncio.timeout(5):
             while len(self._consumers) < count:
+                self._consumer_added.clear()
+                await self._consumer_added.wait()
+
+    async def until_followed(self, symbol: str, count: int = 2) -> None:
+        """Wait until exactly `count` consumers follow `symbol` (the paper broker follows every symbol;
+        the alert watcher, the ones with active alerts, subscribing again when that set changes)."""
+        async with asyncio.timeout(5):
+            while sum(symbol in s for s in self._following.values()) != count:
                 self._consumer_added.clear()
                 await self._consumer_added.wait()
 

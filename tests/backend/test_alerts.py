@@ -31,6 +31,7 @@ async def test_an_alert_fires_once_when_a_trade_reaches_its_price(backend: Runni
         assert (alert["condition"], alert["status"], alert["price"]) == ("above", "active", 51000)
         added = await next_change(ws)
         assert (added["collection"], added["kind"], added["doc"]["id"]) == ("alerts", "added", alert["id"])
+        await feed.until_followed("BTC/USDT")  # the watcher follows the symbol now it has an alert
 
         await feed.trade("BTC/USDT", 50_999.99)  # close is not there
         await feed.trade("ETH/USDT", 60_000)  # another symbol
@@ -42,6 +43,7 @@ async def test_an_alert_fires_once_when_a_trade_reaches_its_price(backend: Runni
         assert fired["doc"]["status"] == "triggered"
         assert fired["doc"]["triggerPrice"] == 51_000.5
         assert fired["doc"]["note"] == "take profit?"
+        await feed.until_followed("BTC/USDT", 1)  # its only alert fired: the watcher lets the symbol go
 
         await feed.trade("BTC/USDT", 52_000)  # it fired already: nothing more
         with pytest.raises(TimeoutError):
@@ -51,6 +53,7 @@ async def test_an_alert_fires_once_when_a_trade_reaches_its_price(backend: Runni
 async def test_a_level_below_the_price_fires_on_a_fall(backend: Running, feed: ListFeed) -> None:
     alert = (await backend.alert("alice", symbol="ETH/USDT", price="2900")).json()
     assert alert["condition"] == "below"
+    await feed.until_followed("ETH/USDT")
     await feed.trade("ETH/USDT", 2950)
     await feed.trade("ETH/USDT", 2900)
     [stored] = (await backend.get("alice", "/v1/alerts")).json()
@@ -99,6 +102,8 @@ async def test_bob_never_sees_touches_or_hears_of_alices_alerts(backend: Running
         mine = await backend.alert("bob", symbol="ETH/USDT", price="3100", clientAlertId=alert["id"])
         assert (mine.status_code, mine.json()["symbol"]) == (201, "ETH/USDT")
         assert (await next_change(bob_ws))["doc"]["symbol"] == "ETH/USDT"
+        await feed.until_followed("ETH/USDT")  # followed again, with Alice's BTC/USDT
+        await feed.until_followed("BTC/USDT")
         await feed.trade("BTC/USDT", 50_600)  # fires Alice's alert
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(bob_ws.recv(), 0.3)
@@ -115,6 +120,7 @@ async def test_a_deleted_alert_is_removed_everywhere_and_never_fires(backend: Ru
         assert r.status_code == 200
         removed = await next_change(ws)
         assert (removed["kind"], removed["id"]) == ("removed", alert["id"])
+        await feed.until_followed("BTC/USDT", 1)  # no alert left on it: only the paper broker follows it
         await feed.trade("BTC/USDT", 60_000)
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(ws.recv(), 0.3)
@@ -125,11 +131,11 @@ async def test_a_deleted_alert_is_removed_everywhere_and_never_fires(backend: Ru
 async def test_active_alerts_survive_a_restart_and_still_fire(tmp_path: Path) -> None:
     first = ListFeed({"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0})
     async with serve(make_settings(tmp_path), first) as running:
-        await first.until_consumers(2)
+        await first.until_consumers(1)
         await running.alert("alice", symbol="BTC/USDT", price="49000", clientAlertId="dip")
     second = ListFeed({"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0})
     async with serve(make_settings(tmp_path), second) as running:
-        await second.until_consumers(2)
+        await second.until_followed("BTC/USDT")  # the alert from the store is followed again
         await second.trade("BTC/USDT", 48_999)
         [alert] = (await running.get("alice", "/v1/alerts")).json()
         assert (alert["id"], alert["status"]) == ("dip", "triggered")

@@ -106,7 +106,7 @@ async def until(condition: Callable[[], object], timeout_s: float = 10.0) -> Non
 async def test_set_an_alert_and_hear_it_fire_through_the_backend(tmp_path: Path) -> None:
     feed = ListFeed({"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0})
     async with serve(make_settings(tmp_path), feed) as backend:
-        await feed.until_consumers(2)
+        await feed.until_consumers(1)
         conn = RecordingConnection()
         conn.pubsubhub = PubSubHub()
         flet_session = Session(conn)  # kept referenced: the page holds its session weakly
@@ -130,6 +130,7 @@ async def test_set_an_alert_and_hear_it_fire_through_the_backend(tmp_path: Path)
             assert state.notice and state.notice.message == "Alert set: BTC/USDT rises to 51,000.00"
             assert state.alert_draft.saved == 1 and state.alert_draft.client_alert_id is None
 
+            await feed.until_followed("BTC/USDT")  # the backend's watcher follows the alerted symbol
             await feed.trade("BTC/USDT", 51_002.5)
             await until(lambda: state.notice and state.notice.message.startswith("Alert: "))
             assert state.notice.message == "Alert: BTC/USDT rose to 51,000.00 (traded 51,002.50) · take profit"

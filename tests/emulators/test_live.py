@@ -193,7 +193,7 @@ async def test_a_price_alert_fires_through_firestore_and_survives_a_restart(
         serve(settings, second) as backend,
         listening(alice.uid, alice.id_token, firestore_host, emulators.project) as alices,
     ):
-        await second.until_consumers(2)
+        await second.until_followed("BTC/USDT")
         added = await alices.until(lambda c: c.collection == ALERTS and c.doc_id == "dip", 5.0)
         assert added.doc is not None and added.doc["status"] == "active" and added.doc["condition"] == "below"
         await second.trade("BTC/USDT", 48_990.0)
