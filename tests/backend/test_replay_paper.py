@@ -38,7 +38,8 @@ async def test_resting_limit_fills_when_the_replay_reaches_it(tmp_path: Path) ->
         symbol = "BTC/USDT"
         now_ms = int(time.time() * 1000)
         last = dec((await feed.ticker(symbol))["last"])
-        ahead = feed.trades_between(symbol, now_ms + 400, now_ms + 2_500)
+        # Trades big enough to fill the whole order: at a smaller one the order only fills in part.
+        ahead = [t for t in feed.trades_between(symbol, now_ms + 400, now_ms + 2_500) if t.amount >= 0.01]
         low, high = min(ahead, key=lambda t: t.price), max(ahead, key=lambda t: t.price)
         if dec(low.price) < last:
             side, price = "buy", dec(low.price)
