@@ -25,7 +25,8 @@ async def test_an_alert_fires_on_the_exchanges_prices(tmp_path: Path) -> None:
         settings = replace(make_settings(tmp_path), feed=f"loopback:127.0.0.1:{exchange.port}")
         async with serve(settings, None) as backend:  # the app opens the feed itself, as in production
             # The exchange replays a known recording in step with the clock: pick a level it will trade
-            # at within the next few seconds, above the price now.
+            # at within the next few seconds, above the price now (or below it, where the market only
+            # falls over those seconds).
             script = ReplayFeed(clock=exchange_clock)
             now_ms = int(exchange_clock() * 1000)
             choices = []
@@ -33,13 +34,16 @@ async def test_an_alert_fires_on_the_exchanges_prices(tmp_path: Path) -> None:
                 coming = [t.price for t in script.trades_between(symbol, now_ms + 1_500, now_ms + 6_000)]
                 last = (await script.ticker(symbol))["last"]
                 if coming and max(coming) > last:
-                    choices.append((symbol, max(coming)))
-            symbol, level = choices[0]
+                    choices.append((symbol, "above", max(coming)))
+                elif coming and min(coming) < last:
+                    choices.append((symbol, "below", min(coming)))
+            assert choices, "the replay is flat everywhere over the next seconds"
+            symbol, condition, level = choices[0]
             ws = await connect(backend.ws_url, additional_headers=auth("alice"))
             await until_synced(ws)
             r = await backend.alert("alice", symbol=symbol, price=str(level))
             assert r.status_code == 201, r.text
-            assert r.json()["condition"] == "above"
+            assert r.json()["condition"] == condition
             # Judged against the exchange's price, not the replay's at this moment.
             at_creation = r.json()["priceAtCreation"]
             assert abs(at_creation - (await script.ticker(symbol))["last"]) < abs(
@@ -49,4 +53,4 @@ async def test_an_alert_fires_on_the_exchanges_prices(tmp_path: Path) -> None:
                     fired = json.loads(raw).get("doc") or {}
                     if fired.get("status") == "triggered":
                         break
-            assert fired["triggerPrice"] >= level
+            assert fired["triggerPrice"] >= level if condition == "above" else fired["triggerPrice"] <= level
