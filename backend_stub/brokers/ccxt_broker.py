@@ -338,16 +338,13 @@ class CcxtBroker:
             self._spawn(self._follow_open_orders(self._sync_s), "live-order-follower")
 
     async def sync_open_orders(self) -> None:
-        """Bring every user's open orders up to date with the exchange (one pass of the follower); after
-        a fill, write the user's positions too."""
+        """Bring every user's open orders up to date with the exchange (one pass of the follower); a fill
+        found also updates the user's positions (`_refresh_open`)."""
         open_by_user: dict[str, list[dict[str, Any]]] = {}
         for uid, doc in await self._store.find(ORDERS, "status", "open"):
             open_by_user.setdefault(uid, []).append(doc)
         for uid, docs in sorted(open_by_user.items()):
-            before = {doc["id"]: doc.get("filled") for doc in docs}
-            after = await self._refresh_open(uid, docs)
-            if any(doc.get("filled") != before.get(doc["id"]) for doc in after):
-                await self.publish_positions(uid)
+            await self._refresh_open(uid, docs)
 
     async def publish_positions(self, uid: str) -> None:
         """Write the user's positions (as `fetch_positions` reads them) to the store, and remove the ones
@@ -372,6 +369,12 @@ class CcxtBroker:
                 await self.sync_open_orders()
             except Exception:
                 log.exception("following open orders on %s failed; trying again", self._exchange_id)
+
+    def _holding_moved(self, uid: str) -> None:
+        """A fill changed what the user holds: write their positions in the background (when the broker
+        follows the exchange at all: the API's broker does, a bare one in a test does not)."""
+        if self._sync_s:
+            self._spawn(self.publish_positions(uid), "live-positions")
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -424,8 +427,8 @@ class CcxtBroker:
             raise error from None
         doc = _merge_exchange_order(doc, placed, now)
         await self._store.transact(uid, [Put(ORDERS, order_id, doc)])
-        if doc.get("filled") and self._sync_s:  # filled at once (a market order): the holding moved
-            self._spawn(self.publish_positions(uid), "live-positions")
+        if doc.get("filled"):  # filled at once (a market order): the holding moved
+            self._holding_moved(uid)
         return doc
 
     async def cancel_order(self, uid: str, order_id: str) -> dict[str, Any]:
@@ -657,7 +660,7 @@ class CcxtBroker:
             open_now = await exchange.fetch_open_orders()
             by_id = {o["id"]: o for o in open_now}
             by_client_id = {o.get("clientOrderId"): o for o in open_now}
-            out, writes = [], []
+            out, writes, filled = [], [], False
             for doc in docs:
                 if doc.get("status") not in OPEN_STATUSES:
                     out.append(doc)
@@ -665,9 +668,12 @@ class CcxtBroker:
                 updated = await self._current(exchange, doc, by_id, by_client_id)
                 if updated != doc:
                     writes.append(Put(ORDERS, doc["id"], updated))
+                    filled = filled or updated.get("filled") != doc.get("filled")
                 out.append(updated)
             if writes:
                 await self._store.transact(uid, writes)
+            if filled:  # found by the follower or by a trader listing orders: positions follow either way
+                self._holding_moved(uid)
             return out
         except (BrokerError, ccxt_errors.BaseError) as exc:
             log.warning("could not refresh open orders from %s: %s", self._exchange_id, type(exc).__name__)
