@@ -72,6 +72,7 @@ class AlertsView:
         self._saved = 0
         self._choices: tuple[str, ...] | None = None
         self._rows: tuple[Any, ...] | None = None
+        self._built: dict[tuple[str, str], tuple[ft.Control, ft.Text]] = {}  # (id, status) → row, detail
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -115,37 +116,49 @@ class AlertsView:
         active, fired = state.sorted_alerts()
         self.count.value = f"{len(active)} active · {len(fired)} triggered" if state.alerts else ""
         self.empty.visible = not state.alerts
-        rows = tuple((a.get("id"), a.get("status"), a.get("price"), self._distance(a, state)) for a in active) + \
-            tuple((a.get("id"), a.get("status")) for a in fired)
-        if rows == self._rows:
-            return  # nothing visible changed: send no patch
-        self._rows = rows
+        # A row is built once per alert and state; as the price moves only its detail line is rewritten.
+        # Rebuilding rows on every tick replaced the delete button under the trader's finger (and the
+        # screen reader's focus), and a tap landing on the outgoing one was lost.
+        rows = {}
+        for alert in (*active, *fired):
+            key = (alert.get("id", ""), alert.get("status", ""))
+            row, detail = self._built.get(key) or self._row(alert, state)
+            detail.value = self._detail(alert, state)
+            rows[key] = (row, detail)
+        self._built = rows
+        order = tuple(rows)
+        if order == self._rows:
+            return  # the same rows in the same order: only changed details are sent
+        self._rows = order
         self.active.controls = ([ft.Text("Active", size=12, weight=ft.FontWeight.W_600)] if active else []) + [
-            self._row(a, state) for a in active]
+            rows[(a.get("id", ""), a.get("status", ""))][0] for a in active]
         self.fired.controls = ([ft.Text("Triggered", size=12, weight=ft.FontWeight.W_600)] if fired else []) + [
-            self._row(a, state) for a in fired]
+            rows[(a.get("id", ""), a.get("status", ""))][0] for a in fired]
 
     @staticmethod
     def _distance(alert: dict[str, Any], state: AppState) -> str:
         distance = state.alert_distance(alert)
         return "" if distance is None else f"{distance:.1%} away"
 
-    def _row(self, alert: dict[str, Any], state: AppState) -> ft.Control:
-        alert_id, symbol, price = alert.get("id", ""), alert.get("symbol", ""), alert.get("price")
-        market = state.markets.get(symbol)
-        places = price_decimals(market, price)
-        up = alert.get("condition") == "above"
-        triggered = alert.get("status") == "triggered"
-        if triggered:
-            verb = "rose to" if up else "fell to"
+    def _detail(self, alert: dict[str, Any], state: AppState) -> str:
+        """The row's second line: how far the price has to go, or when it fired and at what price."""
+        if alert.get("status") == "triggered":
+            places = price_decimals(state.markets.get(alert.get("symbol", "")), alert.get("price"))
             detail = f"at {fmt_time(alert.get('triggeredAt'))} · traded {fmt(alert.get('triggerPrice'), places)}"
         else:
-            verb = "rises to" if up else "falls to"
             detail = self._distance(alert, state) or "waiting for a price"
-        if alert.get("note"):
-            detail += f" · {alert['note']}"
+        return f"{detail} · {alert['note']}" if alert.get("note") else detail
+
+    def _row(self, alert: dict[str, Any], state: AppState) -> tuple[ft.Control, ft.Text]:
+        """The alert's row, and its detail line (updated in place)."""
+        alert_id, symbol, price = alert.get("id", ""), alert.get("symbol", ""), alert.get("price")
+        places = price_decimals(state.markets.get(symbol), price)
+        up = alert.get("condition") == "above"
+        triggered = alert.get("status") == "triggered"
+        verb = ("rose to" if up else "fell to") if triggered else ("rises to" if up else "falls to")
         title = f"{symbol} {verb} {fmt(price, places)}"
-        return ft.Semantics(
+        detail = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
+        row = ft.Semantics(
             identifier=f"alert-{alert_id}", container=True,
             label=f"Alert {title}, {'triggered' if triggered else 'active'}",
             content=ft.Row(
@@ -153,8 +166,7 @@ class AlertsView:
                     ft.Icon(ft.Icons.NOTIFICATIONS_ACTIVE if triggered else ft.Icons.NOTIFICATIONS_OUTLINED,
                             size=18, color=direction_colour(1 if up else -1) if triggered else None),
                     direction_icon(1 if up else -1),
-                    ft.Column([ft.Text(title, size=13, weight=ft.FontWeight.W_600),
-                               ft.Text(detail, size=11, color=ft.Colors.ON_SURFACE_VARIANT)],
+                    ft.Column([ft.Text(title, size=13, weight=ft.FontWeight.W_600), detail],
                               spacing=0, expand=True),
                     reachable(ft.IconButton(ft.Icons.DELETE_OUTLINE, tooltip="Delete",
                                             on_click=lambda _e: self._intents.delete_alert(alert_id)),
@@ -163,3 +175,4 @@ class AlertsView:
                 vertical_alignment=ft.CrossAxisAlignment.CENTER,
             ),
         )
+        return row, detail

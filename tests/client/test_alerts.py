@@ -141,3 +141,18 @@ async def test_set_an_alert_and_hear_it_fire_through_the_backend(tmp_path: Path)
         finally:
             await app.close()
     assert flet_session is not None
+
+
+def test_a_moving_price_rewrites_the_distance_but_keeps_the_row_and_its_delete_button() -> None:
+    state = make_state()
+    state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 5, 131.25, 0.1))
+    shell = Shell(Intents())
+    state.navigate("signals")
+    live(state, "added", ACTIVE, 1)
+    shell.render(state)
+    row = by_identifier(shell.root, "alert-a1")
+    assert "14.3% away · take profit" in texts(row)
+    state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 9, 140.0, 0.1))
+    shell.render(state)
+    assert by_identifier(shell.root, "alert-a1") is row  # the same control: a tap on it is not lost
+    assert "7.1% away · take profit" in texts(row)
