@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.api_core.bidi import _Throttle
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
@@ -46,7 +47,7 @@ from backend_stub.store.base import (
     Write,
     is_public,
 )
-from services.live.firestore import UPDATED_AT, VERSION, decode_doc, encode_doc, leave_reconnects_to_caller
+from services.live.firestore import UPDATED_AT, VERSION, decode_doc, encode_doc
 
 __all__ = ["FirestoreStore"]
 
@@ -372,7 +373,13 @@ class _LogTail:
                     self._loop.call_soon_threadsafe(self._deliver, generation, batch)
 
         watch = query.on_snapshot(on_snapshot)
-        leave_reconnects_to_caller(watch)  # the loop below re-subscribes from the last version delivered
+        # The library re-opens a failed stream at once, forever (a busy loop while Firestore is
+        # unreachable); one re-open a second keeps its resume-token recovery without the spin. (The app's
+        # listener turns the library's re-open off instead: `leave_reconnects_to_caller`. Doing the same
+        # here left this tail without changes for 15 s once in a loaded CI run, so the tail keeps the
+        # library's recovery, which has held in every run.)
+        if watch._rpc is not None:
+            watch._rpc._reopen_throttle = _Throttle(access_limit=1, time_window=dt.timedelta(seconds=1))
         self._watch = watch
 
     def _deliver(self, generation: int, batch: list[Change]) -> None:
