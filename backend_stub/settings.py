@@ -31,7 +31,7 @@ class Settings:
         None  # FIREBASE_AUTH_EMULATOR_HOST: firebase-admin then trusts unsigned tokens
     )
     state: StateMode = "sqlite"
-    feed: str = "replay"
+    feed: str = "synthetic"
     replay_speed: float = 1.0
     broker: BrokerMode = "paper"
     exchange: str = "binance"  # ccxt id, SKEET_BROKER=ccxt only
@@ -120,11 +120,14 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
 
 def _feed(env: dict[str, str]) -> str:
     """`SKEET_FEED`: a market source as `services.market.open_feed` reads it (checked here, opened later)."""
-    raw = (env.get("SKEET_FEED") or "replay").strip()
+    raw = (env.get("SKEET_FEED") or "synthetic").strip()
     kind, _, rest = raw.partition(":")
-    if kind == "replay" or (kind in ("ccxt", "loopback") and rest):
+    if kind in ("replay", "synthetic") or (kind in ("ccxt", "loopback") and rest):
+        if kind == "synthetic" and rest and not rest.lstrip("-").isdigit():
+            raise SettingsError(f"SKEET_FEED synthetic:SEED needs a whole-number seed; got {raw!r}")
         return raw
-    raise SettingsError(f"SKEET_FEED must be replay, replay:PATH, ccxt:EXCHANGE or loopback:HOST:PORT; got {raw!r}")
+    raise SettingsError("SKEET_FEED must be synthetic, synthetic:SEED, replay, replay:PATH, ccxt:EXCHANGE or "
+                        f"loopback:HOST:PORT; got {raw!r}")
 
 
 def _at_least_one(env: dict[str, str], name: str, default: int) -> int:

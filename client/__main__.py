@@ -29,13 +29,13 @@ def _has_display() -> bool:
 
 def build_feed(source: str, config: ClientConfig) -> tuple[Any, str]:
     """The market feed `source` names, and its label for the mode badge. Where ccxt cannot be
-    installed (phones), live sources fall back to the replay and the badge says why."""
+    installed (phones), live sources fall back to the synthetic market and the badge says why."""
     from services.market import open_feed
 
     try:
         feed = open_feed(source, speed=config.replay_speed)
     except ImportError:
-        feed = open_feed("replay", speed=config.replay_speed)
+        feed = open_feed("synthetic")
         return feed, f"{feed.mode} (live data needs ccxt, not installed here)"
     return feed, feed.mode
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8550, help="web server port (default 8550)")
     parser.add_argument("--backend-url", default=None, help="use this Skeet API instead of starting one")
     parser.add_argument("--market", default=None,
-                        help="replay (default), replay:PATH, ccxt:EXCHANGE, or loopback (starts a local "
+                        help="synthetic (default), synthetic:SEED, replay, replay:PATH, ccxt:EXCHANGE, or loopback (starts a local "
                              "Binance-compatible exchange: live mode, offline)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -155,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         print("skeet: set backend_url in flet.toml (or SKEET_BACKEND_URL) to the deployed Skeet API",
               file=sys.stderr)
         return 2
-    backend = None if backend_url else local_backend(replay_speed=config.replay_speed)
+    # The local backend fills paper orders on the app's market; a live or loopback market keeps the replay
+    # there (the loopback exchange replays the same recording).
+    backend_feed = market if market.startswith(("synthetic", "replay")) else "replay"
+    backend = None if backend_url else local_backend(replay_speed=config.replay_speed, feed=backend_feed)
     if backend:
         print("Starting the local Skeet backend (paper trading)…", flush=True)
         backend.start()

@@ -53,7 +53,7 @@ class SessionServices:
     preferences: PreferencesFile | None = None
     keys: ExchangeKeyStore | None = None
     exchange: str = "binance"
-    market_source: str = "replay"  # what `feed` was opened from (see services.market.open_feed)
+    market_source: str = "synthetic"  # what `feed` was opened from (see services.market.open_feed)
     saved: Preferences | None = None  # `preferences` as loaded when the services were built
 
 

@@ -23,7 +23,7 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
-    market: str = "replay"
+    market: str = "synthetic"
     exchange: str = "binance"
     replay_speed: float = 1.0
     watchlist: tuple[str, ...] = DEFAULT_WATCHLIST
@@ -56,8 +56,9 @@ class ClientConfig:
         return config
 
     def validate(self) -> None:
-        if self.market.partition(":")[0] not in ("replay", "ccxt", "loopback"):
-            raise ConfigError(f"market must be 'replay', 'replay:PATH', 'ccxt' or 'loopback', not {self.market!r}")
+        if self.market.partition(":")[0] not in ("synthetic", "replay", "ccxt", "loopback"):
+            raise ConfigError("market must be 'synthetic', 'synthetic:SEED', 'replay', 'replay:PATH', 'ccxt' or "
+                              f"'loopback', not {self.market!r}")
         if not (0 < float(self.replay_speed) <= 1000):
             raise ConfigError("replay_speed must be in (0, 1000]")
         if not self.watchlist or not all(isinstance(s, str) and "/" in s for s in self.watchlist):

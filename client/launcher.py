@@ -83,11 +83,13 @@ class LocalService:
         self._process = None
 
 
-def local_backend(*, replay_speed: float = 1.0, port: int | None = None) -> LocalService:
-    """The Skeet API (`python -m backend_stub`): paper trading and the embedded state store."""
+def local_backend(*, replay_speed: float = 1.0, port: int | None = None, feed: str = "synthetic") -> LocalService:
+    """The Skeet API (`python -m backend_stub`): paper trading and the embedded state store, its paper
+    fills on `feed` (the app's market, so both see the same trade at the same moment)."""
     port = port or free_port()
     return LocalService("backend_stub", name="local backend", health_path="/healthz", port=port,
-                        env={"PORT": str(port), "HOST": "127.0.0.1", "SKEET_REPLAY_SPEED": str(replay_speed)})
+                        env={"PORT": str(port), "HOST": "127.0.0.1", "SKEET_REPLAY_SPEED": str(replay_speed),
+                             "SKEET_FEED": feed})
 
 
 def loopback_exchange(*, port: int | None = None, log_path: Path | None = None) -> LocalService:

@@ -91,7 +91,7 @@ class AppState:
     chart_bars: int = 0  # the range selector; 0: the default for the screen width
     alerts_enabled: bool = False  # pop up a notice when a rule fires for a watched symbol
     live_trading: bool = False  # the backend routes orders to a real exchange: confirm each one
-    market_source: str = "replay"
+    market_source: str = "synthetic"
     exchanges: list[str] = field(default_factory=list)  # what a live feed can use (empty: no ccxt here)
     symbol_query: str = ""
     secure_store: str = "unknown"  # what the OS keyring offers: "available" | "none" | "unknown"

@@ -23,7 +23,7 @@ class SettingsView:
                                    width=260, on_change=lambda e: intents.search_symbol(e.control.value or ""),
                                    on_submit=lambda _e: self._add_first())
         self.matches = ft.Row(wrap=True, spacing=4)
-        self.market = ft.Dropdown(label="Market data", width=300, dense=True, value="replay", options=[],
+        self.market = ft.Dropdown(label="Market data", width=300, dense=True, value="synthetic", options=[],
                                   tooltip="Where prices come from")
         self.apply_market = ft.OutlinedButton("Use this source", icon=ft.Icons.SYNC,
                                               on_click=lambda _e: self._pick_market())
@@ -73,8 +73,8 @@ class SettingsView:
         self._intents.add_symbol(matches[0] if matches else (self.search.value or "").strip().upper())
 
     def _pick_market(self) -> None:
-        choice = self.market.value or "replay"
-        self._intents.set_market(choice if choice == "replay" else f"ccxt:{choice}")
+        choice = self.market.value or "synthetic"
+        self._intents.set_market(choice if choice in ("synthetic", "replay") else f"ccxt:{choice}")
 
     def _save_keys(self) -> None:
         self._intents.save_api_key(self._exchange, (self.key.value or "").strip(), (self.secret.value or "").strip())
@@ -97,12 +97,14 @@ class SettingsView:
         self.key.disabled = self.secret.disabled = self.save_key.disabled = not can_store
         if self._exchanges_shown != len(state.exchanges):  # ~100 options: built once
             self._exchanges_shown = len(state.exchanges)
-            self.market.options = [ft.DropdownOption(key="replay", text="Replay (recorded, offline)"),
+            self.market.options = [ft.DropdownOption(key="synthetic", text="Simulated market (offline)"),
+                                   ft.DropdownOption(key="replay", text="Replay (recorded, offline)"),
                                    *(ft.DropdownOption(key=x, text=x) for x in state.exchanges)]
         source = state.market_source
         if self._market_written != source:  # written only on change: see OrderTicketView._write
             self._market_written = source
-            self.market.value = source.removeprefix("ccxt:") if source.startswith(("ccxt:", "replay")) else None
+            self.market.value = (source.removeprefix("ccxt:") if source.startswith(("ccxt:", "replay")) else
+                                 "synthetic" if source.startswith("synthetic") else None)
         self.market_note.value = (f"Now: {state.modes.get('market', '')}" if state.exchanges else
                                   "Live exchanges need ccxt, which this device cannot install: replay only.")
         self.apply_market.disabled = not state.exchanges

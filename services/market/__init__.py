@@ -1,4 +1,4 @@
-"""Market data: the `MarketFeed` protocol and its sources (ccxt exchanges, recorded replays).
+"""Market data: the `MarketFeed` protocol and its sources (the synthetic market, ccxt exchanges, recorded replays).
 
 This package is the only client-side code that imports ccxt.
 """
@@ -8,6 +8,7 @@ from services.market.quotes import BookTop
 from services.market.replay import ReplayFeed, default_recording
 from services.market.sources import exchange_ids, open_feed
 from services.market.streaming import StreamingFeed
+from services.market.synthetic_feed import SyntheticFeed
 from services.market.types import (
     TIMEFRAME_MS,
     Candle,
@@ -31,6 +32,7 @@ __all__ = [
     "FeedStatus",
     "ReplayFeed",
     "StreamingFeed",
+    "SyntheticFeed",
     "default_recording",
     "exchange_ids",
     "open_feed",

@@ -1,7 +1,8 @@
 """Choosing a market feed from one setting, e.g. an environment variable or the settings screen.
 
-replay                       the shipped simulated recording (the offline default)
-replay:PATH                  another recording
+synthetic                    the synthetic market, seed 7 (the offline default; `synthetic:SEED` for another)
+replay                       the shipped simulated recording
+replay:PATH                  another recording (skeet-replay/1)
 ccxt:EXCHANGE                live public data from a ccxt exchange (binance, kraken, ...)
 loopback:HOST:PORT           live mode offline: ccxt's binance client against the loopback exchange
 """
@@ -15,9 +16,18 @@ from services.market.streaming import StreamingFeed
 from services.market.types import MarketDataError
 
 
-def open_feed(spec: str = "replay", *, speed: float = 1.0) -> StreamingFeed:
-    """The feed `spec` names (see the module doc); the caller owns it (`async with` or `aclose`)."""
+def open_feed(spec: str = "synthetic", *, speed: float = 1.0) -> StreamingFeed:
+    """The feed `spec` names (see the module doc); the caller owns it (`async with` or `aclose`).
+
+    `speed` paces a replay; the synthetic market always runs on the wall clock (it has no recording to speed up).
+    """
     kind, _, rest = spec.strip().partition(":")
+    if kind == "synthetic":
+        from services.market.synthetic_feed import SyntheticFeed
+
+        if rest and not rest.strip().lstrip("-").isdigit():
+            raise MarketDataError(f"Market source {spec!r}: expected synthetic or synthetic:SEED (a whole number).")
+        return SyntheticFeed(int(rest) if rest else 7)
     if kind == "replay":
         return ReplayFeed(Path(rest) if rest else None, speed=speed)
     if kind == "ccxt" and rest:
@@ -34,7 +44,8 @@ def open_feed(spec: str = "replay", *, speed: float = 1.0) -> StreamingFeed:
         config = binance_config(host or "127.0.0.1", int(port))
         return CcxtFeed("binance", config=config, label="Live · binance (loopback, replayed data)")
     raise MarketDataError(
-        f"Unknown market source {spec!r}: use replay, replay:PATH, ccxt:EXCHANGE or loopback:HOST:PORT."
+        f"Unknown market source {spec!r}: use synthetic, synthetic:SEED, replay, replay:PATH, ccxt:EXCHANGE "
+        "or loopback:HOST:PORT."
     )
 
 

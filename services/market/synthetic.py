@@ -65,12 +65,12 @@ _MIN_LOTS = 4  # a minute trades at least open, high, low, close
 OHLCV = np.ndarray  # (n, 6) float64: timestamp_ms, open, high, low, close, volume
 
 
-def _key(seed: int, *parts: object) -> int:
+def stream_key(seed: int, *parts: object) -> int:
     text = ":".join(["skeet-synthetic/1", str(seed), *map(str, parts)])
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-def _rng(key: int, counter: int) -> np.random.Generator:
+def keyed_rng(key: int, counter: int) -> np.random.Generator:
     return np.random.Generator(np.random.Philox(key=[key, counter & 0xFFFF_FFFF_FFFF_FFFF]))
 
 
@@ -125,7 +125,7 @@ class _Days:
 @lru_cache(maxsize=8)
 def _market_days(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The market factor per day: log-vol, t return innovation, jump minute (-1: none), jump size (unit)."""
-    g = _rng(_key(seed, "market", "days"), 0)
+    g = keyed_rng(stream_key(seed, "market", "days"), 0)
     lv = sum((_ar1(g.standard_normal(HORIZON_DAYS), hl, sd) for hl, sd in _DAY_VOL), np.zeros(HORIZON_DAYS))
     z = g.standard_t(_T_DF, HORIZON_DAYS) * _T_SCALE
     has_jump = g.random(HORIZON_DAYS) < _MARKET_JUMP_P
@@ -138,7 +138,7 @@ def _market_days(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 def _symbol_days(seed: int, symbol: str) -> _Days:
     spec = _spec(symbol)
     m_lv, m_z, m_minute, m_jump = _market_days(seed)
-    g = _rng(_key(seed, symbol, "days"), 0)
+    g = keyed_rng(stream_key(seed, symbol, "days"), 0)
     hl, sd = _IDIO_DAY_VOL
     lv = m_lv + _ar1(g.standard_normal(HORIZON_DAYS), hl, sd)
     var_lv = sum(s * s for _, s in _DAY_VOL) + sd * sd
@@ -189,9 +189,9 @@ class SyntheticMarket:
 
     def __init__(self, seed: int = DEFAULT_SEED, *, cache_days: int = 32) -> None:
         self.seed = int(seed)
-        self._km = _key(self.seed, "market", "minutes")
-        self._ks = {s.symbol: _key(self.seed, s.symbol, "minutes") for s in SYMBOLS}
-        self._kt = {s.symbol: _key(self.seed, s.symbol, "trades") for s in SYMBOLS}
+        self._km = stream_key(self.seed, "market", "minutes")
+        self._ks = {s.symbol: stream_key(self.seed, s.symbol, "minutes") for s in SYMBOLS}
+        self._kt = {s.symbol: stream_key(self.seed, s.symbol, "trades") for s in SYMBOLS}
         self._days: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._cache_days = cache_days
         self._trades: OrderedDict[tuple[str, int], tuple[np.ndarray, ...]] = OrderedDict()
@@ -214,7 +214,7 @@ class SyntheticMarket:
         Only whole bars: a bar is computed from all of its minutes, also when it ends after `until_ms`
         (a caller wanting the forming bar at "now" aggregates trades itself, as `SyntheticFeed` does).
         """
-        frame = _frame(timeframe)
+        frame = timeframe_ms(timeframe)
         _spec(symbol)
         first = max(-(-int(since_ms) // frame) * frame, -(-ORIGIN_MS // frame) * frame)
         if until_ms <= first:
@@ -266,7 +266,7 @@ class SyntheticMarket:
         s_unif = np.empty((n, 2, MINUTES_PER_DAY))
         ks = self._ks[symbol]
         for i, d in enumerate(range(d0, d1)):  # one generator per day and key: random access by day
-            gm, gs = _rng(self._km, d), _rng(ks, d)
+            gm, gs = keyed_rng(self._km, d), keyed_rng(ks, d)
             gm.standard_normal(out=m_norm[i])
             m_t[i] = gm.standard_t(_T_DF, MINUTES_PER_DAY)
             gs.standard_normal(out=s_norm[i])
@@ -332,7 +332,7 @@ class SyntheticMarket:
         o, h, lo, c, v = (float(x) for x in bar[1:])
         step, tick = spec.amount_step, spec.price_tick
         lots = int(round(v / step))
-        g = _rng(self._kt[symbol], minute)
+        g = keyed_rng(self._kt[symbol], minute)
         base_lots = spec.trades_per_s * 60 * spec.median_notional / spec.price / step
         lam = spec.trades_per_s * 60 * (lots / base_lots) ** 0.8
         n = int(min(lots, MAX_TRADES_PER_MINUTE, max(4, g.poisson(min(lam, MAX_TRADES_PER_MINUTE)))))
@@ -395,7 +395,7 @@ def aggregate(minutes: OHLCV, per: int) -> OHLCV:
     return out
 
 
-def _frame(timeframe: str) -> int:
+def timeframe_ms(timeframe: str) -> int:
     frame = TIMEFRAME_MS.get(timeframe)
     if frame is None:
         raise MarketDataError(f"Timeframe {timeframe!r} is not supported; use one of {', '.join(TIMEFRAME_MS)}.")

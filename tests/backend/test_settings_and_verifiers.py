@@ -26,7 +26,7 @@ def test_from_env_defaults_and_overrides(tmp_path: Path) -> None:
         8080,
         "local",
         "sqlite",
-        "replay",
+        "synthetic",
         "paper",
     )
     assert s.data_dir == tmp_path and s.replay_speed == 1.0 and s.starting_balance == Decimal(100000)
@@ -71,8 +71,9 @@ def test_from_env_defaults_and_overrides(tmp_path: Path) -> None:
         ({"SKEET_REPLAY_SPEED": "-1"}, "SKEET_REPLAY_SPEED must be a finite number >= 0"),
         ({"SKEET_PAPER_SLIPPAGE": "NaN"}, "SKEET_PAPER_SLIPPAGE must be a finite number"),
         ({"SKEET_CHANGE_LOG_KEEP": "0"}, "SKEET_CHANGE_LOG_KEEP must be at least 1"),
-        ({"SKEET_FEED": "kraken"}, "SKEET_FEED must be replay, replay:PATH, ccxt:EXCHANGE or loopback"),
-        ({"SKEET_FEED": "ccxt:"}, "SKEET_FEED must be replay"),
+        ({"SKEET_FEED": "kraken"}, "SKEET_FEED must be synthetic, synthetic:SEED, replay, replay:PATH, ccxt:EXCHANGE or loopback"),
+        ({"SKEET_FEED": "ccxt:"}, "SKEET_FEED must be synthetic"),
+        ({"SKEET_FEED": "synthetic:lucky"}, "SKEET_FEED synthetic:SEED needs a whole-number seed"),
         ({"SKEET_CHANGE_LOG_DAYS": "a week"}, "SKEET_CHANGE_LOG_DAYS must be an integer"),
     ],
 )

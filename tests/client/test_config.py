@@ -11,7 +11,7 @@ from client.config import DEFAULT_CONFIG_PATH, ClientConfig, ConfigError
 
 def test_shipped_defaults_are_the_embedded_default() -> None:
     config = ClientConfig.load(DEFAULT_CONFIG_PATH, env={})
-    assert (config.market, config.backend_url, config.auth, config.state) == ("replay", "", "local", "local")
+    assert (config.market, config.backend_url, config.auth, config.state) == ("synthetic", "", "local", "local")
     assert len(config.watchlist) >= 5
 
 

@@ -18,6 +18,7 @@ def session(tmp_path) -> SkeetSession:  # type: ignore[no-untyped-def]
     identity = LocalIdentity("switcher", key=b"k")
     services = SessionServices(
         feed=ReplayFeed(), engine=SignalEngine(), modes={"market": "Replay · simulated"}, backend_url="",
+        market_source="replay",
         api=SkeetApi(base_url="http://127.0.0.1:9", token=identity.token),
         live=StreamLive(base_url="http://127.0.0.1:9", token=identity.token),
     )

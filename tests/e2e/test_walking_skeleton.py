@@ -19,7 +19,7 @@ SIZES = {"phone": (390, 844), "tablet": (820, 1180), "desktop": (1440, 900)}
 def test_place_market_order_and_see_it_filled(browser, web_app) -> None:  # type: ignore[no-untyped-def]
     page = open_app(browser, web_app, *SIZES["desktop"])
     badge = page.locator('[flt-semantics-identifier="mode-badge"]')
-    for mode in ("Replay", "Paper trading", "Local state", "Local user"):
+    for mode in ("Simulated market", "Paper trading", "Local state", "Local user"):
         expect(badge).to_contain_text(mode)
 
     # Prices move: the selected symbol's quote changes within a few seconds.

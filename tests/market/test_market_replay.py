@@ -266,9 +266,13 @@ async def test_latest_value_streams_follow_the_replay(small_recording):
 def test_open_feed_names_every_source(small_recording):
     from services.market import open_feed
 
-    assert open_feed().mode == "Replay · simulated"
+    assert open_feed().mode == "Simulated market"  # the default: the synthetic market
+    assert open_feed("replay").mode == "Replay · simulated"
+    assert open_feed("synthetic:42").mode == "Simulated market · seed 42"
     assert open_feed(f"replay:{small_recording}", speed=4).mode == "Replay · simulated · 4×"
     with pytest.raises(MarketDataError, match="Unknown market source"):
         open_feed("carrier-pigeon")
     with pytest.raises(MarketDataError, match="loopback:HOST:PORT"):
         open_feed("loopback:localhost")
+    with pytest.raises(MarketDataError, match="synthetic:SEED"):
+        open_feed("synthetic:lucky")
