@@ -168,15 +168,20 @@ def run(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         return run(sys.argv[1:] if argv is None else argv)
-    except UsageError as exc:
-        print(f"candles: {exc}", file=sys.stderr)
-        return 2
-    except (UnknownSymbol, ValueError) as exc:
-        print(f"candles: {exc}", file=sys.stderr)
-        return 2
-    except (FeedUnavailable, MarketDataError, OSError) as exc:
-        print(f"candles: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2 if isinstance(exc, MarketDataError) and not isinstance(exc, FeedUnavailable) else 1
+    except (UsageError, UnknownSymbol, ValueError) as exc:
+        return _fail(exc, 2)
+    except FeedUnavailable as exc:  # the source failed, not the request: worth retrying later
+        return _fail(exc, 1)
+    except MarketDataError as exc:  # a source that cannot serve this request (unreadable file, no exchange)
+        return _fail(exc, 2)
+    except (OSError, ImportError) as exc:
+        return _fail(exc, 1)
+
+
+def _fail(exc: BaseException, code: int) -> int:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"candles: {message}", file=sys.stderr)  # one line, whatever the message held
+    return code
 
 
 if __name__ == "__main__":

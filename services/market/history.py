@@ -356,7 +356,8 @@ class CcxtSource:
     and retries with backoff on transient failures (network, 429)."""
 
     def __init__(self, exchange_id: str, *, config: dict[str, Any] | None = None, page_limit: int = 1000,
-                 retries: int = 5, backoff_s: float = 0.5, label: str | None = None) -> None:
+                 retries: int = 5, backoff_s: float = 0.5, label: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         import ccxt.async_support as ccxt_async
 
         if exchange_id not in ccxt_async.exchanges:
@@ -367,6 +368,7 @@ class CcxtSource:
         self.retries = retries
         self.backoff_s = backoff_s
         self._label = label or f"ccxt-{exchange_id}"
+        self._clock = clock
         self.calls = 0
 
     @property
@@ -399,6 +401,8 @@ class CcxtSource:
     async def pages(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> AsyncIterator[OHLCV]:
         frame = timeframe_ms(timeframe)
         since = -(-int(since_ms) // frame) * frame
+        # An exchange's last bar may still be forming: only closed bars are cached as history.
+        until_ms = min(int(until_ms), int(self._clock() * 1000) // frame * frame - frame + 1)
         while since < until_ms:
             rows = await self._call(self.exchange.fetch_ohlcv, symbol, timeframe, since=since, limit=self.page_limit)
             bars = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
@@ -422,7 +426,7 @@ def parse_instant(text: str) -> int:
     """Epoch ms of an ISO date or date-time; UTC when it names no zone. `ValueError` with a plain message."""
     text = text.strip()
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text.upper())  # RFC 3339 allows "t" and "z" too
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO date or date-time (e.g. 2025-03-01 or 2025-03-01T12:00Z)") from None
     if moment.tzinfo is None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -195,6 +196,7 @@ class SyntheticMarket:
         self._days: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._cache_days = cache_days
         self._trades: OrderedDict[tuple[str, int], tuple[np.ndarray, ...]] = OrderedDict()
+        self._lock = threading.Lock()  # the caches only: a feed may compute in a worker thread
 
     # -- reference data ----------------------------------------------------------------------------
     @property
@@ -244,14 +246,16 @@ class SyntheticMarket:
 
     def _day(self, symbol: str, day: int) -> np.ndarray:
         key = (symbol, day)
-        cached = self._days.get(key)
-        if cached is None:
-            cached = self._compute_days(symbol, day, day + 1)[0]
+        with self._lock:
+            cached = self._days.get(key)
+            if cached is not None:
+                self._days.move_to_end(key)
+                return cached
+        cached = self._compute_days(symbol, day, day + 1)[0]
+        with self._lock:
             self._days[key] = cached
-            if len(self._days) > self._cache_days:
+            while len(self._days) > self._cache_days:
                 self._days.popitem(last=False)
-        else:
-            self._days.move_to_end(key)
         return cached
 
     def _compute_days(self, symbol: str, d0: int, d1: int) -> np.ndarray:
@@ -323,10 +327,11 @@ class SyntheticMarket:
     def minute_trades(self, symbol: str, minute: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(timestamp_ms int64, price, amount, is_buy) of minute `minute`'s trades, agreeing with its candle."""
         key = (symbol, minute)
-        cached = self._trades.get(key)
-        if cached is not None:
-            self._trades.move_to_end(key)
-            return cached  # type: ignore[return-value]
+        with self._lock:
+            cached = self._trades.get(key)
+            if cached is not None:
+                self._trades.move_to_end(key)
+                return cached  # type: ignore[return-value]
         spec = _spec(symbol)
         bar = self.minute_candles(symbol, minute, minute + 1)[0]
         o, h, lo, c, v = (float(x) for x in bar[1:])
@@ -359,9 +364,10 @@ class SyntheticMarket:
         coin = g.random(n) < 0.5
         is_buy = np.where(moves > 0, True, np.where(moves < 0, False, coin))
         result = (ts, price, amount, is_buy)
-        self._trades[key] = result
-        if len(self._trades) > 256:
-            self._trades.popitem(last=False)
+        with self._lock:
+            self._trades[key] = result
+            while len(self._trades) > 256:
+                self._trades.popitem(last=False)
         return result
 
     def numbered_trades(self, symbol: str, since_ms: int, until_ms: int) -> list[tuple[int, Tick]]:

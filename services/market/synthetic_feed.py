@@ -79,7 +79,11 @@ class SyntheticFeed:
     async def candles(
         self, symbol: str, timeframe: str = "1m", *, since_ms: int | None = None, limit: int = 200
     ) -> list[Candle]:
-        return self.candles_at(symbol, timeframe, since_ms=since_ms, limit=limit)
+        """Like `candles_at`; a long span (200 daily bars are 288,000 minutes) is computed in a worker thread
+        so the event loop never waits on it."""
+        if timeframe_ms(timeframe) * max(limit, 0) <= 2 * 86_400_000:
+            return self.candles_at(symbol, timeframe, since_ms=since_ms, limit=limit)
+        return await asyncio.to_thread(self.candles_at, symbol, timeframe, since_ms=since_ms, limit=limit)
 
     def ticks(self, symbols: list[str]) -> AsyncIterator[Tick]:
         """Trades of `symbols` as the clock passes them, merged in time order, until closed."""
