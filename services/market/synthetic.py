@@ -4,8 +4,9 @@ Nothing is stored and nothing is replayed from an origin: any range from `ORIGIN
 computed at once, vectorised with numpy, and is the same in every process (the app, the backend's paper
 broker, its alert watcher), so they agree on every price without talking. It never loops.
 
-How a price is made (randomness is counter-based: a Philox generator keyed by (seed, name, day) or
-(seed, symbol, minute), so a day or a minute is drawn without drawing what came before it):
+How a price is made (randomness is counter-based: Philox's raw words keyed by (seed, name, day) or
+(seed, symbol, minute), so a day or a minute is drawn without drawing what came before it; uniforms, normals
+and Student-t are made here from those words, see `raw_bits`):
 - **Days.** One cheap cumulative process per symbol from the origin (≈1,000 days now, cached): a multi-scale
   log-volatility (AR(1) components with half-lives of 4, 25 and 150 days, mostly shared by the whole market),
   Student-t daily returns loaded on a market factor with the symbol's beta (ETH, SOL, … correlate with BTC),
@@ -50,7 +51,7 @@ TRADE_IDS_PER_MINUTE = 10_000  # trade id = minute index since the epoch × this
 MAX_TRADES_PER_MINUTE = 2_000
 DEFAULT_SEED = 7
 
-_T_DF = 5.0  # Student-t degrees of freedom of the innovations (fat tails; variance df / (df - 2))
+_T_DF = 6.0  # Student-t degrees of freedom of the innovations (fat tails; variance df / (df - 2))
 _T_SCALE = math.sqrt((_T_DF - 2) / _T_DF)
 _DAY_VOL = ((4.0, 0.22), (25.0, 0.22), (150.0, 0.18))  # market log-vol components: (half-life days, sd)
 _IDIO_DAY_VOL = (10.0, 0.15)
@@ -71,8 +72,59 @@ def stream_key(seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-def keyed_rng(key: int, counter: int) -> np.random.Generator:
-    return np.random.Generator(np.random.Philox(key=[key, counter & 0xFFFF_FFFF_FFFF_FFFF]))
+_MASK = 0xFFFF_FFFF_FFFF_FFFF
+_U53 = 2.0**-53
+_SQRT12 = math.sqrt(12.0)
+
+
+def raw_bits(key: int, counter: int, n: int) -> np.ndarray:
+    """`n` raw 64-bit words of Philox4x64-10 keyed by (key, counter).
+
+    Only the bit generator's raw stream is used, never numpy's distribution methods: NEP 19 keeps bit
+    generator streams stable across numpy versions but not `Generator` methods, and a phone (Flet's numpy
+    2.1 wheel) must compute the same market as a server on a newer numpy.
+    """
+    return np.random.Philox(key=[key & _MASK, counter & _MASK]).random_raw(n)
+
+
+def to_uniform(raw: np.ndarray) -> np.ndarray:
+    """Uniforms in the open interval (0, 1) from raw words (53 bits each)."""
+    return ((raw >> np.uint64(11)).astype(np.float64) + 0.5) * _U53
+
+
+def to_uniform32(raw: np.ndarray) -> np.ndarray:
+    """Two uniforms in (0, 1) from each raw word (32 bits each: plenty for volatility, volume, extremes)."""
+    halves = np.concatenate([raw & np.uint64(0xFFFF_FFFF), raw >> np.uint64(32)], axis=-1)
+    return (halves.astype(np.float64) + 0.5) * 2.0**-32
+
+
+def to_normal(u: np.ndarray) -> np.ndarray:
+    """Standard normals from an even number of uniforms along the last axis (Box–Muller, both halves)."""
+    a, b = u[..., 0::2], u[..., 1::2]
+    r = np.sqrt(-2.0 * np.log(a))
+    return np.concatenate([r * np.cos(2 * np.pi * b), r * np.sin(2 * np.pi * b)], axis=-1)
+
+
+def to_student_t(z: np.ndarray, u3: np.ndarray) -> np.ndarray:
+    """Student-t with 6 degrees of freedom, scaled to unit variance: z / sqrt(χ²₆ / 6), χ²₆ = -2 ln(u1 u2 u3)."""
+    chi2 = -2.0 * np.log(u3[..., 0::3] * u3[..., 1::3] * u3[..., 2::3])
+    return z / np.sqrt(chi2 / _T_DF) * _T_SCALE
+
+
+class Draws:
+    """Sequential draws from the raw stream of one (key, counter): uniforms, normals, t, in a fixed order."""
+
+    def __init__(self, key: int, counter: int) -> None:
+        self._bits = np.random.Philox(key=[key & _MASK, counter & _MASK])
+
+    def uniform(self, n: int) -> np.ndarray:
+        return to_uniform(self._bits.random_raw(n))
+
+    def normal(self, n: int) -> np.ndarray:
+        return to_normal(self.uniform(2 * -(-n // 2)))[:n]
+
+    def student_t(self, n: int) -> np.ndarray:
+        return to_student_t(self.normal(n), self.uniform(3 * n))
 
 
 def _ar1(innov: np.ndarray, half_life: float, sd: float) -> np.ndarray:
@@ -126,38 +178,43 @@ class _Days:
 @lru_cache(maxsize=8)
 def _market_days(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The market factor per day: log-vol, t return innovation, jump minute (-1: none), jump size (unit)."""
-    g = keyed_rng(stream_key(seed, "market", "days"), 0)
-    lv = sum((_ar1(g.standard_normal(HORIZON_DAYS), hl, sd) for hl, sd in _DAY_VOL), np.zeros(HORIZON_DAYS))
-    z = g.standard_t(_T_DF, HORIZON_DAYS) * _T_SCALE
-    has_jump = g.random(HORIZON_DAYS) < _MARKET_JUMP_P
-    minute = g.integers(0, MINUTES_PER_DAY, HORIZON_DAYS)
-    size = g.choice([-1.0, 1.0], HORIZON_DAYS) * g.uniform(0.8, 1.6, HORIZON_DAYS)
-    return lv, z, np.where(has_jump, minute, -1), np.where(has_jump, size, 0.0)
+    g = Draws(stream_key(seed, "market", "days"), 0)
+    lv = sum((_ar1(g.normal(HORIZON_DAYS), hl, sd) for hl, sd in _DAY_VOL), np.zeros(HORIZON_DAYS))
+    z = g.student_t(HORIZON_DAYS)
+    minute, size = _jumps(g, _MARKET_JUMP_P)
+    return lv, z, minute, size
+
+
+def _jumps(g: Draws, p: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per day: the minute of a jump (-1: none, probability 1 - p) and its size, ±0.8–1.6 (unit)."""
+    has = g.uniform(HORIZON_DAYS) < p
+    minute = np.floor(g.uniform(HORIZON_DAYS) * MINUTES_PER_DAY).astype(np.int64)
+    u = g.uniform(HORIZON_DAYS)
+    size = np.where(u < 0.5, -1.0, 1.0) * (0.8 + 0.8 * g.uniform(HORIZON_DAYS))
+    return np.where(has, minute, -1), np.where(has, size, 0.0)
 
 
 @lru_cache(maxsize=64)
 def _symbol_days(seed: int, symbol: str) -> _Days:
     spec = _spec(symbol)
     m_lv, m_z, m_minute, m_jump = _market_days(seed)
-    g = keyed_rng(stream_key(seed, symbol, "days"), 0)
+    g = Draws(stream_key(seed, symbol, "days"), 0)
     hl, sd = _IDIO_DAY_VOL
-    lv = m_lv + _ar1(g.standard_normal(HORIZON_DAYS), hl, sd)
+    lv = m_lv + _ar1(g.normal(HORIZON_DAYS), hl, sd)
     var_lv = sum(s * s for _, s in _DAY_VOL) + sd * sd
     base = spec.annual_vol / math.sqrt(365.0)
     weekday = (ORIGIN_MS // DAY_MS + np.arange(HORIZON_DAYS) + 3) % 7  # 1970-01-01 was a Thursday
     sigma = base * np.exp(lv - var_lv) * _WEEKDAY_VOL[weekday]  # E[exp(2 lv)] = exp(2 var): E[σ²] ≈ base²
     idio = math.sqrt(max(0.0, 1.0 - spec.beta**2))
-    z = spec.beta * m_z + idio * g.standard_t(_T_DF, HORIZON_DAYS) * _T_SCALE
-    own = g.random(HORIZON_DAYS) < _IDIO_JUMP_P
-    own_minute = g.integers(0, MINUTES_PER_DAY, HORIZON_DAYS)
-    own_size = g.choice([-1.0, 1.0], HORIZON_DAYS) * g.uniform(0.8, 1.6, HORIZON_DAYS)
+    z = spec.beta * m_z + idio * g.student_t(HORIZON_DAYS)
+    own_minute, own_size = _jumps(g, _IDIO_JUMP_P)
     # One jump a day at most: the market's (scaled by beta) wins over the symbol's own.
-    jump_minute = np.where(m_minute >= 0, m_minute, np.where(own, own_minute, -1))
-    jump = np.where(m_minute >= 0, spec.beta * m_jump, np.where(own, own_size, 0.0)) * _JUMP_SCALE * base
+    jump_minute = np.where(m_minute >= 0, m_minute, own_minute)
+    jump = np.where(m_minute >= 0, spec.beta * m_jump, own_size) * _JUMP_SCALE * base
     returns = sigma * z + jump
     phi = 0.5 ** (1.0 / _LEVEL_HALF_LIFE_DAYS)
     # The level's deviation from log(price): x_{d+1} = φ x_d + r_d, started at a stationary draw.
-    x0 = g.standard_normal() * 0.5 * base / math.sqrt(1 - phi * phi)
+    x0 = float(g.normal(1)[0]) * 0.5 * base / math.sqrt(1 - phi * phi)
     dev = np.empty(HORIZON_DAYS + 1)
     dev[0] = x0
     for start in range(0, HORIZON_DAYS, 2000):  # blocks keep φ^-j finite
@@ -263,20 +320,23 @@ class SyntheticMarket:
         spec = _spec(symbol)
         days = _symbol_days(self.seed, symbol)
         n = d1 - d0
-        m_norm = np.empty((n, 2, MINUTES_PER_DAY))
-        m_t = np.empty((n, MINUTES_PER_DAY))
-        s_norm = np.empty((n, 2, MINUTES_PER_DAY))
-        s_t = np.empty((n, MINUTES_PER_DAY))
-        s_unif = np.empty((n, 2, MINUTES_PER_DAY))
+        m = MINUTES_PER_DAY
+        # Uniforms per minute (two per raw word): the market's t numerator (a normal), its χ² (3) and its
+        # log-vol innovation; the symbol's the same five, its volume noise, and the high's and the low's.
+        m_raw = np.empty((n, 5 * m // 2), dtype=np.uint64)
+        s_raw = np.empty((n, 4 * m), dtype=np.uint64)
         ks = self._ks[symbol]
-        for i, d in enumerate(range(d0, d1)):  # one generator per day and key: random access by day
-            gm, gs = keyed_rng(self._km, d), keyed_rng(ks, d)
-            gm.standard_normal(out=m_norm[i])
-            m_t[i] = gm.standard_t(_T_DF, MINUTES_PER_DAY)
-            gs.standard_normal(out=s_norm[i])
-            s_t[i] = gs.standard_t(_T_DF, MINUTES_PER_DAY)
-            gs.random(out=s_unif[i])
-        lv = _ar1(m_norm[:, 0], *_MINUTE_VOL) + _ar1(s_norm[:, 0], *_IDIO_MINUTE_VOL)
+        for i, d in enumerate(range(d0, d1)):  # one counter per day and key: random access by day
+            m_raw[i] = raw_bits(self._km, d, 5 * m // 2)
+            s_raw[i] = raw_bits(ks, d, 4 * m)
+        m_u, s_u = to_uniform32(m_raw), to_uniform32(s_raw)
+        m_t = to_student_t(to_normal(m_u[:, :m]), m_u[:, m:4 * m])
+        s_t = to_student_t(to_normal(s_u[:, :m]), s_u[:, m:4 * m])
+        # Log-vol innovations need no normal: uniform ones of unit variance, smoothed by the AR(1).
+        lv = (_ar1((m_u[:, 4 * m:] - 0.5) * _SQRT12, *_MINUTE_VOL)
+              + _ar1((s_u[:, 4 * m:5 * m] - 0.5) * _SQRT12, *_IDIO_MINUTE_VOL))
+        volume_noise = (s_u[:, 5 * m:6 * m] - 0.5) * _SQRT12
+        s_unif = s_u[:, 6 * m:].reshape(n, 2, m)
         shape = _SEASON * np.exp(lv)
         var = shape * shape
         total = var.sum(axis=1, keepdims=True)
@@ -284,7 +344,7 @@ class SyntheticMarket:
         var_min = var * (sigma_d * sigma_d / total)  # each minute's variance; they sum to the day's
         sd_min = np.sqrt(var_min)
         idio = math.sqrt(max(0.0, 1.0 - spec.beta**2))
-        z = (spec.beta * m_t + idio * s_t) * _T_SCALE
+        z = spec.beta * m_t + idio * s_t
         path = np.cumsum(sd_min * z, axis=1)
         target = (days.log_anchor[d0 + 1:d1 + 1] - days.log_anchor[d0:d1] - days.jump[d0:d1])[:, None]
         weight = np.cumsum(var_min, axis=1) / (sigma_d * sigma_d)
@@ -298,8 +358,8 @@ class SyntheticMarket:
         log_open = np.concatenate([days.log_anchor[d0:d1, None], log_close[:, :-1]], axis=1)
         step = log_close - log_open
         # Extremes of a Brownian bridge from 0 to b with variance v: P(max ≥ m) = exp(-2 m (m - b) / v).
-        root_up = np.sqrt(step * step - 2 * var_min * np.log1p(-s_unif[:, 0]))
-        root_dn = np.sqrt(step * step - 2 * var_min * np.log1p(-s_unif[:, 1]))
+        root_up = np.sqrt(step * step - 2 * var_min * np.log(s_unif[:, 0]))
+        root_dn = np.sqrt(step * step - 2 * var_min * np.log(s_unif[:, 1]))
         log_high = log_open + (step + root_up) / 2
         log_low = log_open - (-step + root_dn) / 2
         tick = spec.price_tick
@@ -313,7 +373,7 @@ class SyntheticMarket:
         base_lots = spec.trades_per_s * 60 * spec.median_notional / spec.price / spec.amount_step
         ref_sd = spec.annual_vol / math.sqrt(365.0 * MINUTES_PER_DAY)
         activity = (sd_min / ref_sd) ** _VOLUME_VOL_ELASTICITY * (0.55 + 0.45 * np.abs(z) / _T_SCALE)
-        noise = np.exp(0.45 * s_norm[:, 1] - 0.1)
+        noise = np.exp(0.45 * volume_noise - 0.1)
         lots = np.maximum(np.round(base_lots * activity * noise), _MIN_LOTS)
         volume = np.round(lots * spec.amount_step, decimals(spec.amount_step))
         origin_minute = ORIGIN_MS // MINUTE_MS
@@ -337,31 +397,35 @@ class SyntheticMarket:
         o, h, lo, c, v = (float(x) for x in bar[1:])
         step, tick = spec.amount_step, spec.price_tick
         lots = int(round(v / step))
-        g = keyed_rng(self._kt[symbol], minute)
+        g = Draws(self._kt[symbol], minute)
         base_lots = spec.trades_per_s * 60 * spec.median_notional / spec.price / step
         lam = spec.trades_per_s * 60 * (lots / base_lots) ** 0.8
-        n = int(min(lots, MAX_TRADES_PER_MINUTE, max(4, g.poisson(min(lam, MAX_TRADES_PER_MINUTE)))))
+        count = lam * math.exp(0.35 * float(g.normal(1)[0]) - 0.06)  # about lam, busier minutes trade more
+        n = int(min(lots, MAX_TRADES_PER_MINUTE, max(4, round(count))))
         # Prices: a random walk pinned at open (first), close (last), high and low (two interior trades).
-        ih, il = 1 + g.choice(n - 2, 2, replace=False)
-        fixed_idx = np.array(sorted({0: o, n - 1: c, int(ih): h, int(il): lo}.items()))
-        walk = np.cumsum(g.standard_normal(n))
+        u_h, u_l = g.uniform(2)
+        ih = 1 + int(u_h * (n - 2))
+        il = 1 + int(u_l * (n - 3))
+        il += il >= ih  # distinct from ih
+        fixed_idx = np.array(sorted({0: o, n - 1: c, ih: h, il: lo}.items()))
+        walk = np.cumsum(g.normal(n))
         walk -= np.interp(np.arange(n), fixed_idx[:, 0], walk[fixed_idx[:, 0].astype(int)])
         span = h - lo
         raw = np.interp(np.arange(n), fixed_idx[:, 0], fixed_idx[:, 1]) + walk * span / (2 * math.sqrt(n))
         price = _round_tick(np.clip(raw, lo, h), tick)
-        price[0], price[-1], price[int(ih)], price[int(il)] = o, c, h, lo
+        price[0], price[-1], price[ih], price[il] = o, c, h, lo
         # Amounts: whole lots, each at least one, summing exactly to the candle's volume.
-        weights = g.lognormal(0.0, 1.0, n)
+        weights = np.exp(g.normal(n))
         share = (lots - n) * weights / weights.sum()
         parts = np.floor(share)
         short = int(lots - n - parts.sum())
         if short:
             parts[np.argsort(parts - share)[:short]] += 1
         amount = np.round((parts + 1) * step, decimals(step))
-        offsets = np.sort(g.integers(0, MINUTE_MS - n + 1, n)) + np.arange(n)
+        offsets = np.sort(np.floor(g.uniform(n) * (MINUTE_MS - n + 1)).astype(np.int64)) + np.arange(n)
         ts = minute * MINUTE_MS + offsets.astype(np.int64)
         moves = np.diff(price, prepend=o)
-        coin = g.random(n) < 0.5
+        coin = g.uniform(n) < 0.5
         is_buy = np.where(moves > 0, True, np.where(moves < 0, False, coin))
         result = (ts, price, amount, is_buy)
         with self._lock:

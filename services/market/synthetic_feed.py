@@ -26,8 +26,8 @@ from services.market.synthetic import (
     MINUTE_MS,
     ORIGIN_MS,
     TRADE_IDS_PER_MINUTE,
+    Draws,
     SyntheticMarket,
-    keyed_rng,
     stream_key,
     timeframe_ms,
 )
@@ -203,16 +203,17 @@ class SyntheticFeed:
         spec = self.market.market(symbol)
         tick, step = spec["precision"]["price"], spec["precision"]["amount"]
         second = now // 1000
-        g = keyed_rng(stream_key(self.seed, symbol, "book"), second)
+        g = Draws(stream_key(self.seed, symbol, "book"), second)
         limit = max(1, int(limit))
-        gaps = 1 + g.geometric(0.6, (2, limit)) - 1  # ticks between levels: mostly 1
+        # Ticks between levels: geometric, mostly 1 (P(k) = 0.6 · 0.4^(k-1)).
+        gaps = 1 + np.floor(np.log(g.uniform(2 * limit)) / math.log(0.4)).reshape(2, limit)
         gaps[:, 0] = 0
-        last_side_buy = g.random() < 0.5
+        last_side_buy = bool(g.uniform(1)[0] < 0.5)
         # The last trade took the ask (a buy) or the bid (a sell): that side sits at it, the other a tick off.
         best_bid = last - (tick if last_side_buy else 0.0)
         best_ask = last + (0.0 if last_side_buy else tick)
         notional = spec["limits"]["cost"]["min"] * 40
-        sizes = np.maximum(np.round(g.lognormal(0.0, 1.0, (2, limit)) * notional / max(last, tick) / step), 1) * step
+        sizes = np.maximum(np.round(np.exp(g.normal(2 * limit)).reshape(2, limit) * notional / max(last, tick) / step), 1) * step
         bids = np.round(best_bid - np.cumsum(gaps[0]) * tick, decimals(tick))
         asks = np.round(best_ask + np.cumsum(gaps[1]) * tick, decimals(tick))
         sizes = np.round(sizes, decimals(step))
