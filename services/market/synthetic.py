@@ -28,12 +28,13 @@ the timeframe since the epoch, UTC).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -161,6 +162,13 @@ def _spec(symbol: str) -> SimulatedSymbol:
     )
 
 
+@cache
+def _market(symbol: str) -> dict[str, Any]:
+    s = _spec(symbol)
+    return spot_market(s.symbol, price_tick=s.price_tick, amount_step=s.amount_step,
+                       min_amount=s.amount_step, max_amount=s.max_amount)
+
+
 def _round_tick(values: np.ndarray, step: float) -> np.ndarray:
     return np.round(np.round(values / step) * step, decimals(step))
 
@@ -260,11 +268,18 @@ class SyntheticMarket:
     def symbols(self) -> tuple[str, ...]:
         return tuple(s.symbol for s in SYMBOLS)
 
+    def check(self, symbol: str) -> None:
+        """`UnknownSymbol` (naming the ones there are) unless the market lists `symbol`."""
+        _spec(symbol)
+
+    def steps(self, symbol: str) -> tuple[float, float]:
+        """(price tick, amount step) of `symbol`."""
+        spec = _spec(symbol)
+        return spec.price_tick, spec.amount_step
+
     def market(self, symbol: str) -> dict[str, Any]:
-        """The ccxt market structure (tick and lot sizes as in `simulate.SYMBOLS`)."""
-        s = _spec(symbol)
-        return spot_market(s.symbol, price_tick=s.price_tick, amount_step=s.amount_step,
-                           min_amount=s.amount_step, max_amount=s.max_amount)
+        """The ccxt market structure (tick and lot sizes as in `simulate.SYMBOLS`); a fresh copy each call."""
+        return copy.deepcopy(_market(symbol))
 
     # -- candles -------------------------------------------------------------------------------------
     def candles(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> OHLCV:

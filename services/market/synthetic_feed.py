@@ -26,10 +26,12 @@ from services.market.synthetic import (
     MINUTE_MS,
     ORIGIN_MS,
     TRADE_IDS_PER_MINUTE,
-    Draws,
     SyntheticMarket,
+    raw_bits,
     stream_key,
     timeframe_ms,
+    to_normal,
+    to_uniform,
 )
 from services.market.types import Candle, MarketDataError, Tick
 
@@ -53,6 +55,9 @@ class SyntheticFeed:
         self._clock = clock
         self._sleep = sleep
         self._closed = False
+        # symbol → (minute, open, high, low, volume, quote volume) of the 1,439 closed minutes before it
+        self._day_stats: dict[str, tuple[int, float, float, float, float, float]] = {}
+        self._book_key = {s: stream_key(self.seed, s, "book") for s in self.market.symbols}
 
     # -- context manager -------------------------------------------------------------------------------
     async def __aenter__(self) -> SyntheticFeed:
@@ -110,7 +115,7 @@ class SyntheticFeed:
     def candle_updates(self, symbol: str, timeframe: str = "1m") -> AsyncIterator[Candle]:
         """The forming bar now and after every trade of `symbol`; the closed bar first when a new one opens."""
         timeframe_ms(timeframe)
-        self.market.market(symbol)
+        self.market.check(symbol)
         return self._candle_stream(symbol, timeframe)
 
     # -- freshness ---------------------------------------------------------------------------------------
@@ -120,7 +125,7 @@ class SyntheticFeed:
 
     def status(self, symbol: str) -> FeedStatus:
         """Always "live": the market is computed here, it cannot stall or drop."""
-        self.market.market(symbol)
+        self.market.check(symbol)
         return "live"
 
     # -- deterministic queries (the backend's paper broker and alert watcher, tests) --------------------
@@ -141,7 +146,7 @@ class SyntheticFeed:
     ) -> list[Candle]:
         """Bars up to now, oldest first, the last one still forming (made of the trades already made)."""
         frame = timeframe_ms(timeframe)
-        self.market.market(symbol)
+        self.market.check(symbol)
         if limit <= 0:
             return []
         now = self._now_ms()
@@ -162,17 +167,24 @@ class SyntheticFeed:
         """ccxt ticker at the clock's now: open, high, low and volumes over the last 24 h of trades."""
         now = self._now_ms()
         current = now // MINUTE_MS * MINUTE_MS
-        day = self.market.candles(symbol, "1m", current - (_DAY_MINUTES - 1) * MINUTE_MS, current)
         forming = self._forming(symbol, current, now)
-        open_ = float(day[0, 1]) if len(day) else forming.open
-        high = max(float(day[:, 2].max()) if len(day) else forming.high, forming.high)
-        low = min(float(day[:, 3].min()) if len(day) else forming.low, forming.low)
-        typical = (day[:, 2] + day[:, 3] + day[:, 4]) / 3
-        volume = float(day[:, 5].sum()) + forming.volume
-        quote = float((typical * day[:, 5]).sum()) + forming.volume * forming.close
+        stats = self._day_stats.get(symbol)
+        if stats is None or stats[0] != current:  # the closed minutes change once a minute: computed once
+            day = self.market.candles(symbol, "1m", current - (_DAY_MINUTES - 1) * MINUTE_MS, current)
+            if len(day):
+                typical = (day[:, 2] + day[:, 3] + day[:, 4]) / 3
+                stats = (current, float(day[0, 1]), float(day[:, 2].max()), float(day[:, 3].min()),
+                         float(day[:, 5].sum()), float((typical * day[:, 5]).sum()))
+            else:  # the market's first minute
+                stats = (current, forming.open, forming.high, forming.low, 0.0, 0.0)
+            self._day_stats[symbol] = stats
+        _, open_, high, low, volume, quote = stats
+        high, low = max(high, forming.high), min(low, forming.low)
+        volume += forming.volume
+        quote += forming.volume * forming.close
         timestamp, last = self._last_trade(symbol, now)
         book = self.order_book(symbol, limit=1)
-        step = self.market.market(symbol)["precision"]["amount"]
+        step = self.market.steps(symbol)[1]
         return {
             "symbol": symbol,
             "timestamp": timestamp,
@@ -200,20 +212,21 @@ class SyntheticFeed:
         """A ccxt order book around the last trade (bid <= last <= ask), the same for a whole second."""
         now = self._now_ms()
         timestamp, last = self._last_trade(symbol, now)
-        spec = self.market.market(symbol)
-        tick, step = spec["precision"]["price"], spec["precision"]["amount"]
+        tick, step = self.market.steps(symbol)
         second = now // 1000
-        g = Draws(stream_key(self.seed, symbol, "book"), second)
         limit = max(1, int(limit))
+        # One draw of 4·limit + 2 uniforms (small numpy calls cost more than the numbers in them).
+        u = to_uniform(raw_bits(self._book_key[symbol], second, 4 * limit + 2))
         # Ticks between levels: geometric, mostly 1 (P(k) = 0.6 · 0.4^(k-1)).
-        gaps = 1 + np.floor(np.log(g.uniform(2 * limit)) / math.log(0.4)).reshape(2, limit)
+        gaps = 1 + np.floor(np.log(u[: 2 * limit]) / math.log(0.4)).reshape(2, limit)
         gaps[:, 0] = 0
-        last_side_buy = bool(g.uniform(1)[0] < 0.5)
+        last_side_buy = bool(u[-1] < 0.5)
         # The last trade took the ask (a buy) or the bid (a sell): that side sits at it, the other a tick off.
         best_bid = last - (tick if last_side_buy else 0.0)
         best_ask = last + (0.0 if last_side_buy else tick)
-        notional = spec["limits"]["cost"]["min"] * 40
-        sizes = np.maximum(np.round(np.exp(g.normal(2 * limit)).reshape(2, limit) * notional / max(last, tick) / step), 1) * step
+        notional = 200.0  # quote currency a level, typically (a lognormal spread around it)
+        size_z = to_normal(u[2 * limit: 4 * limit]).reshape(2, limit)
+        sizes = np.maximum(np.round(np.exp(size_z) * notional / max(last, tick) / step), 1) * step
         bids = np.round(best_bid - np.cumsum(gaps[0]) * tick, decimals(tick))
         asks = np.round(best_ask + np.cumsum(gaps[1]) * tick, decimals(tick))
         sizes = np.round(sizes, decimals(step))
@@ -246,7 +259,7 @@ class SyntheticFeed:
         if not chosen:
             raise MarketDataError("Pick at least one symbol to stream.")
         for symbol in chosen:
-            self.market.market(symbol)
+            self.market.check(symbol)
         return chosen
 
     def _last_trade(self, symbol: str, at_ms: int) -> tuple[int, float]:
@@ -275,7 +288,7 @@ class SyntheticFeed:
             p = price[:made]
             h, lo, c = max(h, float(p.max())), min(lo, float(p.min())), float(p[-1])
             v += float(amount[:made].sum())
-        step = self.market.market(symbol)["precision"]["amount"]
+        step = self.market.steps(symbol)[1]
         return Candle(open_ms, o, h, lo, c, round(v, decimals(step)))
 
     async def _periodic(self, snapshot: Callable[[], list[Any]], interval_s: float) -> AsyncIterator[Any]:
