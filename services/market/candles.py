@@ -105,7 +105,7 @@ def format_csv(bars: OHLCV, market: dict[str, Any] | None) -> str:
         fmt = ["%d", *[f"%.{pd}f"] * 4, f"%.{vd}f"]
         np.savetxt(out, bars, fmt=fmt, delimiter=",")
     else:
-        cols = [bars[:, 0].astype(np.int64).astype(str)] + [np.char.mod("%.12g", bars[:, i]) for i in range(1, 6)]
+        cols = [bars[:, 0].astype(np.int64).astype(str)] + [np.char.mod("%.15g", bars[:, i]) for i in range(1, 6)]
         lines = cols[0]
         for c in cols[1:]:
             lines = np.char.add(np.char.add(lines, ","), c)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import csv
+import io
 import logging
 import os
 import re
@@ -81,10 +82,13 @@ class CandleStore:
         return folder / (time.strftime("%Y-%m", time.gmtime(month_ms // 1000)) + ".npy")
 
     def write(self, source: str, symbol: str, timeframe: str, bars: OHLCV) -> int:
-        """Merge `bars` in (a bar already stored at the same time is replaced); returns how many were given."""
+        """Merge `bars` in (a bar already stored at the same time is replaced; of bars given twice, the later
+        one is kept); returns how many distinct bars were written."""
         bars = np.asarray(bars, dtype=np.float64).reshape(-1, 6)
         if not len(bars):
             return 0
+        bars = bars[np.argsort(bars[:, 0], kind="stable")]
+        bars = bars[np.concatenate((bars[1:, 0] != bars[:-1, 0], [True]))]  # one bar a time: the last given
         folder = self._dir(source, symbol, timeframe)
         folder.mkdir(parents=True, exist_ok=True)
         month = np.array([_month_start(int(t)) for t in bars[[0, -1], 0]])
@@ -290,26 +294,41 @@ class CsvSource:
 
     def _load(self) -> np.ndarray:
         try:
-            with open(self.path, newline="") as f:
-                rows = list(csv.reader(f))
-        except OSError as exc:
-            raise MarketDataError(f"Cannot read {self.path}: {exc.strerror or exc}.") from exc
+            with open(self.path, newline="", encoding="utf-8-sig") as f:  # -sig: Excel's byte-order mark
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MarketDataError(f"Cannot read {self.path}: {getattr(exc, 'strerror', None) or exc}.") from exc
+        first = text.split("\n", 1)[0]
+        delimiter = max(",;\t", key=first.count)  # a European spreadsheet writes ";"
+        rows = [row for row in csv.reader(io.StringIO(text), delimiter=delimiter) if any(c.strip() for c in row)]
         if not rows:
-            raise MarketDataError(f"{self.path} is empty.")
+            raise MarketDataError(f"{self.path.name} is empty.")
         header = [h.strip().lower() for h in rows[0]]
         aliases = {"time": "timestamp", "date": "timestamp", "datetime": "timestamp", "open_time": "timestamp"}
         header = [aliases.get(h, h) for h in header]
         need = ["timestamp", "open", "high", "low", "close", "volume"]
         missing = [n for n in need if n not in header]
         if missing:
-            raise MarketDataError(f"{self.path.name} has no {', '.join(missing)} column (header: {','.join(rows[0])}).")
+            raise MarketDataError(f"{self.path.name} has no {', '.join(missing)} column "
+                                  f"(header: {delimiter.join(rows[0])}).")
         cols = [header.index(n) for n in need]
-        try:  # the common case, epoch timestamps: parsed in bulk
-            out = np.array([[float(row[c]) for c in cols] for row in rows[1:]]).reshape(-1, 6)
-            out[:, 0] = np.where(out[:, 0] < 1e11, out[:, 0] * 1000, out[:, 0])
-            return out[np.argsort(out[:, 0], kind="stable")]
+        try:  # the common case, epoch timestamps: one bulk conversion
+            out = np.array([[row[c] for c in cols] for row in rows[1:]], dtype=np.float64).reshape(-1, 6)
+            out[:, 0] = np.where(out[:, 0] < 1e11, out[:, 0] * 1000, out[:, 0])  # seconds or ms
         except (ValueError, IndexError):
-            pass
+            out = self._parse_rows(rows, cols)
+        bad = ~np.isfinite(out).all(axis=1) | (out[:, 1:5] <= 0).any(axis=1) | (out[:, 5] < 0)
+        if bad.any():
+            line = int(np.flatnonzero(bad)[0]) + 2
+            raise MarketDataError(f"{self.path.name} line {line}: prices must be positive numbers and volume "
+                                  "not negative.")
+        out = out[np.argsort(out[:, 0], kind="stable")]
+        # A timestamp written twice (an export re-run): the later row wins.
+        keep = np.concatenate((out[1:, 0] != out[:-1, 0], [True])) if len(out) else np.zeros(0, bool)
+        return out[keep]
+
+    def _parse_rows(self, rows: list[list[str]], cols: list[int]) -> np.ndarray:
+        """Row by row (ISO timestamps, or a bad row to name)."""
         out = np.empty((len(rows) - 1, 6))
         for i, row in enumerate(rows[1:]):
             try:
@@ -317,7 +336,6 @@ class CsvSource:
                 out[i, 1:] = [float(row[c]) for c in cols[1:]]
             except (ValueError, IndexError) as exc:
                 raise MarketDataError(f"{self.path.name} line {i + 2} is not a candle: {exc}.") from exc
-        out = out[np.argsort(out[:, 0], kind="stable")]
         return out
 
     def bars(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> OHLCV:
@@ -326,7 +344,7 @@ class CsvSource:
         if len(data) > 1:
             base = int(np.diff(data[:, 0]).min())
             if base > frame or frame % max(base, 1):
-                raise MarketDataError(f"{self.path.name} holds {base // 60_000}-minute bars: it cannot make "
+                raise MarketDataError(f"{self.path.name} holds {base / 60_000:g}-minute bars: it cannot make "
                                       f"{timeframe} bars.")
         opens = (data[:, 0] // frame * frame).astype(np.int64)
         first = -(-int(since_ms) // frame) * frame

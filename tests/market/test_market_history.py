@@ -114,3 +114,31 @@ async def test_ccxt_fill_pages_survives_rate_limits_and_resumes(tmp_path, loopba
         await failing.aclose()
     finally:
         await source.aclose()
+
+
+def test_a_spreadsheet_export_with_a_bom_semicolons_blank_lines_and_repeats(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("\ufeffDate;Open;High;Low;Close;Volume\n"
+                    "2025-01-01T00:00:00Z;10;12;9;11;5\n\n"
+                    "2025-01-01T00:01:00Z;11;13;10;12;7\n"
+                    "2025-01-01T00:01:00Z;11;14;10;13;8\n", encoding="utf-8")
+    bars = CsvSource(path).bars("X/USDT", "1m", 0, 2 * 10**12)
+    assert bars.tolist() == [[1_735_689_600_000, 10, 12, 9, 11, 5], [1_735_689_660_000, 11, 14, 10, 13, 8]]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,open,high,low,close,volume\n1735689600000,10,12,9,nan,5\n")
+    with pytest.raises(Exception, match="line 2: prices must be positive"):
+        CsvSource(bad)
+    worse = tmp_path / "worse.csv"
+    worse.write_text("timestamp,open,high,low,close,volume\n1735689600000,10,12,9,11,5\nyesterday,1,1,1,1,1\n")
+    with pytest.raises(Exception, match="line 3 is not a candle"):
+        CsvSource(worse)
+
+
+def test_bars_given_twice_are_stored_once(tmp_path):
+    store = CandleStore(tmp_path)
+    bars = SyntheticMarket(5).candles("BTC/USDT", "1m", T, T + 10 * MINUTE_MS)
+    changed = bars[3:4].copy()
+    changed[0, 5] = 99.0
+    assert store.write("s", "BTC/USDT", "1m", np.concatenate([bars, changed])) == 10
+    stored = store.read("s", "BTC/USDT", "1m", T, T + DAY_MS)
+    assert len(stored) == 10 and stored[3, 5] == 99.0
