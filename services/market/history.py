@@ -221,7 +221,7 @@ class ReplaySource:
         self.path = Path(path)
         try:
             self.recording = load_recording(self.path)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, MarketDataError) as exc:  # a bad file is a bad source, not an outage
             raise MarketDataError(f"Cannot read the recording {self.path}: {exc}") from exc
 
     @property
