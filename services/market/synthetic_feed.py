@@ -211,16 +211,15 @@ class SyntheticFeed:
     def order_book(self, symbol: str, limit: int = 10) -> dict[str, Any]:
         """A ccxt order book around the last trade (bid <= last <= ask), the same for a whole second."""
         now = self._now_ms()
-        timestamp, last = self._last_trade(symbol, now)
+        _, last, last_side_buy = self._last_trade_side(symbol, now)
         tick, step = self.market.steps(symbol)
         second = now // 1000
         limit = max(1, int(limit))
-        # One draw of 4·limit + 2 uniforms (small numpy calls cost more than the numbers in them).
-        u = to_uniform(raw_bits(self._book_key[symbol], second, 4 * limit + 2))
+        # One draw of 4·limit uniforms (small numpy calls cost more than the numbers in them).
+        u = to_uniform(raw_bits(self._book_key[symbol], second, 4 * limit))
         # Ticks between levels: geometric, mostly 1 (P(k) = 0.6 · 0.4^(k-1)).
         gaps = 1 + np.floor(np.log(u[: 2 * limit]) / math.log(0.4)).reshape(2, limit)
         gaps[:, 0] = 0
-        last_side_buy = bool(u[-1] < 0.5)
         # The last trade took the ask (a buy) or the bid (a sell): that side sits at it, the other a tick off.
         best_bid = last - (tick if last_side_buy else 0.0)
         best_ask = last + (0.0 if last_side_buy else tick)
@@ -264,12 +263,17 @@ class SyntheticFeed:
 
     def _last_trade(self, symbol: str, at_ms: int) -> tuple[int, float]:
         """(timestamp, price) of the last trade at or before `at_ms`."""
+        ts, price, _ = self._last_trade_side(symbol, at_ms)
+        return ts, price
+
+    def _last_trade_side(self, symbol: str, at_ms: int) -> tuple[int, float, bool]:
+        """(timestamp, price, taker bought) of the last trade at or before `at_ms`."""
         minute = at_ms // MINUTE_MS
         while True:
-            ts, price, _, _ = self.market.minute_trades(symbol, minute)
+            ts, price, _, is_buy = self.market.minute_trades(symbol, minute)
             i = int(np.searchsorted(ts, at_ms, side="right"))
             if i:
-                return int(ts[i - 1]), float(price[i - 1])
+                return int(ts[i - 1]), float(price[i - 1]), bool(is_buy[i - 1])
             minute -= 1  # no trade yet this minute: the previous minute's last (its close)
 
     def _forming(self, symbol: str, open_ms: int, now: int) -> Candle:

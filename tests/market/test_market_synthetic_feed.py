@@ -86,6 +86,9 @@ def test_order_book_and_recent_trades_are_ccxt_structures_around_the_last_price(
     assert len(bids) == len(asks) == 5 and bids == sorted(bids, reverse=True) and asks == sorted(asks)
     last = feed.price_at("XRP/USDT", int(T0 * 1000))
     assert bids[0] <= last <= asks[0] and all(a > 0 for _, a in book["bids"] + book["asks"])
+    taker = feed.recent_trades("XRP/USDT", limit=1)[0]["side"]
+    assert (asks[0] if taker == "buy" else bids[0]) == last  # the last buyer took the ask, a seller the bid
+    assert asks[0] - bids[0] == pytest.approx(0.0001)  # one tick wide
     trades = feed.recent_trades("XRP/USDT", limit=50)
     assert len(trades) == 50 and trades[-1]["price"] == last
     assert [t["timestamp"] for t in trades] == sorted(t["timestamp"] for t in trades)
