@@ -7,8 +7,8 @@ broker, its alert watcher), so they agree on every price without talking. It nev
 How a price is made (randomness is counter-based: Philox's raw words keyed by (seed, name, day) or
 (seed, symbol, minute), so a day or a minute is drawn without drawing what came before it; uniforms, normals
 and Student-t are made here from those words, see `raw_bits`):
-- **Days.** One cheap cumulative process per symbol from the origin (≈1,000 days now, cached): a multi-scale
-  log-volatility (AR(1) components with half-lives of 4, 25 and 150 days, mostly shared by the whole market),
+- **Days.** One cheap cumulative process per symbol from the origin to 2053 (10,950 days, ~10 ms, cached):
+  a multi-scale log-volatility (AR(1) components with half-lives of 4, 25 and 150 days, mostly shared by the whole market),
   Student-t daily returns loaded on a market factor with the symbol's beta (ETH, SOL, … correlate with BTC),
   weekly seasonality (quieter weekends), rare jumps (market-wide and the symbol's own), and a log price that
   reverts slowly (half-life 180 days) to the symbol's level in `simulate.SYMBOLS`: realistic levels forever.
