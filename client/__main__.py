@@ -143,21 +143,22 @@ def main(argv: list[str] | None = None) -> int:
     market = args.market or (f"ccxt:{config.exchange}" if config.market == "ccxt" else config.market)
     backend_url = args.backend_url or config.backend_url
     children = []
+    backend_feed = market if market.startswith(("synthetic", "replay")) else "replay"
     if market == "loopback":
         exchange = loopback_exchange()
-        print("Starting the loopback exchange (Binance wire format, replayed data)…", flush=True)
+        print("Starting the loopback exchange (Binance wire format, the simulated market)…", flush=True)
         exchange.start()
         children.append(exchange)
         market = f"loopback:127.0.0.1:{exchange.port}"
+        backend_feed = "synthetic"  # what that exchange serves: paper fills see the same trades
     if not backend_url and is_mobile():
         # A phone cannot start the local backend (no subprocesses, no FastAPI wheels): it needs the
         # deployed API. Say so rather than fail on the first order.
         print("skeet: set backend_url in flet.toml (or SKEET_BACKEND_URL) to the deployed Skeet API",
               file=sys.stderr)
         return 2
-    # The local backend fills paper orders on the app's market; a live or loopback market keeps the replay
-    # there (the loopback exchange replays the same recording).
-    backend_feed = market if market.startswith(("synthetic", "replay")) else "replay"
+    # The local backend fills paper orders on the app's market (SKEET_FEED); a live exchange's paper
+    # fills stay on the replay, as before.
     backend = None if backend_url else local_backend(replay_speed=config.replay_speed, feed=backend_feed)
     if backend:
         print("Starting the local Skeet backend (paper trading)…", flush=True)

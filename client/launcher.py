@@ -92,9 +92,10 @@ def local_backend(*, replay_speed: float = 1.0, port: int | None = None, feed: s
                              "SKEET_FEED": feed})
 
 
-def loopback_exchange(*, port: int | None = None, log_path: Path | None = None) -> LocalService:
-    """A Binance-wire-compatible exchange on loopback, replaying the recording: live mode, offline."""
+def loopback_exchange(*, port: int | None = None, log_path: Path | None = None,
+                      market: str = "synthetic") -> LocalService:
+    """A Binance-wire-compatible exchange on loopback serving `market` (the synthetic one): live mode, offline."""
     port = port or free_port()
     return LocalService("services.market.loopback_exchange", name="loopback exchange",
-                        health_path="/api/v3/exchangeInfo", args=("--port", str(port)), port=port,
-                        log_path=log_path)
+                        health_path="/api/v3/exchangeInfo", args=("--port", str(port), "--market", market),
+                        port=port, log_path=log_path)

@@ -4,13 +4,14 @@ ccxt's unmodified `ccxt.pro.binance` runs against it with only its `urls` pointe
 public REST (`/api/v3/exchangeInfo`, `ticker/24hr`, `aggTrades`, `trades`, `klines`, `depth`, `time`),
 signed private REST (`account`, `order` POST/GET/DELETE, `openOrders`, `allOrders`, `myTrades`) and the
 websocket streams (`@trade`, `@aggTrade`, `@kline_<i>`, `@miniTicker`, `@ticker`, `@depth[@100ms]`).
-Prices come from a clock-anchored `ReplayFeed`, so the app's replay and this exchange agree on the market.
+Prices come from a clock-anchored market (`ReplayFeed`, or `SyntheticFeed` with `--market synthetic`), so the app
+and this exchange agree on the market.
 
 Test hooks: `drop_sockets()`, `stall()` / `resume()`, `send_malformed()`, `fail_next(n, ...)`,
 `throttle_next(n)` (`path=` faults one endpoint only); `add_account(...)` opens another API key's account
 (signed requests reach the account of their X-MBX-APIKEY: no user sees another's orders, fills, balances).
 
-    python -m services.market.loopback_exchange --port 8765
+    python -m services.market.loopback_exchange --port 8765 [--market synthetic|replay|replay:PATH]
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from services.market.loopback_account import (
 )
 from services.market.loopback_streams import BinanceStreams, SyntheticBooks
 from services.market.replay import ReplayFeed
+from services.market.streaming import ClockedMarket
 from services.market.types import TIMEFRAME_MS, Tick
 
 _HOUR_MS = 3_600_000
@@ -82,7 +84,7 @@ class LoopbackExchange:
 
     def __init__(
         self,
-        feed: ReplayFeed | None = None,
+        feed: ClockedMarket | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -93,11 +95,11 @@ class LoopbackExchange:
         push_interval_s: float = 0.05,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.feed = feed if feed is not None else ReplayFeed(clock=clock)
+        self.feed: ClockedMarket = feed if feed is not None else ReplayFeed(clock=clock)
         self.host, self.port = host, port
         self._clock = clock
-        markets = self.feed.recording.meta.markets
-        self._markets = {markets[s]["id"]: markets[s] for s in self.feed.recording.symbols}
+        markets = self.feed.market_table()
+        self._markets = {m["id"]: m for m in markets.values()}
         self._books = SyntheticBooks(self.feed, self._markets, self._now_ms)
         self._commission_rate = commission_rate
         self._next_trade_id = trade_id_counter()
@@ -167,9 +169,8 @@ class LoopbackExchange:
         self, *, api_key: str, secret: str, balances: Mapping[str, float] | None = None
     ) -> SpotAccount:
         """Another trader's account, reached with their own API key and secret."""
-        markets = self.feed.recording.meta.markets
         account = SpotAccount(
-            {s: markets[s] for s in self.feed.recording.symbols},
+            self.feed.market_table(),
             top_of_book=self._books.top,
             clock_ms=self._now_ms,
             api_key=api_key,
@@ -407,7 +408,14 @@ class LoopbackExchange:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    feed = ReplayFeed(args.recording, speed=args.speed)
+    feed: ClockedMarket
+    kind, _, rest = args.market.partition(":")
+    if kind == "synthetic":
+        from services.market.synthetic_feed import SyntheticFeed
+
+        feed = SyntheticFeed(int(rest) if rest else 7)
+    else:
+        feed = ReplayFeed(Path(rest) if rest else args.recording, speed=args.speed)
     async with LoopbackExchange(feed, host=args.host, port=args.port) as exchange:
         print(f"loopback binance on {exchange.url} ({feed.mode}); ws {exchange.url.replace('http', 'ws')}/ws")
         print(f"API key {exchange.api_key!r}, secret {exchange.secret!r}; Ctrl-C stops")
@@ -420,6 +428,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--market", default="replay",
+                        help="replay (default), replay:PATH, synthetic or synthetic:SEED: the market it serves")
     parser.add_argument("--recording", type=Path, default=None, help="replay file (default: the shipped one)")
     parser.add_argument("--speed", type=float, default=1.0)
     args = parser.parse_args(argv)

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from services.market import binance_wire as wire
-from services.market.replay import ReplayFeed
+from services.market.streaming import ClockedMarket
 from services.market.types import TIMEFRAME_MS, Tick
 
 _log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class SyntheticBooks:
     """Each market's synthetic order book and its update id, moved to the replay's price on demand."""
 
     def __init__(
-        self, feed: ReplayFeed, markets_by_id: dict[str, dict[str, Any]], clock_ms: Callable[[], int]
+        self, feed: ClockedMarket, markets_by_id: dict[str, dict[str, Any]], clock_ms: Callable[[], int]
     ):
         self._feed, self._markets, self._clock_ms = feed, markets_by_id, clock_ms
         self._books: dict[str, tuple[int, wire.Book]] = {}
@@ -82,7 +82,7 @@ class BinanceStreams:
 
     def __init__(
         self,
-        feed: ReplayFeed,
+        feed: ClockedMarket,
         markets_by_id: dict[str, dict[str, Any]],
         books: SyntheticBooks,
         *,

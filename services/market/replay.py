@@ -92,6 +92,10 @@ class ReplayFeed:
         return self._rec
 
     async def markets(self) -> dict[str, dict[str, Any]]:
+        return self.market_table()
+
+    def market_table(self) -> dict[str, dict[str, Any]]:
+        """The recording's markets (copies), at once."""
         return {s: copy.deepcopy(self._rec.meta.markets[s]) for s in self._rec.symbols}
 
     async def ticker(self, symbol: str) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def open_feed(spec: str = "synthetic", *, speed: float = 1.0) -> StreamingFeed:
         if not port.isdigit():
             raise MarketDataError(f"Market source {spec!r}: expected loopback:HOST:PORT.")
         config = binance_config(host or "127.0.0.1", int(port))
-        return CcxtFeed("binance", config=config, label="Live · binance (loopback, replayed data)")
+        return CcxtFeed("binance", config=config, label="Live · binance (loopback, simulated data)")
     raise MarketDataError(
         f"Unknown market source {spec!r}: use synthetic, synthetic:SEED, replay, replay:PATH, ccxt:EXCHANGE "
         "or loopback:HOST:PORT."

@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from services.market.freshness import FeedStatus
 from services.market.quotes import BookTop
-from services.market.types import Candle, MarketFeed
+from services.market.types import Candle, MarketFeed, Tick
 
 
 @runtime_checkable
@@ -31,3 +31,27 @@ class StreamingFeed(MarketFeed, Protocol):
     def candle_updates(self, symbol: str, timeframe: str = "1m") -> AsyncIterator[Candle]:
         """The forming bar on every change (and the bar just closed when a new one opens)."""
         ...
+
+
+class ClockedMarket(Protocol):
+    """A market computed from the clock the same way in every process (`ReplayFeed`, `SyntheticFeed`): what
+    the loopback exchange serves, and what a paper broker can ask about any moment without streaming."""
+
+    @property
+    def mode(self) -> str: ...
+
+    def market_table(self) -> dict[str, dict[str, Any]]:
+        """Symbol → ccxt market structure, at once (no I/O)."""
+        ...
+
+    def price_at(self, symbol: str, timestamp_ms: int) -> float: ...
+
+    def trades_between(self, symbol: str, since_ms: int, until_ms: int) -> list[Tick]: ...
+
+    def numbered_trades_between(self, symbol: str, since_ms: int, until_ms: int) -> list[tuple[int, Tick]]: ...
+
+    def candles_at(
+        self, symbol: str, timeframe: str = "1m", *, since_ms: int | None = None, limit: int = 200
+    ) -> list[Candle]: ...
+
+    def ticker_now(self, symbol: str) -> dict[str, Any]: ...

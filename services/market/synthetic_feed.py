@@ -76,6 +76,10 @@ class SyntheticFeed:
         return "Simulated market" if self.seed == DEFAULT_SEED else f"Simulated market · seed {self.seed}"
 
     async def markets(self) -> dict[str, dict[str, Any]]:
+        return self.market_table()
+
+    def market_table(self) -> dict[str, dict[str, Any]]:
+        """Symbol → ccxt market structure (copies), at once."""
         return {s: self.market.market(s) for s in self.market.symbols}
 
     async def ticker(self, symbol: str) -> dict[str, Any]:

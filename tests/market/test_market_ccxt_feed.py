@@ -218,7 +218,7 @@ async def test_open_feed_loopback_is_a_streaming_live_feed(loopback):
 
     async with open_feed(f"loopback:127.0.0.1:{loopback.port}") as feed:
         assert isinstance(feed, StreamingFeed)
-        assert feed.mode == "Live · binance (loopback, replayed data)"
+        assert feed.mode == "Live · binance (loopback, simulated data)"
         assert "BTC/USDT" in await feed.markets()
 
 

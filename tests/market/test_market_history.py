@@ -3,6 +3,8 @@ limits and resume (on the loopback Binance), CSV imports and recordings."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -88,7 +90,7 @@ def test_a_recording_becomes_bars_that_hold_its_trades(small_recording):
 
 async def test_ccxt_fill_pages_survives_rate_limits_and_resumes(tmp_path, loopback):
     store = CandleStore(tmp_path)
-    since = (loopback.feed._now_ms() // MINUTE_MS - 2_400) * MINUTE_MS
+    since = (int(time.time() * 1000) // MINUTE_MS - 2_400) * MINUTE_MS
     until = since + 2_400 * MINUTE_MS
     config = loopback.ccxt_config() | {"enableRateLimit": False}
     source = CcxtSource("binance", config=config, page_limit=1000, backoff_s=0.05, label="loop")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import ccxt
 import ccxt.pro
 import pytest
@@ -93,3 +95,26 @@ async def test_rest_only_exchange_is_polled(loopback):
                     : len(got)
                 ]
             )
+
+
+async def test_the_loopback_exchange_serves_the_synthetic_market_through_ccxt():
+    """`--market synthetic`: ccxt's binance sees the same trades, years of klines and prices as the app."""
+    from services.market.loopback_exchange import LoopbackExchange
+    from services.market.synthetic_feed import SyntheticFeed
+
+    market = SyntheticFeed()
+    async with LoopbackExchange(market, push_interval_s=0.02) as exchange:
+        client = ccxt.pro.binance(exchange.ccxt_config() | {"enableRateLimit": False})
+        try:
+            markets = await client.load_markets()
+            assert markets["DOGE/USDT"]["precision"]["amount"] == 1.0
+            since = int(time.time() * 1000) // 86_400_000 * 86_400_000 - 400 * 86_400_000
+            days = await client.fetch_ohlcv("BTC/USDT", "1d", since=since, limit=300)
+            expected = market.candles_at("BTC/USDT", "1d", since_ms=since, limit=300)
+            assert [row[4] for row in days] == [c.close for c in expected] and len(days) == 300
+            trades = await client.watch_trades("ETH/USDT")
+            first = trades[0]
+            same_ms = market.trades_between("ETH/USDT", first["timestamp"], first["timestamp"] + 1)
+            assert (first["price"], first["amount"]) in {(t.price, t.amount) for t in same_ms}
+        finally:
+            await client.close()
