@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from services.signals.incremental import cci_value, rsi_value, true_range
+from services.signals.incremental import FLAT, true_range
 from services.signals.operands import TIMEFRAME_MS, IndicatorSpec, check_timeframe
 
 NAN = math.nan
@@ -195,9 +195,13 @@ def _macd(k: Candles, p: tuple[float, ...]) -> Arrays:
 def _rsi(k: Candles, p: tuple[float, ...]) -> Arrays:
     n = int(p[0])
     d = np.diff(k.close)
-    gains = _wilder_list(np.where(d > 0, d, 0.0).tolist(), n)
-    losses = _wilder_list(np.where(d < 0, -d, 0.0).tolist(), n)
-    return (_after(1, [rsi_value(g, lo) for g, lo in zip(gains, losses, strict=True)], len(k)),)
+    gains = np.array(_wilder_list(np.where(d > 0, d, 0.0).tolist(), n))
+    losses = np.array(_wilder_list(np.where(d < 0, -d, 0.0).tolist(), n))
+    total = gains + losses
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rsi = np.where(total > 0.0, 100.0 * (gains / total), 50.0)  # as `rsi_value`
+    rsi[np.isnan(total)] = NAN
+    return (_after(1, rsi.tolist(), len(k)),)
 
 
 def _atr(k: Candles, p: tuple[float, ...]) -> Arrays:
@@ -268,11 +272,16 @@ def _typical(k: Candles) -> np.ndarray:
 def _cci(k: Candles, p: tuple[float, ...]) -> Arrays:
     n = int(p[0])
     tp = _typical(k)
-    out = _full(len(k))
-    tps = tp.tolist()
-    for i in range(n - 1, len(tps)):  # mean deviation has no running form: O(n) per candle
-        out[i] = cci_value(tps[i], tps[i - n + 1 : i + 1])
-    return (out,)
+
+    def cci(w: np.ndarray) -> np.ndarray:  # mean deviation has no running form: O(n) per candle
+        mean = w.sum(axis=1) / n
+        dev = np.abs(w - mean[:, None]).sum(axis=1)
+        diff = w[:, -1] - mean
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tiny = FLAT * np.abs(mean)
+            return np.where((np.abs(diff) > tiny) & (dev > tiny * n), diff / (0.015 * (dev / n)), 0.0)  # as cci_value
+
+    return (_rolling(tp, n, cci),)
 
 
 def _mfi(k: Candles, p: tuple[float, ...]) -> Arrays:

@@ -26,6 +26,7 @@ from services.signals.sums import CompensatedSum
 from services.signals.windows import FLAT_LIST_MAX_POINTS, _between
 
 NAN = math.nan
+FLAT = 1e-12  # a spread below this fraction of the level is rounding, not a move
 Values = tuple[float, ...]
 
 
@@ -612,12 +613,14 @@ class _Cci:
 
 
 def cci_value(tp: float, window: list[float]) -> float:
-    """(tp - mean) / (0.015 * mean deviation), O(n); 0 when the window is flat (as TA-Lib)."""
+    """(tp - mean) / (0.015 * mean deviation), O(n); 0 when the window is flat (as TA-Lib), flat
+    meaning within rounding of the mean (so the sum's rounding order cannot make noise of it)."""
     n = len(window)
     mean = fsum(window) / n
     dev = fsum([abs(x - mean) for x in window])
     diff = tp - mean
-    return diff / (0.015 * (dev / n)) if diff != 0.0 and dev != 0.0 else 0.0
+    tiny = FLAT * abs(mean)
+    return diff / (0.015 * (dev / n)) if abs(diff) > tiny and dev > tiny * n else 0.0
 
 
 class _Mfi:

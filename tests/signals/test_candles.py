@@ -199,7 +199,7 @@ def reference(spec: IndicatorSpec, k: Candles) -> tuple[np.ndarray, ...] | None:
         def cci(i: np.ndarray) -> float:
             w = tp[i]
             md = fsum(abs(w - mean(w))) / n
-            return 0.0 if md == 0 or tp[i[-1]] == mean(w) else (tp[i[-1]] - mean(w)) / (0.015 * md)
+            return 0.0 if md <= 1e-12 * abs(mean(w)) or abs(tp[i[-1]] - mean(w)) <= 1e-12 * abs(mean(w)) else (tp[i[-1]] - mean(w)) / (0.015 * md)
 
         return (_window(np.arange(N), n, cci),)
     if name == "mfi":
