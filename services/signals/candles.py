@@ -170,6 +170,31 @@ class CandleSeries:
         for key, base, k in self._outputs:
             closed[key] = values[base][k]
 
+    def seed_from(self, finer: CandleSeries) -> None:
+        """Start this (new, empty) series from a finer one's kept candles, forming one included,
+        so an indicator on a timeframe nobody watched yet starts warm. O(kept candles)."""
+        rows = list(finer.history)
+        partial_first = len(rows) == finer.history.maxlen  # the oldest bucket may be cut
+        if finer.start is not None:
+            rows.append((finer.start, finer.o, finer.h, finer.l, finer.c, finer.v))
+        buckets: list[list[float]] = []
+        for ts, o, h, l, c, v in rows:  # noqa: E741
+            b = ts - ts % self.ms
+            if buckets and buckets[-1][0] == b:
+                last = buckets[-1]
+                last[2], last[3], last[4], last[5] = max(last[2], h), min(last[3], l), c, last[5] + v
+            else:
+                buckets.append([b, o, h, l, c, v])
+        if partial_first and len(buckets) > 1:
+            buckets = buckets[1:]
+        if not buckets:
+            return
+        for row in buckets[:-1]:
+            self._push(int(row[0]), *row[1:])
+        start, self.o, self.h, self.l, self.c, self.v = buckets[-1]
+        self.start = int(start)
+        self.last_ts = finer.last_ts
+
     def read_into(self, out: dict[str, float]) -> None:
         """The forming candle's value of every wanted spec, by key (NaN before the first trade)."""
         if self.start is None:
@@ -197,7 +222,11 @@ class SymbolCandles:
             raise OperandError(f"'{spec}' needs a timeframe here, e.g. '{spec.on('1h')}'")
         series = self.series.get(spec.timeframe)
         if series is None:
-            series = self.series[spec.timeframe] = CandleSeries(spec.timeframe)
+            series = CandleSeries(spec.timeframe)
+            finer = [f for f in self._list if f.ms < series.ms and series.ms % f.ms == 0]
+            if finer:
+                series.seed_from(min(finer, key=lambda f: f.ms))
+            self.series[spec.timeframe] = series
             self._list.append(series)
         return series.want(spec)
 
