@@ -10,7 +10,7 @@ seeded with the SMA of its first `period` prices, RSI from the 15th price (Wilde
 seeded with the SMA of the first 9 MACD values, ATR from the 14th bar (first TR = high - low).
 Candle indicators: the batch form over `--candles` 1-minute candles for a 3-indicator strategy
 (EMA 12, EMA 26, RSI 14: the backtester's path) against TA-Lib's C on the same arrays, and the live
-engine with candle rules (SMA 50/200 on 1h, RSI 14 on 15m) per tick.
+engine with candle rules (EMA 12/26 cross on 1m, RSI 14 on 5m, Bollinger 20 on 1m) per tick.
 Times are this process's CPU time (time.process_time), so other processes sharing the cores do
 not count against either side; engine and talipp also run interleaved chunk by chunk, so cache
 and frequency effects hit both alike. The last line printed is one JSON object with the figures.
@@ -285,10 +285,12 @@ def bench_candle_batch(n: int, seed: int) -> tuple[float, float, float]:
 def bench_candle_engine(ticks: list[Tick]) -> tuple[float, int]:
     """(us per tick, signals) of the live engine running candle rules only."""
     rules = [
-        Rule(id="golden", name="golden cross", direction="buy", timeframe="1h",
-             when={"op": "cross_above", "left": "sma(50)", "right": "sma(200)"}),
-        Rule(id="oversold", name="RSI 15m < 30", direction="buy",
-             when={"op": "lt", "left": "rsi(14, 15m)", "right": 30}),
+        Rule(id="cross", name="EMA 12 crosses EMA 26 (1m)", direction="buy",
+             when={"op": "cross_above", "left": "ema(12)", "right": "ema(26)"}),
+        Rule(id="oversold", name="RSI 5m < 30", direction="buy",
+             when={"op": "lt", "left": "rsi(14, 5m)", "right": 30}),
+        Rule(id="band", name="close above the 1m upper band", direction="sell",
+             when={"op": "gt", "left": "close", "right": "bb(20, 2).upper"}),
     ]  # fmt: skip
     engine = SignalEngine(rules=rules, config=TALIPP_SET)
     on_tick = engine.on_tick

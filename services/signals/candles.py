@@ -87,7 +87,7 @@ class CandleSeries:
 
     __slots__ = (
         "timeframe", "ms", "start", "last_ts", "o", "h", "l", "c", "v", "_indicators", "_outputs", "_last", "closed",
-        "history",
+        "history", "_reads",
     )
 
     def __init__(self, timeframe: str) -> None:
@@ -98,6 +98,8 @@ class CandleSeries:
         self.o = self.h = self.l = self.c = self.v = 0.0
         self._indicators: dict[IndicatorSpec, CandleIndicator] = {}  # by base spec: outputs share
         self._outputs: list[tuple[str, IndicatorSpec, int]] = []  # (key, base, output index)
+        # Per indicator, the (key, output index) pairs read from it: one peek each per read.
+        self._reads: list[tuple[CandleIndicator, tuple[tuple[str, int], ...]]] = []
         self._last: dict[IndicatorSpec, tuple[float, ...]] = {}  # every output at the last close
         self.closed: dict[str, float] = {}  # value of each wanted spec at the last close
         self.history: deque[tuple[int, float, float, float, float, float]] = deque(maxlen=HISTORY_CANDLES)
@@ -116,6 +118,10 @@ class CandleSeries:
         if base in self._last:
             self.closed[key] = self._last[base][spec.output_index]
         self._outputs.append((key, base, spec.output_index))
+        self._reads = [
+            (ind, tuple((k, i) for k, b, i in self._outputs if b == base_))
+            for base_, ind in self._indicators.items()
+        ]
         return key
 
     @property
@@ -202,9 +208,10 @@ class CandleSeries:
                 out[key] = self.closed.get(key, np.nan)
             return
         o, h, l, c, v = self.o, self.h, self.l, self.c, self.v  # noqa: E741
-        values = {base: ind.peek(o, h, l, c, v) for base, ind in self._indicators.items()}
-        for key, base, k in self._outputs:
-            out[key] = values[base][k]
+        for ind, reads in self._reads:
+            values = ind.peek(o, h, l, c, v)
+            for key, k in reads:
+                out[key] = values[k]
 
 
 class SymbolCandles:
