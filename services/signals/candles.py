@@ -124,6 +124,17 @@ class CandleSeries:
         ]
         return key
 
+    def keep_only(self, keys: set[str]) -> None:
+        """Stop computing what is not in `keys` (rules changed); the candles stay kept."""
+        self._outputs = [o for o in self._outputs if o[0] in keys]
+        bases = {base for _, base, _ in self._outputs}
+        self._indicators = {b: ind for b, ind in self._indicators.items() if b in bases}
+        self._last = {b: v for b, v in self._last.items() if b in bases}
+        self.closed = {k: v for k, v in self.closed.items() if k in keys}
+        self._reads = [
+            (ind, tuple((k, i) for k, b, i in self._outputs if b == base)) for base, ind in self._indicators.items()
+        ]
+
     @property
     def specs(self) -> tuple[str, ...]:
         return tuple(k for k, _, _ in self._outputs)
@@ -236,6 +247,12 @@ class SymbolCandles:
             self.series[spec.timeframe] = series
             self._list.append(series)
         return series.want(spec)
+
+    def keep_only(self, specs: set[IndicatorSpec]) -> None:
+        """Stop computing every spec not in `specs` (timeframes set). Series stay, with their candles."""
+        keys = {str(spec) for spec in specs}
+        for series in self._list:
+            series.keep_only(keys)
 
     def on_trade(self, timestamp_ms: int, price: float, amount: float) -> None:
         for series in self._list:

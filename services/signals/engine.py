@@ -98,6 +98,9 @@ class SignalEngine:
         # An on_close rule needs its own timeframe's candles, to know when one closes.
         specs |= {parse_operand("close", r.timeframe) for r in self._runners if r.rule.on_close and r.rule.applies_to(symbol)}
         specs |= self._watched.get(symbol, set())
+        existing = self._candles.get(symbol)
+        if existing is not None:
+            existing.keep_only(specs)  # a rule deleted or edited stops costing anything
         if specs:
             candles = self._candles_of(symbol)
             for spec in sorted(specs, key=str):

@@ -200,3 +200,18 @@ def test_an_on_close_rule_fires_at_candle_closes_exactly_where_the_batch_columns
         assert signal.values["price"] == minute.close[i]
     with pytest.raises(RuleError, match="on_close must be true or false"):
         Rule.from_dict({**_rule("ema(3)", "ema(8)"), "on_close": "yes"})
+
+
+def test_an_indicator_no_rule_needs_any_more_stops_being_computed() -> None:
+    engine = SignalEngine(rules=[Rule.from_dict(_rule("sma(5)", "ema(9)", op="cross_above"))])
+    ticks = _ticks("BTC/USDT", 30)
+    for t in ticks[:90]:
+        engine.on_tick(t)
+    series = engine._candles["BTC/USDT"].series["1m"]
+    assert set(series.specs) == {"sma(5, 1m)", "ema(9, 1m)"}
+    engine.set_rules([Rule.from_dict(_rule("sma(5)", 100.0))])
+    assert set(series.specs) == {"sma(5, 1m)"} and "ema(9, 1m)" not in engine.snapshot("BTC/USDT")
+    engine.set_rules([Rule.from_dict(_rule("sma(5)", "ema(9)", op="cross_above"))])
+    for t in ticks[90:]:
+        engine.on_tick(t)
+    assert not math.isnan(engine.snapshot("BTC/USDT")["ema(9, 1m)"])  # back, warm from the kept candles
