@@ -39,7 +39,6 @@ Candles are UTC buckets `ts - ts % timeframe`; a span with no trades makes no ca
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
 
 import numpy as np
 
@@ -300,8 +299,3 @@ def compute_on(spec: IndicatorSpec, candles: Candles, timeframe: str) -> np.ndar
         v += vo[i]
         out[i] = ind.peek(o, h, l, c, v)[k]
     return out
-
-
-def parse_operands(texts: Iterable[str], timeframe: str | None = None) -> list[IndicatorSpec]:
-    """`parse_operand` for each text."""
-    return [parse_operand(t, timeframe) for t in texts]
