@@ -194,14 +194,38 @@ def _macd(k: Candles, p: tuple[float, ...]) -> Arrays:
 
 def _rsi(k: Candles, p: tuple[float, ...]) -> Arrays:
     n = int(p[0])
+    total_n = len(k)
+    out = _full(total_n)
     d = np.diff(k.close)
-    gains = np.array(_wilder_list(np.where(d > 0, d, 0.0).tolist(), n))
-    losses = np.array(_wilder_list(np.where(d < 0, -d, 0.0).tolist(), n))
-    total = gains + losses
+    if len(d) < n:
+        return (out,)
+    up = np.where(d > 0, d, 0.0)
+    down = np.where(d < 0, -d, 0.0)
+    # Both Wilder averages in one loop, with `Wilder`'s arithmetic (the side that did not move
+    # adds 0.0, which changes no bit).
+    ag = al = 0.0
+    for x in up[:n].tolist():
+        ag += x
+    for x in down[:n].tolist():
+        al += x
+    ag, al = ag / n, al / n
+    gains, losses = [ag], [al]
+    put_gain, put_loss = gains.append, losses.append
+    n1 = n - 1
+    for x in d[n:].tolist():
+        if x > 0:
+            ag = (ag * n1 + x) / n
+            al = (al * n1 + 0.0) / n
+        else:
+            ag = (ag * n1 + 0.0) / n
+            al = (al * n1 - x) / n
+        put_gain(ag)
+        put_loss(al)
+    g, lo = np.array(gains), np.array(losses)
+    total = g + lo
     with np.errstate(divide="ignore", invalid="ignore"):
-        rsi = np.where(total > 0.0, 100.0 * (gains / total), 50.0)  # as `rsi_value`
-    rsi[np.isnan(total)] = NAN
-    return (_after(1, rsi.tolist(), len(k)),)
+        out[n:] = np.where(total > 0.0, 100.0 * (g / total), 50.0)  # as `rsi_value`
+    return (out,)
 
 
 def _atr(k: Candles, p: tuple[float, ...]) -> Arrays:
