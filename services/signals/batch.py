@@ -113,7 +113,7 @@ def _sum(x: np.ndarray, n: int, start: int = 0) -> np.ndarray:
     return _rolling(x, n, lambda w: w.sum(axis=1), start)
 
 
-def _ema_list(xs: list[float], n: int) -> list[float]:
+def ema_list(xs: list[float], n: int) -> list[float]:
     """TA-Lib's EMA over a list (the incremental `Ema`'s arithmetic)."""
     out = [NAN] * len(xs)
     if len(xs) < n:
@@ -169,7 +169,7 @@ def _sma(k: Candles, p: tuple[float, ...]) -> Arrays:
 
 
 def _ema(k: Candles, p: tuple[float, ...]) -> Arrays:
-    return (np.array(_ema_list(k.close.tolist(), int(p[0]))),)
+    return (np.array(ema_list(k.close.tolist(), int(p[0]))),)
 
 
 def _wma(k: Candles, p: tuple[float, ...]) -> Arrays:
@@ -182,11 +182,11 @@ def _macd(k: Candles, p: tuple[float, ...]) -> Arrays:
     fast, slow, sig = (int(x) for x in p)
     closes = k.close.tolist()
     total = len(closes)
-    slow_e = _ema_list(closes, slow)
-    fast_e = [NAN] * (slow - fast) + _ema_list(closes[slow - fast :], fast)
+    slow_e = ema_list(closes, slow)
+    fast_e = [NAN] * (slow - fast) + ema_list(closes[slow - fast :], fast)
     line = [f - s for f, s in zip(fast_e, slow_e, strict=False)]
     first = slow - 1
-    signal = [NAN] * min(first, total) + _ema_list(line[first:], sig)
+    signal = [NAN] * min(first, total) + ema_list(line[first:], sig)
     line_a = np.array(line[:total]) if total else _full(0)
     sig_a = np.array(signal[:total]) if total else _full(0)
     return line_a, sig_a, line_a - sig_a

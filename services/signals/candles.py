@@ -41,8 +41,9 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-from services.signals.batch import Candles, compute, compute_all, compute_many, resample
+from services.signals.batch import Candles, compute, compute_all, compute_many, ema_list, resample
 from services.signals.incremental import CandleIndicator, make_indicator
 from services.signals.operands import (
     REGISTRY,
@@ -273,6 +274,9 @@ def compute_on(spec: IndicatorSpec, candles: Candles, timeframe: str) -> np.ndar
     if TIMEFRAME_MS[spec.timeframe] < TIMEFRAME_MS[timeframe]:
         raise OperandError(f"'{spec}' needs {spec.timeframe} candles: it cannot be computed from {timeframe} candles")
     ms = TIMEFRAME_MS[spec.timeframe]
+    fast = _forming_vectorised(spec, candles, ms)
+    if fast is not None:
+        return fast
     ind = make_indicator(spec.base)
     k = spec.output_index
     out = np.empty(len(candles))
@@ -298,4 +302,47 @@ def compute_on(spec: IndicatorSpec, candles: Candles, timeframe: str) -> np.ndar
         c = cl[i]
         v += vo[i]
         out[i] = ind.peek(o, h, l, c, v)[k]
+    return out
+
+
+def _forming_vectorised(spec: IndicatorSpec, candles: Candles, ms: int) -> np.ndarray | None:
+    """`compute_on`'s answer in numpy for the indicators whose forming value is a closed-form step
+    from the state at the last longer close (SMA, EMA, close, open, volume); None for the others.
+
+    For a short candle j in longer bucket b: SMA = (sum of the n-1 longer closes before b + c_j)/n,
+    EMA = E[b-1] + k (c_j - E[b-1]) (or the seed mean at b = n-1), the arithmetic of `Mean`/`Ema`.
+    """
+    name = spec.name
+    if name not in ("sma", "ema", "close", "open", "volume") or len(candles) == 0:
+        return None
+    ts = candles.timestamp_ms
+    bucket = ts - ts % ms
+    new = np.r_[True, bucket[1:] != bucket[:-1]]
+    g = np.cumsum(new) - 1  # index of the longer candle each short one falls in
+    c = candles.close
+    if name == "close":
+        return c.copy()
+    if name == "open":
+        return candles.open[np.flatnonzero(new)][g]
+    if name == "volume":
+        total = np.cumsum(candles.volume)
+        before = np.r_[0.0, total][np.flatnonzero(new)][g]
+        return total - before
+    n = int(spec.params[0])
+    closes = resample(candles, spec.timeframe or "1m").close
+    out = np.full(len(candles), np.nan)
+    if name == "sma":
+        prior = np.full(len(closes), np.nan)  # prior[b] = sum of the n-1 closes before b
+        if len(closes) >= n:
+            prior[n - 1 :] = sliding_window_view(closes[:-1], n - 1).sum(axis=1)
+        valid = g >= n - 1
+        out[valid] = (prior[g[valid]] + c[valid]) / n
+        return out
+    ema = np.array(ema_list(closes.tolist(), n))
+    at_seed = g == n - 1
+    if at_seed.any():
+        out[at_seed] = (np.cumsum(closes[: n - 1])[-1] + c[at_seed]) / n  # cumsum: `Ema.seed`'s order
+    later = g > n - 1
+    prev = ema[g[later] - 1]
+    out[later] = prev + (2.0 / (n + 1)) * (c[later] - prev)
     return out

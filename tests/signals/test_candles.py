@@ -382,9 +382,11 @@ def test_forming_value_on_every_trade_is_the_batch_value_over_the_candles_so_far
         ), (out[key], expected)
 
 
-@settings(max_examples=20, deadline=None)
-@given(k=candle_data(min_size=1, max_size=200), text=st.sampled_from(["sma(3, 15m)", "rsi(2, 5m)", "macd(2, 3, 2, 1h).signal", "close(1h)"]))
-def test_a_longer_timeframe_over_short_candles_is_what_the_chart_showed_at_each_close(k: Candles, text: str) -> None:
+@pytest.mark.parametrize("text", ["sma(3, 15m)", "sma(2, 5m)", "ema(4, 15m)", "ema(2, 1h)", "rsi(2, 5m)",
+                                  "macd(2, 3, 2, 1h).signal", "close(1h)", "open(5m)", "volume(15m)", "high(5m)"])
+@settings(max_examples=15, deadline=None)
+@given(k=candle_data(min_size=1, max_size=200))
+def test_a_longer_timeframe_over_short_candles_is_what_the_chart_showed_at_each_close(text: str, k: Candles) -> None:
     spec = parse_operand(text)
     got = compute_on(spec, k, "1m")
     series = CandleSeries(spec.timeframe or "1m")
