@@ -2,7 +2,10 @@
 
 Every change is written atomically (temp file in the same directory, fsync, os.replace), so a
 crash leaves either the old file or the new one. A file that cannot be read is moved aside to
-`<name>.corrupt-<timestamp>` and reported with `RuleBookCorrupt`, never silently dropped.
+`<name>.corrupt-<timestamp>` and reported with `RuleBookCorrupt`, never silently dropped. A rule an
+earlier version saved that names an operand that does not exist (`rsi_14 is above banana`) is set
+aside alone in `<name>.refused-<timestamp>` with the reason, listed in `RuleBook.refused`; the
+others load.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from services.signals.errors import RuleBookCorrupt, RuleError, RuleNotFound
+from services.signals.operands import OperandError
 from services.signals.rules import Rule
 
 _FORMAT_VERSION = 1
@@ -32,6 +36,9 @@ class RuleBook:
     def __init__(self, path: str | os.PathLike[str], *, defaults: Iterable[Rule] = ()) -> None:
         self.path = Path(path)
         self._rules: dict[str, Rule] = {}
+        # (rule id, reason) of saved rules refused on load, and the file they were kept in.
+        self.refused: list[tuple[str, str]] = []
+        self.refused_to: Path | None = None
         if self.path.exists():
             self._rules = self._load()
         else:
@@ -96,18 +103,7 @@ class RuleBook:
 
     def _write(self, rules: dict[str, Rule]) -> None:
         doc = {"version": _FORMAT_VERSION, "rules": [r.to_dict() for r in rules.values()]}
-        data = json.dumps(doc, indent=2, allow_nan=False).encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write_atomically(self.path, json.dumps(doc, indent=2, allow_nan=False).encode())
 
     def _load(self) -> dict[str, Rule]:
         try:
@@ -117,15 +113,34 @@ class RuleBook:
             if doc.get("version") != _FORMAT_VERSION:
                 raise ValueError(f"unsupported format version {doc.get('version')!r}")
             rules: dict[str, Rule] = {}
+            refused: list[tuple[Any, str]] = []
             for d in doc["rules"]:
-                rule = Rule.from_dict(d)
+                try:
+                    rule = Rule.from_dict(d)
+                except OperandError as exc:  # well-formed, but names what does not exist
+                    refused.append((d, str(exc)))
+                    continue
                 if rule.id in rules:
                     raise ValueError(f"duplicate rule id {rule.id!r}")
                 rules[rule.id] = rule
+            if refused:
+                self._set_aside(refused)
             return rules
         except (ValueError, RuleError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
             moved_to = self._move_aside()
             raise RuleBookCorrupt(self.path, moved_to, str(exc)) from exc
+
+    def _set_aside(self, refused: list[tuple[Any, str]]) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        target = self.path.with_name(f"{self.path.name}.refused-{stamp}")
+        n = 1
+        while target.exists():
+            target = self.path.with_name(f"{self.path.name}.refused-{stamp}-{n}")
+            n += 1
+        doc = {"version": _FORMAT_VERSION, "refused": [{"rule": d, "reason": why} for d, why in refused]}
+        _write_atomically(target, json.dumps(doc, indent=2).encode())
+        self.refused = [(str(d.get("id")) if isinstance(d, dict) else "?", why) for d, why in refused]
+        self.refused_to = target
 
     def _move_aside(self) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -136,3 +151,18 @@ class RuleBook:
             n += 1
         os.replace(self.path, target)
         return target
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Temp file in the same directory, fsync, os.replace: the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -106,3 +106,21 @@ def test_two_corruptions_in_the_same_second_keep_both_files(tmp_path: Path) -> N
             RuleBook(path)
         moved.append(info.value.moved_to)
     assert moved[0] != moved[1] and all(m.exists() for m in moved)
+
+
+def test_a_saved_rule_naming_an_operand_that_does_not_exist_is_set_aside_and_the_others_load(
+    tmp_path: Path,
+) -> None:
+    # Earlier versions saved `rsi_14 is above banana`: it could never fire. It is kept, with why.
+    path = tmp_path / "rules.json"
+    banana = {"id": "banana", "name": "b", "direction": "buy", "when": {"op": "gt", "left": "rsi_14", "right": "banana"}}
+    doc = {"version": 1, "rules": [RSI_LOW.to_dict(), banana]}
+    path.write_text(json.dumps(doc))
+    book = RuleBook(path, defaults=default_rules())
+    assert [r.id for r in book.rules] == ["rsi-low"]
+    assert book.refused == [("banana", "Unknown indicator 'banana': use e.g. sma(20), ema(20), rsi(14), macd, "
+                                       "bb(20, 2), atr(14), close or price")]
+    assert book.refused_to is not None and book.refused_to.name.startswith("rules.json.refused-")
+    kept = json.loads(book.refused_to.read_text())["refused"]
+    assert kept == [{"rule": banana, "reason": book.refused[0][1]}]
+    assert json.loads(path.read_text()) == doc  # untouched until the trader changes something
