@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any
+
+from services.ledger import dec, opt_dec  # the one dec(): finite Decimal or NotANumber
+
+__all__ = ["FEE_QUANTUM", "ceil_to", "dec", "fee_of", "floor_to", "is_multiple", "num", "opt_dec", "text"]
 
 FEE_QUANTUM = Decimal("0.00000001")
-
-
-def dec(value: Any) -> Decimal:
-    """A Decimal from a JSON number or text, through `str` so 0.1 stays 0.1."""
-    if isinstance(value, Decimal):
-        return value
-    return Decimal(str(value))
-
-
-def opt_dec(value: Any) -> Decimal | None:
-    return None if value is None else dec(value)
 
 
 def is_multiple(value: Decimal, step: Decimal) -> bool:
