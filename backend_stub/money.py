@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
-from services.ledger import dec, opt_dec  # the one dec(): finite Decimal or NotANumber
+from services.ledger import FEE_QUANTUM, dec, fee_of, opt_dec  # the one dec(): finite Decimal or NotANumber
 
 __all__ = ["FEE_QUANTUM", "ceil_to", "dec", "fee_of", "floor_to", "is_multiple", "num", "opt_dec", "text"]
-
-FEE_QUANTUM = Decimal("0.00000001")
 
 
 def is_multiple(value: Decimal, step: Decimal) -> bool:
@@ -33,11 +31,6 @@ def ceil_to(value: Decimal, step: Decimal) -> Decimal:
     if step <= 0:
         return value
     return (value / step).to_integral_value(ROUND_CEILING) * step
-
-
-def fee_of(cost: Decimal, rate: Decimal) -> Decimal:
-    """Fee on `cost` at `rate`, to 1e-8 (banker's rounding)."""
-    return (cost * rate).quantize(FEE_QUANTUM, ROUND_HALF_EVEN)
 
 
 def num(value: Decimal | None) -> float | int | None:

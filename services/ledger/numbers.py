@@ -7,10 +7,11 @@ and NaN or infinity. A caller that wants "missing means nothing" says so with `o
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 ZERO = Decimal(0)
+FEE_QUANTUM = Decimal("0.00000001")
 
 
 class NotANumber(InvalidOperation, ValueError):
@@ -46,3 +47,8 @@ def dec_or_zero(value: Any) -> Decimal:
         return dec(value)
     except NotANumber:
         return ZERO
+
+
+def fee_of(cost: Decimal, rate: Decimal) -> Decimal:
+    """Fee on `cost` at `rate`, to 1e-8 (banker's rounding): the paper broker's and the backtester's."""
+    return (cost * rate).quantize(FEE_QUANTUM, ROUND_HALF_EVEN)
