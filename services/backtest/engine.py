@@ -1,13 +1,13 @@
 """The backtester's core: a strategy's signals and exits over candles, booked by the one ledger.
 
 Fill convention (backtesting.py's, Backtrader's and TradingView's): a signal at a candle's close fills at the
-NEXT candle's open as a market order (slippage against the trader). Take-profit is a limit order and fills at
-its price when a candle's range reaches it (at the open if the candle opens beyond it); stop-loss and trailing
-stop are stop orders and fill at their level minus slippage (at the open, minus slippage, on a gap). Inside a
-candle the price is taken to move open → the nearer extreme → the farther extreme → close; when open is
-exactly as far from the high as from the low, the move against the position comes first (pessimistic). So a
-candle that touches both take-profit and stop-loss exits at whichever its path reaches first. A trailing stop
-follows the best price along that path. A time exit (`timeInTrade`) fills at the open of the first candle that
+NEXT candle's open as a market order. Exits rest in the order book the paper broker matches with
+(`services/ledger/book.py`): take-profit is a limit, stop-loss a stop-market, both together an OCO, and a
+trailing stop a trailing_stop order; a candle is shown to the book as trades open → the extreme nearer the open
+→ the other extreme → close (a tie: the high first), each leg a continuous move. So a candle that touches both
+take-profit and stop-loss exits at whichever its path reaches first; a stop passed inside a candle fills at its
+level, one the candle opens beyond fills at the open (both with slippage, against the trader); a take-profit
+fills at its own price. A time exit (`timeInTrade`) is a market order at the open of the first candle that
 starts at or after entry time + duration. A close where both the buy and the sell condition fire gives no
 signal. Signals count only while they can act: an entry while flat, an opposite signal while in a position
 (in `long_short` it closes and reverses). A position still open after the last candle is closed at the last
@@ -15,14 +15,15 @@ close (a market order: fee and slippage apply), exit reason "end".
 
 Two loops give the same fills (tests/backtest/test_engine.py proves it on random data): `run` jumps from
 event to event (next signal by binary search over the signal indices, the next candle whose range can reach an
-exit level by a vectorised scan), `run_per_candle` steps every candle. Cost of `run`: O(n) numpy work plus
+exit level by a vectorised scan; only those candles go to the book), `run_per_candle` shows the book every
+candle. Cost of `run`: O(n) numpy work plus
 O(trades × log n) Python.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
@@ -31,8 +32,10 @@ import numpy.typing as npt
 from services.backtest.candles import Candles, FloatArray
 from services.backtest.strategy import Strategy
 from services.ledger import ZERO, Fill, Ledger, dec, fee_of
+from services.ledger.book import BookOrder, BookType, Execution, OrderBook, candle_path
 
 AMOUNT_STEP = Decimal("0.00000001")
+_WIDEN = 1e-9
 _HUNDRED = Decimal(100)
 IntArray = npt.NDArray[np.int64]
 
@@ -80,9 +83,9 @@ def net_signal(buy: npt.NDArray[np.bool_] | None, sell: npt.NDArray[np.bool_] | 
     return (b & ~s).astype(np.int8) - (s & ~b).astype(np.int8)
 
 
-class _Book:
-    """The account and the open position's exit levels; shared by both loops so they differ only in how they
-    find the next candle to look at."""
+class _Account:
+    """The ledger, the order book and the open position's exit orders; shared by both loops so they differ
+    only in how they find the next candle to show the book."""
 
     def __init__(self, strategy: Strategy, candles: Candles, cash: Decimal, symbol: str) -> None:
         self.s = strategy
@@ -92,7 +95,8 @@ class _Book:
         self.cash0 = cash
         self.ledger = Ledger(balances={self.quote: cash})
         self.fee = dec(strategy.fee)
-        self.slip = dec(strategy.slippage)
+        self.book = OrderBook(slippage=dec(strategy.slippage))
+        self.seq = 0
         self.fills: list[Fill] = []
         self.fill_index: list[int] = []
         self.cash_after: list[float] = []
@@ -104,10 +108,11 @@ class _Book:
         ex = strategy.exits
         self.sl_pct, self.tp_pct, self.trail = ex.stop_loss_pct, ex.take_profit_pct, ex.trailing_stop_pct
         self.trail_f = (ex.trailing_stop_pct or 0.0) / 100.0
+        # Float copies of the exit levels for the vectorised scan, widened by a hair so float rounding can
+        # only add candidates (the book decides), never lose one.
         self.sl_f = self.tp_f = math.nan
-        self.sl_d: Decimal | None = None
-        self.tp_d: Decimal | None = None
-        self.peak = 0.0  # best price since entry (highest for a long, lowest for a short)
+        self.exit_orders: dict[str, str] = {}  # book order id -> exit reason
+        self.trail_id: str | None = None
         self.has_levels = ex.stop_loss_pct is not None or ex.take_profit_pct is not None or ex.trailing_stop_pct is not None
 
     # -- fills -----------------------------------------------------------------------------------------
@@ -121,23 +126,51 @@ class _Book:
         self.amount_after.append(float(self.ledger.positions[self.symbol].amount))
         return fill
 
+    def _order(self, side: str, kind: BookType, amount: Decimal, **levels: Decimal) -> BookOrder:
+        self.seq += 1
+        return BookOrder(id=f"{kind}-{self.seq}", side=side, type=kind, remaining=amount, seq=self.seq, **levels)  # type: ignore[arg-type]
+
+    def _market(self, index: int, side: str, amount: Decimal, last: Decimal) -> Decimal:
+        placed = self.book.submit(self._order(side, "market", amount), last_price=last,
+                                  timestamp_ms=int(self.c.timestamp_ms[index]))
+        execution = placed.events[0]
+        assert isinstance(execution, Execution)
+        return execution.price
+
     def enter(self, index: int, side: int) -> None:
-        """A market order at candle `index`'s open."""
+        """A market order at candle `index`'s open, then its exit orders in the book."""
         market = dec(float(self.c.open[index]))
-        price = market * (1 + self.slip) if side > 0 else market * (1 - self.slip)
-        amount = self._size(price, side)
+        order_side = "buy" if side > 0 else "sell"
+        amount = self._size(self.book.slipped(market, order_side), side)
         if amount <= 0:
             return
-        fill = self._fill(index, "buy" if side > 0 else "sell", amount, price)
+        price = self._market(index, order_side, amount, market)
+        fill = self._fill(index, order_side, amount, price)
         self.side = side
         self.entry = (index, fill.timestamp_ms, price, fill.fee, amount)
-        self.peak = float(self.c.open[index])
+        exit_side = "sell" if side > 0 else "buy"
+        ts = int(self.c.timestamp_ms[index])
+        sl = tp = None
         if self.sl_pct is not None:
-            self.sl_d = price * (1 - side * dec(self.sl_pct) / _HUNDRED)
-            self.sl_f = float(self.sl_d)
+            sl = price * (1 - side * dec(self.sl_pct) / _HUNDRED)
+            self.sl_f = float(sl) * (1 + side * _WIDEN)
         if self.tp_pct is not None:
-            self.tp_d = price * (1 + side * dec(self.tp_pct) / _HUNDRED)
-            self.tp_f = float(self.tp_d)
+            tp = price * (1 + side * dec(self.tp_pct) / _HUNDRED)
+            self.tp_f = float(tp) * (1 - side * _WIDEN)
+        orders: list[tuple[BookOrder, str]] = []
+        if sl is not None and tp is not None:
+            orders.append((self._order(exit_side, "oco", amount, price=tp, stop_price=sl), "oco"))
+        elif sl is not None:
+            orders.append((self._order(exit_side, "stop_market", amount, stop_price=sl), "stopLoss"))
+        elif tp is not None:
+            orders.append((self._order(exit_side, "limit", amount, price=tp), "takeProfit"))
+        if self.trail is not None:
+            trail = self._order(exit_side, "trailing_stop", amount, trailing_percent=dec(self.trail))
+            orders.append((trail, "trailingStop"))
+            self.trail_id = trail.id
+        for order, reason in orders:
+            self.book.submit(order, last_price=market, timestamp_ms=ts)
+            self.exit_orders[order.id] = reason
 
     def _size(self, price: Decimal, side: int) -> Decimal:
         sizing = self.s.sizing
@@ -164,68 +197,74 @@ class _Book:
             entry_ms=entry_ms, exit_ms=fill.timestamp_ms, entry_price=entry_price, exit_price=price,
             entry_fee=entry_fee, exit_fee=fill.fee, pnl=realised - self._realised_before, exit_reason=reason))
         self._realised_before = realised
+        for order_id in self.exit_orders:
+            self.book.cancel(order_id)
+        self.exit_orders.clear()
+        self.trail_id = None
         self.side = 0
         self.entry = None
-        self.sl_d = self.tp_d = None
         self.sl_f = self.tp_f = math.nan
 
+    def exit_at(self, index: int, last: Decimal, reason: str) -> None:
+        """A market exit with the market at `last`."""
+        held = self.ledger.positions[self.symbol].amount
+        self.exit(index, self._market(index, "sell" if held > 0 else "buy", abs(held), last), reason)
+
     def exit_at_open(self, index: int, reason: str) -> None:
-        market = dec(float(self.c.open[index]))
-        self.exit(index, market * (1 - self.slip) if self.side > 0 else market * (1 + self.slip), reason)
+        self.exit_at(index, dec(float(self.c.open[index])), reason)
 
-    # -- one candle's path -----------------------------------------------------------------------------
+    # -- the book sees one candle ----------------------------------------------------------------------
+    @property
+    def peak(self) -> float:
+        """The trailing stop's best price so far (the book's)."""
+        assert self.trail_id is not None
+        order = self.book.get(self.trail_id)
+        assert order is not None and order.peak is not None
+        return float(order.peak)
+
+    def skip_to_peak(self, best: float) -> None:
+        """Candles skipped without an event only moved the trailing stop's peak to their best price."""
+        if self.trail_id is None:
+            return
+        order = self.book.get(self.trail_id)
+        assert order is not None and order.peak is not None
+        peak = dec(best)
+        if (peak > order.peak) if self.side > 0 else (peak < order.peak):
+            self.book.restore(replace(order, peak=peak))
+
     def scan_candle(self, j: int) -> bool:
-        """Walk candle j's path against the exit levels; exit if one is reached. True if it exited. O(1)."""
-        o, h, lo, c = float(self.c.open[j]), float(self.c.high[j]), float(self.c.low[j]), float(self.c.close[j])
-        side = self.side
+        """Feed candle j to the book as its path of trades; exit at the first execution. True if it exited.
+        O(log orders) per point."""
         assert self.entry is not None
-        if j != self.entry[0] and self._at(j, o, o, gap=True):
-            return True
-        up_first = (h - o < o - lo) or (h - o == o - lo and side < 0)  # tie: against the position first
-        prev = o
-        for x in ((h, lo, c) if up_first else (lo, h, c)):
-            if x != prev and self._at(j, prev, x, gap=False):
+        o, h, lo, c = (dec(float(x[j])) for x in (self.c.open, self.c.high, self.c.low, self.c.close))
+        path = candle_path(o, h, lo, c)
+        ts = int(self.c.timestamp_ms[j])
+        previous: Decimal | None = None
+        if j == self.entry[0]:  # the open already traded: it was our entry
+            path, previous = path[1:], o
+        for price in path:
+            events = self.book.on_trade(price, None, ts, path_from=previous)
+            done = [e for e in events if isinstance(e, Execution) and e.order_id in self.exit_orders]
+            if done:
+                # Two stops passed in one move: the one the price met first (best for the trader).
+                first = max(done, key=lambda e: e.price) if self.side > 0 else min(done, key=lambda e: e.price)
+                reason = self.exit_orders[first.order_id]
+                if reason == "oco":
+                    reason = "takeProfit" if first.leg == "limit" else "stopLoss"
+                self.exit(j, first.price, reason)
                 return True
-            prev = x
-        return False
-
-    def _stop_level(self) -> tuple[float, str]:
-        """The effective stop (fixed or trailing, whichever is tighter) and its name."""
-        side, stop, name = self.side, self.sl_f, "stopLoss"
-        if self.trail is not None:
-            level = self.peak * (1 - side * self.trail_f)
-            if math.isnan(stop) or (level > stop if side > 0 else level < stop):
-                stop, name = level, "trailingStop"
-        return stop, name
-
-    def _at(self, j: int, a: float, b: float, *, gap: bool) -> bool:
-        """The move a → b (or the open, `gap`); exit if it reaches take-profit or the stop."""
-        side = self.side
-        favourable = (b > a) if side > 0 else (b < a)
-        if gap or not favourable:  # towards the stop
-            stop, name = self._stop_level()
-            if not math.isnan(stop) and (b <= stop if side > 0 else b >= stop):
-                level = dec(b) if gap else (self.sl_d if name == "stopLoss" and self.sl_d is not None else dec(stop))
-                self.exit(j, level * (1 - self.slip) if side > 0 else level * (1 + self.slip), name)
-                return True
-        if (gap or favourable) and not math.isnan(self.tp_f) and (b >= self.tp_f if side > 0 else b <= self.tp_f):
-            assert self.tp_d is not None
-            self.exit(j, dec(b) if gap else self.tp_d, "takeProfit")
-            return True
-        if favourable or gap:
-            self.peak = max(self.peak, b) if side > 0 else min(self.peak, b)
+            previous = price
         return False
 
     def finish(self, n: int) -> Run:
         if self.side:
-            close = dec(float(self.c.close[n - 1]))
-            self.exit(n - 1, close * (1 - self.slip) if self.side > 0 else close * (1 + self.slip), "end")
+            self.exit_at(n - 1, dec(float(self.c.close[n - 1])), "end")
         return Run(tuple(self.trades), tuple(self.fills), np.asarray(self.fill_index, dtype=np.int64),
                    np.asarray(self.cash_after), np.asarray(self.amount_after), self.cash0,
                    self.ledger.balances[self.quote])
 
 
-def _time_exit_index(book: _Book, ts: IntArray) -> int:
+def _time_exit_index(book: _Account, ts: IntArray) -> int:
     """First candle starting at or after entry + timeInTrade (n if none)."""
     limit = book.s.exits.time_in_trade_ms
     if limit is None or book.entry is None:
@@ -237,7 +276,7 @@ def run(strategy: Strategy, candles: Candles, signal: npt.NDArray[np.int8], *, c
         symbol: str = "ASSET/USDT") -> Run:
     """Event-skipping loop (see the module docstring). `signal` is `net_signal(...)` at each close."""
     n = len(candles)
-    book = _Book(strategy, candles, cash, symbol)
+    book = _Account(strategy, candles, cash, symbol)
     ts, low, high = candles.timestamp_ms, candles.low, candles.high
     allowed = strategy.positions
     long_idx = np.flatnonzero(signal > 0)
@@ -286,9 +325,11 @@ def run(strategy: Strategy, candles: Candles, signal: npt.NDArray[np.int8], *, c
     return book.finish(n)
 
 
-def _scan_levels(book: _Book, start: int, stop: int, low: FloatArray, high: FloatArray) -> int:
-    """First candle in [start, stop) where the position exits on a level (its index), else -1."""
+def _scan_levels(book: _Account, start: int, stop: int, low: FloatArray, high: FloatArray) -> int:
+    """First candle in [start, stop) where the position exits on a level (its index), else -1. Candidates
+    come from a vectorised test in growing chunks (a superset: the range reaches a level); the book decides."""
     j, chunk = start, 64
+    trailing = book.trail_id is not None
     while j < stop:
         end = min(stop, j + chunk)
         chunk *= 2
@@ -297,32 +338,27 @@ def _scan_levels(book: _Book, start: int, stop: int, low: FloatArray, high: Floa
         if side > 0:
             hit = hi >= book.tp_f if not math.isnan(book.tp_f) else np.zeros(end - j, dtype=bool)
             if not math.isnan(book.sl_f):
-                hit = hit | (lo <= book.sl_f)
-            if book.trail is not None:
+                hit |= lo <= book.sl_f
+            if trailing:
                 peak = np.maximum(np.maximum.accumulate(hi), book.peak)
-                hit = hit | (lo <= peak * (1 - book.trail_f))
+                hit |= lo <= peak * (1 - book.trail_f) * (1 + _WIDEN)
         else:
             hit = lo <= book.tp_f if not math.isnan(book.tp_f) else np.zeros(end - j, dtype=bool)
             if not math.isnan(book.sl_f):
-                hit = hit | (hi >= book.sl_f)
-            if book.trail is not None:
+                hit |= hi >= book.sl_f
+            if trailing:
                 trough = np.minimum(np.minimum.accumulate(lo), book.peak)
-                hit = hit | (hi >= trough * (1 + book.trail_f))
+                hit |= hi >= trough * (1 + book.trail_f) * (1 - _WIDEN)
         base = j
         for offset in np.flatnonzero(hit):
             candidate = base + int(offset)
-            # Candles skipped between candidates only move the best price (their highs/lows).
-            if book.trail is not None:
-                seg = slice(j, candidate)
-                if candidate > j:
-                    book.peak = (max(book.peak, float(high[seg].max())) if side > 0
-                                 else min(book.peak, float(low[seg].min())))
-                j = candidate
+            if trailing and candidate > j:
+                book.skip_to_peak(float(high[j:candidate].max()) if side > 0 else float(low[j:candidate].min()))
             if book.scan_candle(candidate):
                 return candidate
             j = candidate + 1
-        if book.trail is not None and j < end:
-            book.peak = (max(book.peak, float(high[j:end].max())) if side > 0 else min(book.peak, float(low[j:end].min())))
+        if trailing and j < end:
+            book.skip_to_peak(float(high[j:end].max()) if side > 0 else float(low[j:end].min()))
         j = end
     return -1
 
@@ -331,7 +367,7 @@ def run_per_candle(strategy: Strategy, candles: Candles, signal: npt.NDArray[np.
                    symbol: str = "ASSET/USDT") -> Run:
     """The plain loop, one candle at a time: the reference `run` is proved equal to."""
     n = len(candles)
-    book = _Book(strategy, candles, cash, symbol)
+    book = _Account(strategy, candles, cash, symbol)
     allowed = strategy.positions
     pending = 0  # +1 / -1: a market order at the next open (entry, exit, or exit-and-reverse)
     for j in range(n):
