@@ -94,6 +94,16 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return base, quote.split(":")[0]
 
 
+_SPLIT: dict[str, tuple[str, str]] = {}
+
+
+def _split_cached(symbol: str) -> tuple[str, str]:
+    pair = _SPLIT.get(symbol)
+    if pair is None:
+        pair = _SPLIT[symbol] = split_symbol(symbol)
+    return pair
+
+
 def apply_to_balances(totals: Mapping[str, Decimal], fill: Fill, *, base: str, quote: str) -> dict[str, Decimal]:
     """Balances after `fill` (fee in quote): a new dict, `totals` is left alone."""
     out = dict(totals)
@@ -116,7 +126,7 @@ class Ledger:
 
     def apply(self, fill: Fill) -> Decimal:
         """Book `fill` (its `symbol` names the market); returns the P&L it realised. O(1)."""
-        base, quote = split_symbol(fill.symbol)
+        base, quote = _split_cached(fill.symbol)
         signed = fill.signed_amount
         balances = self.balances
         balances[quote] = balances.get(quote, ZERO) - signed * fill.price - fill.fee
