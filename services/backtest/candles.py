@@ -48,6 +48,8 @@ class Candles:
         if len(self) < 2:
             return 0
         gaps = np.diff(self.timestamp_ms)
+        if bool((gaps == gaps[0]).all()):  # the usual case, without np.unique's sort
+            return int(gaps[0])
         values, counts = np.unique(gaps, return_counts=True)
         return int(values[np.argmax(counts)])
 

@@ -26,6 +26,7 @@ import math
 from bisect import bisect_left
 from dataclasses import dataclass, replace
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -64,17 +65,59 @@ class Trade:
         return float(self.pnl / (self.amount * self.entry_price) * _HUNDRED)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Run:
-    """What a backtest did: fills, trades, and the account after each fill (for the equity curve)."""
+# A fill as the loop records it: (candle index, side, amount, price, fee). A trade: the Trade fields in order.
+FillRecord = tuple[int, str, Decimal, Decimal, Decimal]
+TradeRecord = tuple[str, Decimal, int, int, int, int, Decimal, Decimal, Decimal, Decimal, Decimal, str]
 
-    trades: tuple[Trade, ...]
-    fills: tuple[Fill, ...]
-    fill_index: IntArray  # candle of each fill
-    cash_after: FloatArray  # quote balance after each fill
-    amount_after: FloatArray  # signed base amount after each fill
-    cash: Decimal
-    final_cash: Decimal
+
+class Run:
+    """What a backtest did: fills, trades, and the account after each fill (for the equity curve). The
+    loop records plain tuples; `fills` and `trades` build the frozen objects on first use."""
+
+    __slots__ = ("_fills", "_trades", "_fill_records", "_trade_records", "fill_index", "cash_after",
+                 "amount_after", "cash", "final_cash", "symbol", "timestamps", "fees")
+
+    def __init__(self, fill_records: list[FillRecord], trade_records: list[TradeRecord], cash_after: list[Decimal],
+                 amount_after: list[Decimal], cash: Decimal, final_cash: Decimal, symbol: str,
+                 timestamps: IntArray, fees: Decimal) -> None:
+        self._fill_records, self._trade_records = fill_records, trade_records
+        self._fills: tuple[Fill, ...] | None = None
+        self._trades: tuple[Trade, ...] | None = None
+        self.fill_index = np.fromiter((r[0] for r in fill_records), dtype=np.int64, count=len(fill_records))
+        count = len(cash_after)  # (fromiter + map(float): np.asarray of Decimals takes a slow generic path)
+        self.cash_after = np.fromiter(map(float, cash_after), np.float64, count)  # quote balance after each fill
+        self.amount_after = np.fromiter(map(float, amount_after), np.float64, count)  # signed base amount after
+        self.cash, self.final_cash, self.symbol, self.timestamps = cash, final_cash, symbol, timestamps
+        self.fees = fees  # every fill's fee, quote currency
+
+    @property
+    def fills(self) -> tuple[Fill, ...]:
+        if self._fills is None:
+            ts = self.timestamps
+            self._fills = tuple(Fill(side, amount, price, fee, int(ts[i]), symbol=self.symbol)
+                                for i, side, amount, price, fee in self._fill_records)
+        return self._fills
+
+    @property
+    def trades(self) -> tuple[Trade, ...]:
+        if self._trades is None:
+            self._trades = tuple(Trade(*r) for r in self._trade_records)
+        return self._trades
+
+    def trade_columns(self) -> dict[str, npt.NDArray[Any]]:
+        """pnl, entry value, entry/exit index and time per trade as float/int columns (for the figures)."""
+        r = self._trade_records
+        return {
+            "pnl": np.asarray([t[10] for t in r], dtype=np.float64),
+            "entry_value": np.asarray([t[1] * t[6] for t in r], dtype=np.float64),
+            "entry_index": np.asarray([t[2] for t in r], dtype=np.int64),
+            "exit_index": np.asarray([t[3] for t in r], dtype=np.int64),
+            "entry_ms": np.asarray([t[4] for t in r], dtype=np.int64),
+            "exit_ms": np.asarray([t[5] for t in r], dtype=np.int64),
+        }
+
+    def __len__(self) -> int:
+        return len(self._trade_records)
 
 
 def net_signal(buy: npt.NDArray[np.bool_] | None, sell: npt.NDArray[np.bool_] | None, n: int) -> npt.NDArray[np.int8]:
@@ -100,12 +143,17 @@ class _Account:
         value = dec(strategy.sizing.value)
         self.sizing = (strategy.sizing.type, value / _HUNDRED if strategy.sizing.type == "equityPct" else value)
         self.book = OrderBook(slippage=dec(strategy.slippage))
+        self.slipping = bool(strategy.slippage)
+        # Python lists: indexing one is ~4× cheaper than a numpy scalar read in the loop.
+        self.ts = candles.timestamp_ms.tolist()
+        self.opens = candles.open.tolist()
         self.seq = 0
-        self.fills: list[Fill] = []
-        self.fill_index: list[int] = []
+        self.fills: list[FillRecord] = []
         self.cash_after: list[Decimal] = []
         self.amount_after: list[Decimal] = []
-        self.trades: list[Trade] = []
+        self.trades: list[TradeRecord] = []
+        self.positions = self.ledger.positions
+        self.balances = self.ledger.balances
         self._realised_before = ZERO
         self.side = 0  # +1 long, -1 short, 0 flat
         self.entry: tuple[int, int, Decimal, Decimal, Decimal] | None = None  # index, ms, price, fee, amount
@@ -120,15 +168,14 @@ class _Account:
         self.has_levels = ex.stop_loss_pct is not None or ex.take_profit_pct is not None or ex.trailing_stop_pct is not None
 
     # -- fills -----------------------------------------------------------------------------------------
-    def _fill(self, index: int, side: str, amount: Decimal, price: Decimal) -> Fill:
-        fill = Fill(side, amount, price, fee_of(amount * price, self.fee), int(self.c.timestamp_ms[index]),
-                    symbol=self.symbol)
-        self.ledger.apply(fill)
-        self.fills.append(fill)
-        self.fill_index.append(index)
-        self.cash_after.append(self.ledger.balances[self.quote])
-        self.amount_after.append(self.ledger.positions[self.symbol].amount)
-        return fill
+    def _fill(self, index: int, side: str, amount: Decimal, price: Decimal) -> Decimal:
+        """Book one fill in the ledger; its fee."""
+        fee = fee_of(amount * price, self.fee) if self.fee else ZERO
+        self.ledger.book(self.symbol, amount if side == "buy" else -amount, price, fee)
+        self.fills.append((index, side, amount, price, fee))
+        self.cash_after.append(self.balances[self.quote])
+        self.amount_after.append(self.positions[self.symbol].amount)
+        return fee
 
     def _order(self, side: str, kind: BookType, amount: Decimal, **levels: Decimal) -> BookOrder:
         self.seq += 1
@@ -137,21 +184,21 @@ class _Account:
     def _market(self, side: str, last: Decimal) -> Decimal:
         """A market order's price: the book's rule (the last price, worse by the slippage). The order itself
         never rests, so it is not put through `submit` (which would only echo this price back)."""
-        return self.book.slipped(last, side)
+        return self.book.slipped(last, side) if self.slipping else last
 
     def enter(self, index: int, side: int) -> None:
         """A market order at candle `index`'s open, then its exit orders in the book."""
-        market = dec(float(self.c.open[index]))
+        market = dec(self.opens[index])
         order_side = "buy" if side > 0 else "sell"
         price = self._market(order_side, market)
         amount = self._size(price, side)
         if amount <= 0:
             return
-        fill = self._fill(index, order_side, amount, price)
+        fee = self._fill(index, order_side, amount, price)
         self.side = side
-        self.entry = (index, fill.timestamp_ms, price, fill.fee, amount)
+        self.entry = (index, self.ts[index], price, fee, amount)
         exit_side = "sell" if side > 0 else "buy"
-        ts = int(self.c.timestamp_ms[index])
+        ts = self.ts[index]
         sl = tp = None
         if self.sl_pct is not None:
             sl = price * (1 - side * dec(self.sl_pct) / _HUNDRED)
@@ -176,7 +223,7 @@ class _Account:
 
     def _size(self, price: Decimal, side: int) -> Decimal:
         kind, value = self.sizing
-        cash = self.ledger.balances[self.quote]
+        cash = self.balances[self.quote]
         unit_cost = price * self.fee_factor
         if kind == "amount":
             amount = value
@@ -191,17 +238,17 @@ class _Account:
     def exit(self, index: int, price: Decimal, reason: str) -> None:
         assert self.entry is not None
         entry_index, entry_ms, entry_price, entry_fee, amount = self.entry
-        held = self.ledger.positions[self.symbol].amount
-        fill = self._fill(index, "sell" if held > 0 else "buy", abs(held), price)
+        held = self.positions[self.symbol].amount
+        fee = self._fill(index, "sell" if held > 0 else "buy", abs(held), price)
         realised = self.ledger.realised
-        self.trades.append(Trade(
-            side="long" if self.side > 0 else "short", amount=amount, entry_index=entry_index, exit_index=index,
-            entry_ms=entry_ms, exit_ms=fill.timestamp_ms, entry_price=entry_price, exit_price=price,
-            entry_fee=entry_fee, exit_fee=fill.fee, pnl=realised - self._realised_before, exit_reason=reason))
+        self.trades.append(("long" if self.side > 0 else "short", amount, entry_index, index, entry_ms,
+                            self.ts[index], entry_price, price, entry_fee, fee,
+                            realised - self._realised_before, reason))
         self._realised_before = realised
-        for order_id in self.exit_orders:
-            self.book.cancel(order_id)
-        self.exit_orders.clear()
+        if self.exit_orders:
+            for order_id in self.exit_orders:
+                self.book.cancel(order_id)
+            self.exit_orders.clear()
         self.trail_id = None
         self.side = 0
         self.entry = None
@@ -209,11 +256,10 @@ class _Account:
 
     def exit_at(self, index: int, last: Decimal, reason: str) -> None:
         """A market exit with the market at `last`."""
-        held = self.ledger.positions[self.symbol].amount
-        self.exit(index, self._market("sell" if held > 0 else "buy", last), reason)
+        self.exit(index, self._market("sell" if self.side > 0 else "buy", last), reason)
 
     def exit_at_open(self, index: int, reason: str) -> None:
-        self.exit_at(index, dec(float(self.c.open[index])), reason)
+        self.exit_at(index, dec(self.opens[index]), reason)
 
     # -- the book sees one candle ----------------------------------------------------------------------
     @property
@@ -261,10 +307,8 @@ class _Account:
     def finish(self, n: int) -> Run:
         if self.side:
             self.exit_at(n - 1, dec(float(self.c.close[n - 1])), "end")
-        return Run(tuple(self.trades), tuple(self.fills), np.asarray(self.fill_index, dtype=np.int64),
-                   np.asarray(self.cash_after, dtype=np.float64), np.asarray(self.amount_after, dtype=np.float64),
-                   self.cash0,
-                   self.ledger.balances[self.quote])
+        return Run(self.fills, self.trades, self.cash_after, self.amount_after, self.cash0,
+                   self.balances[self.quote], self.symbol, self.c.timestamp_ms, self.ledger.fees)
 
 
 def _time_exit_index(book: _Account, ts: IntArray) -> int:
@@ -288,6 +332,7 @@ def run(strategy: Strategy, candles: Candles, signal: npt.NDArray[np.int8], *, c
     entry_idx = {"long": long_idx, "short": short_idx, "long_short": np.flatnonzero(signal != 0).tolist()}[allowed]
     sig = signal.tolist()
     use_signal_exit = strategy.exits.signal
+    timed = strategy.exits.time_in_trade_ms is not None
     i = 0  # first close not yet looked at for an entry
     while True:
         if not book.side:
@@ -310,9 +355,10 @@ def run(strategy: Strategy, candles: Candles, signal: npt.NDArray[np.int8], *, c
             pos = bisect_left(opposite, e)
             if pos < len(opposite) and opposite[pos] + 1 < n:
                 open_at, reason = opposite[pos] + 1, "signal"
-        t = _time_exit_index(book, ts)
-        if t < open_at:
-            open_at, reason = t, "time"
+        if timed:
+            t = _time_exit_index(book, ts)
+            if t < open_at:
+                open_at, reason = t, "time"
         # Exit levels inside candles e .. open_at - 1: scan ranges in growing chunks.
         exited_at = -1
         if book.has_levels:

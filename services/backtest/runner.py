@@ -122,12 +122,13 @@ def assemble(strategy: Strategy, candles: Candles, result: Run) -> BacktestResul
     cash = np.where(has, result.cash_after[idx] if result.fill_index.size else cash0, cash0)
     amount = np.where(has, result.amount_after[idx] if result.fill_index.size else 0.0, 0.0)
     equity = np.asarray(cash + amount * candles.close, dtype=np.float64)
-    exposed = np.zeros(n, dtype=bool)
-    for t in result.trades:
-        exposed[t.entry_index:t.exit_index + 1] = True
-    fees = float(sum((f.fee for f in result.fills), Decimal(0)))
+    columns = result.trade_columns()
+    # Candles with a position open at some moment: +1 at each entry candle, -1 after each exit candle.
+    marks = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(marks, columns["entry_index"], 1)
+    np.add.at(marks, columns["exit_index"] + 1, -1)
+    exposed = int(np.count_nonzero(np.cumsum(marks[:n])))
     hold = float(candles.close[-1] / candles.open[0] - 1.0) * 100.0
-    stats = compute_stats(equity, candles.timestamp_ms, result.trades, cash=cash0,
-                          timeframe_ms=candles.timeframe_ms, exposure_candles=int(exposed.sum()), fees=fees,
-                          buy_and_hold_pct=hold)
+    stats = compute_stats(equity, candles.timestamp_ms, columns, cash=cash0, timeframe_ms=candles.timeframe_ms,
+                          exposure_candles=exposed, fees=float(result.fees), buy_and_hold_pct=hold)
     return BacktestResult(strategy, candles, result, equity, stats)

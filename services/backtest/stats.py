@@ -10,13 +10,13 @@ drawdown|. CAGR compounds over the span from the first candle's time to the last
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from services.backtest.candles import FloatArray, IntArray
-from services.backtest.engine import Trade
 
 YEAR_MS = 365.25 * 86_400_000
 DAY_MS = 86_400_000
@@ -43,8 +43,9 @@ def _ratio(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def compute_stats(equity: FloatArray, ts: IntArray, trades: Sequence[Trade], *, cash: float,
+def compute_stats(equity: FloatArray, ts: IntArray, trades: Mapping[str, npt.NDArray[Any]], *, cash: float,
                   timeframe_ms: int, exposure_candles: int, fees: float, buy_and_hold_pct: float) -> dict[str, Any]:
+    """`trades` holds columns `pnl`, `entry_value`, `entry_ms`, `exit_ms` (`Run.trade_columns()`)."""
     """Every figure of RESULT.json's `stats` (camelCase); None where a figure is undefined (no trades...)."""
     n = equity.shape[0]
     final = float(equity[-1]) if n else cash
@@ -68,11 +69,12 @@ def compute_stats(equity: FloatArray, ts: IntArray, trades: Sequence[Trade], *, 
         downside = float(np.sqrt(np.mean(np.minimum(daily, 0.0) ** 2)))
         sortino = mean / downside * math.sqrt(per_year) if downside > 0 else math.nan
     calmar = cagr / abs(max_dd) if max_dd < 0 and math.isfinite(cagr) else math.nan
-    pnl = np.array([float(t.pnl) for t in trades])
+    pnl = trades["pnl"]
+    count = int(pnl.shape[0])
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     gross_win, gross_loss = float(wins.sum()), float(-losses.sum())
-    returns = np.array([t.return_pct for t in trades])
-    durations = [t.exit_ms - t.entry_ms for t in trades]
+    returns = pnl / trades["entry_value"] * 100.0 if count else np.zeros(0)
+    durations = trades["exit_ms"] - trades["entry_ms"]
     return {
         "startEquity": cash,
         "finalEquity": final,
@@ -84,14 +86,14 @@ def compute_stats(equity: FloatArray, ts: IntArray, trades: Sequence[Trade], *, 
         "sharpe": _ratio(sharpe),
         "sortino": _ratio(sortino),
         "calmar": _ratio(calmar),
-        "trades": len(trades),
-        "winRate": float(wins.shape[0] / len(trades) * 100.0) if trades else None,
+        "trades": count,
+        "winRate": float(wins.shape[0] / count * 100.0) if count else None,
         "profitFactor": _ratio(gross_win / gross_loss) if gross_loss > 0 else None,
-        "expectancy": float(pnl.mean()) if trades else None,
-        "expectancyPct": float(returns.mean()) if trades else None,
-        "bestTrade": float(returns.max()) if trades else None,
-        "worstTrade": float(returns.min()) if trades else None,
-        "avgTradeDuration": int(sum(durations) / len(durations)) if trades else None,
+        "expectancy": float(pnl.mean()) if count else None,
+        "expectancyPct": float(returns.mean()) if count else None,
+        "bestTrade": float(returns.max()) if count else None,
+        "worstTrade": float(returns.min()) if count else None,
+        "avgTradeDuration": int(durations.mean()) if count else None,
         "exposure": exposure_candles / n * 100.0 if n else 0.0,
         "fees": fees,
         "candles": n,
