@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from services.backtest import Candles, backtest, check_operand, load_strategy, parse_strategy  # noqa: E402
+from services.backtest import Candles, backtest, check_operand, load_strategy, make_candles, parse_strategy  # noqa: E402
 
 EMA_RSI = {
     "name": "EMA 12/26 cross filtered by RSI 14",
@@ -42,7 +42,7 @@ EMA_RSI = {
 }
 
 
-def make_candles(n: int, seed: int = 7) -> Candles:
+def synthetic_candles(n: int, seed: int = 7) -> Candles:
     rng = np.random.default_rng(seed)
     close = 30_000 * np.exp(np.cumsum(rng.normal(0, 0.0008, n)))
     open_ = np.concatenate(([30_000.0], close[:-1]))
@@ -52,7 +52,7 @@ def make_candles(n: int, seed: int = 7) -> Candles:
     open_, high, low, close = (np.round(x, 2) for x in (open_, high, low, close))
     high, low = np.maximum.reduce([high, open_, close]), np.minimum.reduce([low, open_, close])
     ts = 1_704_067_200_000 + 60_000 * np.arange(n, dtype=np.int64)
-    return Candles.from_arrays(ts, open_, high, low, close, rng.uniform(1, 10, n))
+    return make_candles(ts, open_, high, low, close, rng.uniform(1, 10, n))
 
 
 def cpu(fn: Any, repeat: int) -> tuple[float, Any]:
@@ -156,7 +156,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-backtesting-py", action="store_true")
     args = parser.parse_args()
-    candles = make_candles(args.candles)
+    candles = synthetic_candles(args.candles)
     n = len(candles)
     strategies = {
         "sma": load_strategy(ROOT / "assets/strategies/sma-cross.json", check_operand=check_operand),

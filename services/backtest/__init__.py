@@ -2,7 +2,7 @@
 the one ledger. Public surface:
 
     strategy = load_strategy("assets/strategies/sma-cross.json", check_operand=check_operand)
-    candles = read_candles_csv("BTCUSDT-1m.csv")          # or Candles.from_arrays(...)
+    candles = read_candles_csv("BTCUSDT-1m.csv")          # or make_candles(ts, o, h, l, c, v)
     result = backtest(strategy, candles, cash=Decimal(10_000), fee=0.001)
     result.trades, result.equity, result.stats, result.to_json()   # RESULT.json
     export_html(result, "report.html")                              # services.backtest.report
@@ -10,7 +10,7 @@ the one ledger. Public surface:
 The CLI is `python -m services.backtest` (see README.md in this folder).
 """
 
-from services.backtest.candles import CandleError, Candles, read_candles_csv
+from services.backtest.candles import CandleError, Candles, make_candles, read_candles_csv
 from services.backtest.engine import Trade
 from services.backtest.operands import check_operand
 from services.backtest.runner import DEFAULT_CASH, BacktestResult, backtest
@@ -27,6 +27,7 @@ __all__ = [
     "backtest",
     "check_operand",
     "load_strategy",
+    "make_candles",
     "parse_strategy",
     "read_candles_csv",
 ]

@@ -1,4 +1,5 @@
-"""Candle history for a backtest: numpy columns read from a CSV file (the CLI's contract) or built in code.
+"""Candle history for a backtest: the signal engine's `Candles` columns, read from a CSV file (the CLI's
+contract) or built in code.
 
 CSV: a header naming `timestamp,open,high,low,close,volume` (any order, any case, other columns ignored);
 `timestamp` is epoch milliseconds or an ISO 8601 date or date-time (UTC when no zone is given). Rows may come
@@ -11,12 +12,14 @@ from __future__ import annotations
 import csv
 import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+from services.market.types import TIMEFRAME_MS
+from services.signals.candles import Candles
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -28,44 +31,32 @@ class CandleError(ValueError):
     """The candle file cannot be used; the message names the line and the mistake."""
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Candles:
-    """Columns of equal length, sorted by `timestamp_ms` (each candle's open time), no duplicates."""
+def timeframe_ms(candles: Candles) -> int:
+    """The candles' spacing: the most common gap between two timestamps (0 for one candle)."""
+    if len(candles) < 2:
+        return 0
+    gaps = np.diff(candles.timestamp_ms)
+    if bool((gaps == gaps[0]).all()):  # the usual case, without np.unique's sort
+        return int(gaps[0])
+    values, counts = np.unique(gaps, return_counts=True)
+    return int(values[np.argmax(counts)])
 
-    timestamp_ms: IntArray
-    open: FloatArray
-    high: FloatArray
-    low: FloatArray
-    close: FloatArray
-    volume: FloatArray
 
-    def __len__(self) -> int:
-        return int(self.timestamp_ms.shape[0])
+def timeframe_name(candles: Candles) -> str | None:
+    """"1m" ... "1d" when the candles' spacing is one of the timeframes, else None."""
+    ms = timeframe_ms(candles)
+    return next((name for name, value in TIMEFRAME_MS.items() if value == ms), None)
 
-    @property
-    def timeframe_ms(self) -> int:
-        """The candles' spacing: the most common gap between two timestamps (0 for one candle)."""
-        if len(self) < 2:
-            return 0
-        gaps = np.diff(self.timestamp_ms)
-        if bool((gaps == gaps[0]).all()):  # the usual case, without np.unique's sort
-            return int(gaps[0])
-        values, counts = np.unique(gaps, return_counts=True)
-        return int(values[np.argmax(counts)])
 
-    def slice(self, start: int, stop: int) -> Candles:
-        return Candles(self.timestamp_ms[start:stop], self.open[start:stop], self.high[start:stop],
-                       self.low[start:stop], self.close[start:stop], self.volume[start:stop])
-
-    @classmethod
-    def from_arrays(cls, timestamp_ms: npt.ArrayLike, open: npt.ArrayLike, high: npt.ArrayLike,
-                    low: npt.ArrayLike, close: npt.ArrayLike, volume: npt.ArrayLike | None = None) -> Candles:
-        ts = np.asarray(timestamp_ms, dtype=np.int64)
-        cols = [np.ascontiguousarray(x, dtype=np.float64) for x in (open, high, low, close)]
-        vol = np.zeros(ts.shape[0]) if volume is None else np.ascontiguousarray(volume, dtype=np.float64)
-        if any(c.shape != ts.shape for c in (*cols, vol)):
-            raise CandleError("candle columns have different lengths")
-        return cls(ts, cols[0], cols[1], cols[2], cols[3], vol)
+def make_candles(timestamp_ms: npt.ArrayLike, open: npt.ArrayLike, high: npt.ArrayLike, low: npt.ArrayLike,
+                 close: npt.ArrayLike, volume: npt.ArrayLike | None = None) -> Candles:
+    """Candles from columns (volume 0 when not given)."""
+    ts = np.asarray(timestamp_ms, dtype=np.int64)
+    vol = np.zeros(ts.shape[0]) if volume is None else volume
+    try:
+        return Candles(ts, np.asarray(open), np.asarray(high), np.asarray(low), np.asarray(close), np.asarray(vol))
+    except ValueError as exc:
+        raise CandleError(str(exc)) from None
 
 
 def parse_timestamp(text: str) -> int:
@@ -138,7 +129,7 @@ def read_candles_csv(path: str | Path) -> Candles:
     if dup.size:
         first = int(order[dup[0] + 1]) + 2
         raise CandleError(f"line {first}: a second candle at {iso(int(stamps[dup[0]]))}")
-    return Candles(stamps, *(np.ascontiguousarray(values[:, k]) for k in range(5)))
+    return Candles(stamps, *(np.ascontiguousarray(values[:, k]) for k in range(5)))  # type: ignore[arg-type]
 
 
 def _timestamp(cell: str, line_no: int) -> int:

@@ -1,86 +1,31 @@
-"""Candle operands for the backtester ("sma(10)", "rsi(14)", "close", 100): checked when a strategy is read
-and computed as whole columns (vectorised batch form) over the candles.
-
-STAND-IN until `services/signals` commits its candle indicators: then `check_operand` and `operand_values`
-call its parser and batch form, so the backtest and the live engine share one indicator code.
-"""
+"""Candle operands for the backtester ("sma(10)", "rsi(14)", "sma(50, 1h)", "close", 100): checked when a
+strategy is read and computed as whole columns, through the signal engine's candle indicators
+(`services.signals.candles`: the same parser and the batch form proved equal to the live incremental one)."""
 
 from __future__ import annotations
 
-import re
-
-import numpy as np
-
-from services.backtest.candles import Candles, FloatArray
-
-_CALL = re.compile(r"^\s*([a-z_]+)\s*\(\s*(\d+)\s*\)\s*$")
-_FIELDS = ("open", "high", "low", "close", "volume", "price")
-_INDICATORS = ("sma", "ema", "rsi")
+from services.backtest.candles import Candles, FloatArray, timeframe_name
+from services.signals.candles import OperandError, compute, compute_on, parse_operand
+from services.signals.rules import LEGACY_KEYS
 
 
 def check_operand(text: str) -> None:
-    """Raise ValueError naming the mistake when `text` is not a candle operand."""
-    if text.strip() in _FIELDS:
-        return
-    match = _CALL.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not an indicator: write e.g. \"sma(20)\", \"rsi(14)\" or \"close\"")
-    name, period = match[1], int(match[2])
-    if name not in _INDICATORS:
-        raise ValueError(f"there is no indicator {name!r} (known: {', '.join(_INDICATORS)})")
-    if period < 1:
-        raise ValueError(f"{text!r}: the period must be at least 1")
+    """Raise ValueError (OperandError) naming the mistake when `text` is not a candle operand."""
+    if text in LEGACY_KEYS and text not in ("price",):
+        raise OperandError(f"'{text}' is a tick indicator of the live engine; on candles write it as e.g. "
+                           f"\"rsi(14)\" or \"ema(12)\"")
+    parse_operand(text)
 
 
-def operand_values(text: str, candles: Candles) -> FloatArray:
-    """The operand's value at each candle's close (NaN while warming up). O(n)."""
-    text = text.strip()
-    if text in _FIELDS:
-        return candles.close if text == "price" else getattr(candles, text)
-    check_operand(text)
-    match = _CALL.match(text)
-    assert match is not None
-    name, period = match[1], int(match[2])
-    close = candles.close
-    if name == "sma":
-        return _sma(close, period)
-    if name == "ema":
-        return _ema(close, period)
-    return _rsi(close, period)
-
-
-def _sma(x: FloatArray, n: int) -> FloatArray:
-    out = np.full(x.shape[0], np.nan)
-    if x.shape[0] >= n:
-        out[n - 1:] = np.lib.stride_tricks.sliding_window_view(x, n).mean(axis=1)
-    return out
-
-
-def _ema(x: FloatArray, n: int) -> FloatArray:
-    """Seeded with the SMA of the first n values (TA-Lib's convention)."""
-    out = np.full(x.shape[0], np.nan)
-    if x.shape[0] < n:
-        return out
-    alpha = 2.0 / (n + 1)
-    value = float(x[:n].mean())
-    out[n - 1] = value
-    for i in range(n, x.shape[0]):  # stand-in: a plain loop
-        value += alpha * (float(x[i]) - value)
-        out[i] = value
-    return out
-
-
-def _rsi(x: FloatArray, n: int) -> FloatArray:
-    """Wilder's RSI (TA-Lib's convention)."""
-    out = np.full(x.shape[0], np.nan)
-    if x.shape[0] <= n:
-        return out
-    d = np.diff(x)
-    gain, loss = np.maximum(d, 0.0), np.maximum(-d, 0.0)
-    g, lo = float(gain[:n].mean()), float(loss[:n].mean())
-    for i in range(n, x.shape[0]):
-        if i > n:
-            g = (g * (n - 1) + gain[i - 1]) / n
-            lo = (lo * (n - 1) + loss[i - 1]) / n
-        out[i] = 100.0 if lo == 0 else 100.0 - 100.0 / (1.0 + g / lo)
-    return out
+def operand_values(text: str, candles: Candles, timeframe: str | None = None) -> FloatArray:
+    """The operand's value at each candle's close (NaN while warming up). `timeframe` is the candles' own
+    (found from their spacing when None); a longer one in the operand gives the value a chart showed at
+    that moment (the forming longer candle). O(n)."""
+    spec = parse_operand(text)
+    if spec.timeframe is None:
+        return compute(spec, candles)
+    own = timeframe or timeframe_name(candles)
+    if own is None:
+        raise OperandError(f"'{text}' names a timeframe, but these candles are not 1m, 5m, 15m, 1h, 4h or 1d "
+                           f"candles, so it cannot be built from them")
+    return compute_on(spec, candles, own)

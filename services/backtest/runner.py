@@ -10,13 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from services.backtest.candles import Candles, FloatArray, iso
+from services.backtest.candles import Candles, FloatArray, iso, timeframe_ms, timeframe_name
 from services.backtest.conditions import fires
 from services.backtest.engine import Run, Trade, net_signal, run
 from services.backtest.operands import operand_values
 from services.backtest.stats import compute_stats, drawdown
 from services.backtest.strategy import Strategy, StrategyError
 from services.ledger import dec
+from services.market.types import TIMEFRAME_MS
+from services.signals.candles import resample
 
 DEFAULT_CASH = Decimal(10_000)
 
@@ -64,35 +66,21 @@ def trade_json(t: Trade) -> dict[str, Any]:
     }
 
 
-def signal_column(strategy: Strategy, candles: Candles,
+def signal_column(strategy: Strategy, candles: Candles, *, timeframe: str | None = None,
                   column: Callable[[str], FloatArray] | None = None) -> np.ndarray:
-    """Net signal at each close (+1 buy, -1 sell, 0 none), operands computed once each."""
+    """Net signal at each close (+1 buy, -1 sell, 0 none), operands computed once each. `timeframe`: the
+    candles' own (found from their spacing when None)."""
     n = len(candles)
     cache: dict[str, FloatArray] = {}
 
     def values(text: str) -> FloatArray:
         if text not in cache:
-            cache[text] = column(text) if column is not None else operand_values(text, candles)
+            cache[text] = column(text) if column is not None else operand_values(text, candles, timeframe)
         return cache[text]
 
     buy = fires(strategy.buy, values, n) if strategy.buy is not None else None
     sell = fires(strategy.sell, values, n) if strategy.sell is not None else None
     return net_signal(buy, sell, n)
-
-
-def resample(candles: Candles, timeframe_ms: int) -> Candles:
-    """Candles of a longer timeframe (each bucket starts at a multiple of it since the epoch, UTC)."""
-    own = candles.timeframe_ms
-    if own and (timeframe_ms < own or timeframe_ms % own):
-        raise StrategyError(f"the strategy's timeframe cannot be built from {own // 60_000}-minute candles")
-    if timeframe_ms == own:
-        return candles
-    bucket = candles.timestamp_ms // timeframe_ms
-    starts = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
-    ends = np.concatenate((starts[1:], [len(candles)])) - 1
-    return Candles(bucket[starts] * timeframe_ms, candles.open[starts], np.maximum.reduceat(candles.high, starts),
-                   np.minimum.reduceat(candles.low, starts), candles.close[ends],
-                   np.add.reduceat(candles.volume, starts))
 
 
 def backtest(strategy: Strategy, candles: Candles, *, cash: Decimal = DEFAULT_CASH, fee: float | None = None,
@@ -103,11 +91,14 @@ def backtest(strategy: Strategy, candles: Candles, *, cash: Decimal = DEFAULT_CA
     if fee is not None or slippage is not None:
         strategy = strategy.with_changes(fee=strategy.fee if fee is None else fee,
                                          slippage=strategy.slippage if slippage is None else slippage)
-    if strategy.timeframe is not None:
-        from services.market.types import TIMEFRAME_MS
-
-        candles = resample(candles, TIMEFRAME_MS[strategy.timeframe])
-    signal = signal_column(strategy, candles)
+    own = timeframe_name(candles)
+    if strategy.timeframe is not None and strategy.timeframe != own:
+        if own is None or TIMEFRAME_MS[strategy.timeframe] < TIMEFRAME_MS[own]:
+            raise StrategyError(f"the strategy trades {strategy.timeframe} candles, which cannot be built from "
+                                f"these {own or 'irregular'} candles")
+        candles = resample(candles, strategy.timeframe)
+        own = strategy.timeframe
+    signal = signal_column(strategy, candles, timeframe=own)
     result = run(strategy, candles, signal, cash=dec(cash), symbol=symbol)
     return assemble(strategy, candles, result)
 
@@ -129,6 +120,6 @@ def assemble(strategy: Strategy, candles: Candles, result: Run) -> BacktestResul
     np.add.at(marks, columns["exit_index"] + 1, -1)
     exposed = int(np.count_nonzero(np.cumsum(marks[:n])))
     hold = float(candles.close[-1] / candles.open[0] - 1.0) * 100.0
-    stats = compute_stats(equity, candles.timestamp_ms, columns, cash=cash0, timeframe_ms=candles.timeframe_ms,
+    stats = compute_stats(equity, candles.timestamp_ms, columns, cash=cash0, timeframe_ms=timeframe_ms(candles),
                           exposure_candles=exposed, fees=float(result.fees), buy_and_hold_pct=hold)
     return BacktestResult(strategy, candles, result, equity, stats)

@@ -93,7 +93,7 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, capsys: pytest.Ca
 
 
 @pytest.mark.parametrize(("strategy", "message"), [
-    ('{"buy": {"cross_above": ["sma(10)", "smaa(20)"]}}', "there is no indicator 'smaa'"),
+    ('{"buy": {"cross_above": ["sma(10)", "smaa(20)"]}}', "Unknown indicator 'smaa' — did you mean 'sma'?"),
     ('{"buy": {"crosses": ["sma(10)", "sma(20)"]}}', "unknown operator 'crosses'"),
     ('{"buy": {"gt": ["close", 1]}, "exit": {"stopLossPct": -2}}', "'exit.stopLossPct' (percent) must be between 0 and 100, not -2"),
     ('{"buy": {"gt": ["close", 1]}, "exit": {"timeInTrade": "soon"}}', "a duration such as"),

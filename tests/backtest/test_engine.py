@@ -8,7 +8,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from services.backtest.candles import Candles
+from services.backtest.candles import Candles, make_candles
 from services.backtest.engine import net_signal, run, run_per_candle
 from services.backtest.strategy import parse_strategy
 
@@ -25,7 +25,7 @@ def random_candles(rng: np.random.Generator, n: int) -> Candles:
         high[k] = open_[k] + (open_[k] - low[k])
         close[k] = np.clip(close[k], low[k], high[k])
     ts = 1_700_000_000_000 + 60_000 * np.arange(n)
-    return Candles.from_arrays(ts, open_, high, low, close)
+    return make_candles(ts, open_, high, low, close)
 
 
 def _fills(result):  # noqa: ANN001, ANN202
@@ -61,7 +61,7 @@ def test_event_skipping_equals_per_candle(seed: int) -> None:
 
 def _candles(rows: list[tuple[float, float, float, float]]) -> Candles:
     o, h, lo, c = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
-    return Candles.from_arrays(60_000 * np.arange(len(rows)), o, h, lo, c)
+    return make_candles(60_000 * np.arange(len(rows)), o, h, lo, c)
 
 
 def test_signal_at_a_close_fills_at_the_next_open_and_the_end_closes_at_the_last_close() -> None:
