@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from services.backtest.candles import Candles, FloatArray
 from services.backtest.strategy import Strategy
-from services.ledger import ZERO, Fill, Ledger, dec, fee_of
+from services.ledger import ZERO, Fill, Ledger, Position, dec, fee_of
 from services.ledger.book import BookOrder, BookType, Execution, OrderBook, candle_path
 
 AMOUNT_STEP = Decimal("0.00000001")
@@ -143,6 +143,8 @@ class _Account:
         value = dec(strategy.sizing.value)
         self.sizing = (strategy.sizing.type, value / _HUNDRED if strategy.sizing.type == "equityPct" else value)
         self.book = OrderBook(slippage=dec(strategy.slippage))
+        # A market order fills at the book's rule, `slipped(last price)`; the order never rests, so it is not
+        # put through `submit` (which would only echo that price back).
         self.slipping = bool(strategy.slippage)
         # Python lists: indexing one is ~4× cheaper than a numpy scalar read in the loop.
         self.ts = candles.timestamp_ms.tolist()
@@ -152,8 +154,8 @@ class _Account:
         self.cash_after: list[Decimal] = []
         self.amount_after: list[Decimal] = []
         self.trades: list[TradeRecord] = []
-        self.positions = self.ledger.positions
         self.balances = self.ledger.balances
+        self.position = self.ledger.positions.setdefault(symbol, Position())
         self._realised_before = ZERO
         self.side = 0  # +1 long, -1 short, 0 flat
         self.entry: tuple[int, int, Decimal, Decimal, Decimal] | None = None  # index, ms, price, fee, amount
@@ -174,31 +176,28 @@ class _Account:
         self.ledger.book(self.symbol, amount if side == "buy" else -amount, price, fee)
         self.fills.append((index, side, amount, price, fee))
         self.cash_after.append(self.balances[self.quote])
-        self.amount_after.append(self.positions[self.symbol].amount)
+        self.amount_after.append(self.position.amount)
         return fee
 
     def _order(self, side: str, kind: BookType, amount: Decimal, **levels: Decimal) -> BookOrder:
         self.seq += 1
         return BookOrder(id=f"{kind}-{self.seq}", side=side, type=kind, remaining=amount, seq=self.seq, **levels)  # type: ignore[arg-type]
 
-    def _market(self, side: str, last: Decimal) -> Decimal:
-        """A market order's price: the book's rule (the last price, worse by the slippage). The order itself
-        never rests, so it is not put through `submit` (which would only echo this price back)."""
-        return self.book.slipped(last, side) if self.slipping else last
-
     def enter(self, index: int, side: int) -> None:
         """A market order at candle `index`'s open, then its exit orders in the book."""
         market = dec(self.opens[index])
         order_side = "buy" if side > 0 else "sell"
-        price = self._market(order_side, market)
+        price = self.book.slipped(market, order_side) if self.slipping else market
         amount = self._size(price, side)
         if amount <= 0:
             return
         fee = self._fill(index, order_side, amount, price)
         self.side = side
-        self.entry = (index, self.ts[index], price, fee, amount)
-        exit_side = "sell" if side > 0 else "buy"
         ts = self.ts[index]
+        self.entry = (index, ts, price, fee, amount)
+        if not self.has_levels:
+            return
+        exit_side = "sell" if side > 0 else "buy"
         sl = tp = None
         if self.sl_pct is not None:
             sl = price * (1 - side * dec(self.sl_pct) / _HUNDRED)
@@ -225,20 +224,18 @@ class _Account:
         kind, value = self.sizing
         cash = self.balances[self.quote]
         unit_cost = price * self.fee_factor
-        if kind == "amount":
-            amount = value
-        elif kind == "quote":
-            amount = value / unit_cost
+        if kind == "equityPct":
+            amount = cash * value / unit_cost  # value <= 1: within the cash
         else:
-            amount = cash * value / unit_cost
-        if side > 0:
-            amount = min(amount, cash / unit_cost)
+            amount = value if kind == "amount" else value / unit_cost
+            if side > 0:
+                amount = min(amount, cash / unit_cost)
         return amount.quantize(AMOUNT_STEP, ROUND_FLOOR)
 
     def exit(self, index: int, price: Decimal, reason: str) -> None:
         assert self.entry is not None
         entry_index, entry_ms, entry_price, entry_fee, amount = self.entry
-        held = self.positions[self.symbol].amount
+        held = self.position.amount
         fee = self._fill(index, "sell" if held > 0 else "buy", abs(held), price)
         realised = self.ledger.realised
         self.trades.append(("long" if self.side > 0 else "short", amount, entry_index, index, entry_ms,
@@ -256,10 +253,13 @@ class _Account:
 
     def exit_at(self, index: int, last: Decimal, reason: str) -> None:
         """A market exit with the market at `last`."""
-        self.exit(index, self._market("sell" if self.side > 0 else "buy", last), reason)
+        self.exit(index, self.book.slipped(last, "sell" if self.side > 0 else "buy") if self.slipping else last,
+                  reason)
 
     def exit_at_open(self, index: int, reason: str) -> None:
-        self.exit_at(index, dec(self.opens[index]), reason)
+        last = dec(self.opens[index])
+        self.exit(index, self.book.slipped(last, "sell" if self.side > 0 else "buy") if self.slipping else last,
+                  reason)
 
     # -- the book sees one candle ----------------------------------------------------------------------
     @property

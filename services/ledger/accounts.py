@@ -98,16 +98,6 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return base, quote.split(":")[0]
 
 
-_SPLIT: dict[str, tuple[str, str]] = {}
-
-
-def _split_cached(symbol: str) -> tuple[str, str]:
-    pair = _SPLIT.get(symbol)
-    if pair is None:
-        pair = _SPLIT[symbol] = split_symbol(symbol)
-    return pair
-
-
 def apply_to_balances(totals: Mapping[str, Decimal], fill: Fill, *, base: str, quote: str) -> dict[str, Decimal]:
     """Balances after `fill` (fee in quote): a new dict, `totals` is left alone."""
     out = dict(totals)
@@ -134,7 +124,9 @@ class Ledger:
 
     def book(self, symbol: str, d: Decimal, price: Decimal, fee: Decimal) -> Decimal:
         """`apply` without the `Fill` object: signed amount `d` of `symbol` at `price`, `fee` in quote."""
-        base, quote = _split_cached(symbol)
+        base, _, quote = symbol.partition("/")
+        if ":" in quote:  # a ccxt contract symbol, "BTC/USDT:USDT"
+            quote = quote.split(":")[0]
         balances = self.balances
         balances[quote] = balances.get(quote, ZERO) - d * price - fee
         balances[base] = balances.get(base, ZERO) + d
