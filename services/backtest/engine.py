@@ -127,11 +127,37 @@ def net_signal(buy: npt.NDArray[np.bool_] | None, sell: npt.NDArray[np.bool_] | 
     return (b & ~s).astype(np.int8) - (s & ~b).astype(np.int8)
 
 
+@dataclass(frozen=True, slots=True)
+class MarketSteps:
+    """The market's price tick and amount step (0: none; amounts then go to 1e-8)."""
+
+    price_step: Decimal = ZERO
+    amount_step: Decimal = ZERO
+
+
+def order_amount(kind: str, value: Decimal, cash: Decimal, price: Decimal, fee_factor: Decimal, side: int,
+                 step: Decimal = ZERO) -> Decimal:
+    """An entry's base amount: `equityPct` (value as a fraction of the cash, ≤ 1), `quote` (a value in
+    quote) or `amount`; a long never spends more than the cash, fees included. Floored to `step`. Shared by
+    the backtester and the live runner (`services.backtest.live`)."""
+    unit_cost = price * fee_factor
+    if kind == "equityPct":
+        amount = cash * value / unit_cost  # value <= 1: within the cash
+    else:
+        amount = value if kind == "amount" else value / unit_cost
+        if side > 0:
+            amount = min(amount, cash / unit_cost)
+    if step > 0:
+        return (amount / step).to_integral_value(ROUND_FLOOR) * step
+    return amount.quantize(AMOUNT_STEP, ROUND_FLOOR)
+
+
 class _Account:
     """The ledger, the order book and the open position's exit orders; shared by both loops so they differ
     only in how they find the next candle to show the book."""
 
-    def __init__(self, strategy: Strategy, candles: Candles, cash: Decimal, symbol: str) -> None:
+    def __init__(self, strategy: Strategy, candles: Candles, cash: Decimal, symbol: str,
+                 market: MarketSteps | None = None) -> None:
         self.s = strategy
         self.c = candles
         self.symbol = symbol
@@ -142,7 +168,10 @@ class _Account:
         self.fee_factor = 1 + self.fee
         value = dec(strategy.sizing.value)
         self.sizing = (strategy.sizing.type, value / _HUNDRED if strategy.sizing.type == "equityPct" else value)
-        self.book = OrderBook(slippage=dec(strategy.slippage))
+        steps = market or MarketSteps()
+        self.amount_step = steps.amount_step
+        self.book = OrderBook(price_step=steps.price_step, amount_step=steps.amount_step,
+                              slippage=dec(strategy.slippage))
         # A market order fills at the book's rule, `slipped(last price)`; the order never rests, so it is not
         # put through `submit` (which would only echo that price back).
         self.slipping = bool(strategy.slippage)
@@ -222,15 +251,7 @@ class _Account:
 
     def _size(self, price: Decimal, side: int) -> Decimal:
         kind, value = self.sizing
-        cash = self.balances[self.quote]
-        unit_cost = price * self.fee_factor
-        if kind == "equityPct":
-            amount = cash * value / unit_cost  # value <= 1: within the cash
-        else:
-            amount = value if kind == "amount" else value / unit_cost
-            if side > 0:
-                amount = min(amount, cash / unit_cost)
-        return amount.quantize(AMOUNT_STEP, ROUND_FLOOR)
+        return order_amount(kind, value, self.balances[self.quote], price, self.fee_factor, side, self.amount_step)
 
     def exit(self, index: int, price: Decimal, reason: str) -> None:
         assert self.entry is not None
@@ -320,10 +341,10 @@ def _time_exit_index(book: _Account, ts: IntArray) -> int:
 
 
 def run(strategy: Strategy, candles: Candles, signal: npt.NDArray[np.int8], *, cash: Decimal,
-        symbol: str = "ASSET/USDT") -> Run:
+        symbol: str = "ASSET/USDT", market: MarketSteps | None = None) -> Run:
     """Event-skipping loop (see the module docstring). `signal` is `net_signal(...)` at each close."""
     n = len(candles)
-    book = _Account(strategy, candles, cash, symbol)
+    book = _Account(strategy, candles, cash, symbol, market)
     ts, low, high = candles.timestamp_ms, candles.low, candles.high
     allowed = strategy.positions
     # Python lists + bisect: a scalar np.searchsorted costs ~1 µs of call overhead, bisect ~0.1 µs.
@@ -415,10 +436,10 @@ def _scan_levels(book: _Account, start: int, stop: int, low: FloatArray, high: F
 
 
 def run_per_candle(strategy: Strategy, candles: Candles, signal: npt.NDArray[np.int8], *, cash: Decimal,
-                   symbol: str = "ASSET/USDT") -> Run:
+                   symbol: str = "ASSET/USDT", market: MarketSteps | None = None) -> Run:
     """The plain loop, one candle at a time: the reference `run` is proved equal to."""
     n = len(candles)
-    book = _Account(strategy, candles, cash, symbol)
+    book = _Account(strategy, candles, cash, symbol, market)
     allowed = strategy.positions
     pending = 0  # +1 / -1: a market order at the next open (entry, exit, or exit-and-reverse)
     for j in range(n):

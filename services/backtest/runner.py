@@ -12,7 +12,7 @@ import numpy as np
 
 from services.backtest.candles import Candles, FloatArray, iso, timeframe_ms, timeframe_name
 from services.backtest.conditions import fires
-from services.backtest.engine import Run, Trade, net_signal, run
+from services.backtest.engine import MarketSteps, Run, Trade, net_signal, run
 from services.backtest.operands import operand_values
 from services.backtest.stats import compute_stats, drawdown
 from services.backtest.strategy import Strategy, StrategyError
@@ -84,8 +84,10 @@ def signal_column(strategy: Strategy, candles: Candles, *, timeframe: str | None
 
 
 def backtest(strategy: Strategy, candles: Candles, *, cash: Decimal = DEFAULT_CASH, fee: float | None = None,
-             slippage: float | None = None, symbol: str = "ASSET/USDT") -> BacktestResult:
-    """Run `strategy` over `candles`. `fee`/`slippage` (fractions) override the strategy's own."""
+             slippage: float | None = None, symbol: str = "ASSET/USDT",
+             market: MarketSteps | None = None) -> BacktestResult:
+    """Run `strategy` over `candles`. `fee`/`slippage` (fractions) override the strategy's own; `market`
+    gives the price tick and amount step fills are rounded to (none by default)."""
     if len(candles) == 0:
         raise StrategyError("there are no candles to test on")
     if fee is not None or slippage is not None:
@@ -99,7 +101,7 @@ def backtest(strategy: Strategy, candles: Candles, *, cash: Decimal = DEFAULT_CA
         candles = resample(candles, strategy.timeframe)
         own = strategy.timeframe
     signal = signal_column(strategy, candles, timeframe=own)
-    result = run(strategy, candles, signal, cash=dec(cash), symbol=symbol)
+    result = run(strategy, candles, signal, cash=dec(cash), symbol=symbol, market=market)
     return assemble(strategy, candles, result)
 
 
