@@ -106,14 +106,15 @@ class Run:
 
     def trade_columns(self) -> dict[str, npt.NDArray[Any]]:
         """pnl, entry value, entry/exit index and time per trade as float/int columns (for the figures)."""
-        r = self._trade_records
+        r, n = self._trade_records, len(self._trade_records)
+        # fromiter + float(): np.asarray over Decimals takes numpy's slow generic path.
         return {
-            "pnl": np.asarray([t[10] for t in r], dtype=np.float64),
-            "entry_value": np.asarray([t[1] * t[6] for t in r], dtype=np.float64),
-            "entry_index": np.asarray([t[2] for t in r], dtype=np.int64),
-            "exit_index": np.asarray([t[3] for t in r], dtype=np.int64),
-            "entry_ms": np.asarray([t[4] for t in r], dtype=np.int64),
-            "exit_ms": np.asarray([t[5] for t in r], dtype=np.int64),
+            "pnl": np.fromiter((float(t[10]) for t in r), np.float64, n),
+            "entry_value": np.fromiter((float(t[1]) * float(t[6]) for t in r), np.float64, n),
+            "entry_index": np.fromiter((t[2] for t in r), np.int64, n),
+            "exit_index": np.fromiter((t[3] for t in r), np.int64, n),
+            "entry_ms": np.fromiter((t[4] for t in r), np.int64, n),
+            "exit_ms": np.fromiter((t[5] for t in r), np.int64, n),
         }
 
     def __len__(self) -> int:

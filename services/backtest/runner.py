@@ -109,17 +109,15 @@ def assemble(strategy: Strategy, candles: Candles, result: Run) -> BacktestResul
     """Equity curve (vectorised over the fills) and figures."""
     n = len(candles)
     cash0 = float(result.cash)
-    state = np.searchsorted(result.fill_index, np.arange(n), side="right") - 1
-    has = state >= 0
-    idx = np.maximum(state, 0)
-    cash = np.where(has, result.cash_after[idx] if result.fill_index.size else cash0, cash0)
-    amount = np.where(has, result.amount_after[idx] if result.fill_index.size else 0.0, 0.0)
+    # The account after the last fill at or before each candle: index 0 is "no fill yet". O(n).
+    state = np.cumsum(np.bincount(result.fill_index, minlength=n)[:n])
+    cash = np.concatenate(([cash0], result.cash_after))[state]
+    amount = np.concatenate(([0.0], result.amount_after))[state]
     equity = np.asarray(cash + amount * candles.close, dtype=np.float64)
     columns = result.trade_columns()
     # Candles with a position open at some moment: +1 at each entry candle, -1 after each exit candle.
-    marks = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(marks, columns["entry_index"], 1)
-    np.add.at(marks, columns["exit_index"] + 1, -1)
+    marks = (np.bincount(columns["entry_index"], minlength=n + 1)
+             - np.bincount(columns["exit_index"] + 1, minlength=n + 1))
     exposed = int(np.count_nonzero(np.cumsum(marks[:n])))
     hold = float(candles.close[-1] / candles.open[0] - 1.0) * 100.0
     stats = compute_stats(equity, candles.timestamp_ms, columns, cash=cash0, timeframe_ms=timeframe_ms(candles),

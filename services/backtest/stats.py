@@ -28,15 +28,14 @@ def drawdown(equity: FloatArray) -> FloatArray:
     return np.asarray(equity / peak - 1.0)
 
 
-def max_drawdown_duration_ms(equity: FloatArray, ts: IntArray) -> int:
+def max_drawdown_duration_ms(equity: FloatArray, ts: IntArray, peak: FloatArray | None = None) -> int:
     """Longest time from a peak to the moment equity first gets back to it (or to the end)."""
     if equity.shape[0] < 2:
         return 0
-    peak = np.maximum.accumulate(equity)
-    at_peak = equity >= peak
-    peak_idx = np.maximum.accumulate(np.where(at_peak, np.arange(equity.shape[0]), 0))
-    spans = ts - ts[peak_idx]
-    return int(spans.max())
+    if peak is None:
+        peak = np.maximum.accumulate(equity)
+    peaks = ts[np.flatnonzero(equity >= peak)]  # candle 0 is always one
+    return int(max(int(np.diff(peaks).max(initial=0)), int(ts[-1] - peaks[-1])))
 
 
 def _ratio(x: float) -> float | None:
@@ -45,19 +44,19 @@ def _ratio(x: float) -> float | None:
 
 def compute_stats(equity: FloatArray, ts: IntArray, trades: Mapping[str, npt.NDArray[Any]], *, cash: float,
                   timeframe_ms: int, exposure_candles: int, fees: float, buy_and_hold_pct: float) -> dict[str, Any]:
-    """`trades` holds columns `pnl`, `entry_value`, `entry_ms`, `exit_ms` (`Run.trade_columns()`)."""
-    """Every figure of RESULT.json's `stats` (camelCase); None where a figure is undefined (no trades...)."""
+    """Every figure of RESULT.json's `stats` (camelCase); None where a figure is undefined (no trades...).
+    `trades` holds columns `pnl`, `entry_value`, `entry_ms`, `exit_ms` (`Run.trade_columns()`)."""
     n = equity.shape[0]
     final = float(equity[-1]) if n else cash
     total = final / cash - 1.0
     span_ms = float(ts[-1] - ts[0] + timeframe_ms) if n else 0.0
     years = span_ms / YEAR_MS
     cagr = (final / cash) ** (1.0 / years) - 1.0 if years > 0 and final > 0 else math.nan
-    dd = drawdown(equity) if n else np.zeros(0)
-    max_dd = float(dd.min()) if n else 0.0
-    daily = _period_returns(equity, ts, timeframe_ms)
+    peak = np.maximum.accumulate(equity) if n else np.zeros(0)
+    max_dd = float((equity / peak).min() - 1.0) if n else 0.0
+    daily, days = _period_returns(equity, ts, timeframe_ms)
     weekdays_only = n > 0 and timeframe_ms < 7 * DAY_MS and not bool(
-        np.any(((ts // DAY_MS + 3) % 7) >= 5))  # 1970-01-01 was a Thursday: +3 makes Monday 0
+        np.any(((days + 3) % 7) >= 5))  # 1970-01-01 was a Thursday: +3 makes Monday 0
     per_year = 252.0 if weekdays_only else 365.0
     if timeframe_ms > DAY_MS:
         per_year = YEAR_MS / timeframe_ms
@@ -82,7 +81,7 @@ def compute_stats(equity: FloatArray, ts: IntArray, trades: Mapping[str, npt.NDA
         "buyAndHoldReturn": buy_and_hold_pct,
         "cagr": _ratio(cagr * 100.0),
         "maxDrawdown": max_dd * 100.0,
-        "maxDrawdownDuration": max_drawdown_duration_ms(equity, ts) if n else 0,
+        "maxDrawdownDuration": max_drawdown_duration_ms(equity, ts, peak) if n else 0,
         "sharpe": _ratio(sharpe),
         "sortino": _ratio(sortino),
         "calmar": _ratio(calmar),
@@ -102,14 +101,15 @@ def compute_stats(equity: FloatArray, ts: IntArray, trades: Mapping[str, npt.NDA
     }
 
 
-def _period_returns(equity: FloatArray, ts: IntArray, timeframe_ms: int) -> FloatArray:
-    """Simple returns between the equity at each UTC day's last candle (per candle when candles ≥ 1 day)."""
+def _period_returns(equity: FloatArray, ts: IntArray, timeframe_ms: int) -> tuple[FloatArray, IntArray]:
+    """Simple returns between the equity at each UTC day's last candle (per candle when candles ≥ 1 day),
+    and the day numbers (since the epoch) those points fall on."""
+    day = ts // DAY_MS
     if equity.shape[0] < 2:
-        return np.zeros(0)
+        return np.zeros(0), day
     if timeframe_ms >= DAY_MS:
-        values = equity
+        values, days = equity, day
     else:
-        day = ts // DAY_MS
-        last = np.flatnonzero(np.diff(day)) if day.shape[0] > 1 else np.zeros(0, dtype=np.int64)
-        values = np.concatenate((equity[last], equity[-1:]))
-    return np.asarray(values[1:] / values[:-1] - 1.0)
+        last = np.concatenate((np.flatnonzero(day[1:] != day[:-1]), [day.shape[0] - 1]))
+        values, days = equity[last], day[last]
+    return np.asarray(values[1:] / values[:-1] - 1.0), days
