@@ -1,13 +1,16 @@
 """Benchmark: services.signals against talipp, pandas, bottleneck and river, measured in one run.
 
     python bench/signals.py                 # 1,000,000 ticks over 100 symbols (about a minute)
-    python bench/signals.py --ticks 100000  # quick check
+    python bench/signals.py --ticks 100000 --candles 200000  # quick check
 
 Per tick, every library gets the same inputs: the trade price for SMA(20), EMA(20), RSI(14),
 MACD(12, 26, 9) and Bollinger(20, 2); ATR(14) gets each closed 1-minute bar built from the same
 ticks. Warm-up follows talipp (the engine is written to): SMA/Bollinger from the 20th price, EMA
 seeded with the SMA of its first `period` prices, RSI from the 15th price (Wilder), MACD's signal
 seeded with the SMA of the first 9 MACD values, ATR from the 14th bar (first TR = high - low).
+Candle indicators: the batch form over `--candles` 1-minute candles for a 3-indicator strategy
+(EMA 12, EMA 26, RSI 14: the backtester's path) against TA-Lib's C on the same arrays, and the live
+engine with candle rules (EMA 12/26 cross on 1m, RSI 14 on 5m, Bollinger 20 on 1m) per tick.
 Times are this process's CPU time (time.process_time), so other processes sharing the cores do
 not count against either side; engine and talipp also run interleaved chunk by chunk, so cache
 and frequency effects hit both alike. The last line printed is one JSON object with the figures.
@@ -30,12 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bottleneck  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import talib  # noqa: E402
 from river import stats as river_stats  # noqa: E402
 from talipp.indicators import ATR, BB, EMA, MACD, RSI, SMA  # noqa: E402
 from talipp.ohlcv import OHLCV  # noqa: E402
 
 from services.market.types import Tick  # noqa: E402
-from services.signals import EngineConfig, RollingQuantile, SignalEngine, default_rules  # noqa: E402
+from services.signals import EngineConfig, RollingQuantile, Rule, SignalEngine, default_rules  # noqa: E402
+from services.signals.candles import Candles, compute, parse_operand  # noqa: E402
 
 BAR_MS = 60_000
 # Exactly talipp's indicator set: the order-statistics, VWAP/volume and realised-vol groups off.
@@ -248,6 +253,54 @@ def bench_quantile(values: list[float], window: int, measured: int, chunk: int) 
     return t_ours / len(rest) * 1e6, t_river / len(rest) * 1e6, diff
 
 
+def bench_candle_batch(n: int, seed: int) -> tuple[float, float, float]:
+    """(candles/s of our batch form, TA-Lib's candles/s, max abs diff) for EMA 12, EMA 26, RSI 14."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
+    open_ = np.r_[close[0], close[:-1]]
+    candles = Candles(
+        np.arange(n, dtype=np.int64) * BAR_MS,
+        open_,
+        np.maximum(open_, close) * 1.0005,
+        np.minimum(open_, close) * 0.9995,
+        close,
+        rng.uniform(1, 10, n),
+    )
+    specs = [parse_operand(t) for t in ("ema(12)", "ema(26)", "rsi(14)")]
+    best_ours = best_talib = math.inf
+    diff = 0.0
+    for _ in range(3):
+        t0 = time.process_time()
+        ours = [compute(spec, candles) for spec in specs]
+        best_ours = min(best_ours, time.process_time() - t0)
+        t0 = time.process_time()
+        theirs = [talib.EMA(close, 12), talib.EMA(close, 26), talib.RSI(close, 14)]
+        best_talib = min(best_talib, time.process_time() - t0)
+        for a, b in zip(ours, theirs, strict=True):
+            ok = ~np.isnan(b)
+            diff = max(diff, float(np.max(np.abs(a[ok] - b[ok]))))
+    return n / best_ours, n / best_talib, diff
+
+
+def bench_candle_engine(ticks: list[Tick]) -> tuple[float, int]:
+    """(us per tick, signals) of the live engine running candle rules only."""
+    rules = [
+        Rule(id="cross", name="EMA 12 crosses EMA 26 (1m)", direction="buy",
+             when={"op": "cross_above", "left": "ema(12)", "right": "ema(26)"}),
+        Rule(id="oversold", name="RSI 5m < 30", direction="buy",
+             when={"op": "lt", "left": "rsi(14, 5m)", "right": 30}),
+        Rule(id="band", name="close above the 1m upper band", direction="sell",
+             when={"op": "gt", "left": "close", "right": "bb(20, 2).upper"}),
+    ]  # fmt: skip
+    engine = SignalEngine(rules=rules, config=TALIPP_SET)
+    on_tick = engine.on_tick
+    fired = 0
+    t0 = time.process_time()
+    for t in ticks:
+        fired += len(on_tick(t))
+    return (time.process_time() - t0) / len(ticks) * 1e6, fired
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ticks", type=int, default=1_000_000)
@@ -257,6 +310,7 @@ def main() -> None:
     ap.add_argument("--median-window", type=int, default=1_000)
     ap.add_argument("--quantile-window", type=int, default=500_000)
     ap.add_argument("--quantile-measured", type=int, default=20_000)
+    ap.add_argument("--candles", type=int, default=1_051_200, help="1m candles for the batch form (2 years)")
     args = ap.parse_args()
 
     t0 = time.process_time()
@@ -335,7 +389,11 @@ def main() -> None:
         fired += len(full.on_tick(t))
     full_us = (time.process_time() - t_full) / len(sample) * 1e6
 
-    # 5. pandas recomputation per tick, on the first ticks of the same stream (it is slow).
+    # 5. Candle indicators: batch (the backtester's) and live with candle rules.
+    batch_cps, talib_cps, batch_diff = bench_candle_batch(args.candles, args.seed)
+    candle_us, candle_fired = bench_candle_engine(sample)
+
+    # 6. pandas recomputation per tick, on the first ticks of the same stream (it is slow).
     n_pd = min(args.pandas_ticks, len(ticks))
     pd_sample = ticks[:n_pd]
     with warnings.catch_warnings():
@@ -366,6 +424,24 @@ def main() -> None:
             "engine, all indicators + rules",
             full_us,
             f"({fired} signals on {len(sample):,} ticks)",
+            math.nan,
+            math.nan,
+            "",
+            math.nan,
+        ),
+        (
+            f"candle batch, EMA12+EMA26+RSI14 ({args.candles:,})",
+            1e6 / batch_cps,
+            "TA-Lib (C), same three",
+            1e6 / talib_cps,
+            batch_cps / talib_cps,
+            "",
+            batch_diff,
+        ),
+        (
+            "engine, candle rules only (per tick)",
+            candle_us,
+            f"({candle_fired} signals on {len(sample):,} ticks)",
             math.nan,
             math.nan,
             "",
@@ -418,6 +494,9 @@ def main() -> None:
                 "quantile_speedup_vs_river": round(river_us / q_us, 2),
                 "max_rel_diff_vs_talipp": talipp_diff,
                 "engine_full_us_per_tick": round(full_us, 3),
+                "candle_batch_candles_per_s": round(batch_cps),
+                "candle_batch_vs_talib": round(batch_cps / talib_cps, 4),
+                "candle_engine_us_per_tick": round(candle_us, 3),
             }
         )
     )

@@ -39,7 +39,6 @@ Candles are UTC buckets `ts - ts % timeframe`; a span with no trades makes no ca
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
 
 import numpy as np
 
@@ -87,7 +86,7 @@ class CandleSeries:
 
     __slots__ = (
         "timeframe", "ms", "start", "last_ts", "o", "h", "l", "c", "v", "_indicators", "_outputs", "_last", "closed",
-        "history",
+        "history", "_reads",
     )
 
     def __init__(self, timeframe: str) -> None:
@@ -98,6 +97,8 @@ class CandleSeries:
         self.o = self.h = self.l = self.c = self.v = 0.0
         self._indicators: dict[IndicatorSpec, CandleIndicator] = {}  # by base spec: outputs share
         self._outputs: list[tuple[str, IndicatorSpec, int]] = []  # (key, base, output index)
+        # Per indicator, the (key, output index) pairs read from it: one peek each per read.
+        self._reads: list[tuple[CandleIndicator, tuple[tuple[str, int], ...]]] = []
         self._last: dict[IndicatorSpec, tuple[float, ...]] = {}  # every output at the last close
         self.closed: dict[str, float] = {}  # value of each wanted spec at the last close
         self.history: deque[tuple[int, float, float, float, float, float]] = deque(maxlen=HISTORY_CANDLES)
@@ -116,7 +117,22 @@ class CandleSeries:
         if base in self._last:
             self.closed[key] = self._last[base][spec.output_index]
         self._outputs.append((key, base, spec.output_index))
+        self._reads = [
+            (ind, tuple((k, i) for k, b, i in self._outputs if b == base_))
+            for base_, ind in self._indicators.items()
+        ]
         return key
+
+    def keep_only(self, keys: set[str]) -> None:
+        """Stop computing what is not in `keys` (rules changed); the candles stay kept."""
+        self._outputs = [o for o in self._outputs if o[0] in keys]
+        bases = {base for _, base, _ in self._outputs}
+        self._indicators = {b: ind for b, ind in self._indicators.items() if b in bases}
+        self._last = {b: v for b, v in self._last.items() if b in bases}
+        self.closed = {k: v for k, v in self.closed.items() if k in keys}
+        self._reads = [
+            (ind, tuple((k, i) for k, b, i in self._outputs if b == base)) for base, ind in self._indicators.items()
+        ]
 
     @property
     def specs(self) -> tuple[str, ...]:
@@ -170,6 +186,31 @@ class CandleSeries:
         for key, base, k in self._outputs:
             closed[key] = values[base][k]
 
+    def seed_from(self, finer: CandleSeries) -> None:
+        """Start this (new, empty) series from a finer one's kept candles, forming one included,
+        so an indicator on a timeframe nobody watched yet starts warm. O(kept candles)."""
+        rows = list(finer.history)
+        partial_first = len(rows) == finer.history.maxlen  # the oldest bucket may be cut
+        if finer.start is not None:
+            rows.append((finer.start, finer.o, finer.h, finer.l, finer.c, finer.v))
+        buckets: list[list[float]] = []
+        for ts, o, h, l, c, v in rows:  # noqa: E741
+            b = ts - ts % self.ms
+            if buckets and buckets[-1][0] == b:
+                last = buckets[-1]
+                last[2], last[3], last[4], last[5] = max(last[2], h), min(last[3], l), c, last[5] + v
+            else:
+                buckets.append([b, o, h, l, c, v])
+        if partial_first and len(buckets) > 1:
+            buckets = buckets[1:]
+        if not buckets:
+            return
+        for row in buckets[:-1]:
+            self._push(int(row[0]), *row[1:])
+        start, self.o, self.h, self.l, self.c, self.v = buckets[-1]
+        self.start = int(start)
+        self.last_ts = finer.last_ts
+
     def read_into(self, out: dict[str, float]) -> None:
         """The forming candle's value of every wanted spec, by key (NaN before the first trade)."""
         if self.start is None:
@@ -177,9 +218,10 @@ class CandleSeries:
                 out[key] = self.closed.get(key, np.nan)
             return
         o, h, l, c, v = self.o, self.h, self.l, self.c, self.v  # noqa: E741
-        values = {base: ind.peek(o, h, l, c, v) for base, ind in self._indicators.items()}
-        for key, base, k in self._outputs:
-            out[key] = values[base][k]
+        for ind, reads in self._reads:
+            values = ind.peek(o, h, l, c, v)
+            for key, k in reads:
+                out[key] = values[k]
 
 
 class SymbolCandles:
@@ -197,9 +239,19 @@ class SymbolCandles:
             raise OperandError(f"'{spec}' needs a timeframe here, e.g. '{spec.on('1h')}'")
         series = self.series.get(spec.timeframe)
         if series is None:
-            series = self.series[spec.timeframe] = CandleSeries(spec.timeframe)
+            series = CandleSeries(spec.timeframe)
+            finer = [f for f in self._list if f.ms < series.ms and series.ms % f.ms == 0]
+            if finer:
+                series.seed_from(min(finer, key=lambda f: f.ms))
+            self.series[spec.timeframe] = series
             self._list.append(series)
         return series.want(spec)
+
+    def keep_only(self, specs: set[IndicatorSpec]) -> None:
+        """Stop computing every spec not in `specs` (timeframes set). Series stay, with their candles."""
+        keys = {str(spec) for spec in specs}
+        for series in self._list:
+            series.keep_only(keys)
 
     def on_trade(self, timestamp_ms: int, price: float, amount: float) -> None:
         for series in self._list:
@@ -247,8 +299,3 @@ def compute_on(spec: IndicatorSpec, candles: Candles, timeframe: str) -> np.ndar
         v += vo[i]
         out[i] = ind.peek(o, h, l, c, v)[k]
     return out
-
-
-def parse_operands(texts: Iterable[str], timeframe: str | None = None) -> list[IndicatorSpec]:
-    """`parse_operand` for each text."""
-    return [parse_operand(t, timeframe) for t in texts]

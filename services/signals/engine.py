@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 from services.market.types import Tick
@@ -25,7 +26,7 @@ class SignalEngine:
     on_tick: Callable[[Tick], list[Signal]]
     __slots__ = (
         "config", "_symbols", "_updates", "_readers", "_runners", "_has_rules", "_rules", "on_tick",
-        "_candles", "_has_candles", "_watched",
+        "_candles", "_has_candles", "_watched", "_close_runners", "_has_close",
     )
 
     def __init__(self, *, rules: Iterable[Rule] = (), config: EngineConfig | None = None) -> None:
@@ -41,6 +42,9 @@ class SignalEngine:
         self._candles: dict[str, SymbolCandles] = {}
         self._has_candles = [False]
         self._watched: dict[str, set[IndicatorSpec]] = {}
+        # `on_close` rules by the timeframe whose closes they are evaluated at.
+        self._close_runners: dict[str, tuple[RuleRunner, ...]] = {}
+        self._has_close = [False]
         self.set_rules(rules)
         self.on_tick = self._make_on_tick()
 
@@ -62,7 +66,13 @@ class SignalEngine:
             kept[r.id] if r.id in kept and kept[r.id].rule == r else RuleRunner(r, tf) for r in rules if r.enabled
         )
         self._readers.clear()
-        self._has_rules[0] = bool(self._runners)
+        self._has_rules[0] = any(not r.rule.on_close for r in self._runners)
+        by_tf: dict[str, list[RuleRunner]] = {}
+        for runner in self._runners:
+            if runner.rule.on_close:
+                by_tf.setdefault(runner.timeframe, []).append(runner)
+        self._close_runners = {k: tuple(v) for k, v in by_tf.items()}
+        self._has_close[0] = bool(by_tf)
         for symbol in self._symbols:
             self._want_candles(symbol)
 
@@ -85,7 +95,12 @@ class SignalEngine:
     def _want_candles(self, symbol: str) -> None:
         tf = self.config.timeframe
         specs = {s for r in self._runners if r.rule.applies_to(symbol) for s in r.rule.specs(tf)}
+        # An on_close rule needs its own timeframe's candles, to know when one closes.
+        specs |= {parse_operand("close", r.timeframe) for r in self._runners if r.rule.on_close and r.rule.applies_to(symbol)}
         specs |= self._watched.get(symbol, set())
+        existing = self._candles.get(symbol)
+        if existing is not None:
+            existing.keep_only(specs)  # a rule deleted or edited stops costing anything
         if specs:
             candles = self._candles_of(symbol)
             for spec in sorted(specs, key=str):
@@ -101,30 +116,62 @@ class SignalEngine:
         has_rules = self._has_rules
         has_candles = self._has_candles
         candles = self._candles
+        has_close = self._has_close
+        at_closes = self._at_closes
 
         def on_tick(tick: Tick) -> list[Signal]:
             """Feed one trade; returns the signals it fired (usually none)."""
+            # A trade opening a new candle first closes the last one: on_close rules see the
+            # values as they stood at that close, before this trade moves anything.
+            closed = at_closes(tick) if has_close[0] else None
             try:
                 update = updates[tick.symbol]  # a subscript is cheaper than .get(): no call
             except KeyError:
                 update = add_symbol(tick.symbol).update
             if not update(tick):
-                return []
+                return closed or []
             if has_candles[0]:
                 series = candles.get(tick.symbol)
                 if series is not None:
                     series.on_trade(tick.timestamp_ms, tick.price, tick.amount)
             if not has_rules[0]:
-                return []
-            return evaluate(tick)
+                return closed or []
+            fired = evaluate(tick)
+            return closed + fired if closed else fired
 
         return on_tick
+
+    def _at_closes(self, tick: Tick) -> list[Signal]:
+        """Signals of on_close rules whose timeframe's candle `tick` closes. O(1) unless it closes
+        one; then one full read of the symbol's values and the rules of that timeframe."""
+        symbol, ts = tick.symbol, tick.timestamp_ms
+        candles = self._candles.get(symbol)
+        if candles is None or not 0.0 < tick.price < math.inf:  # an invalid trade closes nothing
+            return []
+        values: dict[str, float] | None = None
+        fired = []
+        for tf, runners in self._close_runners.items():
+            series = candles.series.get(tf)
+            if series is None or series.start is None or ts - ts % series.ms <= series.start:
+                continue
+            if values is None:
+                indicators = self._symbols.get(symbol)
+                values = indicators.read() if indicators is not None else {}
+                candles.read_into(values)
+                values["price"] = series.c  # the close, whatever the tick indicators hold
+            close_ms = series.start + series.ms
+            for runner in runners:
+                if runner.rule.applies_to(symbol):
+                    signal = runner.evaluate(symbol, values, close_ms)
+                    if signal is not None:
+                        fired.append(signal)
+        return fired
 
     def _evaluate(self, tick: Tick) -> list[Signal]:
         symbol = tick.symbol
         plan = self._readers.get(symbol)
         if plan is None:
-            runners = tuple(r for r in self._runners if r.rule.applies_to(symbol))
+            runners = tuple(r for r in self._runners if not r.rule.on_close and r.rule.applies_to(symbol))
             keys = {"price"}.union(*(runner.rule.operands() for runner in runners))
             plan = self._readers[symbol] = (self._symbols[symbol].reader(keys), runners)
         read, runners = plan

@@ -9,7 +9,8 @@ tick indicators of earlier versions (`LEGACY_KEYS`: "price", "rsi_14", "ema_12",
     {"op": "breakout_above" | "breakout_below", "left": a, "right": b}
                                                   a beyond b's value as it stood before this tick
     {"op": "all" | "any", "of": [conditions]}
-A rule fires on the rising edge of its condition (false -> true), not on every tick it holds;
+A rule fires on the rising edge of its condition (false -> true), not on every tick it holds
+(with `on_close`, on the edge between two candle closes of its timeframe);
 hysteresis keeps a comparison true until it is undone by more than `h` (no chatter around a
 threshold), and `cooldown_ms` (stream time) silences the rule for that symbol after it fired:
 an edge during the cool-down is dropped, not delayed (a signal should be about now).
@@ -79,6 +80,9 @@ class Rule:
     cooldown_ms: int = 0
     strength: float | Mapping[str, Any] = 1.0
     timeframe: str | None = None  # of operands naming none; None: the engine's (EngineConfig.timeframe)
+    # False: evaluated on every trade, on the forming candles (a chart's live values). True: once
+    # per close of a `timeframe` candle, on the values at that close (a backtest's, a bar-close alert).
+    on_close: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -97,6 +101,8 @@ class Rule:
             raise RuleError(f"rule {self.id!r}: cooldown_ms must be a non-negative integer")
         if self.timeframe is not None:
             check_timeframe(self.timeframe)
+        if not isinstance(self.on_close, bool):
+            raise RuleError(f"rule {self.id!r}: on_close must be true or false")
         _validate(self.when, self.id)
         _validate_strength(self.strength, self.id)
 
@@ -130,7 +136,9 @@ class Rule:
             "enabled": self.enabled,
             "cooldown_ms": self.cooldown_ms,
             "strength": _plain(self.strength),
-        } | ({"timeframe": self.timeframe} if self.timeframe is not None else {})
+        } | ({"timeframe": self.timeframe} if self.timeframe is not None else {}) | (
+            {"on_close": True} if self.on_close else {}
+        )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Rule:
@@ -146,6 +154,7 @@ class Rule:
             "cooldown_ms",
             "strength",
             "timeframe",
+            "on_close",
         }
         if unknown:
             raise RuleError(f"rule {d.get('id')!r}: unknown fields {sorted(unknown)}")
@@ -161,6 +170,7 @@ class Rule:
                 cooldown_ms=d.get("cooldown_ms", 0),
                 strength=_plain(d.get("strength", 1.0)),
                 timeframe=d.get("timeframe"),
+                on_close=d.get("on_close", False),
             )
         except KeyError as exc:
             raise RuleError(f"rule {d.get('id')!r}: missing field {exc.args[0]!r}") from None

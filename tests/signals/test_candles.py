@@ -20,6 +20,7 @@ from services.signals.candles import (
     Candles,
     CandleSeries,
     IndicatorSpec,
+    SymbolCandles,
     compute,
     compute_all,
     compute_on,
@@ -423,3 +424,33 @@ def test_a_candle_asked_for_later_starts_warm_from_the_kept_history() -> None:
     series.read_into(out)
     assert out[key] == pytest.approx(fsum([125.0, 126, 127, 128, 129]) / 5)
     assert series.closed[key] == pytest.approx(fsum([124.0, 125, 126, 127, 128]) / 5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(gaps=st.lists(st.integers(0, 90_000), min_size=1, max_size=120), seed=st.integers(0, 1000))
+def test_a_longer_timeframe_asked_for_later_starts_from_the_shorter_candles_kept(gaps: list[int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    symbol = SymbolCandles()
+    symbol.want(parse_operand("close(1m)"))
+    direct = CandleSeries("5m")
+    key = direct.want(parse_operand("rsi(3, 5m)"))
+    ts, price = 1_700_000_000_000, 100.0
+    trades = []
+    for gap in gaps:
+        ts += gap
+        price = round(price * (1 + rng.normal(0, 0.01)), 2)
+        trades.append((ts, price, 1.0))
+    half = len(trades) // 2
+    for t in trades[:half]:
+        symbol.on_trade(*t)
+        direct.on_trade(*t)
+    assert symbol.want(parse_operand("rsi(3, 5m)")) == key  # made now, from the 1m candles so far
+    for t in trades[half:] or [None]:
+        if t is not None:
+            symbol.on_trade(*t)
+            direct.on_trade(*t)
+        mine: dict[str, float] = {}
+        theirs: dict[str, float] = {}
+        symbol.read_into(mine)
+        direct.read_into(theirs)
+        assert np.array_equal([mine[key]], [theirs[key]], equal_nan=True)

@@ -177,3 +177,41 @@ def test_the_engine_shares_identical_specs_and_serves_a_chart_watch() -> None:
     assert key == "sma(10, 1m)" and not math.isnan(engine.snapshot("ETH/USDT")[key])  # warm at once
     with pytest.raises(OperandError):
         engine.watch("ETH/USDT", "sma(10, 3m)")
+
+
+def test_an_on_close_rule_fires_at_candle_closes_exactly_where_the_batch_columns_cross() -> None:
+    rule = Rule.from_dict({**_rule("ema(3)", "ema(8)", op="cross_above"), "on_close": True})
+    assert Rule.from_dict(json.loads(json.dumps(rule.to_dict()))) == rule
+    engine = SignalEngine(rules=[rule])
+    ticks = _ticks("BTC/USDT", 12 * 60, seed=11)
+    fired = [s for t in ticks for s in engine.on_tick(t)]
+    candles = Candles.from_rows(
+        [(t.timestamp_ms, t.price, t.price, t.price, t.price, t.amount) for t in ticks]
+    )
+    minute = resample(candles, "1m")
+    fast, slow = compute(parse_operand("ema(3)"), minute), compute(parse_operand("ema(8)"), minute)
+    diff = fast - slow
+    crosses = [i for i in range(1, len(diff) - 1) if diff[i] > 0 >= diff[i - 1]]  # the last never closes
+    assert crosses, "twelve hours of a random walk cross their EMAs"
+    assert [s.timestamp_ms for s in fired] == [int(minute.timestamp_ms[i]) + 60_000 for i in crosses]
+    for signal, i in zip(fired, crosses, strict=True):
+        assert signal.values["ema(3, 1m)"] == pytest.approx(fast[i], rel=1e-12)
+        assert signal.values["ema(8, 1m)"] == pytest.approx(slow[i], rel=1e-12)
+        assert signal.values["price"] == minute.close[i]
+    with pytest.raises(RuleError, match="on_close must be true or false"):
+        Rule.from_dict({**_rule("ema(3)", "ema(8)"), "on_close": "yes"})
+
+
+def test_an_indicator_no_rule_needs_any_more_stops_being_computed() -> None:
+    engine = SignalEngine(rules=[Rule.from_dict(_rule("sma(5)", "ema(9)", op="cross_above"))])
+    ticks = _ticks("BTC/USDT", 30)
+    for t in ticks[:90]:
+        engine.on_tick(t)
+    series = engine._candles["BTC/USDT"].series["1m"]
+    assert set(series.specs) == {"sma(5, 1m)", "ema(9, 1m)"}
+    engine.set_rules([Rule.from_dict(_rule("sma(5)", 100.0))])
+    assert set(series.specs) == {"sma(5, 1m)"} and "ema(9, 1m)" not in engine.snapshot("BTC/USDT")
+    engine.set_rules([Rule.from_dict(_rule("sma(5)", "ema(9)", op="cross_above"))])
+    for t in ticks[90:]:
+        engine.on_tick(t)
+    assert not math.isnan(engine.snapshot("BTC/USDT")["ema(9, 1m)"])  # back, warm from the kept candles
