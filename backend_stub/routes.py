@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from backend_stub.errors import ApiError
-from backend_stub.models import AlertIn, ErrorOut, OrderIn
+from backend_stub.models import AlertIn, DecimalJSONRoute, ErrorOut, OrderIn
 from backend_stub.runtime import Backend, current_backend, current_uid
 
-router = APIRouter()
+router = APIRouter(route_class=DecimalJSONRoute)  # JSON numbers read as exact decimals
 
 Uid = Annotated[str, Depends(current_uid)]
 Runtime = Annotated[Backend, Depends(current_backend)]
