@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ class StillFeed:
     async def candles(self, symbol: str, timeframe: str = "1m", **_: Any) -> list[Candle]:
         return []
 
-    async def ticks(self, symbols: list[str]) -> Any:  # never asked: the broker is not started
+    def ticks(self, symbols: list[str]) -> AsyncIterator[Tick]:  # never asked: the broker is not started
         raise NotImplementedError
 
     async def aclose(self) -> None:
@@ -105,9 +106,9 @@ class SortEverything:
 
 async def replay_trade_rate() -> float:
     """Trades per second of the shipped recording at speed 1, all symbols."""
-    from services.market import open_feed
+    from services.market.replay import ReplayFeed
 
-    feed = open_feed("replay")
+    feed = ReplayFeed()
     markets = await feed.markets()
     now = int(time.time() * 1000)
     window = 600_000
