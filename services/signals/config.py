@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.signals.operands import check_timeframe
+
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
@@ -36,6 +38,8 @@ class EngineConfig:
     # ones are counted and dropped.
     late_tolerance_ms: int = 2_000
     drop_duplicates: bool = True
+    # Timeframe of candle operands that name none (`rsi(14)`) in rules that name none either.
+    timeframe: str = "1m"
 
     def __post_init__(self) -> None:
         for name in (
@@ -55,6 +59,7 @@ class EngineConfig:
             raise ValueError("macd_fast must be shorter than macd_slow")
         if any(not 0.0 <= q <= 1.0 for q in self.quantiles):
             raise ValueError("quantiles must be in [0, 1]")
+        check_timeframe(self.timeframe)  # OperandError is a ValueError
         if self.late_tolerance_ms < 0:
             raise ValueError("late_tolerance_ms must be >= 0")
         if self.vwap_horizon_ms and not 0 < self.volume_spike_horizon_ms <= self.vwap_horizon_ms:

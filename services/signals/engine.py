@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from services.market.types import Tick
+from services.signals.candles import SymbolCandles
 from services.signals.config import EngineConfig
 from services.signals.errors import RuleError
 from services.signals.indicators import SymbolIndicators, TickCounters, indicator_keys
+from services.signals.operands import IndicatorSpec, parse_operand
 from services.signals.rules import Rule, RuleRunner, Signal
 from services.signals.windows import SortedWindow
 
@@ -21,7 +23,10 @@ class SignalEngine:
 
     # `on_tick(tick) -> list[Signal]` is a per-instance closure (see `_make_on_tick`).
     on_tick: Callable[[Tick], list[Signal]]
-    __slots__ = ("config", "_symbols", "_updates", "_readers", "_runners", "_has_rules", "_rules", "on_tick")
+    __slots__ = (
+        "config", "_symbols", "_updates", "_readers", "_runners", "_has_rules", "_rules", "on_tick",
+        "_candles", "_has_candles", "_watched",
+    )
 
     def __init__(self, *, rules: Iterable[Rule] = (), config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
@@ -32,6 +37,10 @@ class SignalEngine:
         self._rules: tuple[Rule, ...] = ()
         self._has_rules = [False]  # a box the on_tick closure reads without attribute lookups
         self._runners: tuple[RuleRunner, ...] = ()
+        # Candle indicators per symbol: only the specs rules and `watch` ask for, shared when equal.
+        self._candles: dict[str, SymbolCandles] = {}
+        self._has_candles = [False]
+        self._watched: dict[str, set[IndicatorSpec]] = {}
         self.set_rules(rules)
         self.on_tick = self._make_on_tick()
 
@@ -48,11 +57,39 @@ class SignalEngine:
             raise RuleError("rule ids must be unique")
         kept = {runner.rule.id: runner for runner in self._runners}
         self._rules = rules
+        tf = self.config.timeframe
         self._runners = tuple(
-            kept[r.id] if r.id in kept and kept[r.id].rule == r else RuleRunner(r) for r in rules if r.enabled
+            kept[r.id] if r.id in kept and kept[r.id].rule == r else RuleRunner(r, tf) for r in rules if r.enabled
         )
         self._readers.clear()
         self._has_rules[0] = bool(self._runners)
+        for symbol in self._symbols:
+            self._want_candles(symbol)
+
+    # -- candle indicators ------------------------------------------------------------------------
+    def watch(self, symbol: str, operand: str | IndicatorSpec) -> str:
+        """Compute a candle indicator for `symbol` (a chart asks), warmed by the candles kept so
+        far; its value is then in `snapshot(symbol)` under the returned key. Raises OperandError."""
+        spec = parse_operand(operand) if isinstance(operand, str) else operand
+        spec = spec.on(self.config.timeframe)
+        self._watched.setdefault(symbol, set()).add(spec)
+        return self._candles_of(symbol).want(spec)
+
+    def _candles_of(self, symbol: str) -> SymbolCandles:
+        candles = self._candles.get(symbol)
+        if candles is None:
+            candles = self._candles[symbol] = SymbolCandles()
+            self._has_candles[0] = True
+        return candles
+
+    def _want_candles(self, symbol: str) -> None:
+        tf = self.config.timeframe
+        specs = {s for r in self._runners if r.rule.applies_to(symbol) for s in r.rule.specs(tf)}
+        specs |= self._watched.get(symbol, set())
+        if specs:
+            candles = self._candles_of(symbol)
+            for spec in sorted(specs, key=str):
+                candles.want(spec)
 
     # -- ticks --------------------------------------------------------------------------------
     def _make_on_tick(self) -> Callable[[Tick], list[Signal]]:
@@ -62,6 +99,8 @@ class SignalEngine:
         add_symbol = self._add_symbol
         evaluate = self._evaluate
         has_rules = self._has_rules
+        has_candles = self._has_candles
+        candles = self._candles
 
         def on_tick(tick: Tick) -> list[Signal]:
             """Feed one trade; returns the signals it fired (usually none)."""
@@ -69,7 +108,13 @@ class SignalEngine:
                 update = updates[tick.symbol]  # a subscript is cheaper than .get(): no call
             except KeyError:
                 update = add_symbol(tick.symbol).update
-            if not update(tick) or not has_rules[0]:
+            if not update(tick):
+                return []
+            if has_candles[0]:
+                series = candles.get(tick.symbol)
+                if series is not None:
+                    series.on_trade(tick.timestamp_ms, tick.price, tick.amount)
+            if not has_rules[0]:
                 return []
             return evaluate(tick)
 
@@ -86,6 +131,9 @@ class SignalEngine:
         if not runners:
             return []
         values = read()
+        candles = self._candles.get(symbol)
+        if candles is not None:
+            candles.read_into(values)
         fired = []
         for runner in runners:
             signal = runner.evaluate(symbol, values, tick.timestamp_ms)
@@ -97,6 +145,7 @@ class SignalEngine:
         indicators = SymbolIndicators(symbol, self.config)
         self._symbols[symbol] = indicators
         self._updates[symbol] = indicators.update
+        self._want_candles(symbol)
         return indicators
 
     # -- reading ------------------------------------------------------------------------------
@@ -105,13 +154,20 @@ class SignalEngine:
         return tuple(self._symbols)
 
     def keys(self) -> tuple[str, ...]:
-        """Every indicator key a snapshot holds with this configuration."""
+        """Every tick-indicator key a snapshot holds with this configuration (candle indicators
+        add their spec's text, e.g. "sma(50, 1h)", for the specs rules or `watch` asked for)."""
         return indicator_keys(self.config)
 
     def snapshot(self, symbol: str) -> dict[str, float]:
         """Current values (NaN before warm-up); empty for a symbol never seen. O(log n)."""
         indicators = self._symbols.get(symbol)
-        return indicators.read() if indicators is not None else {}
+        if indicators is None:
+            return {}
+        values = indicators.read()
+        candles = self._candles.get(symbol)
+        if candles is not None:
+            candles.read_into(values)
+        return values
 
     def window(self, symbol: str) -> SortedWindow | None:
         """The symbol's price window, for any quantile, rank or time range (O(log n) each).

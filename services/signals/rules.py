@@ -1,7 +1,9 @@
 """Rules as data (JSON-serialisable) and their evaluation into `Signal`s, per symbol.
 
-A rule's `when` is a tree of conditions over operands (an indicator key such as "rsi_14",
-"price", or a number):
+A rule's `when` is a tree of conditions over operands: a number, a candle indicator in the
+operand syntax of `services.signals.operands` (`"sma(50, 1h)"`, `"rsi(14)"`, `"bb(20, 2).upper"`,
+`"close"`; a timeframe left out is the rule's `timeframe`, else the engine's), or one of the
+tick indicators of earlier versions (`LEGACY_KEYS`: "price", "rsi_14", "ema_12", "bb_upper"...):
     {"op": "gt" | "lt", "left": a, "right": b, "hysteresis": h}   threshold / comparison
     {"op": "cross_above" | "cross_below", "left": a, "right": b}   a crossed b since last tick
     {"op": "breakout_above" | "breakout_below", "left": a, "right": b}
@@ -20,7 +22,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from services.signals.config import EngineConfig
 from services.signals.errors import RuleError
+from services.signals.indicators import indicator_keys
+from services.signals.operands import IndicatorSpec, check_timeframe, parse_operand
 
 Direction = Literal["buy", "sell"]
 Operand = str | float
@@ -28,6 +33,20 @@ _COMPARE = ("gt", "lt")
 _CROSS = ("cross_above", "cross_below")
 _BREAKOUT = ("breakout_above", "breakout_below")
 _COMBINE = ("all", "any")
+# Tick-indicator names of the default engine, kept so saved rules and the default rules still run.
+LEGACY_KEYS: frozenset[str] = frozenset(indicator_keys(EngineConfig()))
+DEFAULT_TIMEFRAME = "1m"
+
+
+def operand_spec(name: str, timeframe: str) -> IndicatorSpec | None:
+    """The candle spec an operand names (None for a tick-indicator key). Raises OperandError."""
+    return None if name in LEGACY_KEYS else parse_operand(name, timeframe)
+
+
+def operand_key(name: str, timeframe: str) -> str:
+    """The key an operand's value has in the engine's values: the legacy name or the spec's text."""
+    spec = operand_spec(name, timeframe)
+    return name if spec is None else str(spec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +78,7 @@ class Rule:
     enabled: bool = True
     cooldown_ms: int = 0
     strength: float | Mapping[str, Any] = 1.0
+    timeframe: str | None = None  # of operands naming none; None: the engine's (EngineConfig.timeframe)
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -75,6 +95,8 @@ class Rule:
             raise RuleError(f"rule {self.id!r}: symbols must be '*' or a list of symbols")
         if not isinstance(self.cooldown_ms, int) or self.cooldown_ms < 0:
             raise RuleError(f"rule {self.id!r}: cooldown_ms must be a non-negative integer")
+        if self.timeframe is not None:
+            check_timeframe(self.timeframe)
         _validate(self.when, self.id)
         _validate_strength(self.strength, self.id)
 
@@ -89,6 +111,12 @@ class Rule:
             names.append(self.strength["of"])
         return tuple(dict.fromkeys(names))
 
+    def specs(self, default_timeframe: str = DEFAULT_TIMEFRAME) -> tuple[IndicatorSpec, ...]:
+        """The candle indicators the rule reads, timeframes resolved (rule's, else the default)."""
+        tf = self.timeframe or default_timeframe
+        found = (operand_spec(name, tf) for name in self.operands())
+        return tuple(dict.fromkeys(s for s in found if s is not None))
+
     def with_changes(self, **changes: Any) -> Rule:
         return replace(self, **changes)
 
@@ -102,7 +130,7 @@ class Rule:
             "enabled": self.enabled,
             "cooldown_ms": self.cooldown_ms,
             "strength": _plain(self.strength),
-        }
+        } | ({"timeframe": self.timeframe} if self.timeframe is not None else {})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Rule:
@@ -117,6 +145,7 @@ class Rule:
             "enabled",
             "cooldown_ms",
             "strength",
+            "timeframe",
         }
         if unknown:
             raise RuleError(f"rule {d.get('id')!r}: unknown fields {sorted(unknown)}")
@@ -131,6 +160,7 @@ class Rule:
                 enabled=bool(d.get("enabled", True)),
                 cooldown_ms=d.get("cooldown_ms", 0),
                 strength=_plain(d.get("strength", 1.0)),
+                timeframe=d.get("timeframe"),
             )
         except KeyError as exc:
             raise RuleError(f"rule {d.get('id')!r}: missing field {exc.args[0]!r}") from None
@@ -152,6 +182,8 @@ def _validate_operand(x: Any, rule_id: str) -> None:
         raise RuleError(f"rule {rule_id!r}: operand must be an indicator name or a number, got {x!r}")
     if isinstance(x, float) and not math.isfinite(x):
         raise RuleError(f"rule {rule_id!r}: numeric operand must be finite")
+    if isinstance(x, str):
+        operand_spec(x, DEFAULT_TIMEFRAME)  # refuses an unknown name, parameter or timeframe
 
 
 def _validate(cond: Any, rule_id: str) -> None:
@@ -209,23 +241,23 @@ Compiled = Callable[[Mapping[str, float], list[Any]], bool]
 NAN = math.nan
 
 
-def _operand(x: Operand) -> tuple[str | None, float]:
-    """(indicator key, None-constant) or (None, constant)."""
-    return (x, NAN) if isinstance(x, str) else (None, float(x))
+def _operand(x: Operand, timeframe: str) -> tuple[str | None, float]:
+    """(key of the value, NaN) or (None, constant)."""
+    return (operand_key(x, timeframe), NAN) if isinstance(x, str) else (None, float(x))
 
 
-def _compile(cond: Mapping[str, Any], slots: list[Any]) -> Compiled:
+def _compile(cond: Mapping[str, Any], slots: list[Any], tf: str) -> Compiled:
     op = cond["op"]
     if op in _COMBINE:
-        parts = [_compile(part, slots) for part in cond["of"]]
+        parts = [_compile(part, slots, tf) for part in cond["of"]]
         if op == "all":
             # Evaluate every part (no short-circuit): crossover parts must see every tick.
             return lambda v, st: all([f(v, st) for f in parts])
         return lambda v, st: any([f(v, st) for f in parts])
     # Operands are read inline (key lookup or constant), not through getter calls: rules run on
     # every tick and a Python call costs as much as the comparison itself.
-    lk, lc = _operand(cond["left"])
-    rk, rc = _operand(cond["right"])
+    lk, lc = _operand(cond["left"], tf)
+    rk, rc = _operand(cond["right"], tf)
     slot = len(slots)
     if op in _COMPARE:
         h = float(cond.get("hysteresis", 0.0))
@@ -272,13 +304,15 @@ def _compile(cond: Mapping[str, Any], slots: list[Any]) -> Compiled:
 class RuleRunner:
     """One rule compiled, with its per-symbol state (edge, cool-down, node slots)."""
 
-    __slots__ = ("rule", "_cond", "_slots", "_state", "_operands")
+    __slots__ = ("rule", "timeframe", "_cond", "_slots", "_state", "_operands")
 
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, default_timeframe: str = DEFAULT_TIMEFRAME) -> None:
         self.rule = rule
+        self.timeframe = tf = rule.timeframe or default_timeframe
         self._slots: list[Any] = []
-        self._cond = _compile(rule.when, self._slots)
-        self._operands = rule.operands()
+        self._cond = _compile(rule.when, self._slots, tf)
+        # Keys of the values it reads: a legacy name as is, a candle spec as its canonical text.
+        self._operands = tuple(dict.fromkeys(operand_key(name, tf) for name in rule.operands()))
         # symbol -> [node state list, previous truth, last fire timestamp_ms]
         self._state: dict[str, list[Any]] = {}
 
@@ -302,17 +336,17 @@ class RuleRunner:
             rule_id=rule.id,
             rule_name=rule.name,
             direction=rule.direction,
-            strength=_strength(rule.strength, values),
+            strength=_strength(rule.strength, values, self.timeframe),
             timestamp_ms=timestamp_ms,
             values={"price": values.get("price", math.nan)}
             | {k: values.get(k, math.nan) for k in self._operands},
         )
 
 
-def _strength(spec: float | Mapping[str, Any], values: Mapping[str, float]) -> float:
+def _strength(spec: float | Mapping[str, Any], values: Mapping[str, float], tf: str) -> float:
     if not isinstance(spec, Mapping):
         return float(spec)
-    key, const = _operand(spec["of"])
+    key, const = _operand(spec["of"], tf)
     x = const if key is None else values.get(key, NAN)
     if x != x:
         return 0.0

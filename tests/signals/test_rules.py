@@ -68,13 +68,13 @@ def test_a_single_symbol_is_one_symbol_not_its_letters() -> None:
         {
             "id": "x",
             "direction": "buy",
-            "when": {"op": "cross_above", "left": "a", "right": "b", "hysteresis": 1},
+            "when": {"op": "cross_above", "left": "ema_12", "right": "ema_26", "hysteresis": 1},
         },
-        {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "a", "right": 1}, "strength": 3},
-        {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "a", "right": 1}, "cooldown_ms": -1},
-        {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "a", "right": 1}, "colour": "red"},
-        {"direction": "buy", "when": {"op": "gt", "left": "a", "right": 1}},
-        {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "a", "right": 1}, "symbols": 7},
+        {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "price", "right": 1}, "strength": 3},
+        {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "price", "right": 1}, "cooldown_ms": -1},
+        {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "price", "right": 1}, "colour": "red"},
+        {"direction": "buy", "when": {"op": "gt", "left": "price", "right": 1}},
+        {"id": "x", "direction": "buy", "when": {"op": "gt", "left": "price", "right": 1}, "symbols": 7},
     ],
 )
 def test_malformed_rules_are_refused_with_a_rule_error(bad: dict) -> None:
@@ -84,30 +84,30 @@ def test_malformed_rules_are_refused_with_a_rule_error(bad: dict) -> None:
 
 def test_crossover_fires_once_when_the_fast_line_crosses_and_not_while_it_stays_above() -> None:
     rule = Rule(
-        id="x", name="cross", direction="buy", when={"op": "cross_above", "left": "fast", "right": "slow"}
+        id="x", name="cross", direction="buy", when={"op": "cross_above", "left": "ema_12", "right": "ema_26"}
     )
-    series = [{"fast": f, "slow": 10.0} for f in (9.0, 9.5, 10.5, 11.0, 12.0, 9.0, 10.2)]
+    series = [{"ema_12": f, "ema_26": 10.0} for f in (9.0, 9.5, 10.5, 11.0, 12.0, 9.0, 10.2)]
     fired = run(rule, series)
     assert [s.timestamp_ms for s in fired] == [2_000, 6_000]
-    assert set(fired[0].values) == {"price", "fast", "slow"}
-    assert (fired[0].values["fast"], fired[0].values["slow"]) == (10.5, 10.0)
+    assert set(fired[0].values) == {"price", "ema_12", "ema_26"}
+    assert (fired[0].values["ema_12"], fired[0].values["ema_26"]) == (10.5, 10.0)
     assert fired[0].direction == "buy" and fired[0].rule_id == "x" and fired[0].strength == 1.0
 
 
 def test_no_crossover_is_reported_while_an_input_is_still_warming_up() -> None:
     rule = Rule(
-        id="x", name="cross", direction="buy", when={"op": "cross_above", "left": "fast", "right": "slow"}
+        id="x", name="cross", direction="buy", when={"op": "cross_above", "left": "ema_12", "right": "ema_26"}
     )
-    assert run(rule, [{"fast": math.nan, "slow": 10.0}, {"fast": 11.0, "slow": 10.0}]) == []
+    assert run(rule, [{"ema_12": math.nan, "ema_26": 10.0}, {"ema_12": 11.0, "ema_26": 10.0}]) == []
 
 
 def test_hysteresis_stops_chatter_around_the_threshold() -> None:
     rsi = [69.0, 71.0, 69.5, 70.5, 69.0, 71.0, 64.0, 71.0]
-    plain = Rule(id="p", name="ob", direction="sell", when={"op": "gt", "left": "rsi", "right": 70})
+    plain = Rule(id="p", name="ob", direction="sell", when={"op": "gt", "left": "rsi_14", "right": 70})
     latched = Rule(
-        id="h", name="ob", direction="sell", when={"op": "gt", "left": "rsi", "right": 70, "hysteresis": 5}
+        id="h", name="ob", direction="sell", when={"op": "gt", "left": "rsi_14", "right": 70, "hysteresis": 5}
     )
-    series = [{"rsi": v} for v in rsi]
+    series = [{"rsi_14": v} for v in rsi]
     assert [s.timestamp_ms for s in run(plain, series)] == [1_000, 3_000, 5_000, 7_000]
     # Re-arms only once RSI went back under 65.
     assert [s.timestamp_ms for s in run(latched, series)] == [1_000, 7_000]
@@ -115,26 +115,26 @@ def test_hysteresis_stops_chatter_around_the_threshold() -> None:
 
 def test_cooldown_silences_a_rule_for_that_symbol_only() -> None:
     rule = Rule(
-        id="c", name="c", direction="buy", when={"op": "gt", "left": "x", "right": 0}, cooldown_ms=5_000
+        id="c", name="c", direction="buy", when={"op": "gt", "left": "macd", "right": 0}, cooldown_ms=5_000
     )
     runner = RuleRunner(rule)
     xs = [1, -1, 1, -1, 1, -1, 1, -1, 1]  # rising edge at 0, 2, 4, 6, 8 seconds
-    fired = [k for k, x in enumerate(xs) if runner.evaluate("A", {"x": x}, k * 1_000)]
+    fired = [k for k, x in enumerate(xs) if runner.evaluate("A", {"macd": x}, k * 1_000)]
     assert fired == [0, 6]
-    assert runner.evaluate("B", {"x": 1}, 1_000) is not None  # another symbol has its own clock
+    assert runner.evaluate("B", {"macd": 1}, 1_000) is not None  # another symbol has its own clock
 
 
 def test_breakout_compares_with_the_level_before_this_tick() -> None:
     rule = Rule(
-        id="b", name="b", direction="buy", when={"op": "breakout_above", "left": "price", "right": "high"}
+        id="b", name="b", direction="buy", when={"op": "breakout_above", "left": "price", "right": "donchian_high"}
     )
     # The channel high includes the current price, so price > high is impossible: compare with the
     # previous high.
     series = [
-        {"price": 10.0, "high": 10.0},
-        {"price": 9.0, "high": 10.0},
-        {"price": 10.5, "high": 10.5},
-        {"price": 10.6, "high": 10.6},
+        {"price": 10.0, "donchian_high": 10.0},
+        {"price": 9.0, "donchian_high": 10.0},
+        {"price": 10.5, "donchian_high": 10.5},
+        {"price": 10.6, "donchian_high": 10.6},
     ]
     assert [s.timestamp_ms for s in run(rule, series)] == [2_000]
 
@@ -146,20 +146,20 @@ def test_any_and_all_combine_and_strength_maps_an_indicator_to_zero_one() -> Non
         direction="sell",
         when={
             "op": "any",
-            "of": [{"op": "gt", "left": "rsi", "right": 70}, {"op": "gt", "left": "z", "right": 2}],
+            "of": [{"op": "gt", "left": "rsi_14", "right": 70}, {"op": "gt", "left": "zscore", "right": 2}],
         },
-        strength={"of": "rsi", "lo": 70, "hi": 100},
+        strength={"of": "rsi_14", "lo": 70, "hi": 100},
     )
-    fired = run(rule, [{"rsi": 50, "z": 0}, {"rsi": 85, "z": 0}, {"rsi": 50, "z": 0}, {"rsi": 50, "z": 3}])
+    fired = run(rule, [{"rsi_14": 50, "zscore": 0}, {"rsi_14": 85, "zscore": 0}, {"rsi_14": 50, "zscore": 0}, {"rsi_14": 50, "zscore": 3}])
     assert [(s.timestamp_ms, s.strength) for s in fired] == [(1_000, 0.5), (3_000, 0.0)]
     both = dataclasses.replace(
         rule,
         when={
             "op": "all",
-            "of": [{"op": "gt", "left": "rsi", "right": 70}, {"op": "gt", "left": "z", "right": 2}],
+            "of": [{"op": "gt", "left": "rsi_14", "right": 70}, {"op": "gt", "left": "zscore", "right": 2}],
         },
     )
-    assert [s.timestamp_ms for s in run(both, [{"rsi": 85, "z": 0}, {"rsi": 85, "z": 3}])] == [1_000]
+    assert [s.timestamp_ms for s in run(both, [{"rsi_14": 85, "zscore": 0}, {"rsi_14": 85, "zscore": 3}])] == [1_000]
 
 
 def test_signal_is_a_frozen_value() -> None:

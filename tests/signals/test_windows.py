@@ -120,3 +120,21 @@ def test_interpolate_is_numpys_linear_quantile() -> None:
     xs = sorted([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
     for q in (0.0, 0.1, 0.25, 0.5, 0.9, 1.0):
         assert interpolate(xs, q) == pytest.approx(float(np.quantile(xs, q)))
+
+
+@pytest.mark.parametrize(("q", "size"), [(0.9, 50), (0.5, 64), (0.0, 9), (1.0, 9)])
+def test_the_large_window_split_stays_exact_as_dead_values_pile_up_and_are_swept(q: float, size: int) -> None:
+    # A trending series with repeats: the values leaving sit deep in one heap and never reach its
+    # top, so only the sweep removes them; the result must stay numpy's on every window.
+    rng = np.random.default_rng(5)
+    xs = (np.round(np.cumsum(rng.normal(0.05, 1.0, 4_000)), 0) / 4).tolist()
+    original = windows.FLAT_LIST_MAX_POINTS
+    windows.FLAT_LIST_MAX_POINTS = 0
+    try:
+        rq = RollingQuantile(q, size)
+    finally:
+        windows.FLAT_LIST_MAX_POINTS = original
+    got = rq.update_many(xs)
+    want = [float(np.quantile(xs[max(0, k + 1 - size) : k + 1], q)) for k in range(len(xs))]
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
+    assert len(rq._lo) + len(rq._hi) <= 2 * size + 2 * 64 + 2  # the sweep bounds the heaps
