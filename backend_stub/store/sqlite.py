@@ -12,6 +12,7 @@ import asyncio
 import builtins
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from backend_stub.store.base import (
     Write,
     is_public,
 )
+from services.auth.devtoken import private_dir, private_file
 
 T = TypeVar("T")
 
@@ -88,7 +90,13 @@ class SqliteStore:
                 queue.put_nowait(None)
 
     def _open_sync(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        # Every user's orders are in here: owner-only. SQLite gives the -wal and -shm files the main
+        # file's mode, so creating that one 0600 covers them; files of an older version are tightened.
+        private_dir(self._path.parent)
+        os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
+        for path in (self._path, *(self._path.with_name(self._path.name + s) for s in ("-wal", "-shm"))):
+            with contextlib.suppress(FileNotFoundError):
+                private_file(path)
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
