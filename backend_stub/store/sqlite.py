@@ -25,6 +25,8 @@ from backend_stub.store.base import (
     ChangesCompacted,
     Create,
     Delete,
+    Page,
+    PageKey,
     Put,
     SubscriberTooSlow,
     VersionConflict,
@@ -47,7 +49,13 @@ CREATE TABLE IF NOT EXISTS changes (
     PRIMARY KEY (uid, version)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users (uid TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS docs_by_time ON docs (uid, collection, {ts}, doc_id);
+CREATE INDEX IF NOT EXISTS docs_by_status_time ON docs (uid, collection, {status}, {ts}, doc_id);
 """
+# Pages are read through these expression indexes; a query must spell the expressions exactly so.
+_TS = "IFNULL(json_extract(doc, '$.timestamp'), 0)"
+_STATUS = "json_extract(doc, '$.status')"
+_SCHEMA = _SCHEMA.format(ts=_TS, status=_STATUS)
 
 _QUEUE_LIMIT = 10_000  # changes a subscriber may lag before it is dropped
 KEEP_CHANGES = 10_000  # newest changes kept per user; a stream resuming from before them gets a snapshot
@@ -136,6 +144,50 @@ class SqliteStore:
                 "SELECT doc FROM docs WHERE uid=? AND collection=? ORDER BY doc_id", (uid, collection)
             ).fetchall()
             return [json.loads(row[0]) for row in rows]
+
+        return await self._run(read)
+
+    async def page(
+        self,
+        uid: str,
+        collection: str,
+        *,
+        limit: int,
+        after: PageKey | None = None,
+        field: str | None = None,
+        values: Sequence[Any] = (),
+    ) -> Page:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if field is not None and field != "status":
+            raise ValueError("pages filter on status only (the one indexed field)")
+        where = ["uid=?", "collection=?"]
+        args: builtins.list[Any] = [uid, collection]
+        # One status: a range of docs_by_status_time. Several (closed, canceled, ...): docs_by_time,
+        # filtered (an IN over the middle column would read every match and sort them).
+        index = "docs_by_time"
+        if field is not None:
+            where.append(f"{_STATUS} IN ({','.join('?' * len(values))})")
+            args.extend(values)
+            if len(values) == 1:
+                index = "docs_by_status_time"
+        if after is not None:
+            where.append(f"({_TS}, doc_id) < (?, ?)")
+            args.extend(after)
+        sql = (
+            f"SELECT doc, {_TS}, doc_id FROM docs INDEXED BY {index} WHERE {' AND '.join(where)} "
+            f"ORDER BY {_TS} DESC, doc_id DESC LIMIT ?"
+        )
+        args.append(limit + 1)
+
+        def read() -> Page:
+            rows = self._db.execute(sql, args).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            return Page(
+                docs=[json.loads(row[0]) for row in rows],
+                next=(int(rows[-1][1]), rows[-1][2]) if more else None,
+            )
 
         return await self._run(read)
 

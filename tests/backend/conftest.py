@@ -83,7 +83,11 @@ async def serve(settings: Settings, feed: MarketFeed, **parts: Any) -> AsyncIter
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     return replace(
-        Settings(data_dir=data_dir, dev_key=TEST_KEY, rate_per_s=1000, rate_burst=1000), **overrides
+        Settings(
+            data_dir=data_dir, dev_key=TEST_KEY, rate_per_s=1000, rate_burst=1000,
+            read_rate_per_s=1000, read_burst=1000,
+        ),
+        **overrides,
     )
 
 

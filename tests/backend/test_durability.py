@@ -32,6 +32,8 @@ async def server_process(data_dir: Path, port: int) -> AsyncIterator[asyncio.sub
         "SKEET_DEV_KEY": TEST_KEY.decode(),
         "SKEET_RATE_PER_S": "10000",
         "SKEET_RATE_BURST": "10000",
+        "SKEET_READ_RATE_PER_S": "10000",
+        "SKEET_READ_BURST": "10000",
     }
     log_path = data_dir / f"server-{port}.log"
     log = await asyncio.to_thread(log_path.open, "ab")
