@@ -171,3 +171,34 @@ async def check_pages(store: StateStore) -> None:
 
 async def test_pages(store: SqliteStore) -> None:
     await check_pages(store)
+
+
+async def test_concurrent_transactions_share_commits_and_fail_alone(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with SqliteStore(path) as store:
+        await store.transact("u0", [Create(ORDERS, "taken", {"n": -1})])
+        commits_before = store.commits
+
+        async def write(i: int) -> int | str:
+            uid = f"u{i % 10}"
+            writes: list[Any] = [Put(ORDERS, f"o{i}", {"n": i})]
+            if i % 50 == 0:  # user u0
+                writes.append(Create(ORDERS, "taken", {"n": i}))  # u0 has it: this transaction alone fails
+            if i % 40 == 1:
+                writes.append(Put(ORDERS, f"bad{i}", {"n": float("nan")}))  # not JSON: fails alone
+            try:
+                return await store.transact(uid, writes)
+            except (AlreadyExists, ValueError) as exc:
+                return type(exc).__name__
+
+        results = await asyncio.gather(*(write(i) for i in range(200)))
+        failed = {i for i, r in enumerate(results) if isinstance(r, str)}
+        assert failed == {i for i in range(200) if i % 50 == 0 or i % 40 == 1}
+        assert store.commits - commits_before <= 20  # many transactions per commit (one fsync each)
+    async with SqliteStore(path) as store:  # what was acknowledged is on disk; what failed left nothing
+        for i in range(200):
+            doc = await store.get(f"u{i % 10}", ORDERS, f"o{i}")
+            assert (doc is None) == (i in failed), i
+        for u in range(10):
+            versions = [c.version for c in await store.changes_since(f"u{u}", 0)]
+            assert versions == list(range(1, len(versions) + 1))  # consecutive, none lost inside a batch
