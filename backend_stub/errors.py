@@ -1,13 +1,16 @@
 """Errors as JSON `{"error": "<one readable sentence>"}`: the exception handlers of the app.
 
 Request validation errors never echo the input back (it may hold NaN, which JSON cannot carry, or a
-secret pasted in the wrong field).
+secret pasted in the wrong field). Every message goes out through `plain()`: where one names what the
+caller sent (an order id, a field name), control and bidirectional-override characters are replaced, so
+an error cannot rewrite how a log line or the app's error text reads.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,8 +35,22 @@ class ApiError(Exception):
         self.headers = headers
 
 
+MAX_MESSAGE = 300  # characters: an error is one sentence
+
+
+def plain(message: str) -> str:
+    """`message` with control, format (bidi overrides, zero-width) and separator characters replaced by
+    "?", and cut to `MAX_MESSAGE` characters."""
+    if message.isprintable() and len(message) <= MAX_MESSAGE:
+        return message
+    cleaned = "".join(
+        ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" else "?" for ch in message[:MAX_MESSAGE]
+    )
+    return cleaned if len(message) <= MAX_MESSAGE else cleaned[: MAX_MESSAGE - 1] + "…"
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return JSONResponse({"error": plain(message)}, status_code=status, headers=headers)
 
 
 def unauthorized(message: str) -> JSONResponse:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from backend_stub.store.base import IDEMPOTENCY, Create
+from backend_stub.store.base import IDEMPOTENCY, Create, Page, PageKey
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop_market", "stop_limit", "trailing_stop", "oco"]
@@ -166,6 +166,13 @@ class Broker(Protocol):
 
     async def fetch_orders(self, uid: str, status: StatusFilter = "all") -> list[dict[str, Any]]:
         """The user's orders, newest first; "closed" means every order no longer open."""
+        ...
+
+    async def fetch_order_page(
+        self, uid: str, status: StatusFilter = "all", *, limit: int, after: PageKey | None = None
+    ) -> Page:
+        """One page of `fetch_orders` (newest first by timestamp, then id), read from the store's index;
+        `Page.next` continues it (`backend_stub.listing`)."""
         ...
 
     async def fetch_positions(self, uid: str) -> list[dict[str, Any]]:

@@ -48,8 +48,9 @@ from backend_stub.brokers.base import (
     StatusFilter,
     idempotency_create,
 )
+from backend_stub.listing import order_page
 from backend_stub.money import dec, num, opt_dec
-from backend_stub.store.base import ORDERS, POSITIONS, Delete, Put, StateStore, Write
+from backend_stub.store.base import ORDERS, POSITIONS, Delete, Page, PageKey, Put, StateStore, Write
 from backend_stub.timefmt import iso
 from services.secrets.keyring_store import NoSecureStore, exchange_keys_entry, keyring_call
 
@@ -468,6 +469,19 @@ class CcxtBroker:
         elif status == "closed":
             docs = [d for d in docs if d.get("status") not in OPEN_STATUSES]
         return sorted(docs, key=lambda d: (d.get("timestamp") or 0, d["id"]), reverse=True)
+
+    async def fetch_order_page(
+        self, uid: str, status: StatusFilter = "all", *, limit: int, after: PageKey | None = None
+    ) -> Page:
+        page = await order_page(self._store, uid, status, limit=limit, after=after)
+        if not any(d.get("status") in OPEN_STATUSES for d in page.docs):
+            return page
+        # As `fetch_orders`: the open orders shown are first followed on the exchange.
+        refreshed = {d["id"]: d for d in await self._refresh_open(uid, page.docs)}
+        docs = [refreshed.get(d["id"], d) for d in page.docs]
+        if status == "open":
+            docs = [d for d in docs if d.get("status") in OPEN_STATUSES]
+        return Page(docs=docs, next=page.next)
 
     async def fetch_open_orders(self, uid: str, symbol: str | None = None) -> list[dict[str, Any]]:
         """The exchange's own list of the user's open orders (ccxt structures, without `info`)."""

@@ -42,8 +42,9 @@ from backend_stub.brokers.base import (
     TooManyOpenOrders,
     idempotency_create,
 )
+from backend_stub.listing import order_page
 from backend_stub.money import dec, fee_of, floor_to, num, opt_dec, text
-from backend_stub.store.base import ACCOUNT, ORDERS, POSITIONS, Put, StateStore, Write
+from backend_stub.store.base import ACCOUNT, ORDERS, POSITIONS, Page, PageKey, Put, StateStore, Write
 from backend_stub.timefmt import iso
 from backend_stub.trades import follow_trades, last_price
 from backend_stub.validation import check_notional, check_order_now, words
@@ -215,6 +216,11 @@ class PaperBroker:
             orders = [o for o in orders if o["status"] != "open"]
         # Ids are time-ordered (see `_new_id`), so this is newest first.
         return sorted(orders, key=lambda o: o["id"], reverse=True)
+
+    async def fetch_order_page(
+        self, uid: str, status: StatusFilter = "all", *, limit: int, after: PageKey | None = None
+    ) -> Page:
+        return await order_page(self._store, uid, status, limit=limit, after=after)
 
     async def fetch_positions(self, uid: str) -> list[dict[str, Any]]:
         out = []
