@@ -346,9 +346,8 @@ class PaperBroker:
         """When an entry with take-profit / stop-loss leaves the book having filled, the exit order for
         the filled amount (an OCO when both are set): returns the entry (pointing at its exit) and the
         exit, to be written with the entry and then put in the book by `_settle`."""
-        info = entry["info"]
         tp, sl = opt_dec(entry.get("takeProfitPrice")), opt_dec(entry.get("stopLossPrice"))
-        if entry["status"] == "open" or (tp is None and sl is None) or info.get("exitId"):
+        if entry["status"] == "open" or (tp is None and sl is None) or entry.get("exitId"):
             return entry, None
         market = self._markets[entry["symbol"]]
         amount = floor_to(dec(entry["filled"]), _step(market, "amount"))
@@ -372,7 +371,7 @@ class PaperBroker:
         free = self._free(uid, totals)
         if free.get(currency, ZERO) < needed:
             exit_doc = {**exit_doc, "status": "rejected", "info": {**exit_doc["info"], "reason": "insufficient balance"}}
-        return {**entry, "info": {**info, "exitId": exit_doc["id"]}}, exit_doc
+        return {**entry, "exitId": exit_doc["id"]}, exit_doc
 
     def _settle(self, uid: str, order: dict[str, Any], exit_doc: dict[str, Any] | None) -> None:
         """Index or unindex `order` and put its bracket exit in the book, once their writes are on disk."""
@@ -508,6 +507,8 @@ class PaperBroker:
             "stopLossPrice": num(request.stop_loss_price),
             "parentId": None,
             "ocoId": order_id if request.type == "oco" else None,
+            "exitId": None,
+            "emulated": False,
             "amount": num(request.amount),
             "cost": 0,
             "average": None,

@@ -145,7 +145,7 @@ async def test_bracket_on_a_market_entry_places_an_oco_exit_that_takes_the_profi
     )
     assert entry["status"] == "closed" and entry["takeProfitPrice"] == 55_000
     [exit_] = await open_orders(backend)
-    assert entry["info"]["exitId"] == exit_["id"]
+    assert entry["exitId"] == exit_["id"]
     assert (exit_["type"], exit_["side"], exit_["amount"], exit_["parentId"]) == ("oco", "sell", 0.1, entry["id"])
     assert (exit_["price"], exit_["stopPrice"]) == (55_000, 45_000)
     await backend.feed.trade(BTC, 55_000.0)
@@ -294,7 +294,7 @@ async def test_every_resting_type_is_rebuilt_after_a_restart(tmp_path: Path) -> 
         await feed.trade(BTC, 49_400.0)  # ...and the rest of the bracket entry fills: its exit is placed
         entry = await order(backend, ids["bracket"])
         assert entry["status"] == "closed" and entry["filled"] == 0.1
-        exit_ = await order(backend, entry["info"]["exitId"])
+        exit_ = await order(backend, entry["exitId"])
         assert (exit_["status"], exit_["price"], exit_["amount"]) == ("open", 60_000, 0.1)
         await feed.trade(BTC, 48_900.0)  # the post-only limit and the triggered stop-limit (50,400) fill
         assert (await order(backend, ids["limit"]))["status"] == "closed"
