@@ -333,6 +333,8 @@ class OrderBook:
         """Match one market trade (`amount` None: unbounded). Stops fire first (trailing peaks follow the
         price before their triggers are tested), then resting limits fill, each side sharing `amount`."""
         self._last_amount = amount
+        if not self._orders:
+            return []
         events: list[Event] = []
         for group in self._trails.values():
             group.follow(price, self._trail_of)
