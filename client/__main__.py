@@ -16,6 +16,8 @@ from client.app import SessionServices, make_main
 from client.config import ASSETS_DIR, ClientConfig, ConfigError
 from client.launcher import local_backend, loopback_exchange
 from client.preferences import Preferences, PreferencesFile
+from client.sessions import SessionRegistry
+from client.web import serve, web_app
 from services.api import SkeetApi
 from services.auth.devtoken import state_dir
 from services.auth.local import LocalIdentity
@@ -92,6 +94,7 @@ def services_factory(config: ClientConfig, backend_url: str, *, local_backend: b
             exchange=config.exchange,
             market_source=source,
             saved=saved,
+            replay_speed=config.replay_speed,
         )
 
     return build
@@ -118,6 +121,15 @@ def identity_factory(config: ClientConfig):  # type: ignore[no-untyped-def]
         return LocalIdentity(config.user_id)
 
     return local
+
+
+def announce(url: str, *, open_browser: bool) -> None:
+    """Called once the web app answers: before that, the URL would show a browser's error page."""
+    print(f"Skeet is running at {url}  (Ctrl+C to stop)", flush=True)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,15 +174,18 @@ def main(argv: list[str] | None = None) -> int:
         children.append(backend)
         backend_url = backend.url
         print(f"Local backend on {backend_url}", flush=True)
+    registry = SessionRegistry()
     try:
         app_main = make_main(services_factory(config, backend_url, local_backend=backend is not None,
                                               market_source=market, explicit_market=args.market is not None),
                              identity_factory(config),
-                             watchlist=list(config.watchlist), timeframe=config.timeframe, theme=config.theme)
+                             watchlist=list(config.watchlist), timeframe=config.timeframe, theme=config.theme,
+                             registry=registry)
         if web:
-            print(f"Skeet is running at http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
-        ft.run(app_main, view=ft.AppView.WEB_BROWSER if web else ft.AppView.FLET_APP, host=args.host,
-               port=args.port if web else 0, assets_dir=str(ASSETS_DIR), no_cdn=True)
+            serve(web_app(app_main, registry=registry, assets_dir=str(ASSETS_DIR)), host=args.host, port=args.port,
+                  on_ready=lambda url: announce(url, open_browser=_has_display()))
+        else:
+            ft.run(app_main, view=ft.AppView.FLET_APP, assets_dir=str(ASSETS_DIR), no_cdn=True)
     finally:
         for child in reversed(children):
             child.stop()

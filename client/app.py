@@ -21,6 +21,7 @@ from client.controllers import (
     TradingController,
 )
 from client.preferences import Preferences
+from client.sessions import SessionRegistry
 from client.shell import Shell
 from client.state import SECTIONS, AppState
 from client.tasks import TaskOwner
@@ -34,6 +35,9 @@ THEME_MODES = {"light": ft.ThemeMode.LIGHT, "dark": ft.ThemeMode.DARK, "system":
 log = logging.getLogger(__name__)
 
 REPAINT_INTERVAL_S = 0.1  # at most ~10 repaints a second, whatever the tick rate
+# A tab that went away and did not come back within this long is gone for good. Flet's own eviction (the
+# web server sets it shorter, see client/web.py) normally ends the session first; this bounds it anyway.
+END_AFTER_DISCONNECT_S = 28.0
 
 
 class SkeetSession:
@@ -41,7 +45,8 @@ class SkeetSession:
     `self.market`, `self.trading`, `self.rules`, `self.account`, `self.insights` and `self.reports`."""
 
     def __init__(self, page: ft.Page, services: SessionServices, *, watchlist: list[str],
-                 timeframe: str = "1m", theme: str = "system") -> None:
+                 timeframe: str = "1m", theme: str = "system", registry: SessionRegistry | None = None,
+                 end_after_disconnect_s: float = END_AFTER_DISCONNECT_S) -> None:
         self.page = page
         self.services = services
         defaults = Preferences(watchlist=list(watchlist), theme=theme)
@@ -62,6 +67,19 @@ class SkeetSession:
         self._files: ft.FilePicker | None = None  # made in start(), with the page
         self._painted_version = -1
         self._shown_notice = 0
+        self._registry = registry
+        self._end_after_s = end_after_disconnect_s
+        self._connected = True  # repaints go nowhere while the tab is away
+        self._ending: asyncio.Task[Any] | None = None
+        self._closing: asyncio.Future[None] | None = None
+
+    @property
+    def task_count(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def closed(self) -> bool:
+        return self._closing is not None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -76,7 +94,11 @@ class SkeetSession:
         self.rules.load()
         if self.services.preferences and self.services.preferences.problem:
             self.state.notify(self.services.preferences.problem, "error")
+        page.on_disconnect = self._disconnected
+        page.on_connect = self._reconnected
         page.on_close = self._closed_by_flet
+        if self._registry is not None:
+            self._registry.add(self)
         # A browser or a phone saves files through the client (a download, a share sheet); made here,
         # in the page's context, so the service registers with this page. Kept referenced: the page
         # drops services nothing holds.
@@ -90,13 +112,44 @@ class SkeetSession:
             self.tasks.spawn(job)
 
     async def close(self) -> None:
-        """Cancel every task, then release the feed, the live listener and the API client."""
+        """Cancel every task, then release the feed, the live listener (its /v1/stream socket) and the
+        API client (its connections). Safe to call more than once, from any task, even one of its own."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        if self._registry is not None:
+            self._registry.discard(self)
         await self.tasks.aclose()
         for resource in (self.market, self.services.live, self.services.api):
             with contextlib.suppress(Exception):
                 await resource.aclose()
+        log.info("session closed")
 
     async def _closed_by_flet(self, _e: ft.Event[ft.Page]) -> None:
+        await self.close()  # Flet evicted the session: its tab has been away longer than the timeout
+
+    async def _disconnected(self, _e: ft.Event[ft.Page]) -> None:
+        """The tab closed or its connection dropped: stop painting, and end unless it comes back."""
+        self._connected = False
+        if self._ending is None:
+            self._ending = self.tasks.spawn(self._end_later(), name="end-after-disconnect")
+
+    async def _reconnected(self, _e: ft.Event[ft.Page]) -> None:
+        """Back (a reload, a network blip): the client gets the page as it is now, then repaints go on."""
+        if self._ending is not None:
+            self._ending.cancel()
+            self._ending = None
+        if self.closed:  # only where Flet keeps sessions longer than END_AFTER_DISCONNECT_S
+            self.page.controls[:] = [ft.Text("This Skeet session has ended: open the app again.")]
+            self.page.update()
+            return
+        self._connected = True
+        self.state.changed()
+
+    async def _end_later(self) -> None:
+        await asyncio.sleep(self._end_after_s)
         await self.close()
 
     # -- repaint -----------------------------------------------------------------------------
@@ -107,7 +160,7 @@ class SkeetSession:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            if self.state.version != self._painted_version:
+            if self._connected and self.state.version != self._painted_version:
                 self._painted_version = self.state.version
                 try:
                     self._repaint(self.state.take_dirty())
@@ -255,11 +308,13 @@ async def sign_in_with_firebase(page: ft.Page, identity: Any, *, remembered: str
 
 
 def make_main(build_services: SessionFactory, identify: IdentityFactory, *, watchlist: list[str],
-              timeframe: str, theme: str) -> Callable[[ft.Page], Awaitable[None]]:
+              timeframe: str, theme: str, registry: SessionRegistry | None = None
+              ) -> Callable[[ft.Page], Awaitable[None]]:
     async def main(page: ft.Page) -> None:
         identity = await identify(page)
         services = await build_services(identity)
-        session = SkeetSession(page, services, watchlist=watchlist, timeframe=timeframe, theme=theme)
+        session = SkeetSession(page, services, watchlist=watchlist, timeframe=timeframe, theme=theme,
+                               registry=registry)
         await session.start()
 
     return main
