@@ -17,7 +17,6 @@ from client.config import ASSETS_DIR, ClientConfig, ConfigError
 from client.launcher import local_backend, loopback_exchange
 from client.preferences import Preferences, PreferencesFile
 from client.sessions import SessionRegistry
-from client.web import serve, web_app
 from services.api import SkeetApi
 from services.auth.devtoken import state_dir
 from services.auth.local import LocalIdentity
@@ -182,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                              watchlist=list(config.watchlist), timeframe=config.timeframe, theme=config.theme,
                              registry=registry)
         if web:
+            from client.web import serve, web_app  # FastAPI and uvicorn: a server's packages, not a phone's
+
             serve(web_app(app_main, registry=registry, assets_dir=str(ASSETS_DIR)), host=args.host, port=args.port,
                   on_ready=lambda url: announce(url, open_browser=_has_display()))
         else:
