@@ -20,6 +20,7 @@ from client.controllers import (
     RulesController,
     TradingController,
 )
+from client.hub import MarketHub
 from client.preferences import Preferences
 from client.sessions import SessionRegistry
 from client.shell import Shell
@@ -55,9 +56,16 @@ class SkeetSession:
                               modes=dict(services.modes), theme=prefs.theme, market_source=services.market_source)
         self.tasks = TaskOwner("session")
         ctx = SessionContext(services=services, state=self.state, tasks=self.tasks, screen=self)
-        self.market = MarketController(ctx)
+        if services.market is not None:
+            self.hub, self._owns_hub = services.market, False
+        else:  # a session alone: a hub of its own over its feed and engine (checked by SessionServices)
+            assert services.feed is not None
+            self.hub = MarketHub.serving(services.feed, services.engine, source=services.market_source,
+                                         speed=services.replay_speed)
+            self._owns_hub = True
+        self.market = MarketController(ctx, self.hub)
         self.trading = TradingController(ctx)
-        self.rules = RulesController(ctx)
+        self.rules = RulesController(ctx, self.market)
         self.account = AccountController(ctx)
         self.insights = InsightsController(ctx)
         self.reports = ReportsController(ctx)
@@ -122,7 +130,10 @@ class SkeetSession:
         if self._registry is not None:
             self._registry.discard(self)
         await self.tasks.aclose()
-        for resource in (self.market, self.services.live, self.services.api):
+        resources: list[Any] = [self.market, self.services.live, self.services.api]
+        if self._owns_hub:
+            resources.append(self.hub)
+        for resource in resources:
             with contextlib.suppress(Exception):
                 await resource.aclose()
         log.info("session closed")

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import flet as ft
 
+from client.hub import MarketHub
 from client.preferences import Preferences, PreferencesFile
 from client.state import AppState
 from client.tasks import TaskOwner
@@ -22,14 +23,20 @@ from services.signals import RuleBook, SignalEngine
 
 @dataclass(frozen=True, slots=True)
 class SessionServices:
-    """Everything a session talks to; built per session by the launcher (or a test)."""
+    """Everything a session talks to; built per session by the launcher (or a test).
 
-    feed: MarketFeed
-    engine: SignalEngine
+    Market data comes from `market`, the process's shared `MarketHub`. A session alone (a test, a
+    benchmark) may give its own `feed` and `engine` instead: the session then runs a hub of its own over
+    them and closes it at the end.
+    """
+
     api: SkeetApi
     live: LiveState
     modes: dict[str, str]
     backend_url: str
+    market: MarketHub | None = None
+    feed: MarketFeed | None = None
+    engine: SignalEngine | None = None
     rulebook: RuleBook | None = None  # the user's rules, persisted; None: the engine's rules, not saved
     preferences: PreferencesFile | None = None
     keys: ExchangeKeyStore | None = None
@@ -37,6 +44,10 @@ class SessionServices:
     market_source: str = "replay"  # what `feed` was opened from (see services.market.open_feed)
     saved: Preferences | None = None  # `preferences` as loaded when the services were built
     replay_speed: float = 1.0  # a market source switched to in Settings opens at this speed
+
+    def __post_init__(self) -> None:
+        if (self.market is None) == (self.feed is None):
+            raise ValueError("give a session either the process's market hub or a feed of its own")
 
 
 class Screen(Protocol):

@@ -11,8 +11,9 @@ plus a loopback-only health endpoint; run by uvicorn, announcing its URL only on
   session would live, stream and repaint forever. `SkeetFletApp` disconnects it itself, and drops a message
   sent in the moment between the socket's end and the disconnect (Flet's send queue is already None then:
   the `'NoneType' object has no attribute 'put_nowait'` repaint failures).
-- `GET /_skeet/health` (answers only to loopback clients): open sessions, their tasks, every asyncio task of
-  the process and its RSS, for the soak test and an operator's curl.
+- `GET /_skeet/health` (answers only to loopback clients): open sessions, their tasks, shared markets (one
+  feed and one engine each) and their subscriptions, every asyncio task of the process and its RSS, for the
+  soak test and an operator's curl.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from flet.messaging.protocol import Message
 from flet_web import get_package_web_dir
 from starlette.websockets import WebSocketDisconnect
 
+from client.hub import MarketHub
 from client.sessions import SessionRegistry
 from services.auth.devtoken import state_dir
 
@@ -99,6 +101,7 @@ class SkeetFletApp(flet_fastapi.FletApp):
 
 
 def web_app(main: Callable[[ft.Page], Awaitable[None]], *, registry: SessionRegistry, assets_dir: str,
+            hub: MarketHub | None = None,
             session_timeout_s: int = SESSION_TIMEOUT_S, cache_dir: Path | None = None) -> Any:
     """The ASGI app: Skeet's few routes first, Flet's app (static web client + websocket) under them."""
     patched = offline_web_client(cache_dir or state_dir() / "web-cache")
@@ -120,7 +123,8 @@ def web_app(main: Callable[[ft.Page], Awaitable[None]], *, registry: SessionRegi
     async def health(request: Request) -> Response:
         if request.client is None or request.client.host not in LOOPBACK:
             return JSONResponse({"detail": "Not found"}, status_code=404)  # not there for the world
-        return JSONResponse({**registry.counts(), "process_tasks": len(asyncio.all_tasks()),
+        return JSONResponse({**registry.counts(), **(hub.counts() if hub else {}),
+                             "process_tasks": len(asyncio.all_tasks()),
                              "rss_bytes": rss_bytes()})
 
     @app.websocket("/ws")  # ahead of Flet's own route, which the mount below also holds

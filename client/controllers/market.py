@@ -1,16 +1,15 @@
-"""`MarketController`: the session's market data — markets, candle history, the engine's warm-up, one tick
-stream for the watchlist, per-symbol freshness — and the trader's choices about it (symbols, timeframe,
-market source)."""
+"""`MarketController`: the session's share of the process's market (`client.hub.MarketHub`) — markets, candle
+history at the trader's timeframe, ticks and signals of the watchlist, per-symbol freshness — and the trader's
+choices about it (symbols, timeframe, market source, the rules the shared engine runs for this trader)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from typing import Any
+from collections.abc import Sequence
 
 from client.context import SessionContext
-from client.state import INDICATOR_KEY
+from client.hub import MarketHub, MarketSubscription
 from services.market import (
     Candle,
     MarketDataError,
@@ -20,30 +19,37 @@ from services.market import (
     TradeHistory,
     exchange_ids,
 )
+from services.signals import Rule, Signal
 
 HISTORY_BARS = 120
-WARM_UP_CHUNK = 1000
-RECENT_SIGNALS_MS = 5 * 60_000
 FRESHNESS_INTERVAL_S = 1.0
 
 
 class MarketController:
-    def __init__(self, ctx: SessionContext) -> None:
+    """A `MarketListener` of the hub: `on_tick` runs on the hub's task, once per tick of a watched symbol."""
+
+    def __init__(self, ctx: SessionContext, hub: MarketHub) -> None:
         self._ctx = ctx
-        self.feed: MarketFeed = ctx.services.feed  # replaced when the trader picks another market source
-        self._stream: asyncio.Task[Any] | None = None
+        self._hub = hub
+        self.subscription: MarketSubscription | None = None
+        self._rules: list[Rule] | None = None  # None: the market's default rules (no rule book)
+
+    @property
+    def feed(self) -> MarketFeed | None:
+        """The feed the session reads history and tickers from (shared; never closed by the session)."""
+        return self.subscription.feed if self.subscription else None
 
     # -- jobs the session starts ----------------------------------------------------------------
     async def run(self) -> None:
-        """Markets, then history and warm-up, then the watchlist's tick stream (its own task)."""
+        """Join the market, then history for the watchlist, warm-up (once per process), ticks."""
         state = self._ctx.state
         try:
-            state.set_markets(await self.feed.markets())
-        except MarketDataError as exc:
+            sub = await self._hub.join(state.market_source, self)
+        except (MarketDataError, ImportError, OSError) as exc:
             self._feed_failed(exc)
             return
-        self._note_history_span()
-        self._stream = self._ctx.spawn(self._history_then_stream(list(state.watchlist)), name="ticks")
+        self._adopt(sub)
+        await self._watch(list(state.watchlist))
 
     async def watch_freshness(self) -> None:
         """Once a second, each symbol's "live" / "stale" / "reconnecting", where the feed can tell."""
@@ -63,10 +69,31 @@ class MarketController:
         self._ctx.state.changed("settings")
 
     async def aclose(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.feed.aclose()
+        """Leave the market: symbols nobody else watches stop streaming."""
+        sub, self.subscription = self.subscription, None
+        if sub is not None:
+            await sub.aclose()
+
+    # -- MarketListener ---------------------------------------------------------------------------
+    def on_tick(self, tick: Tick, snapshot: dict[str, float], signals: list[Signal]) -> None:
+        state = self._ctx.state
+        if signals:
+            state.add_signals(signals)
+            if state.alerts_enabled:
+                signal = signals[-1]
+                state.notify(f"{signal.direction.upper()} signal on {signal.symbol}: {signal.rule_name}")
+        state.apply_tick(tick, snapshot)
+
+    def on_feed_error(self, error: MarketDataError) -> None:
+        self._feed_failed(error)
 
     # -- the trader's choices -------------------------------------------------------------------
+    def use_rules(self, rules: Sequence[Rule] | None) -> None:
+        """The trader's rules for the shared engine (None: the market's defaults, shown in the editor)."""
+        self._rules = None if rules is None else list(rules)
+        if self.subscription is not None:
+            self._apply_rules(self.subscription)
+
     async def set_timeframe(self, timeframe: str) -> None:
         state = self._ctx.state
         if not state.timeframe_available(timeframe):
@@ -89,7 +116,7 @@ class MarketController:
         state.set_watchlist([*state.watchlist, symbol])
         state.search_symbol("")
         self._ctx.save_preferences()
-        self._restart_stream([symbol])
+        self._ctx.spawn(self._watch([symbol]), name=f"watch {symbol}")
 
     def remove_symbol(self, symbol: str) -> None:
         state = self._ctx.state
@@ -98,46 +125,47 @@ class MarketController:
             return
         state.set_watchlist([s for s in state.watchlist if s != symbol])
         self._ctx.save_preferences()
-        self._restart_stream([])
+        self._ctx.spawn(self._watch([]), name="unwatch")
 
     async def switch(self, source: str) -> None:
-        """Another market source (replay, or a ccxt exchange): new feed, its markets, history, stream.
-        If it cannot be reached, the previous source stays and the trader is told why."""
-        from services.market import open_feed
-
+        """Another market source (replay, or a ccxt exchange): its markets, history and ticks, shared with
+        whoever else watches it. If it cannot be reached, the previous source stays and the trader is told."""
         state = self._ctx.state
-        feed: MarketFeed | None = None
         try:
-            feed = open_feed(source, speed=self._ctx.services.replay_speed)
-            markets = await feed.markets()
+            sub = await self._hub.join(source, self)
         except (MarketDataError, ImportError, OSError) as exc:
-            if feed is not None:
-                with contextlib.suppress(Exception):
-                    await feed.aclose()  # release its sockets: the old source stays
             state.notify(f"Could not switch to {source}: {exc}", "error")
             return
-        if self._stream:
-            self._stream.cancel()
-        old, self.feed = self.feed, feed
-        with contextlib.suppress(Exception):
-            await old.aclose()
-        state.modes["market"] = feed.mode
+        await self.aclose()
+        state.modes["market"] = sub.mode
         state.market_source = source
-        self._note_history_span()
+        self._adopt(sub)
         if not state.timeframe_available(state.timeframe):
             state.timeframe = "1m"
-        state.set_markets(markets)
-        kept = [s for s in state.watchlist if s in markets] or list(markets)[:5]
+        kept = [s for s in state.watchlist if s in sub.markets] or list(sub.markets)[:5]
         state.set_watchlist(kept)
         self._ctx.save_preferences()
         state.changed()  # the mode badge and every panel: a full repaint
-        state.notify(f"Market data: {feed.mode}", "success")
-        self._stream = self._ctx.spawn(self._history_then_stream(list(state.watchlist)), name="ticks")
+        state.notify(f"Market data: {sub.mode}", "success")
+        await self._watch(list(state.watchlist))
 
-    # -- feed → engine → state ------------------------------------------------------------------
-    def _note_history_span(self) -> None:
-        feed = self.feed
-        self._ctx.state.history_span_ms = feed.history_span_ms if isinstance(feed, TradeHistory) else 0
+    # -- market → state -------------------------------------------------------------------------
+    def _adopt(self, sub: MarketSubscription) -> None:
+        state = self._ctx.state
+        self.subscription = sub
+        state.set_markets(sub.markets)
+        state.modes.setdefault("market", sub.mode)
+        state.indicator_keys = sub.indicator_keys
+        feed = sub.feed
+        state.history_span_ms = feed.history_span_ms if isinstance(feed, TradeHistory) else 0
+        self._apply_rules(sub)
+
+    def _apply_rules(self, sub: MarketSubscription) -> None:
+        if self._rules is None:
+            sub.set_rules(sub.default_rules)
+            self._ctx.state.set_rules(list(sub.default_rules))
+        else:
+            sub.set_rules(self._rules)
 
     def _feed_failed(self, exc: Exception) -> None:
         state = self._ctx.state
@@ -145,61 +173,33 @@ class MarketController:
         for symbol in state.watchlist:
             state.set_feed_status(symbol, "offline")
 
-    def _restart_stream(self, new_symbols: list[str]) -> None:
-        if self._stream:
-            self._stream.cancel()
-        self._stream = self._ctx.spawn(self._history_then_stream(new_symbols), name="ticks")
+    async def _watch(self, new_symbols: list[str]) -> None:
+        """History for `new_symbols`, then the whole watchlist from the hub (which warms up a symbol the
+        first time anyone watches it); the new symbols' overlay past and recent signals come with it."""
+        sub, state = self.subscription, self._ctx.state
+        if sub is None:
+            return
+        try:
+            await self._load_history(new_symbols)
+        except MarketDataError as exc:
+            self._feed_failed(exc)
+            return
+        # Selected symbol first: its chart is the one on screen.
+        for symbol in sorted(new_symbols, key=lambda s: s != state.selected):
+            await sub.watch([*sub.symbols, symbol])
+            for minute, value in sorted(sub.indicator_history(symbol).items()):
+                state.record_indicator(symbol, minute, value)
+            state.add_signals(sub.recent_signals(symbol))
+        await sub.watch(state.watchlist)
+        state.changed()
 
     async def _load_history(self, symbols: list[str]) -> dict[str, list[Candle]]:
         state, feed = self._ctx.state, self.feed
-        history = {}
+        history: dict[str, list[Candle]] = {}
+        if feed is None:
+            return history
         for symbol in symbols:
             history[symbol] = await feed.candles(symbol, state.timeframe, limit=HISTORY_BARS)
             ticker = await feed.ticker(symbol)
             state.set_history(symbol, history[symbol], open_24h=ticker.get("open"))
         return history
-
-    async def _history_then_stream(self, new_symbols: list[str]) -> None:
-        """History and engine warm-up for `new_symbols`, then one tick stream for the whole watchlist."""
-        feed, engine, state = self.feed, self._ctx.services.engine, self._ctx.state
-        try:
-            history = await self._load_history(new_symbols)
-            # Selected symbol first: its chart is the one on screen.
-            for symbol in sorted(new_symbols, key=lambda s: s != state.selected):
-                await self._warm_up(symbol, history[symbol])
-            async for tick in feed.ticks(list(state.watchlist)):
-                fired = engine.on_tick(tick)
-                if fired:
-                    state.add_signals(fired)
-                    if state.alerts_enabled:
-                        signal = fired[-1]
-                        state.notify(f"{signal.direction.upper()} signal on {signal.symbol}: {signal.rule_name}")
-                state.apply_tick(tick, engine.snapshot(tick.symbol))
-        except MarketDataError as exc:
-            self._feed_failed(exc)
-
-    async def _warm_up(self, symbol: str, candles: list[Candle]) -> None:
-        """Run the history through the engine so the chart's indicator has a past. Uses the recorded
-        trades where the feed has them (replay), else bar closes. Signals older than a few minutes are
-        old news: not shown."""
-        engine, state, feed = self._ctx.services.engine, self._ctx.state, self.feed
-        if not candles:
-            return
-        now_ms = int(time.time() * 1000)
-        ticks = (feed.trades_between(symbol, candles[0].timestamp_ms, now_ms) if isinstance(feed, TradeHistory)
-                 else [Tick(symbol, bar.timestamp_ms, bar.close, bar.volume) for bar in candles])
-        minute_ms = 60_000
-        recent: list[Any] = []
-        for i, tick in enumerate(ticks):
-            if i % WARM_UP_CHUNK == 0:
-                await asyncio.sleep(0)  # ~20 ms of work at a time: the UI stays responsive
-            fired = engine.on_tick(tick)
-            if fired and tick.timestamp_ms >= now_ms - RECENT_SIGNALS_MS:
-                recent.extend(fired)
-            minute = tick.timestamp_ms - tick.timestamp_ms % minute_ms
-            if i + 1 == len(ticks) or ticks[i + 1].timestamp_ms - minute >= minute_ms:
-                value = engine.snapshot(symbol).get(INDICATOR_KEY)  # one snapshot a minute, not a trade
-                if value is not None:
-                    state.record_indicator(symbol, tick.timestamp_ms, value)
-        state.add_signals(recent)
-        state.changed()

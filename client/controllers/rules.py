@@ -1,27 +1,29 @@
-"""`RulesController`: the trader's signal rules — loaded from the rule book into the engine, added, switched
-on and off, deleted — and the state the rules editor shows."""
+"""`RulesController`: the trader's signal rules — loaded from the rule book, added, switched on and off,
+deleted — handed to the market (whose shared engine runs them for this trader) and shown in the editor."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from client.context import SessionContext
+from client.controllers.market import MarketController
 from services.api import new_client_order_id
 from services.signals import Rule
 from services.signals.errors import SignalsError
 
 
 class RulesController:
-    def __init__(self, ctx: SessionContext) -> None:
+    def __init__(self, ctx: SessionContext, market: MarketController) -> None:
         self._ctx = ctx
+        self._market = market
 
     def load(self) -> None:
-        """At start: the rule book's rules into the engine (without a book, the engine's own)."""
-        state, book, engine = self._ctx.state, self._ctx.services.rulebook, self._ctx.services.engine
-        state.indicator_keys = tuple(engine.keys())
-        if book is not None:
-            engine.set_rules(book.rules)
-        state.set_rules(list(engine.rules))
+        """At start: the rule book's rules (without a book, the market's defaults, once it is joined)."""
+        book = self._ctx.services.rulebook
+        if book is None:
+            self._market.use_rules(None)
+            return
+        self._apply()
 
     def save(self, fields: dict[str, Any]) -> None:
         state, book = self._ctx.state, self._ctx.services.rulebook
@@ -58,7 +60,7 @@ class RulesController:
     def _apply(self) -> None:
         book = self._ctx.services.rulebook
         if book is not None:
-            self._ctx.services.engine.set_rules(book.rules)
+            self._market.use_rules(book.rules)
             self._ctx.state.set_rules(book.rules)
 
 

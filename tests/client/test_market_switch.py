@@ -26,7 +26,9 @@ def session(tmp_path) -> SkeetSession:  # type: ignore[no-untyped-def]
 
 async def test_unreachable_exchange_keeps_the_replay(tmp_path) -> None:  # type: ignore[no-untyped-def]
     s = session(tmp_path)
+    await asyncio.wait_for(s.market.run(), 60)  # joined the replay: its markets, history, ticks
     before = s.market.feed
+    assert isinstance(before, ReplayFeed)
     await asyncio.wait_for(s.market.switch("loopback:127.0.0.1:9"), 60)  # nothing listens on port 9
     assert s.market.feed is before and s.state.market_source == "replay"
     assert s.state.notice and s.state.notice.kind == "error" and "Could not switch" in s.state.notice.message
