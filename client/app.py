@@ -102,6 +102,9 @@ class SkeetSession:
         self.rules.load()
         if self.services.preferences and self.services.preferences.problem:
             self.state.notify(self.services.preferences.problem, "error")
+        # A hidden tab or a backgrounded app cannot show a frame: no repaints until it is back (Flet keeps
+        # `page.app_visible` from these events; the client sends them only to a page that listens).
+        page.on_app_lifecycle_state_change = self._visibility_changed
         page.on_disconnect = self._disconnected
         page.on_connect = self._reconnected
         page.on_close = self._closed_by_flet
@@ -141,6 +144,9 @@ class SkeetSession:
     async def _closed_by_flet(self, _e: ft.Event[ft.Page]) -> None:
         await self.close()  # Flet evicted the session: its tab has been away longer than the timeout
 
+    async def _visibility_changed(self, _e: ft.AppLifecycleStateChangeEvent) -> None:
+        pass  # the page has updated `app_visible` already; the next repaint reads it
+
     async def _disconnected(self, _e: ft.Event[ft.Page]) -> None:
         """The tab closed or its connection dropped: stop painting, and end unless it comes back."""
         self._connected = False
@@ -171,7 +177,7 @@ class SkeetSession:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            if self._connected and self.state.version != self._painted_version:
+            if self._connected and self.page.app_visible and self.state.version != self._painted_version:
                 self._painted_version = self.state.version
                 try:
                     self._repaint(self.state.take_dirty())

@@ -5,6 +5,7 @@ one that comes back keeps it."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from flet.messaging.session import Session
 from flet.pubsub.pubsub_hub import PubSubHub
@@ -64,3 +65,29 @@ async def test_a_tab_that_stays_away_ends_and_one_that_comes_back_stays() -> Non
     await flet_session.dispatch_event(page._i, "disconnect", None)  # noqa: SLF001
     await until(lambda: app.closed and app.task_count == 0, timeout_s=10)
     assert len(registry) == 0
+
+
+async def test_a_hidden_tab_gets_no_repaints_until_it_shows_again() -> None:
+    flet_session, app = make(SessionRegistry(), end_after_s=60)
+    renders: list[set[str] | None] = []
+    render = app.shell.render
+
+    def counted(state: Any, dirty: set[str] | None = None) -> Any:  # the real render, counted
+        renders.append(dirty)
+        return render(state, dirty)
+
+    app.shell.render = counted  # type: ignore[method-assign]
+    await app.start()
+    await until(lambda: "BTC/USDT" in app.state.quotes and len(renders) > 2)  # ticks are being painted
+    page = flet_session.page
+    await flet_session.dispatch_event(page._i, "app_lifecycle_state_change", {"state": "hide"})  # noqa: SLF001
+    assert not page.app_visible
+    await asyncio.sleep(0.2)  # a repaint already under way finishes
+    painted, version = len(renders), app.state.version
+    await until(lambda: app.state.version > version + 5)  # the market moves on...
+    await asyncio.sleep(0.3)  # ...for three repaint intervals more
+    assert len(renders) == painted  # ...and the hidden tab was not repainted
+    await flet_session.dispatch_event(page._i, "app_lifecycle_state_change", {"state": "show"})  # noqa: SLF001
+    await until(lambda: len(renders) > painted)
+    assert "quotes" in (renders[-1] or set())  # what changed while hidden is painted at once
+    await app.close()
