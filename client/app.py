@@ -18,6 +18,7 @@ from client.controllers import (
     MarketController,
     ReportsController,
     RulesController,
+    StrategiesController,
     TradingController,
 )
 from client.hub import MarketHub
@@ -69,6 +70,7 @@ class SkeetSession:
         self.account = AccountController(ctx)
         self.insights = InsightsController(ctx)
         self.reports = ReportsController(ctx)
+        self.strategies = StrategiesController(ctx, lambda: self.market.feed)
         self.intents = self._intents()
         self.shell = Shell(self.intents, backend_url=services.backend_url, exchange=services.exchange)
         self._sheet: ft.BottomSheet | None = None
@@ -231,6 +233,8 @@ class SkeetSession:
             set_range=state.set_range,
             set_alerts=state.set_alerts,
             export_report=lambda: spawn(self.reports.export()),
+            run_backtest=lambda draft: spawn(self.strategies.run(draft)),
+            cancel_backtest=self.strategies.cancel,
         )
 
     def navigate(self, section: str) -> None:

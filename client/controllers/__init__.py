@@ -9,6 +9,7 @@ session's `AppState`, and starts its background work through the session's `Task
 | `AccountController` | live state (orders, positions, alerts, insights), the backend's broker, keys, theme |
 | `InsightsController` | questions to the insight provider |
 | `ReportsController` | the analytics report file and its download |
+| `StrategiesController` | the Strategies screen: history from the feed, a backtest off the UI loop, its summary |
 """
 
 from client.controllers.account import AccountController
@@ -16,6 +17,7 @@ from client.controllers.insights import InsightsController
 from client.controllers.market import MarketController
 from client.controllers.reports import ReportsController
 from client.controllers.rules import RulesController
+from client.controllers.strategies import StrategiesController
 from client.controllers.submit import RetrySafeSubmit
 from client.controllers.trading import TradingController
 
@@ -26,5 +28,6 @@ __all__ = [
     "ReportsController",
     "RetrySafeSubmit",
     "RulesController",
+    "StrategiesController",
     "TradingController",
 ]
