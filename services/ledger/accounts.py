@@ -60,10 +60,21 @@ class Position:
     def book(self, d: Decimal, price: Decimal, fee: Decimal) -> Decimal:
         """Book a fill of signed amount `d` (negative: sold) at `price` with `fee`; the realised P&L. O(1).
         `apply` without the `Fill` object, for the backtester's hot loop."""
-        before = self.realised
         self.fees += fee
         self.mark = price
-        if self.amount and (d > 0) != (self.amount > 0):
+        held = self.amount
+        if not held:  # opening from flat: the common case, without the closing arithmetic
+            self.basis = d * price + fee
+            self.amount = d
+            return ZERO
+        if d == -held:  # closing all of it
+            realised = -d * price - fee - self.basis
+            self.realised += realised
+            self.basis = ZERO
+            self.amount = ZERO
+            return realised
+        before = self.realised
+        if (d > 0) != (held > 0):
             closed = min(abs(d), abs(self.amount))
             fee_part = fee if closed == abs(d) else fee * closed / abs(d)
             closed_signed = closed if d > 0 else -closed

@@ -20,10 +20,16 @@ class NotANumber(InvalidOperation, ValueError):
 
 def dec(value: Any) -> Decimal:
     """A finite Decimal from an int, float, str or Decimal, through `str` so 0.1 stays 0.1. O(1)."""
-    if type(value) is Decimal:  # the hot path: already exact
+    kind = type(value)
+    if kind is Decimal:  # the hot paths: already exact, or a float (a candle's price)
         if value.is_finite():
             return value
         raise NotANumber(f"{value} is not a finite number")
+    if kind is float:
+        out = Decimal(repr(value))
+        if out.is_finite():
+            return out
+        raise NotANumber(f"{value!r} is not a finite number")
     if value is None or isinstance(value, bool):
         raise NotANumber(f"{value!r} is not a number")
     try:
