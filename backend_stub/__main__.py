@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         try:
             print(devtoken.mint(args.user_id, key=devtoken.dev_key(), ttl_s=args.ttl))
-        except ValueError as exc:
+        except ValueError as exc:  # a bad user id, or a weak SKEET_DEV_KEY (devtoken.WeakKey)
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0
@@ -33,27 +33,19 @@ def serve() -> int:
     import uvicorn
 
     from backend_stub.app import create_app
+    from backend_stub.server import uvicorn_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
         settings.check_bind()
+        app = create_app(settings)  # builds the token verifier: refuses a weak key, Firebase without credentials
     except SettingsError as exc:
         print(f"backend_stub: {exc}", file=sys.stderr)
         return 2
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).addFilter(RedactQuery())
-    app = create_app(settings)
-    # Our AccessLog replaces uvicorn's, which would print query strings (a browser's ?token=).
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        log_config=None,
-        proxy_headers=True,
-        timeout_graceful_shutdown=5,
-    )
+    uvicorn.Server(uvicorn_config(app, settings)).run()
     return 0
 
 

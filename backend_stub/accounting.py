@@ -1,20 +1,19 @@
-"""Paper-account bookkeeping: positions at average cost, balances, reservations. Pure Decimal functions.
+"""Paper-account positions as stored documents (ccxt-style), booked by the one ledger (`services.ledger`).
 
-Fees are charged in the quote currency. A buy adds its cost and fee to the position's cost basis; a sell
-realises `proceeds - fee - cost basis of the amount sold`. Unrealised P&L is `amount × mark - cost basis`,
-so the entry fees are in it and the exit fee is not (it is not paid yet).
+The bookkeeping rules (average cost, fees in quote, realised/unrealised P&L) are `services.ledger`'s; this
+module only reads a stored position document into a `Position`, applies a fill and writes the document back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from backend_stub.money import dec, num
+from backend_stub.money import num
 from backend_stub.timefmt import iso
+from services.ledger import ZERO, Fill, Position, apply_to_balances, dec
 
-ZERO = Decimal(0)
+__all__ = ["ZERO", "Fill", "apply_to_balances", "apply_to_position", "position_doc", "position_doc_id", "remark"]
 
 
 def position_doc_id(symbol: str) -> str:
@@ -22,57 +21,20 @@ def position_doc_id(symbol: str) -> str:
     return symbol.replace("/", "-")
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """One execution of an order."""
-
-    side: str
-    amount: Decimal
-    price: Decimal
-    fee: Decimal
-    timestamp_ms: int
-
-    @property
-    def cost(self) -> Decimal:
-        return self.amount * self.price
-
-
-def apply_to_balances(totals: dict[str, Decimal], fill: Fill, *, base: str, quote: str) -> dict[str, Decimal]:
-    """Balances after `fill` (fees in quote)."""
-    out = dict(totals)
-    if fill.side == "buy":
-        out[quote] = out.get(quote, ZERO) - fill.cost - fill.fee
-        out[base] = out.get(base, ZERO) + fill.amount
-    else:
-        out[quote] = out.get(quote, ZERO) + fill.cost - fill.fee
-        out[base] = out.get(base, ZERO) - fill.amount
-    return out
-
-
 def apply_to_position(doc: dict[str, Any] | None, fill: Fill, *, symbol: str, quote: str) -> dict[str, Any]:
-    """The position document after `fill`, average-cost method."""
-    amount = dec(doc["amount"]) if doc else ZERO
-    basis = dec(doc["costBasis"]) if doc else ZERO
-    realised = dec(doc["realizedPnl"]) if doc else ZERO
-    fees = dec(doc["fees"]["cost"]) if doc else ZERO
-    if fill.side == "buy":
-        basis += fill.cost + fill.fee
-        amount += fill.amount
-    else:
-        sold_basis = basis * fill.amount / amount if amount > 0 else ZERO
-        realised += fill.cost - fill.fee - sold_basis
-        basis -= sold_basis
-        amount -= fill.amount
-        if amount == 0:
-            basis = ZERO
-    fees += fill.fee
+    """The position document after `fill`, average-cost method (`services.ledger.Position`)."""
+    position = Position()
+    if doc:
+        position = Position(amount=dec(doc["amount"]), basis=dec(doc["costBasis"]),
+                            realised=dec(doc["realizedPnl"]), fees=dec(doc["fees"]["cost"]))
+    position.apply(fill)
     return position_doc(
         symbol=symbol,
         quote=quote,
-        amount=amount,
-        cost_basis=basis,
-        realised=realised,
-        fees=fees,
+        amount=position.amount,
+        cost_basis=position.basis,
+        realised=position.realised,
+        fees=position.fees,
         mark=fill.price,
         timestamp_ms=fill.timestamp_ms,
     )

@@ -22,7 +22,7 @@ from typing import Any
 
 from backend_stub.errors import ApiError
 from backend_stub.money import dec, is_multiple, num, opt_dec, text
-from backend_stub.store.base import ALERTS, AlreadyExists, Create, Delete, Put, StateStore
+from backend_stub.store.base import ALERTS, AlreadyExists, Create, Delete, Page, PageKey, Put, StateStore
 from backend_stub.trades import follow_trades, last_price
 from services.market.types import MarketFeed, Tick
 
@@ -109,6 +109,13 @@ class AlertBook:
     async def list(self, uid: str) -> list[dict[str, Any]]:
         """The caller's alerts, newest first."""
         return sorted(await self._store.list(uid, ALERTS), key=lambda a: a.get("timestamp") or 0, reverse=True)
+
+    async def page(
+        self, uid: str, *, limit: int, after: PageKey | None = None, status: str | None = None
+    ) -> Page:
+        """One page of the caller's alerts, newest first (`status`: only "active" or "triggered" ones)."""
+        where: dict[str, Any] = {"field": "status", "values": (status,)} if status else {}
+        return await self._store.page(uid, ALERTS, limit=limit, after=after, **where)
 
     async def delete(self, uid: str, alert_id: str) -> dict[str, Any]:
         """Remove one of the caller's alerts (active or triggered); 404 when it is not theirs."""

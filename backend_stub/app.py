@@ -11,15 +11,15 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI
 
 from backend_stub.alerts import AlertBook
-from backend_stub.auth import FirebaseVerifier, LocalVerifier, TokenVerifier
+from backend_stub.auth import AuthNotConfigured, FirebaseVerifier, LocalVerifier, TokenVerifier
 from backend_stub.brokers.base import Broker
 from backend_stub.errors import install_error_handlers
-from backend_stub.middleware import AccessLog, BearerAuth
+from backend_stub.middleware import AccessLog, Admission, BearerAuth, BodyLimit
 from backend_stub.orders import OrderDesk
 from backend_stub.ratelimit import RateLimiter
 from backend_stub.routes import router
 from backend_stub.runtime import Backend
-from backend_stub.settings import Settings
+from backend_stub.settings import Settings, SettingsError
 from backend_stub.store.base import StateStore
 from backend_stub.stream import build_router
 from services.auth import devtoken
@@ -41,6 +41,7 @@ def create_app(
     """The API. Parts not passed in are built from `settings` at startup and closed at shutdown;
     parts passed in belong to the caller (who closes them)."""
     verifier = verifier or build_verifier(settings)
+    read_limiter = RateLimiter(rate_per_s=settings.read_rate_per_s, burst=settings.read_burst)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,15 +89,38 @@ def create_app(
     app.include_router(router)
     app.include_router(build_router(verifier))
     _include_insights(app)
-    app.add_middleware(BearerAuth, verifier=verifier, public_paths=PUBLIC_PATHS)
+    # Outermost last: the log sees every answer; admission comes before any work; an oversized body is
+    # refused before the token is checked; the token before the body is read.
+    app.add_middleware(
+        BearerAuth, verifier=verifier, public_paths=PUBLIC_PATHS, read_limiter=read_limiter
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.read_timeout_s)
+    app.add_middleware(
+        Admission,
+        max_in_flight=settings.max_in_flight,
+        max_queued=settings.max_queued,
+        wait_s=settings.queue_wait_s,
+        exempt=PUBLIC_PATHS,
+    )
     app.add_middleware(AccessLog)
     return app
 
 
 def build_verifier(settings: Settings) -> TokenVerifier:
+    """The settings' verifier. Raises `SettingsError` when it could never work (Firebase without
+    credentials, a weak dev key), so the server stops at start with the reason instead of answering
+    every request with an error."""
     if settings.auth == "firebase":
-        return FirebaseVerifier()
-    return LocalVerifier(key=settings.dev_key or devtoken.dev_key())
+        firebase = FirebaseVerifier()
+        try:
+            firebase.check_configured()
+        except AuthNotConfigured as exc:
+            raise SettingsError(str(exc)) from None
+        return firebase
+    try:
+        return LocalVerifier(key=settings.dev_key or devtoken.dev_key())
+    except devtoken.WeakKey as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def open_store(settings: Settings) -> AbstractAsyncContextManager[StateStore]:
@@ -147,6 +171,7 @@ def build_broker(settings: Settings, *, store: StateStore, feed: MarketFeed) -> 
         taker_fee=settings.taker_fee,
         maker_fee=settings.maker_fee,
         slippage=settings.slippage,
+        max_open_orders=settings.max_open_orders,
     )
 
 

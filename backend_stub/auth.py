@@ -7,11 +7,15 @@ tokens with firebase-admin (which talks to the Auth emulator when `FIREBASE_AUTH
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from services.auth import devtoken
+
+log = logging.getLogger(__name__)
 
 
 class AuthError(Exception):
@@ -21,6 +25,11 @@ class AuthError(Exception):
 class AuthUnavailable(Exception):
     """The token cannot be checked right now (Google's certificates unreachable): not the caller's fault,
     so it is answered with 503, not 401 (a 401 would make the app sign the user out)."""
+
+
+class AuthNotConfigured(Exception):
+    """The configured identity provider cannot work here (Firebase without a project or credentials):
+    the server refuses to start, with this message, rather than answer every request with an error."""
 
 
 class TokenVerifier(Protocol):
@@ -54,9 +63,34 @@ class FirebaseVerifier:
         self._app = app
         self._check_revoked = check_revoked
 
-    def _default_app(self) -> Any:
-        import os
+    def check_configured(self) -> None:
+        """Fail now (`AuthNotConfigured`) if tokens could never be checked: no project id, or no Google
+        credentials outside the Auth emulator. Blocking (reads credential files); call it at start."""
+        if self._app is not None:
+            return
+        emulator = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
+        if emulator:
+            if not project:
+                raise AuthNotConfigured(
+                    "SKEET_AUTH=firebase with FIREBASE_AUTH_EMULATOR_HOST needs GOOGLE_CLOUD_PROJECT "
+                    "(the emulator's project id)"
+                )
+            return
+        import google.auth
+        from google.auth.exceptions import DefaultCredentialsError
 
+        try:
+            _, found_project = google.auth.default()
+        except DefaultCredentialsError:
+            raise AuthNotConfigured(
+                "SKEET_AUTH=firebase needs Google credentials: run on Cloud Run with a service account, "
+                "or set GOOGLE_APPLICATION_CREDENTIALS (or use the Auth emulator: FIREBASE_AUTH_EMULATOR_HOST)"
+            ) from None
+        if not (project or found_project):
+            raise AuthNotConfigured("SKEET_AUTH=firebase needs GOOGLE_CLOUD_PROJECT (the Firebase project id)")
+
+    def _default_app(self) -> Any:
         import firebase_admin
 
         try:
@@ -75,20 +109,29 @@ class FirebaseVerifier:
 
     async def verify(self, token: str) -> str:
         from firebase_admin import auth
+        from google.auth.exceptions import GoogleAuthError
 
-        if self._app is None:
-            self._app = self._default_app()
         try:
+            if self._app is None:
+                self._app = self._default_app()
             # Blocking: may fetch Google's public certificates over HTTP.
             claims = await asyncio.to_thread(
                 auth.verify_id_token, token, app=self._app, check_revoked=self._check_revoked
             )
-        except (ValueError, auth.InvalidIdTokenError) as exc:
+        except auth.UserDisabledError:
+            raise AuthError("this account is disabled") from None
+        except auth.InvalidIdTokenError as exc:
             raise AuthError(f"invalid token: {_firebase_reason(exc)}") from None
         except auth.CertificateFetchError:
             raise AuthUnavailable("cannot verify the token right now; try again shortly") from None
-        except auth.UserDisabledError:
-            raise AuthError("this account is disabled") from None
+        except GoogleAuthError as exc:  # credentials missing or refused: ours to fix, not the caller's
+            log.error("Firebase token check failed: %s", type(exc).__name__)
+            raise AuthUnavailable("sign-in cannot be checked right now; try again later") from None
+        except ValueError as exc:  # a malformed token, or an app without a project id
+            if "project ID is required" in str(exc):
+                log.error("Firebase token check failed: no project id")
+                raise AuthUnavailable("sign-in cannot be checked right now; try again later") from None
+            raise AuthError(f"invalid token: {_firebase_reason(exc)}") from None
         _check_times(claims, time.time())
         uid = claims.get("uid") or claims.get("sub")
         if not isinstance(uid, str) or not uid:

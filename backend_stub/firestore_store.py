@@ -41,6 +41,8 @@ from backend_stub.store.base import (
     ChangesCompacted,
     Create,
     Delete,
+    Page,
+    PageKey,
     Put,
     StoreError,
     VersionConflict,
@@ -132,6 +134,43 @@ class FirestoreStore:
     async def list(self, uid: str, collection: str) -> builtins.list[dict[str, Any]]:
         query = self._user(uid).collection(collection).order_by(FieldPath.document_id())
         return [decode_doc(snap.to_dict()) async for snap in query.stream()]
+
+    async def page(
+        self,
+        uid: str,
+        collection: str,
+        *,
+        limit: int,
+        after: PageKey | None = None,
+        field: str | None = None,
+        values: Sequence[Any] = (),
+    ) -> Page:
+        # Needs the composite indexes in `firestore.indexes.json` (status + timestamp + __name__, and
+        # timestamp + __name__ descending); docs without a `timestamp` are not listed (Firestore leaves
+        # them out of an order_by on it), which orders and alerts always carry.
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        collection_ref = self._user(uid).collection(collection)
+        query: Any = collection_ref
+        if field is not None:
+            path = FieldPath(field).to_api_repr()
+            if len(values) == 1:
+                query = query.where(filter=FieldFilter(path, "==", values[0]))
+            else:
+                query = query.where(filter=FieldFilter(path, "in", list(values)))
+        query = query.order_by("timestamp", direction=firestore.Query.DESCENDING).order_by(
+            FieldPath.document_id(), direction=firestore.Query.DESCENDING
+        )
+        if after is not None:
+            query = query.start_after(
+                {"timestamp": after[0], FieldPath.document_id(): collection_ref.document(after[1])}
+            )
+        snaps = [snap async for snap in query.limit(limit + 1).stream()]
+        more = len(snaps) > limit
+        snaps = snaps[:limit]
+        docs = [decode_doc(snap.to_dict()) for snap in snaps]
+        last = snaps[-1] if snaps else None
+        return Page(docs=docs, next=(int(last.get("timestamp")), last.id) if more and last else None)
 
     async def find(
         self, collection: str, field: str, value: Any

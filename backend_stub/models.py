@@ -1,44 +1,95 @@
-"""Pydantic models at the API edge: what a request body may hold. Market rules live in `validation`."""
+"""Pydantic models at the API edge: what a request body may hold, and how its JSON is read (numbers as
+exact decimals). Market rules live in `validation`.
+
+Strict on purpose: a field the API does not know is refused (422 naming it), never dropped, since a
+dropped `postOnly` or `reduceOnly` changes what the order does. Numbers are JSON numbers, read as
+`Decimal` from the body's own digits (`DecimalJSONRoute`), or text of ASCII digits: "0.00_1", Arabic-Indic
+digits, signs like "+1" and surrounding spaces are refused rather than read as some other number.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from backend_stub.brokers.base import OrderRequest
 
 _LARGEST = Decimal("1e15")
 _FINEST_EXPONENT = -18
+_DECIMAL_TEXT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+_SYMBOL = r"^[A-Za-z0-9._\-]{1,24}/[A-Za-z0-9._\-]{1,24}(?::[A-Za-z0-9._\-]{1,24})?$"
+_KEY = r"^[A-Za-z0-9._:\-]+$"
+
+
+def _strict_number(value: Any) -> Any:
+    """JSON numbers (already `Decimal`) pass; text must be plain ASCII decimal notation."""
+    if isinstance(value, bool):  # True is an int to Python, not a number to a trader
+        raise ValueError("must be a number")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValueError("must be a finite number")
+    if isinstance(value, Decimal | int):
+        return value
+    if isinstance(value, float):  # only when a body was parsed elsewhere: its shortest exact text
+        return Decimal(repr(value))
+    if isinstance(value, str) and value.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        raise ValueError("must be a finite number")
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
+        return Decimal(value)
+    raise ValueError("must be a number")
 
 
 def _sane(value: Decimal) -> Decimal:
     # Finite but absurd numbers ("1e400") would overflow Decimal arithmetic later: refuse them here.
-    if abs(value) >= _LARGEST or (value != 0 and value.as_tuple().exponent < _FINEST_EXPONENT):  # type: ignore[operator]
-        raise ValueError("is out of range")
+    if abs(value) >= _LARGEST:
+        raise ValueError("is out of range (too large)")
+    if value != 0 and value.as_tuple().exponent < _FINEST_EXPONENT:  # type: ignore[operator]
+        raise ValueError(f"has more than {-_FINEST_EXPONENT} decimal places")
     return value
 
 
-# JSON numbers or numeric strings; NaN and ±Infinity are refused here (before any arithmetic).
-Number = Annotated[Decimal, Field(allow_inf_nan=False), AfterValidator(_sane)]
+# JSON numbers or numeric text; NaN and ±Infinity are refused here (before any arithmetic).
+Number = Annotated[Decimal, BeforeValidator(_strict_number), AfterValidator(_sane)]
 
 
 class OrderIn(BaseModel):
-    """Body of `POST /v1/orders` (ccxt's createOrder arguments)."""
+    """Body of `POST /v1/orders` (ccxt's createOrder arguments plus the order options ccxt names)."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    symbol: str = Field(min_length=1, max_length=64, description='ccxt symbol, e.g. "BTC/USDT"')
+    symbol: str = Field(min_length=1, max_length=74, pattern=_SYMBOL, description='ccxt symbol, e.g. "BTC/USDT"')
     side: Literal["buy", "sell"]
-    type: Literal["market", "limit", "stop_market", "stop_limit"]
+    type: Literal["market", "limit", "stop_market", "stop_limit", "trailing_stop", "oco"]
     amount: Number = Field(description="base-currency amount, on the market's step")
-    price: Number | None = Field(default=None, description="limit price (limit and stop_limit)")
-    stopPrice: Number | None = Field(default=None, description="trigger price (stop_market, stop_limit)")
+    price: Number | None = Field(default=None, description="limit price (limit, stop_limit, an oco's limit leg)")
+    stopPrice: Number | None = Field(
+        default=None, description="trigger price (stop_market, stop_limit, an oco's stop leg)"
+    )
+    trailingPercent: Number | None = Field(
+        default=None, description="trailing_stop: how far (%) behind the best price since placement it fires"
+    )
+    timeInForce: Literal["GTC", "IOC", "FOK"] = Field(
+        default="GTC", description="market and limit: GTC rests, IOC cancels what does not trade at once, FOK all or nothing"
+    )
+    postOnly: StrictBool = Field(
+        default=False, description="limit only: refused (422) when it would trade at once"
+    )
+    takeProfitPrice: Number | None = Field(
+        default=None, description="bracket: once the entry fills, a limit exit of the filled amount here"
+    )
+    stopLossPrice: Number | None = Field(
+        default=None, description="bracket: once the entry fills, a stop exit here (with a take-profit: an OCO)"
+    )
     clientOrderId: str = Field(
         min_length=1,
         max_length=64,
-        pattern=r"^[A-Za-z0-9._:\-]+$",
+        pattern=_KEY,
         description="idempotency key: retries with the same key never make a second order",
     )
 
@@ -50,6 +101,11 @@ class OrderIn(BaseModel):
             amount=self.amount,
             price=self.price,
             stop_price=self.stopPrice,
+            trailing_percent=self.trailingPercent,
+            time_in_force=self.timeInForce,
+            post_only=self.postOnly,
+            take_profit_price=self.takeProfitPrice,
+            stop_loss_price=self.stopLossPrice,
             client_order_id=self.clientOrderId,
         )
 
@@ -57,15 +113,15 @@ class OrderIn(BaseModel):
 class AlertIn(BaseModel):
     """Body of `POST /v1/alerts`: tell me when `symbol` trades at `price`."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    symbol: str = Field(min_length=1, max_length=64, description='ccxt symbol, e.g. "BTC/USDT"')
+    symbol: str = Field(min_length=1, max_length=74, pattern=_SYMBOL, description='ccxt symbol, e.g. "BTC/USDT"')
     price: Number = Field(description="the level; above the last price it fires on a rise, below it on a fall")
     note: str = Field(default="", max_length=140, description="the trader's own words, shown when it fires")
     clientAlertId: str = Field(
         min_length=1,
         max_length=64,
-        pattern=r"^[A-Za-z0-9._:\-]+$",
+        pattern=_KEY,
         description="idempotency key and the alert's id: retries with the same key never make a second alert",
     )
 
@@ -74,3 +130,26 @@ class ErrorOut(BaseModel):
     """Every error response: one readable sentence."""
 
     error: str
+
+
+class DecimalJSONRequest(Request):
+    """A request whose JSON numbers are read as `Decimal` from their own digits (never through float)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            # NaN / Infinity become Decimal NaN / Infinity, which `Number` refuses as "not finite".
+            self._json = json.loads(body, parse_float=Decimal, parse_int=Decimal, parse_constant=Decimal)
+        return self._json
+
+
+class DecimalJSONRoute(APIRoute):
+    """Route class that hands endpoints a `DecimalJSONRequest` (FastAPI's documented custom-request hook)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def decimal_handler(request: Request) -> Response:
+            return await handler(DecimalJSONRequest(request.scope, request.receive))
+
+        return decimal_handler

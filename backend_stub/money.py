@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
-FEE_QUANTUM = Decimal("0.00000001")
+from services.ledger import FEE_QUANTUM, dec, fee_of, opt_dec  # the one dec(): finite Decimal or NotANumber
 
-
-def dec(value: Any) -> Decimal:
-    """A Decimal from a JSON number or text, through `str` so 0.1 stays 0.1."""
-    if isinstance(value, Decimal):
-        return value
-    return Decimal(str(value))
-
-
-def opt_dec(value: Any) -> Decimal | None:
-    return None if value is None else dec(value)
+__all__ = ["FEE_QUANTUM", "ceil_to", "dec", "fee_of", "floor_to", "is_multiple", "num", "opt_dec", "text"]
 
 
 def is_multiple(value: Decimal, step: Decimal) -> bool:
@@ -41,11 +31,6 @@ def ceil_to(value: Decimal, step: Decimal) -> Decimal:
     if step <= 0:
         return value
     return (value / step).to_integral_value(ROUND_CEILING) * step
-
-
-def fee_of(cost: Decimal, rate: Decimal) -> Decimal:
-    """Fee on `cost` at `rate`, to 1e-8 (banker's rounding)."""
-    return (cost * rate).quantize(FEE_QUANTUM, ROUND_HALF_EVEN)
 
 
 def num(value: Decimal | None) -> float | int | None:

@@ -7,18 +7,31 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from backend_stub.errors import ApiError
-from backend_stub.models import AlertIn, ErrorOut, OrderIn
+from backend_stub.listing import DEFAULT_LIMIT, MAX_LIMIT, NEXT_CURSOR, decode_cursor, encode_cursor
+from backend_stub.models import AlertIn, DecimalJSONRoute, ErrorOut, OrderIn
 from backend_stub.runtime import Backend, current_backend, current_uid
+from backend_stub.store.base import Page
 
-router = APIRouter()
+router = APIRouter(route_class=DecimalJSONRoute)  # JSON numbers read as exact decimals
 
 Uid = Annotated[str, Depends(current_uid)]
 Runtime = Annotated[Backend, Depends(current_backend)]
 OrderId = Annotated[str, Path(min_length=1, max_length=64)]
 AlertId = Annotated[str, Path(min_length=1, max_length=64)]
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 404, 409, 422, 429, 503)
+    code: {"model": ErrorOut} for code in (400, 401, 404, 409, 413, 422, 429, 503)
 }
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")]
+Cursor = Annotated[
+    str | None, Query(max_length=400, description=f"the previous page's `{NEXT_CURSOR}` header")
+]
+PAGED = {"headers": {NEXT_CURSOR: {"description": "cursor of the next page; absent on the last"}}}
+
+
+def _paged(page: Page, response: Response) -> list[dict[str, Any]]:
+    if page.next is not None:
+        response.headers[NEXT_CURSOR] = encode_cursor(page.next)
+    return page.docs
 
 
 def _rate_limit(backend: Backend, uid: str, what: str = "order") -> None:
@@ -57,13 +70,19 @@ async def create_order(body: OrderIn, uid: Uid, backend: Runtime, response: Resp
     return order
 
 
-@router.get("/v1/orders", tags=["orders"], responses=ERRORS)
+@router.get("/v1/orders", tags=["orders"], responses={200: PAGED, **ERRORS})
 async def list_orders(
-    uid: Uid, backend: Runtime, status: Annotated[Literal["open", "closed", "all"], Query()] = "all"
+    uid: Uid,
+    backend: Runtime,
+    response: Response,
+    status: Annotated[Literal["open", "closed", "all"], Query()] = "all",
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> list[dict[str, Any]]:
-    """The caller's orders, newest first. "closed" is every order no longer open (filled, canceled,
-    rejected)."""
-    return await backend.broker.fetch_orders(uid, status)
+    """The caller's orders, newest first, a page at a time. "closed" is every order no longer open
+    (filled, canceled, rejected, expired). More pages: the `Next-Cursor` header, passed back as `cursor`."""
+    page = await backend.broker.fetch_order_page(uid, status, limit=limit, after=decode_cursor(cursor))
+    return _paged(page, response)
 
 
 @router.get("/v1/orders/{order_id}", tags=["orders"], responses=ERRORS)
@@ -106,10 +125,20 @@ async def create_alert(body: AlertIn, uid: Uid, backend: Runtime, response: Resp
     return alert
 
 
-@router.get("/v1/alerts", tags=["alerts"], responses=ERRORS)
-async def list_alerts(uid: Uid, backend: Runtime) -> list[dict[str, Any]]:
-    """The caller's alerts, active and triggered, newest first."""
-    return await backend.alerts.list(uid)
+@router.get("/v1/alerts", tags=["alerts"], responses={200: PAGED, **ERRORS})
+async def list_alerts(
+    uid: Uid,
+    backend: Runtime,
+    response: Response,
+    status: Annotated[Literal["active", "triggered", "all"], Query()] = "all",
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> list[dict[str, Any]]:
+    """The caller's alerts, active and triggered, newest first, a page at a time (as orders)."""
+    page = await backend.alerts.page(
+        uid, limit=limit, after=decode_cursor(cursor), status=None if status == "all" else status
+    )
+    return _paged(page, response)
 
 
 @router.delete("/v1/alerts/{alert_id}", tags=["alerts"], responses=ERRORS)

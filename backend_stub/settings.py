@@ -42,6 +42,7 @@ class Settings:
     taker_fee: Decimal = Decimal("0.001")
     maker_fee: Decimal = Decimal("0.001")
     slippage: Decimal = Decimal("0.0005")  # fraction of the price a market order pays against itself
+    max_open_orders: int = 200  # per trader; one more → 409
     # per-user token bucket on order writes
     rate_per_s: float = 20.0
     rate_burst: int = 40
@@ -49,6 +50,18 @@ class Settings:
     live_sync_s: float = 5.0  # live broker: how often open orders are followed on the exchange
     change_log_keep: int = 10_000  # SQLite: newest changes kept per user (older resumes get a snapshot)
     change_log_days: int = 7  # Firestore: log entries carry `expireAt` this far ahead, for a TTL policy
+    # per-user token bucket on reads (GET), apart from writes so a read flood cannot starve orders
+    read_rate_per_s: float = 50.0
+    read_burst: int = 100
+    # abuse limits of the HTTP edge (backend_stub/server.py, middleware.py)
+    max_header_bytes: int = 16 * 1024  # request line + headers; more → 431
+    header_timeout_s: float = 10.0  # the whole head must arrive within this; else 408 and closed
+    max_body_bytes: int = 64 * 1024  # declared or streamed; more → 413 before it is read
+    read_timeout_s: float = 10.0  # longest wait for the next piece of a body; else 408
+    # admission: requests served at once, and how many may wait (briefly) for a turn; beyond → 503
+    max_in_flight: int = 64
+    max_queued: int = 256
+    queue_wait_s: float = 1.0
     # local auth: the dev signing key; None means `devtoken.dev_key()` (SKEET_DEV_KEY or the state dir)
     dev_key: bytes | None = field(default=None, repr=False)
 
@@ -57,11 +70,18 @@ class Settings:
         """Read `HOST`, `PORT` and the `SKEET_*` variables (see backend_stub/README.md)."""
         e = dict(os.environ if env is None else env)
         data_dir = e.get("SKEET_DATA_DIR")
+        auth = _choice(e, "SKEET_AUTH", ("local", "firebase"))
+        dev_key = None
+        if auth == "local" and e.get("SKEET_DEV_KEY"):
+            try:
+                dev_key = devtoken.check_key(e["SKEET_DEV_KEY"].encode())
+            except devtoken.WeakKey as exc:
+                raise SettingsError(str(exc)) from None
         return cls(
             host=e.get("HOST", "127.0.0.1"),
             port=_int(e, "PORT", 8080),
             data_dir=Path(data_dir) if data_dir else devtoken.state_dir(),
-            auth=_choice(e, "SKEET_AUTH", ("local", "firebase")),  # type: ignore[arg-type]
+            auth=auth,  # type: ignore[arg-type]
             auth_emulator=e.get("FIREBASE_AUTH_EMULATOR_HOST") or None,
             state=_choice(e, "SKEET_STATE", ("sqlite", "firestore")),  # type: ignore[arg-type]
             feed=_feed(e),
@@ -73,11 +93,22 @@ class Settings:
             taker_fee=_decimal(e, "SKEET_PAPER_TAKER_FEE", "0.001"),
             maker_fee=_decimal(e, "SKEET_PAPER_MAKER_FEE", "0.001"),
             slippage=_decimal(e, "SKEET_PAPER_SLIPPAGE", "0.0005"),
+            max_open_orders=_at_least_one(e, "SKEET_MAX_OPEN_ORDERS", 200),
             rate_per_s=float(_decimal(e, "SKEET_RATE_PER_S", "20")),
             rate_burst=_int(e, "SKEET_RATE_BURST", 40),
             live_sync_s=float(_decimal(e, "SKEET_LIVE_SYNC_S", "5")),
             change_log_keep=_at_least_one(e, "SKEET_CHANGE_LOG_KEEP", 10_000),
             change_log_days=_at_least_one(e, "SKEET_CHANGE_LOG_DAYS", 7),
+            read_rate_per_s=float(_decimal(e, "SKEET_READ_RATE_PER_S", "50")),
+            read_burst=_int(e, "SKEET_READ_BURST", 100),
+            max_header_bytes=_at_least_one(e, "SKEET_MAX_HEADER_BYTES", 16 * 1024),
+            header_timeout_s=_positive(e, "SKEET_HEADER_TIMEOUT_S", "10"),
+            max_body_bytes=_at_least_one(e, "SKEET_MAX_BODY_BYTES", 64 * 1024),
+            read_timeout_s=_positive(e, "SKEET_READ_TIMEOUT_S", "10"),
+            max_in_flight=_at_least_one(e, "SKEET_MAX_IN_FLIGHT", 64),
+            max_queued=_int(e, "SKEET_MAX_QUEUED", 256),
+            queue_wait_s=_positive(e, "SKEET_QUEUE_WAIT_S", "1"),
+            dev_key=dev_key,
         )
 
     def check_bind(self) -> None:
@@ -135,6 +166,13 @@ def _at_least_one(env: dict[str, str], name: str, default: int) -> int:
     if value < 1:
         raise SettingsError(f"{name} must be at least 1, got {value}")
     return value
+
+
+def _positive(env: dict[str, str], name: str, default: str) -> float:
+    value = _decimal(env, name, default)
+    if value <= 0:
+        raise SettingsError(f"{name} must be more than 0, got {env.get(name)!r}")
+    return float(value)
 
 
 def _decimal(env: dict[str, str], name: str, default: str) -> Decimal:

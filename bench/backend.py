@@ -60,10 +60,14 @@ from services.auth import devtoken  # noqa: E402
 from services.live.stream import StreamLive  # noqa: E402
 from tests.support import free_port, start_backend, stop  # noqa: E402
 
-DEV_KEY = "bench-dev-key-not-a-secret"
+DEV_KEY = "bench-dev-key-not-a-secret-long-enough"
 SERVER_ENV = {
     "SKEET_RATE_PER_S": "1000000",
     "SKEET_RATE_BURST": "1000000",
+    "SKEET_READ_RATE_PER_S": "1000000",
+    "SKEET_READ_BURST": "1000000",
+    "SKEET_MAX_IN_FLIGHT": "1000",
+    "SKEET_MAX_QUEUED": "1000",
     "SKEET_PAPER_BALANCE": "1000000000",
 }
 SYMBOL, AMOUNT = "BTC/USDT", "0.001"

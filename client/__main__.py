@@ -14,8 +14,10 @@ from flet.utils.platform_utils import is_mobile
 
 from client.app import SessionServices, make_main
 from client.config import ASSETS_DIR, ClientConfig, ConfigError
+from client.hub import MarketHub
 from client.launcher import local_backend, loopback_exchange
 from client.preferences import Preferences, PreferencesFile
+from client.sessions import SessionRegistry
 from services.api import SkeetApi
 from services.auth.devtoken import state_dir
 from services.auth.local import LocalIdentity
@@ -40,6 +42,11 @@ def build_feed(source: str, config: ClientConfig) -> tuple[Any, str]:
     return feed, feed.mode
 
 
+def market_hub(config: ClientConfig) -> MarketHub:
+    """The process's one feed and engine per market source, shared by every session."""
+    return MarketHub(lambda source: build_feed(source, config))
+
+
 def build_live(config: ClientConfig, backend_url: str, identity: Any) -> Any:
     """Firestore listeners when configured and installable; else the backend's /v1/stream (phones
     cannot install google-cloud-firestore: the badge says so)."""
@@ -56,9 +63,9 @@ def build_live(config: ClientConfig, backend_url: str, identity: Any) -> Any:
 
 
 def services_factory(config: ClientConfig, backend_url: str, *, local_backend: bool,  # type: ignore[no-untyped-def]
-                     market_source: str, explicit_market: bool = False):
+                     market_source: str, hub: MarketHub, explicit_market: bool = False):
     async def build(identity: Any) -> SessionServices:
-        from services.signals import RuleBook, SignalEngine, default_rules
+        from services.signals import RuleBook, default_rules
         from services.signals.errors import RuleBookCorrupt
 
         user_dir = state_dir() / "users" / identity.uid
@@ -66,7 +73,6 @@ def services_factory(config: ClientConfig, backend_url: str, *, local_backend: b
         saved = preferences.load(Preferences(watchlist=list(config.watchlist), theme=config.theme))
         # A source picked in Settings wins over flet.toml's, unless one was given on the command line.
         source = market_source if explicit_market else (saved.market or market_source)
-        feed, market_mode = build_feed(source, config)
         try:
             rulebook = RuleBook(user_dir / "rules.json", defaults=default_rules())
         except RuleBookCorrupt as exc:  # moved aside; start from the defaults and say so
@@ -74,12 +80,10 @@ def services_factory(config: ClientConfig, backend_url: str, *, local_backend: b
             preferences.problem = "; ".join(p for p in (preferences.problem, str(exc)) if p)
         live = build_live(config, backend_url, identity)
         return SessionServices(
-            feed=feed,
-            engine=SignalEngine(rules=default_rules()),
+            market=hub,
             api=SkeetApi(base_url=backend_url, token=identity.token),
             live=live,
-            modes={
-                "market": market_mode,
+            modes={  # "market" is the shared market's own words, set when the session joins it
                 "orders": "Paper trading" + ("" if local_backend else f" · {backend_url}"),
                 "live": live.mode,
                 "insights": "Local analyst" if local_backend else "Insights · backend",
@@ -92,6 +96,7 @@ def services_factory(config: ClientConfig, backend_url: str, *, local_backend: b
             exchange=config.exchange,
             market_source=source,
             saved=saved,
+            replay_speed=config.replay_speed,
         )
 
     return build
@@ -118,6 +123,15 @@ def identity_factory(config: ClientConfig):  # type: ignore[no-untyped-def]
         return LocalIdentity(config.user_id)
 
     return local
+
+
+def announce(url: str, *, open_browser: bool) -> None:
+    """Called once the web app answers: before that, the URL would show a browser's error page."""
+    print(f"Skeet is running at {url}  (Ctrl+C to stop)", flush=True)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,15 +180,21 @@ def main(argv: list[str] | None = None) -> int:
         children.append(backend)
         backend_url = backend.url
         print(f"Local backend on {backend_url}", flush=True)
+    registry, hub = SessionRegistry(), market_hub(config)
     try:
         app_main = make_main(services_factory(config, backend_url, local_backend=backend is not None,
-                                              market_source=market, explicit_market=args.market is not None),
+                                              market_source=market, hub=hub,
+                                              explicit_market=args.market is not None),
                              identity_factory(config),
-                             watchlist=list(config.watchlist), timeframe=config.timeframe, theme=config.theme)
+                             watchlist=list(config.watchlist), timeframe=config.timeframe, theme=config.theme,
+                             registry=registry)
         if web:
-            print(f"Skeet is running at http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
-        ft.run(app_main, view=ft.AppView.WEB_BROWSER if web else ft.AppView.FLET_APP, host=args.host,
-               port=args.port if web else 0, assets_dir=str(ASSETS_DIR), no_cdn=True)
+            from client.web import serve, web_app  # FastAPI and uvicorn: a server's packages, not a phone's
+
+            serve(web_app(app_main, registry=registry, hub=hub, assets_dir=str(ASSETS_DIR)), host=args.host, port=args.port,
+                  on_ready=lambda url: announce(url, open_browser=_has_display()))
+        else:
+            ft.run(app_main, view=ft.AppView.FLET_APP, assets_dir=str(ASSETS_DIR), no_cdn=True)
     finally:
         for child in reversed(children):
             child.stop()

@@ -23,6 +23,7 @@ from views.rules import RulesView
 from views.settings import SettingsView
 from views.signals import SignalsView
 from views.status import StatusView
+from views.strategies import StrategiesView
 from views.watchlist import WatchlistView
 
 NAV = {
@@ -44,6 +45,7 @@ class Shell:
         self.positions = PositionsView()
         self.insights = InsightsView(intents)
         self.rules = RulesView(intents)
+        self.strategies = StrategiesView(intents)
         self.settings = SettingsView(intents, exchange=exchange, backend_url=backend_url)
         self.analytics = AnalyticsView(on_export=intents.export_report)
         self.extra_portfolio = [self.analytics, *(extra_portfolio or [])]
@@ -76,7 +78,7 @@ class Shell:
     def _visible(self, state: AppState) -> list[Any]:
         sections: dict[str, list[Any]] = {
             "portfolio": [self.positions, self.history, *self.extra_portfolio],
-            "signals": [self.signal_log, self.alerts, self.rules],
+            "signals": [self.signal_log, self.alerts, self.rules, self.strategies],
             "insights": [self.insights],
             "settings": [self.settings, self.status],
             "dashboard": [self.watchlist, self.chart, self.ticket, self.orders, self.signals],
@@ -100,12 +102,15 @@ class Shell:
         if state.breakpoint == "phone":
             return ft.Column([ft.Container(self.signal_log.control, height=380),
                               ft.Container(self.alerts.control, height=560),
-                              ft.Container(self.rules.control, height=640)],
+                              ft.Container(self.rules.control, height=640),
+                              ft.Container(self.strategies.control, height=1100)],
                              scroll=ft.ScrollMode.AUTO, expand=True, spacing=10)
-        return ft.Row([ft.Column([self.signal_log.control, ft.Container(self.alerts.control, expand=True)],
-                                 expand=True, spacing=10),
-                       self.rules.control],
-                      expand=True, spacing=10, vertical_alignment=ft.CrossAxisAlignment.STRETCH)
+        top = ft.Row([ft.Column([self.signal_log.control, ft.Container(self.alerts.control, expand=True)],
+                                expand=True, spacing=10),
+                      self.rules.control],
+                     height=720, spacing=10, vertical_alignment=ft.CrossAxisAlignment.STRETCH)
+        return ft.Column([top, ft.Container(self.strategies.control, height=820)], scroll=ft.ScrollMode.AUTO,
+                         expand=True, spacing=10)
 
     def _content(self, state: AppState) -> ft.Control:
         bp = state.breakpoint

@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from client.backtest_lab import BacktestLab
 from client.theme import Breakpoint, breakpoint_for
 from services.live import Change, ConnectionStatus
 from services.market import TIMEFRAME_MS, Candle, Tick
@@ -102,6 +103,7 @@ class AppState:
     backend_error: str | None = None
     ticket: Ticket = field(default_factory=Ticket)
     alert_draft: AlertDraft = field(default_factory=AlertDraft)
+    backtest: BacktestLab = field(default_factory=BacktestLab)  # the Strategies screen
     notice: Notice | None = None
     width: float = 1440
     section: Section = "dashboard"

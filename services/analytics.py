@@ -2,8 +2,8 @@
 symbol, and an interactive HTML report that works offline (plotly with its JavaScript bundled in).
 
 Everything here is a pure function of ccxt unified orders (each with a `trades` list of fills: price,
-amount, fee) and current prices; money is `Decimal`. Accounting is average cost, as the paper broker's
-(`backend_stub/accounting.py`): a buy adds cost and fee to the cost basis, a reducing fill realises
+amount, fee) and current prices; money is `Decimal`. Accounting is the one ledger's, as the paper broker's
+(`services.ledger`): a buy adds cost and fee to the cost basis, a reducing fill realises
 `proceeds - fee - basis of the amount closed`, unrealised P&L is `amount × mark - cost basis` (entry
 fees are in it, the exit fee is not paid yet). Shorts (a sell beyond the amount held) use the same
 rules with a negative amount.
@@ -11,7 +11,9 @@ rules with a negative amount.
 Past points of the equity curve are marked at the last price known at that moment: the user's own
 fill prices (the only past prices an order history holds); the last point is marked at the current
 prices. Fees charged in the quote currency are counted as they are, fees in the base currency at the
-fill price; fees in any other currency (e.g. BNB) are reported apart and not in P&L.
+fill price; fees in any other currency (e.g. BNB) are reported apart and not in P&L. Order histories come
+from exchanges: a field that is not a number counts as nothing (`dec_or_zero`), so one bad trade does not
+hide the rest of the report.
 """
 
 from __future__ import annotations
@@ -20,53 +22,22 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-ZERO = Decimal(0)
+from services.ledger import ZERO, Fill, Position, dec_or_zero, split_symbol
+
 Prices = Mapping[str, float | Decimal | None]
 
 
-def dec(value: Any) -> Decimal:
-    """A number from an order document (int, float, str or Decimal) as Decimal; None/garbage → 0."""
-    if value is None:
-        return ZERO
-    if isinstance(value, Decimal):
-        return value
-    try:
-        out = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return ZERO
-    return out if out.is_finite() else ZERO
-
-
 # -- fills --------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """One execution, from an order's `trades` list. `fee` is in the quote currency (see `fee_other`)."""
-
-    symbol: str
-    side: str  # "buy" | "sell"
-    amount: Decimal
-    price: Decimal
-    fee: Decimal
-    timestamp_ms: int
-    order_id: str = ""
-    fee_other: tuple[str, Decimal] | None = None  # a fee in a third currency, kept out of P&L
-
-    @property
-    def signed_amount(self) -> Decimal:
-        return self.amount if self.side == "buy" else -self.amount
-
-
 def _quote_fee(fee: Any, symbol: str, price: Decimal) -> tuple[Decimal, tuple[str, Decimal] | None]:
     if not isinstance(fee, Mapping):
         return ZERO, None
-    cost = dec(fee.get("cost"))
+    cost = dec_or_zero(fee.get("cost"))
     currency = fee.get("currency")
-    base, _, quote = symbol.partition("/")
-    quote = quote.split(":")[0]
+    base, quote = split_symbol(symbol)
     if not cost or currency in (None, quote):
         return cost, None
     if currency == base:
@@ -84,59 +55,23 @@ def fills_from_orders(orders: Iterable[Mapping[str, Any]]) -> list[Fill]:
             continue
         order_id = str(order.get("id") or "")
         trades = order.get("trades") or []
-        if not trades and dec(order.get("filled")) > 0:
+        if not trades and dec_or_zero(order.get("filled")) > 0:
             trades = [{"price": order.get("average") or order.get("price"), "amount": order.get("filled"),
                        "fee": order.get("fee"),
                        "timestamp": order.get("lastTradeTimestamp") or order.get("timestamp")}]
         for trade in trades:
-            amount, price = dec(trade.get("amount")), dec(trade.get("price"))
+            amount, price = dec_or_zero(trade.get("amount")), dec_or_zero(trade.get("price"))
             if amount <= 0 or price <= 0:
                 continue
             fee, other = _quote_fee(trade.get("fee"), symbol, price)
-            fills.append(Fill(symbol, trade.get("side") or side, amount, price, fee,
-                              int(trade.get("timestamp") or order.get("timestamp") or 0), order_id, other))
+            fills.append(Fill(trade.get("side") or side, amount, price, fee,
+                              int(trade.get("timestamp") or order.get("timestamp") or 0),
+                              symbol=symbol, order_id=order_id, fee_other=other))
     fills.sort(key=lambda f: (f.timestamp_ms, f.order_id))  # stable: an order's own fills keep their order
     return fills
 
 
-# -- the ledger --------------------------------------------------------------------------------------
-@dataclass
-class _Position:
-    amount: Decimal = ZERO  # signed: negative is short
-    basis: Decimal = ZERO  # cash paid for the open amount, fees included (negative for a short)
-    realised: Decimal = ZERO
-    fees: Decimal = ZERO
-    mark: Decimal | None = None
-
-    def apply(self, fill: Fill) -> None:
-        """Average cost, O(1). A fill that crosses zero closes the position and opens the rest."""
-        d, price, fee = fill.signed_amount, fill.price, fill.fee
-        self.fees += fee
-        self.mark = price
-        if self.amount and (d > 0) != (self.amount > 0):
-            closed = min(abs(d), abs(self.amount))
-            share = closed / abs(self.amount)
-            fee_part = fee * closed / abs(d)
-            closed_signed = closed if d > 0 else -closed
-            basis_closed = self.basis * share
-            self.realised += -closed_signed * price - fee_part - basis_closed
-            self.basis -= basis_closed
-            self.amount += closed_signed
-            if not self.amount:
-                self.basis = ZERO
-            d -= closed_signed
-            fee -= fee_part
-        if d:
-            self.basis += d * price + fee
-            self.amount += d
-
-    def unrealised(self, mark: Decimal | None = None) -> Decimal:
-        mark = mark if mark is not None else self.mark
-        if not self.amount or mark is None:
-            return ZERO
-        return self.amount * mark - self.basis
-
-
+# -- results (booked by services.ledger) ------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class EquityPoint:
     """P&L of the whole account at `timestamp_ms`, net of fees (realised + unrealised)."""
@@ -211,20 +146,20 @@ def _mark(prices: Prices, symbol: str) -> Decimal | None:
     value = prices.get(symbol)
     if value is None:
         return None
-    mark = dec(value)
+    mark = dec_or_zero(value)
     return mark if mark > 0 else None
 
 
 def analyse(orders: Iterable[Mapping[str, Any]], prices: Prices, *, now_ms: int | None = None) -> Analytics:
     """Equity curve (one point per fill, then one at `now_ms` marked at `prices`), P&L and fees by
     symbol. O(fills × symbols held) for the curve: each point re-marks the open positions."""
-    positions: dict[str, _Position] = {}
+    positions: dict[str, Position] = {}
     counts: dict[str, int] = {}
     other: dict[str, Decimal] = {}
     curve: list[EquityPoint] = []
     realised = fees = ZERO
     for fill in fills_from_orders(orders):
-        position = positions.setdefault(fill.symbol, _Position())
+        position = positions.setdefault(fill.symbol, Position())
         before = position.realised
         position.apply(fill)
         realised += position.realised - before

@@ -46,6 +46,8 @@ class Intents:
     set_market: Callable[[str], object] = _ignore
     set_range: Callable[[int], object] = _ignore
     set_alerts: Callable[[bool], object] = _ignore
+    run_backtest: Callable[[Any], object] = _ignore  # a client.backtest_lab.StrategyDraft
+    cancel_backtest: Callable[[], object] = _ignore
 
 
 def text_field(**kwargs: Any) -> ft.TextField:

@@ -16,14 +16,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from backend_stub.store.base import IDEMPOTENCY, Create
+from backend_stub.store.base import IDEMPOTENCY, Create, Page, PageKey
 
 Side = Literal["buy", "sell"]
-OrderType = Literal["market", "limit", "stop_market", "stop_limit"]
+OrderType = Literal["market", "limit", "stop_market", "stop_limit", "trailing_stop", "oco"]
+TimeInForce = Literal["GTC", "IOC", "FOK"]
 StatusFilter = Literal["open", "closed", "all"]
 
-LIMIT_TYPES: frozenset[str] = frozenset({"limit", "stop_limit"})
-STOP_TYPES: frozenset[str] = frozenset({"stop_market", "stop_limit"})
+ORDER_TYPES: tuple[str, ...] = ("market", "limit", "stop_market", "stop_limit", "trailing_stop", "oco")
+LIMIT_TYPES: frozenset[str] = frozenset({"limit", "stop_limit", "oco"})  # types that need `price`
+STOP_TYPES: frozenset[str] = frozenset({"stop_market", "stop_limit", "oco"})  # types that need `stopPrice`
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,15 @@ class OrderRequest:
     client_order_id: str
     price: Decimal | None = None
     stop_price: Decimal | None = None
+    trailing_percent: Decimal | None = None
+    time_in_force: TimeInForce = "GTC"
+    post_only: bool = False
+    take_profit_price: Decimal | None = None
+    stop_loss_price: Decimal | None = None
+
+    @property
+    def has_bracket(self) -> bool:
+        return self.take_profit_price is not None or self.stop_loss_price is not None
 
     def fingerprint(self) -> str:
         """Canonical text of what the order asks for: equal for retries of the same order.
@@ -47,10 +58,19 @@ class OrderRequest:
         def num(value: Decimal | None) -> str | None:
             return None if value is None else format(value.normalize(), "f")
 
-        return json.dumps(
-            [self.symbol, self.side, self.type, num(self.amount), num(self.price), num(self.stop_price)],
-            separators=(",", ":"),
-        )
+        fields: list[object] = [
+            self.symbol, self.side, self.type, num(self.amount), num(self.price), num(self.stop_price)
+        ]
+        extra = [
+            num(self.trailing_percent),
+            self.time_in_force,
+            self.post_only,
+            num(self.take_profit_price),
+            num(self.stop_loss_price),
+        ]
+        if extra != [None, "GTC", False, None, None]:  # keys claimed before these fields keep matching
+            fields.extend(extra)
+        return json.dumps(fields, separators=(",", ":"))
 
 
 def idempotency_create(request: OrderRequest, order_id: str) -> Create:
@@ -75,8 +95,20 @@ class InvalidOrder(BrokerError):
     """The order breaks a market rule or makes no sense now (e.g. a stop already crossed)."""
 
 
+class OrderWouldTrade(InvalidOrder):
+    """A post-only order that would trade at once (the trader asked it never to)."""
+
+    status_code = 422
+
+
 class InsufficientFunds(BrokerError):
     """The account cannot pay for the order."""
+
+
+class TooManyOpenOrders(BrokerError):
+    """The trader already has the most open orders one account may hold."""
+
+    status_code = 409
 
 
 class OrderNotFound(BrokerError):
@@ -134,6 +166,13 @@ class Broker(Protocol):
 
     async def fetch_orders(self, uid: str, status: StatusFilter = "all") -> list[dict[str, Any]]:
         """The user's orders, newest first; "closed" means every order no longer open."""
+        ...
+
+    async def fetch_order_page(
+        self, uid: str, status: StatusFilter = "all", *, limit: int, after: PageKey | None = None
+    ) -> Page:
+        """One page of `fetch_orders` (newest first by timestamp, then id), read from the store's index;
+        `Page.next` continues it (`backend_stub.listing`)."""
         ...
 
     async def fetch_positions(self, uid: str) -> list[dict[str, Any]]:

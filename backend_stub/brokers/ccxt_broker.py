@@ -48,8 +48,19 @@ from backend_stub.brokers.base import (
     StatusFilter,
     idempotency_create,
 )
+from backend_stub.listing import order_page
 from backend_stub.money import dec, num, opt_dec
-from backend_stub.store.base import ORDERS, POSITIONS, Delete, Put, StateStore, Write
+from backend_stub.store.base import (
+    ORDERS,
+    POSITIONS,
+    AlreadyExists,
+    Delete,
+    Page,
+    PageKey,
+    Put,
+    StateStore,
+    Write,
+)
 from backend_stub.timefmt import iso
 from services.secrets.keyring_store import NoSecureStore, exchange_keys_entry, keyring_call
 
@@ -390,19 +401,24 @@ class CcxtBroker:
     # -- orders
 
     async def create_order(self, uid: str, request: OrderRequest) -> dict[str, Any]:
+        return await self._place(uid, request)
+
+    async def _place(self, uid: str, request: OrderRequest, *, parent_id: str | None = None) -> dict[str, Any]:
         credentials = await self._credentials(uid)
         exchange = await self._user_exchange(uid, credentials)  # markets loaded before anything is claimed
+        # What the exchange takes natively, what the backend emulates, what is refused: before any claim.
+        order_type, native = exchange_options(self._exchange_id, _create_features(exchange), request)
         order_id = uuid.uuid4().hex
         now = self._clock_ms()
         doc = _new_order_doc(order_id, request, now)
+        doc["parentId"] = parent_id
+        doc["emulated"] = request.has_bracket  # the exit is placed by the backend once the entry fills
         # Claim the idempotency key first: from here on no other request can send this order.
         await self._store.transact(uid, [Put(ORDERS, order_id, doc), idempotency_create(request, order_id)])
-        order_type = "limit" if request.type in ("limit", "stop_limit") else "market"
         params: dict[str, Any] = {
-            CLIENT_ORDER_ID_PARAM.get(self._exchange_id, "clientOrderId"): request.client_order_id
+            CLIENT_ORDER_ID_PARAM.get(self._exchange_id, "clientOrderId"): request.client_order_id,
+            **native,
         }
-        if request.type in STOP_TYPES and request.stop_price is not None:
-            params["triggerPrice"] = float(request.stop_price)
         try:
             placed = await exchange.create_order(
                 request.symbol,
@@ -468,6 +484,19 @@ class CcxtBroker:
         elif status == "closed":
             docs = [d for d in docs if d.get("status") not in OPEN_STATUSES]
         return sorted(docs, key=lambda d: (d.get("timestamp") or 0, d["id"]), reverse=True)
+
+    async def fetch_order_page(
+        self, uid: str, status: StatusFilter = "all", *, limit: int, after: PageKey | None = None
+    ) -> Page:
+        page = await order_page(self._store, uid, status, limit=limit, after=after)
+        if not any(d.get("status") in OPEN_STATUSES for d in page.docs):
+            return page
+        # As `fetch_orders`: the open orders shown are first followed on the exchange.
+        refreshed = {d["id"]: d for d in await self._refresh_open(uid, page.docs)}
+        docs = [refreshed.get(d["id"], d) for d in page.docs]
+        if status == "open":
+            docs = [d for d in docs if d.get("status") in OPEN_STATUSES]
+        return Page(docs=docs, next=page.next)
 
     async def fetch_open_orders(self, uid: str, symbol: str | None = None) -> list[dict[str, Any]]:
         """The exchange's own list of the user's open orders (ccxt structures, without `info`)."""
@@ -674,6 +703,9 @@ class CcxtBroker:
                 await self._store.transact(uid, writes)
             if filled:  # found by the follower or by a trader listing orders: positions follow either way
                 self._holding_moved(uid)
+            exits = [o for o in out if _bracket_due(o)]
+            if exits:
+                await self._place_exits(uid, exits)
             return out
         except (BrokerError, ccxt_errors.BaseError) as exc:
             log.warning("could not refresh open orders from %s: %s", self._exchange_id, type(exc).__name__)
@@ -702,11 +734,95 @@ class CcxtBroker:
         merged.pop("info", None)
         return merged
 
+    async def _place_exits(self, uid: str, entries: list[dict[str, Any]]) -> None:
+        """The emulated half of a bracket: for each entry that left the book having filled, its exit
+        (a limit at the take-profit or a stop at the stop-loss) for the filled amount. Idempotent: the exit's
+        clientOrderId is derived from the entry, so a second pass finds it claimed and stops."""
+        for entry in entries:
+            tp, sl = opt_dec(entry.get("takeProfitPrice")), opt_dec(entry.get("stopLossPrice"))
+            request = OrderRequest(
+                symbol=entry["symbol"],
+                side="sell" if entry["side"] == "buy" else "buy",
+                type="limit" if tp is not None else "stop_market",
+                amount=dec(entry["filled"]),
+                client_order_id=f"x{entry['id'][:31]}",
+                price=tp,
+                stop_price=None if tp is not None else sl,
+            )
+            try:
+                placed = await self._place(uid, request, parent_id=entry["id"])
+            except AlreadyExists:
+                continue
+            except BrokerError as exc:
+                log.warning("bracket exit of order %s was not placed: %s", entry["id"], exc)
+                placed = None
+            if placed is not None:
+                await self._store.transact(uid, [Put(ORDERS, entry["id"], {**entry, "exitId": placed["id"]})])
+
 
 def _fingerprint(credentials: ApiCredentials) -> str:
     import hashlib
 
     return hashlib.sha256(credentials.to_json().encode()).hexdigest()
+
+
+def _create_features(exchange: Any) -> Mapping[str, Any]:
+    """ccxt's declared createOrder features for spot (an empty mapping when it declares none)."""
+    features = getattr(exchange, "features", None) or {}
+    spot = features.get("spot") or {}
+    return spot.get("createOrder") or {}
+
+
+def exchange_options(
+    exchange_id: str, features: Mapping[str, Any], request: OrderRequest
+) -> tuple[str, dict[str, Any]]:
+    """The ccxt order type and params for `request` on an exchange with these createOrder `features`;
+    `InvalidOrder` (in a trader's words) for what it cannot take and the backend does not emulate.
+
+    Native: time in force and post-only (ccxt's unified `timeInForce` / `postOnly`), stop triggers
+    (`triggerPrice`), trailing stops (`trailingPercent`) where declared. Emulated: a bracket with one exit
+    (placed by the order follower once the entry fills). Refused: OCO, and a bracket with both exits
+    (either would hold the same coins twice on the exchange)."""
+    name = exchange_id.capitalize()
+    tif = features.get("timeInForce") or {}
+    params: dict[str, Any] = {}
+    if request.type == "oco":
+        raise InvalidOrder(
+            f"OCO orders are not sent to {name} from here: its two legs would each hold the whole amount; "
+            "place the limit and the stop as two orders, or use paper trading"
+        )
+    if request.take_profit_price is not None and request.stop_loss_price is not None:
+        raise InvalidOrder(
+            f"A live bracket takes a take-profit or a stop-loss, not both ({name} would need an OCO exit); "
+            "set one of them"
+        )
+    if request.time_in_force != "GTC" and request.type == "limit":
+        if not tif.get(request.time_in_force):
+            raise InvalidOrder(f"{name} does not take {request.time_in_force} orders through ccxt; use GTC")
+        params["timeInForce"] = request.time_in_force
+    if request.post_only:
+        if not tif.get("PO"):
+            raise InvalidOrder(f"{name} does not take post-only orders through ccxt")
+        params["postOnly"] = True
+    if request.type == "trailing_stop":
+        if not features.get("trailing"):
+            raise InvalidOrder(
+                f"{name} offers no trailing stop through ccxt, and a live one is not emulated here "
+                "(a stop the backend watches could fill late); use a stop-market order"
+            )
+        assert request.trailing_percent is not None
+        params["trailingPercent"] = float(request.trailing_percent)
+    if request.type in STOP_TYPES and request.stop_price is not None:
+        params["triggerPrice"] = float(request.stop_price)
+    order_type = "limit" if request.type in ("limit", "stop_limit") else "market"
+    return order_type, params
+
+
+def _bracket_due(doc: dict[str, Any]) -> bool:
+    """An emulated bracket entry that has left the book filled (in part) and has no exit yet."""
+    has_exit = doc.get("takeProfitPrice") is not None or doc.get("stopLossPrice") is not None
+    done = doc.get("status") in ("closed", "canceled") and bool(doc.get("filled"))
+    return has_exit and done and not doc.get("exitId")
 
 
 def _new_order_doc(order_id: str, request: OrderRequest, now_ms: int) -> dict[str, Any]:
@@ -717,7 +833,17 @@ def _new_order_doc(order_id: str, request: OrderRequest, now_ms: int) -> dict[st
         "symbol": request.symbol,
         "side": request.side,
         "type": request.type,
+        "timeInForce": request.time_in_force,
+        "postOnly": request.post_only,
         "price": num(request.price),
+        "stopPrice": num(request.stop_price),
+        "trailingPercent": num(request.trailing_percent),
+        "takeProfitPrice": num(request.take_profit_price),
+        "stopLossPrice": num(request.stop_loss_price),
+        "parentId": None,
+        "ocoId": None,
+        "exitId": None,
+        "emulated": False,
         "triggerPrice": num(request.stop_price),
         "amount": num(request.amount),
         "filled": 0,

@@ -1,12 +1,13 @@
 """`PaperBroker`: simulated trading against the market feed, with a paper account in the `StateStore`.
 
-Market orders fill at once at the feed's last price plus slippage (taker fee). Limit orders rest and fill
-at their price when a trade crosses it, no more than each crossing trade's amount (so a big order fills in
-parts, maker fee). Stop orders wait for a trade at or through their stop price, then become a market order
-(stop_market) or a resting limit (stop_limit). One background task consumes the feed's trades and matches.
+Matching is `services.ledger.book.OrderBook` (one per symbol, sorted by price: a trade costs O(log n + k) for
+the k orders it triggers or fills); this module persists what the book decides, checks funds, and places
+bracket exits. The rules of every order type are in the book's docstring; here: fees (maker for a resting
+fill, taker for one at once or after a trigger), reservations, and the order documents.
 
-Every state change is one store transaction (order + position + balances together), and the in-memory book
-is only an index of the open orders in the store: it is rebuilt from the store at start.
+Every state change is one store transaction (order + position + balances together), and the books are only
+an index of the open orders in the store: they are rebuilt from the store at start. A trailing stop resumes
+from the peak stored with it at placement.
 """
 
 from __future__ import annotations
@@ -30,26 +31,39 @@ from backend_stub.accounting import (
     remark,
 )
 from backend_stub.brokers.base import (
-    STOP_TYPES,
     BrokerUnavailable,
     InsufficientFunds,
     InvalidOrder,
     OrderNotCancelable,
     OrderNotFound,
     OrderRequest,
+    OrderWouldTrade,
     StatusFilter,
+    TooManyOpenOrders,
     idempotency_create,
 )
-from backend_stub.money import ceil_to, dec, fee_of, floor_to, num, opt_dec, text
-from backend_stub.store.base import ACCOUNT, ORDERS, POSITIONS, Put, StateStore, Write
+from backend_stub.listing import order_page
+from backend_stub.money import dec, fee_of, floor_to, num, opt_dec, text
+from backend_stub.store.base import ACCOUNT, ORDERS, POSITIONS, Page, PageKey, Put, StateStore, Write
 from backend_stub.timefmt import iso
 from backend_stub.trades import follow_trades, last_price
-from backend_stub.validation import check_notional
+from backend_stub.validation import check_notional, check_order_now, words
+from services.ledger.book import (
+    BookOrder,
+    Canceled,
+    Event,
+    Execution,
+    OrderBook,
+    Placement,
+    Triggered,
+    WouldTrade,
+)
 from services.market.types import MarketFeed, Tick
 
 log = logging.getLogger(__name__)
 
 ACCOUNT_DOC = "paper"
+MAX_OPEN_ORDERS = 200
 _RETRY_FEED_S = 1.0
 
 
@@ -66,6 +80,7 @@ class PaperBroker:
         taker_fee: Decimal = Decimal("0.001"),
         maker_fee: Decimal = Decimal("0.001"),
         slippage: Decimal = Decimal("0.0005"),
+        max_open_orders: int = MAX_OPEN_ORDERS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -74,11 +89,13 @@ class PaperBroker:
         self._taker = taker_fee
         self._maker = maker_fee
         self._slippage = slippage
+        self._max_open = max_open_orders
         self._clock = clock
         self._markets: dict[str, dict[str, Any]] = {}
+        self._books: dict[str, OrderBook] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._open: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # uid → id → order
-        self._resting: defaultdict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)  # symbol
+        self._owner: dict[str, str] = {}  # open order id → uid
         self._task: asyncio.Task[None] | None = None
         self._last_id = 0
 
@@ -98,8 +115,14 @@ class PaperBroker:
     async def start(self) -> None:
         if self._task is not None:
             return
-        await self.markets()
+        for symbol in await self.markets():
+            self._book(symbol)
         for uid, doc in await self._store.find(ORDERS, "status", "open"):
+            book = self._book(doc["symbol"])
+            if book is None:
+                log.warning("paper broker: open order %s is for an unknown symbol %s", doc["id"], doc["symbol"])
+                continue
+            book.restore(_book_order(doc))
             self._index(uid, doc)
         self._task = asyncio.create_task(self._match_forever(), name="paper-broker-matching")
 
@@ -118,36 +141,47 @@ class PaperBroker:
                 raise BrokerUnavailable(f"Market data is unavailable: {exc}") from exc
         return self._markets
 
+    def _book(self, symbol: str) -> OrderBook | None:
+        book = self._books.get(symbol)
+        if book is None and symbol in self._markets:
+            market = self._markets[symbol]
+            book = self._books[symbol] = OrderBook(
+                price_step=_step(market, "price"), amount_step=_step(market, "amount"), slippage=self._slippage
+            )
+        return book
+
     # -- orders --------------------------------------------------------------------------------------
 
     async def create_order(self, uid: str, request: OrderRequest) -> dict[str, Any]:
         market = (await self.markets()).get(request.symbol)
-        if market is None:
+        book = self._book(request.symbol)
+        if market is None or book is None:
             raise InvalidOrder(f"Unknown symbol {request.symbol}")
         last = await self._last_price(request.symbol)
         if request.type == "market":
             check_notional(request, market, last)
-        if request.type in STOP_TYPES:
-            _check_stop_not_crossed(request, last, market["quote"])
+        check_order_now(request, market, last)
         now = self._now_ms()
-        order = self._new_order(self._new_id(now), request, market, now)
+        order = self._new_order(self._new_id(now), request, market, now, last)
         claim = idempotency_create(request, order["id"])
         async with self._locks[uid]:
+            if len(self._open[uid]) >= self._max_open:
+                raise TooManyOpenOrders(
+                    f"You have {self._max_open} open orders, the most one account may hold; "
+                    "cancel one before placing another"
+                )
+            try:
+                placement = book.submit(_book_order(order), last_price=last, timestamp_ms=now, dry_run=True)
+            except WouldTrade as exc:
+                raise OrderWouldTrade(str(exc)) from exc
             totals = await self._balances(uid)
-            free = self._free(uid, totals)
-            marketable = request.type == "market" or (
-                request.type == "limit" and _crosses(request.side, last, dec(request.price))
-            )
-            if marketable:
-                price = self._slipped(last, request.side, market) if request.type == "market" else last
-                fee = fee_of(request.amount * price, self._taker)
-                self._check_funds(request, market, free, request.amount * price + fee)
-                fill = Fill(request.side, request.amount, price, fee, now)
-                return await self._commit_fill(uid, order, fill, "taker", totals, first_writes=[claim])
-            self._check_funds(request, market, free, self._reservation(order)[1])
-            await self._store.transact(uid, [claim, Put(ORDERS, order["id"], order)])
-            self._index(uid, order)
-            return order
+            self._check_funds(request, market, self._free(uid, totals), self._quote_needed(order, placement))
+            updated, writes, exit_doc = await self._apply(uid, order, list(placement.events), totals)
+            await self._store.transact(uid, [claim, *writes])
+            if placement.resting is not None:
+                book.rest(placement)
+            self._settle(uid, updated, exit_doc)
+            return updated
 
     async def cancel_order(self, uid: str, order_id: str) -> dict[str, Any]:
         async with self._locks[uid]:
@@ -157,9 +191,15 @@ class PaperBroker:
                 if stored is None:
                     raise OrderNotFound(f"Order {order_id} not found")
                 raise OrderNotCancelable(f"Order {order_id} is already {stored['status']}")
-            canceled = {**order, "status": "canceled"}
-            await self._store.transact(uid, [Put(ORDERS, order_id, canceled)])
-            self._unindex(uid, canceled)
+            # A partly filled bracket entry still protects what it bought: its exit is placed now.
+            canceled, exit_doc = self._bracket_exit(
+                uid, {**order, "status": "canceled"}, await self._balances(uid)
+            )
+            writes: list[Write] = [Put(ORDERS, order_id, canceled)]
+            if exit_doc is not None:
+                writes.append(Put(ORDERS, exit_doc["id"], exit_doc))
+            await self._store.transact(uid, writes)
+            self._settle(uid, canceled, exit_doc)
             return canceled
 
     async def fetch_order(self, uid: str, order_id: str) -> dict[str, Any]:
@@ -176,6 +216,11 @@ class PaperBroker:
             orders = [o for o in orders if o["status"] != "open"]
         # Ids are time-ordered (see `_new_id`), so this is newest first.
         return sorted(orders, key=lambda o: o["id"], reverse=True)
+
+    async def fetch_order_page(
+        self, uid: str, status: StatusFilter = "all", *, limit: int, after: PageKey | None = None
+    ) -> Page:
+        return await order_page(self._store, uid, status, limit=limit, after=after)
 
     async def fetch_positions(self, uid: str) -> list[dict[str, Any]]:
         out = []
@@ -209,96 +254,135 @@ class PaperBroker:
                             retry_s=_RETRY_FEED_S)
 
     async def on_tick(self, tick: Tick) -> None:
-        """Match the resting orders of `tick.symbol` against one trade (price-time priority)."""
-        book = self._resting.get(tick.symbol)
-        if not book:
+        """Match one trade: the book says which orders it reaches (O(log n + k)); persist each of those."""
+        book = self._books.get(tick.symbol)
+        if book is None:
             return
-        price, available = dec(tick.price), dec(tick.amount)
-        for uid, order_id in sorted(book, key=lambda key: (book[key]["timestamp"], key[1])):
+        events = book.on_trade(dec(tick.price), dec(tick.amount), tick.timestamp_ms)
+        if not events:
+            return
+        by_order: dict[str, list[Event]] = {}
+        for event in events:
+            by_order.setdefault(event.order_id, []).append(event)
+        for order_id, its_events in by_order.items():
+            uid = self._owner.get(order_id)
+            if uid is None:
+                continue
             async with self._locks[uid]:
                 order = self._open[uid].get(order_id)
-                if order is None:
+                if order is None:  # canceled while this trade was being matched: the cancel won
                     continue
                 try:
-                    available = await self._match_one(uid, order, price, available, tick.timestamp_ms)
+                    totals = await self._balances(uid)
+                    updated, writes, exit_doc = await self._apply(
+                        uid, order, its_events, totals, check_afford=True
+                    )
+                    await self._store.transact(uid, writes)
                 except Exception:
-                    # One order's failure (a store hiccup) must not starve the others; it is retried on
-                    # the next trade, since the store and the book still say it is open.
+                    # A store hiccup must not starve the other orders: the book takes the order back as the
+                    # store still has it, and a later trade retries.
                     log.exception("paper broker: matching order %s failed", order_id)
+                    book.restore(_book_order(order))
+                    continue
+                self._settle(uid, updated, exit_doc)
 
-    async def _match_one(
-        self, uid: str, order: dict[str, Any], price: Decimal, available: Decimal, timestamp_ms: int
-    ) -> Decimal:
-        """Execute what `order` gets from a trade at `price`; returns the trade amount left for others."""
-        market = self._markets[order["symbol"]]
-        side = order["side"]
-        triggered_now = False
-        if order["type"] in STOP_TYPES and not order["info"].get("triggered"):
-            if not _stop_hit(side, price, dec(order["stopPrice"])):
-                return available
-            order = {**order, "info": {**order["info"], "triggered": True, "triggerTimestamp": timestamp_ms}}
-            triggered_now = True
-            if order["type"] == "stop_market":
-                fill_price = self._slipped(price, side, market)
-                amount = dec(order["remaining"])
-                fill = Fill(side, amount, fill_price, fee_of(amount * fill_price, self._taker), timestamp_ms)
-                await self._commit_fill(uid, order, fill, "taker")
-                return available
-        limit = dec(order["price"])
-        amount = floor_to(min(dec(order["remaining"]), available), _step(market, "amount"))
-        if not _crosses(side, price, limit) or amount <= 0:
-            if triggered_now:  # a stop-limit that became a resting limit: say so
-                await self._store.transact(uid, [Put(ORDERS, order["id"], order)])
-                self._index(uid, order)
-            return available
-        fill = Fill(side, amount, limit, fee_of(amount * limit, self._maker), timestamp_ms)
-        await self._commit_fill(uid, order, fill, "maker")
-        return available - amount
-
-    async def _commit_fill(
+    async def _apply(
         self,
         uid: str,
         order: dict[str, Any],
-        fill: Fill,
-        taker_or_maker: str,
-        totals: dict[str, Decimal] | None = None,
+        events: list[Event],
+        totals: dict[str, Decimal],
         *,
-        first_writes: list[Write] | None = None,
-    ) -> dict[str, Any]:
-        """Write order, position and balances after `fill` in one transaction; returns the order."""
+        check_afford: bool = False,
+    ) -> tuple[dict[str, Any], list[Write], dict[str, Any] | None]:
+        """The order after `events`, the writes that persist it (with position and balances), and the
+        bracket exit placed when the entry leaves the book filled (written with it)."""
         market = self._markets[order["symbol"]]
         base, quote = market["base"], market["quote"]
-        if totals is None:
-            totals = await self._balances(uid)
-        after = apply_to_balances(totals, fill, base=base, quote=quote)
-        others = {k: v for k, v in self._open[uid].items() if k != order["id"]}
-        if not first_writes and not self._affordable(after, others):
-            # Only a stop-market that gapped past its reservation gets here.
-            rejected = {
-                **order,
-                "status": "rejected",
-                "info": {**order["info"], "reason": "insufficient balance"},
-            }
-            await self._store.transact(uid, [Put(ORDERS, order["id"], rejected)])
-            self._unindex(uid, rejected)
-            return rejected
-        updated = _order_after_fill(order, fill, taker_or_maker, quote)
+        before = totals
         position_id = position_doc_id(order["symbol"])
-        position = apply_to_position(
-            await self._store.get(uid, POSITIONS, position_id), fill, symbol=order["symbol"], quote=quote
+        position: dict[str, Any] | None = None
+        filled_any = False
+        for event in events:
+            if isinstance(event, Triggered):
+                order = {**order, "info": {**order["info"], "triggered": True, "triggerTimestamp": event.timestamp_ms}}
+            elif isinstance(event, Canceled):
+                order = {**order, "status": "canceled", "info": {**order["info"], "reason": event.reason}}
+            elif isinstance(event, Execution):
+                rate = self._maker if event.liquidity == "maker" else self._taker
+                fill = Fill(order["side"], event.amount, event.price, fee_of(event.amount * event.price, rate),
+                            event.timestamp_ms)
+                if position is None:
+                    position = await self._store.get(uid, POSITIONS, position_id)
+                totals = apply_to_balances(totals, fill, base=base, quote=quote)
+                position = apply_to_position(position, fill, symbol=order["symbol"], quote=quote)
+                order = _order_after_fill(order, fill, event.liquidity, quote, event.leg)
+                filled_any = True
+        if filled_any and check_afford:
+            others = {k: v for k, v in self._open[uid].items() if k != order["id"]}
+            if not self._affordable(totals, others):
+                # Only a stop that gapped past its reservation gets here.
+                rejected = {
+                    **order,
+                    "status": "rejected",
+                    "info": {**order["info"], "reason": "insufficient balance"},
+                }
+                return rejected, [Put(ORDERS, order["id"], rejected)], None
+        writes: list[Write] = []
+        if filled_any:
+            assert position is not None
+            writes += [
+                Put(POSITIONS, position_id, position),
+                Put(ACCOUNT, ACCOUNT_DOC, {"balances": {k: text(v) for k, v in totals.items()}}),
+            ]
+        order, exit_doc = self._bracket_exit(uid, order, totals if filled_any else before)
+        if exit_doc is not None:
+            writes.append(Put(ORDERS, exit_doc["id"], exit_doc))
+        return order, [Put(ORDERS, order["id"], order), *writes], exit_doc
+
+    def _bracket_exit(
+        self, uid: str, entry: dict[str, Any], totals: dict[str, Decimal]
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """When an entry with take-profit / stop-loss leaves the book having filled, the exit order for
+        the filled amount (an OCO when both are set): returns the entry (pointing at its exit) and the
+        exit, to be written with the entry and then put in the book by `_settle`."""
+        tp, sl = opt_dec(entry.get("takeProfitPrice")), opt_dec(entry.get("stopLossPrice"))
+        if entry["status"] == "open" or (tp is None and sl is None) or entry.get("exitId"):
+            return entry, None
+        market = self._markets[entry["symbol"]]
+        amount = floor_to(dec(entry["filled"]), _step(market, "amount"))
+        if amount <= 0:
+            return entry, None
+        side = "sell" if entry["side"] == "buy" else "buy"
+        exit_type = "oco" if tp is not None and sl is not None else ("limit" if tp is not None else "stop_market")
+        now = self._now_ms()
+        request = OrderRequest(
+            symbol=entry["symbol"],
+            side=side,  # type: ignore[arg-type]
+            type=exit_type,  # type: ignore[arg-type]
+            amount=amount,
+            client_order_id=f"{entry['clientOrderId']}.exit"[:64],
+            price=tp,
+            stop_price=sl,
         )
-        writes: list[Write] = [
-            *(first_writes or []),
-            Put(ORDERS, updated["id"], updated),
-            Put(POSITIONS, position_id, position),
-            Put(ACCOUNT, ACCOUNT_DOC, {"balances": {k: text(v) for k, v in after.items()}}),
-        ]
-        await self._store.transact(uid, writes)
-        if updated["status"] == "open":
-            self._index(uid, updated)
+        exit_doc = self._new_order(self._new_id(now), request, market, now, None)
+        exit_doc["parentId"] = entry["id"]
+        currency, needed = self._reservation(exit_doc)
+        free = self._free(uid, totals)
+        if free.get(currency, ZERO) < needed:
+            exit_doc = {**exit_doc, "status": "rejected", "info": {**exit_doc["info"], "reason": "insufficient balance"}}
+        return {**entry, "exitId": exit_doc["id"]}, exit_doc
+
+    def _settle(self, uid: str, order: dict[str, Any], exit_doc: dict[str, Any] | None) -> None:
+        """Index or unindex `order` and put its bracket exit in the book, once their writes are on disk."""
+        if order["status"] == "open":
+            self._index(uid, order)
         else:
-            self._unindex(uid, updated)
-        return updated
+            self._unindex(uid, order)
+            self._books[order["symbol"]].cancel(order["id"])  # a rejected fill leaves nothing resting
+        if exit_doc is not None and exit_doc["status"] == "open":
+            self._books[exit_doc["symbol"]].restore(_book_order(exit_doc))
+            self._index(uid, exit_doc)
 
     # -- money ---------------------------------------------------------------------------------------
 
@@ -314,11 +398,28 @@ class PaperBroker:
         remaining = dec(order["remaining"])
         if order["side"] == "sell":
             return market["base"], remaining
+        return market["quote"], remaining * self._worst_buy_price(order) * (1 + max(self._taker, self._maker))
+
+    def _worst_buy_price(self, order: dict[str, Any]) -> Decimal:
+        """The most a buy may pay per unit: its limit, or its (highest) stop plus slippage."""
+        prices = []
         if order["price"] is not None:
-            price = dec(order["price"])
-        else:  # stop-market: the stop price plus the slippage it will pay
-            price = dec(order["stopPrice"]) * (1 + self._slippage)
-        return market["quote"], remaining * price * (1 + max(self._taker, self._maker))
+            prices.append(dec(order["price"]))
+        stop_leg_live = order["type"] != "stop_limit" and order["info"].get("leg") != "limit"
+        if order.get("stopPrice") is not None and stop_leg_live and order["type"] != "limit":
+            prices.append(dec(order["stopPrice"]) * (1 + self._slippage))
+        return max(prices)
+
+    def _quote_needed(self, order: dict[str, Any], placement: Placement) -> Decimal:
+        """Quote a buy needs now: what trades at once (with its fee) plus what the rest reserves."""
+        needed = ZERO
+        for event in placement.events:
+            if isinstance(event, Execution):
+                rate = self._maker if event.liquidity == "maker" else self._taker
+                needed += event.amount * event.price + fee_of(event.amount * event.price, rate)
+        if placement.resting is not None:
+            needed += self._reservation({**order, "remaining": num(placement.resting.remaining)})[1]
+        return needed
 
     def _free(self, uid: str, totals: dict[str, Decimal]) -> dict[str, Decimal]:
         free = dict(totals)
@@ -342,23 +443,16 @@ class PaperBroker:
             have = free.get(base, ZERO)
             if have < request.amount:
                 raise InsufficientFunds(
-                    f"Insufficient balance: selling {text(request.amount)} {base} needs that much free, "
-                    f"you have {text(max(have, ZERO))} {base}"
+                    f"Insufficient balance: selling {words(request.amount)} {base} needs that much free, "
+                    f"you have {words(max(have, ZERO))} {base}"
                 )
             return
         have = free.get(quote, ZERO)
         if have < quote_needed:
             raise InsufficientFunds(
-                f"Insufficient balance: this order needs about {quote_needed:.2f} {quote} with fees, "
-                f"you have {max(have, ZERO):.2f} {quote} free"
+                f"Insufficient balance: this order needs about {quote_needed:,.2f} {quote} with fees, "
+                f"you have {max(have, ZERO):,.2f} {quote} free"
             )
-
-    def _slipped(self, price: Decimal, side: str, market: dict[str, Any]) -> Decimal:
-        """The price a market order pays: worse than the last trade by the slippage, on the tick grid."""
-        tick = _step(market, "price")
-        if side == "buy":
-            return ceil_to(price * (1 + self._slippage), tick)
-        return floor_to(price * (1 - self._slippage), tick)
 
     async def _last_price(self, symbol: str) -> Decimal:
         return await last_price(self._feed, symbol)
@@ -367,11 +461,11 @@ class PaperBroker:
 
     def _index(self, uid: str, order: dict[str, Any]) -> None:
         self._open[uid][order["id"]] = order
-        self._resting[order["symbol"]][(uid, order["id"])] = order
+        self._owner[order["id"]] = uid
 
     def _unindex(self, uid: str, order: dict[str, Any]) -> None:
         self._open[uid].pop(order["id"], None)
-        self._resting[order["symbol"]].pop((uid, order["id"]), None)
+        self._owner.pop(order["id"], None)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -384,11 +478,16 @@ class PaperBroker:
         return f"{micros:017d}{secrets.token_hex(3)}"
 
     def _new_order(
-        self, order_id: str, request: OrderRequest, market: dict[str, Any], now: int
+        self, order_id: str, request: OrderRequest, market: dict[str, Any], now: int, last: Decimal | None
     ) -> dict[str, Any]:
         info: dict[str, Any] = {"broker": "paper"}
-        if request.type in STOP_TYPES:
+        stop = request.stop_price
+        if request.type in ("stop_market", "stop_limit", "trailing_stop", "oco"):
             info["triggered"] = False
+        if request.type == "trailing_stop":
+            assert last is not None and request.trailing_percent is not None
+            info["peak"] = text(last)
+            stop = _trail(request.side, last, request.trailing_percent, _step(market, "price"))
         return {
             "id": order_id,
             "clientOrderId": request.client_order_id,
@@ -397,11 +496,19 @@ class PaperBroker:
             "lastTradeTimestamp": None,
             "symbol": request.symbol,
             "type": request.type,
-            "timeInForce": "GTC",
+            "timeInForce": request.time_in_force,
+            "postOnly": request.post_only,
             "side": request.side,
             "price": num(request.price),
-            "stopPrice": num(request.stop_price),
-            "triggerPrice": num(request.stop_price),
+            "stopPrice": num(stop),
+            "triggerPrice": num(stop),
+            "trailingPercent": num(request.trailing_percent),
+            "takeProfitPrice": num(request.take_profit_price),
+            "stopLossPrice": num(request.stop_loss_price),
+            "parentId": None,
+            "ocoId": order_id if request.type == "oco" else None,
+            "exitId": None,
+            "emulated": False,
             "amount": num(request.amount),
             "cost": 0,
             "average": None,
@@ -414,7 +521,44 @@ class PaperBroker:
         }
 
 
-def _order_after_fill(order: dict[str, Any], fill: Fill, taker_or_maker: str, quote: str) -> dict[str, Any]:
+def _book_order(doc: dict[str, Any]) -> BookOrder:
+    """The book's view of a stored open order."""
+    info = doc.get("info") or {}
+    order_type = doc["type"]
+    stop = opt_dec(doc.get("stopPrice"))
+    if order_type == "oco" and info.get("leg") == "limit":  # its limit leg traded: the stop leg is gone
+        order_type, stop = "limit", None
+    peak = opt_dec(info.get("peak"))
+    return BookOrder(
+        id=doc["id"],
+        side=doc["side"],
+        type=order_type,
+        remaining=dec(doc["remaining"]),
+        seq=_seq(doc["id"]),
+        price=opt_dec(doc.get("price")),
+        stop_price=None if order_type == "trailing_stop" else stop,
+        trailing_percent=opt_dec(doc.get("trailingPercent")),
+        peak=peak,
+        time_in_force=doc.get("timeInForce") or "GTC",
+        post_only=bool(doc.get("postOnly")),
+        triggered=bool(info.get("triggered")) and order_type == "stop_limit",
+    )
+
+
+def _seq(order_id: str) -> int:
+    """Age rank from the id's time prefix (ties keep the book's id order)."""
+    head = order_id[:17]
+    return int(head) if head.isdigit() else 0
+
+
+def _trail(side: str, last: Decimal, percent: Decimal, tick: Decimal) -> Decimal:
+    level = last * (1 - percent / 100) if side == "sell" else last * (1 + percent / 100)
+    return floor_to(level, tick) if tick > 0 else level
+
+
+def _order_after_fill(
+    order: dict[str, Any], fill: Fill, taker_or_maker: str, quote: str, leg: str | None = None
+) -> dict[str, Any]:
     filled = dec(order["filled"]) + fill.amount
     remaining = dec(order["amount"]) - filled
     cost = dec(order["cost"]) + fill.cost
@@ -432,6 +576,11 @@ def _order_after_fill(order: dict[str, Any], fill: Fill, taker_or_maker: str, qu
         "cost": num(fill.cost),
         "fee": {"cost": num(fill.fee), "currency": quote},
     }
+    info = order["info"]
+    if leg is not None:
+        info = {**info, "leg": leg}
+    if taker_or_maker == "taker" and order["type"] in ("stop_market", "trailing_stop", "oco"):
+        info = {**info, "triggered": True, "triggerTimestamp": fill.timestamp_ms}
     return {
         **order,
         "filled": num(filled),
@@ -440,31 +589,12 @@ def _order_after_fill(order: dict[str, Any], fill: Fill, taker_or_maker: str, qu
         "average": num((cost / filled).quantize(Decimal("0.00000001"))) if filled else None,
         "fee": {"cost": num(fee), "currency": quote},
         "lastTradeTimestamp": fill.timestamp_ms,
-        "status": "closed" if remaining <= 0 else "open",
+        "status": "closed" if remaining <= 0 else order["status"],
         "trades": [*order["trades"], trade],
+        "info": info,
     }
 
 
 def _step(market: dict[str, Any], key: str) -> Decimal:
     return opt_dec((market.get("precision") or {}).get(key)) or ZERO
 
-
-def _crosses(side: str, price: Decimal, limit: Decimal) -> bool:
-    """Whether a trade at `price` reaches a `side` limit at `limit`."""
-    return price <= limit if side == "buy" else price >= limit
-
-
-def _stop_hit(side: str, price: Decimal, stop: Decimal) -> bool:
-    """A buy stop fires when the price rises to it, a sell stop when it falls to it."""
-    return price >= stop if side == "buy" else price <= stop
-
-
-def _check_stop_not_crossed(request: OrderRequest, last: Decimal, quote: str) -> None:
-    stop = request.stop_price
-    assert stop is not None
-    if _stop_hit(request.side, last, stop):
-        where = "above" if request.side == "buy" else "below"
-        raise InvalidOrder(
-            f"A {request.side} stop must be {where} the last price {text(last)} {quote}; "
-            f"stop price {text(stop)} {quote} would trigger at once"
-        )

@@ -44,6 +44,8 @@ __all__ = [
     "SubscriberTooSlow",
     "ChangesCompacted",
     "StateStore",
+    "Page",
+    "PageKey",
     "is_public",
 ]
 
@@ -91,6 +93,16 @@ class Delete:
 
 Write = Put | Create | Delete
 
+PageKey = tuple[int, str]  # (timestamp, doc id) of the last document of a page: where the next one starts
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Up to `limit` documents, newest first; `next` is where the following page starts (None: no more)."""
+
+    docs: builtins.list[dict[str, Any]]
+    next: PageKey | None
+
 
 class StoreError(Exception):
     """Base of the store's errors."""
@@ -132,6 +144,21 @@ class StateStore(Protocol):
 
     async def list(self, uid: str, collection: str) -> builtins.list[dict[str, Any]]:
         """Every document of the user's collection, ordered by doc id."""
+        ...
+
+    async def page(
+        self,
+        uid: str,
+        collection: str,
+        *,
+        limit: int,
+        after: PageKey | None = None,
+        field: str | None = None,
+        values: Sequence[Any] = (),
+    ) -> Page:
+        """The user's docs newest first by (top-level `timestamp`, a missing one counting as 0; then doc
+        id, descending), at most `limit`, starting after `after`; with `field`, only docs whose `field`
+        is one of `values`. Served from an index: the cost is the page's, not the collection's."""
         ...
 
     async def find(

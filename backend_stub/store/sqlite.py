@@ -4,6 +4,14 @@ WAL with `synchronous=FULL`: a transaction is on disk before `transact` returns,
 lost when the process is killed. All SQLite work runs on one dedicated thread (one connection), which also
 serialises writers; the event loop only awaits its futures. Change notifications are posted to the loop
 from that thread in commit order.
+
+Group commit: the thread takes every transaction waiting in its queue (up to `MAX_BATCH`) and applies
+them in one SQLite transaction, each inside its own savepoint (one that fails — `AlreadyExists`,
+`VersionConflict`, a non-JSON doc — is rolled back alone), then commits once: one fsync for the lot.
+Nobody's `transact` returns before that commit is on disk. Batches form by themselves: while one
+commit's fsync runs, the next transactions queue up; a lone write is committed at once, as before.
+Reads never run inside a batch (they would see writes not yet durable): a read queued behind writes
+waits for their commit.
 """
 
 from __future__ import annotations
@@ -12,10 +20,13 @@ import asyncio
 import builtins
 import contextlib
 import json
+import os
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
 from backend_stub.store.base import (
@@ -24,12 +35,15 @@ from backend_stub.store.base import (
     ChangesCompacted,
     Create,
     Delete,
+    Page,
+    PageKey,
     Put,
     SubscriberTooSlow,
     VersionConflict,
     Write,
     is_public,
 )
+from services.auth.devtoken import private_dir, private_file
 
 T = TypeVar("T")
 
@@ -45,9 +59,16 @@ CREATE TABLE IF NOT EXISTS changes (
     PRIMARY KEY (uid, version)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users (uid TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS docs_by_time ON docs (uid, collection, {ts}, doc_id);
+CREATE INDEX IF NOT EXISTS docs_by_status_time ON docs (uid, collection, {status}, {ts}, doc_id);
 """
+# Pages are read through these expression indexes; a query must spell the expressions exactly so.
+_TS = "IFNULL(json_extract(doc, '$.timestamp'), 0)"
+_STATUS = "json_extract(doc, '$.status')"
+_SCHEMA = _SCHEMA.format(ts=_TS, status=_STATUS)
 
 _QUEUE_LIMIT = 10_000  # changes a subscriber may lag before it is dropped
+MAX_BATCH = 256  # transactions committed together at most (one fsync)
 KEEP_CHANGES = 10_000  # newest changes kept per user; a stream resuming from before them gets a snapshot
 
 
@@ -60,8 +81,10 @@ class SqliteStore:
         self._path = Path(path)
         self._keep = keep_changes
         self._prune_every = max(1, keep_changes // 8)  # prune in batches: one DELETE per keep/8 versions
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
+        self._thread = threading.Thread(target=self._serve_jobs, name="sqlite-store", daemon=True)
         self._conn: sqlite3.Connection | None = None
+        self.commits = 0  # SQLite commits of transactions (one per batch): transactions / commits = batching
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscribers: dict[str, set[asyncio.Queue[Change | None]]] = {}
 
@@ -70,6 +93,7 @@ class SqliteStore:
     async def open(self) -> SqliteStore:
         """Create the file and schema if needed. Called by `__aenter__`."""
         self._loop = asyncio.get_running_loop()
+        self._thread.start()
         await self._run(self._open_sync)
         return self
 
@@ -82,13 +106,20 @@ class SqliteStore:
     async def aclose(self) -> None:
         if self._conn is not None:
             await self._run(self._close_sync)
-        self._executor.shutdown(wait=False)  # its last job (the close) is done: nothing to wait for
+        if self._thread.is_alive():
+            self._jobs.put(None)  # its last job (the close) is done: the thread ends without waiting
         for queues in self._subscribers.values():
             for queue in queues:
                 queue.put_nowait(None)
 
     def _open_sync(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        # Every user's orders are in here: owner-only. SQLite gives the -wal and -shm files the main
+        # file's mode, so creating that one 0600 covers them; files of an older version are tightened.
+        private_dir(self._path.parent)
+        os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
+        for path in (self._path, *(self._path.with_name(self._path.name + s) for s in ("-wal", "-shm"))):
+            with contextlib.suppress(FileNotFoundError):
+                private_file(path)
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
@@ -102,8 +133,92 @@ class SqliteStore:
         self._conn = None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        """Run `fn(*args)` on the store's thread (never inside a write batch)."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put(_Read(lambda: fn(*args), future))
+        return await future
+
+    # -- the store's thread --------------------------------------------------------------------------
+
+    def _serve_jobs(self) -> None:
+        job = self._jobs.get()
+        while job is not None:
+            if isinstance(job, _Read):
+                self._settle([(job.future, *_call(job.fn))])
+                job = self._jobs.get()
+                continue
+            batch = [job]
+            job = None
+            while len(batch) < MAX_BATCH:
+                try:
+                    queued = self._jobs.get_nowait()
+                except Empty:
+                    break
+                if not isinstance(queued, _Transaction):
+                    job = queued  # a read, or the end: after this batch's commit
+                    break
+                batch.append(queued)
+            self._commit(batch)
+            if job is None:
+                job = self._jobs.get()
+
+    def _commit(self, batch: builtins.list[_Transaction]) -> None:
+        """Apply `batch` in one SQLite transaction, a savepoint each, and commit once."""
+        db = self._db
+        outcomes: builtins.list[tuple[_Transaction, Any, BaseException | None]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for tx in batch:
+                db.execute("SAVEPOINT tx")
+                try:
+                    result = self._apply(tx.uid, tx.writes, tx.if_version)
+                except Exception as exc:
+                    db.execute("ROLLBACK TO tx")
+                    db.execute("RELEASE tx")
+                    outcomes.append((tx, None, exc))
+                    continue
+                db.execute("RELEASE tx")
+                outcomes.append((tx, result, None))
+            db.execute("COMMIT")
+            self.commits += 1
+        except Exception as exc:  # the commit itself failed (disk full, I/O error): nothing is written
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            outcomes = [(tx, None, exc) for tx in batch]
+        published: builtins.list[tuple[str, builtins.list[Change]]] = []
+        settled: builtins.list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        for tx, result, error in outcomes:
+            if error is None:
+                version, changes = result
+                if changes:
+                    published.append((tx.uid, changes))
+                settled.append((tx.future, version, None))
+            else:
+                settled.append((tx.future, None, error))
+        self._settle(settled, published)
+
+    def _settle(
+        self,
+        results: builtins.list[tuple[asyncio.Future[Any], Any, BaseException | None]],
+        published: builtins.list[tuple[str, builtins.list[Change]]] | None = None,
+    ) -> None:
+        """Hand results (and, first, the batch's changes, in commit order) to the event loop."""
+        if self._loop is None:
+            return
+
+        def deliver() -> None:
+            for uid, changes in published or ():
+                self._publish(uid, changes)
+            for future, value, error in results:
+                if future.done():  # the caller was cancelled
+                    continue
+                if error is None:
+                    future.set_result(value)
+                else:
+                    future.set_exception(error)
+
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+            self._loop.call_soon_threadsafe(deliver)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -128,6 +243,50 @@ class SqliteStore:
                 "SELECT doc FROM docs WHERE uid=? AND collection=? ORDER BY doc_id", (uid, collection)
             ).fetchall()
             return [json.loads(row[0]) for row in rows]
+
+        return await self._run(read)
+
+    async def page(
+        self,
+        uid: str,
+        collection: str,
+        *,
+        limit: int,
+        after: PageKey | None = None,
+        field: str | None = None,
+        values: Sequence[Any] = (),
+    ) -> Page:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if field is not None and field != "status":
+            raise ValueError("pages filter on status only (the one indexed field)")
+        where = ["uid=?", "collection=?"]
+        args: builtins.list[Any] = [uid, collection]
+        # One status: a range of docs_by_status_time. Several (closed, canceled, ...): docs_by_time,
+        # filtered (an IN over the middle column would read every match and sort them).
+        index = "docs_by_time"
+        if field is not None:
+            where.append(f"{_STATUS} IN ({','.join('?' * len(values))})")
+            args.extend(values)
+            if len(values) == 1:
+                index = "docs_by_status_time"
+        if after is not None:
+            where.append(f"({_TS}, doc_id) < (?, ?)")
+            args.extend(after)
+        sql = (
+            f"SELECT doc, {_TS}, doc_id FROM docs INDEXED BY {index} WHERE {' AND '.join(where)} "
+            f"ORDER BY {_TS} DESC, doc_id DESC LIMIT ?"
+        )
+        args.append(limit + 1)
+
+        def read() -> Page:
+            rows = self._db.execute(sql, args).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            return Page(
+                docs=[json.loads(row[0]) for row in rows],
+                next=(int(rows[-1][1]), rows[-1][2]) if more else None,
+            )
 
         return await self._run(read)
 
@@ -191,81 +350,76 @@ class SqliteStore:
     # -- writes --------------------------------------------------------------------------------------
 
     async def transact(self, uid: str, writes: Sequence[Write], *, if_version: int | None = None) -> int:
-        return await self._run(self._transact_sync, uid, list(writes), if_version)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._jobs.put(_Transaction(uid, list(writes), if_version, future))
+        return await future
 
-    def _transact_sync(self, uid: str, writes: builtins.list[Write], if_version: int | None) -> int:
+    def _apply(
+        self, uid: str, writes: builtins.list[Write], if_version: int | None
+    ) -> tuple[int, builtins.list[Change]]:
+        """One transaction's writes, inside the batch's SQLite transaction; (version, changes)."""
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            version = self._version_sync(uid)
-            if if_version is not None and if_version != version:
-                raise VersionConflict(f"version is {version}, not {if_version}")
-            changes: builtins.list[Change] = []
-            for write in writes:
-                row = db.execute(
-                    "SELECT 1 FROM docs WHERE uid=? AND collection=? AND doc_id=?",
-                    (uid, write.collection, write.doc_id),
-                ).fetchone()
-                exists = row is not None
-                if isinstance(write, Create) and exists:
-                    raise AlreadyExists(write.collection, write.doc_id)
-                logged = is_public(write.collection)
-                if isinstance(write, Delete):
-                    if not exists:
-                        continue
-                    db.execute(
-                        "DELETE FROM docs WHERE uid=? AND collection=? AND doc_id=?",
-                        (uid, write.collection, write.doc_id),
-                    )
-                    if logged:
-                        version += 1
-                        changes.append(Change(write.collection, write.doc_id, "removed", None, version))
+        version = self._version_sync(uid)
+        if if_version is not None and if_version != version:
+            raise VersionConflict(f"version is {version}, not {if_version}")
+        changes: builtins.list[Change] = []
+        for write in writes:
+            row = db.execute(
+                "SELECT 1 FROM docs WHERE uid=? AND collection=? AND doc_id=?",
+                (uid, write.collection, write.doc_id),
+            ).fetchone()
+            exists = row is not None
+            if isinstance(write, Create) and exists:
+                raise AlreadyExists(write.collection, write.doc_id)
+            logged = is_public(write.collection)
+            if isinstance(write, Delete):
+                if not exists:
                     continue
-                assert isinstance(write, Put | Create)
-                text = json.dumps(write.doc, separators=(",", ":"), allow_nan=False)
+                db.execute(
+                    "DELETE FROM docs WHERE uid=? AND collection=? AND doc_id=?",
+                    (uid, write.collection, write.doc_id),
+                )
                 if logged:
                     version += 1
-                    doc = json.loads(text)  # the notified copy is detached from the caller's dict
-                    changes.append(
-                        Change(
-                            write.collection, write.doc_id, "modified" if exists else "added", doc, version
-                        )
+                    changes.append(Change(write.collection, write.doc_id, "removed", None, version))
+                continue
+            assert isinstance(write, Put | Create)
+            text = json.dumps(write.doc, separators=(",", ":"), allow_nan=False)
+            if logged:
+                version += 1
+                doc = json.loads(text)  # the notified copy is detached from the caller's dict
+                changes.append(
+                    Change(
+                        write.collection, write.doc_id, "modified" if exists else "added", doc, version
                     )
-                db.execute(
-                    "INSERT OR REPLACE INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
-                    (uid, write.collection, write.doc_id, text, version),
                 )
-            if changes:
-                db.executemany(
-                    "INSERT INTO changes (uid, version, collection, doc_id, kind, doc) VALUES (?,?,?,?,?,?)",
-                    [
-                        (
-                            uid,
-                            c.version,
-                            c.collection,
-                            c.doc_id,
-                            c.kind,
-                            None if c.doc is None else json.dumps(c.doc, separators=(",", ":")),
-                        )
-                        for c in changes
-                    ],
-                )
-                db.execute(
-                    "INSERT INTO users (uid, version) VALUES (?, ?) "
-                    "ON CONFLICT(uid) DO UPDATE SET version=excluded.version",
-                    (uid, version),
-                )
-                if version // self._prune_every != (version - len(changes)) // self._prune_every:
-                    db.execute("DELETE FROM changes WHERE uid=? AND version<=?", (uid, version - self._keep))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        if changes and self._loop is not None:
-            # Posted from the single store thread, so subscribers see commits in version order.
-            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-                self._loop.call_soon_threadsafe(self._publish, uid, changes)
-        return version
+            db.execute(
+                "INSERT OR REPLACE INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
+                (uid, write.collection, write.doc_id, text, version),
+            )
+        if changes:
+            db.executemany(
+                "INSERT INTO changes (uid, version, collection, doc_id, kind, doc) VALUES (?,?,?,?,?,?)",
+                [
+                    (
+                        uid,
+                        c.version,
+                        c.collection,
+                        c.doc_id,
+                        c.kind,
+                        None if c.doc is None else json.dumps(c.doc, separators=(",", ":")),
+                    )
+                    for c in changes
+                ],
+            )
+            db.execute(
+                "INSERT INTO users (uid, version) VALUES (?, ?) "
+                "ON CONFLICT(uid) DO UPDATE SET version=excluded.version",
+                (uid, version),
+            )
+            if version // self._prune_every != (version - len(changes)) // self._prune_every:
+                db.execute("DELETE FROM changes WHERE uid=? AND version<=?", (uid, version - self._keep))
+        return version, changes
 
     # -- subscriptions -------------------------------------------------------------------------------
 
@@ -290,6 +444,30 @@ class SqliteStore:
             subscribers.discard(queue)
             if not subscribers:
                 del self._subscribers[uid]
+
+
+@dataclass(slots=True)
+class _Read:
+    fn: Callable[[], Any]
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
+class _Transaction:
+    uid: str
+    writes: builtins.list[Write]
+    if_version: int | None
+    future: asyncio.Future[int] = field(repr=False)
+
+
+_Job = _Read | _Transaction
+
+
+def _call(fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
+    try:
+        return fn(), None
+    except Exception as exc:
+        return None, exc
 
 
 class _Subscription:

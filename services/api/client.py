@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 
 TokenProvider = Callable[[], Awaitable[str]]
+PAGE_LIMIT = 500  # the backend's largest page (backend_stub/listing.py MAX_LIMIT)
+NEXT_CURSOR = "Next-Cursor"  # the response header naming the next page; absent on the last
 
 
 class ApiError(Exception):
@@ -88,7 +90,8 @@ class SkeetApi:
         return await self._request("GET", "/v1/markets")
 
     async def orders(self, status: str = "all") -> list[dict[str, Any]]:
-        return await self._request("GET", "/v1/orders", params={"status": status})
+        """Every order of the user (all pages), newest first."""
+        return await self._list_all("/v1/orders", {"status": status})
 
     async def positions(self) -> list[dict[str, Any]]:
         return await self._request("GET", "/v1/positions")
@@ -133,7 +136,8 @@ class SkeetApi:
         return await self._request("POST", "/v1/alerts", json=body)
 
     async def alerts(self) -> list[dict[str, Any]]:
-        return await self._request("GET", "/v1/alerts")
+        """Every alert of the user (all pages), newest first."""
+        return await self._list_all("/v1/alerts", {})
 
     async def delete_alert(self, alert_id: str) -> dict[str, Any]:
         return await self._request("DELETE", f"/v1/alerts/{alert_id}")
@@ -155,6 +159,18 @@ class SkeetApi:
     async def insights(self) -> list[dict[str, Any]]:
         return await self._request("GET", "/v1/insights")
 
+    async def _list_all(self, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        """A paginated listing read to its end: the backend hands the next page's cursor in a header."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page_params = {**params, "limit": str(PAGE_LIMIT), **({"cursor": cursor} if cursor else {})}
+            response = await self._send("GET", path, params=page_params)
+            items.extend(response.json())
+            cursor = response.headers.get(NEXT_CURSOR)
+            if not cursor:
+                return items
+
     async def _request(
         self,
         method: str,
@@ -163,6 +179,16 @@ class SkeetApi:
         rejected: type[ApiError] = ApiError,
         **kwargs: Any,
     ) -> Any:
+        return (await self._send(method, path, rejected=rejected, **kwargs)).json()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        rejected: type[ApiError] = ApiError,
+        **kwargs: Any,
+    ) -> httpx.Response:
         last_error: Exception | None = None
         for attempt in range(self._retries + 1):
             if attempt:
@@ -182,7 +208,7 @@ class SkeetApi:
                 raise Unauthorized(_message(response), status=401)
             if response.status_code >= 400:
                 raise rejected(_message(response), status=response.status_code)
-            return response.json()
+            return response
         if isinstance(last_error, ApiError):
             raise last_error
         raise BackendUnreachable(f"The Skeet backend at {self.base_url} is unreachable ({last_error})")

@@ -13,15 +13,21 @@ import hmac
 import json
 import os
 import secrets
+import stat
 import time
 from pathlib import Path
 
 DEFAULT_TTL_S = 12 * 3600
+MIN_KEY_BYTES = 32  # an HMAC-SHA256 key shorter than this can be guessed offline from one token
 _HEADER = {"alg": "HS256", "typ": "JWT"}
 
 
 class InvalidToken(Exception):
     """The token is malformed, badly signed or expired; the message says which."""
+
+
+class WeakKey(ValueError):
+    """`SKEET_DEV_KEY` is too short to sign tokens safely; the message says how long it must be."""
 
 
 def state_dir() -> Path:
@@ -33,16 +39,46 @@ def state_dir() -> Path:
     return Path(base) / "skeet"
 
 
+def private_dir(path: Path) -> Path:
+    """`path` created if needed and made 0700 (owner only): it holds every user's orders and the signing
+    key. An existing directory with wider permissions is tightened, if it is ours."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path) -> None:
+    """Make an existing file of ours 0600 if it is readable by others (state from older versions)."""
+    info = path.stat()
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        path.chmod(0o600)
+
+
+def check_key(key: bytes) -> bytes:
+    """`key` if it is long enough to sign dev tokens; `WeakKey` otherwise."""
+    if len(key) < MIN_KEY_BYTES:
+        raise WeakKey(
+            f"SKEET_DEV_KEY must be at least {MIN_KEY_BYTES} bytes (it is {len(key)}); "
+            "unset it to use a random key kept in the state directory"
+        )
+    return key
+
+
 def dev_key() -> bytes:
-    """The dev signing key: `$SKEET_DEV_KEY`, else a random key created once in `state_dir()`."""
+    """The dev signing key: `$SKEET_DEV_KEY` (at least 32 bytes, else `WeakKey`), else a random key
+    created once in `state_dir()` (0600 in a 0700 directory)."""
     env = os.environ.get("SKEET_DEV_KEY")
     if env:
-        return env.encode()
+        return check_key(env.encode())
     path = state_dir() / "dev-key"
+    private_dir(path.parent)
     try:
-        return path.read_bytes().strip()
+        key = path.read_bytes().strip()
+        private_file(path)  # a key file left 0644 by an older version
+        return key
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(32).encode()
         # O_EXCL: two processes starting together agree on whichever key landed first.
         try:
@@ -84,12 +120,16 @@ def verify(token: str, *, key: bytes, now: float | None = None) -> str:
         given = _unb64(parts[2])
         header = json.loads(_unb64(parts[0]))
         claims = json.loads(_unb64(parts[1]))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: "[[[[…" claims
         raise InvalidToken("malformed token") from exc
-    if not hmac.compare_digest(expected, given) or header.get("alg") != "HS256":
+    if not hmac.compare_digest(expected, given) or not isinstance(header, dict) or header.get("alg") != "HS256":
         raise InvalidToken("bad token signature")
-    if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str):
+    if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise InvalidToken("token names no user")
-    if int(claims.get("exp", 0)) < (now if now is not None else time.time()):
+    # Signed is not well-formed: an `exp` that is a string, a list, a bool or NaN is refused, not a 500.
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or exp != exp:
+        raise InvalidToken("token has no valid expiry")
+    if exp < (now if now is not None else time.time()):
         raise InvalidToken("token expired")
     return claims["sub"]

@@ -9,6 +9,7 @@ from services.market.replay import ReplayFeed, default_recording
 from services.market.sources import exchange_ids, open_feed
 from services.market.streaming import StreamingFeed
 from services.market.synthetic_feed import SyntheticFeed
+from services.market.streaming import StreamingFeed, TradeHistory
 from services.market.types import (
     TIMEFRAME_MS,
     Candle,
@@ -33,6 +34,7 @@ __all__ = [
     "ReplayFeed",
     "StreamingFeed",
     "SyntheticFeed",
+    "TradeHistory",
     "default_recording",
     "exchange_ids",
     "open_feed",

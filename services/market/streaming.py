@@ -1,7 +1,8 @@
 """`StreamingFeed`: what both feeds offer beyond `MarketFeed` — freshness and latest-value streams.
 
 `ReplayFeed` and `CcxtFeed` both satisfy it, so the client can show per-symbol freshness and stream tickers,
-book tops and forming candles whatever the mode.
+book tops and forming candles whatever the mode. `TradeHistory` is an optional capability a feed declares by
+offering it (a replay, the synthetic market): the client checks `isinstance(feed, TradeHistory)`, never probes.
 """
 
 from __future__ import annotations
@@ -55,3 +56,15 @@ class ClockedMarket(Protocol):
     ) -> list[Candle]: ...
 
     def ticker_now(self, symbol: str) -> dict[str, Any]: ...
+@runtime_checkable
+class TradeHistory(Protocol):
+    """A feed that can hand back every trade of a past range, so the signal engine warms up on trades
+    rather than bar closes; `history_span_ms` is how much distinct history it holds (a recording's
+    length; 0: unbounded, e.g. a market computed from the time)."""
+
+    @property
+    def history_span_ms(self) -> int: ...
+
+    def trades_between(self, symbol: str, since_ms: int, until_ms: int) -> list[Tick]:
+        """Trades with `since_ms <= timestamp_ms < until_ms` (wall clock), oldest first."""
+        ...

@@ -15,12 +15,13 @@ import pytest
 import uvicorn
 
 from backend_stub.app import create_app
+from backend_stub.server import uvicorn_config
 from backend_stub.settings import Settings
 from services.auth import devtoken
 from services.market.types import MarketFeed
 from tests.backend.listfeed import ListFeed
 
-TEST_KEY = b"test-dev-key"
+TEST_KEY = b"test-dev-key-long-enough-for-hmac-sha256"
 
 
 def token(uid: str, **kwargs: Any) -> str:
@@ -59,8 +60,9 @@ class Running:
 @contextlib.asynccontextmanager
 async def serve(settings: Settings, feed: MarketFeed, **parts: Any) -> AsyncIterator[Running]:
     app = create_app(settings, feed=feed, **parts)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+    # The production configuration (backend_stub/server.py: header limits), on a free loopback port.
+    config = uvicorn_config(
+        app, settings, host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -81,7 +83,11 @@ async def serve(settings: Settings, feed: MarketFeed, **parts: Any) -> AsyncIter
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     return replace(
-        Settings(data_dir=data_dir, dev_key=TEST_KEY, rate_per_s=1000, rate_burst=1000), **overrides
+        Settings(
+            data_dir=data_dir, dev_key=TEST_KEY, rate_per_s=1000, rate_burst=1000,
+            read_rate_per_s=1000, read_burst=1000,
+        ),
+        **overrides,
     )
 
 

@@ -79,9 +79,9 @@ async def test_a_retry_returns_the_first_alert_and_never_makes_a_second(backend:
         ({"symbol": "BTC/USDT", "price": "-5"}, "must be above zero"),
         ({"symbol": "BTC/USDT", "price": "51000.001"}, "not a multiple of the tick 0.01 USDT"),
         ({"symbol": "BTC/USDT", "price": "50000"}, "BTC/USDT is at 50000 USDT now"),
-        ({"symbol": "BTC/USDT", "price": "lots"}, "price: must be a number"),
-        ({"symbol": "BTC/USDT", "price": "51000", "note": "x" * 141}, "note:"),
-        ({"symbol": "BTC/USDT", "price": "51000", "clientAlertId": "no spaces"}, "clientAlertId:"),
+        ({"symbol": "BTC/USDT", "price": "lots"}, "Price must be a number"),
+        ({"symbol": "BTC/USDT", "price": "51000", "note": "x" * 141}, "Note must be at most 140 characters"),
+        ({"symbol": "BTC/USDT", "price": "51000", "clientAlertId": "no spaces"}, "clientAlertId has characters it may not hold"),
     ],
 )
 async def test_a_bad_alert_gets_a_readable_4xx(backend: Running, body: dict, message: str) -> None:

@@ -32,6 +32,8 @@ async def server_process(data_dir: Path, port: int) -> AsyncIterator[asyncio.sub
         "SKEET_DEV_KEY": TEST_KEY.decode(),
         "SKEET_RATE_PER_S": "10000",
         "SKEET_RATE_BURST": "10000",
+        "SKEET_READ_RATE_PER_S": "10000",
+        "SKEET_READ_BURST": "10000",
     }
     log_path = data_dir / f"server-{port}.log"
     log = await asyncio.to_thread(log_path.open, "ab")
@@ -167,3 +169,50 @@ async def test_resting_orders_are_matched_after_a_restart(tmp_path: Path) -> Non
         filled = (await backend.get("alice", f"/v1/orders/{order['id']}")).json()
         assert filled["status"] == "closed"
         assert json.dumps(filled)
+
+
+async def test_concurrent_writers_are_all_durable_after_kill_9_mid_burst(tmp_path: Path) -> None:
+    """Group commit: many users' orders share an fsync; every one acknowledged before the kill is there."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    users = [f"trader{i}" for i in range(8)]
+    acknowledged: dict[str, list[dict]] = {uid: [] for uid in users}
+    enough = asyncio.Event()
+    async with server_process(tmp_path, port) as proc:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(base_url=base, timeout=5, limits=limits) as http:
+
+            async def writer(uid: str, lane: int) -> None:
+                for i in range(40):
+                    body = {"symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": "0.01",
+                            "price": 1000 + i, "clientOrderId": f"{uid}-{lane}-{i}"}
+                    try:
+                        r = await http.post("/v1/orders", headers=auth(uid), json=body)
+                    except httpx.TransportError:
+                        return  # the server is gone: this one is not acknowledged
+                    if r.status_code == 201:
+                        acknowledged[uid].append(r.json())
+                        if sum(map(len, acknowledged.values())) >= 120:
+                            enough.set()
+
+            async def killer() -> None:
+                await enough.wait()
+                os.kill(proc.pid, signal.SIGKILL)
+
+            kill = asyncio.create_task(killer())
+            # 8 users x 4 lanes: 32 requests in flight at once, so commits carry several transactions
+            await asyncio.wait_for(asyncio.gather(*(writer(u, lane) for u in users for lane in range(4))), 60)
+            assert kill.done(), f"only {sum(map(len, acknowledged.values()))} orders acknowledged"
+            await asyncio.wait_for(proc.wait(), 10)
+
+    async with server_process(tmp_path, port):
+        async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+            for uid in users:
+                r = await http.get("/v1/orders", headers=auth(uid), params={"limit": "500"})
+                stored = {o["clientOrderId"]: o for o in r.json()}
+                for order in acknowledged[uid]:
+                    assert order["clientOrderId"] in stored, f"acknowledged order {order['clientOrderId']} lost"
+                    assert stored[order["clientOrderId"]]["id"] == order["id"]
+                async with connect(f"ws://127.0.0.1:{port}/v1/stream?since=0", additional_headers=auth(uid)) as ws:
+                    changes, version = await until_synced(ws)
+                assert {c["id"] for c in changes if c["collection"] == "orders"} == {o["id"] for o in stored.values()}

@@ -189,7 +189,7 @@ async def test_stop_already_crossed_is_refused(backend: Running) -> None:
         "alice", symbol="BTC/USDT", side="buy", type="stop_market", amount="0.1", stopPrice="49000"
     )
     assert r.status_code == 400
-    assert "above the last price 50000 USDT" in r.json()["error"]
+    assert "above the last price 50,000 USDT" in r.json()["error"]
 
 
 async def test_cancel_releases_the_reservation_and_a_closed_order_cannot_be_canceled(
@@ -232,7 +232,7 @@ async def test_orders_list_filters_by_status_newest_first(backend: Running) -> N
         o["id"] for o in (await backend.get("alice", "/v1/orders", params={"status": "closed"})).json()
     ] == [closed["id"], ids[0]]
     bad = await backend.get("alice", "/v1/orders", params={"status": "filled"})
-    assert bad.status_code == 422 and "status" in bad.json()["error"]
+    assert bad.status_code == 422 and "Status" in bad.json()["error"]
 
 
 async def test_racing_orders_cannot_spend_the_same_money_twice(backend: Running) -> None:

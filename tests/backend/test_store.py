@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from backend_stub.store.base import (
+    ORDERS,
     AlreadyExists,
     ChangesCompacted,
     Create,
@@ -134,3 +136,69 @@ async def test_the_change_log_keeps_the_newest_changes_and_says_when_older_ones_
         docs, latest = await store.snapshot("a")
         assert latest == 100 and sorted(int(c.doc_id) for c in docs) == list(range(7))
         assert [c.version for c in await store.changes_since("b", 0)] == [1]  # another user's log is theirs
+
+
+async def check_pages(store: StateStore) -> None:
+    """The `page` contract, for every store: newest first by (timestamp, id), filtered, continued."""
+    docs = [
+        {"id": f"o{i:02d}", "timestamp": 1_000 + i // 2, "status": "open" if i % 3 else "canceled"}
+        for i in range(20)
+    ]  # two orders per millisecond: the id breaks the tie
+    for doc in docs:
+        await store.transact("pager", [Put(ORDERS, doc["id"], doc)])
+    await store.transact("other", [Put(ORDERS, "x", {"id": "x", "timestamp": 5_000, "status": "open"})])
+    newest_first = sorted(docs, key=lambda d: (d["timestamp"], d["id"]), reverse=True)
+
+    async def read_all(**where: Any) -> list[list[dict[str, Any]]]:
+        pages, after = [], None
+        while True:
+            page = await store.page("pager", ORDERS, limit=6, after=after, **where)
+            pages.append(page.docs)
+            if page.next is None:
+                return pages
+            after = page.next
+
+    pages = await read_all()
+    assert [len(p) for p in pages] == [6, 6, 6, 2]
+    assert [d for p in pages for d in p] == newest_first
+    opened = [d for p in await read_all(field="status", values=("open",)) for d in p]
+    assert opened == [d for d in newest_first if d["status"] == "open"]
+    closed = [d for p in await read_all(field="status", values=("closed", "canceled")) for d in p]
+    assert closed == [d for d in newest_first if d["status"] == "canceled"]
+    exact = await store.page("pager", ORDERS, limit=20)
+    assert len(exact.docs) == 20 and exact.next is None
+
+
+async def test_pages(store: SqliteStore) -> None:
+    await check_pages(store)
+
+
+async def test_concurrent_transactions_share_commits_and_fail_alone(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with SqliteStore(path) as store:
+        await store.transact("u0", [Create(ORDERS, "taken", {"n": -1})])
+        commits_before = store.commits
+
+        async def write(i: int) -> int | str:
+            uid = f"u{i % 10}"
+            writes: list[Any] = [Put(ORDERS, f"o{i}", {"n": i})]
+            if i % 50 == 0:  # user u0
+                writes.append(Create(ORDERS, "taken", {"n": i}))  # u0 has it: this transaction alone fails
+            if i % 40 == 1:
+                writes.append(Put(ORDERS, f"bad{i}", {"n": float("nan")}))  # not JSON: fails alone
+            try:
+                return await store.transact(uid, writes)
+            except (AlreadyExists, ValueError) as exc:
+                return type(exc).__name__
+
+        results = await asyncio.gather(*(write(i) for i in range(200)))
+        failed = {i for i, r in enumerate(results) if isinstance(r, str)}
+        assert failed == {i for i in range(200) if i % 50 == 0 or i % 40 == 1}
+        assert store.commits - commits_before <= 20  # many transactions per commit (one fsync each)
+    async with SqliteStore(path) as store:  # what was acknowledged is on disk; what failed left nothing
+        for i in range(200):
+            doc = await store.get(f"u{i % 10}", ORDERS, f"o{i}")
+            assert (doc is None) == (i in failed), i
+        for u in range(10):
+            versions = [c.version for c in await store.changes_since(f"u{u}", 0)]
+            assert versions == list(range(1, len(versions) + 1))  # consecutive, none lost inside a batch

@@ -34,20 +34,20 @@ async def post(backend: Running, body: object) -> tuple[int, str]:
         ({"amount": "101"}, 400, "Amount 101 BTC is above the maximum 100 BTC"),
         ({"amount": "0"}, 400, "Amount must be greater than 0 BTC"),
         ({"amount": "-1"}, 400, "Amount must be greater than 0 BTC"),
-        ({"price": "45000.001"}, 400, "Price 45000.001 USDT is not a multiple of the tick 0.01 USDT"),
+        ({"price": "45000.001"}, 400, "Price 45,000.001 USDT is not a multiple of the tick 0.01 USDT"),
         ({"price": "-5"}, 400, "Price must be greater than 0 USDT"),
-        ({"price": "2000000"}, 400, "Price 2000000 USDT is above the maximum 1000000 USDT"),
+        ({"price": "2000000"}, 400, "Price 2,000,000 USDT is above the maximum 1,000,000 USDT"),
         ({"amount": "0.0001", "price": "40000"}, 400, "Order value 4 USDT is below the minimum 5 USDT"),
         ({"price": None}, 400, "A limit order needs a price"),
         ({"type": "stop_limit"}, 400, "A stop-limit order needs a stop price"),
         ({"type": "stop_market", "price": None}, 400, "A stop-market order needs a stop price"),
         ({"type": "market"}, 400, "A market order takes no price"),
         ({"stopPrice": "44000"}, 400, "A limit order takes no stop price"),
-        ({"side": "long"}, 422, "side: Input should be 'buy' or 'sell'"),
-        ({"type": "trailing"}, 422, "type: Input should be"),
-        ({"amount": "lots"}, 422, "amount: must be a number"),
-        ({"amount": [1]}, 422, "amount: must be a number"),
-        ({"amount": True}, 422, "amount"),
+        ({"side": "long"}, 422, "Side must be buy or sell"),
+        ({"type": "trailing"}, 422, "Order type must be market, limit, stop_market"),
+        ({"amount": "lots"}, 422, "Amount must be a number"),
+        ({"amount": [1]}, 422, "Amount must be a number"),
+        ({"amount": True}, 422, "Amount must be a number"),
         ({"clientOrderId": ""}, 422, "clientOrderId"),
         ({"clientOrderId": "has space"}, 422, "clientOrderId"),
         ({"clientOrderId": "x" * 65}, 422, "clientOrderId"),
@@ -83,9 +83,9 @@ async def test_non_finite_numbers(backend: Running, literal: str) -> None:
             "/v1/orders", content=raw, headers={**auth("alice"), "Content-Type": "application/json"}
         )
         assert r.status_code in (400, 422), (field, literal, r.text)
-        assert r.json()["error"] == f"{field}: must be a finite number"
+        assert r.json()["error"] == f"{field.capitalize()} must be a finite number"
         code, error = await post(backend, {**OK, field: literal.lower()})
-        assert code in (400, 422) and field in error
+        assert code in (400, 422) and field.capitalize() in error
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ async def test_non_finite_numbers(backend: Running, literal: str) -> None:
         ("", "The request needs a JSON body"),
         ("[1, 2]", "The request body must be a JSON object"),
         ('"text"', "The request body must be a JSON object"),
-        ("{}", "symbol: is required"),
+        ("{}", "Symbol is required"),
     ],
 )
 async def test_malformed_bodies(backend: Running, raw: str, message: str) -> None:
@@ -157,7 +157,15 @@ async def test_no_body_makes_a_5xx(backend: Running) -> None:
         assert isinstance(r.json(), dict)
 
 
-@pytest.mark.parametrize("value", ["1e400", "-1e400", "1e-400", 1e300])
-async def test_absurd_magnitudes(backend: Running, value: object) -> None:
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1e400", "Amount is out of range (too large)"),
+        ("-1e400", "Amount is out of range (too large)"),
+        (1e300, "Amount is out of range (too large)"),
+        ("1e-400", "Amount has more than 18 decimal places"),
+    ],
+)
+async def test_absurd_magnitudes(backend: Running, value: object, message: str) -> None:
     code, error = await post(backend, {**OK, "amount": value})
-    assert (code, error) == (422, "amount: is out of range")
+    assert (code, error) == (422, message)

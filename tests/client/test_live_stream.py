@@ -13,7 +13,7 @@ from services.live import Change
 from services.live.stream import StreamLive
 from tests.support import free_port, start_backend, stop
 
-KEY = "live-stream-test-key"
+KEY = "live-stream-test-key-long-enough-for-hmac"
 
 
 @pytest.fixture

@@ -39,6 +39,8 @@ def live_api(deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         SKEET_DATA_DIR=str(tmp / "data"),
         SKEET_RATE_PER_S="1000",  # fuzzing is not abuse: let the requests reach the handlers
         SKEET_RATE_BURST="1000",
+        SKEET_READ_RATE_PER_S="1000",
+        SKEET_READ_BURST="1000",
     )
     argv = [sys.executable, "-m", "backend_stub", "serve"]
     with deployment.process(argv, env, port=port, log_path=tmp / "server.log") as server:

@@ -24,7 +24,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 @pytest.fixture(scope="session")
 def skeet_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     data = tmp_path_factory.mktemp("skeet-data")
-    return {**os.environ, "SKEET_DATA_DIR": str(data), "SKEET_DEV_KEY": "e2e-dev-key-not-a-secret",
+    return {**os.environ, "SKEET_DATA_DIR": str(data), "SKEET_DEV_KEY": "e2e-dev-key-not-a-secret-long-enough",
             "PYTHONUNBUFFERED": "1"}
 
 

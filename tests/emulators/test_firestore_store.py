@@ -200,3 +200,9 @@ async def test_two_instances_writing_for_one_user_never_share_a_version(
     assert [c.doc_id for c in await store.changes_since("u1", 0)] == sorted(
         (f"o{i}" for i in range(6)), key=lambda d: results[int(d[1:])]
     )
+
+
+async def test_pages(store: FirestoreStore) -> None:
+    from tests.backend.test_store import check_pages
+
+    await check_pages(store)

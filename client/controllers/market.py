@@ -1,0 +1,205 @@
+"""`MarketController`: the session's share of the process's market (`client.hub.MarketHub`) — markets, candle
+history at the trader's timeframe, ticks and signals of the watchlist, per-symbol freshness — and the trader's
+choices about it (symbols, timeframe, market source, the rules the shared engine runs for this trader)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from client.context import SessionContext
+from client.hub import MarketHub, MarketSubscription
+from services.market import (
+    Candle,
+    MarketDataError,
+    MarketFeed,
+    StreamingFeed,
+    Tick,
+    TradeHistory,
+    exchange_ids,
+)
+from services.signals import Rule, Signal
+
+HISTORY_BARS = 120
+FRESHNESS_INTERVAL_S = 1.0
+
+
+class MarketController:
+    """A `MarketListener` of the hub: `on_tick` runs on the hub's task, once per tick of a watched symbol."""
+
+    def __init__(self, ctx: SessionContext, hub: MarketHub) -> None:
+        self._ctx = ctx
+        self._hub = hub
+        self.subscription: MarketSubscription | None = None
+        self._rules: list[Rule] | None = None  # None: the market's default rules (no rule book)
+
+    @property
+    def feed(self) -> MarketFeed | None:
+        """The feed the session reads history and tickers from (shared; never closed by the session)."""
+        return self.subscription.feed if self.subscription else None
+
+    # -- jobs the session starts ----------------------------------------------------------------
+    async def run(self) -> None:
+        """Join the market, then history for the watchlist, warm-up (once per process), ticks."""
+        state = self._ctx.state
+        try:
+            sub = await self._hub.join(state.market_source, self)
+        except (MarketDataError, ImportError, OSError) as exc:
+            self._feed_failed(exc)
+            return
+        self._adopt(sub)
+        await self._watch(list(state.watchlist))
+
+    async def watch_freshness(self) -> None:
+        """Once a second, each symbol's "live" / "stale" / "reconnecting", where the feed can tell."""
+        state = self._ctx.state
+        while True:
+            await asyncio.sleep(FRESHNESS_INTERVAL_S)
+            feed = self.feed
+            if not isinstance(feed, StreamingFeed):
+                continue
+            for symbol in state.watchlist:
+                with contextlib.suppress(MarketDataError):
+                    state.set_feed_status(symbol, feed.status(symbol))
+
+    async def load_exchanges(self) -> None:
+        """The exchange picker's list; importing ccxt takes about a second, so off the UI loop."""
+        self._ctx.state.exchanges = await asyncio.to_thread(exchange_ids)
+        self._ctx.state.changed("settings")
+
+    async def aclose(self) -> None:
+        """Leave the market: symbols nobody else watches stop streaming."""
+        sub, self.subscription = self.subscription, None
+        if sub is not None:
+            await sub.aclose()
+
+    # -- MarketListener ---------------------------------------------------------------------------
+    def on_tick(self, tick: Tick, snapshot: dict[str, float], signals: list[Signal]) -> None:
+        state = self._ctx.state
+        if signals:
+            state.add_signals(signals)
+            if state.alerts_enabled:
+                signal = signals[-1]
+                state.notify(f"{signal.direction.upper()} signal on {signal.symbol}: {signal.rule_name}")
+        state.apply_tick(tick, snapshot)
+
+    def on_feed_error(self, error: MarketDataError) -> None:
+        self._feed_failed(error)
+
+    # -- the trader's choices -------------------------------------------------------------------
+    def use_rules(self, rules: Sequence[Rule] | None) -> None:
+        """The trader's rules for the shared engine (None: the market's defaults, shown in the editor)."""
+        self._rules = None if rules is None else list(rules)
+        if self.subscription is not None:
+            self._apply_rules(self.subscription)
+
+    async def set_timeframe(self, timeframe: str) -> None:
+        state = self._ctx.state
+        if not state.timeframe_available(timeframe):
+            return
+        state.set_timeframe(timeframe)
+        try:
+            await self._load_history(list(state.watchlist))
+        except MarketDataError as exc:
+            state.notify(f"Could not load {timeframe} candles: {exc}", "error")
+
+    def add_symbol(self, symbol: str) -> None:
+        state = self._ctx.state
+        symbol = symbol.strip().upper()
+        if symbol in state.watchlist:
+            state.notify(f"{symbol} is already on your watchlist")
+            return
+        if state.markets and symbol not in state.markets:
+            state.notify(f"Unknown symbol {symbol} on this market", "error")
+            return
+        state.set_watchlist([*state.watchlist, symbol])
+        state.search_symbol("")
+        self._ctx.save_preferences()
+        self._ctx.spawn(self._watch([symbol]), name=f"watch {symbol}")
+
+    def remove_symbol(self, symbol: str) -> None:
+        state = self._ctx.state
+        if len(state.watchlist) <= 1:
+            state.notify("Keep at least one symbol on the watchlist")
+            return
+        state.set_watchlist([s for s in state.watchlist if s != symbol])
+        self._ctx.save_preferences()
+        self._ctx.spawn(self._watch([]), name="unwatch")
+
+    async def switch(self, source: str) -> None:
+        """Another market source (replay, or a ccxt exchange): its markets, history and ticks, shared with
+        whoever else watches it. If it cannot be reached, the previous source stays and the trader is told."""
+        state = self._ctx.state
+        try:
+            sub = await self._hub.join(source, self)
+        except (MarketDataError, ImportError, OSError) as exc:
+            state.notify(f"Could not switch to {source}: {exc}", "error")
+            return
+        await self.aclose()
+        state.modes["market"] = sub.mode
+        state.market_source = source
+        self._adopt(sub)
+        if not state.timeframe_available(state.timeframe):
+            state.timeframe = "1m"
+        kept = [s for s in state.watchlist if s in sub.markets] or list(sub.markets)[:5]
+        state.set_watchlist(kept)
+        self._ctx.save_preferences()
+        state.changed()  # the mode badge and every panel: a full repaint
+        state.notify(f"Market data: {sub.mode}", "success")
+        await self._watch(list(state.watchlist))
+
+    # -- market → state -------------------------------------------------------------------------
+    def _adopt(self, sub: MarketSubscription) -> None:
+        state = self._ctx.state
+        self.subscription = sub
+        state.set_markets(sub.markets)
+        state.modes.setdefault("market", sub.mode)
+        state.indicator_keys = sub.indicator_keys
+        feed = sub.feed
+        state.history_span_ms = feed.history_span_ms if isinstance(feed, TradeHistory) else 0
+        self._apply_rules(sub)
+
+    def _apply_rules(self, sub: MarketSubscription) -> None:
+        if self._rules is None:
+            sub.set_rules(sub.default_rules)
+            self._ctx.state.set_rules(list(sub.default_rules))
+        else:
+            sub.set_rules(self._rules)
+
+    def _feed_failed(self, exc: Exception) -> None:
+        state = self._ctx.state
+        state.notify(f"Market data: {exc}", "error")
+        for symbol in state.watchlist:
+            state.set_feed_status(symbol, "offline")
+
+    async def _watch(self, new_symbols: list[str]) -> None:
+        """History for `new_symbols`, then the whole watchlist from the hub (which warms up a symbol the
+        first time anyone watches it); the new symbols' overlay past and recent signals come with it."""
+        sub, state = self.subscription, self._ctx.state
+        if sub is None:
+            return
+        try:
+            await self._load_history(new_symbols)
+        except MarketDataError as exc:
+            self._feed_failed(exc)
+            return
+        # Selected symbol first: its chart is the one on screen.
+        for symbol in sorted(new_symbols, key=lambda s: s != state.selected):
+            await sub.watch([*sub.symbols, symbol])
+            for minute, value in sorted(sub.indicator_history(symbol).items()):
+                state.record_indicator(symbol, minute, value)
+            state.add_signals(sub.recent_signals(symbol))
+        await sub.watch(state.watchlist)
+        state.changed()
+
+    async def _load_history(self, symbols: list[str]) -> dict[str, list[Candle]]:
+        state, feed = self._ctx.state, self.feed
+        history: dict[str, list[Candle]] = {}
+        if feed is None:
+            return history
+        for symbol in symbols:
+            history[symbol] = await feed.candles(symbol, state.timeframe, limit=HISTORY_BARS)
+            ticker = await feed.ticker(symbol)
+            state.set_history(symbol, history[symbol], open_24h=ticker.get("open"))
+        return history

@@ -1,0 +1,93 @@
+"""The session core on a real Flet page and session (a connection that records what it would send):
+closing stops every task it owns and releases its services; a tab that goes away and stays away ends it;
+one that comes back keeps it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from flet.messaging.session import Session
+from flet.pubsub.pubsub_hub import PubSubHub
+
+from client.app import SessionServices, SkeetSession
+from client.sessions import SessionRegistry
+from services.api import SkeetApi
+from services.auth.local import LocalIdentity
+from services.live.stream import StreamLive
+from services.market import ReplayFeed
+from services.signals import SignalEngine
+from tests.client.test_alerts import until
+from tests.client.test_live_confirmation import RecordingConnection
+
+
+def make(registry: SessionRegistry, end_after_s: float) -> tuple[Session, SkeetSession]:
+    conn = RecordingConnection()
+    conn.pubsubhub = PubSubHub()
+    flet_session = Session(conn)
+    flet_session.get_page_patch()
+    identity = LocalIdentity("core", key=b"k")
+    services = SessionServices(
+        feed=ReplayFeed(), engine=SignalEngine(), modes={}, backend_url="http://127.0.0.1:9",
+        api=SkeetApi(base_url="http://127.0.0.1:9", token=identity.token, retries=0),
+        live=StreamLive(base_url="http://127.0.0.1:9", token=identity.token),
+    )
+    app = SkeetSession(flet_session.page, services, watchlist=["BTC/USDT"], registry=registry,
+                       end_after_disconnect_s=end_after_s)
+    return flet_session, app
+
+
+async def test_close_stops_every_task_and_releases_the_services() -> None:
+    registry = SessionRegistry()
+    flet_session, app = make(registry, end_after_s=60)
+    await app.start()
+    await until(lambda: "BTC/USDT" in app.state.quotes)  # the tick stream runs
+    assert registry.counts()["sessions"] == 1 and app.task_count >= 3
+    await app.close()
+    assert app.task_count == 0 and registry.counts() == {"sessions": 0, "session_tasks": 0,
+                                                         "sessions_opened": 1, "sessions_closed": 1}
+    assert app.state.live_status == "offline"  # the /v1/stream listener was closed
+    assert app.tasks.spawn(asyncio.sleep(0)) is None  # a late tap starts nothing
+    await app.close()  # twice is harmless
+    assert flet_session is not None
+
+
+async def test_a_tab_that_stays_away_ends_and_one_that_comes_back_stays() -> None:
+    registry = SessionRegistry()
+    flet_session, app = make(registry, end_after_s=0.5)
+    await app.start()
+    page = flet_session.page
+    await flet_session.dispatch_event(page._i, "disconnect", None)  # noqa: SLF001  (what Flet dispatches)
+    await flet_session.dispatch_event(page._i, "connect", None)  # noqa: SLF001
+    await asyncio.sleep(0.8)  # past the end delay: the reconnect must have called it off
+    assert not app.closed and len(registry) == 1
+
+    await flet_session.dispatch_event(page._i, "disconnect", None)  # noqa: SLF001
+    await until(lambda: app.closed and app.task_count == 0, timeout_s=10)
+    assert len(registry) == 0
+
+
+async def test_a_hidden_tab_gets_no_repaints_until_it_shows_again() -> None:
+    flet_session, app = make(SessionRegistry(), end_after_s=60)
+    renders: list[set[str] | None] = []
+    render = app.shell.render
+
+    def counted(state: Any, dirty: set[str] | None = None) -> Any:  # the real render, counted
+        renders.append(dirty)
+        return render(state, dirty)
+
+    app.shell.render = counted  # type: ignore[method-assign]
+    await app.start()
+    await until(lambda: "BTC/USDT" in app.state.quotes and len(renders) > 2)  # ticks are being painted
+    page = flet_session.page
+    await flet_session.dispatch_event(page._i, "app_lifecycle_state_change", {"state": "hide"})  # noqa: SLF001
+    assert not page.app_visible
+    await asyncio.sleep(0.2)  # a repaint already under way finishes
+    painted, version = len(renders), app.state.version
+    await until(lambda: app.state.version > version + 5)  # the market moves on...
+    await asyncio.sleep(0.3)  # ...for three repaint intervals more
+    assert len(renders) == painted  # ...and the hidden tab was not repainted
+    await flet_session.dispatch_event(page._i, "app_lifecycle_state_change", {"state": "show"})  # noqa: SLF001
+    await until(lambda: len(renders) > painted)
+    assert "quotes" in (renders[-1] or set())  # what changed while hidden is painted at once
+    await app.close()
