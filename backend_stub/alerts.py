@@ -21,9 +21,10 @@ from decimal import Decimal
 from typing import Any
 
 from backend_stub.errors import ApiError
-from backend_stub.money import dec, is_multiple, num, opt_dec, text
+from backend_stub.money import dec, is_multiple, num, opt_dec
 from backend_stub.store.base import ALERTS, AlreadyExists, Create, Delete, Page, PageKey, Put, StateStore
 from backend_stub.trades import follow_trades, last_price
+from backend_stub.validation import words
 from services.market.types import MarketFeed, Tick
 
 MAX_ALERTS_PER_USER = 100
@@ -72,14 +73,14 @@ class AlertBook:
             raise ApiError(422, "The alert price must be above zero")
         step = opt_dec((market.get("precision") or {}).get("price"))
         if step and not is_multiple(price, step):
-            raise ApiError(422, f"Price {text(price)} {quote} is not a multiple of the tick {text(step)} {quote}")
+            raise ApiError(422, f"Price {words(price)} {quote} is not a multiple of the tick {words(step)} {quote}")
         async with self._locks[uid]:
             existing = await self._store.get(uid, ALERTS, client_alert_id)
             if existing is not None:
                 return self._replay(existing, symbol, price, note), False
             last = await last_price(self._feed, symbol)
             if price == last:
-                raise ApiError(422, f"{symbol} is at {text(price)} {quote} now; set a price above or below it")
+                raise ApiError(422, f"{symbol} is at {words(price, step)} {quote} now; set a price above or below it")
             mine = await self._store.list(uid, ALERTS)
             if sum(1 for alert in mine if alert.get("status") == "active") >= MAX_ALERTS_PER_USER:
                 raise ApiError(409, f"You have {MAX_ALERTS_PER_USER} active alerts; delete one to add another")

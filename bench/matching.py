@@ -17,6 +17,13 @@ convert its prices to Decimal to see whether the trade reaches it. It runs over 
 
 CPU share of a core at a trade rate = CPU seconds per trade × trades per second: at the replay's own rate
 (counted from the shipped recording, all symbols, speed 1) and at 50 trades/s. Targets: ≤ 2 % and ≤ 10 %.
+`--server` also measures the whole server, as a trader's book would load it: `python -m backend_stub` on
+the replay (all symbols, speed 1, then at the speed that makes 50 trades/s), its CPU (all threads, from
+/proc) over `--idle-s` seconds first with no orders, then again after `--orders` resting orders over
+`--users` traders were placed through `POST /v1/orders` (buy limits at half the price, buy stops at twice
+it: never reached). The baseline is the same server with an empty book, so the difference is what the
+book costs; the targets apply to the whole process.
+
 The last line printed is one JSON object with the figures.
 """
 
@@ -36,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backend_stub.brokers.base import OrderRequest  # noqa: E402
 from backend_stub.brokers.paper import PaperBroker  # noqa: E402
@@ -133,6 +141,72 @@ async def seed(broker: PaperBroker, orders: int, users: int) -> None:
         await broker.create_order(f"trader-{i % users}", request)
 
 
+async def server_idle_cpu(args: argparse.Namespace, speed: float) -> dict[str, float]:
+    """Server CPU % of a core, idle, empty book then `--orders` resting ones (replay at `speed`)."""
+    import httpx
+    from ui_latency import cpu_seconds  # this folder's /proc reader
+
+    from services.auth import devtoken
+    from services.market.replay import ReplayFeed
+    from tests.support import free_port, start_backend, stop
+
+    key = "bench-matching-dev-key-0123456789abcdef"
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            "SKEET_DATA_DIR": tmp, "SKEET_DEV_KEY": key, "SKEET_FEED": "replay",
+            "SKEET_REPLAY_SPEED": f"{speed:.4f}", "SKEET_RATE_PER_S": "1000000", "SKEET_RATE_BURST": "1000000",
+            "SKEET_PAPER_BALANCE": "1000000000", "SKEET_MAX_OPEN_ORDERS": "100000",
+        }
+        server = await asyncio.to_thread(start_backend, env, port, Path(tmp) / "server.log")
+        try:
+            async def idle() -> float:
+                await asyncio.sleep(2)  # let start-up and the last writes settle
+                before, t0 = cpu_seconds(server.pid), time.monotonic()
+                await asyncio.sleep(args.idle_s)
+                return (cpu_seconds(server.pid) - before) / (time.monotonic() - t0) * 100
+
+            empty = await idle()
+            headers = {u: {"Authorization": f"Bearer {devtoken.mint(u, key=key.encode())}"}
+                       for u in (f"trader-{i}" for i in range(args.users))}
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+                markets = (await http.get("/v1/markets", headers=headers["trader-0"])).json()
+                symbols = sorted(markets)
+                replay = ReplayFeed()  # the server replays the same recording in step with the clock
+                lasts = {symbol: dec((await replay.ticker(symbol))["last"]) for symbol in symbols}
+                queue: asyncio.Queue[int] = asyncio.Queue()
+                for i in range(args.orders):
+                    queue.put_nowait(i)
+
+                async def worker() -> None:
+                    while not queue.empty():
+                        i = queue.get_nowait()
+                        symbol = symbols[i % len(symbols)]
+                        body = _far_order(i, symbol, lasts[symbol], markets[symbol])
+                        r = await http.post("/v1/orders", json=body, headers=headers[f"trader-{i % args.users}"])
+                        assert r.status_code == 201, r.text
+
+                await asyncio.gather(*(worker() for _ in range(8)))
+            full = await idle()
+        finally:
+            await asyncio.to_thread(stop, server)
+    return {"empty_pct": empty, "full_pct": full}
+
+
+def _far_order(i: int, symbol: str, last: Decimal, market: dict[str, Any]) -> dict[str, Any]:
+    tick = Decimal(str(market["precision"]["price"]))
+    step = Decimal(str(market["precision"]["amount"]))
+    low = floor_to(last / 2, tick)
+    high = floor_to(last * 2, tick)
+    amount = max(floor_to(Decimal(20) / low, step) + step, Decimal(str(market["limits"]["amount"]["min"] or step)))
+    body: dict[str, Any] = {"symbol": symbol, "side": "buy", "amount": str(amount), "clientOrderId": f"m-{i}"}
+    if i % 2:
+        body |= {"type": "limit", "price": str(low - tick * (i % 50))}
+    else:
+        body |= {"type": "stop_market", "stopPrice": str(high + tick * (i % 50))}
+    return body
+
+
 def trades(count: int) -> list[Tick]:
     # A slow wave ±0.4 %: inside every order's distance, so the book waits (the idle case).
     out = []
@@ -183,6 +257,17 @@ async def main(args: argparse.Namespace, base: str | None) -> dict[str, Any]:
         "sort_everything_cpu_pct_at_50_per_s": round(old_s * 50 * 100, 1),
         "targets_met": book_s * rate <= 0.02 and book_s * 50 <= 0.10,
     }
+    if args.server:
+        for label, speed in (("replay", 1.0), ("50_per_s", 50 / rate)):
+            figures = await server_idle_cpu(args, speed)
+            result[f"server_cpu_pct_empty_at_{label}"] = round(figures["empty_pct"], 2)
+            result[f"server_cpu_pct_{args.orders}_orders_at_{label}"] = round(figures["full_pct"], 2)
+            print(f"server at {label} ({speed:.2f}× replay): {figures['empty_pct']:.2f} % of a core with no orders, "
+                  f"{figures['full_pct']:.2f} % with {args.orders:,}")
+        result["server_targets_met"] = (
+            result[f"server_cpu_pct_{args.orders}_orders_at_replay"] <= 2
+            and result[f"server_cpu_pct_{args.orders}_orders_at_50_per_s"] <= 10
+        )
     print(f"{args.orders:,} resting orders over {args.users:,} traders on {SYMBOL}; idle trades (none reaches an order)")
     print(f"{'matcher':<18}{'µs/trade':>10}{'% core @ replay ' + format(rate, '.1f') + '/s':>26}{'% core @ 50/s':>16}")
     for name, seconds in (("book", book_s), ("sort_everything", old_s)):
@@ -196,5 +281,7 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=1_000)
     parser.add_argument("--trades", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--server", action="store_true", help="also measure the whole server's idle CPU")
+    parser.add_argument("--idle-s", type=float, default=20.0)
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     print(json.dumps(asyncio.run(main(parser.parse_args(), shm))))

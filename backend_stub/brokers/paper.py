@@ -19,6 +19,7 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -206,7 +207,7 @@ class PaperBroker:
         order = await self._store.get(uid, ORDERS, order_id)
         if order is None:
             raise OrderNotFound(f"Order {order_id} not found")
-        return order
+        return self._live(order)
 
     async def fetch_orders(self, uid: str, status: StatusFilter = "all") -> list[dict[str, Any]]:
         orders = await self._store.list(uid, ORDERS)
@@ -215,12 +216,28 @@ class PaperBroker:
         elif status == "closed":
             orders = [o for o in orders if o["status"] != "open"]
         # Ids are time-ordered (see `_new_id`), so this is newest first.
-        return sorted(orders, key=lambda o: o["id"], reverse=True)
+        return [self._live(o) for o in sorted(orders, key=lambda o: o["id"], reverse=True)]
 
     async def fetch_order_page(
         self, uid: str, status: StatusFilter = "all", *, limit: int, after: PageKey | None = None
     ) -> Page:
-        return await order_page(self._store, uid, status, limit=limit, after=after)
+        page = await order_page(self._store, uid, status, limit=limit, after=after)
+        return replace(page, docs=[self._live(o) for o in page.docs])
+
+    def _live(self, order: dict[str, Any]) -> dict[str, Any]:
+        """A trailing stop's trigger as it stands now (it follows the market in the book; the stored
+        document keeps the one it was placed with, so a trade never costs a write per trailing stop)."""
+        if order.get("type") != "trailing_stop" or order.get("status") != "open":
+            return order
+        book = self._books.get(order["symbol"])
+        resting = book.get(order["id"]) if book is not None else None
+        if resting is None or resting.peak is None:
+            return order
+        market = self._markets[order["symbol"]]
+        assert resting.trailing_percent is not None
+        trigger = num(_trail(resting.side, resting.peak, resting.trailing_percent, _step(market, "price")))
+        return {**order, "stopPrice": trigger, "triggerPrice": trigger,
+                "info": {**order["info"], "peak": text(resting.peak)}}
 
     async def fetch_positions(self, uid: str) -> list[dict[str, Any]]:
         out = []

@@ -78,7 +78,7 @@ async def test_a_retry_returns_the_first_alert_and_never_makes_a_second(backend:
         ({"symbol": "BTC/USDT", "price": "0"}, "must be above zero"),
         ({"symbol": "BTC/USDT", "price": "-5"}, "must be above zero"),
         ({"symbol": "BTC/USDT", "price": "51000.001"}, "not a multiple of the tick 0.01 USDT"),
-        ({"symbol": "BTC/USDT", "price": "50000"}, "BTC/USDT is at 50000 USDT now"),
+        ({"symbol": "BTC/USDT", "price": "50000"}, "BTC/USDT is at 50,000 USDT now"),
         ({"symbol": "BTC/USDT", "price": "lots"}, "Price must be a number"),
         ({"symbol": "BTC/USDT", "price": "51000", "note": "x" * 141}, "Note must be at most 140 characters"),
         ({"symbol": "BTC/USDT", "price": "51000", "clientAlertId": "no spaces"}, "clientAlertId has characters it may not hold"),

@@ -109,7 +109,10 @@ async def test_trailing_stop_follows_the_high_and_fires_percent_below_it(backend
     assert trail["stopPrice"] == 49_000 and trail["trailingPercent"] == 2
     await backend.feed.trade(BTC, 55_000.0)
     await backend.feed.trade(BTC, 54_000.0)  # above 55,000 × 0.98 = 53,900
-    assert (await order(backend, trail["id"]))["status"] == "open"
+    moved = await order(backend, trail["id"])
+    assert moved["status"] == "open" and moved["stopPrice"] == 53_900  # the trigger followed the high
+    [listed] = await open_orders(backend)
+    assert listed["stopPrice"] == 53_900
     await backend.feed.trade(BTC, 53_900.0)
     done = await order(backend, trail["id"])
     assert done["status"] == "closed" and done["average"] == 53_873.05  # 53,900 × (1 − 0.0005)

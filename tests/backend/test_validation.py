@@ -130,11 +130,17 @@ order_like = st.fixed_dictionaries(
     optional={
         "symbol": st.sampled_from(["BTC/USDT", "ETH/USDT", "X/Y", ""]) | json_values,
         "side": st.sampled_from(["buy", "sell"]) | json_values,
-        "type": st.sampled_from(["market", "limit", "stop_market", "stop_limit"]) | json_values,
+        "type": st.sampled_from(["market", "limit", "stop_market", "stop_limit", "trailing_stop", "oco"])
+        | json_values,
         "amount": st.decimals(allow_nan=True, allow_infinity=True).map(str) | json_values,
         "price": st.decimals(allow_nan=True, allow_infinity=True).map(str) | json_values,
         "stopPrice": st.decimals(allow_nan=True, allow_infinity=True).map(str) | json_values,
         "clientOrderId": st.text(min_size=1, max_size=10) | json_values,
+        "trailingPercent": st.decimals(allow_nan=True, allow_infinity=True).map(str) | json_values,
+        "timeInForce": st.sampled_from(["GTC", "IOC", "FOK"]) | json_values,
+        "postOnly": st.booleans() | json_values,
+        "takeProfitPrice": st.decimals(allow_nan=True, allow_infinity=True).map(str) | json_values,
+        "stopLossPrice": st.decimals(allow_nan=True, allow_infinity=True).map(str) | json_values,
     },
 )
 
