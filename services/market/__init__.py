@@ -7,9 +7,8 @@ from services.market.freshness import FeedStatus
 from services.market.quotes import BookTop
 from services.market.replay import ReplayFeed, default_recording
 from services.market.sources import exchange_ids, open_feed
-from services.market.streaming import StreamingFeed
-from services.market.synthetic_feed import SyntheticFeed
 from services.market.streaming import StreamingFeed, TradeHistory
+from services.market.synthetic_feed import SyntheticFeed
 from services.market.types import (
     TIMEFRAME_MS,
     Candle,
