@@ -6,8 +6,9 @@ bracket exits. The rules of every order type are in the book's docstring; here: 
 fill, taker for one at once or after a trigger), reservations, and the order documents.
 
 Every state change is one store transaction (order + position + balances together), and the books are only
-an index of the open orders in the store: they are rebuilt from the store at start. A trailing stop resumes
-from the peak stored with it at placement.
+an index of the open orders in the store: they are rebuilt from the store at start. A trailing stop's
+moving trigger lives in the book (no write per trade); it is written at a clean stop, so a restart resumes
+from it (after a crash: from the one written at placement).
 """
 
 from __future__ import annotations
@@ -133,6 +134,23 @@ class PaperBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            await self._save_trailing_peaks()
+
+    async def _save_trailing_peaks(self) -> None:
+        """On a clean stop, write each open trailing stop's trigger as it stands, so the next start resumes
+        from it (after a crash they resume from the last one written: at placement)."""
+        for uid, orders in list(self._open.items()):
+            writes: list[Write] = []
+            for order in list(orders.values()):
+                live = self._live(order)
+                if live is not order and live["info"].get("peak") != order["info"].get("peak"):
+                    writes.append(Put(ORDERS, order["id"], live))
+                    orders[order["id"]] = live
+            if writes:
+                try:
+                    await self._store.transact(uid, writes)
+                except Exception:  # the store may be going away too; the placement peak stays
+                    log.warning("paper broker: could not save trailing stops of a trader at shutdown")
 
     async def markets(self) -> dict[str, dict[str, Any]]:
         if not self._markets:

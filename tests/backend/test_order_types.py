@@ -311,3 +311,19 @@ async def test_every_resting_type_is_rebuilt_after_a_restart(tmp_path: Path) -> 
         oco = await order(backend, ids["oco"])
         assert oco["status"] == "closed" and oco["info"]["leg"] == "stop"
         assert [o["id"] for o in await open_orders(backend)] == [exit_["id"]]
+
+
+async def test_a_clean_restart_keeps_where_a_trailing_stop_had_followed_the_market(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    feed = ListFeed({BTC: 50_000.0})
+    async with serve(settings, feed) as backend:
+        await feed.until_consumers(1)
+        await place(backend, side="buy", type="market", amount="0.1")
+        trail = await place(backend, side="sell", type="trailing_stop", amount="0.1", trailingPercent="2")
+        await feed.trade(BTC, 55_000.0)
+    feed = ListFeed({BTC: 54_000.0})
+    async with serve(settings, feed) as backend:
+        await feed.until_consumers(1)
+        assert (await order(backend, trail["id"]))["stopPrice"] == 53_900
+        await feed.trade(BTC, 53_900.0)
+        assert (await order(backend, trail["id"]))["status"] == "closed"
