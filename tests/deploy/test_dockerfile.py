@@ -240,6 +240,11 @@ def test_the_cmd_serves_the_api_on_port(deployment, tmp_path: Path) -> None:
     # Cloud Run's state is Firestore through the service account; here the embedded store stands in for
     # the database only, everything else is the image's configuration.
     env.update(SKEET_STATE="sqlite", SKEET_DATA_DIR=str(tmp_path / "data"))
+    # Cloud Run hands the service account's credentials over its metadata server, which does not exist here
+    # (GCP itself): a service-account key made for this test stands in for them. The backend only loads it;
+    # a request without a token never reaches Google.
+    env["GOOGLE_APPLICATION_CREDENTIALS"] = str(_stand_in_service_account(tmp_path))
+    env.setdefault("GOOGLE_CLOUD_PROJECT", "skeet-image-test")
     with deployment.process(cmd(), env, port=port, log_path=tmp_path / "server.log") as server:
         health = httpx.get(f"{server.url}/healthz", timeout=5)
         gated = httpx.get(f"{server.url}/v1/insights", timeout=5)
@@ -253,3 +258,22 @@ def test_the_dockerignore_matcher_follows_dockers_rules() -> None:
     assert dockerignore_admits("assets/replay/README.md")
     assert not dockerignore_admits("assets/other/recording.jsonl.gz")
     assert not dockerignore_admits("services/market/__pycache__/types.cpython-311.pyc")
+
+
+def _stand_in_service_account(tmp_path: Path) -> Path:
+    """A service-account key file of the shape Google issues, with a key generated here (no GCP here)."""
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    path = tmp_path / "service-account.json"
+    path.write_text(json.dumps({
+        "type": "service_account", "project_id": "skeet-image-test", "private_key_id": "test",
+        "private_key": pem, "client_email": "skeet-api@skeet-image-test.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token",
+    }))
+    return path
