@@ -80,6 +80,7 @@ class SkeetSession:
         self._registry = registry
         self._end_after_s = end_after_disconnect_s
         self._connected = True  # repaints go nowhere while the tab is away
+        self._visible = True  # the tab shows the page (a hidden tab or backgrounded app is not repainted)
         self._ending: asyncio.Task[Any] | None = None
         self._closing: asyncio.Future[None] | None = None
 
@@ -104,8 +105,8 @@ class SkeetSession:
         self.rules.load()
         if self.services.preferences and self.services.preferences.problem:
             self.state.notify(self.services.preferences.problem, "error")
-        # A hidden tab or a backgrounded app cannot show a frame: no repaints until it is back (Flet keeps
-        # `page.app_visible` from these events; the client sends them only to a page that listens).
+        # A hidden tab or a backgrounded app cannot show a frame: no repaints until it is back (the session keeps its own
+        # visibility from these events; the client sends them only to a page that listens).
         page.on_app_lifecycle_state_change = self._visibility_changed
         page.on_disconnect = self._disconnected
         page.on_connect = self._reconnected
@@ -146,8 +147,10 @@ class SkeetSession:
     async def _closed_by_flet(self, _e: ft.Event[ft.Page]) -> None:
         await self.close()  # Flet evicted the session: its tab has been away longer than the timeout
 
-    async def _visibility_changed(self, _e: ft.AppLifecycleStateChangeEvent) -> None:
-        pass  # the page has updated `app_visible` already; the next repaint reads it
+    async def _visibility_changed(self, e: ft.AppLifecycleStateChangeEvent) -> None:
+        # Kept here, not read from `page.app_visible`: a reloading tab sends HIDE as it unloads, and the
+        # reloaded one resumes the session showing, without ever sending SHOW, so Flet's flag stays False.
+        self._visible = e.state not in (ft.AppLifecycleState.HIDE, ft.AppLifecycleState.PAUSE)
 
     async def _disconnected(self, _e: ft.Event[ft.Page]) -> None:
         """The tab closed or its connection dropped: stop painting, and end unless it comes back."""
@@ -165,6 +168,7 @@ class SkeetSession:
             self.page.update()
             return
         self._connected = True
+        self._visible = True  # a (re)connected client is showing the page
         self.state.changed()
 
     async def _end_later(self) -> None:
@@ -179,7 +183,7 @@ class SkeetSession:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            if self._connected and self.page.app_visible and self.state.version != self._painted_version:
+            if self._connected and self._visible and self.state.version != self._painted_version:
                 self._painted_version = self.state.version
                 try:
                     self._repaint(self.state.take_dirty())
