@@ -91,10 +91,10 @@ async def test_the_timeframe_chooses_the_candles_read(local_api: httpx.AsyncClie
     ("body", "status", "message"),
     [
         ({"symbol": "NOPE/USDT"}, 404, "Unknown symbol NOPE/USDT"),
-        ({}, 422, "symbol: is required"),
+        ({}, 422, "Symbol is required"),
         ({"symbol": "BTC/USDT", "question": "x" * 501}, 422, "question"),
         ({"symbol": "BTC/USDT", "timeframe": "7m"}, 422, "timeframe"),
-        ({"symbol": "BTC/USDT", "signals": [{"detail": "no name"}]}, 422, "signals.0.name: is required"),
+        ({"symbol": "BTC/USDT", "signals": [{"detail": "no name"}]}, 422, "signals.0.name is required"),
     ],
 )
 async def test_bad_requests_get_a_readable_error(local_api, body, status, message) -> None:
