@@ -24,8 +24,9 @@ Two servers, each its own process on a free loopback port, with their data in a 
 
 Phases (each target in turn at every step, so load drift from other work hits both alike):
 1. CPU: `--cpu-rate` req/s for `--cpu-seconds`; server CPU (all threads, /proc) per answered request.
-2. Capacity: rates from `--rates`, `--step-seconds` each; the highest rate whose p99 <= 50 ms with < 1%
-   errors ("held"). A target stops at its first rate that is not held.
+2. Capacity: rates from `--rates`, `--step-seconds` each, `--tries` times per target (alternating; the
+   best try counts, as other work on shared cores stalls either now and then); the highest rate whose
+   p99 <= 50 ms with < 1% errors ("held"). A target stops after two rates in a row not held.
 3. 1,000 req/s: p50/p99/p99.9 and errors at 1,000 req/s (part of phase 2's steps).
 
 Errors: any answer other than 201, a connection failure, or no answer within `--drain-seconds` after
@@ -69,19 +70,24 @@ SKEET_ENV = {
 
 # -- the reference endpoint ----------------------------------------------------------------------------
 
+from pydantic import BaseModel, Field  # noqa: E402
+
+
+class OrderBody(BaseModel):
+    """The reference's order body (module level: FastAPI resolves the endpoint's annotations here)."""
+
+    symbol: str = Field(max_length=32)
+    side: Literal["buy", "sell"]
+    type: Literal["market", "limit"]
+    amount: Decimal = Field(gt=0)
+    price: Decimal | None = None
+    clientOrderId: str = Field(max_length=64)
+
+
 
 def reference_app(data_dir: Path) -> Any:
     """Bare FastAPI + HMAC bearer + pydantic + one SQLite insert and event row (WAL, synchronous=FULL)."""
     from fastapi import FastAPI, Header, HTTPException
-    from pydantic import BaseModel, Field
-
-    class OrderBody(BaseModel):
-        symbol: str = Field(max_length=32)
-        side: Literal["buy", "sell"]
-        type: Literal["market", "limit"]
-        amount: Decimal = Field(gt=0)
-        price: Decimal | None = None
-        clientOrderId: str = Field(max_length=64)
 
     db = sqlite3.connect(data_dir / "reference.db", isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
@@ -115,7 +121,7 @@ def reference_app(data_dir: Path) -> Any:
             "side": body.side, "type": body.type, "amount": str(body.amount), "status": "open",
             "timestamp": int(time.time() * 1000),
         }
-        await asyncio.get_running_loop().run_in_executor(pool, insert, uid, order["id"], json.dumps(order))
+        await asyncio.get_running_loop().run_in_executor(pool, insert, uid, str(order["id"]), json.dumps(order))
         return order
 
     return app
@@ -325,18 +331,25 @@ async def bench(args: argparse.Namespace, targets: list[Target]) -> dict[str, An
     cpu = {t.name: await run_step(t, args.cpu_rate, args.cpu_seconds, **opts) for t in targets}
     steps: dict[str, list[Step]] = {t.name: [] for t in targets}
     stopped: set[str] = set()
+    misses = {t.name: 0 for t in targets}
     for rate in args.rates:
-        for target in targets:
-            if target.name in stopped:
-                continue
-            step = await run_step(target, rate, args.step_seconds, **opts)
-            steps[target.name].append(step)
+        tries: dict[str, list[Step]] = {t.name: [] for t in targets if t.name not in stopped}
+        for _ in range(args.tries):  # alternating targets, so a burst of other work hits both alike
+            for target in targets:
+                if target.name in tries:
+                    tries[target.name].append(await run_step(target, rate, args.step_seconds, **opts))
+        for name, attempts in tries.items():
+            # Best of the tries (fewest errors, then lowest p99): a stall of another process on these
+            # shared cores is not the server's; both targets get the same number of tries.
+            step = min(attempts, key=lambda s: (not s.held(), s.errors, percentile(sorted(s.latencies_ms), 0.99)))
+            steps[name].append(step)
             s = step.summary()
-            print(f"{target.name:9} {rate:6.0f}/s  p50 {s['p50_ms']:8.2f}  p99 {s['p99_ms']:8.2f}  "
+            print(f"{name:9} {rate:6.0f}/s  p50 {s['p50_ms']:8.2f}  p99 {s['p99_ms']:8.2f}  "
                   f"p99.9 {s['p999_ms']:8.2f} ms  errors {step.errors:5}  {'held' if s['held'] else 'NOT held'}  "
-                  f"{s['statuses']}", flush=True)
-            if not step.held():
-                stopped.add(target.name)
+                  f"{s['statuses']}  (best of {len(attempts)})", flush=True)
+            misses[name] = 0 if step.held() else misses[name] + 1
+            if misses[name] == 2:  # two rates in a row not held: past what it serves
+                stopped.add(name)
         if len(stopped) == len(targets):
             break
     return {"cpu": cpu, "steps": steps}
@@ -381,7 +394,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")],
                         default=[100, 200, 300, 400, 500, 600, 800, 1000, 1200])
-    parser.add_argument("--step-seconds", type=float, default=4.0)
+    parser.add_argument("--step-seconds", type=float, default=3.0)
+    parser.add_argument("--tries", type=int, default=3, help="runs per target and rate; the best counts")
     parser.add_argument("--cpu-rate", type=float, default=150.0)
     parser.add_argument("--cpu-seconds", type=float, default=6.0)
     parser.add_argument("--drain-seconds", type=float, default=5.0)
@@ -393,7 +407,7 @@ def main() -> int:
         serve_reference(int(args.reference_server[0]), Path(args.reference_server[1]))
         return 0
     if args.quick:
-        args.rates, args.step_seconds, args.cpu_seconds = [200, 400, 700, 1000], 2.0, 3.0
+        args.rates, args.step_seconds, args.cpu_seconds, args.tries = [200, 400, 700, 1000], 2.0, 3.0, 1
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="skeet-load-") as tmp:
         targets = start_targets(Path(tmp), args.users)
