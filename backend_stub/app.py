@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
 from backend_stub.alerts import AlertBook
-from backend_stub.auth import AuthNotConfigured, FirebaseVerifier, LocalVerifier, TokenVerifier
+from backend_stub.auth import (
+    AuthNotConfigured,
+    FirebaseVerifier,
+    LocalVerifier,
+    TokenVerifier,
+    require_google_credentials,
+)
 from backend_stub.brokers.base import Broker
 from backend_stub.errors import install_error_handlers
 from backend_stub.middleware import AccessLog, Admission, BearerAuth, BodyLimit
@@ -41,6 +48,8 @@ def create_app(
     """The API. Parts not passed in are built from `settings` at startup and closed at shutdown;
     parts passed in belong to the caller (who closes them)."""
     verifier = verifier or build_verifier(settings)
+    if store is None:
+        check_store_configured(settings)
     read_limiter = RateLimiter(rate_per_s=settings.read_rate_per_s, burst=settings.read_burst)
 
     @asynccontextmanager
@@ -121,6 +130,15 @@ def build_verifier(settings: Settings) -> TokenVerifier:
         return LocalVerifier(key=settings.dev_key or devtoken.dev_key())
     except devtoken.WeakKey as exc:
         raise SettingsError(str(exc)) from None
+
+
+def check_store_configured(settings: Settings) -> None:
+    """`SettingsError` now, not a failed start-up later, when Firestore could not be reached."""
+    if settings.state == "firestore" and not os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        try:
+            require_google_credentials("SKEET_STATE=firestore", "the Firestore emulator: FIRESTORE_EMULATOR_HOST")
+        except AuthNotConfigured as exc:
+            raise SettingsError(str(exc)) from None
 
 
 def open_store(settings: Settings) -> AbstractAsyncContextManager[StateStore]:

@@ -32,6 +32,23 @@ class AuthNotConfigured(Exception):
     the server refuses to start, with this message, rather than answer every request with an error."""
 
 
+def require_google_credentials(setting: str, emulator: str) -> None:
+    """`AuthNotConfigured`, naming `setting`, unless Application Default Credentials and a project id are
+    found. Blocking (reads credential files, may ask the metadata server); call it at start."""
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        _, found_project = google.auth.default()
+    except DefaultCredentialsError:
+        raise AuthNotConfigured(
+            f"{setting} needs Google credentials: run on Cloud Run with a service account, "
+            f"or set GOOGLE_APPLICATION_CREDENTIALS (or use {emulator})"
+        ) from None
+    if not (found_project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")):
+        raise AuthNotConfigured(f"{setting} needs GOOGLE_CLOUD_PROJECT (the Google Cloud project id)")
+
+
 class TokenVerifier(Protocol):
     """Verifies a bearer token; returns the user id or raises `AuthError` (or `AuthUnavailable`)."""
 
@@ -77,18 +94,7 @@ class FirebaseVerifier:
                     "(the emulator's project id)"
                 )
             return
-        import google.auth
-        from google.auth.exceptions import DefaultCredentialsError
-
-        try:
-            _, found_project = google.auth.default()
-        except DefaultCredentialsError:
-            raise AuthNotConfigured(
-                "SKEET_AUTH=firebase needs Google credentials: run on Cloud Run with a service account, "
-                "or set GOOGLE_APPLICATION_CREDENTIALS (or use the Auth emulator: FIREBASE_AUTH_EMULATOR_HOST)"
-            ) from None
-        if not (project or found_project):
-            raise AuthNotConfigured("SKEET_AUTH=firebase needs GOOGLE_CLOUD_PROJECT (the Firebase project id)")
+        require_google_credentials("SKEET_AUTH=firebase", "the Auth emulator: FIREBASE_AUTH_EMULATOR_HOST")
 
     def _default_app(self) -> Any:
         import firebase_admin

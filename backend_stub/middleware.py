@@ -101,7 +101,8 @@ class BodyLimit:
             if done:  # the body is in: later calls wait for a disconnect, which has no deadline
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self._timeout)
+                async with asyncio.timeout(self._timeout):  # no task per call, unlike wait_for
+                    message = await receive()
             except TimeoutError:
                 # An HTTPException, as FastAPI re-raises those from body parsing (others become a 400).
                 raise HTTPException(408, "The request body took too long to arrive", headers=CLOSE) from None

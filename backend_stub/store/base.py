@@ -158,7 +158,8 @@ class StateStore(Protocol):
     ) -> Page:
         """The user's docs newest first by (top-level `timestamp`, a missing one counting as 0; then doc
         id, descending), at most `limit`, starting after `after`; with `field`, only docs whose `field`
-        is one of `values`. Served from an index: the cost is the page's, not the collection's."""
+        is one of `values`. Served from an index: the cost is the page's, not the collection's. The
+        embedded store keeps those indexes for orders and alerts only (ValueError for others)."""
         ...
 
     async def find(

@@ -242,7 +242,7 @@ def test_a_weak_dev_key_is_refused_at_start(tmp_path: Path) -> None:
     assert Settings.from_env({"SKEET_DEV_KEY": "k" * 32}).dev_key == b"k" * 32
 
 
-def test_firebase_without_credentials_refuses_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_firebase_or_firestore_without_credentials_refuses_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("GOOGLE_APPLICATION_CREDENTIALS", "FIREBASE_AUTH_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT",
                  "GCLOUD_PROJECT", "CLOUDSDK_CONFIG"):
         monkeypatch.delenv(name, raising=False)
@@ -251,6 +251,8 @@ def test_firebase_without_credentials_refuses_to_start(tmp_path: Path, monkeypat
     monkeypatch.setenv("NO_GCE_CHECK", "True")  # not on Google's cloud: don't wait for its metadata server
     with pytest.raises(SettingsError, match="SKEET_AUTH=firebase needs Google credentials"):
         create_app(Settings(data_dir=tmp_path, auth="firebase"))
+    with pytest.raises(SettingsError, match="SKEET_STATE=firestore needs Google credentials"):
+        create_app(Settings(data_dir=tmp_path, state="firestore", dev_key=TEST_KEY))
     monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9")
     with pytest.raises(SettingsError, match="GOOGLE_CLOUD_PROJECT"):
         create_app(Settings(data_dir=tmp_path, auth="firebase"))

@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
+from backend_stub.store.base import ACCOUNT, ORDERS, Put
 from backend_stub.store.sqlite import SqliteStore
 from services.api.client import SkeetApi
 from tests.backend.conftest import Running, auth, make_settings, serve, token
@@ -90,19 +91,24 @@ async def test_the_app_client_reads_every_page(tmp_path: Path) -> None:
 async def test_pages_are_read_from_indexes(tmp_path: Path) -> None:
     async with SqliteStore(tmp_path / "state.db") as store:
         db = store._db  # noqa: SLF001 (the query plan is the behaviour under test)
-        for status, index in ((("open",), "docs_by_status_time"), (("closed", "canceled"), "docs_by_time")):
+        cases = ((("open",), "orders_by_status_time"), (("closed", "canceled"), "orders_by_time"))
+        for status, index in cases:
             marks = ",".join("?" * len(status))
             plan = " ".join(
                 str(row[-1])
                 for row in db.execute(
-                    "EXPLAIN QUERY PLAN SELECT doc FROM docs INDEXED BY " + index + " WHERE uid=? AND collection=? "
-                    f"AND json_extract(doc, '$.status') IN ({marks}) "
+                    f"EXPLAIN QUERY PLAN SELECT doc FROM docs INDEXED BY {index} WHERE uid=? "
+                    f"AND collection='orders' AND json_extract(doc, '$.status') IN ({marks}) "
                     "AND (IFNULL(json_extract(doc, '$.timestamp'), 0), doc_id) < (?, ?) "
                     "ORDER BY IFNULL(json_extract(doc, '$.timestamp'), 0) DESC, doc_id DESC LIMIT 11",
-                    ("u", "orders", *status, 5, "x"),
+                    ("u", *status, 5, "x"),
                 )
             )
             assert index in plan and "TEMP B-TREE" not in plan, plan
+        # the partial indexes hold orders and alerts only: other writes do not maintain them
+        await store.transact("u", [Put(ACCOUNT, "paper", {"USDT": "1"}), Put(ORDERS, "o1", {"timestamp": 1})])
+        counted = db.execute("SELECT COUNT(*) FROM docs INDEXED BY orders_by_time WHERE collection='orders'")
+        assert counted.fetchone()[0] == 1
 
 
 async def test_reads_are_rate_limited_per_user(tmp_path: Path) -> None:
