@@ -172,10 +172,10 @@ class ChartView:
     def _render_candles(self, bars: list[Candle]) -> None:
         # Only the current bar changes between most renders: mutate spots in place so the patch
         # sent to the browser is one spot, not the whole series.
+        # Another symbol or timeframe often has bars at the very same times: comparing the first bar's
+        # time kept the old symbol's candles on screen. Every bar but the forming one must be equal.
         spots = self.candles.spots
-        same_window = (
-            len(self._shown) == len(bars) and bars and self._shown[0].timestamp_ms == bars[0].timestamp_ms
-        )
+        same_window = bool(bars) and len(self._shown) == len(bars) and self._shown[:-1] == bars[:-1]
         if not same_window:
             spots.clear()
             spots.extend(_spot(i, b) for i, b in enumerate(bars))

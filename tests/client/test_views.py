@@ -187,3 +187,16 @@ def test_a_panel_off_the_page_is_not_sent() -> None:
     sent = shell.render(state, state.take_dirty())
     assert sent is not None and shell.ticket.control in sent
     assert not _mounted(shell.ticket.control)  # Flet raises for .page here; this answers False
+
+
+def test_chart_redraws_every_candle_after_picking_another_symbol() -> None:
+    """Two symbols with bars at the same times: the chart once kept the first one's candles."""
+    state = make_state()
+    state.set_markets({"BTC/USDT": MARKET, "ETH/USDT": {**MARKET, "symbol": "ETH/USDT", "base": "ETH"}})
+    eth = [Candle(60_000 * i, 3000 + i, 3002 + i, 2999 + i, 3001 + i, 2.0) for i in range(30)]
+    state.set_history("ETH/USDT", eth, open_24h=3000.0)
+    shell = Shell(Intents())
+    shell.render(state)
+    state.select("ETH/USDT")
+    shell.render(state, state.take_dirty())
+    assert [s.close for s in shell.chart.candles.spots] == [b.close for b in eth]
