@@ -34,7 +34,7 @@ THEME_MODES = {"light": ft.ThemeMode.LIGHT, "dark": ft.ThemeMode.DARK, "system":
 log = logging.getLogger(__name__)
 
 REPAINT_INTERVAL_S = 0.1  # at most ~10 repaints a second, whatever the tick rate
-HISTORY_BARS = 120
+HISTORY_BARS = 500  # what the chart can pan through (client.state.MAX_BARS)
 WARM_UP_CHUNK = 1000
 RECENT_SIGNALS_MS = 5 * 60_000
 
@@ -276,6 +276,8 @@ class SkeetSession:
             set_market=lambda source: self._spawn(self._switch_market(source)),
             set_range=state.set_range,
             set_alerts=state.set_alerts,
+            toggle_study=state.toggle_study,
+            toggle_full_chart=state.toggle_chart_full,
             export_report=lambda: self._spawn(self._export_report()),
         )
 

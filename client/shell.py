@@ -55,13 +55,13 @@ class Shell:
         self.signal_log = SignalsView(limit=100, identifier="signal-log")
         self.status = StatusView(backend_url=backend_url)
         self.root = ft.Container(expand=True)
-        self._layout: tuple[Breakpoint, str] | None = None
+        self._layout: tuple[Breakpoint, str, bool] | None = None
 
     def render(self, state: AppState, dirty: set[str] | None = None) -> list[ft.Control] | None:
         """Repaint from state. Returns the controls to send (only the panels whose topics are in
         `dirty`), or None when the whole page must be sent (first paint, layout change)."""
         dirty = {"all"} if dirty is None else dirty
-        layout = (state.breakpoint, state.section)
+        layout = (state.breakpoint, state.section, state.chart_full and state.breakpoint == "phone")
         full = "all" in dirty or layout != self._layout
         if layout != self._layout:
             self._layout = layout
@@ -120,6 +120,8 @@ class Shell:
             return self.insights.control
         if state.section == "settings":
             return self._pair(state, self.settings, self.status, 480)
+        if bp == "phone" and state.chart_full:
+            return self.chart.control  # the chart alone; its header's button leaves full screen
         if bp == "phone":
             trade = ft.FilledButton("Trade " + state.selected, icon=ft.Icons.SWAP_VERT,
                                     on_click=lambda _e: self._intents.open_ticket())

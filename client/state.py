@@ -12,7 +12,7 @@ from client.theme import Breakpoint, breakpoint_for
 from services.live import Change, ConnectionStatus
 from services.market import TIMEFRAME_MS, Candle, Tick
 
-MAX_BARS = 120
+MAX_BARS = 500  # candles held per symbol: what the chart can pan and zoom through
 MAX_SIGNALS = 200
 MAX_INDICATOR_POINTS = 24 * 60
 MIN_DISTINCT_BARS = 8
@@ -20,7 +20,7 @@ INDICATOR_KEY = "ema_20"  # the engine indicator drawn over the candles
 
 Section = Literal["dashboard", "portfolio", "signals", "insights", "settings"]
 SECTIONS: tuple[Section, ...] = ("dashboard", "portfolio", "signals", "insights", "settings")
-TIMEFRAMES: tuple[str, ...] = ("1m", "5m", "15m", "1h", "1d")
+TIMEFRAMES: tuple[str, ...] = tuple(tf for tf in ("1m", "5m", "15m", "1h", "4h", "1d") if tf in TIMEFRAME_MS)
 INDICATOR_MS = 60_000  # the overlay is kept per minute and sampled at whatever bar size is shown
 
 
@@ -89,6 +89,8 @@ class AppState:
     theme: str = "system"
     history_span_ms: int = 0  # how much distinct history the source has (a replay's length); 0: unlimited
     chart_bars: int = 0  # the range selector; 0: the default for the screen width
+    chart_studies: tuple[str, ...] = ("ema20",)  # views.chart_studies keys drawn, in the order picked
+    chart_full: bool = False  # a phone shows the chart alone, full screen
     alerts_enabled: bool = False  # pop up a notice when a rule fires for a watched symbol
     live_trading: bool = False  # the backend routes orders to a real exchange: confirm each one
     market_source: str = "replay"
@@ -272,6 +274,15 @@ class AppState:
     def set_range(self, bars: int) -> None:
         self.chart_bars = bars
         self.changed("chart")
+
+    def toggle_study(self, key: str) -> None:
+        self.chart_studies = (tuple(k for k in self.chart_studies if k != key) if key in self.chart_studies
+                              else (*self.chart_studies, key))
+        self.changed("chart")
+
+    def toggle_chart_full(self) -> None:
+        self.chart_full = not self.chart_full
+        self.changed("layout")
 
     def set_alerts(self, enabled: bool) -> None:
         self.alerts_enabled = enabled

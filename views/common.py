@@ -46,6 +46,8 @@ class Intents:
     set_market: Callable[[str], object] = _ignore
     set_range: Callable[[int], object] = _ignore
     set_alerts: Callable[[bool], object] = _ignore
+    toggle_study: Callable[[str], object] = _ignore
+    toggle_full_chart: Callable[[], object] = _ignore
 
 
 def text_field(**kwargs: Any) -> ft.TextField:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import flet as ft
-import flet_charts as fch
 import pytest
 
 from client.shell import Shell
@@ -48,22 +47,6 @@ def test_watchlist_row_tap_selects_symbol() -> None:
     shell.render(make_state())
     shell.watchlist.rows["ETH/USDT"].box.on_click(None)
     assert chosen == ["ETH/USDT"]
-
-
-def test_chart_grows_with_ticks_and_draws_indicator() -> None:
-    state = make_state()
-    shell = Shell(Intents())
-    shell.render(state)
-    chart = shell.chart.candles
-    assert len(chart.spots) == 30
-    state.apply_tick(Tick("BTC/USDT", 60_000 * 30 + 1, 140.0, 1.0), {"ema_20": 120.0})
-    shell.render(state)
-    assert len(chart.spots) == 31 and chart.spots[-1].close == 140.0
-    state.apply_tick(Tick("BTC/USDT", 60_000 * 30 + 2, 145.0, 1.0), {"ema_20": 121.0})
-    shell.render(state)
-    assert chart.spots[-1].high == 145.0 and len(chart.spots) == 31
-    assert [p.y for p in shell.chart.line.points] == [121.0]
-    assert chart.max_y > 145.0 and chart.min_y < 99.0
 
 
 def test_ticket_labels_follow_selected_market_and_side() -> None:
@@ -151,12 +134,6 @@ def test_resize_keeps_what_the_trader_typed() -> None:
     assert any(c is ticket_field for c in walk(shell.root))
 
 
-def test_candlestick_animation_is_off_for_live_candles() -> None:
-    shell = Shell(Intents())
-    assert isinstance(shell.chart.candles, fch.CandlestickChart)
-    assert shell.chart.candles.animation.duration == 0
-
-
 def test_precision_decimals() -> None:
     assert decimals(0.01) == 2 and decimals(1e-8) == 8 and decimals(1) == 0 and decimals(3) == 3
 
@@ -167,7 +144,8 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     assert shell.render(state, state.take_dirty()) is None  # first paint: the whole page
     state.apply_change(Change("orders", "o1", "added", {"id": "o1", "symbol": "BTC/USDT", "side": "buy",
                                                           "type": "market", "amount": 1, "status": "open"}, 1))
-    assert shell.render(state, state.take_dirty()) == [shell.orders.control]
+    # The orders panel, and the chart (it draws open orders' lines); nothing else.
+    assert shell.render(state, state.take_dirty()) == [shell.chart.control, shell.orders.control]
     state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 7, 131.0, 0.1))
     sent = shell.render(state, state.take_dirty())
     assert sent is not None and shell.chart.control in sent and shell.watchlist.control in sent
@@ -189,14 +167,3 @@ def test_a_panel_off_the_page_is_not_sent() -> None:
     assert not _mounted(shell.ticket.control)  # Flet raises for .page here; this answers False
 
 
-def test_chart_redraws_every_candle_after_picking_another_symbol() -> None:
-    """Two symbols with bars at the same times: the chart once kept the first one's candles."""
-    state = make_state()
-    state.set_markets({"BTC/USDT": MARKET, "ETH/USDT": {**MARKET, "symbol": "ETH/USDT", "base": "ETH"}})
-    eth = [Candle(60_000 * i, 3000 + i, 3002 + i, 2999 + i, 3001 + i, 2.0) for i in range(30)]
-    state.set_history("ETH/USDT", eth, open_24h=3000.0)
-    shell = Shell(Intents())
-    shell.render(state)
-    state.select("ETH/USDT")
-    shell.render(state, state.take_dirty())
-    assert [s.close for s in shell.chart.candles.spots] == [b.close for b in eth]
