@@ -7,7 +7,7 @@ from services.market.freshness import FeedStatus
 from services.market.quotes import BookTop
 from services.market.replay import ReplayFeed, default_recording
 from services.market.sources import exchange_ids, open_feed
-from services.market.streaming import StreamingFeed
+from services.market.streaming import StreamingFeed, TradeHistory
 from services.market.types import (
     TIMEFRAME_MS,
     Candle,
@@ -31,6 +31,7 @@ __all__ = [
     "FeedStatus",
     "ReplayFeed",
     "StreamingFeed",
+    "TradeHistory",
     "default_recording",
     "exchange_ids",
     "open_feed",

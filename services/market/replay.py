@@ -91,6 +91,11 @@ class ReplayFeed:
     def recording(self) -> Recording:
         return self._rec
 
+    @property
+    def history_span_ms(self) -> int:
+        """`TradeHistory`: the recording's length; older bars repeat it (the replay loops)."""
+        return self._rec.meta.duration_ms
+
     async def markets(self) -> dict[str, dict[str, Any]]:
         return {s: copy.deepcopy(self._rec.meta.markets[s]) for s in self._rec.symbols}
 

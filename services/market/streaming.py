@@ -1,7 +1,8 @@
 """`StreamingFeed`: what both feeds offer beyond `MarketFeed` — freshness and latest-value streams.
 
 `ReplayFeed` and `CcxtFeed` both satisfy it, so the client can show per-symbol freshness and stream tickers,
-book tops and forming candles whatever the mode.
+book tops and forming candles whatever the mode. `TradeHistory` is an optional capability a feed declares by
+offering it (a replay, the synthetic market): the client checks `isinstance(feed, TradeHistory)`, never probes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from services.market.freshness import FeedStatus
 from services.market.quotes import BookTop
-from services.market.types import Candle, MarketFeed
+from services.market.types import Candle, MarketFeed, Tick
 
 
 @runtime_checkable
@@ -30,4 +31,18 @@ class StreamingFeed(MarketFeed, Protocol):
 
     def candle_updates(self, symbol: str, timeframe: str = "1m") -> AsyncIterator[Candle]:
         """The forming bar on every change (and the bar just closed when a new one opens)."""
+        ...
+
+
+@runtime_checkable
+class TradeHistory(Protocol):
+    """A feed that can hand back every trade of a past range, so the signal engine warms up on trades
+    rather than bar closes; `history_span_ms` is how much distinct history it holds (a recording's
+    length; 0: unbounded, e.g. a market computed from the time)."""
+
+    @property
+    def history_span_ms(self) -> int: ...
+
+    def trades_between(self, symbol: str, since_ms: int, until_ms: int) -> list[Tick]:
+        """Trades with `since_ms <= timestamp_ms < until_ms` (wall clock), oldest first."""
         ...

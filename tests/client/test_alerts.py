@@ -121,9 +121,9 @@ async def test_set_an_alert_and_hear_it_fire_through_the_backend(tmp_path: Path)
         await app.start()
         try:
             state = app.state
-            app.add_alert("BTC/USDT", "abc", "")
+            app.trading.add_alert("BTC/USDT", "abc", "")
             assert state.alert_draft.error == "The alert price must be a number"
-            app.add_alert("BTC/USDT", "51000", "take profit")
+            app.trading.add_alert("BTC/USDT", "51000", "take profit")
             await until(lambda: state.alerts)
             [alert] = state.alerts.values()
             assert (alert["condition"], alert["status"]) == ("above", "active")
@@ -136,7 +136,7 @@ async def test_set_an_alert_and_hear_it_fire_through_the_backend(tmp_path: Path)
             assert state.notice.message == "Alert: BTC/USDT rose to 51,000.00 (traded 51,002.50) · take profit"
             assert state.alerts[alert["id"]]["status"] == "triggered"
 
-            app._intents().delete_alert(alert["id"])  # noqa: SLF001  (the intent the trash button emits)
+            app.intents.delete_alert(alert["id"])  # the intent the trash button emits
             await until(lambda: not state.alerts)
         finally:
             await app.close()

@@ -49,7 +49,7 @@ async def test_a_live_order_waits_for_an_explicit_yes() -> None:
     app.state.live_trading = True
     app.state.edit_ticket(amount="0.5")
 
-    app.submit_order()
+    app.trading.submit_order()
     dialogs = open_dialogs(page)
     assert len(dialogs) == 1 and not app.state.ticket.submitting  # asked, nothing sent yet
     text = " ".join(c.value for c in walk(dialogs[0].content) if isinstance(c, ft.Text))
@@ -58,7 +58,7 @@ async def test_a_live_order_waits_for_an_explicit_yes() -> None:
     cancel.on_click(None)
     assert not open_dialogs(page) and not app.state.ticket.submitting and app.state.ticket.client_order_id is None
 
-    app.submit_order()
+    app.trading.submit_order()
     open_dialogs(page)[0].actions[1].on_click(None)
     assert app.state.ticket.submitting and app.state.ticket.client_order_id  # sent, with its idempotency key
     await app.close()

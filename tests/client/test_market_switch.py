@@ -26,9 +26,9 @@ def session(tmp_path) -> SkeetSession:  # type: ignore[no-untyped-def]
 
 async def test_unreachable_exchange_keeps_the_replay(tmp_path) -> None:  # type: ignore[no-untyped-def]
     s = session(tmp_path)
-    before = s.feed
-    await asyncio.wait_for(s._switch_market("loopback:127.0.0.1:9"), 60)  # nothing listens on port 9
-    assert s.feed is before and s.state.market_source == "replay"
+    before = s.market.feed
+    await asyncio.wait_for(s.market.switch("loopback:127.0.0.1:9"), 60)  # nothing listens on port 9
+    assert s.market.feed is before and s.state.market_source == "replay"
     assert s.state.notice and s.state.notice.kind == "error" and "Could not switch" in s.state.notice.message
     await s.close()
 
@@ -38,7 +38,7 @@ async def test_loopback_exchange_takes_over_through_ccxt(tmp_path) -> None:  # t
     await asyncio.to_thread(exchange.start)
     s = session(tmp_path)
     try:
-        await asyncio.wait_for(s._switch_market(f"loopback:127.0.0.1:{exchange.port}"), 60)
+        await asyncio.wait_for(s.market.switch(f"loopback:127.0.0.1:{exchange.port}"), 60)
         assert s.state.modes["market"].startswith("Live · binance")
         assert "BTC/USDT" in s.state.markets and s.state.watchlist == ["BTC/USDT", "ETH/USDT"]
         for _ in range(100):  # history, then live trades through ccxt's websocket
