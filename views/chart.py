@@ -91,6 +91,7 @@ class ChartView:
         self._base_key: tuple[object, ...] | None = None
         self._hover: tuple[float, float] | None = None
         self._gesture: tuple[Window, float] | None = None  # the window when a drag began, and the drag so far
+        self.changed: list[ft.Control] = []  # what the last draw replaced (bench/chart.py weighs it)
 
     # -- from state --------------------------------------------------------------------------
     def render(self, state: AppState) -> None:
@@ -129,7 +130,7 @@ class ChartView:
         width, height = self._size or DEFAULT_SIZE[state.breakpoint]
         scene = build(candles, self._window, width, height, studies=state.chart_studies, places=places,
                       markers=chart_markers(state), lines=chart_lines(state, places),
-                      identity=(symbol, state.timeframe))
+                      identity=(symbol, state.timeframe), previous=self._scene)
         self._scene = scene
         self._window = self._window.clamp(len(candles))
         changed: list[ft.Control] = [self.live]
@@ -144,7 +145,8 @@ class ChartView:
             f"{name}\u00a0{fmt(values[-1], 2 if name in ('RSI 14',) else places)}"
             for name, values in scene.studies.items() if values and values[-1] is not None and name != "Histogram")
         self.study_legend.visible = bool(self.study_legend.value)
-        return [*changed, self.cursor, self.legend, self.study_legend, self.semantics]
+        self.changed = [*changed, self.cursor, self.legend, self.study_legend, self.semantics]
+        return self.changed
 
     def _draw_cursor(self) -> None:
         scene, state = self._scene, self._state
@@ -170,7 +172,7 @@ class ChartView:
             c.update()
 
     # -- gestures ----------------------------------------------------------------------------
-    def _on_resize(self, e: cv.CanvasResizeEvent) -> None:
+    def _on_resize(self, e: Any) -> None:  # a cv.CanvasResizeEvent
         if e.width > 0 and e.height > 0 and (e.width, e.height) != self._size:
             self._size = (e.width, e.height)
             self._send(*self._draw())

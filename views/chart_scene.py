@@ -29,6 +29,7 @@ PANE_GAP = 6
 VOLUME_SHARE = 0.18  # of the price pane, at its bottom
 LOWER_PANE_SHARE = 0.2  # of the whole height, per RSI/MACD pane
 MIN_BARS, MAX_BARS_SHOWN = 10, 400
+WARM_UP = 200  # bars before the first shown that studies start from: EMA/RSI seeds have faded to ~1e-5
 
 GRID = ft.Colors.with_opacity(0.08, ft.Colors.ON_SURFACE)
 AXIS_TEXT = ft.Colors.with_opacity(0.7, ft.Colors.ON_SURFACE)
@@ -165,21 +166,23 @@ def visible(candles: Sequence[Candle], window: Window) -> list[Candle]:
 
 def build(candles: Sequence[Candle], window: Window, width: float, height: float, *, studies: Sequence[str],
           places: int, markers: Sequence[Marker] = (), lines: Sequence[PriceLine] = (),
-          identity: tuple[object, ...] = ()) -> Scene:
-    """The scene for `window` over `candles`. Studies are computed over every candle held, so the first
-    bars shown already have a warmed-up value. `identity` (symbol, timeframe) is part of the base key:
-    another symbol's bars often have the very same times. O(n) in the candles held."""
+          identity: tuple[object, ...] = (), previous: Scene | None = None) -> Scene:
+    """The scene for `window` over `candles`. Studies are computed from `WARM_UP` bars before the first
+    one shown, so those already have a settled value. `identity` (symbol, timeframe) is part of the base
+    key: another symbol's bars often have the very same times. The base layer of `previous` is reused when
+    its key is unchanged (a tick). O(w + WARM_UP) for w bars shown."""
     window = window.clamp(len(candles))
     end = len(candles) - window.offset
     start = max(0, end - window.count)
     bars = list(candles[start:end])
+    warm = max(0, start - WARM_UP)
     lower = [STUDY_BY_KEY[k].pane for k in studies if STUDY_BY_KEY[k].pane != "price"]
     fr = frame(width, height, lower, window.count)
     series: dict[str, Series] = {}
     panes_of: dict[str, str] = {}
     for key in studies:
-        for name, values in compute(key, candles).items():
-            series[name] = values[start:end]
+        for name, values in compute(key, candles[warm:end]).items():
+            series[name] = values[start - warm:]
             panes_of[name] = STUDY_BY_KEY[key].pane
     price_pane = fr.pane("price")
     over = [v for n, vs in series.items() if panes_of[n] == "price" for v in vs if v is not None]
@@ -195,12 +198,18 @@ def build(candles: Sequence[Candle], window: Window, width: float, height: float
     closed = bars[:-1]
     scene.base_key = (identity, tuple(studies), width, height, window, scale.lo, scale.hi, tuple(closed[-1:]),
                       closed[0] if closed else None, len(bars), tuple(markers), tuple(lines), places)
-    top_vol = max(b.volume for b in bars) or 1.0
+    # The volume scale follows the closed bars: the forming bar's volume grows with every trade, and
+    # letting it move the scale would rebuild the base layer on every tick (it is capped at the pane top).
+    top_vol = max((b.volume for b in closed), default=bars[-1].volume) or 1.0
     vol = Scale(0.0, top_vol, price_pane.top + price_pane.height - vol_h, vol_h)
-    scene.base = [*_grid(fr, scale, places), *_time_axis(fr, bars),
-                  *_candles(fr, scale, vol, closed, 0),
-                  *_studies(fr, series, panes_of, scale, len(bars) - 1),
-                  *_markers(fr, scale, bars, markers), *_lines(fr, scale, lines, places)]
+    scene.base_key += (top_vol,)
+    if previous is not None and previous.base_key == scene.base_key:
+        scene.base = previous.base
+    else:
+        scene.base = [*_grid(fr, scale, places), *_time_axis(fr, bars),
+                      *_candles(fr, scale, vol, closed, 0),
+                      *_studies(fr, series, panes_of, scale, len(bars) - 1),
+                      *_markers(fr, scale, bars, markers), *_lines(fr, scale, lines, places)]
     scene.live = [*_candles(fr, scale, vol, bars[-1:], len(bars) - 1),
                   *_study_tails(fr, series, panes_of, scale), *_last_price(fr, scale, bars, places)]
     return scene
@@ -268,7 +277,7 @@ def _candles(fr: Frame, scale: Scale, vol: Scale, bars: Sequence[Candle], first:
         top, bottom = scale.y(max(bar.open, bar.close)), scale.y(min(bar.open, bar.close))
         body.elements.append(cv.Path.Rect(x - body_w / 2, top, body_w, max(1.0, bottom - top)))
         wick.elements += [cv.Path.MoveTo(x, scale.y(bar.high)), cv.Path.LineTo(x, scale.y(bar.low))]
-        v_top = vol.y(bar.volume)
+        v_top = max(vol.top, vol.y(bar.volume))
         volume.elements.append(cv.Path.Rect(x - body_w / 2, v_top, body_w, max(0.0, vol.top + vol.height - v_top)))
     return [p for trio in paths.values() for p in trio if p.elements]
 
