@@ -86,6 +86,7 @@ class SkeetSession:
         self.services.live.on_status(self.state.set_live_status)
         for job in (self.market.run(), self.market.watch_freshness(), self.market.load_exchanges(),
                     self.account.follow_live(), self.account.load_keys(), self.account.check_backend(),
+                    self.trading.follow_balance(),
                     self._repaint_loop()):
             self.tasks.spawn(job)
 
