@@ -77,7 +77,28 @@ def test_orders_empty_state_then_rows_from_live_changes() -> None:
                                                             "average": 130.0}, 2))
     shell.render(state)
     row = texts(by_identifier(shell.root, "order-c1"))
-    assert "Filled" in row and "130.00" in row
+    assert "Filled" in row and "@ 130.00" in row  # the fill price, as the position's entry shows it
+
+
+@pytest.mark.parametrize("width", [390, 820])
+def test_order_rows_fit_narrow_screens_on_two_lines(width: float) -> None:
+    """The tablet table overflowed (price and status off-screen) and phone rows wrapped raggedly."""
+    from views.orders import order_kind
+
+    state = make_state(width)
+    order = {"id": "o2", "clientOrderId": "c2", "symbol": "BTC/USDT", "side": "sell", "type": "stop_limit",
+             "amount": 1250.5, "filled": 0, "price": 99_000.0, "stopPrice": 99_500.0, "timeInForce": "IOC",
+             "status": "open", "timestamp": 1}
+    state.apply_change(Change("orders", "o2", "added", order, 1))
+    shell = Shell(Intents())
+    shell.render(state)
+    row = by_identifier(shell.root, "order-c2")
+    body = row.content.controls[0]
+    assert isinstance(body, ft.Column) and len(body.controls) == 2  # two lines, no wrapping
+    assert not any(getattr(c, "wrap", False) for c in walk(row))
+    assert "0/1,250.5" in texts(row) and "99,000.00 · trigger 99,500.00" in texts(row)
+    assert row.label == "sell 1250.5 BTC/USDT stop limit order, Open"
+    assert order_kind({"type": "limit", "postOnly": True}) == "Limit · post-only"
 
 
 def test_status_labels() -> None:
