@@ -126,12 +126,21 @@ def reference_price(ticket: Any, last: Decimal | None, market: dict[str, Any] | 
     """The price the order is expected to trade at: the fill rule for market, else the price entered."""
     if ticket.type == "market":
         return market_fill_price(ticket.side, last, market, terms) if last else None
-    if ticket.type in ("limit", "stop_limit", "oco"):
+    if ticket.type == "limit":
+        limit = decimal_or_none(ticket.price)
+        if limit is not None and last is not None and crosses(ticket.side, limit, last):
+            return last  # a limit through the market trades at once, at the last price (the book's rule)
+        return limit
+    if ticket.type in ("stop_limit", "oco"):
         return decimal_or_none(ticket.price)
     if ticket.type == "stop_market":
         stop = decimal_or_none(ticket.stop_price)
         return market_fill_price(ticket.side, stop, market, terms) if stop else None
     return market_fill_price(ticket.side, last, market, terms) if last else None  # trailing: from here
+
+
+def crosses(side: str, limit: Decimal, last: Decimal) -> bool:
+    return limit >= last if side == "buy" else limit <= last
 
 
 def base_amount(ticket: Any, price: Decimal | None, market: dict[str, Any] | None) -> Decimal | None:
@@ -166,8 +175,9 @@ def estimate(ticket: Any, last: Decimal | None, market: dict[str, Any] | None, t
     amount = base_amount(ticket, price, market)
     if price is None or amount is None or price <= 0:
         return None
-    resting = ticket.type in ("limit", "oco") and last is not None and (
-        (ticket.side == "buy" and price < last) or (ticket.side == "sell" and price > last))
+    entered = decimal_or_none(ticket.price)
+    resting = ticket.type in ("limit", "oco") and last is not None and entered is not None and not crosses(
+        ticket.side, entered, last)
     rate = terms.maker_fee if resting else terms.taker_fee
     value = amount * price
     market_style = ticket.type in ("market", "stop_market", "trailing_stop")

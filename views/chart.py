@@ -29,6 +29,7 @@ from views.chart_scene import (
 )
 from views.chart_studies import STUDIES
 from views.common import Intents, amount_decimals, fmt, price_decimals
+from views.orders import fmt_amount, order_kind
 
 BARS_SHOWN = {"phone": 40, "tablet": 60, "desktop": 90}  # the default range per width
 RANGES = ("30", "60", "120")  # the range selector: how many bars the chart shows
@@ -76,6 +77,7 @@ class ChartView:
             [self.title, self.timeframe, self.range, self.studies, self.full],
             wrap=True, run_spacing=4, spacing=6, vertical_alignment=ft.CrossAxisAlignment.CENTER,
         )
+        self.header = header
         self.semantics = ft.Semantics(identifier="chart", container=True, content=self.plot, expand=True)
         self.control = ft.Container(
             content=ft.Column([header, ft.Column([self.legend, self.study_legend], spacing=0), self.semantics],
@@ -108,7 +110,11 @@ class ChartView:
                     f"The recording is {state.history_span_ms // 60_000} min long: too short for {segment.value} bars")
         for item in self.studies.items:
             item.checked = item.data in state.chart_studies
-        self.full.visible = state.breakpoint == "phone"
+        phone = state.breakpoint == "phone"
+        self.full.visible = phone
+        self.range.visible = not phone  # a phone pinches and drags instead: the plot gets the room
+        self.timeframe.style = ft.ButtonStyle(padding=ft.Padding.symmetric(horizontal=2 if phone else 6),
+                                              visual_density=ft.VisualDensity.COMPACT)
         self.full.icon = ft.Icons.FULLSCREEN_EXIT if state.chart_full else ft.Icons.FULLSCREEN
         self.full.tooltip = "Leave full screen" if state.chart_full else "Full-screen chart"
         owner = (symbol, state.timeframe, state.chart_bars)
@@ -128,8 +134,9 @@ class ChartView:
         market = state.markets.get(symbol)
         places = price_decimals(market, candles[-1].close if candles else None)
         width, height = self._size or DEFAULT_SIZE[state.breakpoint]
+        lines = chart_lines(state, places)
         scene = build(candles, self._window, width, height, studies=state.chart_studies, places=places,
-                      markers=chart_markers(state), lines=chart_lines(state, places),
+                      markers=chart_markers(state), lines=lines,
                       identity=(symbol, state.timeframe), previous=self._scene)
         self._scene = scene
         self._window = self._window.clamp(len(candles))
@@ -140,7 +147,7 @@ class ChartView:
             changed.append(self.base)
         self.live.shapes = scene.live
         self._draw_cursor()
-        self.semantics.label = semantics_label(symbol, state.timeframe, scene.bars, places)
+        self.semantics.label = semantics_label(symbol, state.timeframe, scene.bars, places, lines)
         self.study_legend.value = "  ".join(
             f"{name}\u00a0{fmt(values[-1], 2 if name in ('RSI 14',) else places)}"
             for name, values in scene.studies.items() if values and values[-1] is not None and name != "Histogram")
@@ -233,12 +240,12 @@ def chart_lines(state: AppState, places: int) -> tuple[PriceLine, ...]:
     for o in state.open_orders():
         if o.get("symbol") != state.selected:
             continue
-        side, kind = str(o.get("side")), str(o.get("type") or "").replace("_", " ")
+        side, kind = str(o.get("side")), order_kind(o).split(" · ")[0].lower()
+        size = fmt_amount(o.get("remaining") or o.get("amount"))
         if o.get("price"):
-            lines.append(PriceLine(float(o["price"]), f"{side.title()} {kind} {o.get('remaining') or o.get('amount')}",
-                                   side))
+            lines.append(PriceLine(float(o["price"]), f"{side.title()} {kind} {size}", side))
         if o.get("stopPrice") and o.get("stopPrice") != o.get("price"):
-            lines.append(PriceLine(float(o["stopPrice"]), f"{side.title()} stop", side))
+            lines.append(PriceLine(float(o["stopPrice"]), f"{side.title()} {kind} {size} trigger", side))
     for p in state.open_positions():
         if p.get("symbol") == state.selected and p.get("entryPrice"):
             lines.append(PriceLine(float(p["entryPrice"]), "Entry", "entry"))

@@ -446,10 +446,15 @@ def legend(bars: Sequence[Candle], i: int | None, places: int, amount_places: in
     return "  ".join(parts)
 
 
-def semantics_label(symbol: str, timeframe: str, bars: Sequence[Candle], places: int) -> str:
-    """What a screen reader (and a test) hears: symbol, timeframe, how many candles and the last one's OHLC."""
+def semantics_label(symbol: str, timeframe: str, bars: Sequence[Candle], places: int,
+                    lines: Sequence[PriceLine] = ()) -> str:
+    """What a screen reader (and a test) hears: symbol, timeframe, how many candles, the last one's OHLC,
+    and the order and entry lines drawn."""
     if not bars:
         return f"{symbol} {timeframe} chart, loading"
     last = bars[-1]
-    return (f"{symbol} {timeframe} candlestick chart, {len(bars)} candles, last open {fmt(last.open, places)} "
+    text = (f"{symbol} {timeframe} candlestick chart, {len(bars)} candles, last open {fmt(last.open, places)} "
             f"high {fmt(last.high, places)} low {fmt(last.low, places)} close {fmt(last.close, places)}")
+    if lines:
+        text += "; lines: " + "; ".join(f"{line.label} at {fmt(line.price, places)}" for line in lines)
+    return text

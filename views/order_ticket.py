@@ -223,6 +223,8 @@ def describe_estimate(state: AppState, places: int) -> str:
     if est.slippage is not None and last is not None and ticket.type == "market":
         lines[-1] += f" (last {fmt(float(last), places)} {'+' if ticket.side == 'buy' else '−'} " \
                      f"{est.slippage * 100:.2f}% slippage)"
+    if ticket.type == "limit" and est.price != decimal_or_none(ticket.price):
+        lines[-1] += " (the limit is through the market: it trades at once)"
     if ticket.type == "trailing_stop":
         lines[-1] += f", triggers {ticket.trailing_percent or '?'}% off the best price"
     lines.append(f"Fee ≈ {fmt(float(est.fee), 2)} {quote} ({est.fee_rate * 100:.2f}%)")

@@ -87,6 +87,12 @@ def test_an_order_value_becomes_an_amount_on_the_step() -> None:
     assert est is not None and est.amount == Decimal("0.02") and est.fee_rate == PAPER_TERMS.maker_fee
 
 
+def test_a_limit_through_the_market_is_estimated_at_the_last_price_as_a_taker() -> None:
+    ticket = Ticket(type="limit", price="1000000", amount="0.01")
+    est = estimate(ticket, Decimal("97000"), BTC, PAPER_TERMS)
+    assert est is not None and est.price == Decimal("97000") and est.fee_rate == PAPER_TERMS.taker_fee
+
+
 def test_percent_of_the_free_balance() -> None:
     kw = {"free_quote": Decimal("10000"), "free_base": Decimal("0.5"), "price": Decimal("50000"), "market": BTC,
           "terms": PAPER_TERMS}

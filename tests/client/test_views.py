@@ -57,9 +57,10 @@ def test_ticket_labels_follow_selected_market_and_side() -> None:
     ticket = shell.ticket
     assert ticket.submit.content == "Sell BTC/USDT"
     assert ticket.amount.label == "Amount (BTC)" and ticket.price.visible
-    # A sell limit under the market trades at once: 60.00 USDT less the 0.10% taker fee.
-    assert ticket.estimate.value.splitlines() == ["≈ 59.94 USDT to receive, fee included", "0.5000 BTC at 120.00",
-                                                  "Fee ≈ 0.06 USDT (0.10%)"]
+    # A sell limit under the market (130) trades at once at the last price: 65.00 USDT less the taker fee.
+    assert ticket.estimate.value.splitlines() == [
+        "≈ 64.94 USDT to receive, fee included",
+        "0.5000 BTC at 130.00 (the limit is through the market: it trades at once)", "Fee ≈ 0.07 USDT (0.10%)"]
 
 
 def test_orders_empty_state_then_rows_from_live_changes() -> None:
