@@ -21,6 +21,7 @@ from client.controllers import (
     StrategiesController,
     TradingController,
 )
+from client.controllers.depth import DepthController
 from client.hub import MarketHub
 from client.preferences import Preferences
 from client.sessions import SessionRegistry
@@ -71,6 +72,7 @@ class SkeetSession:
         self.insights = InsightsController(ctx)
         self.reports = ReportsController(ctx)
         self.strategies = StrategiesController(ctx, lambda: self.market.feed)
+        self.depth = DepthController(ctx, lambda: self.market.feed)
         self.intents = self._intents()
         self.shell = Shell(self.intents, backend_url=services.backend_url, exchange=services.exchange)
         self._sheet: ft.BottomSheet | None = None
@@ -122,6 +124,7 @@ class SkeetSession:
         self.services.live.on_status(self.state.set_live_status)
         for job in (self.market.run(), self.market.watch_freshness(), self.market.load_exchanges(),
                     self.account.follow_live(), self.account.load_keys(), self.account.check_backend(),
+                    self.trading.follow_balance(), self.depth.run(),
                     self._repaint_loop()):
             self.tasks.spawn(job)
 
@@ -236,6 +239,8 @@ class SkeetSession:
             set_market=lambda source: spawn(market.switch(source)),
             set_range=state.set_range,
             set_alerts=state.set_alerts,
+            toggle_study=state.toggle_study,
+            toggle_full_chart=state.toggle_chart_full,
             export_report=lambda: spawn(self.reports.export()),
             run_backtest=lambda draft: spawn(self.strategies.run(draft)),
             cancel_backtest=self.strategies.cancel,
@@ -252,9 +257,13 @@ class SkeetSession:
 
     def open_ticket(self) -> None:
         """On a phone the order ticket is a bottom sheet over the dashboard."""
+        # Scroll-controlled, with the ticket in a scrolling column: every order type's fields fit on a phone
+        # (a plain sheet stops at 9/16 of the screen and cut the button off).
         self._sheet = ft.BottomSheet(
-            ft.Container(self.shell.ticket.control, padding=ft.Padding.only(left=12, right=12, top=12, bottom=24)),
-            show_drag_handle=True, on_dismiss=lambda _e: self._sheet_dismissed(),
+            ft.Column([ft.Container(self.shell.ticket.control,
+                                    padding=ft.Padding.only(left=12, right=12, top=12, bottom=24))],
+                      scroll=ft.ScrollMode.AUTO, tight=True),
+            show_drag_handle=True, scrollable=True, on_dismiss=lambda _e: self._sheet_dismissed(),
         )
         self.page.show_dialog(self._sheet)
 

@@ -10,11 +10,13 @@ import flet as ft
 
 from client.state import SECTIONS, AppState
 from client.theme import Breakpoint
+from views.account import AccountView
 from views.alerts import AlertsView
 from views.analytics import AnalyticsView
 from views.chart import ChartView
-from views.common import Intents
+from views.common import Intents, set_flowing
 from views.insights import InsightsView
+from views.market_depth import OrderBookView, TradesView
 from views.mode_badge import ModeBadgeView
 from views.order_ticket import OrderTicketView
 from views.orders import OrdersView
@@ -56,14 +58,17 @@ class Shell:
         self.signals = SignalsView()
         self.signal_log = SignalsView(limit=100, identifier="signal-log")
         self.status = StatusView(backend_url=backend_url)
+        self.account = AccountView()
+        self.book = OrderBookView()
+        self.trades = TradesView()
         self.root = ft.Container(expand=True)
-        self._layout: tuple[Breakpoint, str] | None = None
+        self._layout: tuple[Breakpoint, str, bool] | None = None
 
     def render(self, state: AppState, dirty: set[str] | None = None) -> list[ft.Control] | None:
         """Repaint from state. Returns the controls to send (only the panels whose topics are in
         `dirty`), or None when the whole page must be sent (first paint, layout change)."""
         dirty = {"all"} if dirty is None else dirty
-        layout = (state.breakpoint, state.section)
+        layout = (state.breakpoint, state.section, state.chart_full and state.breakpoint == "phone")
         full = "all" in dirty or layout != self._layout
         if layout != self._layout:
             self._layout = layout
@@ -81,12 +86,10 @@ class Shell:
             "signals": [self.signal_log, self.alerts, self.rules, self.strategies],
             "insights": [self.insights],
             "settings": [self.settings, self.status],
-            "dashboard": [self.watchlist, self.chart, self.ticket, self.orders, self.signals],
+            "dashboard": [self.watchlist, self.chart, self.ticket, self.orders, self.signals, self.positions,
+                          self.account, self.book, self.trades],
         }
-        views = sections[state.section]
-        if state.section == "dashboard" and state.breakpoint == "desktop":
-            views = [*views, self.positions]
-        return views
+        return sections[state.section]
 
     def _pair(self, state: AppState, first: Any, second: Any, second_height: int = 420) -> ft.Control:
         """Two panels: side by side on wide screens, stacked (scrolling) on a phone."""
@@ -114,6 +117,9 @@ class Shell:
 
     def _content(self, state: AppState) -> ft.Control:
         bp = state.breakpoint
+        if state.section != "dashboard":
+            for view in (self.watchlist, self.orders, self.positions, self.signals):
+                set_flowing(view.control, False)
         if state.section == "portfolio":
             column: list[ft.Control] = [ft.Container(self.positions.control, height=260),
                                         ft.Container(self.history.control, expand=True)]
@@ -125,43 +131,54 @@ class Shell:
             return self.insights.control
         if state.section == "settings":
             return self._pair(state, self.settings, self.status, 480)
+        if bp == "phone" and state.chart_full:
+            return self.chart.control  # the chart alone; its header's button leaves full screen
+        return self._dashboard(state)
+
+    def _dashboard(self, state: AppState) -> ft.Control:
+        """Markets. Each layout has one scrolling area per column at most: a panel inside a scrolling column
+        flows at its content's height (`set_flowing`), so no list scrolls inside another."""
+        bp = state.breakpoint
+        flowing = {"phone": [self.watchlist, self.orders, self.positions, self.signals],
+                   "tablet": [self.watchlist, self.positions],
+                   "desktop": [self.watchlist, self.signals]}[bp]
+        for view in (self.watchlist, self.orders, self.positions, self.signals):
+            set_flowing(view.control, view in flowing)
         if bp == "phone":
             trade = ft.FilledButton("Trade " + state.selected, icon=ft.Icons.SWAP_VERT,
                                     on_click=lambda _e: self._intents.open_ticket())
             return ft.Column(
                 [
-                    ft.Container(self.watchlist.control, height=300),
-                    ft.Container(self.chart.control, height=320),
+                    self.watchlist.control,
+                    ft.Container(self.chart.control, height=460),
                     ft.Row([trade], alignment=ft.MainAxisAlignment.CENTER),
-                    ft.Container(self.orders.control, height=360),
-                    ft.Container(self.signals.control, height=260),
+                    self.orders.control, self.positions.control, self.account.control,
+                    ft.Row([ft.Container(self.book.control, expand=True),
+                            ft.Container(self.trades.control, expand=True)],
+                           spacing=8, vertical_alignment=ft.CrossAxisAlignment.START),
+                    self.signals.control,
                 ],
                 scroll=ft.ScrollMode.AUTO, expand=True, spacing=10,
             )
         if bp == "tablet":
+            side = ft.Column([self.watchlist.control, self.ticket.control, self.account.control,
+                              self.positions.control, self.book.control, self.trades.control],
+                             width=300, spacing=10, scroll=ft.ScrollMode.AUTO)
             return ft.Row(
-                [
-                    ft.Column([self.watchlist.control, self.ticket.control], width=300, spacing=10),
-                    ft.Column([self.chart.control, ft.Container(self.orders.control, height=300)],
-                              expand=True, spacing=10),
-                ],
+                [side, ft.Column([self.chart.control, ft.Container(self.orders.control, height=320)],
+                                 expand=True, spacing=10)],
                 expand=True, spacing=10, vertical_alignment=ft.CrossAxisAlignment.STRETCH,
             )
-        return ft.Column(
-            [
-                ft.Row(
-                    [
-                        ft.Container(self.watchlist.control, width=280),
-                        self.chart.control,
-                        ft.Column([self.ticket.control, self.signals.control], width=320, spacing=10),
-                    ],
-                    expand=3, spacing=10, vertical_alignment=ft.CrossAxisAlignment.STRETCH,
-                ),
-                ft.Row([self.orders.control, ft.Container(self.positions.control, width=420)], expand=2,
-                       spacing=10, vertical_alignment=ft.CrossAxisAlignment.STRETCH),
-            ],
-            expand=True, spacing=10,
-        )
+        left = ft.Column([self.watchlist.control, self.book.control, self.trades.control],
+                         width=270, spacing=10, scroll=ft.ScrollMode.AUTO)
+        centre = ft.Column([ft.Container(self.chart.control, expand=3),
+                            ft.Row([self.orders.control, ft.Container(self.positions.control, width=400)],
+                                   expand=2, spacing=10, vertical_alignment=ft.CrossAxisAlignment.STRETCH)],
+                           expand=True, spacing=10)
+        right = ft.Column([self.ticket.control, self.account.control, self.signals.control],
+                          width=330, spacing=10, scroll=ft.ScrollMode.AUTO)
+        return ft.Row([left, centre, right], expand=True, spacing=10,
+                      vertical_alignment=ft.CrossAxisAlignment.STRETCH)
 
     def _build(self, state: AppState) -> ft.Control:
         name = ft.Text("Skeet", size=20, weight=ft.FontWeight.BOLD)

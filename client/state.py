@@ -13,15 +13,16 @@ from client.theme import Breakpoint, breakpoint_for
 from services.live import Change, ConnectionStatus
 from services.market import TIMEFRAME_MS, Candle, Tick
 
-MAX_BARS = 120
+MAX_BARS = 500  # candles held per symbol: what the chart can pan and zoom through
 MAX_SIGNALS = 200
+MAX_EQUITY_POINTS = 24 * 60  # one a minute for a day
 MAX_INDICATOR_POINTS = 24 * 60
 MIN_DISTINCT_BARS = 8
 INDICATOR_KEY = "ema_20"  # the engine indicator drawn over the candles
 
 Section = Literal["dashboard", "portfolio", "signals", "insights", "settings"]
 SECTIONS: tuple[Section, ...] = ("dashboard", "portfolio", "signals", "insights", "settings")
-TIMEFRAMES: tuple[str, ...] = ("1m", "5m", "15m", "1h", "1d")
+TIMEFRAMES: tuple[str, ...] = tuple(tf for tf in ("1m", "5m", "15m", "1h", "4h", "1d") if tf in TIMEFRAME_MS)
 INDICATOR_MS = 60_000  # the overlay is kept per minute and sampled at whatever bar size is shown
 
 
@@ -43,9 +44,18 @@ class Ticket:
     """What the order ticket holds while the trader fills it in (UI state, not an order yet)."""
 
     side: str = "buy"
-    type: str = "market"
+    type: str = "market"  # client.ticket.ORDER_TYPES: market limit stop_market stop_limit trailing_stop oco
     amount: str = ""
-    price: str = ""
+    amount_mode: str = "base"  # "base": the amount in BTC; "quote": the order's value in USDT
+    price: str = ""  # limit price (limit, stop_limit), take-profit leg (oco)
+    stop_price: str = ""  # trigger (stop_market, stop_limit), stop-loss leg (oco)
+    trailing_percent: str = ""
+    tif: str = "GTC"
+    post_only: bool = False
+    bracket: bool = False  # attach take-profit / stop-loss exits to the entry
+    take_profit: str = ""
+    stop_loss: str = ""
+    confirm_above: str = ""  # ask before orders worth more than this (quote currency); empty: never
     submitting: bool = False
     error: str | None = None
     client_order_id: str | None = None  # fixed at first submit, so a resubmit is the same order
@@ -90,6 +100,8 @@ class AppState:
     theme: str = "system"
     history_span_ms: int = 0  # how much distinct history the source has (a replay's length); 0: unlimited
     chart_bars: int = 0  # the range selector; 0: the default for the screen width
+    chart_studies: tuple[str, ...] = ("ema20",)  # views.chart_studies keys drawn, in the order picked
+    chart_full: bool = False  # a phone shows the chart alone, full screen
     alerts_enabled: bool = False  # pop up a notice when a rule fires for a watched symbol
     live_trading: bool = False  # the backend routes orders to a real exchange: confirm each one
     market_source: str = "synthetic"
@@ -102,6 +114,12 @@ class AppState:
     live_status: ConnectionStatus = "connecting"
     backend_error: str | None = None
     ticket: Ticket = field(default_factory=Ticket)
+    balance: dict[str, Any] = field(default_factory=dict)  # ccxt balance: {"free": {CUR: n}, "used": ..., "total": ...}
+    order_books: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol → ccxt order book
+    recent_trades: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # symbol → ccxt trades, newest first
+    tickers: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol → ccxt ticker (24 h high, low, volume)
+    equity_curve: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=MAX_EQUITY_POINTS))
+    account_revision: int = 0  # bumped by every order or position change: the balance is then re-read
     alert_draft: AlertDraft = field(default_factory=AlertDraft)
     backtest: BacktestLab = field(default_factory=BacktestLab)  # the Strategies screen
     notice: Notice | None = None
@@ -202,6 +220,8 @@ class AppState:
             table[change.doc_id] = change.doc
         if change.collection == "insights":
             self.insight_pending = False
+        if change.collection in ("orders", "positions"):
+            self.account_revision += 1
         self.changed(change.collection)
         return before
 
@@ -275,6 +295,15 @@ class AppState:
         self.chart_bars = bars
         self.changed("chart")
 
+    def toggle_study(self, key: str) -> None:
+        self.chart_studies = (tuple(k for k in self.chart_studies if k != key) if key in self.chart_studies
+                              else (*self.chart_studies, key))
+        self.changed("chart")
+
+    def toggle_chart_full(self) -> None:
+        self.chart_full = not self.chart_full
+        self.changed("layout")
+
     def set_alerts(self, enabled: bool) -> None:
         self.alerts_enabled = enabled
         self.changed("settings")
@@ -308,6 +337,60 @@ class AppState:
         if width != self.width:
             self.width = width
             self.changed("layout")
+
+    # -- account -------------------------------------------------------------------------------
+    def set_balance(self, balance: dict[str, Any]) -> None:
+        self.balance = balance
+        self.changed("balance")
+
+    def free(self, currency: str) -> float:
+        return float((self.balance.get("free") or {}).get(currency) or 0.0)
+
+    def used(self, currency: str) -> float:
+        return float((self.balance.get("used") or {}).get(currency) or 0.0)
+
+    def equity(self, quote: str = "USDT") -> float | None:
+        """Everything marked in `quote`: each currency's total at its last price against `quote`.
+        None until the balance is known or while a held currency has no price yet."""
+        totals = self.balance.get("total") or {}
+        if not totals:
+            return None
+        value = 0.0
+        for currency, amount in totals.items():
+            if not amount:
+                continue
+            if currency == quote:
+                value += float(amount)
+                continue
+            q = self.quotes.get(f"{currency}/{quote}")
+            if q is None:
+                return None
+            value += float(amount) * q.last
+        return value
+
+    def record_equity(self, timestamp_ms: int) -> None:
+        """One point a minute (the last value in it): the equity curve."""
+        value = self.equity()
+        if value is None:
+            return
+        minute = timestamp_ms - timestamp_ms % 60_000
+        if self.equity_curve and self.equity_curve[-1] == (minute, value):
+            return  # nothing moved: no repaint
+        if self.equity_curve and self.equity_curve[-1][0] == minute:
+            self.equity_curve[-1] = (minute, value)
+        else:
+            self.equity_curve.append((minute, value))
+        self.changed("equity")
+
+    def set_market_depth(self, symbol: str, *, book: dict[str, Any] | None = None,
+                         trades: list[dict[str, Any]] | None = None, ticker: dict[str, Any] | None = None) -> None:
+        if book is not None:
+            self.order_books[symbol] = book
+        if trades is not None:
+            self.recent_trades[symbol] = trades
+        if ticker is not None:
+            self.tickers[symbol] = ticker
+        self.changed("depth")
 
     def edit_ticket(self, **fields: Any) -> None:
         self.ticket = replace(self.ticket, **fields)

@@ -1,207 +1,252 @@
-"""Candlestick chart of the selected symbol with the engine's indicator drawn over it.
+"""The selected symbol's chart, drawn on `ft.canvas`: candles and volume, the studies the trader picks,
+crosshair and legend, last-price, order and entry lines, fill and signal markers; drag or pinch to pan,
+wheel or pinch to zoom through the candles held.
 
-`flet-charts` has no line overlay inside `CandlestickChart`, so a transparent `LineChart` with the
-same axes and ranges is stacked on top. Animations are off: they delay live candles by ~150 ms.
+`flet-charts` has no viewport API (no pan, no zoom, no crosshair labels), hence a canvas. What is drawn is
+computed by `views.chart_scene` (pure, tested without a browser) in three layers, so a tick repaints a few
+shapes and a pointer move only the crosshair. Gestures redraw the chart alone, at once: waiting for the
+session's 10 Hz repaint would make a drag feel sticky, and a whole-page update would cost far more.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
+from typing import Any
 
 import flet as ft
-import flet_charts as fch
+import flet.canvas as cv
 
 from client.state import TIMEFRAMES, AppState
-from client.theme import DOWN, INDICATOR, UP
-from services.market import TIMEFRAME_MS, Candle
-from views.common import Intents, fmt, fmt_time, price_decimals
+from client.theme import DOWN, UP
+from views.chart_scene import (
+    Marker,
+    PriceLine,
+    Scene,
+    Window,
+    build,
+    cursor,
+    legend,
+    semantics_label,
+)
+from views.chart_studies import STUDIES
+from views.common import Intents, amount_decimals, fmt, price_decimals
+from views.orders import fmt_amount, order_kind
 
 BARS_SHOWN = {"phone": 40, "tablet": 60, "desktop": 90}  # the default range per width
 RANGES = ("30", "60", "120")  # the range selector: how many bars the chart shows
-AXIS_LABEL_SIZE = 64
-
-
-BOTTOM_LABEL_SIZE = 22
-
-
-def nice_step(span: float, count: int = 4) -> float:
-    """A round axis step (1, 2, 2.5 or 5 × 10^k) giving about `count` intervals over `span`."""
-    if span <= 0:
-        return 1.0
-    raw = span / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+DEFAULT_SIZE = {"phone": (360.0, 380.0), "tablet": (500.0, 420.0), "desktop": (760.0, 440.0)}  # until measured
+WHEEL_STEP = 1.15  # zoom factor per wheel notch
 
 
 class ChartView:
-    TOPICS = frozenset({"candles", "selected", "markets", "signals", "chart"})  # the AppState topics this view reads: it repaints only for them
+    TOPICS = frozenset({"candles", "selected", "markets", "signals", "chart", "orders", "positions"})  # repaints only for these
+
     def __init__(self, intents: Intents | None = None) -> None:
         intents = intents or Intents()
-        self.title = ft.Text("", weight=ft.FontWeight.BOLD, size=14)
+        self._intents = intents
+        self.title = ft.Text("", weight=ft.FontWeight.BOLD, size=14, no_wrap=True)
         self.timeframe = ft.SegmentedButton(
             segments=[ft.Segment(value=tf, label=tf) for tf in TIMEFRAMES], selected=["1m"],
             show_selected_icon=False, on_change=lambda e: intents.set_timeframe(e.control.selected[0]),
+            style=ft.ButtonStyle(padding=ft.Padding.symmetric(horizontal=6), visual_density=ft.VisualDensity.COMPACT),
         )
-        self.legend = ft.Text("", size=12, color=INDICATOR)
-        self.candles = fch.CandlestickChart(
-            spots=[], animation=ft.Animation(duration=0), interactive=True, expand=True,
-            horizontal_grid_lines=fch.ChartGridLines(color=ft.Colors.with_opacity(0.08, ft.Colors.ON_SURFACE)),
-            left_axis=fch.ChartAxis(label_size=0, show_labels=False),
-            top_axis=fch.ChartAxis(label_size=0, show_labels=False),
-            right_axis=fch.ChartAxis(label_size=AXIS_LABEL_SIZE, show_min=False, show_max=False),
-            bottom_axis=fch.ChartAxis(label_size=BOTTOM_LABEL_SIZE, show_min=False, show_max=False),
-        )
-        self.line = fch.LineChartData(points=[], color=INDICATOR, stroke_width=2, curved=False, point=False)
-        # Signal markers: points only (no line), under the low of a buy bar and over the high of a sell bar.
-        self.buys = fch.LineChartData(points=[], color=UP, stroke_width=0, point=True, curved=False)
-        self.sells = fch.LineChartData(points=[], color=DOWN, stroke_width=0, point=True, curved=False)
         self.range = ft.SegmentedButton(
-            segments=[ft.Segment(value=r, label=f"{r} bars") for r in RANGES], selected=[], allow_empty_selection=True,
+            segments=[ft.Segment(value=r, label=r) for r in RANGES], selected=[], allow_empty_selection=True,
             show_selected_icon=False, on_change=lambda e: intents.set_range(int(e.control.selected[0])
                                                                              if e.control.selected else 0),
+            style=ft.ButtonStyle(padding=ft.Padding.symmetric(horizontal=6), visual_density=ft.VisualDensity.COMPACT),
         )
-        hidden = fch.ChartAxis(label_size=0, show_labels=False)
-        self.overlay = fch.LineChart(
-            data_series=[self.line, self.buys, self.sells], animation=ft.Animation(duration=0), interactive=False, expand=True,
-            left_axis=hidden, right_axis=hidden, top_axis=hidden, bottom_axis=hidden,
+        self.studies = ft.PopupMenuButton(
+            icon=ft.Icons.SHOW_CHART, tooltip="Studies",
+            items=[ft.PopupMenuItem(content=s.label, checked=False, data=s.key,
+                                    on_click=lambda e: intents.toggle_study(e.control.data)) for s in STUDIES],
         )
-        # The overlay has no axes; padding by the candles' label room lines the two plots up.
-        overlay = ft.Container(self.overlay, padding=ft.Padding.only(right=AXIS_LABEL_SIZE, bottom=BOTTOM_LABEL_SIZE),
-                               expand=True)
-        plot = ft.Stack([self.candles, ft.TransparentPointer(content=overlay, expand=True)], expand=True)
-        header = ft.Row([ft.Row([self.title, self.legend], spacing=12, wrap=True), self.timeframe, self.range],
-                        alignment=ft.MainAxisAlignment.SPACE_BETWEEN, wrap=True, run_spacing=6)
-        self.semantics = ft.Semantics(identifier="chart", container=True, content=plot, expand=True)
+        self.full = ft.IconButton(ft.Icons.FULLSCREEN, tooltip="Full-screen chart", visible=False,
+                                  on_click=lambda _e: intents.toggle_full_chart())
+        self.legend = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
+        self.study_legend = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
+        self.base = cv.Canvas(shapes=[], expand=True, on_resize=self._on_resize, resize_interval=50)
+        self.live = cv.Canvas(shapes=[], expand=True)
+        self.cursor = cv.Canvas(shapes=[], expand=True)
+        self.plot = ft.GestureDetector(
+            content=ft.Stack([self.base, self.live, self.cursor], expand=True),
+            expand=True, drag_interval=30, hover_interval=30, mouse_cursor=ft.MouseCursor.PRECISE,
+            on_hover=self._on_hover, on_exit=self._on_exit, on_scroll=self._on_scroll,
+            on_scale_start=self._on_scale_start, on_scale_update=self._on_scale_update,
+        )
+        header = ft.Row(
+            [self.title, self.timeframe, self.range, self.studies, self.full],
+            wrap=True, run_spacing=4, spacing=6, vertical_alignment=ft.CrossAxisAlignment.CENTER,
+        )
+        self.header = header
+        self.semantics = ft.Semantics(identifier="chart", container=True, content=self.plot, expand=True)
         self.control = ft.Container(
-            content=ft.Column([header, self.semantics], expand=True, spacing=6),
-            padding=ft.Padding.all(12), border_radius=ft.BorderRadius.all(12),
+            content=ft.Column([header, ft.Column([self.legend, self.study_legend], spacing=0), self.semantics],
+                              expand=True, spacing=4),
+            padding=ft.Padding.all(10), border_radius=ft.BorderRadius.all(12),
             bgcolor=ft.Colors.SURFACE_CONTAINER, expand=True,
         )
-        self._shown: list[Candle] = []
-        self._axes_key: tuple[object, ...] | None = None
-        self._line_shown: list[tuple[int, float]] = []
-        self._markers_key: tuple[object, ...] | None = None
+        self._state: AppState | None = None
+        self._size: tuple[float, float] | None = None
+        self._window: Window | None = None
+        self._window_for: tuple[object, ...] | None = None  # (symbol, timeframe, range) the window belongs to
+        self._scene: Scene | None = None
+        self._base_key: tuple[object, ...] | None = None
+        self._hover: tuple[float, float] | None = None
+        self._gesture: tuple[Window, float] | None = None  # the window when a drag began, and the drag so far
+        self.changed: list[ft.Control] = []  # what the last draw replaced (bench/chart.py weighs it)
 
+    # -- from state --------------------------------------------------------------------------
     def render(self, state: AppState) -> None:
+        self._state = state
         symbol = state.selected
-        bars = state.candles.get(symbol, [])[-(state.chart_bars or BARS_SHOWN[state.breakpoint]):]
-        self.range.selected = [str(state.chart_bars)] if state.chart_bars else []
-        market = state.markets.get(symbol)
-        places = price_decimals(market, bars[-1].close if bars else None)
         self.title.value = f"{symbol} · {state.timeframe}"
         self.timeframe.selected = [state.timeframe]
+        self.range.selected = [str(state.chart_bars)] if state.chart_bars else []
         for segment in self.timeframe.segments:
             available = state.timeframe_available(segment.value)
             if segment.disabled == available:  # changed: patch it
                 segment.disabled = not available
                 segment.tooltip = None if available else (
                     f"The recording is {state.history_span_ms // 60_000} min long: too short for {segment.value} bars")
-        values = sample(state.indicator.get(symbol, {}), bars, TIMEFRAME_MS[state.timeframe])
-        last_value = values.get(bars[-1].timestamp_ms) if bars else None
-        self.legend.value = f"EMA 20 {fmt(last_value, places)}" if last_value else "EMA 20 warming up"
-        self._render_candles(bars)
-        points = [(i, values[b.timestamp_ms]) for i, b in enumerate(bars) if b.timestamp_ms in values]
-        self._render_line(points)
-        self._render_markers(state, bars)
-        lows = [b.low for b in bars] + [v for _, v in points]
-        highs = [b.high for b in bars] + [v for _, v in points]
-        if bars:
-            pad = (max(highs) - min(lows)) * 0.06 or max(highs) * 0.001
-            lo, hi = min(lows) - pad, max(highs) + pad
-            for chart in (self.candles, self.overlay):
-                chart.min_x, chart.max_x, chart.min_y, chart.max_y = -0.5, len(bars) - 0.5, lo, hi
-            # fl_chart draws a label only at multiples of the axis spacing: labels sit exactly there.
-            # Labels are rebuilt only when they change, so a tick does not resend them.
-            y_step = nice_step(hi - lo)
-            first, last_k = math.ceil(lo / y_step), math.floor(hi / y_step)
-            step = max(1, len(bars) // 4)
-            axes_key = (y_step, first, last_k, places, bars[0].timestamp_ms, len(bars))
-            if axes_key != self._axes_key:
-                self._axes_key = axes_key
-                self.candles.right_axis.label_spacing = y_step
-                self.candles.right_axis.labels = [
-                    fch.ChartAxisLabel(value=k * y_step, label=ft.Text(fmt(k * y_step, places), size=10))
-                    for k in range(first, last_k + 1)
-                ]
-                self.candles.bottom_axis.label_spacing = step
-                self.candles.bottom_axis.labels = [
-                    fch.ChartAxisLabel(value=i, label=ft.Text(fmt_time(bars[i].timestamp_ms, False), size=10))
-                    for i in range(0, len(bars), step)
-                ]
-        last = bars[-1] if bars else None
-        self.semantics.label = (
-            f"{symbol} candlestick chart, {len(bars)} bars, last close {fmt(last.close, places)}"
-            if last else f"{symbol} chart, loading"
-        )
-        self.semantics.value = str(len(bars))
+        for item in self.studies.items:
+            item.checked = item.data in state.chart_studies
+        phone = state.breakpoint == "phone"
+        self.full.visible = phone
+        self.range.visible = not phone  # a phone pinches and drags instead: the plot gets the room
+        self.timeframe.style = ft.ButtonStyle(padding=ft.Padding.symmetric(horizontal=2 if phone else 6),
+                                              visual_density=ft.VisualDensity.COMPACT)
+        self.full.icon = ft.Icons.FULLSCREEN_EXIT if state.chart_full else ft.Icons.FULLSCREEN
+        self.full.tooltip = "Leave full screen" if state.chart_full else "Full-screen chart"
+        owner = (symbol, state.timeframe, state.chart_bars)
+        if owner != self._window_for:  # another symbol, timeframe or range: back to the live edge
+            self._window_for = owner
+            self._window = Window(state.chart_bars or BARS_SHOWN[state.breakpoint])
+        self._draw()
 
-    def _render_markers(self, state: AppState, bars: list[Candle]) -> None:
-        """One marker per bar and side where the engine fired for the selected symbol. O(s log b)."""
-        if not bars:
-            self.buys.points, self.sells.points = [], []
+    # -- drawing -----------------------------------------------------------------------------
+    def _draw(self) -> list[ft.Control]:
+        """Rebuild the scene; returns the canvases whose shapes were replaced."""
+        state = self._state
+        if state is None or self._window is None:
+            return []
+        symbol = state.selected
+        candles = state.candles.get(symbol, [])
+        market = state.markets.get(symbol)
+        places = price_decimals(market, candles[-1].close if candles else None)
+        width, height = self._size or DEFAULT_SIZE[state.breakpoint]
+        lines = chart_lines(state, places)
+        scene = build(candles, self._window, width, height, studies=state.chart_studies, places=places,
+                      markers=chart_markers(state), lines=lines,
+                      identity=(symbol, state.timeframe), previous=self._scene)
+        self._scene = scene
+        self._window = self._window.clamp(len(candles))
+        changed: list[ft.Control] = [self.live]
+        if scene.base_key != self._base_key:
+            self._base_key = scene.base_key
+            self.base.shapes = scene.base
+            changed.append(self.base)
+        self.live.shapes = scene.live
+        self._draw_cursor()
+        self.semantics.label = semantics_label(symbol, state.timeframe, scene.bars, places, lines)
+        self.study_legend.value = "  ".join(
+            f"{name}\u00a0{fmt(values[-1], 2 if name in ('RSI 14',) else places)}"
+            for name, values in scene.studies.items() if values and values[-1] is not None and name != "Histogram")
+        self.study_legend.visible = bool(self.study_legend.value)
+        self.changed = [*changed, self.cursor, self.legend, self.study_legend, self.semantics]
+        return self.changed
+
+    def _draw_cursor(self) -> None:
+        scene, state = self._scene, self._state
+        if scene is None or state is None:
             return
-        starts = [b.timestamp_ms for b in bars]
-        buys: dict[int, float] = {}
-        sells: dict[int, float] = {}
-        pad = (max(b.high for b in bars) - min(b.low for b in bars)) * 0.03
-        for signal in state.signals:
-            if signal.symbol != state.selected or signal.timestamp_ms < starts[0]:
-                continue
-            i = bisect.bisect_right(starts, signal.timestamp_ms) - 1
-            if signal.direction == "buy":
-                buys[i] = bars[i].low - pad
-            else:
-                sells[i] = bars[i].high + pad
-        key = (tuple(sorted(buys.items())), tuple(sorted(sells.items())))
-        if key != self._markers_key:
-            self._markers_key = key
-            self.buys.points = [fch.LineChartDataPoint(x=i, y=y, tooltip="buy signal") for i, y in key[0]]
-            self.sells.points = [fch.LineChartDataPoint(x=i, y=y, tooltip="sell signal") for i, y in key[1]]
+        market = state.markets.get(state.selected)
+        places = price_decimals(market, scene.bars[-1].close if scene.bars else None)
+        shapes, index = cursor(scene, *self._hover, places) if self._hover else ([], None)
+        self.cursor.shapes = shapes
+        self.legend.value = legend(scene.bars, index, places, amount_decimals(market))
+        if scene.bars:
+            bar = scene.bars[-1 if index is None else index]
+            self.legend.color = UP if bar.close >= bar.open else DOWN
 
-    def _render_line(self, points: list[tuple[int, float]]) -> None:
-        """Like the candles: between bars only the last point moves, so only it is patched."""
-        shown = self._line_shown
-        if len(points) == len(shown) and points[:-1] == shown[:-1] and points:
-            if points[-1] != shown[-1]:
-                self.line.points[-1].y = points[-1][1]
+    def _send(self, *controls: ft.Control) -> None:
+        """Push the chart's own controls to the browser now (a gesture), when the chart is on a page."""
+        try:
+            if self.control.page is None:
+                return
+        except RuntimeError:
+            return
+        for c in controls:
+            c.update()
+
+    # -- gestures ----------------------------------------------------------------------------
+    def _on_resize(self, e: Any) -> None:  # a cv.CanvasResizeEvent
+        if e.width > 0 and e.height > 0 and (e.width, e.height) != self._size:
+            self._size = (e.width, e.height)
+            self._send(*self._draw())
+
+    def _on_hover(self, e: Any) -> None:
+        self._hover = (e.local_position.x, e.local_position.y)
+        self._draw_cursor()
+        self._send(self.cursor, self.legend)
+
+    def _on_exit(self, _e: Any) -> None:
+        self._hover = None
+        self._draw_cursor()
+        self._send(self.cursor, self.legend)
+
+    def _on_scroll(self, e: Any) -> None:
+        if self._window is None or self._state is None:
+            return
+        dy = e.scroll_delta.y if e.scroll_delta is not None else 0
+        if not dy:
+            return
+        total = len(self._state.candles.get(self._state.selected, []))
+        self._window = self._window.zoom(WHEEL_STEP if dy > 0 else 1 / WHEEL_STEP, total)
+        self._send(*self._draw())
+
+    def _on_scale_start(self, _e: Any) -> None:
+        if self._window is not None:
+            self._gesture = (self._window, 0.0)
+
+    def _on_scale_update(self, e: Any) -> None:
+        """One finger (or a mouse drag) pans; two fingers pinch to zoom."""
+        if self._gesture is None or self._state is None or self._scene is None:
+            return
+        start, dragged = self._gesture
+        total = len(self._state.candles.get(self._state.selected, []))
+        if e.pointer_count >= 2 and e.horizontal_scale and abs(e.horizontal_scale - 1) > 0.01:
+            self._window = start.zoom(1 / e.horizontal_scale, total)
         else:
-            self.line.points = [fch.LineChartDataPoint(x=i, y=v) for i, v in points]
-        self._line_shown = points
-
-    def _render_candles(self, bars: list[Candle]) -> None:
-        # Only the current bar changes between most renders: mutate spots in place so the patch
-        # sent to the browser is one spot, not the whole series.
-        spots = self.candles.spots
-        same_window = (
-            len(self._shown) == len(bars) and bars and self._shown[0].timestamp_ms == bars[0].timestamp_ms
-        )
-        if not same_window:
-            spots.clear()
-            spots.extend(_spot(i, b) for i, b in enumerate(bars))
-        elif bars:
-            i = len(bars) - 1
-            spot, bar = spots[i], bars[i]
-            spot.open, spot.high, spot.low, spot.close = bar.open, bar.high, bar.low, bar.close
-            spot.tooltip = _tooltip(bar)
-        self._shown = list(bars)
+            dragged += e.focal_point_delta.x if e.focal_point_delta is not None else 0.0
+            self._gesture = (start, dragged)
+            self._window = start.pan(round(dragged / self._scene.frame.slot), total)
+        self._hover = None
+        self._send(*self._draw())
 
 
-def sample(per_minute: dict[int, float], bars: list[Candle], bar_ms: int) -> dict[int, float]:
-    """The indicator's last value inside each bar. O(b log m) for b bars over m minute points."""
-    minutes = sorted(per_minute)
-    out: dict[int, float] = {}
-    for bar in bars:
-        i = bisect.bisect_left(minutes, bar.timestamp_ms + bar_ms) - 1
-        if i >= 0 and minutes[i] >= bar.timestamp_ms:
-            out[bar.timestamp_ms] = per_minute[minutes[i]]
-    return out
+def chart_markers(state: AppState) -> tuple[Marker, ...]:
+    """The trader's own fills on the selected symbol, and the signals the engine fired on it."""
+    fills = [Marker(int(o.get("lastTradeTimestamp") or o.get("timestamp") or 0), str(o.get("side")), "fill",
+                    o.get("average") or o.get("price"))
+             for o in state.orders.values()
+             if o.get("symbol") == state.selected and (o.get("filled") or 0) > 0]
+    signals = [Marker(s.timestamp_ms, s.direction, "signal") for s in state.signals if s.symbol == state.selected]
+    return tuple(sorted(fills + signals, key=lambda m: (m.timestamp_ms, m.kind, m.side)))
 
 
-def _tooltip(bar: Candle) -> str:
-    return f"{fmt_time(bar.timestamp_ms, False)}  O {bar.open:g} H {bar.high:g} L {bar.low:g} C {bar.close:g}"
-
-
-def _spot(i: int, bar: Candle) -> fch.CandlestickChartSpot:
-    return fch.CandlestickChartSpot(x=i, open=bar.open, high=bar.high, low=bar.low, close=bar.close,
-                                    tooltip=_tooltip(bar))
+def chart_lines(state: AppState, places: int) -> tuple[PriceLine, ...]:
+    """Open orders' prices (a stop's trigger too) and the open position's entry, on the selected symbol."""
+    lines: list[PriceLine] = []
+    for o in state.open_orders():
+        if o.get("symbol") != state.selected:
+            continue
+        side, kind = str(o.get("side")), order_kind(o).split(" · ")[0].lower()
+        size = fmt_amount(o.get("remaining") or o.get("amount"))
+        if o.get("price"):
+            lines.append(PriceLine(float(o["price"]), f"{side.title()} {kind} {size}", side))
+        if o.get("stopPrice") and o.get("stopPrice") != o.get("price"):
+            lines.append(PriceLine(float(o["stopPrice"]), f"{side.title()} {kind} {size} trigger", side))
+    for p in state.open_positions():
+        if p.get("symbol") == state.selected and p.get("entryPrice"):
+            lines.append(PriceLine(float(p["entryPrice"]), "Entry", "entry"))
+    return tuple(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +49,8 @@ class Intents:
     set_alerts: Callable[[bool], object] = _ignore
     run_backtest: Callable[[Any], object] = _ignore  # a client.backtest_lab.StrategyDraft
     cancel_backtest: Callable[[], object] = _ignore
+    toggle_study: Callable[[str], object] = _ignore
+    toggle_full_chart: Callable[[], object] = _ignore
 
 
 def text_field(**kwargs: Any) -> ft.TextField:
@@ -103,7 +106,7 @@ def fmt_time(timestamp_ms: int | None, seconds: bool = True) -> str:
 
 
 def panel(title: str, content: ft.Control, *, identifier: str, expand: bool | int = False,
-          actions: list[ft.Control] | None = None) -> ft.Control:
+          actions: list[ft.Control] | None = None) -> ft.Semantics:
     """A titled card; `identifier` is the semantics id tests and screen readers find it by."""
     header = ft.Row(
         [ft.Text(title, weight=ft.FontWeight.BOLD, size=14), *(actions or [])],
@@ -121,3 +124,32 @@ def panel(title: str, content: ft.Control, *, identifier: str, expand: bool | in
         ),
         expand=expand,
     )
+
+
+# A control's `expand` and `scroll` as built, so a panel that flowed on a phone gets them back wider. Weak:
+# ids are reused once a control is gone, and a stale entry would hand another control the wrong layout.
+_EXPANDS: weakref.WeakKeyDictionary[ft.Control, object] = weakref.WeakKeyDictionary()
+_SCROLLS: weakref.WeakKeyDictionary[ft.Control, object] = weakref.WeakKeyDictionary()
+
+
+def set_flowing(control: ft.Control, flowing: bool) -> None:
+    """Lay a panel out at its content's height (`flowing`, inside a page that scrolls as one: a phone) or
+    fill the room it is given and scroll inside (wide layouts). Nested scroll areas are what made a phone's
+    signals list swallow the swipe meant for the page."""
+    stack: list[object] = [control]
+    while stack:
+        c = stack.pop()
+        if isinstance(c, ft.Column | ft.Container | ft.Semantics | ft.Row):
+            key = c
+            _EXPANDS.setdefault(key, c.expand)
+            c.expand = False if flowing else _EXPANDS[key]  # type: ignore[assignment]
+            if isinstance(c, ft.Column) and c.scroll is not None or key in _SCROLLS:
+                _SCROLLS.setdefault(key, c.scroll)  # type: ignore[union-attr]
+                c.scroll = None if flowing else _SCROLLS[key]  # type: ignore[union-attr]
+        if isinstance(c, ft.Row):
+            continue  # a row's cells are not panels
+        child = getattr(c, "content", None)
+        if isinstance(child, ft.Control):
+            stack.append(child)
+        stack.extend(x for x in getattr(c, "controls", None) or [] if isinstance(x, ft.Column | ft.Container))
+

@@ -12,7 +12,7 @@ STATUS_COLOUR = {"connected": ft.Colors.GREEN_400, "connecting": ft.Colors.AMBER
 
 
 class ModeBadgeView:
-    TOPICS = frozenset({"live"})  # the AppState topics this view reads: it repaints only for them
+    TOPICS = frozenset({"live", "layout"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self) -> None:
         self.chips = ft.Row(spacing=6, wrap=True, run_spacing=4)
         self.control = ft.Semantics(identifier="mode-badge", container=True, content=self.chips)
@@ -20,10 +20,14 @@ class ModeBadgeView:
     def render(self, state: AppState) -> None:
         labels = [state.modes[k] for k in MODE_ORDER if state.modes.get(k)]
         status_text = f"{state.modes.get('live', 'live state')}: {state.live_status}"
+        # A phone has room for one row: each mode by its first words ("Paper trading", not its backend URL).
+        short = (lambda text: text.split(" · ")[0]) if state.breakpoint == "phone" else (lambda text: text)
         self.chips.controls = [
-            *(_chip(label) for label in labels if label != state.modes.get("live")),
-            _chip(state.modes.get("live", "Live state"), dot=STATUS_COLOUR.get(state.live_status)),
+            *(_chip(short(label)) for label in labels if label != state.modes.get("live")),
+            _chip(short(state.modes.get("live", "Live state")), dot=STATUS_COLOUR.get(state.live_status)),
         ]
+        self.chips.wrap = state.breakpoint != "phone"
+        self.chips.spacing = 4 if state.breakpoint == "phone" else 6
         self.control.label = "Modes: " + ", ".join(
             [*(lbl for lbl in labels if lbl != state.modes.get("live")), status_text]
         )

@@ -49,37 +49,87 @@ class OrdersView:
         self.list.controls = [self._row(o, state, compact) for o in orders]
 
     def _row(self, order: dict[str, Any], state: AppState, compact: bool) -> ft.Control:
+        """One order. Wide: one line of fixed columns. Phone and tablet: two lines that fill the width
+        (side, symbol, type and status over time, filled/amount and price), so nothing is cut or wraps
+        mid-row and the cancel button keeps its own place."""
         symbol = order.get("symbol", "")
-        places = price_decimals(state.markets.get(symbol), order.get("average") or order.get("price"))
+        market = state.markets.get(symbol)
+        places = price_decimals(market, order.get("average") or order.get("price") or order.get("stopPrice"))
         side = order.get("side", "")
         colour = UP if side == "buy" else DOWN
-        price = order.get("average") or order.get("price")
         label = status_label(order)
-        cells: list[ft.Control] = [
-            ft.Row([direction_icon(1 if side == "buy" else -1),
-                    ft.Text(side.upper(), color=colour, weight=ft.FontWeight.BOLD, size=12)],
-                   spacing=0, width=56, tight=True),
-            ft.Text(symbol, size=13, width=92),
-            ft.Text(f"{order.get('filled') or 0:g}/{order.get('amount') or 0:g}", size=12, width=90,
-                    text_align=ft.TextAlign.RIGHT),
-            ft.Text(fmt(price, places) if price else "market", size=12, width=90, text_align=ft.TextAlign.RIGHT),
-            ft.Text(label, size=12, width=100, weight=ft.FontWeight.W_600),
-        ]
-        if not compact:
-            cells.insert(0, ft.Text(fmt_time(order.get("timestamp")), size=12, width=64,
-                                    color=ft.Colors.ON_SURFACE_VARIANT))
-            cells.insert(3, ft.Text(order.get("type", ""), size=12, width=70))
+        kind = order_kind(order)
+        side_cell = ft.Row([direction_icon(1 if side == "buy" else -1),
+                            ft.Text(side.upper(), color=colour, weight=ft.FontWeight.BOLD, size=12)],
+                           spacing=0, width=52, tight=True)
+        filled = f"{fmt_amount(order.get('filled'))}/{fmt_amount(order.get('amount'))}"
+        price = order_price(order, places)
         order_id = str(order.get("id", ""))
         cancel = reachable(ft.IconButton(ft.Icons.CLOSE, icon_size=16, tooltip="Cancel",
                                          on_click=lambda _e, oid=order_id: self._intents.cancel_order(oid)),
                            f"Cancel order {order_id}")
         cancel.visible = order.get("status") == "open"
+        muted = ft.Colors.ON_SURFACE_VARIANT
+        if compact or state.breakpoint == "tablet":
+            top = ft.Row([side_cell, ft.Text(symbol, size=13, weight=ft.FontWeight.W_600),
+                          ft.Text(kind, size=12, color=muted, expand=True, no_wrap=True),
+                          ft.Text(label, size=12, weight=ft.FontWeight.W_600)], spacing=6)
+            bottom = ft.Row([ft.Text(fmt_time(order.get("timestamp")), size=11, color=muted, width=52),
+                             ft.Text(filled, size=12, expand=True, no_wrap=True),
+                             ft.Text(price, size=12, text_align=ft.TextAlign.RIGHT, no_wrap=True)], spacing=6)
+            body: ft.Control = ft.Column([top, bottom], spacing=2, expand=True)
+        else:
+            body = ft.Row([
+                ft.Text(fmt_time(order.get("timestamp")), size=12, width=64, color=muted),
+                side_cell, ft.Text(symbol, size=13, width=92),
+                ft.Text(kind, size=12, width=96, no_wrap=True),
+                ft.Text(filled, size=12, width=110, text_align=ft.TextAlign.RIGHT, no_wrap=True),
+                ft.Text(price, size=12, expand=True, text_align=ft.TextAlign.RIGHT, no_wrap=True),
+                ft.Text(label, size=12, width=104, weight=ft.FontWeight.W_600, text_align=ft.TextAlign.RIGHT),
+            ], spacing=8, expand=True)
         return ft.Semantics(
             identifier=f"order-{order.get('clientOrderId') or order_id}", container=True,
-            label=f"{side} {order.get('amount')} {symbol} {order.get('type')} order, {label}",
-            content=ft.Row([ft.Row(cells, wrap=compact, expand=True, spacing=6), cancel],
-                           vertical_alignment=ft.CrossAxisAlignment.CENTER),
+            label=f"{side} {order.get('amount')} {symbol} {kind.split(' · ')[0].lower()} order, {label}",
+            content=ft.Row([body, cancel], vertical_alignment=ft.CrossAxisAlignment.CENTER, spacing=4),
         )
+
+
+KIND = {"market": "Market", "limit": "Limit", "stop_market": "Stop", "stop_limit": "Stop limit",
+        "trailing_stop": "Trailing stop", "oco": "OCO"}
+
+
+def order_kind(order: dict[str, Any]) -> str:
+    """The order's type in a trader's words, with what it holds to: "Limit · IOC", "Limit · post-only"."""
+    kind = KIND.get(str(order.get("type")), str(order.get("type") or "").replace("_", " ").title())
+    extras = [str(order["timeInForce"])] if order.get("timeInForce") not in (None, "GTC") else []
+    if order.get("postOnly"):
+        extras.append("post-only")
+    if order.get("parentId"):
+        extras.append("exit")
+    return " · ".join([kind, *extras])
+
+
+def order_price(order: dict[str, Any], places: int) -> str:
+    """The fill price once it traded; else the limit and/or trigger it waits for."""
+    if order.get("average"):
+        return f"@ {fmt(order['average'], places)}"
+    parts = []
+    if order.get("price"):
+        parts.append(fmt(order["price"], places))
+    if order.get("stopPrice"):
+        parts.append(f"trigger {fmt(order['stopPrice'], places)}")
+    if order.get("trailingPercent"):
+        parts.append(f"trail {order['trailingPercent']}%")
+    return " · ".join(parts) or "market"
+
+
+def fmt_amount(value: Any) -> str:
+    """An amount as the trader typed it: no trailing zeros, thousands separated ("1,250.5", "0.005")."""
+    if value is None:
+        return "0"
+    number = float(value)
+    text = f"{number:,.8f}".rstrip("0").rstrip(".")
+    return text or "0"
 
 
 def _fingerprint(order: dict[str, Any]) -> tuple[Any, ...]:

@@ -21,7 +21,9 @@ from services.market import (
 )
 from services.signals import Rule, Signal
 
-HISTORY_BARS = 120
+HISTORY_BARS = 500  # what the chart can pan through (client.state.MAX_BARS)
+WARM_UP_CHUNK = 1000
+RECENT_SIGNALS_MS = 5 * 60_000
 FRESHNESS_INTERVAL_S = 1.0
 
 

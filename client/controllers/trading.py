@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -10,6 +12,20 @@ import flet as ft
 
 from client.context import SessionContext
 from client.controllers.submit import RetrySafeSubmit
+from client.ticket import (
+    PAPER_TERMS as TERMS,
+)
+from client.ticket import (
+    TYPE_LABEL,
+    base_amount,
+    confirmation_reasons,
+    decimal_or_none,
+    describe_order,
+    estimate,
+    field_errors,
+    order_body,
+    reference_price,
+)
 from services.api import ApiError, new_client_alert_id, new_client_order_id
 from views.common import fmt, price_decimals
 
@@ -33,37 +49,63 @@ class TradingController:
         ticket = state.ticket
         if ticket.submitting:
             return  # a double tap is one order
-        error = ticket_error(ticket.amount, ticket.price if ticket.type == "limit" else None)
+        error = field_errors(ticket)
         if error:
             state.edit_ticket(error=error)
             return
-        if state.live_trading:
-            self._confirm_live_order()
+        reasons = self._confirmation_reasons()
+        if state.live_trading or reasons:
+            self._confirm(reasons)
             return
         self._send_order()
+
+    def _market(self) -> tuple[dict[str, Any], Decimal | None, int]:
+        state = self._ctx.state
+        market = state.markets.get(state.selected, {})
+        quote = state.quotes.get(state.selected)
+        last = Decimal(str(quote.last)) if quote is not None else None
+        return market, last, price_decimals(market, quote.last if quote else None)
+
+    def _confirmation_reasons(self) -> list[str]:
+        state = self._ctx.state
+        market, last, places = self._market()
+        est = estimate(state.ticket, last, market, TERMS)
+        return confirmation_reasons(state.ticket, est, last, confirm_above=decimal_or_none(state.ticket.confirm_above),
+                                    quote=market.get("quote") or state.selected.split("/")[-1], places=places)
 
     def _send_order(self) -> None:
         state, api = self._ctx.state, self._ctx.services.api
         ticket, symbol = state.ticket, state.selected
-        price = ticket.price if ticket.type == "limit" else None
+        market, last, _places = self._market()
+        amount = base_amount(ticket, reference_price(ticket, last, market, TERMS), market)
+        if amount is None or amount <= 0:
+            state.edit_ticket(error="The order value is too small for one step of the amount")
+            return
+        fields = order_body(ticket, amount)
+        price, stop = fields.pop("price", None), fields.pop("stopPrice", None)
 
         def send(key: str) -> Any:
-            return api.place_order(symbol=symbol, side=ticket.side, type=ticket.type, amount=ticket.amount,
-                                   price=price, client_order_id=key)
+            return api.place_order(symbol=symbol, side=ticket.side, type=ticket.type, amount=format(amount, "f"),
+                                   price=price, stop_price=stop, client_order_id=key, fields=fields)
 
         def sent(order: dict[str, Any]) -> None:
             self._ctx.screen.close_sheet()  # on a phone: back to the dashboard, where the order shows
-            state.notify(f"{order.get('side', '').title()} {order.get('amount')} {order.get('symbol')} "
-                         f"{order.get('type')} order sent", "success")
+            state.notify(order_sent_message(order, state.markets.get(symbol)), "success")
+            self._ctx.spawn(self.refresh_balance(), name="balance")
 
         self._orders.submit(send, sent=sent,
-                            refused=lambda exc: state.notify(f"Order rejected: {exc.message}", "error"))
+                            refused=lambda exc: state.notify(f"Order refused: {exc.message}", "error"))
 
-    def _confirm_live_order(self) -> None:
-        """Real money: say exactly what will be sent, and send it only on an explicit yes."""
+    def _confirm(self, reasons: list[str]) -> None:
+        """Say exactly what will be sent, and why it asks (real money, a price far off, a large order);
+        send it only on an explicit yes."""
         state, screen = self._ctx.state, self._ctx.screen
         ticket, symbol = state.ticket, state.selected
-        price = f" at {ticket.price}" if ticket.type == "limit" else " at the market price"
+        market, last, places = self._market()
+        lines = [describe_order(ticket, symbol, quote=market.get("quote") or symbol.split("/")[-1], places=places)]
+        if state.live_trading:
+            lines.append(f"On {state.modes.get('orders', 'the exchange')}. This uses real funds.")
+        lines += reasons
 
         def answer(send: bool) -> None:
             screen.pop_dialog()
@@ -72,12 +114,31 @@ class TradingController:
 
         screen.show_dialog(ft.AlertDialog(
             modal=True,
-            title=ft.Text("Place a live order?"),
-            content=ft.Text(f"{ticket.side.upper()} {ticket.amount} {symbol}{price} on "
-                            f"{state.modes.get('orders', 'the exchange')}. This uses real funds."),
+            title=ft.Text("Place a live order?" if state.live_trading else "Place this order?"),
+            content=ft.Text("\n".join(lines)),
             actions=[ft.TextButton("Cancel", on_click=lambda _e: answer(False)),
                      ft.FilledButton(f"{ticket.side.title()} {symbol}", on_click=lambda _e: answer(True))],
         ))
+
+    async def refresh_balance(self) -> None:
+        """The free and locked balance, as the backend holds it (the live state carries no balance)."""
+        try:
+            balance = await self._ctx.services.api.balance()
+        except ApiError:
+            return  # the previous figures stay; the next order change or tick of the follower retries
+        self._ctx.state.set_balance(balance)
+
+    async def follow_balance(self, interval_s: float = 0.5, every_s: float = 15.0) -> None:
+        """Re-read the balance after every order or position change, and every `every_s` regardless."""
+        state = self._ctx.state
+        seen, waited = -1, every_s
+        while True:
+            if state.account_revision != seen or waited >= every_s:
+                seen, waited = state.account_revision, 0.0
+                await self.refresh_balance()
+            state.record_equity(int(time.time() * 1000))  # the equity curve: balance marked at the quotes
+            await asyncio.sleep(interval_s)
+            waited += interval_s
 
     async def cancel_order(self, order_id: str) -> None:
         state = self._ctx.state
@@ -115,8 +176,14 @@ class TradingController:
             self._ctx.state.notify(f"Could not delete the alert: {exc.message}", "error")
 
 
-def ticket_error(amount: str, price: str | None) -> str | None:
-    return number_error("Amount", amount) or (number_error("Limit price", price) if price is not None else None)
+def order_sent_message(order: dict[str, Any], market: dict[str, Any] | None) -> str:
+    """"Buy 0.003 BTC/USDT market order sent", with the fill price when it filled at once."""
+    kind = TYPE_LABEL.get(str(order.get("type")), str(order.get("type"))).lower()
+    text = f"{str(order.get('side', '')).title()} {order.get('amount')} {order.get('symbol')} {kind} order sent"
+    if order.get("average") and order.get("filled"):
+        places = price_decimals(market, order.get("average"))
+        text += f": filled at {fmt(order.get('average'), places)}"
+    return text
 
 
 def number_error(name: str, text: str) -> str | None:

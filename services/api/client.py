@@ -109,8 +109,11 @@ class SkeetApi:
         price: float | str | None = None,
         stop_price: float | str | None = None,
         client_order_id: str | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Place an order; safe to call again with the same `client_order_id` after any failure."""
+        """Place an order; safe to call again with the same `client_order_id` after any failure. `fields`
+        carries the Order API's other fields by their wire names (timeInForce, postOnly, trailingPercent,
+        takeProfitPrice, stopLossPrice)."""
         body: dict[str, Any] = {
             "symbol": symbol,
             "side": side,
@@ -122,6 +125,7 @@ class SkeetApi:
             body["price"] = price
         if stop_price is not None:
             body["stopPrice"] = stop_price
+        body.update(fields or {})
         # Retrying is safe only because the key is fixed before the first attempt.
         return await self._request("POST", "/v1/orders", json=body, rejected=OrderRejected)
 

@@ -53,7 +53,7 @@ async def test_a_live_order_waits_for_an_explicit_yes() -> None:
     dialogs = open_dialogs(page)
     assert len(dialogs) == 1 and not app.state.ticket.submitting  # asked, nothing sent yet
     text = " ".join(c.value for c in walk(dialogs[0].content) if isinstance(c, ft.Text))
-    assert "BUY 0.5 BTC/USDT at the market price" in text and "real funds" in text
+    assert "Buy 0.5 BTC/USDT at the market price" in text and "real funds" in text
     cancel, confirm = dialogs[0].actions
     cancel.on_click(None)
     assert not open_dialogs(page) and not app.state.ticket.submitting and app.state.ticket.client_order_id is None

@@ -7,11 +7,9 @@ import flet as ft
 from client.shell import Shell
 from client.state import AppState, Quote
 from services.live import Change
-from services.market import Candle
 from services.signals import Rule, default_rules
 from tests.client.test_views import make_state
 from tests.controls import by_identifier, texts, walk
-from views.chart import sample
 from views.common import Intents
 from views.rules import describe
 
@@ -125,14 +123,6 @@ def test_describe_rule_conditions() -> None:
         "(rsi_14 is above 70 (±5)) and (price crosses below ema_20)"
 
 
-def test_indicator_is_sampled_per_bar_at_any_timeframe() -> None:
-    from services.market import Candle
-
-    per_minute = {0: 1.0, 60_000: 2.0, 240_000: 5.0, 360_000: 7.0}
-    bars = [Candle(0, 1, 1, 1, 1, 1), Candle(300_000, 1, 1, 1, 1, 1), Candle(600_000, 1, 1, 1, 1, 1)]
-    assert sample(per_minute, bars, 300_000) == {0: 5.0, 300_000: 7.0}
-
-
 def test_every_section_renders_at_every_width() -> None:
     for width in (390, 820, 1440):
         state: AppState = make_state(width)
@@ -156,30 +146,6 @@ def test_sign_in_asks_for_both_fields_before_calling_out() -> None:
     assert attempts == [("trader@example.com", "s3cret")]
     view.render(pending=True)
     assert view.submit.disabled and view.progress.visible and view.password.password
-
-
-def test_chart_marks_signals_and_shows_the_chosen_range() -> None:
-    from services.signals import Signal
-
-    state = make_state()
-    ranged: list[int] = []
-    shell = Shell(Intents(set_range=ranged.append))
-    shell.render(state)
-    assert len(shell.chart.candles.spots) == 30  # fewer bars than the default range: all of them
-    state.add_signals([
-        Signal("BTC/USDT", "r1", "Breakout", "buy", 1.0, 60_000 * 3 + 5),
-        Signal("BTC/USDT", "r2", "Overbought", "sell", 0.5, 60_000 * 7 + 5),
-        Signal("ETH/USDT", "r1", "Breakout", "buy", 1.0, 60_000 * 9 + 5),  # another symbol: not on this chart
-    ])
-    shell.render(state)
-    assert [p.x for p in shell.chart.buys.points] == [3] and [p.x for p in shell.chart.sells.points] == [7]
-    assert shell.chart.buys.points[0].y < state.candles["BTC/USDT"][3].low  # under the bar it fired in
-    assert shell.chart.sells.points[0].y > state.candles["BTC/USDT"][7].high
-    state.set_range(30)
-    bars = [Candle(60_000 * i, 100, 101, 99, 100, 1) for i in range(100)]
-    state.set_history("BTC/USDT", bars)
-    shell.render(state)
-    assert len(shell.chart.candles.spots) == 30 and shell.chart.range.selected == ["30"]
 
 
 def test_timeframes_longer_than_the_replay_can_fill_are_disabled() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import flet as ft
-import flet_charts as fch
 import pytest
 
 from client.shell import Shell
@@ -50,22 +49,6 @@ def test_watchlist_row_tap_selects_symbol() -> None:
     assert chosen == ["ETH/USDT"]
 
 
-def test_chart_grows_with_ticks_and_draws_indicator() -> None:
-    state = make_state()
-    shell = Shell(Intents())
-    shell.render(state)
-    chart = shell.chart.candles
-    assert len(chart.spots) == 30
-    state.apply_tick(Tick("BTC/USDT", 60_000 * 30 + 1, 140.0, 1.0), {"ema_20": 120.0})
-    shell.render(state)
-    assert len(chart.spots) == 31 and chart.spots[-1].close == 140.0
-    state.apply_tick(Tick("BTC/USDT", 60_000 * 30 + 2, 145.0, 1.0), {"ema_20": 121.0})
-    shell.render(state)
-    assert chart.spots[-1].high == 145.0 and len(chart.spots) == 31
-    assert [p.y for p in shell.chart.line.points] == [121.0]
-    assert chart.max_y > 145.0 and chart.min_y < 99.0
-
-
 def test_ticket_labels_follow_selected_market_and_side() -> None:
     state = make_state()
     state.edit_ticket(side="sell", type="limit", amount="0.5", price="120")
@@ -74,7 +57,10 @@ def test_ticket_labels_follow_selected_market_and_side() -> None:
     ticket = shell.ticket
     assert ticket.submit.content == "Sell BTC/USDT"
     assert ticket.amount.label == "Amount (BTC)" and ticket.price.visible
-    assert ticket.estimate.value.startswith("≈ 60.00 USDT")
+    # A sell limit under the market (130) trades at once at the last price: 65.00 USDT less the taker fee.
+    assert ticket.estimate.value.splitlines() == [
+        "≈ 64.94 USDT to receive, fee included",
+        "0.5000 BTC at 130.00 (the limit is through the market: it trades at once)", "Fee ≈ 0.07 USDT (0.10%)"]
 
 
 def test_orders_empty_state_then_rows_from_live_changes() -> None:
@@ -92,7 +78,28 @@ def test_orders_empty_state_then_rows_from_live_changes() -> None:
                                                             "average": 130.0}, 2))
     shell.render(state)
     row = texts(by_identifier(shell.root, "order-c1"))
-    assert "Filled" in row and "130.00" in row
+    assert "Filled" in row and "@ 130.00" in row  # the fill price, as the position's entry shows it
+
+
+@pytest.mark.parametrize("width", [390, 820])
+def test_order_rows_fit_narrow_screens_on_two_lines(width: float) -> None:
+    """The tablet table overflowed (price and status off-screen) and phone rows wrapped raggedly."""
+    from views.orders import order_kind
+
+    state = make_state(width)
+    order = {"id": "o2", "clientOrderId": "c2", "symbol": "BTC/USDT", "side": "sell", "type": "stop_limit",
+             "amount": 1250.5, "filled": 0, "price": 99_000.0, "stopPrice": 99_500.0, "timeInForce": "IOC",
+             "status": "open", "timestamp": 1}
+    state.apply_change(Change("orders", "o2", "added", order, 1))
+    shell = Shell(Intents())
+    shell.render(state)
+    row = by_identifier(shell.root, "order-c2")
+    body = row.content.controls[0]
+    assert isinstance(body, ft.Column) and len(body.controls) == 2  # two lines, no wrapping
+    assert not any(getattr(c, "wrap", False) for c in walk(row))
+    assert "0/1,250.5" in texts(row) and "99,000.00 · trigger 99,500.00" in texts(row)
+    assert row.label == "sell 1250.5 BTC/USDT stop limit order, Open"
+    assert order_kind({"type": "limit", "postOnly": True}) == "Limit · post-only"
 
 
 def test_status_labels() -> None:
@@ -151,12 +158,6 @@ def test_resize_keeps_what_the_trader_typed() -> None:
     assert any(c is ticket_field for c in walk(shell.root))
 
 
-def test_candlestick_animation_is_off_for_live_candles() -> None:
-    shell = Shell(Intents())
-    assert isinstance(shell.chart.candles, fch.CandlestickChart)
-    assert shell.chart.candles.animation.duration == 0
-
-
 def test_precision_decimals() -> None:
     assert decimals(0.01) == 2 and decimals(1e-8) == 8 and decimals(1) == 0 and decimals(3) == 3
 
@@ -167,7 +168,8 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     assert shell.render(state, state.take_dirty()) is None  # first paint: the whole page
     state.apply_change(Change("orders", "o1", "added", {"id": "o1", "symbol": "BTC/USDT", "side": "buy",
                                                           "type": "market", "amount": 1, "status": "open"}, 1))
-    assert shell.render(state, state.take_dirty()) == [shell.orders.control]
+    # The orders panel, and the chart (it draws open orders' lines); nothing else.
+    assert shell.render(state, state.take_dirty()) == [shell.chart.control, shell.orders.control]
     state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 7, 131.0, 0.1))
     sent = shell.render(state, state.take_dirty())
     assert sent is not None and shell.chart.control in sent and shell.watchlist.control in sent
@@ -187,3 +189,5 @@ def test_a_panel_off_the_page_is_not_sent() -> None:
     sent = shell.render(state, state.take_dirty())
     assert sent is not None and shell.ticket.control in sent
     assert not _mounted(shell.ticket.control)  # Flet raises for .page here; this answers False
+
+

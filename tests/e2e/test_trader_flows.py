@@ -29,12 +29,15 @@ def row(panel, pattern: str):  # type: ignore[no-untyped-def]
 def test_limit_order_rests_then_is_cancelled(browser, web_app) -> None:  # type: ignore[no-untyped-def]
     page = open_app(browser, web_app, 1440, 900)
     ticket = page.locator('[flt-semantics-identifier="order-ticket"]')
-    ticket.get_by_role("button", name="Limit").click()
+    ticket.get_by_role("checkbox", name="Limit", exact=True).click()  # order types are chips
     amount = ticket.get_by_role("textbox", name=re.compile("Amount"))
     type_into(amount, "0.01")
     price = ticket.get_by_role("textbox", name=re.compile("Limit price"))
     type_into(price, "1000")  # far below the market: it rests
     page.get_by_role("button", name="Buy BTC/USDT").click()
+    # More than 5% from the market: the ticket asks first, and the dialog's button sends it.
+    expect(page.get_by_text(re.compile("Place this order"))).to_be_attached(timeout=10_000)
+    page.get_by_role("button", name="Buy BTC/USDT").last.click()
     orders = page.locator('[flt-semantics-identifier="orders"]')
     expect(row(orders, r"buy 0\.01 BTC/USDT limit order, Open")).to_be_attached(timeout=20_000)
     orders.get_by_role("button", name=re.compile("Cancel order")).first.click()

@@ -1,0 +1,215 @@
+"""The canvas chart, built from state without a browser: what it draws, says and does under gestures."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import flet as ft
+import flet.canvas as cv
+import numpy as np
+import pytest
+import talib
+
+from client.shell import Shell
+from client.state import AppState
+from client.theme import DOWN, UP
+from services.market import Candle, Tick
+from services.signals import Signal
+from views.chart_scene import Window, build, legend
+from views.chart_studies import bollinger, ema, macd, rsi, sma, vwap
+from views.common import Intents
+
+MARKET = {"symbol": "BTC/USDT", "base": "BTC", "quote": "USDT",
+          "precision": {"price": 0.01, "amount": 0.0001}, "limits": {"amount": {"min": 0.0001}}}
+
+
+def bars_from(start: float, n: int = 200, step_ms: int = 60_000) -> list[Candle]:
+    out, price = [], start
+    for i in range(n):
+        move = ((i * 7919) % 23 - 11) * start / 2000  # deterministic zig-zag
+        out.append(Candle(step_ms * i, price, price + abs(move) + 1, price - abs(move) - 1, price + move, 1.0 + i % 5))
+        price += move
+    return out
+
+
+def make_state(width: float = 1440) -> AppState:
+    state = AppState(watchlist=["BTC/USDT", "ETH/USDT"], selected="BTC/USDT", width=width)
+    state.set_markets({"BTC/USDT": MARKET, "ETH/USDT": {**MARKET, "symbol": "ETH/USDT", "base": "ETH"}})
+    state.set_history("BTC/USDT", bars_from(97_000.0), open_24h=97_000.0)
+    state.set_history("ETH/USDT", bars_from(3_000.0), open_24h=3_000.0)
+    return state
+
+
+def bodies(shapes: list[cv.Shape]) -> int:
+    """Candle bodies drawn: rectangles in the solid up/down fills (volume bars are translucent)."""
+    return sum(sum(isinstance(e, cv.Path.Rect) for e in s.elements) for s in shapes
+               if isinstance(s, cv.Path) and s.paint.color in (UP, DOWN) and s.paint.style == ft.PaintingStyle.FILL)
+
+
+def test_picking_another_symbol_redraws_every_candle_and_says_so() -> None:
+    """The bug trader saw: after a symbol switch the old candles stayed (the bars share their times)."""
+    state = make_state()
+    shell = Shell(Intents())
+    shell.render(state)
+    chart = shell.chart
+    btc_base = chart.base.shapes
+    assert chart.semantics.label.startswith("BTC/USDT 1m candlestick chart, 90 candles")
+    state.select("ETH/USDT")
+    shell.render(state, state.take_dirty())
+    eth = state.candles["ETH/USDT"][-1]
+    assert chart.base.shapes is not btc_base
+    assert chart.semantics.label == (
+        f"ETH/USDT 1m candlestick chart, 90 candles, last open {eth.open:,.2f} high {eth.high:,.2f} "
+        f"low {eth.low:,.2f} close {eth.close:,.2f}")
+    assert bodies(chart.base.shapes) == 89 and bodies(chart.live.shapes) == 1  # closed bars + the forming one
+    # Every body sits inside the plot: none is left from BTC's price range, 30x higher.
+    scene = chart._scene
+    assert scene is not None and scene.price.lo < eth.low and scene.price.hi < 10_000
+
+
+def test_a_tick_repaints_only_the_forming_candle() -> None:
+    state = make_state()
+    shell = Shell(Intents())
+    shell.render(state)
+    chart = shell.chart
+    base = chart.base.shapes
+    last = state.candles["BTC/USDT"][-1]
+    state.apply_tick(Tick("BTC/USDT", last.timestamp_ms + 5, (last.high + last.low) / 2, 0.1))
+    shell.render(state, state.take_dirty())
+    assert chart.base.shapes is base  # no closed bar moved: the big layer is not resent
+    state.apply_tick(Tick("BTC/USDT", last.timestamp_ms + 60_001, last.close, 0.1))  # the next bar opens
+    shell.render(state, state.take_dirty())
+    assert chart.base.shapes is not base and "90 candles" in chart.semantics.label
+
+
+def test_drag_pans_into_history_and_the_wheel_zooms() -> None:
+    state = make_state()
+    shell = Shell(Intents())
+    shell.render(state)
+    chart = shell.chart
+    slot = chart._scene.frame.slot
+    newest = state.candles["BTC/USDT"][-1]
+    chart._on_scale_start(None)
+    chart._on_scale_update(SimpleNamespace(pointer_count=1, horizontal_scale=1.0,
+                                           focal_point_delta=SimpleNamespace(x=slot * 30, y=0)))
+    assert chart._scene.bars[-1] == state.candles["BTC/USDT"][-31]  # 30 bars back
+    assert f"close {state.candles['BTC/USDT'][-31].close:,.2f}" in chart.semantics.label
+    chart._on_scroll(SimpleNamespace(scroll_delta=SimpleNamespace(x=0, y=120)))  # wheel down: zoom out
+    assert len(chart._scene.bars) > 90
+    for _ in range(40):  # zoom in hard: never fewer than 10 bars
+        chart._on_scroll(SimpleNamespace(scroll_delta=SimpleNamespace(x=0, y=-120)))
+    assert len(chart._scene.bars) == 10
+    chart._on_scale_start(None)  # pinch out: fewer bars... and pinch in: more
+    chart._on_scale_update(SimpleNamespace(pointer_count=2, horizontal_scale=0.5, focal_point_delta=None))
+    assert len(chart._scene.bars) == 20
+    chart._on_scale_start(None)  # drag far past the newest bar: back at the live edge, not beyond
+    chart._on_scale_update(SimpleNamespace(pointer_count=1, horizontal_scale=1.0,
+                                           focal_point_delta=SimpleNamespace(x=-slot * 10_000, y=0)))
+    assert chart._scene.bars[-1] == newest
+
+
+def test_crosshair_legend_names_the_hovered_candle_at_market_precision() -> None:
+    state = make_state()
+    shell = Shell(Intents())
+    shell.render(state)
+    chart = shell.chart
+    scene = chart._scene
+    chart._on_hover(SimpleNamespace(local_position=SimpleNamespace(x=scene.frame.x(3), y=40.0)))
+    bar, before = scene.bars[3], scene.bars[2]
+    nb = "\u00a0"
+    assert chart.legend.value.startswith(f"O{nb}{bar.open:,.2f}  H{nb}{bar.high:,.2f}  L{nb}{bar.low:,.2f}  "
+                                         f"C{nb}{bar.close:,.2f}  V{nb}{bar.volume:,.4f}")
+    assert chart.legend.value.endswith(f"{(bar.close / before.close - 1) * 100:+.2f}%")
+    texts = [s.value for s in chart.cursor.shapes if isinstance(s, cv.Text)]
+    assert len(texts) == 2 and texts[0] == f"{scene.price.value(40.0):,.2f}"  # price on the axis, then time
+    chart._on_exit(None)
+    assert chart.cursor.shapes == [] and chart.legend.value.startswith(f"O{nb}{scene.bars[-1].open:,.2f}")
+
+
+def test_open_orders_the_entry_fills_and_signals_are_drawn() -> None:
+    from services.live import Change
+
+    state = make_state()
+    last = state.candles["BTC/USDT"][-1]
+    orders = {
+        "o1": {"id": "o1", "symbol": "BTC/USDT", "side": "buy", "type": "limit", "price": last.low - 50,
+               "amount": 0.5, "remaining": 0.5, "filled": 0, "status": "open", "timestamp": last.timestamp_ms},
+        "o2": {"id": "o2", "symbol": "BTC/USDT", "side": "sell", "type": "market", "price": None, "average": last.close,
+               "amount": 0.1, "filled": 0.1, "status": "closed", "timestamp": last.timestamp_ms - 120_000},
+    }
+    for doc_id, doc in orders.items():
+        state.apply_change(Change("orders", doc_id, "added", doc, 1))
+    state.apply_change(Change("positions", "BTC-USDT", "added",
+                              {"symbol": "BTC/USDT", "amount": 0.4, "entryPrice": last.close - 20}, 2))
+    state.add_signals([Signal("BTC/USDT", "r1", "Breakout", "buy", 1.0, last.timestamp_ms - 300_000),
+                       Signal("ETH/USDT", "r1", "Breakout", "buy", 1.0, last.timestamp_ms)])
+    shell = Shell(Intents())
+    shell.render(state)
+    labels = [s.value for s in shell.chart.base.shapes if isinstance(s, cv.Text)]
+    assert f"Buy limit 0.5 {last.low - 50:,.2f}" in labels and f"Entry {last.close - 20:,.2f}" in labels
+    paths = [s for s in shell.chart.base.shapes if isinstance(s, cv.Path)]
+    ovals = [e for p in paths for e in p.elements if isinstance(e, cv.Path.Oval)]
+    closes = [e for p in paths for e in p.elements if isinstance(e, cv.Path.Close)]
+    assert len(ovals) == 1 and len(closes) == 1  # one BTC signal (not ETH's), one own fill
+
+
+def test_studies_and_panes_follow_the_traders_pick() -> None:
+    state = make_state()
+    shell = Shell(Intents(toggle_study=state.toggle_study))
+    shell.render(state)
+    chart = shell.chart
+    assert [p.name for p in chart._scene.frame.panes] == ["price"] and "EMA 20" in chart.study_legend.value
+    for key in ("rsi14", "macd", "bb20"):
+        next(i for i in chart.studies.items if i.data == key).on_click(SimpleNamespace(control=SimpleNamespace(data=key)))
+    shell.render(state, state.take_dirty())
+    assert [p.name for p in chart._scene.frame.panes] == ["price", "rsi", "macd"]
+    assert {"RSI 14", "MACD", "BB upper"} <= set(chart._scene.studies)
+    assert [i.checked for i in chart.studies.items] == [True, False, True, False, True, True]
+
+
+def test_full_screen_chart_on_a_phone() -> None:
+    state = make_state(390)
+    shell = Shell(Intents())
+    shell.render(state)
+    assert shell.chart.full.visible
+    state.toggle_chart_full()
+    shell.render(state, state.take_dirty())
+    assert shell.root.content.controls[0].content.controls[1].content is shell.chart.control
+
+
+def test_window_clamps_to_the_candles_held() -> None:
+    assert Window(90, 0).pan(500, 200) == Window(90, 190)
+    assert Window(90, 5).zoom(100, 200) == Window(400, 5) and Window(90).zoom(0.01, 200) == Window(10)
+    scene = build(bars_from(100.0, 50), Window(90), 600, 300, studies=(), places=2)
+    assert len(scene.bars) == 50  # fewer candles than the window: all of them
+
+
+def test_legend_never_splits_a_figure_from_its_label() -> None:
+    text = legend([Candle(0, 97_458.0, 97_530.4, 97_400.0, 97_500.0, 12.5)], None, 2, 4)
+    assert text.split("  ")[:2] == ["O\u00a097,458.00", "H\u00a097,530.40"]
+
+
+@pytest.mark.parametrize("n", [5, 30, 200])
+def test_studies_equal_ta_lib(n: int) -> None:
+    bars = bars_from(100.0, n)
+    closes = np.array([b.close for b in bars])
+
+    def same(ours: list[float | None], theirs: np.ndarray) -> None:
+        mine = np.array([np.nan if v is None else v for v in ours])
+        np.testing.assert_allclose(mine, theirs, rtol=1e-9, atol=1e-9, equal_nan=True)
+
+    same(sma(list(closes), 20), talib.SMA(closes, 20))
+    same(ema(list(closes), 20), talib.EMA(closes, 20))
+    same(rsi(list(closes), 14), talib.RSI(closes, 14))
+    upper, middle, lower = talib.BBANDS(closes, 20, 2.0, 2.0)
+    for ours, theirs in zip(bollinger(list(closes), 20, 2.0), (middle, upper, lower), strict=True):
+        same(ours, theirs)
+    if n >= 200:
+        # TA-Lib seeds the fast EMA later (to start with the slow one); the seed's effect fades as
+        # (11/13)^k, so the lines agree once the warm-up has passed: compare the last 30 bars.
+        line, sig, hist = talib.MACD(closes, 12, 26, 9)
+        for ours, theirs in zip(macd(list(closes)), (line, sig, hist), strict=True):
+            np.testing.assert_allclose(np.array(ours[-30:], dtype=float), theirs[-30:], atol=1e-7)
+    prices = [(b.high + b.low + b.close) / 3 for b in bars]
+    volumes = [b.volume for b in bars]
+    assert vwap(bars)[-1] == pytest.approx(sum(p * v for p, v in zip(prices, volumes, strict=True)) / sum(volumes))
