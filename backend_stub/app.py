@@ -14,6 +14,7 @@ from backend_stub.alerts import AlertBook
 from backend_stub.auth import FirebaseVerifier, LocalVerifier, TokenVerifier
 from backend_stub.brokers.base import Broker
 from backend_stub.errors import install_error_handlers
+from backend_stub.gateway import build_router as build_gateway_router
 from backend_stub.middleware import AccessLog, BearerAuth
 from backend_stub.orders import OrderDesk
 from backend_stub.ratelimit import RateLimiter
@@ -87,6 +88,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(build_router(verifier))
+    app.include_router(build_gateway_router(verifier))
     _include_insights(app)
     app.add_middleware(BearerAuth, verifier=verifier, public_paths=PUBLIC_PATHS)
     app.add_middleware(AccessLog)
