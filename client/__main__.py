@@ -27,14 +27,20 @@ def _has_display() -> bool:
     return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def build_feed(source: str, config: ClientConfig) -> tuple[Any, str]:
-    """The market feed `source` names, and its label for the mode badge. Where ccxt cannot be
-    installed (phones), live sources fall back to the replay and the badge says why."""
+def build_feed(source: str, config: ClientConfig, *, backend_url: str = "", token: Any = None) -> tuple[Any, str]:
+    """The market feed `source` names, and its label for the mode badge. "gateway" is the backend's market
+    gateway (httpx + websockets only). Where ccxt cannot be installed (phones), live sources go through the
+    gateway when there is a backend, else fall back to the replay, and the badge says why."""
     from services.market import open_feed
 
+    if source == "gateway":
+        source = f"gateway:{backend_url}"
     try:
-        feed = open_feed(source, speed=config.replay_speed)
+        feed = open_feed(source, speed=config.replay_speed, token=token)
     except ImportError:
+        if backend_url and token is not None:
+            feed = open_feed(f"gateway:{backend_url}", token=token)
+            return feed, feed.mode
         feed = open_feed("replay", speed=config.replay_speed)
         return feed, f"{feed.mode} (live data needs ccxt, not installed here)"
     return feed, feed.mode
@@ -66,7 +72,7 @@ def services_factory(config: ClientConfig, backend_url: str, *, local_backend: b
         saved = preferences.load(Preferences(watchlist=list(config.watchlist), theme=config.theme))
         # A source picked in Settings wins over flet.toml's, unless one was given on the command line.
         source = market_source if explicit_market else (saved.market or market_source)
-        feed, market_mode = build_feed(source, config)
+        feed, market_mode = build_feed(source, config, backend_url=backend_url, token=identity.token)
         try:
             rulebook = RuleBook(user_dir / "rules.json", defaults=default_rules())
         except RuleBookCorrupt as exc:  # moved aside; start from the defaults and say so
@@ -155,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         print("skeet: set backend_url in flet.toml (or SKEET_BACKEND_URL) to the deployed Skeet API",
               file=sys.stderr)
         return 2
+    if is_mobile() and args.market is None:
+        market = "gateway"  # a phone has no ccxt: live prices come from the backend it trades with
     backend = None if backend_url else local_backend(replay_speed=config.replay_speed)
     if backend:
         print("Starting the local Skeet backend (paper trading)…", flush=True)

@@ -377,7 +377,8 @@ class MarketGateway:
             if symbol not in full:
                 self._channel(symbol).join(sub, full=False, since=None)
         # First frame: where each symbol's frames start, so a client that receives none can still resume.
-        sub.put_first(_encode({"type": "hello", "epoch": self.epoch, "seq": sub.start_seq, "watch": watch}))
+        sub.put_first(_encode({"type": "hello", "epoch": self.epoch, "market": self.feed.mode,
+                               "seq": sub.start_seq, "watch": watch}))
         return sub
 
     def close_stream(self, sub: Subscriber) -> None:

@@ -4,10 +4,13 @@ replay                       the shipped simulated recording (the offline defaul
 replay:PATH                  another recording
 ccxt:EXCHANGE                live public data from a ccxt exchange (binance, kraken, ...)
 loopback:HOST:PORT           live mode offline: ccxt's binance client against the loopback exchange
+gateway:URL                  the Skeet backend's market gateway at URL (httpx + websockets only: phones,
+                             the hosted web app); needs `token`, the signed-in user's bearer token provider
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from services.market.replay import ReplayFeed
@@ -15,9 +18,19 @@ from services.market.streaming import StreamingFeed
 from services.market.types import MarketDataError
 
 
-def open_feed(spec: str = "replay", *, speed: float = 1.0) -> StreamingFeed:
+def open_feed(
+    spec: str = "replay", *, speed: float = 1.0, token: Callable[[], Awaitable[str]] | None = None
+) -> StreamingFeed:
     """The feed `spec` names (see the module doc); the caller owns it (`async with` or `aclose`)."""
     kind, _, rest = spec.strip().partition(":")
+    if kind == "gateway":
+        from services.market.gateway_feed import GatewayFeed
+
+        if not rest.startswith(("http://", "https://")):
+            raise MarketDataError(f"Market source {spec!r}: expected gateway:https://your-skeet-api.")
+        if token is None:
+            raise MarketDataError("Live prices through the gateway need you to be signed in.")
+        return GatewayFeed(rest, token=token)
     if kind == "replay":
         return ReplayFeed(Path(rest) if rest else None, speed=speed)
     if kind == "ccxt" and rest:
@@ -34,7 +47,8 @@ def open_feed(spec: str = "replay", *, speed: float = 1.0) -> StreamingFeed:
         config = binance_config(host or "127.0.0.1", int(port))
         return CcxtFeed("binance", config=config, label="Live · binance (loopback, replayed data)")
     raise MarketDataError(
-        f"Unknown market source {spec!r}: use replay, replay:PATH, ccxt:EXCHANGE or loopback:HOST:PORT."
+        f"Unknown market source {spec!r}: use replay, replay:PATH, ccxt:EXCHANGE, loopback:HOST:PORT "
+        "or gateway:URL."
     )
 
 
