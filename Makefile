@@ -41,7 +41,7 @@ bench: $(VENV)/.dev
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
-	$(PY) -m mypy client views services backend_stub
+	$(PY) -m mypy client views services backend_stub mobile
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

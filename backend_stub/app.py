@@ -21,6 +21,7 @@ from backend_stub.auth import (
 )
 from backend_stub.brokers.base import Broker
 from backend_stub.errors import install_error_handlers
+from backend_stub.gateway import build_router as build_gateway_router
 from backend_stub.middleware import AccessLog, Admission, BearerAuth, BodyLimit
 from backend_stub.orders import OrderDesk
 from backend_stub.ratelimit import RateLimiter
@@ -97,6 +98,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(build_router(verifier))
+    app.include_router(build_gateway_router(verifier))
     _include_insights(app)
     # Outermost last: the log sees every answer; admission comes before any work; an oversized body is
     # refused before the token is checked; the token before the body is read.

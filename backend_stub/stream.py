@@ -44,6 +44,22 @@ def change_message(change: Change) -> dict[str, Any]:
     }
 
 
+async def authenticate_websocket(websocket: WebSocket, verifier: TokenVerifier) -> str | None:
+    """The caller of an accepted socket (`Authorization: Bearer` header or `?token=`), or None once the
+    socket is closed with 4401 (bad token) or 1013 (the verifier cannot be reached) and the reason."""
+    try:
+        header = websocket.headers.get("authorization")
+        token = bearer_token(header) if header else websocket.query_params.get("token")
+        if not token:
+            raise AuthError("missing token (Authorization: Bearer header or ?token=)")
+        return await verifier.verify(token)
+    except AuthError as exc:
+        await websocket.close(UNAUTHORIZED, str(exc)[:120])
+    except AuthUnavailable as exc:
+        await websocket.close(TRY_AGAIN, str(exc)[:120])
+    return None
+
+
 def build_router(verifier: TokenVerifier) -> APIRouter:
     router = APIRouter()
 
@@ -51,17 +67,8 @@ def build_router(verifier: TokenVerifier) -> APIRouter:
     async def stream(websocket: WebSocket) -> None:
         # Accept first: a close before accepting becomes a bare HTTP 403 and the reason is lost.
         await websocket.accept()
-        try:
-            header = websocket.headers.get("authorization")
-            token = bearer_token(header) if header else websocket.query_params.get("token")
-            if not token:
-                raise AuthError("missing token (Authorization: Bearer header or ?token=)")
-            uid = await verifier.verify(token)
-        except AuthError as exc:
-            await websocket.close(UNAUTHORIZED, str(exc)[:120])
-            return
-        except AuthUnavailable as exc:
-            await websocket.close(TRY_AGAIN, str(exc)[:120])
+        uid = await authenticate_websocket(websocket, verifier)
+        if uid is None:
             return
         try:
             since = int(websocket.query_params.get("since") or 0)

@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import flet as ft
@@ -22,6 +23,7 @@ from services.api import SkeetApi
 from services.auth.devtoken import state_dir
 from services.auth.local import LocalIdentity
 from services.live.stream import StreamLive
+from services.market import MarketDataError
 from services.secrets import ExchangeKeyStore
 
 
@@ -29,22 +31,45 @@ def _has_display() -> bool:
     return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def build_feed(source: str, config: ClientConfig) -> tuple[Any, str]:
-    """The market feed `source` names, and its label for the mode badge. Where ccxt cannot be
-    installed (phones), live sources fall back to the synthetic market and the badge says why."""
+def build_feed(source: str, config: ClientConfig, *, backend_url: str = "", token: Any = None) -> tuple[Any, str]:
+    """The market feed `source` names, and its label for the mode badge. "gateway" is the backend's market
+    gateway (httpx + websockets only). Where ccxt cannot be installed (phones), live sources go through the
+    gateway when there is a backend, else fall back to the replay, and the badge says why."""
     from services.market import open_feed
 
+    if source == "gateway":
+        source = f"gateway:{backend_url}"
     try:
-        feed = open_feed(source, speed=config.replay_speed)
+        feed = open_feed(source, speed=config.replay_speed, token=token)
     except ImportError:
+        if backend_url and token is not None:
+            feed = open_feed(f"gateway:{backend_url}", token=token)
+            return feed, feed.mode
         feed = open_feed("synthetic")
         return feed, f"{feed.mode} (live data needs ccxt, not installed here)"
     return feed, feed.mode
 
 
-def market_hub(config: ClientConfig) -> MarketHub:
+class GatewayToken:
+    """The bearer token the process's shared market opens the backend's gateway with. Market data is the
+    same for everyone, so the first trader signed in lends theirs (on a phone there is only one)."""
+
+    def __init__(self) -> None:
+        self._token: Callable[[], Awaitable[str]] | None = None
+
+    def offer(self, token: Callable[[], Awaitable[str]]) -> None:
+        if self._token is None:
+            self._token = token
+
+    async def __call__(self) -> str:
+        if self._token is None:
+            raise MarketDataError("Live prices through the gateway need you to be signed in.")
+        return await self._token()
+
+
+def market_hub(config: ClientConfig, backend_url: str = "", token: GatewayToken | None = None) -> MarketHub:
     """The process's one feed and engine per market source, shared by every session."""
-    return MarketHub(lambda source: build_feed(source, config))
+    return MarketHub(lambda source: build_feed(source, config, backend_url=backend_url, token=token))
 
 
 def build_live(config: ClientConfig, backend_url: str, identity: Any) -> Any:
@@ -63,8 +88,11 @@ def build_live(config: ClientConfig, backend_url: str, identity: Any) -> Any:
 
 
 def services_factory(config: ClientConfig, backend_url: str, *, local_backend: bool,  # type: ignore[no-untyped-def]
-                     market_source: str, hub: MarketHub, explicit_market: bool = False):
+                     market_source: str, hub: MarketHub, explicit_market: bool = False,
+                     gateway_token: GatewayToken | None = None):
     async def build(identity: Any) -> SessionServices:
+        if gateway_token is not None:
+            gateway_token.offer(identity.token)
         from services.signals import RuleBook, default_rules
         from services.signals.errors import RuleBookCorrupt
 
@@ -171,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         print("skeet: set backend_url in flet.toml (or SKEET_BACKEND_URL) to the deployed Skeet API",
               file=sys.stderr)
         return 2
+    if is_mobile() and args.market is None:
+        market = "gateway"  # a phone has no ccxt: live prices come from the backend it trades with
     # The local backend fills paper orders on the app's market (SKEET_FEED); a live exchange's paper
     # fills stay on the replay, as before.
     backend = None if backend_url else local_backend(replay_speed=config.replay_speed, feed=backend_feed)
@@ -180,10 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         children.append(backend)
         backend_url = backend.url
         print(f"Local backend on {backend_url}", flush=True)
-    registry, hub = SessionRegistry(), market_hub(config)
+    gateway_token = GatewayToken()
+    registry, hub = SessionRegistry(), market_hub(config, backend_url, gateway_token)
     try:
         app_main = make_main(services_factory(config, backend_url, local_backend=backend is not None,
-                                              market_source=market, hub=hub,
+                                              market_source=market, hub=hub, gateway_token=gateway_token,
                                               explicit_market=args.market is not None),
                              identity_factory(config),
                              watchlist=list(config.watchlist), timeframe=config.timeframe, theme=config.theme,

@@ -56,9 +56,10 @@ class ClientConfig:
         return config
 
     def validate(self) -> None:
-        if self.market.partition(":")[0] not in ("synthetic", "replay", "ccxt", "loopback"):
-            raise ConfigError("market must be 'synthetic', 'synthetic:SEED', 'replay', 'replay:PATH', 'ccxt' or "
-                              f"'loopback', not {self.market!r}")
+        # "gateway": live prices through the backend's market gateway (what phones use: no ccxt there)
+        if self.market.partition(":")[0] not in ("synthetic", "replay", "ccxt", "loopback", "gateway"):
+            raise ConfigError("market must be 'synthetic', 'synthetic:SEED', 'replay', 'replay:PATH', 'ccxt', "
+                              f"'loopback' or 'gateway', not {self.market!r}")
         if not (0 < float(self.replay_speed) <= 1000):
             raise ConfigError("replay_speed must be in (0, 1000]")
         if not self.watchlist or not all(isinstance(s, str) and "/" in s for s in self.watchlist):

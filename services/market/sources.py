@@ -5,10 +5,13 @@ replay                       the shipped simulated recording
 replay:PATH                  another recording (skeet-replay/1)
 ccxt:EXCHANGE                live public data from a ccxt exchange (binance, kraken, ...)
 loopback:HOST:PORT           live mode offline: ccxt's binance client against the loopback exchange
+gateway:URL                  the Skeet backend's market gateway at URL (httpx + websockets only: phones,
+                             the hosted web app); needs `token`, the signed-in user's bearer token provider
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from services.market.replay import ReplayFeed
@@ -16,10 +19,13 @@ from services.market.streaming import StreamingFeed
 from services.market.types import MarketDataError
 
 
-def open_feed(spec: str = "synthetic", *, speed: float = 1.0) -> StreamingFeed:
+def open_feed(
+    spec: str = "synthetic", *, speed: float = 1.0, token: Callable[[], Awaitable[str]] | None = None
+) -> StreamingFeed:
     """The feed `spec` names (see the module doc); the caller owns it (`async with` or `aclose`).
 
     `speed` paces a replay; the synthetic market always runs on the wall clock (it has no recording to speed up).
+    `token` is the signed-in trader's bearer token provider, which the gateway needs.
     """
     kind, _, rest = spec.strip().partition(":")
     if kind == "synthetic":
@@ -28,6 +34,14 @@ def open_feed(spec: str = "synthetic", *, speed: float = 1.0) -> StreamingFeed:
         if rest and not rest.strip().lstrip("-").isdigit():
             raise MarketDataError(f"Market source {spec!r}: expected synthetic or synthetic:SEED (a whole number).")
         return SyntheticFeed(int(rest) if rest else 7)
+    if kind == "gateway":
+        from services.market.gateway_feed import GatewayFeed
+
+        if not rest.startswith(("http://", "https://")):
+            raise MarketDataError(f"Market source {spec!r}: expected gateway:https://your-skeet-api.")
+        if token is None:
+            raise MarketDataError("Live prices through the gateway need you to be signed in.")
+        return GatewayFeed(rest, token=token)
     if kind == "replay":
         return ReplayFeed(Path(rest) if rest else None, speed=speed)
     if kind == "ccxt" and rest:
@@ -44,8 +58,8 @@ def open_feed(spec: str = "synthetic", *, speed: float = 1.0) -> StreamingFeed:
         config = binance_config(host or "127.0.0.1", int(port))
         return CcxtFeed("binance", config=config, label="Live · binance (loopback, simulated data)")
     raise MarketDataError(
-        f"Unknown market source {spec!r}: use synthetic, synthetic:SEED, replay, replay:PATH, ccxt:EXCHANGE "
-        "or loopback:HOST:PORT."
+        f"Unknown market source {spec!r}: use synthetic, synthetic:SEED, replay, replay:PATH, ccxt:EXCHANGE, "
+        "loopback:HOST:PORT or gateway:URL."
     )
 
 

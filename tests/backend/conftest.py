@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,14 +59,17 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings, feed: MarketFeed, **parts: Any) -> AsyncIterator[Running]:
+async def serve(
+    settings: Settings, feed: MarketFeed, *, sockets: list[socket.socket] | None = None, **parts: Any
+) -> AsyncIterator[Running]:
+    """The app on a free loopback port, or on `sockets` (a listening socket the test configured)."""
     app = create_app(settings, feed=feed, **parts)
     # The production configuration (backend_stub/server.py: header limits), on a free loopback port.
     config = uvicorn_config(
         app, settings, host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
     )
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=sockets))
     try:
         while not server.started:
             if task.done():
