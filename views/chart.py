@@ -18,6 +18,7 @@ import flet.canvas as cv
 from client.state import TIMEFRAMES, AppState
 from client.theme import DOWN, UP
 from views.chart_scene import (
+    WARM_UP,
     Marker,
     PriceLine,
     Scene,
@@ -35,6 +36,7 @@ BARS_SHOWN = {"phone": 40, "tablet": 60, "desktop": 90}  # the default range per
 RANGES = ("30", "60", "120")  # the range selector: how many bars the chart shows
 DEFAULT_SIZE = {"phone": (360.0, 380.0), "tablet": (500.0, 420.0), "desktop": (760.0, 440.0)}  # until measured
 WHEEL_STEP = 1.15  # zoom factor per wheel notch
+SCROLL_BACK_MARGIN = 1.0  # screens of held bars left of the view below which the chart asks for older ones
 
 
 class ChartView:
@@ -140,6 +142,10 @@ class ChartView:
                       identity=(symbol, state.timeframe), previous=self._scene)
         self._scene = scene
         self._window = self._window.clamp(len(candles))
+        if candles and self._window.offset + self._window.count * (1 + SCROLL_BACK_MARGIN) + WARM_UP >= len(candles):
+            # Near the oldest held bar (studies want WARM_UP bars before the first shown): the page before
+            # it comes from the history store, and the view stays put (its window counts from the newest).
+            self._intents.load_older()
         changed: list[ft.Control] = [self.live]
         if scene.base_key != self._base_key:
             self._base_key = scene.base_key
