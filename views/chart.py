@@ -48,13 +48,12 @@ class ChartView:
         self.title = ft.Text("", weight=ft.FontWeight.BOLD, size=14, no_wrap=True)
         self.timeframe = ft.SegmentedButton(
             segments=[ft.Segment(value=tf, label=tf) for tf in TIMEFRAMES], selected=["1m"],
-            show_selected_icon=False, on_change=lambda e: intents.set_timeframe(e.control.selected[0]),
+            show_selected_icon=False, on_change=lambda e: intents.set_timeframe(picked(e)[0]),
             style=ft.ButtonStyle(padding=ft.Padding.symmetric(horizontal=6), visual_density=ft.VisualDensity.COMPACT),
         )
         self.range = ft.SegmentedButton(
             segments=[ft.Segment(value=r, label=r) for r in RANGES], selected=[], allow_empty_selection=True,
-            show_selected_icon=False, on_change=lambda e: intents.set_range(int(e.control.selected[0])
-                                                                             if e.control.selected else 0),
+            show_selected_icon=False, on_change=lambda e: intents.set_range(int(picked(e)[0]) if picked(e) else 0),
             style=ft.ButtonStyle(padding=ft.Padding.symmetric(horizontal=6), visual_density=ft.VisualDensity.COMPACT),
         )
         self.studies = ft.PopupMenuButton(
@@ -96,14 +95,18 @@ class ChartView:
         self._hover: tuple[float, float] | None = None
         self._gesture: tuple[Window, float] | None = None  # the window when a drag began, and the drag so far
         self.changed: list[ft.Control] = []  # what the last draw replaced (bench/chart.py weighs it)
+        self._written: dict[str, object] = {}  # the selections last written from state
 
     # -- from state --------------------------------------------------------------------------
     def render(self, state: AppState) -> None:
         self._state = state
         symbol = state.selected
         self.title.value = f"{symbol} · {state.timeframe}"
-        self.timeframe.selected = [state.timeframe]
-        self.range.selected = [str(state.chart_bars)] if state.chart_bars else []
+        # Written only when the state moved: a tap's new selection and its change event reach Python as two
+        # messages, and a repaint between them must not put the old selection back (the event would then
+        # read it, and the tap would be lost: seen in the browser as 5m highlighted over a 1m chart).
+        self._write(self.timeframe, [state.timeframe])
+        self._write(self.range, [str(state.chart_bars)] if state.chart_bars else [])
         for segment in self.timeframe.segments:
             available = state.timeframe_available(segment.value)
             if segment.disabled == available:  # changed: patch it
@@ -124,6 +127,12 @@ class ChartView:
             self._window_for = owner
             self._window = Window(state.chart_bars or BARS_SHOWN[state.breakpoint])
         self._draw()
+
+    def _write(self, button: ft.SegmentedButton, selected: list[str]) -> None:
+        key = str(id(button))
+        if self._written.get(key) != selected:
+            self._written[key] = selected
+            button.selected = selected
 
     # -- drawing -----------------------------------------------------------------------------
     def _draw(self) -> list[ft.Control]:
@@ -228,6 +237,11 @@ class ChartView:
             self._window = start.pan(round(dragged / self._scene.frame.slot), total)
         self._hover = None
         self._send(*self._draw())
+
+
+def picked(e: Any) -> list[str]:
+    """A SegmentedButton change's new selection: the event's own data (the control's property may lag)."""
+    return list(e.data) if isinstance(e.data, list) else list(e.control.selected)
 
 
 def chart_markers(state: AppState) -> tuple[Marker, ...]:
