@@ -63,6 +63,10 @@ class ChartView:
         )
         self.full = ft.IconButton(ft.Icons.FULLSCREEN, tooltip="Full-screen chart", visible=False,
                                   on_click=lambda _e: intents.toggle_full_chart())
+        # Icon buttons have no accessible name in Flutter's web semantics (the tooltip is not one): named here.
+        self.studies_node = ft.Semantics(container=True, button=True, label="Studies", content=self.studies)
+        self.full_node = ft.Semantics(container=True, button=True, label="Full-screen chart", content=self.full,
+                                      visible=False)
         self.legend = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
         self.study_legend = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
         self.base = cv.Canvas(shapes=[], expand=True, on_resize=self._on_resize, resize_interval=50)
@@ -75,7 +79,7 @@ class ChartView:
             on_scale_start=self._on_scale_start, on_scale_update=self._on_scale_update,
         )
         header = ft.Row(
-            [self.title, self.timeframe, self.range, self.studies, self.full],
+            [self.title, self.timeframe, self.range, self.studies_node, self.full_node],
             wrap=True, run_spacing=4, spacing=6, vertical_alignment=ft.CrossAxisAlignment.CENTER,
         )
         self.header = header
@@ -116,12 +120,12 @@ class ChartView:
         for item in self.studies.items:
             item.checked = item.data in state.chart_studies
         phone = state.breakpoint == "phone"
-        self.full.visible = phone
+        self.full.visible = self.full_node.visible = phone
         self.range.visible = not phone  # a phone pinches and drags instead: the plot gets the room
         self.timeframe.style = ft.ButtonStyle(padding=ft.Padding.symmetric(horizontal=2 if phone else 6),
                                               visual_density=ft.VisualDensity.COMPACT)
         self.full.icon = ft.Icons.FULLSCREEN_EXIT if state.chart_full else ft.Icons.FULLSCREEN
-        self.full.tooltip = "Leave full screen" if state.chart_full else "Full-screen chart"
+        self.full.tooltip = self.full_node.label = "Leave full screen" if state.chart_full else "Full-screen chart"
         owner = (symbol, state.timeframe, state.chart_bars)
         if owner != self._window_for:  # another symbol, timeframe or range: back to the live edge
             self._window_for = owner

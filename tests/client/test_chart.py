@@ -171,10 +171,11 @@ def test_full_screen_chart_on_a_phone() -> None:
     state = make_state(390)
     shell = Shell(Intents())
     shell.render(state)
-    assert shell.chart.full.visible
+    assert shell.chart.full.visible and shell.chart.full_node.label == "Full-screen chart"  # named for a reader
     state.toggle_chart_full()
     shell.render(state, state.take_dirty())
     assert shell.root.content.controls[0].content.controls[1].content is shell.chart.control
+    assert shell.chart.full_node.label == "Leave full screen"
 
 
 def test_window_clamps_to_the_candles_held() -> None:
@@ -236,3 +237,12 @@ def test_the_charts_studies_are_the_values_rules_compare() -> None:
         theirs = engine(parse_operand(operand), k)
         ours = np.array([np.nan if v is None else v for v in compute(key, bars)[name]])
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_order_line_labels_close_together_are_spread_apart() -> None:
+    from views.chart_scene import LABEL_GAP, spread
+
+    ys = spread([100.0, 104.0, 105.0, 300.0, 398.0], LABEL_GAP, 0.0, 400.0)
+    assert all(b - a >= LABEL_GAP for a, b in zip(ys, ys[1:], strict=False))
+    assert ys[0] == 100.0 and ys[3] == 300.0 and ys[-1] <= 400.0  # only the crowded ones move
+    assert spread([395.0, 399.0], LABEL_GAP, 0.0, 400.0) == [384.0, 400.0]  # pushed back inside
