@@ -24,3 +24,13 @@ def type_into(field: Any, text: str, attempts: int = 3, settle_s: float = 0.6) -
         if held == text:
             return
     raise AssertionError(f"the field kept {held!r} instead of {text!r} after {attempts} attempts")
+
+
+def painted(page: Any, frames: int = 2) -> None:
+    """Wait until the browser has painted `frames` more frames: Flutter updates its semantics tree (what
+    the tests wait on) before the canvas shows the same state, so a screenshot taken at once can catch the
+    previous frame (even Flet's "Working..." loader on a fresh page)."""
+    page.evaluate("""(n) => new Promise(resolve => {
+        const step = (left) => left ? requestAnimationFrame(() => step(left - 1)) : resolve(true);
+        step(n);
+    })""", frames)

@@ -10,6 +10,7 @@ session's 10 Hz repaint would make a drag feel sticky, and a whole-page update w
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import flet as ft
@@ -36,6 +37,7 @@ BARS_SHOWN = {"phone": 40, "tablet": 60, "desktop": 90}  # the default range per
 RANGES = ("30", "60", "120")  # the range selector: how many bars the chart shows
 DEFAULT_SIZE = {"phone": (360.0, 380.0), "tablet": (500.0, 420.0), "desktop": (760.0, 440.0)}  # until measured
 WHEEL_STEP = 1.15  # zoom factor per wheel notch
+RESIZE_WAIT_S = 1.5  # after a layout change, how long the chart's label waits for the canvas's new size
 SCROLL_BACK_MARGIN = 1.0  # screens of held bars left of the view below which the chart asks for older ones
 
 
@@ -92,6 +94,8 @@ class ChartView:
         )
         self._state: AppState | None = None
         self._size: tuple[float, float] | None = None
+        self._layout: tuple[object, ...] | None = None  # (breakpoint, full screen) the size was measured in
+        self._resized_after: float | None = None  # a layout change at this monotonic time awaits its resize
         self._window: Window | None = None
         self._window_for: tuple[object, ...] | None = None  # (symbol, timeframe, range) the window belongs to
         self._scene: Scene | None = None
@@ -126,6 +130,12 @@ class ChartView:
                                               visual_density=ft.VisualDensity.COMPACT)
         self.full.icon = ft.Icons.FULLSCREEN_EXIT if state.chart_full else ft.Icons.FULLSCREEN
         self.full.tooltip = self.full_node.label = "Leave full screen" if state.chart_full else "Full-screen chart"
+        layout = (state.breakpoint, state.chart_full)
+        if layout != self._layout:
+            # The canvas is about to get another size; until it says which (or RESIZE_WAIT_S), the label
+            # says "loading", so nobody reads (or photographs) candles drawn for the old size as the chart.
+            self._resized_after = time.monotonic() if self._layout is not None else None
+            self._layout = layout
         owner = (symbol, state.timeframe, state.chart_bars)
         if owner != self._window_for:  # another symbol, timeframe or range: back to the live edge
             self._window_for = owner
@@ -166,7 +176,8 @@ class ChartView:
             changed.append(self.base)
         self.live.shapes = scene.live
         self._draw_cursor()
-        self.semantics.label = semantics_label(symbol, state.timeframe, scene.bars, places, lines)
+        waiting = self._resized_after is not None and time.monotonic() - self._resized_after < RESIZE_WAIT_S
+        self.semantics.label = semantics_label(symbol, state.timeframe, () if waiting else scene.bars, places, lines)
         self.study_legend.value = "  ".join(
             f"{name}\u00a0{fmt(values[-1], 2 if name in ('RSI 14',) else places)}"
             for name, values in scene.studies.items() if values and values[-1] is not None and name != "Histogram")
@@ -201,6 +212,7 @@ class ChartView:
     def _on_resize(self, e: Any) -> None:  # a cv.CanvasResizeEvent
         if e.width > 0 and e.height > 0 and (e.width, e.height) != self._size:
             self._size = (e.width, e.height)
+            self._resized_after = None
             self._send(*self._draw())
 
     def _on_hover(self, e: Any) -> None:

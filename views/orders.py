@@ -79,8 +79,11 @@ class OrdersView:
                                   overflow=ft.TextOverflow.ELLIPSIS),
                           ft.Text(label, size=12, weight=ft.FontWeight.W_600)], spacing=6)
             bottom = ft.Row([ft.Text(fmt_time(order.get("timestamp")), size=11, color=muted, width=52),
-                             ft.Text(filled, size=12, expand=True, no_wrap=True),
-                             ft.Text(price, size=12, text_align=ft.TextAlign.RIGHT, no_wrap=True)], spacing=6)
+                             ft.Text(filled, size=12, no_wrap=True),
+                             # The price takes what is left and wraps there (an OCO's two prices on a
+                             # narrow panel): never the amount cut to "0/0.0".
+                             ft.Text(price, size=12, text_align=ft.TextAlign.RIGHT, expand=True)], spacing=6,
+                            vertical_alignment=ft.CrossAxisAlignment.START)
             body: ft.Control = ft.Column([top, bottom], spacing=2, expand=True)
         else:
             body = ft.Row([

@@ -176,6 +176,11 @@ def test_full_screen_chart_on_a_phone() -> None:
     shell.render(state, state.take_dirty())
     assert shell.root.content.controls[0].content.controls[1].content is shell.chart.control
     assert shell.chart.full_node.label == "Leave full screen"
+    # Until the canvas reports its full-screen size, nobody is told the candles drawn for the old one.
+    assert shell.chart.semantics.label == "BTC/USDT 1m chart, loading"
+    shell.chart._on_resize(SimpleNamespace(width=380.0, height=640.0))
+    assert "candlestick chart, 40 candles" in shell.chart.semantics.label
+    assert shell.chart._scene.frame.height == 640.0
 
 
 def test_window_clamps_to_the_candles_held() -> None:

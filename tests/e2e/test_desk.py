@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import type_into
+from tests.browser import painted, type_into
 from tests.e2e.conftest import ARTIFACTS, open_app
 from tests.e2e.test_trader_flows import row
 
@@ -223,9 +223,11 @@ def go(page: Any, section: str) -> None:
 
 def to_top(page: Any) -> None:
     """Scroll the page back to its top, as a thumb does (Flutter keeps no semantics for what is off-screen)."""
-    width = page.viewport_size["width"]
-    page.mouse.move(width / 2, 400)
-    page.mouse.wheel(0, -20_000)
+    width, height = page.viewport_size["width"], page.viewport_size["height"]
+    for x in (0.2, 0.5, 0.85):  # each column scrolls on its own on a wider screen
+        page.mouse.move(width * x, height / 2)
+        page.mouse.wheel(0, -20_000)
+    page.mouse.move(width - 2, height - 2)  # off the chart: no crosshair in the picture
     expect(page.locator(CHART)).to_be_in_viewport(timeout=10_000)
 
 
@@ -233,17 +235,21 @@ def screenshots(page: Any, size: str) -> None:
     """Each screen as a trader sees it, for a person to look at (tests/artifacts/desk-<size>-*.png)."""
     expect(page.get_by_text(re.compile(r"order sent"))).to_have_count(0, timeout=20_000)  # the notices are gone
     to_top(page)
+    painted(page)
     page.screenshot(path=str(ARTIFACTS / f"desk-{size}-dashboard.png"))
     if size == "phone":
         page.get_by_role("button", name="Full-screen chart").click()
         expect(page.get_by_role("button", name="Leave full screen")).to_be_attached(timeout=10_000)
         chart_reads(page, "BTC/USDT", "1m")
+        painted(page)
         page.screenshot(path=str(ARTIFACTS / "desk-phone-chart-full.png"))
         page.get_by_role("button", name="Leave full screen").click()
         expect(page.get_by_role("button", name="Trade BTC/USDT")).to_be_attached(timeout=10_000)
         page.get_by_role("button", name="Trade BTC/USDT").click()
     desk = Desk(page, "tablet")  # the ticket, shown (a phone's sheet is open now)
     desk.pick("Stop limit")
+    expect(desk.ticket.get_by_role("textbox", name=re.compile("Limit price"))).to_be_attached(timeout=10_000)
+    painted(page)
     page.screenshot(path=str(ARTIFACTS / f"desk-{size}-ticket.png"))
     desk.pick("Market")
     if size == "phone":
@@ -253,6 +259,7 @@ def screenshots(page: Any, size: str) -> None:
         go(page, section)
         expect(ident(page, identifier)).to_be_attached(timeout=20_000)
         name = "strategies" if section == "Signals" else "portfolio"
+        painted(page)
         page.screenshot(path=str(ARTIFACTS / f"desk-{size}-{name}.png"))
     go(page, "Markets")
     chart_reads(page, "BTC/USDT", "1m")
