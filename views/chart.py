@@ -81,7 +81,8 @@ class ChartView:
             on_scale_start=self._on_scale_start, on_scale_update=self._on_scale_update,
         )
         header = ft.Row(
-            [self.title, self.timeframe, self.range, self.studies_node, self.full_node],
+            # The icons beside the title: on a phone they share its line, and the timeframes get the next.
+            [self.title, self.studies_node, self.full_node, self.timeframe, self.range],
             wrap=True, run_spacing=4, spacing=6, vertical_alignment=ft.CrossAxisAlignment.CENTER,
         )
         self.header = header
@@ -126,6 +127,7 @@ class ChartView:
         phone = state.breakpoint == "phone"
         self.full.visible = self.full_node.visible = phone
         self.range.visible = not phone  # a phone pinches and drags instead: the plot gets the room
+        self.legend.size = 10 if phone else 11  # the OHLCV legend on one line at 390 px
         self.timeframe.style = ft.ButtonStyle(padding=ft.Padding.symmetric(horizontal=2 if phone else 6),
                                               visual_density=ft.VisualDensity.COMPACT)
         self.full.icon = ft.Icons.FULLSCREEN_EXIT if state.chart_full else ft.Icons.FULLSCREEN

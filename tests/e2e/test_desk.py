@@ -227,13 +227,14 @@ def to_top(page: Any) -> None:
     for x in (0.2, 0.5, 0.85):  # each column scrolls on its own on a wider screen
         page.mouse.move(width * x, height / 2)
         page.mouse.wheel(0, -20_000)
-    page.mouse.move(width - 2, height - 2)  # off the chart: no crosshair in the picture
+    page.mouse.move(2, 2)  # off the chart and every row: no crosshair or hover in the picture
     expect(page.locator(CHART)).to_be_in_viewport(timeout=10_000)
 
 
 def screenshots(page: Any, size: str) -> None:
     """Each screen as a trader sees it, for a person to look at (tests/artifacts/desk-<size>-*.png)."""
-    expect(page.get_by_text(re.compile(r"order sent"))).to_have_count(0, timeout=20_000)  # the notices are gone
+    # The notices are gone (a snack bar lasts 4 s).
+    expect(page.get_by_text(re.compile(r"order sent|Order canceled"))).to_have_count(0, timeout=20_000)
     to_top(page)
     painted(page)
     page.screenshot(path=str(ARTIFACTS / f"desk-{size}-dashboard.png"))
