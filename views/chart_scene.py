@@ -406,11 +406,12 @@ def _lines(fr: Frame, scale: Scale, lines: Sequence[PriceLine], places: int) -> 
         colour = {"buy": UP, "sell": DOWN}.get(line.kind, INDICATOR)
         dash: list[float] | None = None if line.kind == "entry" else [6.0, 4.0]
         text = f"{line.label} {fmt(line.price, places)}"
-        shapes += [cv.Line(0, y, fr.plot_w, y, paint=_paint(colour, 1.0, dash=dash)),
-                   cv.Rect(2, label_y - 7, len(text) * CHAR_W + 6, 14, border_radius=2,
-                           paint=_paint(LABEL_BACKING, fill=True)),
-                   _text(5, label_y, text, colour),
-                   *_tag(fr.plot_w + 2, tag_y, fmt(line.price, places), ft.Colors.with_opacity(0.8, colour))]
+        shapes.append(cv.Line(0, y, fr.plot_w, y, paint=_paint(colour, 1.0, dash=dash)))
+        if abs(label_y - (y - 8)) <= 2 * LABEL_GAP:  # a label pushed far from its line would name another
+            shapes += [cv.Rect(2, label_y - 7, len(text) * CHAR_W + 6, 14, border_radius=2,
+                               paint=_paint(LABEL_BACKING, fill=True)),
+                       _text(5, label_y, text, colour)]
+        shapes += _tag(fr.plot_w + 2, tag_y, fmt(line.price, places), ft.Colors.with_opacity(0.8, colour))
     return shapes
 
 
@@ -469,13 +470,14 @@ def legend(bars: Sequence[Candle], i: int | None, places: int, amount_places: in
 
 def semantics_label(symbol: str, timeframe: str, bars: Sequence[Candle], places: int,
                     lines: Sequence[PriceLine] = ()) -> str:
-    """What a screen reader (and a test) hears: symbol, timeframe, how many candles, the last one's OHLC,
-    and the order and entry lines drawn."""
+    """What a screen reader (and a test) hears: symbol, timeframe, how many candles, the last one's OHLC and
+    when it opened (UTC: the same for every reader), and the order and entry lines drawn."""
     if not bars:
         return f"{symbol} {timeframe} chart, loading"
     last = bars[-1]
     text = (f"{symbol} {timeframe} candlestick chart, {len(bars)} candles, last open {fmt(last.open, places)} "
-            f"high {fmt(last.high, places)} low {fmt(last.low, places)} close {fmt(last.close, places)}")
+            f"high {fmt(last.high, places)} low {fmt(last.low, places)} close {fmt(last.close, places)}, "
+            f"opened {datetime.fromtimestamp(last.timestamp_ms / 1000, tz=UTC):%Y-%m-%d %H:%M} UTC")
     if lines:
         text += "; lines: " + "; ".join(f"{line.label} at {fmt(line.price, places)}" for line in lines)
     return text

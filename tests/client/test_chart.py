@@ -60,7 +60,7 @@ def test_picking_another_symbol_redraws_every_candle_and_says_so() -> None:
     assert chart.base.shapes is not btc_base
     assert chart.semantics.label == (
         f"ETH/USDT 1m candlestick chart, 90 candles, last open {eth.open:,.2f} high {eth.high:,.2f} "
-        f"low {eth.low:,.2f} close {eth.close:,.2f}")
+        f"low {eth.low:,.2f} close {eth.close:,.2f}, opened 1970-01-01 03:19 UTC")  # bar 199, a minute each
     assert bodies(chart.base.shapes) == 89 and bodies(chart.live.shapes) == 1  # closed bars + the forming one
     # Every body sits inside the plot: none is left from BTC's price range, 30x higher.
     scene = chart._scene
