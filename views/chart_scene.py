@@ -408,10 +408,12 @@ def _lines(fr: Frame, scale: Scale, lines: Sequence[PriceLine], places: int) -> 
         text = f"{line.label} {fmt(line.price, places)}"
         shapes.append(cv.Line(0, y, fr.plot_w, y, paint=_paint(colour, 1.0, dash=dash)))
         if abs(label_y - (y - 8)) <= 2 * LABEL_GAP:  # a label pushed far from its line would name another
+            # (a crowded chart: the semantics label still lists every line)
             shapes += [cv.Rect(2, label_y - 7, len(text) * CHAR_W + 6, 14, border_radius=2,
                                paint=_paint(LABEL_BACKING, fill=True)),
                        _text(5, label_y, text, colour)]
-        shapes += _tag(fr.plot_w + 2, tag_y, fmt(line.price, places), ft.Colors.with_opacity(0.8, colour))
+        if abs(tag_y - y) <= 2 * LABEL_GAP:  # likewise its price on the axis
+            shapes += _tag(fr.plot_w + 2, tag_y, fmt(line.price, places), ft.Colors.with_opacity(0.8, colour))
     return shapes
 
 

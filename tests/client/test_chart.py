@@ -251,3 +251,22 @@ def test_order_line_labels_close_together_are_spread_apart() -> None:
     assert all(b - a >= LABEL_GAP for a, b in zip(ys, ys[1:], strict=False))
     assert ys[0] == 100.0 and ys[3] == 300.0 and ys[-1] <= 400.0  # only the crowded ones move
     assert spread([395.0, 399.0], LABEL_GAP, 0.0, 400.0) == [384.0, 400.0]  # pushed back inside
+
+
+def test_a_crowd_of_order_lines_keeps_each_label_near_its_line() -> None:
+    """Twenty orders within a few ticks: every line is drawn, no label or axis tag sits far from its line,
+    and the chart's label still names every one."""
+    from views.chart_scene import LABEL_GAP, PriceLine, Scale, _lines, frame, semantics_label
+
+    fr = frame(800.0, 400.0, [], 90)
+    scale = Scale(90.0, 110.0, 0.0, 300.0)
+    lines = [PriceLine(100.0 + i * 0.01, f"Buy limit {i}", "buy") for i in range(20)]
+    shapes = _lines(fr, scale, lines, 2)
+    assert sum(isinstance(s, cv.Line) for s in shapes) == 20
+    texts = [s for s in shapes if isinstance(s, cv.Text)]
+    assert 0 < len(texts) < 2 * 20  # some labels and tags left out: they would sit far from their line
+    line_ys = [scale.y(line.price) for line in lines]
+    for t in texts:
+        assert min(abs(t.y - y) for y in line_ys) <= 2 * LABEL_GAP + 8
+    said = semantics_label("BTC/USDT", "1m", bars_from(100.0, 5), 2, lines)
+    assert all(f"Buy limit {i} at {100 + i * 0.01:,.2f}" in said for i in range(20))
