@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from tests.browser import painted, type_into
@@ -261,6 +262,26 @@ def go(page: Any, section: str) -> None:
         page.get_by_role("button", name=re.compile(rf"^{section}\b"))).first.click()
 
 
+def bring_up(page: Any, identifier: str) -> None:
+    """Wheel the page down until the panel's top is in the upper part of the screen (or the page ends)."""
+    width, height = page.viewport_size["width"], page.viewport_size["height"]
+    page.mouse.move(width * 0.6, height * 0.6)
+    for _ in range(30):
+        box = ident(page, identifier).bounding_box()
+        if box is not None and box["y"] < height * 0.35:
+            break
+        before = box["y"] if box else None
+        page.mouse.wheel(0, 250)
+        try:  # the wheel's scroll has landed; if nothing moves, the page is at its end
+            page.wait_for_function(
+                """([id, before]) => { const e = document.querySelector(`[flt-semantics-identifier="${id}"]`);
+                                       return !e || before === null || e.getBoundingClientRect().top !== before; }""",
+                arg=[identifier, before], timeout=3_000)
+        except PlaywrightTimeout:
+            break
+    page.mouse.move(2, 2)
+
+
 def to_top(page: Any) -> None:
     """Scroll the page back to its top, as a thumb does (Flutter keeps no semantics for what is off-screen)."""
     width, height = page.viewport_size["width"], page.viewport_size["height"]
@@ -300,6 +321,7 @@ def screenshots(page: Any, size: str) -> None:
         go(page, section)
         expect(ident(page, identifier)).to_be_attached(timeout=20_000)
         name = "strategies" if section == "Signals" else "portfolio"
+        bring_up(page, identifier)
         painted(page)
         page.screenshot(path=str(ARTIFACTS / f"desk-{size}-{name}.png"))
     go(page, "Markets")
