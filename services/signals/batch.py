@@ -26,6 +26,7 @@ Arrays = tuple[np.ndarray, ...]
 _CHUNK_CELLS = 1 << 21  # sliding-window work is done this many cells at a time (16 MB of float64)
 _BLOCK = 32  # linear_filter's block: 5 doubling steps (measured fastest of 16-128 on 1M values)
 _CARRY_LOOP = 64  # at most this many block ends go through the Python loop
+_CHUNK_ROWS = 2048  # rows of _BLOCK values the doubling steps take at once (measured: 1k-4k alike)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -135,12 +136,18 @@ def linear_filter(x: np.ndarray, b: float, y0: float = 0.0) -> np.ndarray:
     flat = np.zeros(rows * size)
     flat[:n] = x
     z = flat.reshape(rows, size)  # a view: the result is read back from `flat`
-    tmp = np.empty_like(z)
-    s = 1
-    while s < size:
-        np.multiply(z[:, : size - s], b**s, out=tmp[:, : size - s])
-        z[:, s:] += tmp[:, : size - s]
-        s *= 2
+    # The doubling steps go over _CHUNK_ROWS rows at a time (64k values, 512 KB): each of the 10 passes then
+    # reads from cache, not memory (1.5x faster on a million values).
+    powers = [b ** (1 << j) for j in range(size.bit_length())]
+    tmp = np.empty((min(rows, _CHUNK_ROWS), size))
+    for r in range(0, rows, _CHUNK_ROWS):
+        part = z[r : r + _CHUNK_ROWS]
+        scratch = tmp[: len(part)]
+        s, j = 1, 0
+        while s < size:
+            np.multiply(part[:, : size - s], powers[j], out=scratch[:, : size - s])
+            part[:, s:] += scratch[:, : size - s]
+            s, j = 2 * s, j + 1
     b_block = b**size
     ends = z[:, -1]
     if rows > _CARRY_LOOP:
@@ -242,8 +249,8 @@ def _rsi(k: Candles, p: tuple[float, ...]) -> Arrays:
     if len(d) < n:
         return (out,)
     # Both Wilder averages (the side that did not move adds 0.0, as the incremental form does).
-    g = wilder(np.where(d > 0, d, 0.0), n)[n - 1 :]
-    lo = wilder(np.where(d < 0, -d, 0.0), n)[n - 1 :]
+    g = wilder(np.maximum(d, 0.0), n)[n - 1 :]
+    lo = wilder(np.maximum(-d, 0.0), n)[n - 1 :]
     total = g + lo
     with np.errstate(divide="ignore", invalid="ignore"):
         out[n:] = np.where(total > 0.0, 100.0 * (g / total), 50.0)  # as `rsi_value`
