@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from services.signals.incremental import FLAT, true_range
+from services.signals.incremental import FLAT
 from services.signals.operands import TIMEFRAME_MS, IndicatorSpec, check_timeframe
 
 NAN = math.nan
@@ -408,45 +408,37 @@ def _volume_ratio(spike: bool) -> Callable[[Candles, tuple[float, ...]], Arrays]
 
 
 def _adx(k: Candles, p: tuple[float, ...]) -> Arrays:
+    """TA-Lib's ADX (the incremental `_Adx`): +DM, -DM and TR summed over the first n-1 changes, then
+    s - s/n + x (`linear_filter` with b = 1 - 1/n); DX from them; ADX the mean of the first n DX, then
+    Wilder-smoothed."""
     n = int(p[0])
-    hs, ls, cs = k.high.tolist(), k.low.tolist(), k.close.tolist()
-    out = [NAN] * len(cs)
-    pdm = mdm = tr_s = sum_dx = 0.0
-    adx = NAN
-    for i in range(1, len(cs)):
-        h, lo = hs[i], ls[i]
-        dp, dm = h - hs[i - 1], ls[i - 1] - lo
-        plus = minus = 0.0
-        if dm > 0 and dp < dm:
-            minus = dm
-        elif dp > 0 and dp > dm:
-            plus = dp
-        tr = true_range(h, lo, cs[i - 1])
-        if i < n:
-            pdm += plus
-            mdm += minus
-            tr_s += tr
-            continue
-        pdm = pdm - pdm / n + plus
-        mdm = mdm - mdm / n + minus
-        tr_s = tr_s - tr_s / n + tr
-        dx = NAN
-        if tr_s != 0.0:
-            mdi = 100.0 * (mdm / tr_s)
-            pdi = 100.0 * (pdm / tr_s)
-            total = mdi + pdi
-            if total != 0.0:
-                dx = 100.0 * (abs(mdi - pdi) / total)
-        if i < 2 * n - 1:
-            sum_dx += dx if dx == dx else 0.0
-            continue
-        if i == 2 * n - 1:
-            sum_dx += dx if dx == dx else 0.0
-            adx = sum_dx / n
-        elif dx == dx:
-            adx = (adx * (n - 1) + dx) / n
-        out[i] = adx
-    return (np.array(out, dtype=np.float64),)
+    total_n = len(k)
+    out = _full(total_n)
+    if total_n < 2 * n:
+        return (out,)
+    h, lo = k.high, k.low
+    dp, dm = h[1:] - h[:-1], lo[:-1] - lo[1:]
+    minus = np.where((dm > 0) & (dp < dm), dm, 0.0)
+    plus = np.where(~((dm > 0) & (dp < dm)) & (dp > 0) & (dp > dm), dp, 0.0)
+    tr = _true_range(h, lo, k.close)[1:]
+    # Index j of these arrays is candle j + 1; the recursion starts at candle n (j = n - 1).
+    smoothed = [linear_filter(x[n - 1 :], 1.0 - 1.0 / n, float(np.cumsum(x[: n - 1])[-1]) if n > 1 else 0.0)
+                for x in (plus, minus, tr)]
+    pdm, mdm, tr_s = smoothed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mdi, pdi = 100.0 * (mdm / tr_s), 100.0 * (pdm / tr_s)
+        dx_total = mdi + pdi
+        dx = np.where((tr_s != 0.0) & (dx_total != 0.0), 100.0 * (np.abs(mdi - pdi) / dx_total), NAN)
+    # dx[m] is candle n + m. ADX first at candle 2n - 1: the mean of the first n DX (undefined ones count 0),
+    # then Wilder's smoothing, where the incremental form skips an undefined DX. One is undefined only while
+    # +DM and -DM (or TR) are exactly 0, which they stay from the start until the first move and never
+    # become again (s - s/n + x never reaches 0 from above); so the ADX is 0 while DX is undefined, and
+    # "skip" and "smooth in a 0" give the same 0.
+    dx = np.where(np.isnan(dx), 0.0, dx)
+    first = float(np.cumsum(dx[:n])[-1]) / n
+    out[2 * n - 1] = first
+    out[2 * n :] = linear_filter(dx[n:] / n, (n - 1) / n, first)
+    return (out,)
 
 
 def _supertrend(k: Candles, p: tuple[float, ...]) -> Arrays:

@@ -1,5 +1,5 @@
 """The numpy recursions over long series (many blocks, every carry level): `linear_filter` against the
-plain loop, EMA/RSI/ATR/MACD against TA-Lib and the incremental form over 200,000 candles, and a long
+plain loop, EMA/RSI/ATR/ADX/MACD against TA-Lib and the incremental form over 200,000 candles, and a long
 quiet stretch where Wilder's averages decay towards 0 (RSI divides by them)."""
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ N = 200_000
     ("rsi(14)", lambda k: talib.RSI(k.close, 14)),
     ("rsi(2)", lambda k: talib.RSI(k.close, 2)),
     ("atr(14)", lambda k: talib.ATR(k.high, k.low, k.close, 14)),
+    ("adx(14)", lambda k: talib.ADX(k.high, k.low, k.close, 14)),
     ("macd(12, 26, 9)", lambda k: talib.MACD(k.close, 12, 26, 9)[0]),
     ("macd(12, 26, 9).signal", lambda k: talib.MACD(k.close, 12, 26, 9)[1]),
 ])  # fmt: skip
@@ -61,7 +62,7 @@ def test_long_series_equal_talib(text: str, ref) -> None:  # noqa: ANN001
     np.testing.assert_allclose(ours[first:], theirs[first:], rtol=1e-9, atol=1e-9 * scale, err_msg=text)
 
 
-@pytest.mark.parametrize("text", ["ema(26)", "rsi(14)", "atr(14)"])
+@pytest.mark.parametrize("text", ["ema(26)", "rsi(14)", "atr(14)", "adx(14)"])
 def test_long_quiet_stretch_equals_the_incremental_form(text: str) -> None:
     """Moves, then 3,000 candles at one price (the averages of gains and losses decay for thousands of
     candles), then moves again: the batch values stay those of the candle-by-candle form."""
@@ -79,3 +80,25 @@ def test_long_quiet_stretch_equals_the_incremental_form(text: str) -> None:
     assert np.array_equal(np.isnan(batch), np.isnan(live))
     ok = ~np.isnan(live)
     np.testing.assert_allclose(batch[ok], live[ok], rtol=1e-9, atol=1e-9 * float(np.max(np.abs(live[ok]))))
+
+
+def test_adx_from_a_flat_start_equals_the_incremental_form() -> None:
+    """No directional move for the first 500 candles (DX undefined, ADX held), then a market: the loop
+    part and the numpy part join where the last undefined DX is."""
+    k = walk(3_000, 9)
+    c = k.close.copy()
+    c[:500] = c[500]
+    o = np.r_[c[0], c[:-1]]
+    h, lo = np.maximum(o, c), np.minimum(o, c)
+    h[500:], lo[500:] = k.high[500:], k.low[500:]
+    flat = Candles(k.timestamp_ms, o, np.maximum(h, np.maximum(o, c)), np.minimum(lo, np.minimum(o, c)), c, k.volume)
+    spec = parse_operand("adx(5)")
+    batch = compute(spec, flat)
+    ind = make_indicator(spec.base)
+    rows = zip(flat.open.tolist(), flat.high.tolist(), flat.low.tolist(), flat.close.tolist(), flat.volume.tolist(),
+               strict=True)
+    live = np.array([ind.push(*row)[0] for row in rows])
+    assert np.array_equal(np.isnan(batch), np.isnan(live))
+    ok = ~np.isnan(live)
+    assert ok[100:].all()
+    np.testing.assert_allclose(batch[ok], live[ok], rtol=1e-9, atol=1e-9 * 100)
