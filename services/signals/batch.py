@@ -3,10 +3,10 @@
 `compute(spec, candles)` returns one float64 array as long as the candles, NaN during warm-up, the
 value at index i being what the incremental form returns when candle i closes. Windowed indicators
 are numpy over sliding windows (C loops, chunked so memory stays bounded: O(n) work per candle);
-the linear recursions (EMA, MACD, Wilder's RSI/ATR) are `linear_filter`, numpy in blocks (~100 M
-values/s); ADX and Supertrend (branches on the state) are one tight loop over Python floats with the
-incremental form's arithmetic, ~10 M candles/s. All are proved equal by the tests (to 1e-9 relative on
-200,000 candles against TA-Lib, tests/signals/test_batch_long.py).
+the linear recursions (EMA, MACD, Wilder's RSI/ATR, ADX's smoothing) are `linear_filter`, numpy in
+blocks (~100 M values/s); Supertrend (its bands ratchet on the state) is one tight loop over Python
+floats with the incremental form's arithmetic, ~3 M candles/s. All are proved equal by the tests (the
+recursions to 1e-9 relative on 200,000 candles against TA-Lib, tests/signals/test_batch_long.py).
 """
 
 from __future__ import annotations
@@ -188,8 +188,8 @@ def ema(x: np.ndarray, n: int) -> np.ndarray:
 def wilder(x: np.ndarray, n: int) -> np.ndarray:
     """Wilder's smoothing (the incremental `Wilder`) of values >= 0 (true ranges, gains, losses): NaN for
     the first n-1, the mean of the first n, then (w (n-1) + x)/n. Not centred: every term is >= 0, so a
-    quiet stretch decays towards 0 with full relative precision and never goes below it (RSI and ADX
-    divide by these)."""
+    quiet stretch decays towards 0 with full relative precision and never goes below it (RSI divides
+    by these)."""
     x = np.asarray(x, dtype=np.float64)
     out = _full(len(x))
     if len(x) < n:
