@@ -100,11 +100,13 @@ def test_order_types_from_the_ticket_on_a_desktop(browser, web_app) -> None:  # 
     expect(page.get_by_text(re.compile("Place this order"))).to_be_attached(timeout=10_000)
     page.get_by_role("button", name="Buy BTC/USDT").last.click()
     expect(row(orders, r"buy 0\.01 BTC/USDT limit order, Open")).to_be_attached(timeout=20_000)
-    # The cash the resting orders hold is locked: the stop's ~1,000 USDT and the limit's 100 leave free.
+    # The cash the resting orders hold is locked: the stop's 0.01 x trigger and the limit's 100 USDT leave
+    # the free balance (a fee's reserve on top may lock a little more, never less).
+    locked = 0.01 * float(trigger) + 0.01 * 10_000
     page.wait_for_function(
-        """(before) => { const e = document.querySelector('[flt-semantics-identifier="balance"]');
-                        return e && parseFloat(e.textContent.replace(/,/g, '')) < before - 1000; }""",
-        arg=before, timeout=20_000)
+        """([before, locked]) => { const e = document.querySelector('[flt-semantics-identifier="balance"]');
+                        return e && parseFloat(e.textContent.replace(/,/g, '')) <= before - locked + 0.01; }""",
+        arg=[before, locked], timeout=20_000)
     page.screenshot(path=str(ARTIFACTS / "desk-ticket-desktop.png"))
     for kind in ("limit", "stop"):
         row(orders, rf"buy 0\.01 BTC/USDT {kind} order, Open").get_by_role(
