@@ -26,7 +26,7 @@ HISTORY_BARS = 500  # what the chart can pan through (client.state.MAX_BARS)
 WARM_UP_CHUNK = 1000
 RECENT_SIGNALS_MS = 5 * 60_000
 FRESHNESS_INTERVAL_S = 1.0
-ROWS_BEFORE_SCROLL = 10  # rows taken as on screen until the watchlist's first scroll says how many fit
+ROWS_BEFORE_SCROLL = 10  # phone rows taken as on screen until the watchlist's first scroll says how many fit
 
 
 class MarketController:
@@ -80,7 +80,8 @@ class MarketController:
         state = self._ctx.state
         rows = self._rows_on_screen
         if rows is None or not set(rows) <= set(state.watchlist):  # not scrolled yet, or the list changed
-            rows = state.watchlist[:ROWS_BEFORE_SCROLL]
+            # A wider screen shows the whole list; a phone about ten rows until a scroll says how many.
+            rows = state.watchlist[:ROWS_BEFORE_SCROLL] if state.breakpoint == "phone" else state.watchlist
         return frozenset([state.selected, *rows])
 
     def show_rows(self, symbols: list[str]) -> None:

@@ -44,7 +44,9 @@ def phone_session(gateway: GatewayFeed) -> tuple[Session, SkeetSession]:
         api=SkeetApi(base_url="http://127.0.0.1:9", token=identity.token, retries=0),
         live=StreamLive(base_url="http://127.0.0.1:9", token=identity.token),
     )
-    return flet_session, SkeetSession(flet_session.page, services, watchlist=["BTC/USDT", "ETH/USDT"])
+    app = SkeetSession(flet_session.page, services, watchlist=["BTC/USDT", "ETH/USDT"])
+    app.state.resize(390)  # a phone
+    return flet_session, app
 
 
 async def test_an_app_resume_and_a_network_change_reconnect_at_once_with_no_gap(
@@ -98,6 +100,19 @@ async def test_an_app_resume_and_a_network_change_reconnect_at_once_with_no_gap(
         assert [t.price for t in got] == prices  # nothing lost or repeated across both
         assert gateway.reconnects == reconnects + 2 and gateway.resets == 0
         await ticks.aclose()
+
+        # The trader picks ETH and scrolls BTC out of view: BTC's trades stop streaming (its candle still comes).
+        both = gateway.ticks(["BTC/USDT", "ETH/USDT"])
+        following = asyncio.create_task(anext(both))
+        app.state.select("ETH/USDT")
+        app.intents.show_rows(["ETH/USDT"])
+        await until(lambda: app.market.subscription is not None
+                    and app.market.subscription.on_screen == {"ETH/USDT"})
+        await until(lambda: gateway.connection == "connected" and "BTC/USDT" not in gateway._seq)  # noqa: SLF001
+        await feed.trade("BTC/USDT", 99.0)
+        await feed.trade("ETH/USDT", 3_100.0)
+        assert (await following).price == 3_100.0  # the hidden symbol's trade did not come through
+        await both.aclose()
         await app.close()  # (closes the session's own hub and its feed)
 
 
