@@ -116,7 +116,7 @@ class BenchFeed:
         return None
 
 
-def serve_skeet(port: int, symbols: list[str], rate: float) -> None:
+def serve_skeet(port: int, symbols: list[str], rate: float, ws: str) -> None:
     import uvicorn
 
     from backend_stub.app import create_app
@@ -126,8 +126,9 @@ def serve_skeet(port: int, symbols: list[str], rate: float) -> None:
     data = tempfile.mkdtemp(prefix="skeet-bench-gateway-")
     settings = Settings(data_dir=Path(data), dev_key=BENCH_KEY)
     app = create_app(settings, feed=BenchFeed(symbols, rate))  # type: ignore[arg-type]
+    extra = {} if ws == "production" else {"ws": ws}
     config = uvicorn_config(app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                            backlog=4096)
+                            backlog=4096, **extra)
     uvicorn.Server(config).run()
 
 
@@ -268,7 +269,7 @@ def percentile_of(hist: Counter[int], q: float) -> float:
 def measure(target: str, args: argparse.Namespace, symbols: list[str]) -> dict[str, Any]:
     port = free_port()
     me = [sys.executable, str(Path(__file__).resolve())]
-    common = ["--symbols", str(args.symbols), "--rate", str(args.rate), "--frames", args.frames]
+    common = ["--symbols", str(args.symbols), "--rate", str(args.rate), "--frames", args.frames, "--ws", args.ws]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SKEET_GATEWAY_MAX_STREAMS": "4",
            "SKEET_GATEWAY_MAX_SYMBOLS": "50"}
     server = subprocess.Popen([*me, "--role", f"serve-{target}", "--port", str(port), *common], cwd=ROOT, env=env)
@@ -346,6 +347,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["skeet", "bare"])
     parser.add_argument("--frames", choices=["lines", "single"], default="lines",
                         help="skeet clients ask for frames=lines (as GatewayFeed does) or one frame a message")
+    parser.add_argument("--ws", default="production",
+                        help="uvicorn's websocket implementation for skeet (production: the backend's own config)")
     parser.add_argument("--quick", action="store_true", help="250 clients, 5 s per target")
     parser.add_argument("--role", default="run", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -354,7 +357,7 @@ def main() -> None:
     args = parser.parse_args()
     symbols = symbols_for(args.symbols)
     if args.role == "serve-skeet":
-        return serve_skeet(args.port, symbols, args.rate)
+        return serve_skeet(args.port, symbols, args.rate, args.ws)
     if args.role == "serve-bare":
         return serve_bare(args.port, symbols, args.rate)
     if args.role.startswith("clients-"):
