@@ -26,6 +26,7 @@ HISTORY_BARS = 500  # what the chart can pan through (client.state.MAX_BARS)
 WARM_UP_CHUNK = 1000
 RECENT_SIGNALS_MS = 5 * 60_000
 FRESHNESS_INTERVAL_S = 1.0
+LINK_ALIVE_S = 3.0  # the gateway sends each streamed symbol's candle about once a second while it trades
 ROWS_BEFORE_SCROLL = 10  # phone rows taken as on screen until the watchlist's first scroll says how many fit
 
 
@@ -90,13 +91,19 @@ class MarketController:
 
     def resumed(self) -> None:
         """The app came back to the foreground: its socket may have died while it slept, so open a fresh one
-        now (resuming by seq) instead of waiting for a ping to time out or a backoff to end."""
-        if isinstance(self.feed, SteeredFeed):
-            self.feed.reconnect()
+        now (resuming by seq) instead of waiting for a ping to time out or a backoff to end. A link that
+        delivered in the last few seconds is alive and is kept: on the hosted web app the feed is shared, and
+        one trader's tab switch should not reconnect everyone's stream."""
+        feed = self.feed
+        if isinstance(feed, SteeredFeed):
+            link = feed.link(sorted(self.on_screen()))
+            if not link.connected or link.age_s is None or link.age_s > LINK_ALIVE_S:
+                feed.reconnect()
 
     def network_changed(self) -> None:
-        """Wi-Fi to mobile data or back: the old socket's route is gone; reconnect at once."""
-        self.resumed()
+        """Wi-Fi to mobile data or back: the old socket's route is gone, however fresh; reconnect at once."""
+        if isinstance(self.feed, SteeredFeed):
+            self.feed.reconnect()
 
     async def load_exchanges(self) -> None:
         """The exchange picker's list; importing ccxt takes about a second, so off the UI loop."""

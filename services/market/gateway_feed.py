@@ -101,6 +101,7 @@ class GatewayFeed:
         self.last_error: str | None = None
         self.resets = 0  # symbols the gateway could not resume (their history may have a hole)
         self.reconnects = 0
+        self.reconnects_asked = 0  # by the app (`reconnect()`)
         self.duplicates = 0  # frames seen twice across a reconnect, skipped
 
     # -- context manager -------------------------------------------------------------------------------
@@ -209,6 +210,7 @@ class GatewayFeed:
     def reconnect(self) -> None:
         """Drop the socket now and open a fresh one (resuming by seq): call it when the app comes back to the
         foreground or the network changes, rather than waiting for a ping to time out."""
+        self.reconnects_asked += 1
         self._changed.set()
 
     def link(self, symbols: list[str]) -> FeedLink:
