@@ -77,6 +77,7 @@ class SkeetSession:
         self.shell = Shell(self.intents, backend_url=services.backend_url, exchange=services.exchange)
         self._sheet: ft.BottomSheet | None = None
         self._files: ft.FilePicker | None = None  # made in start(), with the page
+        self._network: ft.Connectivity | None = None
         self._painted_version = -1
         self._shown_notice = 0
         self._registry = registry
@@ -119,6 +120,10 @@ class SkeetSession:
         # in the page's context, so the service registers with this page. Kept referenced: the page
         # drops services nothing holds.
         self._files = ft.FilePicker()
+        self._network = ft.Connectivity(on_change=lambda _e: self.market.network_changed())
+        # Flet 1.0.5 unregisters, after each event, a service with fewer than two references besides its
+        # registry (a refcount test in ServiceRegistry.unregister_services): one attribute is not enough.
+        self._kept_services = (self._network,)
         self.shell.render(self.state)
         page.add(self.shell.root)
         self.services.live.on_status(self.state.set_live_status)
@@ -153,7 +158,10 @@ class SkeetSession:
     async def _visibility_changed(self, e: ft.AppLifecycleStateChangeEvent) -> None:
         # Kept here, not read from `page.app_visible`: a reloading tab sends HIDE as it unloads, and the
         # reloaded one resumes the session showing, without ever sending SHOW, so Flet's flag stays False.
+        was_visible = self._visible
         self._visible = e.state not in (ft.AppLifecycleState.HIDE, ft.AppLifecycleState.PAUSE)
+        if self._visible and not was_visible:
+            self.market.resumed()  # back from the background: the stream reconnects now, resuming by seq
 
     async def _disconnected(self, _e: ft.Event[ft.Page]) -> None:
         """The tab closed or its connection dropped: stop painting, and end unless it comes back."""
@@ -218,6 +226,7 @@ class SkeetSession:
         market, trading, rules, account = self.market, self.trading, self.rules, self.account
         return Intents(
             select_symbol=state.select,
+            show_rows=market.show_rows,
             edit_ticket=state.edit_ticket,
             submit_order=trading.submit_order,
             cancel_order=lambda order_id: spawn(trading.cancel_order(order_id)),

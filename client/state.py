@@ -11,7 +11,7 @@ from typing import Any, Literal
 from client.backtest_lab import BacktestLab
 from client.theme import Breakpoint, breakpoint_for
 from services.live import Change, ConnectionStatus
-from services.market import TIMEFRAME_MS, Candle, Tick
+from services.market import TIMEFRAME_MS, Candle, FeedLink, Tick
 
 MAX_BARS = 500  # candles held per symbol: what the chart can pan and zoom through
 MAX_SIGNALS = 200
@@ -111,6 +111,7 @@ class AppState:
     saved_keys: dict[str, str] = field(default_factory=dict)  # exchange → masked API key
     signals: deque[Any] = field(default_factory=lambda: deque(maxlen=MAX_SIGNALS))
     feed_status: dict[str, str] = field(default_factory=dict)
+    market_link: FeedLink | None = None  # a steered feed's link (the gateway on a phone): the badge shows it
     live_status: ConnectionStatus = "connecting"
     backend_error: str | None = None
     ticket: Ticket = field(default_factory=Ticket)
@@ -187,6 +188,11 @@ class AppState:
         if len(series) > MAX_INDICATOR_POINTS + 64:
             for old in sorted(series)[: len(series) - MAX_INDICATOR_POINTS]:
                 del series[old]
+
+    def set_market_link(self, link: FeedLink) -> None:
+        if link != self.market_link:
+            self.market_link = link
+            self.changed("live")
 
     def set_feed_status(self, symbol: str, status: str) -> None:
         if self.feed_status.get(symbol) != status:

@@ -25,6 +25,7 @@ class Intents:
     Every intent defaults to doing nothing, so a view can be built alone (tests, previews)."""
 
     select_symbol: Callable[[str], object] = _ignore
+    show_rows: Callable[[list[str]], object] = _ignore  # the watchlist rows in view (after a scroll)
     edit_ticket: Callable[..., object] = _ignore
     submit_order: Callable[[], object] = _ignore
     cancel_order: Callable[[str], object] = _ignore
