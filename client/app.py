@@ -250,6 +250,7 @@ class SkeetSession:
             set_alerts=state.set_alerts,
             toggle_study=state.toggle_study,
             toggle_full_chart=state.toggle_chart_full,
+            load_older=market.load_older,
             export_report=lambda: spawn(self.reports.export()),
             run_backtest=lambda draft: spawn(self.strategies.run(draft)),
             cancel_backtest=self.strategies.cancel,

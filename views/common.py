@@ -52,6 +52,7 @@ class Intents:
     cancel_backtest: Callable[[], object] = _ignore
     toggle_study: Callable[[str], object] = _ignore
     toggle_full_chart: Callable[[], object] = _ignore
+    load_older: Callable[[], object] = _ignore  # the chart neared its oldest candle: scroll back in history
 
 
 def text_field(**kwargs: Any) -> ft.TextField:
