@@ -224,15 +224,16 @@ class StrategyRunner:
 
     async def _warm(self, live: LiveStrategy, symbol: str) -> None:
         step = TIMEFRAME_MS[live.timeframe]
-        now = int(self._clock() * 1000)
         try:
+            # The market's own time (a replay's or a test's clock is not the wall clock): its last trade.
+            now = int((await self._feed.ticker(symbol)).get("timestamp") or self._clock() * 1000)
             candles = await self._feed.candles(symbol, live.timeframe, since_ms=now - WARM_CANDLES * step,
                                                limit=WARM_CANDLES)
         except Exception as exc:  # no history: the indicators warm up on the live candles instead
             log.warning("no history to warm strategy on %s: %s", symbol, exc)
             return
         live.warm([(c.timestamp_ms, c.open, c.high, c.low, c.close, c.volume) for c in candles
-                   if c.timestamp_ms + step <= now])
+                   if c.timestamp_ms + step <= now])  # the forming candle is the live stream's
 
     async def _watch(self) -> None:
         """Follow the trades of the symbols with running strategies; start again when that set changes."""
