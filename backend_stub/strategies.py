@@ -119,6 +119,7 @@ class StrategyBook:
             await self._store.transact(uid, [Put(STRATEGIES, strategy_id, doc)])
         if self._runner is not None:
             await self._runner.apply(uid, doc, strategy_id)
+            doc = await self._store.get(uid, STRATEGIES, strategy_id) or doc  # with the runner's state
         return doc, existing is None
 
     def _document(self, strategy_id: str, body: StrategyIn, raw: dict[str, Any], name: str, timeframe: str,

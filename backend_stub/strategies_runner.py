@@ -184,7 +184,7 @@ class StrategyRunner:
         strategy_id, symbol = doc["id"], doc["symbol"]
         saved = doc.get("run") or {}
         since = saved.get("since") if saved.get("status") == "running" else None
-        run = _Run(uid, strategy_id, symbol, self._book, self._clock, since or int(self._clock() * 1000))
+        run = _Run(uid, strategy_id, symbol, self._book, self._clock, since or await self._market_now(symbol))
         try:
             strategy = parse_strategy(doc["strategy"], check_operand=check_operand)
             # The paper broker's own costs, so sizing leaves room for the fee it charges.
@@ -224,9 +224,8 @@ class StrategyRunner:
 
     async def _warm(self, live: LiveStrategy, symbol: str) -> None:
         step = TIMEFRAME_MS[live.timeframe]
+        now = await self._market_now(symbol)
         try:
-            # The market's own time (a replay's or a test's clock is not the wall clock): its last trade.
-            now = int((await self._feed.ticker(symbol)).get("timestamp") or self._clock() * 1000)
             candles = await self._feed.candles(symbol, live.timeframe, since_ms=now - WARM_CANDLES * step,
                                                limit=WARM_CANDLES)
         except Exception as exc:  # no history: the indicators warm up on the live candles instead
@@ -234,6 +233,14 @@ class StrategyRunner:
             return
         live.warm([(c.timestamp_ms, c.open, c.high, c.low, c.close, c.volume) for c in candles
                    if c.timestamp_ms + step <= now])  # the forming candle is the live stream's
+
+    async def _market_now(self, symbol: str) -> int:
+        """The market's own time (a replay's or a test's clock is not the wall clock): its last trade's."""
+        try:
+            stamp = (await self._feed.ticker(symbol)).get("timestamp")
+        except Exception:
+            stamp = None
+        return int(stamp) if stamp else int(self._clock() * 1000)
 
     async def _watch(self) -> None:
         """Follow the trades of the symbols with running strategies; start again when that set changes."""
