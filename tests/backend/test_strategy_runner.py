@@ -151,7 +151,8 @@ async def test_on_the_synthetic_market_a_signal_fills_at_the_market_price(tmp_pa
     first = next(int(stamps[i]) for i in range(len(bars)) if signal[i] > 0 and stamps[i] >= start_ms)
     # Switched on 30 s before that candle closes; the market stands still until then, and runs 10× real
     # time after.
-    begin, origin = (first + MINUTE - 30_000) / 1000, {"at": None}
+    begin = (first + MINUTE - 30_000) / 1000
+    origin: dict[str, float | None] = {"at": None}
 
     def clock() -> float:
         started = origin["at"]
