@@ -37,7 +37,7 @@ PAGE = 1000  # candles asked of the feed at a time
 WARM_CANDLES = 600  # the backend runner's warm-up (backend_stub/strategies_runner.py): the same indicators
 
 
-class _Filling:
+class HistoryFill:
     """Progress of a store fill running on a worker thread, read by the UI loop."""
 
     def __init__(self, since_ms: int, until_ms: int) -> None:
@@ -46,7 +46,7 @@ class _Filling:
         self.cancel = threading.Event()
 
 
-def _fill_store(store: CandleStore, spec: str, symbol: str, timeframe: str, filling: _Filling) -> str | None:
+def fill_history(store: CandleStore, spec: str, symbol: str, timeframe: str, filling: HistoryFill) -> str | None:
     """On a worker thread: every missing bar of the range from the source `spec` names, written page by
     page (an interrupted fill resumes from what is stored). The source's name in the store; None: cancelled."""
     from services.market.candles import open_source
@@ -82,7 +82,7 @@ class StrategiesController:
         self._ctx, self._feed, self._clock = ctx, feed, clock
         self._store = CandleStore(history) if history is not None else None
         self._cancel = False
-        self._filling: _Filling | None = None
+        self._filling: HistoryFill | None = None
 
     def cancel(self) -> None:
         self._cancel = True
@@ -134,10 +134,10 @@ class StrategiesController:
                           until_ms: int) -> Candles | None:
         assert self._store is not None
         lab, state = self._ctx.state.backtest, self._ctx.state
-        filling = self._filling = _Filling(since_ms, until_ms)
+        filling = self._filling = HistoryFill(since_ms, until_ms)
         if self._cancel:
             filling.cancel.set()
-        work = asyncio.ensure_future(asyncio.to_thread(_fill_store, self._store, spec, symbol, timeframe, filling))
+        work = asyncio.ensure_future(asyncio.to_thread(fill_history, self._store, spec, symbol, timeframe, filling))
         try:
             while not work.done():
                 await asyncio.wait({work}, timeout=0.1)
