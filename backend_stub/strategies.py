@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from backend_stub.errors import ApiError
-from backend_stub.routes import ERRORS
+from backend_stub.routes import ERRORS, _rate_limit
 from backend_stub.runtime import Backend, current_backend, current_uid
 from backend_stub.store.base import STRATEGIES, Delete, Put, StateStore
 from services.backtest import StrategyError, check_operand, parse_strategy
@@ -157,7 +157,14 @@ async def _book(backend: Annotated[Backend, Depends(current_backend)]) -> Strate
     return backend.strategies
 
 
+async def _writer(uid: Uid, backend: Annotated[Backend, Depends(current_backend)]) -> StrategyBook:
+    """The book, for a write: rate-limited per user like orders and alerts."""
+    _rate_limit(backend, uid, "strategy")
+    return await _book(backend)
+
+
 Book = Annotated[StrategyBook, Depends(_book)]
+Writer = Annotated[StrategyBook, Depends(_writer)]
 
 
 @router.get("/v1/strategies", responses=ERRORS)
@@ -173,7 +180,7 @@ async def get_strategy(strategy_id: StrategyId, uid: Uid, book: Book) -> dict[st
 
 
 @router.put("/v1/strategies/{strategy_id}", status_code=201, responses={200: {"description": "replaced"}, **ERRORS})
-async def put_strategy(strategy_id: StrategyId, body: StrategyIn, uid: Uid, book: Book,
+async def put_strategy(strategy_id: StrategyId, body: StrategyIn, uid: Uid, book: Writer,
                        response: Response) -> dict[str, Any]:
     """Save (201) or replace (200) a strategy; `enabled: true` switches it on for paper trading."""
     doc, created = await book.put(uid, strategy_id, body)
@@ -183,6 +190,6 @@ async def put_strategy(strategy_id: StrategyId, body: StrategyIn, uid: Uid, book
 
 
 @router.delete("/v1/strategies/{strategy_id}", responses=ERRORS)
-async def delete_strategy(strategy_id: StrategyId, uid: Uid, book: Book) -> dict[str, Any]:
+async def delete_strategy(strategy_id: StrategyId, uid: Uid, book: Writer) -> dict[str, Any]:
     """Stop and remove one of the caller's strategies (an open position stays in the account)."""
     return await book.delete(uid, strategy_id)

@@ -152,10 +152,11 @@ class StrategyRunner:
     async def apply(self, uid: str, doc: dict[str, Any] | None, strategy_id: str) -> None:
         old = self._runs.pop((uid, strategy_id), None)
         if old is not None:
-            async with old.lock:  # a trade being handled finishes first
+            async with old.lock:  # a trade being handled finishes first, and saves its state
                 self._symbols_changed.set()
         if doc is None:
             return
+        doc = await self._store.get(uid, STRATEGIES, strategy_id) or doc  # with that state
         if doc.get("enabled"):
             await self._launch(uid, doc)
         elif old is not None or (doc.get("run") or {}).get("status") != "off":
