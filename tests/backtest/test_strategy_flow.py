@@ -176,21 +176,22 @@ def test_saved_strategies_reach_the_screen_through_the_live_state(tmp_path: Path
 
     view, controller, state, emitted = screen(tmp_path)
     draft = StrategyDraft(take_profit_pct=5, stop_loss_pct=2)
-    doc = {"id": draft.strategy_id, "name": draft.name, "symbol": "BTC/USDT", "timeframe": "1h",
+    sid = draft.strategy_id
+    doc: dict[str, Any] = {"id": sid, "name": draft.name, "symbol": "BTC/USDT", "timeframe": "1h",
            "strategy": draft.document() | {"timeframe": "1h"}, "enabled": True, "timestamp": 1,
            "run": {"status": "running", "position": {"side": "long", "amount": 0.5, "entryPrice": 60_000,
                                                      "entryMs": 1_790_000_000_000, "best": 61_000}}}
-    state.apply_change(Change("strategies", doc["id"], "added", doc, 7))
+    state.apply_change(Change("strategies", sid, "added", doc, 7))
     view.render(state)
     text = _texts(view.saved)
     assert draft.name in text and "on paper · holding 0.5 since 2026-09-21 14:13" in text
     _button(view.saved, "Switch off").on_click(None)
     _button(view.saved, "Load").on_click(None)
-    assert emitted == [("off", doc["id"]), ("load", doc["id"])]
+    assert emitted == [("off", sid), ("load", sid)]
     state.backtest.draft = StrategyDraft(fast=1)
-    controller.load(doc["id"])  # the form shows the saved strategy
+    controller.load(sid)  # the form shows the saved strategy
     view.render(state)
     assert (view.take_profit.value, view.stop_loss.value, view.fast.value) == ("5", "2", "50")
-    state.apply_change(Change("strategies", doc["id"], "removed", None, 8))
+    state.apply_change(Change("strategies", sid, "removed", None, 8))
     view.render(state)
     assert "None yet" in _texts(view.saved)
