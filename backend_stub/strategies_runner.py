@@ -233,7 +233,11 @@ class StrategyRunner:
             log.warning("no history to warm strategy on %s: %s", symbol, exc)
             return
         live.warm([(c.timestamp_ms, c.open, c.high, c.low, c.close, c.volume) for c in candles
-                   if c.timestamp_ms + step <= now])  # the forming candle is the live stream's
+                   if c.timestamp_ms + step <= now])
+        forming = [c for c in candles if c.timestamp_ms <= now < c.timestamp_ms + step]
+        if forming:  # the live stream carries it on from here
+            c = forming[-1]
+            live.warm_forming(c.timestamp_ms, c.open, c.high, c.low, c.close, c.volume)
 
     async def _market_now(self, symbol: str) -> int:
         """The market's own time (a replay's or a test's clock is not the wall clock): its last trade's."""

@@ -115,6 +115,12 @@ class LiveStrategy:
             self.series.on_candle(ts, o, h, l, c, v)
             self._fired(c, ts + self.series.ms)
 
+    def warm_forming(self, timestamp_ms: int, o: float, h: float, l: float, c: float, v: float) -> None:  # noqa: E741
+        """The candle forming when the stream starts, as far as it has traded: the live trades then carry
+        it on, so it closes with its whole range, not only what traded after the start."""
+        for i, price in enumerate((o, h, l, c)):
+            self.series.on_trade(timestamp_ms + i, price, v / 4)
+
     async def on_trade(self, timestamp_ms: int, price: float, amount: float) -> None:
         close = self.series.c
         closed_at = self.series.start

@@ -80,3 +80,14 @@ async def test_a_restored_position_keeps_its_levels_and_its_last_signal() -> Non
     assert broker.keys == []
     await trade(live, broker, T0 + 2 * MINUTE + 2_000, 97.9)
     assert broker.keys == [f"stopLoss-{T0 + 2 * MINUTE + 2_000}"]
+
+
+async def test_the_candle_forming_at_the_start_closes_with_its_whole_range() -> None:
+    doc = {"timeframe": "1m", "buy": {"gt": ["high", 105]}}
+    broker = Broker()
+    live = LiveStrategy(parse_strategy(doc), symbol="X/USDT", timeframe="1m", broker=broker)
+    live.warm([(T0, 100, 101, 99, 100, 1.0)])
+    live.warm_forming(T0 + MINUTE, 100, 106, 99, 100, 2.0)  # its high was before the runner started
+    await trade(live, broker, T0 + MINUTE + 30_000, 100.5)  # the stream carries it on
+    await trade(live, broker, T0 + 2 * MINUTE + 1, 100.0)  # it closes with high 106: buy
+    assert broker.keys == [f"buy-{T0 + MINUTE}"]
