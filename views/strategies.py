@@ -175,6 +175,9 @@ class StrategiesView:
         position = run.get("position")
         status = ("on paper" if on else "off") + (f" · holding {position['amount']:g} since "
                                                   f"{_time(position['entryMs'])}" if position else "")
+        signal = run.get("lastSignal")
+        if signal:
+            status += f" · last signal {signal['side']} at {_time(signal['timestamp'])}"
         if run.get("error"):
             status += f" · {run['error']}"
         act = self._intents.strategy_action

@@ -180,11 +180,12 @@ def test_saved_strategies_reach_the_screen_through_the_live_state(tmp_path: Path
     doc: dict[str, Any] = {"id": sid, "name": draft.name, "symbol": "BTC/USDT", "timeframe": "1h",
            "strategy": draft.document() | {"timeframe": "1h"}, "enabled": True, "timestamp": 1,
            "run": {"status": "running", "position": {"side": "long", "amount": 0.5, "entryPrice": 60_000,
-                                                     "entryMs": 1_790_000_000_000, "best": 61_000}}}
+                                                     "entryMs": 1_790_000_000_000, "best": 61_000},
+                   "lastSignal": {"timestamp": 1_789_996_400_000, "side": "buy"}}}
     state.apply_change(Change("strategies", sid, "added", doc, 7))
     view.render(state)
     text = _texts(view.saved)
-    assert draft.name in text and "on paper · holding 0.5 since 2026-09-21 14:13" in text
+    assert draft.name in text and "on paper · holding 0.5 since 2026-09-21 14:13 · last signal buy at 2026-09-21 13:13" in text
     _button(view.saved, "Switch off").on_click(None)
     _button(view.saved, "Load").on_click(None)
     assert emitted == [("off", sid), ("load", sid)]
