@@ -108,7 +108,8 @@ class StrategyBook:
         if body.symbol not in markets:
             raise ApiError(422, f"Unknown symbol {body.symbol}; see GET /v1/markets for what can be traded")
         if body.enabled and self._runner is None:
-            raise ApiError(422, "Strategies run on paper only, and this backend trades on a live exchange")
+            raise ApiError(422, "This backend runs no strategies (they run on paper, in the API process); "
+                                "save it switched off")
         if body.enabled and strategy.positions != "long":
             raise ApiError(422, "Paper trading is spot trading: only a long strategy can be switched on")
         async with self._locks[uid]:

@@ -101,3 +101,17 @@ async def test_non_finite_numbers_and_bad_json_are_refused(backend: Running) -> 
     assert r.status_code == 422 and r.json()["error"] == "The request body is not valid JSON"
     r = await put(backend, "alice", "bad id!")
     assert r.status_code == 422
+
+
+async def test_a_backend_that_runs_no_strategies_saves_them_switched_off_only(tmp_path) -> None:  # noqa: ANN001
+    from backend_stub.errors import ApiError
+    from backend_stub.store.sqlite import SqliteStore
+    from backend_stub.strategies import StrategyBook, StrategyIn
+    from tests.backend.listfeed import ListFeed
+
+    async with SqliteStore(tmp_path / "state.db") as store:
+        book = StrategyBook(store=store, markets=ListFeed({"BTC/USDT": 1.0}).markets)  # a live broker: no runner
+        with pytest.raises(ApiError, match="runs no strategies"):
+            await book.put("alice", "x", StrategyIn(symbol="BTC/USDT", strategy=SMA, enabled=True))
+        doc, created = await book.put("alice", "x", StrategyIn(symbol="BTC/USDT", strategy=SMA))
+        assert created and doc["run"] == {"status": "off"} and not doc["enabled"]
