@@ -32,5 +32,8 @@ def test_build_backtest_and_switch_on_a_strategy(browser, web_app) -> None:  # t
     # Playwright reads an unescaped / in a pattern as its end.
     row = saved.get_by_role("group", name=re.compile(r"SMA 50\/200 1h, TP 5%, SL 2% on BTC\/USDT .*on paper"))
     expect(row).to_be_attached(timeout=20_000)
-    expect(row.get_by_role("button", name="Switch off")).to_be_attached()
     page.screenshot(path=str(ARTIFACTS / "desktop-strategy-on-paper.png"))
+    # Switched off again: the backend is shared with the other browser tests, whose cash it must not spend.
+    row.get_by_role("button", name="Switch off").click()
+    off = saved.get_by_role("group", name=re.compile(r"SMA 50\/200 1h, TP 5%, SL 2% on BTC\/USDT BTC\/USDT · off"))
+    expect(off).to_be_attached(timeout=20_000)
