@@ -196,3 +196,17 @@ def test_saved_strategies_reach_the_screen_through_the_live_state(tmp_path: Path
     state.apply_change(Change("strategies", sid, "removed", None, 8))
     view.render(state)
     assert "None yet" in _texts(view.saved)
+
+
+async def test_cancel_stops_filling_the_store(tmp_path: Path) -> None:
+    _, controller, state, _ = screen(tmp_path)
+    changed = state.changed
+
+    def cancel_at_once(*topics: str) -> None:  # the trader taps Cancel as the run starts
+        controller.cancel()
+        changed(*topics)
+
+    state.changed = cancel_at_once  # type: ignore[method-assign]
+    await controller.run(StrategyDraft(timeframe="1m", days=730))
+    assert state.backtest.stage == "Cancelled" and state.backtest.result is None and not state.backtest.running
+    assert len(list((tmp_path / "history").rglob("*.npy"))) <= 1  # stopped at its first page
