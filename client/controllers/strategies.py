@@ -65,7 +65,14 @@ def fill_history(store: CandleStore, spec: str, symbol: str, timeframe: str, fil
             if isinstance(source, CcxtSource):
                 await source.aclose()
 
-    return asyncio.run(go())
+    with _FILLING:
+        return asyncio.run(go())
+
+
+# One fill at a time in the process: the store allows one writer per series, and two sessions (web tabs)
+# backtesting the same market would otherwise write the same month's file at once. The second then finds
+# nothing missing.
+_FILLING = threading.Lock()
 
 
 def store_reads(spec: str) -> bool:
