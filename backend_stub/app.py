@@ -29,6 +29,9 @@ from backend_stub.routes import router
 from backend_stub.runtime import Backend
 from backend_stub.settings import Settings, SettingsError
 from backend_stub.store.base import StateStore
+from backend_stub.strategies import StrategyBook
+from backend_stub.strategies import router as strategies_router
+from backend_stub.strategies_runner import StrategyRunner
 from backend_stub.stream import build_router
 from services.auth import devtoken
 from services.market.types import MarketFeed
@@ -69,14 +72,22 @@ def create_app(
             alerts = AlertBook(store=the_store, feed=the_feed)
             stack.push_async_callback(alerts.aclose)
             await alerts.start()
+            desk = OrderDesk(broker=the_broker, store=the_store)
+            strategies = StrategyBook(store=the_store, markets=the_broker.markets)
+            if settings.broker == "paper":  # a strategy never trades real money from here
+                runner = StrategyRunner(store=the_store, feed=the_feed, desk=desk, broker=the_broker,
+                                        book=strategies, fee=settings.taker_fee, slippage=settings.slippage)
+                stack.push_async_callback(runner.aclose)
+                await runner.start()
             app.state.backend = Backend(
                 settings=settings,
                 store=the_store,
                 feed=the_feed,
                 broker=the_broker,
-                desk=OrderDesk(broker=the_broker, store=the_store),
+                desk=desk,
                 limiter=RateLimiter(rate_per_s=settings.rate_per_s, burst=settings.rate_burst),
                 alerts=alerts,
+                strategies=strategies,
             )
             log.info(
                 "backend ready: auth=%s state=%s broker=%s feed=%s",
@@ -98,6 +109,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(build_router(verifier))
+    app.include_router(strategies_router)
     app.include_router(build_gateway_router(verifier))
     _include_insights(app)
     # Outermost last: the log sees every answer; admission comes before any work; an oversized body is

@@ -238,7 +238,7 @@ class AppState:
         """A listener event (Firestore or /v1/stream): the only way orders reach the screen.
         Returns the document as it was before."""
         table = {"orders": self.orders, "positions": self.positions, "insights": self.insights,
-                 "alerts": self.alerts}.get(change.collection)
+                 "alerts": self.alerts, "strategies": self.backtest.saved}.get(change.collection)
         if table is None:
             return None
         before = table.get(change.doc_id)

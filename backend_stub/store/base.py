@@ -30,6 +30,7 @@ __all__ = [
     "ALERTS",
     "INSIGHTS",
     "SETTINGS",
+    "STRATEGIES",
     "IDEMPOTENCY",
     "ACCOUNT",
     "PUBLIC_COLLECTIONS",
@@ -54,10 +55,11 @@ POSITIONS = "positions"
 ALERTS = "alerts"
 INSIGHTS = "insights"
 SETTINGS = "settings"  # one document, id "app"
+STRATEGIES = "strategies"  # saved strategies, with the paper strategy runner's state
 IDEMPOTENCY = "_idempotency"  # clientOrderId → {"orderId", "fingerprint"}
 ACCOUNT = "_account"  # the paper account's balances
 
-PUBLIC_COLLECTIONS = (ORDERS, POSITIONS, ALERTS, INSIGHTS, SETTINGS)
+PUBLIC_COLLECTIONS = (ORDERS, POSITIONS, ALERTS, INSIGHTS, SETTINGS, STRATEGIES)
 
 
 def is_public(collection: str) -> bool:
