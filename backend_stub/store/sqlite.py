@@ -28,6 +28,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ from backend_stub.store.base import (
     ChangesCompacted,
     Create,
     Delete,
+    Lease,
+    LeaseLost,
     Page,
     PageKey,
     Put,
@@ -47,6 +50,8 @@ from backend_stub.store.base import (
     VersionConflict,
     Write,
     is_public,
+    lease_held,
+    lease_taken,
 )
 from services.auth.devtoken import private_dir, private_file
 
@@ -64,6 +69,9 @@ CREATE TABLE IF NOT EXISTS changes (
     PRIMARY KEY (uid, version)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users (uid TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, owner TEXT NOT NULL, generation INTEGER NOT NULL, expires_at REAL NOT NULL
+) WITHOUT ROWID;
 DROP INDEX IF EXISTS docs_by_time;
 DROP INDEX IF EXISTS docs_by_status_time;
 {page_indexes}
@@ -195,7 +203,7 @@ class SqliteStore:
             for tx in batch:
                 db.execute("SAVEPOINT tx")
                 try:
-                    result = self._apply(tx.uid, tx.writes, tx.if_version)
+                    result = self._apply(tx.uid, tx.writes, tx.if_version, tx.fence)
                 except Exception as exc:
                     db.execute("ROLLBACK TO tx")
                     db.execute("RELEASE tx")
@@ -380,16 +388,20 @@ class SqliteStore:
 
     # -- writes --------------------------------------------------------------------------------------
 
-    async def transact(self, uid: str, writes: Sequence[Write], *, if_version: int | None = None) -> int:
+    async def transact(
+        self, uid: str, writes: Sequence[Write], *, if_version: int | None = None, fence: Lease | None = None
+    ) -> int:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._jobs.put(_Transaction(uid, list(writes), if_version, future))
+        self._jobs.put(_Transaction(uid, list(writes), if_version, future, fence))
         return await future
 
     def _apply(
-        self, uid: str, writes: builtins.list[Write], if_version: int | None
+        self, uid: str, writes: builtins.list[Write], if_version: int | None, fence: Lease | None = None
     ) -> tuple[int, builtins.list[Change]]:
         """One transaction's writes, inside the batch's SQLite transaction; (version, changes)."""
         db = self._db
+        if fence is not None and not lease_held(self._lease_sync(fence.name), fence):
+            raise LeaseLost(fence.name)
         version = self._version_sync(uid)
         if if_version is not None and if_version != version:
             raise VersionConflict(f"version is {version}, not {if_version}")
@@ -448,6 +460,56 @@ class SqliteStore:
                 db.execute("DELETE FROM changes WHERE uid=? AND version<=?", (uid, version - self._keep))
         return version, changes
 
+    # -- leases --------------------------------------------------------------------------------------
+    # Each is its own IMMEDIATE transaction on the store's thread (between write batches), so processes
+    # sharing the file serialise on SQLite's write lock: two contenders never both win.
+
+    def _lease_sync(self, name: str) -> Lease | None:
+        row = self._db.execute(
+            "SELECT owner, generation, expires_at FROM leases WHERE name=?", (name,)
+        ).fetchone()
+        return Lease(name, row[0], int(row[1]), float(row[2])) if row else None
+
+    def _lease_transaction(self, change: Callable[[Lease | None], Lease | None]) -> Callable[[str], Lease | None]:
+        def run(name: str) -> Lease | None:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                stored = change(self._lease_sync(name))
+                if stored is not None:
+                    db.execute(
+                        "INSERT OR REPLACE INTO leases (name, owner, generation, expires_at) VALUES (?,?,?,?)",
+                        (name, stored.owner, stored.generation, stored.expires_at),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return stored
+
+        return run
+
+    async def acquire_lease(self, name: str, owner: str, ttl_s: float) -> Lease | None:
+        now = time.time()
+        return await self._run(self._lease_transaction(lambda cur: lease_taken(cur, name, owner, ttl_s, now)), name)
+
+    async def renew_lease(self, lease: Lease, ttl_s: float) -> Lease | None:
+        now = time.time()
+
+        def renew(current: Lease | None) -> Lease | None:
+            return Lease(lease.name, lease.owner, lease.generation, now + ttl_s) if lease_held(current, lease) else None
+
+        return await self._run(self._lease_transaction(renew), lease.name)
+
+    async def release_lease(self, lease: Lease) -> None:
+        def release(current: Lease | None) -> Lease | None:
+            return Lease(lease.name, lease.owner, lease.generation, 0.0) if lease_held(current, lease) else None
+
+        await self._run(self._lease_transaction(release), lease.name)
+
+    async def lease_holder(self, name: str) -> Lease | None:
+        return await self._run(self._lease_sync, name)
+
     # -- subscriptions -------------------------------------------------------------------------------
 
     def _publish(self, uid: str, changes: builtins.list[Change]) -> None:
@@ -485,6 +547,7 @@ class _Transaction:
     writes: builtins.list[Write]
     if_version: int | None
     future: asyncio.Future[int] = field(repr=False)
+    fence: Lease | None = None
 
 
 _Job = _Read | _Transaction
