@@ -22,7 +22,17 @@ from typing import Any
 
 from backend_stub.errors import ApiError
 from backend_stub.money import dec, is_multiple, num, opt_dec
-from backend_stub.store.base import ALERTS, AlreadyExists, Create, Delete, Page, PageKey, Put, StateStore
+from backend_stub.store.base import (
+    ALERTS,
+    AlreadyExists,
+    Create,
+    Delete,
+    Lease,
+    Page,
+    PageKey,
+    Put,
+    StateStore,
+)
 from backend_stub.trades import follow_trades, last_price
 from backend_stub.validation import words
 from services.market.types import MarketFeed, Tick
@@ -44,6 +54,18 @@ class AlertBook:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # per user
         self._task: asyncio.Task[None] | None = None
         self._symbols_changed = asyncio.Event()
+        # The alert worker (backend_stub/workers) fences its writes with its lease: a watcher that lost
+        # it fires nothing.
+        self.fence: Lease | None = None
+
+    async def reload(self) -> None:
+        """Re-read the active alerts from the store (a worker: alerts made or removed by API instances)."""
+        active: defaultdict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
+        for uid, doc in await self._store.find(ALERTS, "status", "active"):
+            active[doc["symbol"]][(uid, doc["id"])] = doc
+        if sorted(s for s, a in active.items() if a) != sorted(s for s, a in self._active.items() if a):
+            self._symbols_changed.set()
+        self._active = active
 
     async def start(self) -> None:
         if self._task is not None:
@@ -141,9 +163,15 @@ class AlertBook:
             async with self._locks[uid]:
                 if (uid, alert_id) not in waiting:
                     continue  # deleted while we waited for the lock
+                if self.fence is not None:  # a worker: API instances change alerts too; the store decides
+                    stored = await self._store.get(uid, ALERTS, alert_id)
+                    if stored is None or stored.get("status") != "active":
+                        self._unwatch(tick.symbol, uid, alert_id)
+                        continue
                 fired = {**alert, "status": "triggered", "triggeredAt": tick.timestamp_ms,
                          "triggerPrice": num(price)}
-                await self._store.transact(uid, [Put(ALERTS, alert_id, fired)])  # failed: a later trade fires it
+                # failed: a later trade fires it
+                await self._store.transact(uid, [Put(ALERTS, alert_id, fired)], fence=self.fence)
                 # Only now, recorded, may the watcher stop following the symbol (it cancels this follower).
                 self._unwatch(tick.symbol, uid, alert_id)
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.protobuf import duration_pb2
 
 from backend_stub.bus.base import Delivery, OrderEvent

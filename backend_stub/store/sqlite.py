@@ -99,11 +99,14 @@ KEEP_CHANGES = 10_000  # newest changes kept per user; a stream resuming from be
 class SqliteStore:
     """Embedded state store. Use as `async with SqliteStore(path) as store:`."""
 
-    def __init__(self, path: Path | str, *, keep_changes: int = KEEP_CHANGES) -> None:
+    def __init__(self, path: Path | str, *, keep_changes: int = KEEP_CHANGES, poll_s: float | None = None) -> None:
+        """`poll_s`: subscriptions also read the change log this often, to see what other processes
+        sharing the file commit (workers: `SKEET_ROLE=api|worker`); None: this process's commits only."""
         if keep_changes < 1:
             raise ValueError("keep_changes must be at least 1")
         self._path = Path(path)
         self._keep = keep_changes
+        self.poll_s = poll_s
         self._prune_every = max(1, keep_changes // 8)  # prune in batches: one DELETE per keep/8 versions
         self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
         self._thread = threading.Thread(target=self._serve_jobs, name="sqlite-store", daemon=True)
@@ -524,6 +527,9 @@ class SqliteStore:
     def subscribe(self, uid: str) -> AsyncIterator[Change]:
         # Registered now (not at the first `anext`), so changes committed before iteration starts are kept.
         subscription = _Subscription(self, uid)
+        if self.poll_s is not None:  # the version now: what the polls deliver starts after it
+            row = self._read_db.execute("SELECT version FROM users WHERE uid=?", (uid,)).fetchone()
+            subscription.last = int(row[0]) if row else 0
         self._subscribers.setdefault(uid, set()).add(subscription.queue)
         return subscription
 
@@ -568,6 +574,8 @@ class _Subscription:
         self._uid = uid
         self.queue: asyncio.Queue[Change | None] = asyncio.Queue()
         self._closed = False
+        self.last = -1  # polling: the highest version delivered (-1: not polling)
+        self._polled: builtins.list[Change] = []
 
     def __aiter__(self) -> _Subscription:
         return self
@@ -575,7 +583,25 @@ class _Subscription:
     async def __anext__(self) -> Change:
         if self._closed:
             raise StopAsyncIteration
-        change = await self.queue.get()
+        if self._store.poll_s is None:
+            return await self._checked(await self.queue.get())
+        # Polling: the log is read in version order from the last one delivered, so changes committed by
+        # this process (their notification only wakes us) and by others interleave without a gap.
+        while not self._polled:
+            with contextlib.suppress(TimeoutError):
+                await self._checked(await asyncio.wait_for(self.queue.get(), self._store.poll_s))
+                while not self.queue.empty():
+                    await self._checked(self.queue.get_nowait())
+            try:
+                self._polled = await self._store.changes_since(self._uid, self.last)
+            except ChangesCompacted:
+                await self.aclose()
+                raise SubscriberTooSlow(f"subscriber of {self._uid} fell behind the kept log") from None
+        change = self._polled.pop(0)
+        self.last = change.version
+        return change
+
+    async def _checked(self, change: Change | None) -> Change:
         if change is None:
             await self.aclose()
             if self._store._conn is None:
