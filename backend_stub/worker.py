@@ -81,7 +81,9 @@ def main() -> int:
     except SettingsError as exc:
         print(f"backend_stub.worker: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    from backend_stub.server import uvicorn_config
+
+    uvicorn.Server(uvicorn_config(app, settings)).run()
     return 0
 
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from backend_stub.alerts import AlertBook
 from backend_stub.brokers.base import OrderRequest
 from backend_stub.brokers.paper import PaperBroker
 from backend_stub.bus.memory import MemoryBus
-from backend_stub.store.base import ORDERS, LeaseLost, StateStore
+from backend_stub.store.base import ALERTS, ORDERS, LeaseLost, StateStore
 from backend_stub.store.sqlite import SqliteStore
-from backend_stub.workers import MatchingWorker
+from backend_stub.workers import AlertWorker, MatchingWorker
 from services.market.types import Tick
 from tests.backend.listfeed import ListFeed
 
@@ -134,3 +135,22 @@ async def test_a_cancel_through_the_api_takes_the_order_out_of_the_workers_book(
     await until("out of the book", lambda: book.get(placed["id"]) is None)
     await parts.feed.trade("BTC/USDT", 48_990.0)
     assert (await api.fetch_order("alice", placed["id"]))["status"] == "canceled"
+
+
+async def test_an_alert_made_through_the_api_is_fired_by_the_one_alert_worker(parts: Parts) -> None:
+    store = await parts.store()
+    api_alerts = AlertBook(store=await parts.store(), feed=parts.feed)  # the API's: it does not watch
+    worker = AlertWorker(store=store, feed=parts.feed, worker_id="w1", lease_ttl_s=30.0, reconcile_s=0.05)
+    await worker.start()
+    parts.stack.push_async_callback(worker.aclose)
+    standby = AlertWorker(store=await parts.store(), feed=parts.feed, worker_id="w2", lease_ttl_s=30.0,
+                          reconcile_s=0.05)  # fmt: skip
+    await standby.start()
+    parts.stack.push_async_callback(standby.aclose)
+    assert worker.book is not None and standby.book is None  # one lease, one watcher
+    alert, created = await api_alerts.create("alice", symbol="BTC/USDT", price=Decimal("51000"), client_alert_id="a1")
+    assert created and alert["condition"] == "above"
+    await parts.feed.until_followed("BTC/USDT", count=1)  # the worker re-read the alerts and follows it
+    await parts.feed.trade("BTC/USDT", 51_000.0)
+    fired = await store.get("alice", ALERTS, "a1")
+    assert fired is not None and fired["status"] == "triggered" and fired["triggerPrice"] == 51_000
