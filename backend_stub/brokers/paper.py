@@ -114,6 +114,7 @@ class PaperBroker:
         self._announce: defaultdict[str, list[OrderEvent]] = defaultdict(list)  # uid → to publish
         self._expect: dict[str, int] = {}  # api/worker: the trader's version the pending write assumes
         self.fences: dict[str, Lease] = {}  # worker: symbol → the lease it is matched under
+        self._publishing: set[asyncio.Task[None]] = set()
         self._store = store
         self._feed = feed
         self._starting = {quote_currency: starting_balance}
@@ -161,6 +162,8 @@ class PaperBroker:
         self._task = asyncio.create_task(self._match_forever(), name="paper-broker-matching")
 
     async def aclose(self) -> None:
+        if self._publishing:  # announcements of committed orders go out before the bus closes
+            await asyncio.wait(set(self._publishing), timeout=5)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -253,9 +256,17 @@ class PaperBroker:
         raise BrokerUnavailable("This account is busy with other orders right now; try again")
 
     async def _flush(self, uid: str) -> None:
+        """Publish in the background: the order is committed, so the trader's answer need not wait for
+        the bus (an event lost with this instance is found by the owning worker when it reconciles)."""
         events = self._announce.pop(uid, [])
-        if self._publish is None:
+        if self._publish is None or not events:
             return
+        task = asyncio.create_task(self._publish_all(events))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish_all(self, events: list[OrderEvent]) -> None:
+        assert self._publish is not None
         for event in events:
             try:
                 await self._publish(event)
