@@ -68,8 +68,8 @@ def create_app(
                 the_feed = build_feed(settings)
                 stack.push_async_callback(the_feed.aclose)
             the_broker = broker
+            publish = None
             if the_broker is None:
-                publish = None
                 if settings.role == "api":
                     bus = await stack.enter_async_context(
                         open_bus(settings.bus, project=settings.gcp_project, topic=settings.pubsub_topic)
@@ -78,9 +78,9 @@ def create_app(
                 the_broker = build_broker(settings, store=the_store, feed=the_feed, publish=publish)
                 stack.push_async_callback(the_broker.aclose)
             await the_broker.start()
-            alerts = AlertBook(store=the_store, feed=the_feed)
+            alerts = AlertBook(store=the_store, feed=the_feed, publish=publish)
             stack.push_async_callback(alerts.aclose)
-            if settings.role == "all":  # otherwise an alert worker watches (it re-reads what we write)
+            if settings.role == "all":  # otherwise the alert worker watches (told by our events)
                 await alerts.start()
             app.state.backend = Backend(
                 settings=settings,

@@ -49,7 +49,7 @@ def create_worker_app(settings: Settings) -> FastAPI:
                 lease_ttl_s=settings.lease_ttl_s, reconcile_s=settings.reconcile_s,
             )  # fmt: skip
             alerts = AlertWorker(
-                store=store, feed=feed, worker_id=worker_id,
+                store=store, feed=feed, worker_id=worker_id, bus=bus,
                 lease_ttl_s=settings.lease_ttl_s, reconcile_s=settings.reconcile_s,
             )  # fmt: skip
             await matching.start()

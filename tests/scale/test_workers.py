@@ -154,3 +154,24 @@ async def test_an_alert_made_through_the_api_is_fired_by_the_one_alert_worker(pa
     await parts.feed.trade("BTC/USDT", 51_000.0)
     fired = await store.get("alice", ALERTS, "a1")
     assert fired is not None and fired["status"] == "triggered" and fired["triggerPrice"] == 51_000
+
+
+async def test_an_alert_event_from_the_api_reaches_the_alert_worker_without_waiting_for_a_reload(
+    parts: Parts,
+) -> None:
+    store = await parts.store()
+    api_alerts = AlertBook(store=await parts.store(), feed=parts.feed, publish=parts.bus.publish)
+    worker = AlertWorker(store=store, feed=parts.feed, worker_id="w1", lease_ttl_s=30.0, reconcile_s=3600.0,
+                         bus=parts.bus)  # fmt: skip
+    await worker.start()
+    parts.stack.push_async_callback(worker.aclose)
+    await api_alerts.create("alice", symbol="ETH/USDT", price=Decimal("2900"), client_alert_id="a1")
+    await parts.feed.until_followed("ETH/USDT", count=1)
+    await parts.feed.trade("ETH/USDT", 2_899.0)
+    fired = await store.get("alice", ALERTS, "a1")
+    assert fired is not None and fired["status"] == "triggered"
+    # Removed through the API: the worker stops following the symbol.
+    await api_alerts.create("alice", symbol="BTC/USDT", price=Decimal("52000"), client_alert_id="a2")
+    await parts.feed.until_followed("BTC/USDT", count=1)
+    await api_alerts.delete("alice", "a2")
+    await parts.feed.until_followed("BTC/USDT", count=0)
