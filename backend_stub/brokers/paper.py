@@ -311,23 +311,25 @@ class PaperBroker:
                 book.cancel(order_id)
                 self._owner.pop(order_id, None)
 
-    async def reconcile(self, symbol: str) -> None:
-        """Worker: every open order of `symbol` in the store is in the book, and nothing else (covers an
-        event the bus lost, or an API instance that died between its commit and its publish)."""
-        book = self._books.get(symbol)
-        if book is None:
-            return
-        stored = {doc["id"]: uid for uid, doc in await self._store.find(ORDERS, "status", "open")
-                  if doc["symbol"] == symbol}  # fmt: skip
-        booked = {order.id for order in book.orders()}
-        for order_id in stored.keys() - booked:
-            await self.refresh(stored[order_id], order_id)
-        for order_id in booked - stored.keys():
-            uid = self._owner.get(order_id)
-            if uid is not None:
-                await self.refresh(uid, order_id)
-
-    # -- orders --------------------------------------------------------------------------------------
+    async def reconcile(self, symbols: list[str]) -> None:
+        """Worker: every open order of `symbols` in the store is in their books, and nothing else (covers
+        an event the bus lost, or an API instance that died between its commit and its publish). One
+        collection-group read for all of them."""
+        stored: dict[str, dict[str, str]] = {s: {} for s in symbols if s in self._books}
+        for uid, doc in await self._store.find(ORDERS, "status", "open"):
+            if doc["symbol"] in stored:
+                stored[doc["symbol"]][doc["id"]] = uid
+        for symbol, open_ids in stored.items():
+            book = self._books.get(symbol)
+            if book is None:  # lost meanwhile
+                continue
+            booked = {order.id for order in book.orders()}
+            for order_id in open_ids.keys() - booked:
+                await self.refresh(open_ids[order_id], order_id)
+            for order_id in booked - open_ids.keys():
+                owner = self._owner.get(order_id)
+                if owner is not None:
+                    await self.refresh(owner, order_id)
 
     async def create_order(self, uid: str, request: OrderRequest) -> dict[str, Any]:
         return await self._retrying(uid, lambda: self._create_order(uid, request))
@@ -438,6 +440,13 @@ class PaperBroker:
             async with self._locks[uid]:
                 await self._begin(uid)
                 self._expect.pop(uid, None)
+                try:
+                    return await self._balance_now(uid)
+                finally:
+                    self._open.pop(uid, None)  # the store is the truth: nothing of the trader stays here
+        return await self._balance_now(uid)
+
+    async def _balance_now(self, uid: str) -> dict[str, Any]:
         totals = await self._balances(uid)
         used: dict[str, Decimal] = defaultdict(Decimal)
         for order in self._open[uid].values():

@@ -145,8 +145,7 @@ class MatchingWorker:
     async def _reconcile(self) -> None:
         while True:
             await asyncio.sleep(self._reconcile_s)
-            for symbol in self.symbols:
-                try:
-                    await self.broker.reconcile(symbol)
-                except Exception as exc:
-                    log.warning("matching: reconciling %s failed (%s)", symbol, exc)
+            try:
+                await self.broker.reconcile(self.symbols)
+            except Exception as exc:
+                log.warning("matching: reconciling failed (%s)", exc)

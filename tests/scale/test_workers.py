@@ -175,3 +175,16 @@ async def test_an_alert_event_from_the_api_reaches_the_alert_worker_without_wait
     await parts.feed.until_followed("BTC/USDT", count=1)
     await api_alerts.delete("alice", "a2")
     await parts.feed.until_followed("BTC/USDT", count=0)
+
+
+async def test_reconciling_brings_in_an_order_whose_event_was_lost(parts: Parts) -> None:
+    worker = await parts.worker("w1")
+    api = PaperBroker(store=await parts.store(), feed=parts.feed, role="api", publish=None)  # publishes nothing
+    await api.start()
+    placed = await api.create_order("alice", buy("49000", "k1"))
+    book = worker.broker._books["BTC/USDT"]
+    assert book.get(placed["id"]) is None  # no event: the worker does not know it yet
+    await worker.broker.reconcile(worker.symbols)
+    assert book.get(placed["id"]) is not None
+    await parts.feed.trade("BTC/USDT", 48_990.0)
+    assert (await api.fetch_order("alice", placed["id"]))["status"] == "closed"
