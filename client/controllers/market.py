@@ -36,9 +36,9 @@ class MarketController:
     def __init__(self, ctx: SessionContext, hub: MarketHub) -> None:
         self._ctx = ctx
         self._hub = hub
+        self._rows_on_screen: list[str] | None = None  # the watchlist rows in view, from its scroll
         self.subscription: MarketSubscription | None = None
         self._rules: list[Rule] | None = None  # None: the market's default rules (no rule book)
-        self._rows_on_screen: list[str] | None = None  # the watchlist rows in view, from its scroll
 
     @property
     def feed(self) -> MarketFeed | None:
