@@ -29,6 +29,7 @@ from client.shell import Shell
 from client.state import SECTIONS, AppState
 from client.tasks import TaskOwner
 from client.theme import breakpoint_for, themes
+from services.auth.devtoken import state_dir
 from views.common import Intents
 
 __all__ = ["SessionServices", "SkeetSession", "make_main", "sign_in_with_firebase"]
@@ -71,7 +72,7 @@ class SkeetSession:
         self.account = AccountController(ctx)
         self.insights = InsightsController(ctx)
         self.reports = ReportsController(ctx)
-        self.strategies = StrategiesController(ctx, lambda: self.market.feed)
+        self.strategies = StrategiesController(ctx, lambda: self.market.feed, history=state_dir() / "history")
         self.depth = DepthController(ctx, lambda: self.market.feed)
         self.intents = self._intents()
         self.shell = Shell(self.intents, backend_url=services.backend_url, exchange=services.exchange)
@@ -250,9 +251,12 @@ class SkeetSession:
             set_alerts=state.set_alerts,
             toggle_study=state.toggle_study,
             toggle_full_chart=state.toggle_chart_full,
+            load_older=market.load_older,
             export_report=lambda: spawn(self.reports.export()),
             run_backtest=lambda draft: spawn(self.strategies.run(draft)),
             cancel_backtest=self.strategies.cancel,
+            save_strategy=lambda draft, on: spawn(self.strategies.save(draft, enabled=on)),
+            strategy_action=lambda action, sid: spawn(self.strategies.act(action, sid)),
         )
 
     def navigate(self, section: str) -> None:

@@ -54,7 +54,8 @@ class Shell:
         self.ticket = OrderTicketView(intents)
         self.alerts = AlertsView(intents)
         self.orders = OrdersView(intents)
-        self.history = OrdersView(intents, limit=200, title="Order history", identifier="order-history")
+        self.history = OrdersView(intents, limit=200, title="Order history", identifier="order-history",
+                                  one_line_on=("desktop",))
         self.signals = SignalsView()
         self.signal_log = SignalsView(limit=100, identifier="signal-log")
         self.status = StatusView(backend_url=backend_url)

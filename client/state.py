@@ -13,7 +13,8 @@ from client.theme import Breakpoint, breakpoint_for
 from services.live import Change, ConnectionStatus
 from services.market import TIMEFRAME_MS, Candle, FeedLink, Tick
 
-MAX_BARS = 500  # candles held per symbol: what the chart can pan and zoom through
+MAX_BARS = 500  # candles loaded per symbol with its history: what the chart starts with
+MAX_HELD = 20_000  # candles held per symbol once the chart scrolls back through the history store (~2 MB)
 MAX_SIGNALS = 200
 MAX_EQUITY_POINTS = 24 * 60  # one a minute for a day
 MAX_INDICATOR_POINTS = 24 * 60
@@ -119,6 +120,7 @@ class AppState:
     order_books: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol → ccxt order book
     recent_trades: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # symbol → ccxt trades, newest first
     tickers: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol → ccxt ticker (24 h high, low, volume)
+    history_start: set[tuple[str, str]] = field(default_factory=set)  # (symbol, timeframe) scrolled back to its first bar
     equity_curve: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=MAX_EQUITY_POINTS))
     account_revision: int = 0  # bumped by every order or position change: the balance is then re-read
     alert_draft: AlertDraft = field(default_factory=AlertDraft)
@@ -150,10 +152,30 @@ class AppState:
 
     def set_history(self, symbol: str, candles: list[Candle], open_24h: float | None = None) -> None:
         self.candles[symbol] = list(candles[-MAX_BARS:])
+        self.history_start.discard((symbol, self.timeframe))
         if candles and symbol not in self.quotes:
             last = candles[-1]
             self.quotes[symbol] = Quote(symbol, last.close, open_24h or candles[0].open, last.timestamp_ms)
         self.changed("candles", "quotes")
+
+    def prepend_history(self, symbol: str, timeframe: str, older: list[Candle]) -> bool:
+        """Older bars (the chart scrolling back) put before the held ones; an empty page marks the start of
+        the source's history. Ignored (False) when they no longer fit: another timeframe is shown, or the
+        held bars were replaced meanwhile. Holds at most MAX_HELD bars: past that, no more is loaded."""
+        bars = self.candles.get(symbol)
+        if timeframe != self.timeframe or not bars:
+            return False
+        first = bars[0].timestamp_ms
+        older = [c for c in older if c.timestamp_ms < first]
+        if not older:
+            self.history_start.add((symbol, timeframe))
+        else:
+            bars[:0] = older[-(MAX_HELD - len(bars)):] if len(bars) < MAX_HELD else []
+        self.changed("candles")
+        return True
+
+    def can_scroll_back(self, symbol: str) -> bool:
+        return (symbol, self.timeframe) not in self.history_start and len(self.candles.get(symbol, ())) < MAX_HELD
 
     def apply_tick(self, tick: Tick, indicators: dict[str, float] | None = None) -> None:
         """O(1): updates the quote, the current bar (or opens the next) and the indicator point."""
@@ -175,7 +197,7 @@ class AppState:
                               tick.price, bar.volume + tick.amount)
         elif not bars or bars[-1].timestamp_ms < bar_start:
             bars.append(Candle(bar_start, tick.price, tick.price, tick.price, tick.price, tick.amount))
-            del bars[:-MAX_BARS]
+            del bars[:-MAX_HELD]
         value = (indicators or {}).get(INDICATOR_KEY)
         if value is not None and math.isfinite(value):
             self.record_indicator(tick.symbol, tick.timestamp_ms, value)
@@ -216,7 +238,7 @@ class AppState:
         """A listener event (Firestore or /v1/stream): the only way orders reach the screen.
         Returns the document as it was before."""
         table = {"orders": self.orders, "positions": self.positions, "insights": self.insights,
-                 "alerts": self.alerts}.get(change.collection)
+                 "alerts": self.alerts, "strategies": self.backtest.saved}.get(change.collection)
         if table is None:
             return None
         before = table.get(change.doc_id)

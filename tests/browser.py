@@ -24,3 +24,25 @@ def type_into(field: Any, text: str, attempts: int = 3, settle_s: float = 0.6) -
         if held == text:
             return
     raise AssertionError(f"the field kept {held!r} instead of {text!r} after {attempts} attempts")
+
+
+def painted(page: Any, frames: int = 5, max_gap_ms: float = 100.0, timeout_ms: float = 20_000) -> None:
+    """Wait until the page has caught up with its drawing: `frames` animation frames in a row each within
+    `max_gap_ms` of the last. Flutter updates its semantics tree (what the tests wait on) before the canvas
+    shows the same state, and on a loaded machine its (main-thread) rasterising runs seconds behind, so a
+    screenshot taken at once shows an old frame (even Flet's "Working..." loader on a fresh page)."""
+    caught_up = page.evaluate("""([frames, maxGap, timeout]) => new Promise(resolve => {
+        const start = performance.now();
+        let last = start, steady = 0;
+        const step = (now) => {
+            steady = now - last <= maxGap ? steady + 1 : 0;
+            last = now;
+            if (steady >= frames) return resolve(true);
+            if (now - start > timeout) return resolve(false);
+            requestAnimationFrame(step);
+        };
+        requestAnimationFrame(step);
+    })""", [frames, max_gap_ms, timeout_ms])
+    if not caught_up:
+        raise AssertionError(f"the page never drew {frames} frames within {max_gap_ms} ms of each other "
+                             f"in {timeout_ms / 1000:.0f} s")

@@ -10,6 +10,7 @@ session's 10 Hz repaint would make a drag feel sticky, and a whole-page update w
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import flet as ft
@@ -18,6 +19,7 @@ import flet.canvas as cv
 from client.state import TIMEFRAMES, AppState
 from client.theme import DOWN, UP
 from views.chart_scene import (
+    WARM_UP,
     Marker,
     PriceLine,
     Scene,
@@ -35,6 +37,8 @@ BARS_SHOWN = {"phone": 40, "tablet": 60, "desktop": 90}  # the default range per
 RANGES = ("30", "60", "120")  # the range selector: how many bars the chart shows
 DEFAULT_SIZE = {"phone": (360.0, 380.0), "tablet": (500.0, 420.0), "desktop": (760.0, 440.0)}  # until measured
 WHEEL_STEP = 1.15  # zoom factor per wheel notch
+RESIZE_WAIT_S = 1.5  # after a layout change, how long the chart's label waits for the canvas's new size
+SCROLL_BACK_MARGIN = 1.0  # screens of held bars left of the view below which the chart asks for older ones
 
 
 class ChartView:
@@ -46,13 +50,12 @@ class ChartView:
         self.title = ft.Text("", weight=ft.FontWeight.BOLD, size=14, no_wrap=True)
         self.timeframe = ft.SegmentedButton(
             segments=[ft.Segment(value=tf, label=tf) for tf in TIMEFRAMES], selected=["1m"],
-            show_selected_icon=False, on_change=lambda e: intents.set_timeframe(e.control.selected[0]),
+            show_selected_icon=False, on_change=lambda e: intents.set_timeframe(picked(e)[0]),
             style=ft.ButtonStyle(padding=ft.Padding.symmetric(horizontal=6), visual_density=ft.VisualDensity.COMPACT),
         )
         self.range = ft.SegmentedButton(
             segments=[ft.Segment(value=r, label=r) for r in RANGES], selected=[], allow_empty_selection=True,
-            show_selected_icon=False, on_change=lambda e: intents.set_range(int(e.control.selected[0])
-                                                                             if e.control.selected else 0),
+            show_selected_icon=False, on_change=lambda e: intents.set_range(int(picked(e)[0]) if picked(e) else 0),
             style=ft.ButtonStyle(padding=ft.Padding.symmetric(horizontal=6), visual_density=ft.VisualDensity.COMPACT),
         )
         self.studies = ft.PopupMenuButton(
@@ -62,6 +65,10 @@ class ChartView:
         )
         self.full = ft.IconButton(ft.Icons.FULLSCREEN, tooltip="Full-screen chart", visible=False,
                                   on_click=lambda _e: intents.toggle_full_chart())
+        # Icon buttons have no accessible name in Flutter's web semantics (the tooltip is not one): named here.
+        self.studies_node = ft.Semantics(container=True, button=True, label="Studies", content=self.studies)
+        self.full_node = ft.Semantics(container=True, button=True, label="Full-screen chart", content=self.full,
+                                      visible=False)
         self.legend = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
         self.study_legend = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
         self.base = cv.Canvas(shapes=[], expand=True, on_resize=self._on_resize, resize_interval=50)
@@ -74,7 +81,8 @@ class ChartView:
             on_scale_start=self._on_scale_start, on_scale_update=self._on_scale_update,
         )
         header = ft.Row(
-            [self.title, self.timeframe, self.range, self.studies, self.full],
+            # The icons beside the title: on a phone they share its line, and the timeframes get the next.
+            [self.title, self.studies_node, self.full_node, self.timeframe, self.range],
             wrap=True, run_spacing=4, spacing=6, vertical_alignment=ft.CrossAxisAlignment.CENTER,
         )
         self.header = header
@@ -87,6 +95,8 @@ class ChartView:
         )
         self._state: AppState | None = None
         self._size: tuple[float, float] | None = None
+        self._layout: tuple[object, ...] | None = None  # (breakpoint, full screen) the size was measured in
+        self._resized_after: float | None = None  # a layout change at this monotonic time awaits its resize
         self._window: Window | None = None
         self._window_for: tuple[object, ...] | None = None  # (symbol, timeframe, range) the window belongs to
         self._scene: Scene | None = None
@@ -94,14 +104,18 @@ class ChartView:
         self._hover: tuple[float, float] | None = None
         self._gesture: tuple[Window, float] | None = None  # the window when a drag began, and the drag so far
         self.changed: list[ft.Control] = []  # what the last draw replaced (bench/chart.py weighs it)
+        self._written: dict[str, object] = {}  # the selections last written from state
 
     # -- from state --------------------------------------------------------------------------
     def render(self, state: AppState) -> None:
         self._state = state
         symbol = state.selected
         self.title.value = f"{symbol} · {state.timeframe}"
-        self.timeframe.selected = [state.timeframe]
-        self.range.selected = [str(state.chart_bars)] if state.chart_bars else []
+        # Written only when the state moved: a tap's new selection and its change event reach Python as two
+        # messages, and a repaint between them must not put the old selection back (the event would then
+        # read it, and the tap would be lost: seen in the browser as 5m highlighted over a 1m chart).
+        self._write(self.timeframe, [state.timeframe])
+        self._write(self.range, [str(state.chart_bars)] if state.chart_bars else [])
         for segment in self.timeframe.segments:
             available = state.timeframe_available(segment.value)
             if segment.disabled == available:  # changed: patch it
@@ -111,17 +125,30 @@ class ChartView:
         for item in self.studies.items:
             item.checked = item.data in state.chart_studies
         phone = state.breakpoint == "phone"
-        self.full.visible = phone
+        self.full.visible = self.full_node.visible = phone
         self.range.visible = not phone  # a phone pinches and drags instead: the plot gets the room
+        self.legend.size = 10 if phone else 11  # the OHLCV legend on one line at 390 px
         self.timeframe.style = ft.ButtonStyle(padding=ft.Padding.symmetric(horizontal=2 if phone else 6),
                                               visual_density=ft.VisualDensity.COMPACT)
         self.full.icon = ft.Icons.FULLSCREEN_EXIT if state.chart_full else ft.Icons.FULLSCREEN
-        self.full.tooltip = "Leave full screen" if state.chart_full else "Full-screen chart"
+        self.full.tooltip = self.full_node.label = "Leave full screen" if state.chart_full else "Full-screen chart"
+        layout = (state.breakpoint, state.chart_full)
+        if layout != self._layout:
+            # The canvas is about to get another size; until it says which (or RESIZE_WAIT_S), the label
+            # says "loading", so nobody reads (or photographs) candles drawn for the old size as the chart.
+            self._resized_after = time.monotonic() if self._layout is not None else None
+            self._layout = layout
         owner = (symbol, state.timeframe, state.chart_bars)
         if owner != self._window_for:  # another symbol, timeframe or range: back to the live edge
             self._window_for = owner
             self._window = Window(state.chart_bars or BARS_SHOWN[state.breakpoint])
         self._draw()
+
+    def _write(self, button: ft.SegmentedButton, selected: list[str]) -> None:
+        key = str(id(button))
+        if self._written.get(key) != selected:
+            self._written[key] = selected
+            button.selected = selected
 
     # -- drawing -----------------------------------------------------------------------------
     def _draw(self) -> list[ft.Control]:
@@ -140,6 +167,10 @@ class ChartView:
                       identity=(symbol, state.timeframe), previous=self._scene)
         self._scene = scene
         self._window = self._window.clamp(len(candles))
+        if candles and self._window.offset + self._window.count * (1 + SCROLL_BACK_MARGIN) + WARM_UP >= len(candles):
+            # Near the oldest held bar (studies want WARM_UP bars before the first shown): the page before
+            # it comes from the history store, and the view stays put (its window counts from the newest).
+            self._intents.load_older()
         changed: list[ft.Control] = [self.live]
         if scene.base_key != self._base_key:
             self._base_key = scene.base_key
@@ -147,7 +178,8 @@ class ChartView:
             changed.append(self.base)
         self.live.shapes = scene.live
         self._draw_cursor()
-        self.semantics.label = semantics_label(symbol, state.timeframe, scene.bars, places, lines)
+        waiting = self._resized_after is not None and time.monotonic() - self._resized_after < RESIZE_WAIT_S
+        self.semantics.label = semantics_label(symbol, state.timeframe, () if waiting else scene.bars, places, lines)
         self.study_legend.value = "  ".join(
             f"{name}\u00a0{fmt(values[-1], 2 if name in ('RSI 14',) else places)}"
             for name, values in scene.studies.items() if values and values[-1] is not None and name != "Histogram")
@@ -182,6 +214,7 @@ class ChartView:
     def _on_resize(self, e: Any) -> None:  # a cv.CanvasResizeEvent
         if e.width > 0 and e.height > 0 and (e.width, e.height) != self._size:
             self._size = (e.width, e.height)
+            self._resized_after = None
             self._send(*self._draw())
 
     def _on_hover(self, e: Any) -> None:
@@ -222,6 +255,11 @@ class ChartView:
             self._window = start.pan(round(dragged / self._scene.frame.slot), total)
         self._hover = None
         self._send(*self._draw())
+
+
+def picked(e: Any) -> list[str]:
+    """A SegmentedButton change's new selection: the event's own data (the control's property may lag)."""
+    return list(e.data) if isinstance(e.data, list) else list(e.control.selected)
 
 
 def chart_markers(state: AppState) -> tuple[Marker, ...]:

@@ -31,7 +31,10 @@ LOWER_PANE_SHARE = 0.2  # of the whole height, per RSI/MACD pane
 MIN_BARS, MAX_BARS_SHOWN = 10, 400
 WARM_UP = 200  # bars before the first shown that studies start from: EMA/RSI seeds have faded to ~1e-5
 
+LABEL_GAP = 16.0  # px between two order-line labels (a tag is 16 px tall)
+CHAR_W = 5.6  # px per character of a 10 px label, to size its backing without measuring text
 GRID = ft.Colors.with_opacity(0.08, ft.Colors.ON_SURFACE)
+LABEL_BACKING = ft.Colors.with_opacity(0.85, ft.Colors.SURFACE_CONTAINER)
 AXIS_TEXT = ft.Colors.with_opacity(0.7, ft.Colors.ON_SURFACE)
 CROSSHAIR = ft.Colors.with_opacity(0.5, ft.Colors.ON_SURFACE)
 LABEL_BG = ft.Colors.BLUE_GREY_700
@@ -391,16 +394,34 @@ def _markers(fr: Frame, scale: Scale, bars: Sequence[Candle], markers: Sequence[
 
 
 def _lines(fr: Frame, scale: Scale, lines: Sequence[PriceLine], places: int) -> list[cv.Shape]:
-    """Open orders dashed in their side's colour, the entry solid; off-range ones pinned to the edge."""
+    """Open orders dashed in their side's colour, the entry solid; off-range ones pinned to the edge. Labels
+    of lines close together are spread apart (never drawn over each other), each on a backing that keeps
+    another line from striking it through."""
     shapes: list[cv.Shape] = []
-    for line in lines:
+    placed = sorted(((min(max(scale.y(line.price), scale.top), scale.top + scale.height), line) for line in lines),
+                    key=lambda p: (p[0], -p[1].price))
+    label_ys = spread([y - 8 for y, _ in placed], LABEL_GAP, scale.top + 6, scale.top + scale.height)
+    tag_ys = spread([y for y, _ in placed], LABEL_GAP, scale.top + 8, scale.top + scale.height)
+    for (y, line), label_y, tag_y in zip(placed, label_ys, tag_ys, strict=True):
         colour = {"buy": UP, "sell": DOWN}.get(line.kind, INDICATOR)
-        y = min(max(scale.y(line.price), scale.top), scale.top + scale.height)
         dash: list[float] | None = None if line.kind == "entry" else [6.0, 4.0]
+        text = f"{line.label} {fmt(line.price, places)}"
         shapes += [cv.Line(0, y, fr.plot_w, y, paint=_paint(colour, 1.0, dash=dash)),
-                   _text(4, y - 8, f"{line.label} {fmt(line.price, places)}", colour),
-                   *_tag(fr.plot_w + 2, y, fmt(line.price, places), ft.Colors.with_opacity(0.8, colour))]
+                   cv.Rect(2, label_y - 7, len(text) * CHAR_W + 6, 14, border_radius=2,
+                           paint=_paint(LABEL_BACKING, fill=True)),
+                   _text(5, label_y, text, colour),
+                   *_tag(fr.plot_w + 2, tag_y, fmt(line.price, places), ft.Colors.with_opacity(0.8, colour))]
     return shapes
+
+
+def spread(ys: Sequence[float], gap: float, lo: float, hi: float) -> list[float]:
+    """`ys` (sorted) moved as little as needed to be `gap` apart, kept within [lo, hi] where they fit. O(n)."""
+    out: list[float] = []
+    for y in ys:  # down: each at least `gap` below the one above
+        out.append(max(y, lo, out[-1] + gap) if out else max(y, lo))
+    for i in range(len(out) - 1, -1, -1):  # up: none past the bottom, the gaps kept
+        out[i] = min(out[i], hi if i == len(out) - 1 else out[i + 1] - gap)
+    return out
 
 
 def cursor(scene: Scene, x: float, y: float, places: int) -> tuple[list[cv.Shape], int | None]:

@@ -50,8 +50,11 @@ class Intents:
     set_alerts: Callable[[bool], object] = _ignore
     run_backtest: Callable[[Any], object] = _ignore  # a client.backtest_lab.StrategyDraft
     cancel_backtest: Callable[[], object] = _ignore
+    save_strategy: Callable[[Any, bool], object] = _ignore  # (StrategyDraft, switch it on for paper)
+    strategy_action: Callable[[str, str], object] = _ignore  # (load | on | off | drift | delete, strategy id)
     toggle_study: Callable[[str], object] = _ignore
     toggle_full_chart: Callable[[], object] = _ignore
+    load_older: Callable[[], object] = _ignore  # the chart neared its oldest candle: scroll back in history
 
 
 def text_field(**kwargs: Any) -> ft.TextField:

@@ -62,7 +62,7 @@ class OrderTicketView:
         )
         self.types = {
             value: ft.Chip(label=ft.Text(label, size=12), selected=value == "market", show_checkmark=False,
-                           data=value, on_select=lambda e: edit(type=e.control.data, error=None, client_order_id=None))
+                           data=value, on_select=self._pick_type)
             for value, label in ORDER_TYPES
         }
         self.free = ft.Text("—", size=12, weight=ft.FontWeight.W_600)
@@ -175,6 +175,15 @@ class OrderTicketView:
         self._write(self.submit, "style", BUY_STYLE if ticket.side == "buy" else SELL_STYLE)
         self.submit.disabled = ticket.submitting
         self.progress.visible = ticket.submitting
+
+    def _pick_type(self, e: Any) -> None:
+        """A tap on a type chip picks it; a tap on the type already picked keeps it picked (a chip toggles
+        itself off in the browser, and the state, unchanged, would never put it back)."""
+        chip = e.control
+        if not chip.selected:
+            chip.selected = True
+            self._written.pop(f"{id(chip)}.selected", None)
+        self._intents.edit_ticket(type=chip.data, error=None, client_order_id=None)
 
     def _percent(self, e: Any) -> None:
         """25/50/75/100% of the free balance into the amount field, at the price the order would trade."""

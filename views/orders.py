@@ -24,9 +24,12 @@ def status_label(order: dict[str, Any]) -> str:
 class OrdersView:
     TOPICS = frozenset({"orders", "markets"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, intents: Intents, *, limit: int = 12, title: str = "Orders",
-                 identifier: str = "orders") -> None:
+                 identifier: str = "orders", one_line_on: tuple[str, ...] = ()) -> None:
         self._intents = intents
         self._limit = limit
+        # Breakpoints where the panel is wide enough (~640 px) for one line of fixed columns per order;
+        # elsewhere two lines that fill the width. The dashboard's panel is ~310 px even on a desktop.
+        self._one_line_on = one_line_on
         self.empty = ft.Text("No orders yet. Place one from the order ticket.",
                              color=ft.Colors.ON_SURFACE_VARIANT, size=13)
         self.list = ft.Column(spacing=4, scroll=ft.ScrollMode.AUTO, expand=True)
@@ -38,7 +41,7 @@ class OrdersView:
 
     def render(self, state: AppState) -> None:
         orders = state.sorted_orders()[: self._limit]
-        compact = state.breakpoint == "phone"
+        compact = state.breakpoint not in self._one_line_on
         open_count = len(state.open_orders())
         self.count.value = f"{open_count} open · {len(state.orders)} total" if state.orders else ""
         self.empty.visible = not orders
@@ -49,7 +52,7 @@ class OrdersView:
         self.list.controls = [self._row(o, state, compact) for o in orders]
 
     def _row(self, order: dict[str, Any], state: AppState, compact: bool) -> ft.Control:
-        """One order. Wide: one line of fixed columns. Phone and tablet: two lines that fill the width
+        """One order. Wide: one line of fixed columns. Narrow (`compact`): two lines that fill the width
         (side, symbol, type and status over time, filled/amount and price), so nothing is cut or wraps
         mid-row and the cancel button keeps its own place."""
         symbol = order.get("symbol", "")
@@ -70,13 +73,17 @@ class OrdersView:
                            f"Cancel order {order_id}")
         cancel.visible = order.get("status") == "open"
         muted = ft.Colors.ON_SURFACE_VARIANT
-        if compact or state.breakpoint == "tablet":
+        if compact:
             top = ft.Row([side_cell, ft.Text(symbol, size=13, weight=ft.FontWeight.W_600),
-                          ft.Text(kind, size=12, color=muted, expand=True, no_wrap=True),
+                          ft.Text(kind, size=12, color=muted, expand=True, no_wrap=True,
+                                  overflow=ft.TextOverflow.ELLIPSIS),
                           ft.Text(label, size=12, weight=ft.FontWeight.W_600)], spacing=6)
             bottom = ft.Row([ft.Text(fmt_time(order.get("timestamp")), size=11, color=muted, width=52),
-                             ft.Text(filled, size=12, expand=True, no_wrap=True),
-                             ft.Text(price, size=12, text_align=ft.TextAlign.RIGHT, no_wrap=True)], spacing=6)
+                             ft.Text(filled, size=12, no_wrap=True),
+                             # The price takes what is left and wraps there (an OCO's two prices on a
+                             # narrow panel): never the amount cut to "0/0.0".
+                             ft.Text(price, size=12, text_align=ft.TextAlign.RIGHT, expand=True)], spacing=6,
+                            vertical_alignment=ft.CrossAxisAlignment.START)
             body: ft.Control = ft.Column([top, bottom], spacing=2, expand=True)
         else:
             body = ft.Row([

@@ -1,16 +1,24 @@
 """`MarketController`: the session's share of the process's market (`client.hub.MarketHub`) — markets, candle
 history at the trader's timeframe, ticks and signals of the watchlist, per-symbol freshness — and the trader's
-choices about it (symbols, timeframe, market source, the rules the shared engine runs for this trader)."""
+choices about it (symbols, timeframe, market source, the rules the shared engine runs for this trader).
+
+The chart's scroll-back reads the history store (`services.market.history.CandleStore`, under the app's
+state directory), which fills itself from the session's market: the synthetic market's own bars, or the
+feed's candles for a live (ccxt, gateway) or replayed one."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from client.context import SessionContext
 from client.hub import MarketHub, MarketSubscription
+from services.auth.devtoken import state_dir
 from services.market import (
+    TIMEFRAME_MS,
     Candle,
     MarketDataError,
     MarketFeed,
@@ -20,9 +28,15 @@ from services.market import (
     TradeHistory,
     exchange_ids,
 )
+from services.market.history import CandleSource, CandleStore, FeedSource, SyntheticSource
+from services.market.synthetic_feed import SyntheticFeed
 from services.signals import Rule, Signal
 
-HISTORY_BARS = 500  # what the chart can pan through (client.state.MAX_BARS)
+log = logging.getLogger(__name__)
+
+HISTORY_BARS = 500  # loaded with a symbol (client.state.MAX_BARS)
+SCROLL_BACK_BARS = 500  # one page of older candles from the history store
+_STORE_LOCKS: dict[tuple[str, str, str], asyncio.Lock] = {}  # the store wants one writer per series
 WARM_UP_CHUNK = 1000
 RECENT_SIGNALS_MS = 5 * 60_000
 FRESHNESS_INTERVAL_S = 1.0
@@ -33,12 +47,14 @@ ROWS_BEFORE_SCROLL = 10  # phone rows taken as on screen until the watchlist's f
 class MarketController:
     """A `MarketListener` of the hub: `on_tick` runs on the hub's task, once per tick of a watched symbol."""
 
-    def __init__(self, ctx: SessionContext, hub: MarketHub) -> None:
+    def __init__(self, ctx: SessionContext, hub: MarketHub, history_root: Path | None = None) -> None:
         self._ctx = ctx
         self._hub = hub
         self._rows_on_screen: list[str] | None = None  # the watchlist rows in view, from its scroll
         self.subscription: MarketSubscription | None = None
         self._rules: list[Rule] | None = None  # None: the market's default rules (no rule book)
+        self._scrolling: set[tuple[str, str]] = set()  # (symbol, timeframe) with an older page on its way
+        self.store = CandleStore(history_root or state_dir() / "history")
 
     @property
     def feed(self) -> MarketFeed | None:
@@ -145,6 +161,53 @@ class MarketController:
             await self._load_history(list(state.watchlist))
         except MarketDataError as exc:
             state.notify(f"Could not load {timeframe} candles: {exc}", "error")
+
+    def load_older(self) -> None:
+        """The chart was panned towards its oldest held candle: fetch the page before it (once at a time)."""
+        state = self._ctx.state
+        key = (state.selected, state.timeframe)
+        if key in self._scrolling or not state.can_scroll_back(state.selected) or self.feed is None:
+            return
+        self._scrolling.add(key)
+        self._ctx.spawn(self._scroll_back(*key), name=f"scroll back {key[0]} {key[1]}")
+
+    async def _scroll_back(self, symbol: str, timeframe: str) -> None:
+        state = self._ctx.state
+        try:
+            held = state.candles.get(symbol)
+            if not held or self.feed is None:
+                return
+            before = held[0].timestamp_ms
+            older = await self.older_candles(symbol, timeframe, before)
+            state.prepend_history(symbol, timeframe, older)
+        except MarketDataError as exc:
+            state.notify(f"Could not load older {symbol} {timeframe} candles: {exc}", "error")
+        except OSError as exc:  # the cache's disk: full, read-only...
+            log.warning("history store: %s", exc)
+            state.notify(f"Could not keep older {symbol} candles on this device: {exc.strerror or exc}", "error")
+        finally:
+            self._scrolling.discard((symbol, timeframe))
+
+    async def older_candles(self, symbol: str, timeframe: str, before_ms: int,
+                            limit: int = SCROLL_BACK_BARS) -> list[Candle]:
+        """The `limit` bars opening before `before_ms`, oldest first, from the history store (filled first
+        from the session's market where the store lacks them)."""
+        source = self._history_source()
+        frame = TIMEFRAME_MS[timeframe]
+        since = before_ms - limit * frame
+        lock = _STORE_LOCKS.setdefault((source.name, symbol, timeframe), asyncio.Lock())
+        async with lock:
+            await self.store.fill(source, symbol, timeframe, since, before_ms)
+            rows = await asyncio.to_thread(self.store.page, source.name, symbol, timeframe,
+                                           before_ms=before_ms, limit=limit)
+        return [Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]))
+                for r in rows.tolist()]
+
+    def _history_source(self) -> CandleSource:
+        feed = self.feed
+        if isinstance(feed, SyntheticFeed):
+            return SyntheticSource(feed.seed)  # the same pure function of time: no feed calls needed
+        return FeedSource(feed, f"feed-{self._ctx.state.market_source}")
 
     def add_symbol(self, symbol: str) -> None:
         state = self._ctx.state

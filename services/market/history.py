@@ -153,8 +153,10 @@ class CandleStore:
         if until_ms <= first:
             return []
         grid = np.arange(first, int(until_ms), frame, dtype=np.int64)
-        have = self.read(source, symbol, timeframe, first, until_ms)[:, 0].astype(np.int64)
-        missing = grid[~np.isin(grid, have)]
+        have = self.read(source, symbol, timeframe, first, until_ms)[:, 0].astype(np.int64)  # sorted
+        # Both sorted: a binary search per bar. np.isin took 4.1 s for two years of 1m bars here, this 0.07 s.
+        at = np.minimum(np.searchsorted(have, grid), max(len(have) - 1, 0))
+        missing = grid if not len(have) else grid[have[at] != grid]
         if not len(missing):
             return []
         breaks = np.flatnonzero(np.diff(missing) != frame)
@@ -206,7 +208,9 @@ class SyntheticSource:
         start = max(int(since_ms), ORIGIN_MS)
         while start < until_ms:
             end = min(int(until_ms), start + step)
-            bars = self.bars(symbol, timeframe, start, end)
+            # A month of 1-minute trades is ~0.1-1 s of numpy: in a worker thread, so an app's UI loop
+            # (the chart scrolling back) never waits on it.
+            bars = await asyncio.to_thread(self.bars, symbol, timeframe, start, end)
             if len(bars):
                 yield bars
             start = end
@@ -369,6 +373,35 @@ class CsvSource:
             yield bars
 
 
+class FeedSource:
+    """Closed bars from any `MarketFeed`'s `candles(since_ms=..., limit=...)`: the chart's scroll-back over a
+    live feed (ccxt, the backend's gateway), cached under `name` like any other source."""
+
+    def __init__(self, feed: Any, name: str, *, page_limit: int = 500, clock: Callable[[], float] = time.time) -> None:
+        self.feed = feed  # a services.market.MarketFeed (Any: that module imports this one's neighbours)
+        self._name = _slug(name)
+        self.page_limit = page_limit
+        self._clock = clock
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def pages(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> AsyncIterator[OHLCV]:
+        frame = timeframe_ms(timeframe)
+        since = -(-int(since_ms) // frame) * frame
+        until_ms = min(int(until_ms), int(self._clock() * 1000) // frame * frame - frame + 1)  # closed bars only
+        while since < until_ms:
+            rows = await self.feed.candles(symbol, timeframe, since_ms=since, limit=self.page_limit)
+            bars = np.array([(c.timestamp_ms, c.open, c.high, c.low, c.close, c.volume) for c in rows],
+                            dtype=np.float64).reshape(-1, 6)
+            bars = bars[(bars[:, 0] >= since) & (bars[:, 0] < until_ms)]
+            if not len(bars):
+                return
+            yield bars
+            since = int(bars[-1, 0]) + frame
+
+
 class CcxtSource:
     """`fetch_ohlcv` of a ccxt exchange, paged by `since` (`page_limit` bars a call), with ccxt's rate limiter
     and retries with backoff on transient failures (network, 429)."""
@@ -458,6 +491,7 @@ __all__ = [
     "CandleStore",
     "CcxtSource",
     "CsvSource",
+    "FeedSource",
     "ReplaySource",
     "SyntheticSource",
     "bars_from_trades",

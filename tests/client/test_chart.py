@@ -16,7 +16,7 @@ from client.theme import DOWN, UP
 from services.market import Candle, Tick
 from services.signals import Signal
 from views.chart_scene import Window, build, legend
-from views.chart_studies import bollinger, ema, macd, rsi, sma, vwap
+from views.chart_studies import compute
 from views.common import Intents
 
 MARKET = {"symbol": "BTC/USDT", "base": "BTC", "quote": "USDT",
@@ -171,10 +171,16 @@ def test_full_screen_chart_on_a_phone() -> None:
     state = make_state(390)
     shell = Shell(Intents())
     shell.render(state)
-    assert shell.chart.full.visible
+    assert shell.chart.full.visible and shell.chart.full_node.label == "Full-screen chart"  # named for a reader
     state.toggle_chart_full()
     shell.render(state, state.take_dirty())
     assert shell.root.content.controls[0].content.controls[1].content is shell.chart.control
+    assert shell.chart.full_node.label == "Leave full screen"
+    # Until the canvas reports its full-screen size, nobody is told the candles drawn for the old one.
+    assert shell.chart.semantics.label == "BTC/USDT 1m chart, loading"
+    shell.chart._on_resize(SimpleNamespace(width=380.0, height=640.0))
+    assert "candlestick chart, 40 candles" in shell.chart.semantics.label
+    assert shell.chart._scene.frame.height == 640.0
 
 
 def test_window_clamps_to_the_candles_held() -> None:
@@ -198,18 +204,50 @@ def test_studies_equal_ta_lib(n: int) -> None:
         mine = np.array([np.nan if v is None else v for v in ours])
         np.testing.assert_allclose(mine, theirs, rtol=1e-9, atol=1e-9, equal_nan=True)
 
-    same(sma(list(closes), 20), talib.SMA(closes, 20))
-    same(ema(list(closes), 20), talib.EMA(closes, 20))
-    same(rsi(list(closes), 14), talib.RSI(closes, 14))
+    same(compute("sma50", bars)["SMA 50"], talib.SMA(closes, 50))
+    same(compute("ema20", bars)["EMA 20"], talib.EMA(closes, 20))
+    same(compute("rsi14", bars)["RSI 14"], talib.RSI(closes, 14))
     upper, middle, lower = talib.BBANDS(closes, 20, 2.0, 2.0)
-    for ours, theirs in zip(bollinger(list(closes), 20, 2.0), (middle, upper, lower), strict=True):
-        same(ours, theirs)
-    if n >= 200:
-        # TA-Lib seeds the fast EMA later (to start with the slow one); the seed's effect fades as
-        # (11/13)^k, so the lines agree once the warm-up has passed: compare the last 30 bars.
-        line, sig, hist = talib.MACD(closes, 12, 26, 9)
-        for ours, theirs in zip(macd(list(closes)), (line, sig, hist), strict=True):
-            np.testing.assert_allclose(np.array(ours[-30:], dtype=float), theirs[-30:], atol=1e-7)
-    prices = [(b.high + b.low + b.close) / 3 for b in bars]
-    volumes = [b.volume for b in bars]
-    assert vwap(bars)[-1] == pytest.approx(sum(p * v for p, v in zip(prices, volumes, strict=True)) / sum(volumes))
+    bands = compute("bb20", bars)
+    for name, theirs in (("BB mid", middle), ("BB upper", upper), ("BB lower", lower)):
+        same(bands[name], theirs)
+    # The engine seeds the fast EMA as TA-Lib does, so MACD is equal wherever TA-Lib gives one (it holds
+    # the line back until the signal is ready; the engine draws the line as soon as it exists).
+    line, sig, hist = talib.MACD(closes, 12, 26, 9)
+    macd = compute("macd", bars)
+    ready = ~np.isnan(sig)
+    for name, theirs in (("MACD", line), ("Signal", sig), ("Histogram", hist)):
+        mine = np.array([np.nan if v is None else v for v in macd[name]])
+        np.testing.assert_allclose(mine[ready], theirs[ready], rtol=1e-9, atol=1e-9)
+    assert (n >= 34) == bool(ready.any())
+    # VWAP is the engine's rolling one: typical price weighted by volume over the last 20 bars.
+    typical = np.array([(b.high + b.low + b.close) / 3 for b in bars])
+    volumes = np.array([b.volume for b in bars])
+    vwap = compute("vwap", bars)["VWAP"]
+    assert vwap[:19] == [None] * min(19, n)
+    if n >= 20:
+        assert vwap[-1] == pytest.approx(float((typical[-20:] * volumes[-20:]).sum() / volumes[-20:].sum()))
+
+
+def test_the_charts_studies_are_the_values_rules_compare() -> None:
+    """One formula per indicator: the chart's line is the engine's batch value at each closed bar."""
+    from services.signals.batch import Candles
+    from services.signals.batch import compute as engine
+    from services.signals.operands import parse_operand
+
+    bars = bars_from(100.0, 120)
+    k = Candles.from_rows(bars)
+    for key, operand, name in (("ema20", "ema(20)", "EMA 20"), ("rsi14", "rsi(14)", "RSI 14"),
+                               ("vwap", "vwap(20)", "VWAP"), ("macd", "macd(12, 26, 9).signal", "Signal")):
+        theirs = engine(parse_operand(operand), k)
+        ours = np.array([np.nan if v is None else v for v in compute(key, bars)[name]])
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_order_line_labels_close_together_are_spread_apart() -> None:
+    from views.chart_scene import LABEL_GAP, spread
+
+    ys = spread([100.0, 104.0, 105.0, 300.0, 398.0], LABEL_GAP, 0.0, 400.0)
+    assert all(b - a >= LABEL_GAP for a, b in zip(ys, ys[1:], strict=False))
+    assert ys[0] == 100.0 and ys[3] == 300.0 and ys[-1] <= 400.0  # only the crowded ones move
+    assert spread([395.0, 399.0], LABEL_GAP, 0.0, 400.0) == [384.0, 400.0]  # pushed back inside

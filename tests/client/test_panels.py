@@ -154,7 +154,7 @@ def test_timeframes_longer_than_the_replay_can_fill_are_disabled() -> None:
     shell = Shell(Intents())
     shell.render(state)
     disabled = {s.value for s in shell.chart.timeframe.segments if s.disabled}
-    assert disabled == {"15m", "1h", "1d"}  # 15-minute bars would show the hour only 4 times over
+    assert disabled == {"15m", "1h", "4h", "1d"}  # 15-minute bars would show the hour only 4 times over
     state.history_span_ms = 0  # a live exchange: every timeframe
     shell.render(state)
     assert not any(s.disabled for s in shell.chart.timeframe.segments)

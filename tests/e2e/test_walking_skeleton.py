@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import type_into
+from tests.browser import painted, type_into
 from tests.e2e.conftest import ARTIFACTS, open_app
 
 pytestmark = pytest.mark.browser
@@ -38,8 +38,9 @@ def test_place_market_order_and_see_it_filled(browser, web_app) -> None:  # type
         timeout=20_000
     )
     expect(ticket.get_by_role("button", name="Buy BTC/USDT")).to_be_enabled()
-    page.wait_for_timeout(500)  # the canvas paints a frame after the semantics tree updates
+    painted(page)  # the canvas paints a frame after the semantics tree updates
     page.screenshot(path=str(ARTIFACTS / "desktop-after-order.png"))
+    page.context.close()  # each open page keeps a WebGL canvas: a later page's could go stale
 
 
 @pytest.mark.parametrize("size", list(SIZES))
@@ -47,5 +48,11 @@ def test_each_layout_is_usable(browser, web_app, size: str) -> None:  # type: ig
     page = open_app(browser, web_app, *SIZES[size])
     for identifier in ("watchlist", "mode-badge", "chart"):
         expect(page.locator(f'[flt-semantics-identifier="{identifier}"]')).to_be_attached(timeout=20_000)
-    page.wait_for_timeout(1500)  # let a few repaints land so the picture shows moving data
+    # The picture is of the app, not Flet's "Working..." loader: the chart has drawn its candles, the
+    # account its equity, and the browser has painted that since.
+    chart = page.locator('[flt-semantics-identifier="chart"]')
+    expect(chart).to_contain_text(re.compile(r"candlestick chart, \d+ candles"), timeout=30_000)
+    expect(page.locator('[flt-semantics-identifier="equity"]')).to_have_text(re.compile(r"\d"), timeout=30_000)
+    painted(page)
     page.screenshot(path=str(ARTIFACTS / f"{size}.png"))
+    page.context.close()
