@@ -124,7 +124,7 @@ class SkeetSession:
         self._network = ft.Connectivity(on_change=lambda _e: self.market.network_changed())
         # Flet 1.0.5 unregisters, after each event, a service with fewer than two references besides its
         # registry (a refcount test in ServiceRegistry.unregister_services): one attribute is not enough.
-        self._kept_services = (self._network,)
+        self._kept_services = (self._files, self._network)  # (without it, both were gone after the first event)
         self.shell.render(self.state)
         page.add(self.shell.root)
         self.services.live.on_status(self.state.set_live_status)

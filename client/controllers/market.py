@@ -50,9 +50,9 @@ class MarketController:
     def __init__(self, ctx: SessionContext, hub: MarketHub, history_root: Path | None = None) -> None:
         self._ctx = ctx
         self._hub = hub
+        self._rows_on_screen: list[str] | None = None  # the watchlist rows in view, from its scroll
         self.subscription: MarketSubscription | None = None
         self._rules: list[Rule] | None = None  # None: the market's default rules (no rule book)
-        self._rows_on_screen: list[str] | None = None  # the watchlist rows in view, from its scroll
         self._scrolling: set[tuple[str, str]] = set()  # (symbol, timeframe) with an older page on its way
         self.store = CandleStore(history_root or state_dir() / "history")
 
