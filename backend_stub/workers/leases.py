@@ -34,34 +34,45 @@ class LeaseKeeper:
         self.held: dict[str, Lease] = {}
 
     async def run(self) -> None:
-        """Keep at it until cancelled."""
+        """Keep at it until cancelled: one loop per name, so a slow or blocked lease never holds up the
+        renewal of the others."""
+        await asyncio.gather(*(self._keep(name) for name in self._names))
+
+    async def _keep(self, name: str) -> None:
         while True:
             try:
-                await self.once()
+                await self._one(name)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the store is down: our fenced writes fail meanwhile, try again
-                log.warning("leases: %s", exc)
+                log.warning("leases: %s: %s", name, exc)
             await asyncio.sleep(self._ttl / 3)
 
     async def once(self) -> None:
-        for name in self._names:
-            lease = self.held.get(name)
-            if lease is not None:
-                renewed = await self._store.renew_lease(lease, self._ttl)
-                if renewed is None:
-                    del self.held[name]
-                    log.warning("leases: %s lost %s", self._owner, name)
-                    await self._on_lose(name)
-                else:
-                    self.held[name] = renewed
-                    self._on_renew(renewed)
-                continue
-            taken = await self._store.acquire_lease(name, self._owner, self._ttl)
-            if taken is not None:
-                self.held[name] = taken
-                log.info("leases: %s took %s (generation %d)", self._owner, name, taken.generation)
-                await self._on_gain(taken)
+        """One round over every name, concurrently: a lease whose document is locked (on Firestore, by a
+        transaction of an owner killed inside it, until that transaction expires) delays only itself."""
+        results = await asyncio.gather(*(self._one(name) for name in self._names), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _one(self, name: str) -> None:
+        lease = self.held.get(name)
+        if lease is not None:
+            renewed = await self._store.renew_lease(lease, self._ttl)
+            if renewed is None:
+                del self.held[name]
+                log.warning("leases: %s lost %s", self._owner, name)
+                await self._on_lose(name)
+            else:
+                self.held[name] = renewed
+                self._on_renew(renewed)
+            return
+        taken = await self._store.acquire_lease(name, self._owner, self._ttl)
+        if taken is not None:
+            self.held[name] = taken
+            log.info("leases: %s took %s (generation %d)", self._owner, name, taken.generation)
+            await self._on_gain(taken)
 
     async def lost(self, name: str) -> None:
         """A fenced write was refused: the lease is gone whatever we thought."""

@@ -188,3 +188,12 @@ async def test_reconciling_brings_in_an_order_whose_event_was_lost(parts: Parts)
     assert book.get(placed["id"]) is not None
     await parts.feed.trade("BTC/USDT", 48_990.0)
     assert (await api.fetch_order("alice", placed["id"]))["status"] == "closed"
+
+
+async def test_a_worker_that_stops_cleanly_hands_its_symbols_over_at_once(parts: Parts) -> None:
+    first = await parts.worker("w1", ttl_s=3600.0)  # were its leases not released, w2 would wait an hour
+    second = await parts.worker("w2", ttl_s=3600.0)
+    assert first.symbols == ["BTC/USDT", "ETH/USDT"] and second.symbols == []
+    await first.aclose()
+    await second.keeper.once()  # type: ignore[union-attr]
+    assert second.symbols == ["BTC/USDT", "ETH/USDT"]
