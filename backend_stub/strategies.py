@@ -100,7 +100,7 @@ class StrategyBook:
         raw = plain_json(body.strategy)
         try:
             strategy = parse_strategy(raw, check_operand=check_operand)
-        except StrategyError as exc:
+        except (StrategyError, ValueError, TypeError) as exc:  # any shape a body can take is the trader's mistake
             raise ApiError(422, f"The strategy is not usable: {exc}") from None
         if strategy.timeframe is None:
             raise ApiError(422, "The strategy must name its timeframe (1m, 5m, 15m, 1h, 4h or 1d) to run on a market")

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from backend_stub.brokers.base import Broker, OrderRequest
+from backend_stub.brokers.base import Broker, BrokerError, OrderRequest
 from backend_stub.errors import ApiError
 from backend_stub.money import dec
 from backend_stub.orders import OrderDesk
 from backend_stub.store.base import StateStore
 from backend_stub.strategies import STRATEGIES, StrategyBook
 from backend_stub.trades import follow_trades
-from services.backtest import check_operand, parse_strategy
+from services.backtest import StrategyError, check_operand, parse_strategy
 from services.backtest.engine import MarketSteps
 from services.backtest.live import LiveFill, LiveStrategy, Position
 from services.market.types import TIMEFRAME_MS, MarketFeed, Tick
@@ -172,8 +172,8 @@ class StrategyRunner:
                 try:
                     await run.live.on_trade(tick.timestamp_ms, tick.price, tick.amount)
                     run.error = None
-                except ApiError as exc:  # refused by the market rules or the account: say so, keep running
-                    run.pending, run.error = None, exc.message
+                except (ApiError, BrokerError, StrategyError) as exc:  # refused by the market rules or the
+                    run.pending, run.error = None, str(exc)  # account, or too small: say so, keep running
                 except Exception as exc:
                     log.exception("strategy %s of %s failed on a trade", run.strategy_id, run.uid)
                     run.pending, run.error = None, f"The strategy failed on a trade: {exc}"
@@ -203,8 +203,8 @@ class StrategyRunner:
             pending = saved.get("pending")
             if pending:  # written down, maybe placed, before a restart: finish it under the same key
                 await self._finish(run, live, pending)
-        except ApiError as exc:
-            run.error = exc.message
+        except (ApiError, BrokerError) as exc:
+            run.error = str(exc)
         except Exception as exc:
             log.exception("strategy %s of %s could not start", strategy_id, uid)
             run.error = f"The strategy could not start: {exc}"

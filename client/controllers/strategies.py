@@ -273,7 +273,9 @@ class StrategiesController:
             prefix = f"st-{strategy_id}-"
             orders = [o for o in await self._ctx.services.api.orders("closed")
                       if str(o.get("clientOrderId", "")).startswith(prefix) and o.get("filled")]
-            fills = sorted(fills_from_orders(orders), key=lambda f: f.timestamp_ms)
+            # This run's fills only: switched off and on again, a strategy starts a new period.
+            fills = sorted((f for f in fills_from_orders(orders) if f.timestamp_ms >= since),
+                           key=lambda f: f.timestamp_ms)
             end = int(self._clock() * 1000)
             start = since - since % step
             candles = await self._history(doc["symbol"], doc["timeframe"], start - WARM_CANDLES * step, end)

@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from services.backtest.engine import MarketSteps, order_amount
-from services.backtest.strategy import Strategy
+from services.backtest.strategy import Strategy, StrategyError
 from services.ledger import dec
 from services.ledger.book import OrderBook
 from services.signals.candles import CandleSeries, parse_operand
@@ -180,8 +180,10 @@ class LiveStrategy:
         kind, value = self.sizing
         amount = order_amount(kind, value, await self.broker.cash(), price, self.fee_factor, side,
                               self.steps.amount_step)
-        if amount <= 0:
-            return
+        if amount <= 0:  # the backtester skips such an entry too; live, the trader is told
+            step = self.steps.amount_step
+            raise StrategyError(f"the sizing buys less than the market's smallest amount"
+                                f"{f' ({step.normalize():f})' if step else ''} at {price:f}: no order was placed")
         fill = await self.broker.market_order(order_side, amount, key=key)
         self.fills.append(fill)
         bucket = fill.timestamp_ms - fill.timestamp_ms % self.series.ms

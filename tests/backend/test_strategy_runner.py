@@ -174,3 +174,25 @@ async def test_on_the_synthetic_market_a_signal_fills_at_the_market_price(tmp_pa
         next_open = float(candles.open[int(np.searchsorted(stamps, first + MINUTE))])
         assert abs(buy["average"] / next_open - 1) < 0.002  # at the next candle's open (+ slippage)
         assert (await run_state(backend))["position"]["side"] == "long"
+
+
+async def test_an_order_the_market_refuses_is_said_in_the_state_and_the_runner_carries_on(
+        backend: Running, feed: ListFeed) -> None:
+    await switch_on(backend, {**BREAKOUT, "sizing": {"type": "quote", "value": 6}})  # above the 5 USDT minimum
+    await feed.until_followed("BTC/USDT", 2)
+    for minute, price in enumerate((30_000, 30_200, 30_250)):
+        await feed.trade("BTC/USDT", price, at_ms=T0 + minute * MINUTE + 1_000)
+    assert await orders(backend) == []
+    run = await run_state(backend)
+    assert run["status"] == "running" and run["position"] is None and run["pending"] is None
+    assert "5" in run["error"] and "USDT" in run["error"], run["error"]  # the minimum order value
+
+
+async def test_a_size_below_the_markets_smallest_amount_is_said_in_the_state(backend: Running,
+                                                                           feed: ListFeed) -> None:
+    await switch_on(backend, {**BREAKOUT, "sizing": {"type": "quote", "value": 1}})  # 0.00003 BTC: below 0.0001
+    await feed.until_followed("BTC/USDT", 2)
+    for minute, price in enumerate((30_000, 30_200, 30_250)):
+        await feed.trade("BTC/USDT", price, at_ms=T0 + minute * MINUTE + 1_000)
+    assert await orders(backend) == []
+    assert "less than the market's smallest amount (0.0001)" in (await run_state(backend))["error"]

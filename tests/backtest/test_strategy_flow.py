@@ -148,6 +148,11 @@ async def test_switched_on_for_paper_it_trades_and_the_drift_report_sets_it_besi
             view.render(state)
             assert view.drift.visible and "1 trades matched" in (view.drift_summary.value or "")
 
+            await controller.delete(sid)  # stopped and removed on the backend; the bought BTC stays
+            assert sid not in state.backtest.saved and state.backtest.notice.startswith("Deleted")
+            assert await api.strategies() == []
+            assert (await api.balance())["total"]["BTC"] == mine[0]["filled"]
+
 
 def _iso_minute(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(ms / 1000))
