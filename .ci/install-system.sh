@@ -20,6 +20,30 @@ if [ ${#needed[@]} -gt 0 ]; then
     echo "install-system: missing ${needed[*]}; install them (Debian: sudo apt-get install ${needed[*]})" >&2
   fi
 fi
+# google-cloud-cli-pubsub-emulator: the official Pub/Sub emulator (tests/scale), from Google's Cloud SDK
+# apt repository, configured here only when apt has no candidate for it. Not optional: fail loudly.
+PUBSUB_EMULATOR=${SKEET_PUBSUB_EMULATOR:-/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator}
+if [ ! -x "$PUBSUB_EMULATOR" ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "install-system: the Pub/Sub emulator is missing ($PUBSUB_EMULATOR); as root on Debian this script" \
+         "installs google-cloud-cli-pubsub-emulator from Google's Cloud SDK apt repository" >&2
+    exit 1
+  fi
+  if ! apt-cache policy google-cloud-cli-pubsub-emulator 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    apt-get update
+    apt-get install -y --no-install-recommends ca-certificates curl gnupg
+    curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg \
+      | gpg --batch --yes --dearmor -o /usr/share/keyrings/cloud.google.gpg
+    echo "deb [signed-by=/usr/share/keyrings/cloud.google.gpg] https://packages.cloud.google.com/apt cloud-sdk main" \
+      > /etc/apt/sources.list.d/google-cloud-sdk.list
+  fi
+  apt-get update
+  apt-get install -y --no-install-recommends google-cloud-cli-pubsub-emulator
+  if [ ! -x "$PUBSUB_EMULATOR" ]; then
+    echo "install-system: google-cloud-cli-pubsub-emulator installed but $PUBSUB_EMULATOR is not there" >&2
+    exit 1
+  fi
+fi
 if [ "$(id -u)" = 0 ] || { command -v java >/dev/null && command -v npm >/dev/null; }; then
   bash .ci/install-emulators.sh
 else

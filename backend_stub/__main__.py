@@ -1,4 +1,5 @@
-"""`python -m backend_stub` serves the API; `python -m backend_stub token USER_ID` prints a dev token."""
+"""`python -m backend_stub` serves the API (with `SKEET_ROLE=worker`: the workers, as
+`python -m backend_stub.worker`); `python -m backend_stub token USER_ID` prints a dev token."""
 
 from __future__ import annotations
 
@@ -38,8 +39,13 @@ def serve() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
-        settings.check_bind()
-        app = create_app(settings)  # builds the token verifier: refuses a weak key, Firebase without credentials
+        if settings.role == "worker":  # the same image and command run the workers (no routes, no tokens)
+            from backend_stub.worker import create_worker_app
+
+            app = create_worker_app(settings)
+        else:
+            settings.check_bind()
+            app = create_app(settings)  # builds the token verifier: refuses a weak key, Firebase without credentials
     except SettingsError as exc:
         print(f"backend_stub: {exc}", file=sys.stderr)
         return 2

@@ -14,15 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+from backend_stub.bus.base import OrderEvent
 from backend_stub.errors import ApiError
 from backend_stub.money import dec, is_multiple, num, opt_dec
-from backend_stub.store.base import ALERTS, AlreadyExists, Create, Delete, Page, PageKey, Put, StateStore
+from backend_stub.store.base import (
+    ALERTS,
+    AlreadyExists,
+    Create,
+    Delete,
+    Lease,
+    Page,
+    PageKey,
+    Put,
+    StateStore,
+)
 from backend_stub.trades import follow_trades, last_price
 from backend_stub.validation import words
 from services.market.types import MarketFeed, Tick
@@ -30,20 +42,70 @@ from services.market.types import MarketFeed, Tick
 MAX_ALERTS_PER_USER = 100
 NOTE_MAX = 140
 _RETRY_FEED_S = 2.0
+log = logging.getLogger(__name__)
 
 
 class AlertBook:
     """Every user's price alerts and the watcher that fires them. `start()` loads and watches;
     `aclose()` stops watching."""
 
-    def __init__(self, *, store: StateStore, feed: MarketFeed, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        feed: MarketFeed,
+        clock: Callable[[], float] = time.time,
+        publish: Callable[[OrderEvent], Awaitable[None]] | None = None,
+    ) -> None:
+        """`publish`: the stateless API's (`SKEET_ROLE=api`): alerts made or removed are announced to the
+        alert worker instead of being watched here."""
         self._store = store
+        self._publish = publish
+        self._publishing: set[asyncio.Task[None]] = set()
         self._feed = feed
         self._clock = clock
         self._active: defaultdict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)  # symbol
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # per user
         self._task: asyncio.Task[None] | None = None
         self._symbols_changed = asyncio.Event()
+        # The alert worker (backend_stub/workers) fences its writes with its lease: a watcher that lost
+        # it fires nothing.
+        self.fence: Lease | None = None
+
+    async def reload(self) -> None:
+        """Re-read the active alerts from the store (a worker: alerts made or removed by API instances)."""
+        active: defaultdict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
+        for uid, doc in await self._store.find(ALERTS, "status", "active"):
+            active[doc["symbol"]][(uid, doc["id"])] = doc
+        if sorted(s for s, a in active.items() if a) != sorted(s for s, a in self._active.items() if a):
+            self._symbols_changed.set()
+        self._active = active
+
+    async def refresh(self, uid: str, alert_id: str) -> None:
+        """Watch one alert as the store has it now (the alert worker, on an API instance's event)."""
+        async with self._locks[uid]:
+            doc = await self._store.get(uid, ALERTS, alert_id)
+            for symbol in [s for s, alerts in self._active.items() if (uid, alert_id) in alerts]:
+                self._unwatch(symbol, uid, alert_id)
+            if doc is not None and doc.get("status") == "active":
+                self._watch_symbol(doc["symbol"], uid, alert_id, doc)
+
+    def _announce(self, uid: str, alert: dict[str, Any]) -> None:
+        publish = self._publish
+        assert publish is not None
+        event = OrderEvent("alert", uid, alert["id"], alert["symbol"])
+
+        async def send() -> None:
+            await publish(event)
+
+        task = asyncio.create_task(send())
+        self._publishing.add(task)
+        task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._publishing.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # the worker's reload finds it
+            log.warning("alerts: could not publish an alert event (%s)", task.exception())
 
     async def start(self) -> None:
         if self._task is not None:
@@ -53,6 +115,8 @@ class AlertBook:
         self._task = asyncio.create_task(self._watch(), name="alert-watcher")
 
     async def aclose(self) -> None:
+        if self._publishing:  # announcements of committed alerts go out before the bus closes
+            await asyncio.wait(set(self._publishing), timeout=5)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -104,7 +168,10 @@ class AlertBook:
                 if existing is None:
                     raise
                 return self._replay(existing, symbol, price, note), False
-            self._watch_symbol(symbol, uid, client_alert_id, alert)
+            if self._publish is not None:
+                self._announce(uid, alert)
+            else:
+                self._watch_symbol(symbol, uid, client_alert_id, alert)
             return alert, True
 
     async def list(self, uid: str) -> list[dict[str, Any]]:
@@ -125,7 +192,10 @@ class AlertBook:
             if alert is None:
                 raise ApiError(404, f"No alert {alert_id}")
             await self._store.transact(uid, [Delete(ALERTS, alert_id)])
-            self._unwatch(alert["symbol"], uid, alert_id)
+            if self._publish is not None:
+                self._announce(uid, alert)
+            else:
+                self._unwatch(alert["symbol"], uid, alert_id)
             return alert
 
     # -- the watcher ---------------------------------------------------------------------------------
@@ -141,9 +211,15 @@ class AlertBook:
             async with self._locks[uid]:
                 if (uid, alert_id) not in waiting:
                     continue  # deleted while we waited for the lock
+                if self.fence is not None:  # a worker: API instances change alerts too; the store decides
+                    stored = await self._store.get(uid, ALERTS, alert_id)
+                    if stored is None or stored.get("status") != "active":
+                        self._unwatch(tick.symbol, uid, alert_id)
+                        continue
                 fired = {**alert, "status": "triggered", "triggeredAt": tick.timestamp_ms,
                          "triggerPrice": num(price)}
-                await self._store.transact(uid, [Put(ALERTS, alert_id, fired)])  # failed: a later trade fires it
+                # failed: a later trade fires it
+                await self._store.transact(uid, [Put(ALERTS, alert_id, fired)], fence=self.fence)
                 # Only now, recorded, may the watcher stop following the symbol (it cancels this follower).
                 self._unwatch(tick.symbol, uid, alert_id)
 

@@ -1,12 +1,16 @@
 """`create_app(settings)`: the FastAPI app — auth gate, routes, stream, and the lifespan that owns the
-store, the market feed, the broker and the alert watcher (everything it opens, it closes)."""
+store, the market feed, the broker and the alert watcher (everything it opens, it closes).
+
+`SKEET_ROLE=all` (the default) matches orders and watches alerts in this process; `api` keeps no state:
+the broker reads what it needs from the store, and announces resting orders on the bus to the workers
+(`python -m backend_stub.worker`, `backend_stub/workers`)."""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
@@ -20,6 +24,7 @@ from backend_stub.auth import (
     require_google_credentials,
 )
 from backend_stub.brokers.base import Broker
+from backend_stub.bus.base import OrderEvent, open_bus
 from backend_stub.errors import install_error_handlers
 from backend_stub.gateway import build_router as build_gateway_router
 from backend_stub.middleware import AccessLog, Admission, BearerAuth, BodyLimit
@@ -29,6 +34,9 @@ from backend_stub.routes import router
 from backend_stub.runtime import Backend
 from backend_stub.settings import Settings, SettingsError
 from backend_stub.store.base import StateStore
+from backend_stub.strategies import StrategyBook
+from backend_stub.strategies import router as strategies_router
+from backend_stub.strategies_runner import StrategyRunner
 from backend_stub.stream import build_router
 from services.auth import devtoken
 from services.market.types import MarketFeed
@@ -36,6 +44,7 @@ from services.market.types import MarketFeed
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/healthz"})
+SQLITE_POLL_S = 0.2
 
 
 def create_app(
@@ -62,21 +71,38 @@ def create_app(
                 the_feed = build_feed(settings)
                 stack.push_async_callback(the_feed.aclose)
             the_broker = broker
+            publish = None
             if the_broker is None:
-                the_broker = build_broker(settings, store=the_store, feed=the_feed)
+                if settings.role == "api":
+                    bus = await stack.enter_async_context(
+                        open_bus(settings.bus, project=settings.gcp_project, topic=settings.pubsub_topic)
+                    )
+                    publish = bus.publish
+                the_broker = build_broker(settings, store=the_store, feed=the_feed, publish=publish)
                 stack.push_async_callback(the_broker.aclose)
             await the_broker.start()
-            alerts = AlertBook(store=the_store, feed=the_feed)
+            alerts = AlertBook(store=the_store, feed=the_feed, publish=publish)
             stack.push_async_callback(alerts.aclose)
-            await alerts.start()
+            if settings.role == "all":  # otherwise the alert worker watches (told by our events)
+                await alerts.start()
+            desk = OrderDesk(broker=the_broker, store=the_store)
+            strategies = StrategyBook(store=the_store, markets=the_broker.markets)
+            # A strategy never trades real money from here; in the split (SKEET_ROLE=api) no API instance
+            # runs strategies: that is a worker's job, not yet hosted by one (see backend_stub/README.md).
+            if settings.broker == "paper" and settings.role == "all":
+                runner = StrategyRunner(store=the_store, feed=the_feed, desk=desk, broker=the_broker,
+                                        book=strategies, fee=settings.taker_fee, slippage=settings.slippage)
+                stack.push_async_callback(runner.aclose)
+                await runner.start()
             app.state.backend = Backend(
                 settings=settings,
                 store=the_store,
                 feed=the_feed,
                 broker=the_broker,
-                desk=OrderDesk(broker=the_broker, store=the_store),
+                desk=desk,
                 limiter=RateLimiter(rate_per_s=settings.rate_per_s, burst=settings.rate_burst),
                 alerts=alerts,
+                strategies=strategies,
             )
             log.info(
                 "backend ready: auth=%s state=%s broker=%s feed=%s",
@@ -98,6 +124,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(build_router(verifier))
+    app.include_router(strategies_router)
     app.include_router(build_gateway_router(verifier))
     _include_insights(app)
     # Outermost last: the log sees every answer; admission comes before any work; an oversized body is
@@ -151,7 +178,9 @@ def open_store(settings: Settings) -> AbstractAsyncContextManager[StateStore]:
         return FirestoreStore(change_log_days=settings.change_log_days)
     from backend_stub.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.data_dir / "state.db", keep_changes=settings.change_log_keep)
+    # Split roles share the file between processes: streams also poll it for the others' commits.
+    poll_s = None if settings.role == "all" else SQLITE_POLL_S
+    return SqliteStore(settings.data_dir / "state.db", keep_changes=settings.change_log_keep, poll_s=poll_s)
 
 
 def build_feed(settings: Settings) -> MarketFeed:
@@ -161,7 +190,13 @@ def build_feed(settings: Settings) -> MarketFeed:
     return open_feed(settings.feed, speed=settings.replay_speed)
 
 
-def build_broker(settings: Settings, *, store: StateStore, feed: MarketFeed) -> Broker:
+def build_broker(
+    settings: Settings,
+    *,
+    store: StateStore,
+    feed: MarketFeed,
+    publish: Callable[[OrderEvent], Awaitable[None]] | None = None,
+) -> Broker:
     if settings.broker == "ccxt":
         from backend_stub.brokers.ccxt_broker import (
             CcxtBroker,
@@ -192,6 +227,8 @@ def build_broker(settings: Settings, *, store: StateStore, feed: MarketFeed) -> 
         maker_fee=settings.maker_fee,
         slippage=settings.slippage,
         max_open_orders=settings.max_open_orders,
+        role=settings.role,
+        publish=publish,
     )
 
 

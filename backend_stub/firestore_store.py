@@ -9,7 +9,8 @@ whose names start with "_", which the rules hide from clients:
 - `users/{uid}/_changes/{version:012d}`: the change log (`version, collection, docId, kind, doc, at,
   expireAt`), read by `changes_since` and tailed by `subscribe`, so every Cloud Run instance sees every
   other's commits; a TTL policy on `expireAt` (see the README's deploy section) bounds it;
-- `users/{uid}/_idempotency/...`, `users/{uid}/_account/...`: the broker's own documents.
+- `users/{uid}/_idempotency/...`, `users/{uid}/_account/...`: the broker's own documents;
+- `_leases/{name}`: the workers' leases (`owner, generation, expiresAt`), each changed in a transaction.
 
 Every `transact` is one Firestore transaction over the docs it touches, the log head and the new log
 entries: an order and its position change commit together or not at all.
@@ -24,8 +25,10 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
+import urllib.parse
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -41,6 +44,8 @@ from backend_stub.store.base import (
     ChangesCompacted,
     Create,
     Delete,
+    Lease,
+    LeaseLost,
     Page,
     PageKey,
     Put,
@@ -48,6 +53,8 @@ from backend_stub.store.base import (
     VersionConflict,
     Write,
     is_public,
+    lease_held,
+    lease_taken,
 )
 from services.live.firestore import UPDATED_AT, VERSION, decode_doc, encode_doc
 
@@ -56,6 +63,7 @@ __all__ = ["FirestoreStore"]
 _LOG = logging.getLogger(__name__)
 
 _STATE = "_state"
+_LEASES = "_leases"  # top-level: {name (percent-quoted)} → owner, generation, expiresAt (epoch seconds)
 _CHANGES = "_changes"
 _ATTEMPTS = 25  # a transaction retried this often under contention before the caller sees an error
 # How far back (wall clock vs. Firestore's commit clock) `subscribe` starts tailing the log. Replaying a few
@@ -235,7 +243,9 @@ class FirestoreStore:
 
     # -- writes ------------------------------------------------------------------------------------
 
-    async def transact(self, uid: str, writes: Sequence[Write], *, if_version: int | None = None) -> int:
+    async def transact(
+        self, uid: str, writes: Sequence[Write], *, if_version: int | None = None, fence: Lease | None = None
+    ) -> int:
         writes = list(writes)
         # Encoded before the transaction so a bad value (NaN, a set, ...) fails without a round trip.
         encoded = [encode_doc(w.doc) if isinstance(w, Put | Create) else None for w in writes]
@@ -245,7 +255,7 @@ class FirestoreStore:
         if lock is None:
             lock = self._user_locks[uid] = asyncio.Lock()
         async with lock:
-            return await self._transact_retrying(uid, writes, encoded, if_version)
+            return await self._transact_retrying(uid, writes, encoded, if_version, fence)
 
     async def _transact_retrying(
         self,
@@ -253,10 +263,11 @@ class FirestoreStore:
         writes: builtins.list[Write],
         encoded: builtins.list[dict[str, Any] | None],
         if_version: int | None,
+        fence: Lease | None = None,
     ) -> int:
         for attempt in range(_ATTEMPTS):
             try:
-                return await self._transact_once(uid, writes, encoded, if_version)
+                return await self._transact_once(uid, writes, encoded, if_version, fence)
             except (gexc.Aborted, gexc.Conflict) as exc:
                 # Contention on the user's log head: another writer for the same user went first.
                 _LOG.debug("transaction for %s aborted (attempt %d): %s", uid, attempt + 1, exc)
@@ -274,6 +285,7 @@ class FirestoreStore:
         writes: builtins.list[Write],
         encoded: builtins.list[dict[str, Any] | None],
         if_version: int | None,
+        fence: Lease | None = None,
     ) -> int:
         transaction = self._db.transaction(max_attempts=1)
 
@@ -281,8 +293,14 @@ class FirestoreStore:
         async def run(tx: firestore.AsyncTransaction) -> int:
             keys = list(dict.fromkeys((w.collection, w.doc_id) for w in writes))
             refs = [self._head(uid), *(self._doc(uid, c, d) for c, d in keys)]
+            fence_ref = self._lease_ref(fence.name) if fence is not None else None
             # (`AsyncTransaction.get_all` awaits an async generator in google-cloud-firestore 2.34.)
-            snaps = {snap.reference.path: snap async for snap in self._db.get_all(refs, transaction=tx)}
+            reads = [*refs, fence_ref] if fence_ref is not None else refs
+            snaps = {snap.reference.path: snap async for snap in self._db.get_all(reads, transaction=tx)}
+            if fence is not None and fence_ref is not None:
+                # Read in the transaction: a take-over committing before ours aborts and retries it.
+                if not lease_held(_lease_of(fence.name, snaps.get(fence_ref.path)), fence):
+                    raise LeaseLost(fence.name)
             head = snaps.get(refs[0].path)
             version = int(head.get("version")) if head is not None and head.exists else 0
             if if_version is not None and if_version != version:
@@ -339,6 +357,55 @@ class FirestoreStore:
 
         return await run(transaction)
 
+    # -- leases ------------------------------------------------------------------------------------
+
+    def _lease_ref(self, name: str) -> firestore.AsyncDocumentReference:
+        return self._db.collection(_LEASES).document(urllib.parse.quote(name, safe=""))
+
+    async def _change_lease(self, name: str, change: Callable[[Lease | None], Lease | None]) -> Lease | None:
+        ref = self._lease_ref(name)
+        for attempt in range(_ATTEMPTS):
+            transaction = self._db.transaction(max_attempts=1)
+
+            @firestore.async_transactional
+            async def run(tx: firestore.AsyncTransaction) -> Lease | None:
+                snaps = [snap async for snap in self._db.get_all([ref], transaction=tx)]
+                stored = change(_lease_of(name, snaps[0] if snaps else None))
+                if stored is not None:
+                    tx.set(ref, {"name": name, "owner": stored.owner, "generation": stored.generation,
+                                 "expiresAt": stored.expires_at})
+                return stored
+
+            try:
+                return await run(transaction)
+            except (gexc.Aborted, gexc.Conflict):
+                await asyncio.sleep(min(0.01 * 2**attempt, 0.5))
+            except ValueError as exc:
+                if not isinstance(exc.__cause__, gexc.Aborted):
+                    raise
+                await asyncio.sleep(min(0.01 * 2**attempt, 0.5))
+        raise StoreError(f"lease {name} kept conflicting after {_ATTEMPTS} attempts")
+
+    async def acquire_lease(self, name: str, owner: str, ttl_s: float) -> Lease | None:
+        now = time.time()
+        return await self._change_lease(name, lambda cur: lease_taken(cur, name, owner, ttl_s, now))
+
+    async def renew_lease(self, lease: Lease, ttl_s: float) -> Lease | None:
+        now = time.time()
+        return await self._change_lease(
+            lease.name,
+            lambda cur: Lease(lease.name, lease.owner, lease.generation, now + ttl_s) if lease_held(cur, lease) else None,
+        )
+
+    async def release_lease(self, lease: Lease) -> None:
+        await self._change_lease(
+            lease.name,
+            lambda cur: Lease(lease.name, lease.owner, lease.generation, 0.0) if lease_held(cur, lease) else None,
+        )
+
+    async def lease_holder(self, name: str) -> Lease | None:
+        return _lease_of(name, await self._lease_ref(name).get())
+
     # -- subscriptions -----------------------------------------------------------------------------
 
     def subscribe(self, uid: str) -> AsyncIterator[Change]:
@@ -355,6 +422,13 @@ class FirestoreStore:
                     project=self._db.project, credentials=self._db._credentials
                 )
             return self._watch_client
+
+
+def _lease_of(name: str, snap: Any) -> Lease | None:
+    if snap is None or not snap.exists:
+        return None
+    raw = snap.to_dict() or {}
+    return Lease(name, str(raw["owner"]), int(raw["generation"]), float(raw["expiresAt"]))
 
 
 def _check_path(collection: str, doc_id: str) -> None:

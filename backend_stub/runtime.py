@@ -4,6 +4,7 @@ that hand them (and the caller's uid) to routes — including routers of other p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request, WebSocket
 
@@ -15,6 +16,9 @@ from backend_stub.ratelimit import RateLimiter
 from backend_stub.settings import Settings
 from backend_stub.store.base import StateStore
 from services.market.types import MarketFeed
+
+if TYPE_CHECKING:  # strategies.py imports this module's dependencies
+    from backend_stub.strategies import StrategyBook
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,7 @@ class Backend:
     desk: OrderDesk
     limiter: RateLimiter
     alerts: AlertBook
+    strategies: StrategyBook | None = None  # saved strategies (and the paper strategy runner behind them)
 
 
 # The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency on a worker

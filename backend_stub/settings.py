@@ -13,6 +13,8 @@ from services.auth import devtoken
 AuthMode = Literal["local", "firebase"]
 StateMode = Literal["sqlite", "firestore"]
 BrokerMode = Literal["paper", "ccxt"]
+Role = Literal["all", "api", "worker"]  # SKEET_ROLE: one process for everything, or the split
+BusMode = Literal["memory", "pubsub"]
 
 
 class SettingsError(ValueError):
@@ -62,6 +64,13 @@ class Settings:
     max_in_flight: int = 64
     max_queued: int = 256
     queue_wait_s: float = 1.0
+    # many instances (backend_stub/workers): what this process is, the order-event bus, the leases
+    role: Role = "all"
+    bus: BusMode = "memory"
+    pubsub_topic: str = "skeet-orders"
+    worker_id: str = ""  # empty: a random one per process
+    lease_ttl_s: float = 10.0  # a dead worker's symbols are taken over after at most this
+    reconcile_s: float = 5.0  # a worker re-reads its symbols' open orders from the store this often
     # local auth: the dev signing key; None means `devtoken.dev_key()` (SKEET_DEV_KEY or the state dir)
     dev_key: bytes | None = field(default=None, repr=False)
 
@@ -108,8 +117,21 @@ class Settings:
             max_in_flight=_at_least_one(e, "SKEET_MAX_IN_FLIGHT", 64),
             max_queued=_int(e, "SKEET_MAX_QUEUED", 256),
             queue_wait_s=_positive(e, "SKEET_QUEUE_WAIT_S", "1"),
+            role=_choice(e, "SKEET_ROLE", ("all", "api", "worker")),  # type: ignore[arg-type]
+            bus=_choice(e, "SKEET_BUS", ("memory", "pubsub")),  # type: ignore[arg-type]
+            pubsub_topic=e.get("SKEET_PUBSUB_TOPIC") or "skeet-orders",
+            worker_id=e.get("SKEET_WORKER_ID") or "",
+            lease_ttl_s=_positive(e, "SKEET_LEASE_TTL_S", "10"),
+            reconcile_s=_positive(e, "SKEET_RECONCILE_S", "5"),
             dev_key=dev_key,
         )
+
+    def __post_init__(self) -> None:
+        if self.role != "all" and self.bus == "memory":
+            raise SettingsError(
+                f"SKEET_ROLE={self.role} runs the API and the workers in separate processes, which an "
+                "in-process bus cannot connect: set SKEET_BUS=pubsub"
+            )
 
     def check_bind(self) -> None:
         """Refuse local dev tokens on a non-loopback address: anyone could mint them from the repo's

@@ -9,6 +9,8 @@
    first, not timed). Also `bars_from_trades` (our numpy aggregation of trades) on those trades, and a check
    that both give exactly the synthetic candles.
 2. CLI: `python -m services.market.candles` writing the 2-year 1m CSV (a child process, wall time).
+0. Replay: loading the shipped recording (`ReplayFeed()`: parse and index, the app's start-up cost) against
+   the naive loader, `json.loads` on each decompressed line (no index).
 3. Store: the same 2 years written to the numpy store (monthly .npy), DuckDB (one table) and Parquet (one file,
    monthly row groups); then `--pages` chart pages of 500 bars ending at random times, median and p95 each.
 The last line printed is one JSON object with the figures.
@@ -89,6 +91,23 @@ def bench_candles(minutes: int, trade_hours: int, end_ms: int) -> dict[str, floa
     }
 
 
+def bench_replay_load(rounds: int = 3) -> dict[str, float]:
+    import gzip
+
+    from services.market.replay import ReplayFeed, default_recording
+
+    path = default_recording()
+
+    def naive() -> int:
+        with gzip.open(path, "rt") as lines:
+            return len([json.loads(line) for line in lines])
+
+    load_s = min(timed(ReplayFeed, path)[1] for _ in range(rounds))
+    naive_s = min(timed(naive)[1] for _ in range(rounds))
+    return {"replay_load_s": round(load_s, 4), "replay_naive_s": round(naive_s, 4),
+            "ratio_replay_load_vs_naive": round(load_s / naive_s, 2)}
+
+
 def bench_cli(since: str, until: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "btc.csv"
@@ -165,6 +184,8 @@ def main() -> None:
     args = parser.parse_args()
     minutes = 43_200 if args.quick else 1_051_200
     end_ms = int(time.time() * 1000) // 86_400_000 * 86_400_000  # today 00:00 UTC
+    replay = bench_replay_load()
+    print("replay:", replay, flush=True)
     candles = bench_candles(minutes, 1 if args.quick else 6, end_ms)
     print("candles:", candles, flush=True)
     days = minutes // 1440
@@ -175,7 +196,7 @@ def main() -> None:
     bars = SyntheticMarket(7).candles(SYMBOL, "1m", end_ms - minutes * MINUTE_MS, end_ms)
     store = bench_store(bars, 50 if args.quick else args.pages)
     print("store:", store, flush=True)
-    print(json.dumps({"bench": "market", **candles, **cli, **store}))
+    print(json.dumps({"bench": "market", **replay, **candles, **cli, **store}))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from client.shell import Shell
 from client.state import SECTIONS, AppState
 from client.tasks import TaskOwner
 from client.theme import breakpoint_for, themes
+from services.auth.devtoken import state_dir
 from views.common import Intents
 
 __all__ = ["SessionServices", "SkeetSession", "make_main", "sign_in_with_firebase"]
@@ -71,12 +72,13 @@ class SkeetSession:
         self.account = AccountController(ctx)
         self.insights = InsightsController(ctx)
         self.reports = ReportsController(ctx)
-        self.strategies = StrategiesController(ctx, lambda: self.market.feed)
+        self.strategies = StrategiesController(ctx, lambda: self.market.feed, history=state_dir() / "history")
         self.depth = DepthController(ctx, lambda: self.market.feed)
         self.intents = self._intents()
         self.shell = Shell(self.intents, backend_url=services.backend_url, exchange=services.exchange)
         self._sheet: ft.BottomSheet | None = None
         self._files: ft.FilePicker | None = None  # made in start(), with the page
+        self._network: ft.Connectivity | None = None
         self._painted_version = -1
         self._shown_notice = 0
         self._registry = registry
@@ -119,6 +121,10 @@ class SkeetSession:
         # in the page's context, so the service registers with this page. Kept referenced: the page
         # drops services nothing holds.
         self._files = ft.FilePicker()
+        self._network = ft.Connectivity(on_change=lambda _e: self.market.network_changed())
+        # Flet 1.0.5 unregisters, after each event, a service with fewer than two references besides its
+        # registry (a refcount test in ServiceRegistry.unregister_services): one attribute is not enough.
+        self._kept_services = (self._files, self._network)  # (without it, both were gone after the first event)
         self.shell.render(self.state)
         page.add(self.shell.root)
         self.services.live.on_status(self.state.set_live_status)
@@ -153,7 +159,10 @@ class SkeetSession:
     async def _visibility_changed(self, e: ft.AppLifecycleStateChangeEvent) -> None:
         # Kept here, not read from `page.app_visible`: a reloading tab sends HIDE as it unloads, and the
         # reloaded one resumes the session showing, without ever sending SHOW, so Flet's flag stays False.
+        was_visible = self._visible
         self._visible = e.state not in (ft.AppLifecycleState.HIDE, ft.AppLifecycleState.PAUSE)
+        if self._visible and not was_visible:
+            self.market.resumed()  # back from the background: the stream reconnects now, resuming by seq
 
     async def _disconnected(self, _e: ft.Event[ft.Page]) -> None:
         """The tab closed or its connection dropped: stop painting, and end unless it comes back."""
@@ -218,6 +227,7 @@ class SkeetSession:
         market, trading, rules, account = self.market, self.trading, self.rules, self.account
         return Intents(
             select_symbol=state.select,
+            show_rows=market.show_rows,
             edit_ticket=state.edit_ticket,
             submit_order=trading.submit_order,
             cancel_order=lambda order_id: spawn(trading.cancel_order(order_id)),
@@ -245,6 +255,8 @@ class SkeetSession:
             export_report=lambda: spawn(self.reports.export()),
             run_backtest=lambda draft: spawn(self.strategies.run(draft)),
             cancel_backtest=self.strategies.cancel,
+            save_strategy=lambda draft, on: spawn(self.strategies.save(draft, enabled=on)),
+            strategy_action=lambda action, sid: spawn(self.strategies.act(action, sid)),
         )
 
     def navigate(self, section: str) -> None:

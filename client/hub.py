@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from client.state import INDICATOR_KEY
 from client.tasks import TaskOwner
-from services.market import Candle, MarketDataError, MarketFeed, Tick, TradeHistory
+from services.market import Candle, MarketDataError, MarketFeed, SteeredFeed, Tick, TradeHistory
 from services.signals import Rule, Signal, SignalEngine
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class MarketSubscription:
         self._market = market
         self.listener = listener
         self.symbols: frozenset[str] = frozenset()
+        self.on_screen: frozenset[str] | None = None  # None: all its symbols count as on screen
         self.rules: dict[str, list[Rule]] = {}  # rule key → this trader's rules with that content
         self.closed = False
 
@@ -96,6 +97,12 @@ class MarketSubscription:
         if not self.closed:
             self.symbols = frozenset(symbols)
             await self._market.refresh(warm=self.symbols)
+
+    def show(self, symbols: Iterable[str]) -> None:
+        """The symbols on this session's screen: a `SteeredFeed` streams every trade only for those of all its
+        sessions (the others get their candle about once a second)."""
+        self.on_screen = frozenset(symbols)
+        self._market.update_on_screen()
 
     def set_rules(self, rules: Iterable[Rule]) -> None:
         """This trader's rules (the enabled ones run); their signals come back under their own ids."""
@@ -190,6 +197,12 @@ class SharedMarket:
                 watchers.setdefault(symbol, []).append(sub)
         self._watchers = watchers
 
+    def update_on_screen(self) -> None:
+        if isinstance(self.feed, SteeredFeed):
+            shown = frozenset().union(*(s.symbols if s.on_screen is None else s.on_screen
+                                        for s in self.subscriptions))
+            self.feed.set_visible(sorted(shown))
+
     def update_rules(self) -> None:
         union: dict[str, Rule] = {}
         for sub in self.subscriptions:
@@ -200,6 +213,7 @@ class SharedMarket:
     async def leave(self, sub: MarketSubscription) -> None:
         self.subscriptions.discard(sub)
         self.update_rules()
+        self.update_on_screen()
         await self.refresh()
         if not self.subscriptions:
             self._on_empty(self)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from client.backtest_lab import BacktestLab
 from client.theme import Breakpoint, breakpoint_for
 from services.live import Change, ConnectionStatus
-from services.market import TIMEFRAME_MS, Candle, Tick
+from services.market import TIMEFRAME_MS, Candle, FeedLink, Tick
 
 MAX_BARS = 500  # candles loaded per symbol with its history: what the chart starts with
 MAX_HELD = 20_000  # candles held per symbol once the chart scrolls back through the history store (~2 MB)
@@ -112,6 +112,7 @@ class AppState:
     saved_keys: dict[str, str] = field(default_factory=dict)  # exchange → masked API key
     signals: deque[Any] = field(default_factory=lambda: deque(maxlen=MAX_SIGNALS))
     feed_status: dict[str, str] = field(default_factory=dict)
+    market_link: FeedLink | None = None  # a steered feed's link (the gateway on a phone): the badge shows it
     live_status: ConnectionStatus = "connecting"
     backend_error: str | None = None
     ticket: Ticket = field(default_factory=Ticket)
@@ -210,6 +211,11 @@ class AppState:
             for old in sorted(series)[: len(series) - MAX_INDICATOR_POINTS]:
                 del series[old]
 
+    def set_market_link(self, link: FeedLink) -> None:
+        if link != self.market_link:
+            self.market_link = link
+            self.changed("live")
+
     def set_feed_status(self, symbol: str, status: str) -> None:
         if self.feed_status.get(symbol) != status:
             self.feed_status[symbol] = status
@@ -232,7 +238,7 @@ class AppState:
         """A listener event (Firestore or /v1/stream): the only way orders reach the screen.
         Returns the document as it was before."""
         table = {"orders": self.orders, "positions": self.positions, "insights": self.insights,
-                 "alerts": self.alerts}.get(change.collection)
+                 "alerts": self.alerts, "strategies": self.backtest.saved}.get(change.collection)
         if table is None:
             return None
         before = table.get(change.doc_id)

@@ -8,9 +8,10 @@ amount, fee) and current prices; money is `Decimal`. Accounting is the one ledge
 fees are in it, the exit fee is not paid yet). Shorts (a sell beyond the amount held) use the same
 rules with a negative amount.
 
-Past points of the equity curve are marked at the last price known at that moment: the user's own
-fill prices (the only past prices an order history holds); the last point is marked at the current
-prices. Fees charged in the quote currency are counted as they are, fees in the base currency at the
+Past points of the equity curve are marked at the last price known at that moment: with a price history
+(`history`, the history store's candles: `store_prices`), at each candle's close between the fills, so the
+curve shows what an open position was worth hour by hour; without one, at the user's own fill prices (the
+only past prices an order history holds). The last point is marked at the current prices. Fees charged in the quote currency are counted as they are, fees in the base currency at the
 fill price; fees in any other currency (e.g. BNB) are reported apart and not in P&L. Order histories come
 from exchanges: a field that is not a number counts as nothing (`dec_or_zero`), so one bad trade does not
 hide the rest of the report.
@@ -19,7 +20,7 @@ hide the rest of the report.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,6 +30,8 @@ from typing import Any
 from services.ledger import ZERO, Fill, Position, dec_or_zero, split_symbol
 
 Prices = Mapping[str, float | Decimal | None]
+# (symbol, since_ms, until_ms) → (close time ms, close) of the candles that closed in that range, oldest first
+PriceHistory = Callable[[str, int, int], Sequence[tuple[int, float]]]
 
 
 # -- fills --------------------------------------------------------------------------------------------
@@ -150,15 +153,30 @@ def _mark(prices: Prices, symbol: str) -> Decimal | None:
     return mark if mark > 0 else None
 
 
-def analyse(orders: Iterable[Mapping[str, Any]], prices: Prices, *, now_ms: int | None = None) -> Analytics:
-    """Equity curve (one point per fill, then one at `now_ms` marked at `prices`), P&L and fees by
-    symbol. O(fills × symbols held) for the curve: each point re-marks the open positions."""
+def analyse(orders: Iterable[Mapping[str, Any]], prices: Prices, *, now_ms: int | None = None,
+            history: PriceHistory | None = None) -> Analytics:
+    """Equity curve (one point per fill, one per candle close of `history` while a position is open, then
+    one at `now_ms` marked at `prices`), P&L and fees by symbol. O((fills + candles) × symbols held) for
+    the curve: each point re-marks the open positions."""
     positions: dict[str, Position] = {}
     counts: dict[str, int] = {}
     other: dict[str, Decimal] = {}
     curve: list[EquityPoint] = []
     realised = fees = ZERO
-    for fill in fills_from_orders(orders):
+    fills = fills_from_orders(orders)
+    now = now_ms if now_ms is not None else int(datetime.now(UTC).timestamp() * 1000)
+    marks: dict[str, Decimal] = {}
+    closes = _closes(history, fills, now)
+    at = 0
+    for fill in fills:
+        while at < len(closes) and closes[at][0] < fill.timestamp_ms:  # candles closed before this fill
+            ts, symbol, close = closes[at]
+            at += 1
+            marks[symbol] = close
+            if positions.get(symbol) is not None and positions[symbol].amount:
+                unrealised = sum((p.unrealised(marks.get(s)) for s, p in positions.items()), ZERO)
+                curve.append(EquityPoint(ts, realised, unrealised, fees))
+        marks.pop(fill.symbol, None)  # the fill's own price is the newer mark
         position = positions.setdefault(fill.symbol, Position())
         before = position.realised
         position.apply(fill)
@@ -168,18 +186,50 @@ def analyse(orders: Iterable[Mapping[str, Any]], prices: Prices, *, now_ms: int 
         if fill.fee_other:
             currency, cost = fill.fee_other
             other[currency] = other.get(currency, ZERO) + cost
-        unrealised = sum((p.unrealised() for p in positions.values()), ZERO)
+        unrealised = sum((p.unrealised(marks.get(s)) for s, p in positions.items()), ZERO)
         curve.append(EquityPoint(fill.timestamp_ms, realised, unrealised, fees))
+    for ts, symbol, close in closes[at:]:  # after the last fill, up to now
+        marks[symbol] = close
+        if positions.get(symbol) is not None and positions[symbol].amount:
+            curve.append(EquityPoint(ts, realised, sum((p.unrealised(marks.get(s)) for s, p in positions.items()),
+                                                       ZERO), fees))
     by_symbol = tuple(
         SymbolPnl(symbol, p.amount, p.realised, p.unrealised(_mark(prices, symbol)), p.fees, counts[symbol],
                   _mark(prices, symbol) or p.mark)
         for symbol, p in sorted(positions.items())
     )
     if curve:
-        now = now_ms if now_ms is not None else int(datetime.now(UTC).timestamp() * 1000)
         curve.append(EquityPoint(max(now, curve[-1].timestamp_ms), realised,
                                  sum((s.unrealised for s in by_symbol), ZERO), fees))
     return Analytics(tuple(curve), by_symbol, other)
+
+
+def _closes(history: PriceHistory | None, fills: Sequence[Fill], now_ms: int) -> list[tuple[int, str, Decimal]]:
+    """(close time, symbol, close) of every candle of `history` from each symbol's first fill to now, in
+    time order."""
+    if history is None or not fills:
+        return []
+    first: dict[str, int] = {}
+    for fill in fills:
+        first.setdefault(fill.symbol, fill.timestamp_ms)
+    out = [(int(ts), symbol, dec_or_zero(close)) for symbol, since in first.items()
+           for ts, close in history(symbol, since, now_ms) if dec_or_zero(close) > 0]
+    out.sort(key=lambda row: row[0])
+    return out
+
+
+def store_prices(store: Any, source: str, timeframe: str = "1h") -> PriceHistory:
+    """A `PriceHistory` over the history store (`services.market.history.CandleStore`): the closes of the
+    stored `timeframe` candles, each at its close time. Reads only what is stored (no fetch)."""
+    from services.market.types import TIMEFRAME_MS
+
+    step = TIMEFRAME_MS[timeframe]
+
+    def closes(symbol: str, since_ms: int, until_ms: int) -> list[tuple[int, float]]:
+        bars = store.read(source, symbol, timeframe, since_ms - since_ms % step, until_ms)
+        return [(int(t) + step, float(c)) for t, c in zip(bars[:, 0], bars[:, 4], strict=True) if t + step <= until_ms]
+
+    return closes
 
 
 def equity_curve(orders: Iterable[Mapping[str, Any]], prices: Prices, *,

@@ -25,6 +25,7 @@ class Intents:
     Every intent defaults to doing nothing, so a view can be built alone (tests, previews)."""
 
     select_symbol: Callable[[str], object] = _ignore
+    show_rows: Callable[[list[str]], object] = _ignore  # the watchlist rows in view (after a scroll)
     edit_ticket: Callable[..., object] = _ignore
     submit_order: Callable[[], object] = _ignore
     cancel_order: Callable[[str], object] = _ignore
@@ -49,6 +50,8 @@ class Intents:
     set_alerts: Callable[[bool], object] = _ignore
     run_backtest: Callable[[Any], object] = _ignore  # a client.backtest_lab.StrategyDraft
     cancel_backtest: Callable[[], object] = _ignore
+    save_strategy: Callable[[Any, bool], object] = _ignore  # (StrategyDraft, switch it on for paper)
+    strategy_action: Callable[[str, str], object] = _ignore  # (load | on | off | drift | delete, strategy id)
     toggle_study: Callable[[str], object] = _ignore
     toggle_full_chart: Callable[[], object] = _ignore
     load_older: Callable[[], object] = _ignore  # the chart neared its oldest candle: scroll back in history

@@ -5,10 +5,12 @@ from __future__ import annotations
 import flet as ft
 
 from client.state import AppState
+from services.market import FeedLink
 
 MODE_ORDER = ("market", "orders", "live", "insights", "identity")
 STATUS_COLOUR = {"connected": ft.Colors.GREEN_400, "connecting": ft.Colors.AMBER_400,
                  "reconnecting": ft.Colors.ORANGE_400, "offline": ft.Colors.RED_400}
+LINK_COLOUR = {True: ft.Colors.GREEN_400, False: ft.Colors.ORANGE_400}  # the market's link (the gateway)
 
 
 class ModeBadgeView:
@@ -22,15 +24,28 @@ class ModeBadgeView:
         status_text = f"{state.modes.get('live', 'live state')}: {state.live_status}"
         # A phone has room for one row: each mode by its first words ("Paper trading", not its backend URL).
         short = (lambda text: text.split(" · ")[0]) if state.breakpoint == "phone" else (lambda text: text)
+        market = state.modes.get("market")
+        link = state.market_link
+        link_text = link_words(market or "", link) if link is not None else None
         self.chips.controls = [
-            *(_chip(short(label)) for label in labels if label != state.modes.get("live")),
+            *(_chip(link_text or "", dot=LINK_COLOUR[link.connected]) if link is not None and label == market
+              else _chip(short(label)) for label in labels if label != state.modes.get("live")),
             _chip(short(state.modes.get("live", "Live state")), dot=STATUS_COLOUR.get(state.live_status)),
         ]
         self.chips.wrap = state.breakpoint != "phone"
         self.chips.spacing = 4 if state.breakpoint == "phone" else 6
         self.control.label = "Modes: " + ", ".join(
-            [*(lbl for lbl in labels if lbl != state.modes.get("live")), status_text]
+            [*(link_text if link_text and lbl == market else lbl for lbl in labels if lbl != state.modes.get("live")),
+             status_text]
         )
+
+
+def link_words(mode: str, link: FeedLink) -> str:
+    """ "Live via gateway · 0.4 s" (the feed's mode, then the age of the newest data) or "Reconnecting…"."""
+    if not link.connected:
+        return "Reconnecting…"
+    head = mode.split(" · ")[0]
+    return head if link.age_s is None else f"{head} · {link.age_s:.1f} s"
 
 
 def _chip(text: str, dot: str | None = None) -> ft.Control:

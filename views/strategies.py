@@ -1,17 +1,23 @@
 """Strategies: build a moving-average cross strategy (SMA or EMA, any periods, optional take-profit and
 stop-loss), pick symbol, timeframe and range, backtest it with a progress bar, and read the figures, the
-equity curve, the drawdown and the trades. Native charts (flet-charts), one column on a phone.
+equity curve, the drawdown and the trades; save it, switch it on for paper trading (the backend runs it),
+and for one running on paper read its live trades beside the backtest of the same period (drift). Native
+charts (flet-charts), one column on a phone.
 
-Pure: the view reads `state.backtest` (client.backtest_lab) and emits `run_backtest(draft)` /
-`cancel_backtest()`; the work is `client.controllers.strategies`.
+Pure: the view reads `state.backtest` (client.backtest_lab) and emits `run_backtest(draft)`,
+`cancel_backtest()`, `save_strategy(draft, on)` and `strategy_action(action, id)`; the work is
+`client.controllers.strategies`.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import flet as ft
 import flet_charts as fch
 
-from client.backtest_lab import StrategyDraft
+from client.backtest_lab import DriftSummary, StrategyDraft
 from client.state import AppState
 from client.theme import direction_colour
 from views.common import Intents, panel, text_field
@@ -27,6 +33,7 @@ class StrategiesView:
     def __init__(self, intents: Intents) -> None:
         self._intents = intents
         d = StrategyDraft()
+        self._shown_draft = d
         self.symbol = ft.Dropdown(label="Symbol", dense=True, width=150, options=[], value=d.symbol)
         self.timeframe = ft.Dropdown(label="Timeframe", dense=True, width=110, value=d.timeframe,
                                      options=[ft.DropdownOption(key=t, text=t) for t in TIMEFRAMES])
@@ -40,6 +47,16 @@ class StrategiesView:
         self.days = text_field(label="Days of history", dense=True, width=130, value=str(d.days))
         self.run = ft.FilledButton("Backtest", icon=ft.Icons.PLAY_ARROW, on_click=lambda _e: self._submit())
         self.cancel = ft.OutlinedButton("Cancel", on_click=lambda _e: self._intents.cancel_backtest(), visible=False)
+        self.save = ft.OutlinedButton("Save", icon=ft.Icons.SAVE, on_click=lambda _e: self._save(False))
+        self.save_on = ft.OutlinedButton("Save and trade on paper", icon=ft.Icons.SMART_TOY,
+                                         on_click=lambda _e: self._save(True))
+        self.notice = ft.Text("", size=12, color=ft.Colors.ON_SURFACE_VARIANT, visible=False)
+        self.saved = ft.Column([], spacing=4)
+        self.drift_summary = ft.Text("", size=12)
+        self.drift_rows = ft.Column([], spacing=2)
+        self.drift = ft.Semantics(identifier="strategy-drift", container=True, visible=False, content=ft.Column([
+            ft.Text("Live on paper vs backtest", size=13, weight=ft.FontWeight.W_600), self.drift_summary,
+            self.drift_rows], spacing=4))
         self.progress = ft.ProgressBar(value=0, visible=False)
         self.stage = ft.Text("", size=12, color=ft.Colors.ON_SURFACE_VARIANT)
         self.error = ft.Text("", color=ft.Colors.ERROR, visible=False)
@@ -59,7 +76,10 @@ class StrategiesView:
             ft.Row([self.symbol, self.timeframe, self.days], wrap=True, col={"xs": 12, "md": 6}),
             ft.Row([self.indicator, self.fast, self.slow], wrap=True, col={"xs": 12, "md": 6}),
             ft.Row([self.take_profit, self.stop_loss, self.run, self.cancel], wrap=True, col={"xs": 12}),
+            ft.Row([self.save, self.save_on], wrap=True, col={"xs": 12}),
         ])
+        saved = ft.Semantics(identifier="saved-strategies", container=True, content=ft.Column([
+            ft.Text("Saved strategies", size=13, weight=ft.FontWeight.W_600), self.saved], spacing=4))
         self.results = ft.Column([
             ft.ResponsiveRow(tiles),
             ft.ResponsiveRow([
@@ -74,7 +94,8 @@ class StrategiesView:
             ft.Semantics(identifier="backtest-trades", container=True,
                          content=ft.Container(self.trades, height=220)),
         ], spacing=8, visible=False)
-        body = ft.Column([form, self.progress, self.stage, self.error, self.results], spacing=8,
+        body = ft.Column([form, self.notice, self.progress, self.stage, self.error, self.results, saved, self.drift],
+                         spacing=8,
                          scroll=ft.ScrollMode.AUTO, expand=True)
         self.control = panel("Strategies", body, identifier="strategies", expand=True)
 
@@ -98,8 +119,28 @@ class StrategiesView:
         if draft is not None:
             self._intents.run_backtest(draft)
 
+    def _save(self, on: bool) -> None:
+        draft = self.draft()
+        if draft is not None:
+            self._intents.save_strategy(draft, on)
+
+    def _fill_form(self, draft: StrategyDraft) -> None:
+        self.symbol.value, self.timeframe.value, self.indicator.value = draft.symbol, draft.timeframe, draft.indicator
+        self.fast.value, self.slow.value, self.days.value = str(draft.fast), str(draft.slow), str(draft.days)
+        self.take_profit.value = "" if draft.take_profit_pct is None else f"{draft.take_profit_pct:g}"
+        self.stop_loss.value = "" if draft.stop_loss_pct is None else f"{draft.stop_loss_pct:g}"
+
     def render(self, state: AppState) -> None:
         lab = state.backtest
+        if lab.draft is not self._shown_draft:  # a saved strategy was loaded: show it in the form
+            self._shown_draft = lab.draft
+            if lab.draft != self.draft():
+                self._fill_form(lab.draft)
+        self.notice.value, self.notice.visible = lab.notice, bool(lab.notice)
+        self.saved.controls = [self._saved_row(doc) for doc in
+                               sorted(lab.saved.values(), key=lambda d: d.get("timestamp") or 0, reverse=True)] \
+            or [ft.Text("None yet: build one above and save it.", size=12)]
+        self._render_drift(lab.drift)
         self.symbol.options = [ft.DropdownOption(key=s, text=s) for s in state.watchlist]
         if self.symbol.value not in state.watchlist and state.watchlist:
             self.symbol.value = state.selected if state.selected in state.watchlist else state.watchlist[0]
@@ -126,6 +167,49 @@ class StrategiesView:
                     size=12, color=direction_colour((t["pnl"] > 0) - (t["pnl"] < 0)))
             for t in result.trades
         ] or [ft.Text("No trades: the strategy never entered.", size=12)]
+
+
+    def _saved_row(self, doc: dict[str, Any]) -> ft.Control:
+        sid, run = doc["id"], doc.get("run") or {}
+        on = bool(doc.get("enabled"))
+        position = run.get("position")
+        status = ("on paper" if on else "off") + (f" · holding {position['amount']:g} since "
+                                                  f"{_time(position['entryMs'])}" if position else "")
+        signal = run.get("lastSignal")
+        if signal:
+            status += f" · last signal {signal['side']} at {_time(signal['timestamp'])}"
+        if run.get("error"):
+            status += f" · {run['error']}"
+        act = self._intents.strategy_action
+
+        def button(label: str, action: str) -> ft.Control:
+            return ft.TextButton(label, on_click=lambda _e: act(action, sid))
+
+        return ft.Semantics(identifier=f"strategy-{sid}", container=True, content=ft.ResponsiveRow([
+            ft.Column([ft.Text(doc.get("name", sid), size=13, weight=ft.FontWeight.W_500),
+                       ft.Text(f"{doc.get('symbol')} · {status}", size=12, color=ft.Colors.ON_SURFACE_VARIANT)],
+                      spacing=0, col={"xs": 12, "md": 6}),
+            ft.Row([button("Load", "load"), button("Switch off" if on else "Trade on paper", "off" if on else "on"),
+                    button("Drift", "drift"), button("Delete", "delete")], wrap=True, spacing=0,
+                   col={"xs": 12, "md": 6}),
+        ]))
+
+    def _render_drift(self, drift: DriftSummary | None) -> None:
+        self.drift.visible = drift is not None
+        if drift is None:
+            return
+        self.drift_summary.value = (f"{drift.live_trades} live trades, {drift.backtest_trades} in the backtest of "
+                                    f"the same period. {drift.summary}.")
+        self.drift_rows.controls = [
+            ft.Text(f"{r['liveEntryTime'][:16].replace('T', ' ')} live {r['liveEntryPrice']:,.2f} · backtest "
+                    f"{r['backtestEntryPrice']:,.2f} ({r['entryDriftBps']:+.1f} bps, "
+                    f"{r['entryDelayMs'] / 1000:+.0f} s), fees {r['feeDifference']:+.2f}", size=12)
+            for r in drift.rows
+        ]
+
+
+def _time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _chart(line: fch.LineChartData) -> fch.LineChart:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import flet as ft
 
 from client.state import AppState
@@ -64,7 +66,9 @@ class WatchlistView:
     def __init__(self, intents: Intents) -> None:
         self._intents = intents
         self.rows: dict[str, WatchlistRow] = {}
-        self.list = ft.Column(spacing=2, scroll=ft.ScrollMode.AUTO, expand=True)
+        # Scrolls say which rows are in view: on a phone only those (and the selected symbol) stream every trade.
+        self.list = ft.Column(spacing=2, scroll=ft.ScrollMode.AUTO, expand=True, on_scroll=self._scrolled,
+                              scroll_interval=250)
         self.control = panel("Watchlist", self.list, identifier="watchlist", expand=True)
 
     def render(self, state: AppState) -> None:
@@ -73,3 +77,19 @@ class WatchlistView:
             self.list.controls = [row.control for row in self.rows.values()]
         for row in self.rows.values():
             row.render(state)
+
+    def _scrolled(self, e: ft.OnScrollEvent) -> None:
+        if self.rows:
+            self._intents.show_rows(rows_in_view(list(self.rows), e.pixels, e.viewport_dimension,
+                                                 e.max_scroll_extent))
+
+
+def rows_in_view(symbols: list[str], offset_px: float, viewport_px: float, max_scroll_px: float) -> list[str]:
+    """The rows a list of equal-height rows shows when scrolled `offset_px` down: its content is
+    `viewport_px + max_scroll_px` tall, so each row is that over the number of rows."""
+    pitch = (viewport_px + max_scroll_px) / len(symbols)
+    if pitch <= 0:
+        return symbols
+    first = max(0, int(offset_px // pitch))
+    last = min(len(symbols), math.ceil((offset_px + viewport_px) / pitch))
+    return symbols[first:max(last, first + 1)]

@@ -9,6 +9,12 @@ Every state change is one store transaction (order + position + balances togethe
 an index of the open orders in the store: they are rebuilt from the store at start. A trailing stop's
 moving trigger lives in the book (no write per trade); it is written at a clean stop, so a restart resumes
 from it (after a crash: from the one written at placement).
+
+Roles (`SKEET_ROLE`, see `backend_stub/workers`): `all` is the above in one process. `api` keeps no book:
+each order or cancel reads the trader's open orders and balances from the store, commits only if the
+trader's version has not moved meanwhile (else it starts again), fills at once what trades at once, and
+publishes what rests on the bus. `worker` matches the symbols whose leases it holds (`adopt`/`forget`),
+each write fenced by that lease and conditional on the trader's version, so a stale worker writes nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -44,9 +51,23 @@ from backend_stub.brokers.base import (
     TooManyOpenOrders,
     idempotency_create,
 )
+from backend_stub.bus.base import OrderEvent
 from backend_stub.listing import order_page
 from backend_stub.money import dec, fee_of, floor_to, num, opt_dec, text
-from backend_stub.store.base import ACCOUNT, ORDERS, POSITIONS, Page, PageKey, Put, StateStore, Write
+from backend_stub.settings import Role
+from backend_stub.store.base import (
+    ACCOUNT,
+    ORDERS,
+    POSITIONS,
+    Lease,
+    LeaseLost,
+    Page,
+    PageKey,
+    Put,
+    StateStore,
+    VersionConflict,
+    Write,
+)
 from backend_stub.timefmt import iso
 from backend_stub.trades import follow_trades, last_price
 from backend_stub.validation import check_notional, check_order_now, words
@@ -67,6 +88,7 @@ log = logging.getLogger(__name__)
 ACCOUNT_DOC = "paper"
 MAX_OPEN_ORDERS = 200
 _RETRY_FEED_S = 1.0
+_CONFLICT_ATTEMPTS = 20  # a stateless write retried this often when the trader's state moved under it
 
 
 class PaperBroker:
@@ -84,7 +106,15 @@ class PaperBroker:
         slippage: Decimal = Decimal("0.0005"),
         max_open_orders: int = MAX_OPEN_ORDERS,
         clock: Callable[[], float] = time.time,
+        role: Role = "all",
+        publish: Callable[[OrderEvent], Awaitable[None]] | None = None,
     ) -> None:
+        self._role = role
+        self._publish = publish  # api role: where resting and canceled orders are announced
+        self._announce: defaultdict[str, list[OrderEvent]] = defaultdict(list)  # uid → to publish
+        self._expect: dict[str, int] = {}  # api/worker: the trader's version the pending write assumes
+        self.fences: dict[str, Lease] = {}  # worker: symbol → the lease it is matched under
+        self._publishing: set[asyncio.Task[None]] = set()
         self._store = store
         self._feed = feed
         self._starting = {quote_currency: starting_balance}
@@ -117,6 +147,9 @@ class PaperBroker:
     async def start(self) -> None:
         if self._task is not None:
             return
+        if self._role != "all":
+            await self.markets()  # api: books are throwaway; worker: built per symbol by `adopt`
+            return
         for symbol in await self.markets():
             self._book(symbol)
         for uid, doc in await self._store.find(ORDERS, "status", "open"):
@@ -129,6 +162,8 @@ class PaperBroker:
         self._task = asyncio.create_task(self._match_forever(), name="paper-broker-matching")
 
     async def aclose(self) -> None:
+        if self._publishing:  # announcements of committed orders go out before the bus closes
+            await asyncio.wait(set(self._publishing), timeout=5)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -164,14 +199,142 @@ class PaperBroker:
         book = self._books.get(symbol)
         if book is None and symbol in self._markets:
             market = self._markets[symbol]
-            book = self._books[symbol] = OrderBook(
+            book = OrderBook(
                 price_step=_step(market, "price"), amount_step=_step(market, "amount"), slippage=self._slippage
             )
+            if self._role == "api":
+                return book  # only to place one order against the last price: the workers hold the books
+            self._books[symbol] = book
         return book
 
-    # -- orders --------------------------------------------------------------------------------------
+    # -- roles ---------------------------------------------------------------------------------------
+
+    async def _begin(self, uid: str) -> None:
+        """Under the trader's lock, before reading what a write depends on. In the split roles the store
+        is the only truth: note the trader's version (the write commits only if it still holds), then
+        load their open orders (reservations, the open-order cap, the order being matched)."""
+        if self._role == "all":
+            return
+        self._expect[uid] = await self._store.latest_version(uid)
+        orders: dict[str, dict[str, Any]] = {}
+        after: PageKey | None = None
+        while True:
+            page = await self._store.page(uid, ORDERS, limit=500, after=after, field="status", values=("open",))
+            orders.update((doc["id"], doc) for doc in page.docs)
+            if page.next is None:
+                break
+            after = page.next
+        self._open[uid] = orders
+
+    async def _commit(self, uid: str, writes: list[Write], symbol: str | None = None) -> None:
+        if self._role == "all":
+            await self._store.transact(uid, writes)
+            return
+        fence = None
+        if self._role == "worker":
+            fence = self.fences.get(symbol or "")
+            if fence is None:
+                raise LeaseLost(f"match:{symbol}")
+        await self._store.transact(uid, writes, if_version=self._expect.pop(uid), fence=fence)
+
+    async def _retrying(self, uid: str, attempt: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """`attempt()` until it commits (api role: another instance or a worker wrote for this trader
+        between our reads and our write), then the announcements it left."""
+        if self._role == "all":
+            return await attempt()
+        for n in range(_CONFLICT_ATTEMPTS):
+            try:
+                result = await attempt()
+            except VersionConflict:
+                self._announce.pop(uid, None)
+                await asyncio.sleep(random.uniform(0, min(0.002 * 2**n, 0.1)))
+                continue
+            finally:
+                self._open.pop(uid, None)  # the store is the truth: nothing of the trader stays here
+            await self._flush(uid)
+            return result
+        raise BrokerUnavailable("This account is busy with other orders right now; try again")
+
+    async def _flush(self, uid: str) -> None:
+        """Publish in the background: the order is committed, so the trader's answer need not wait for
+        the bus (an event lost with this instance is found by the owning worker when it reconciles)."""
+        events = self._announce.pop(uid, [])
+        if self._publish is None or not events:
+            return
+        task = asyncio.create_task(self._publish_all(events))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish_all(self, events: list[OrderEvent]) -> None:
+        assert self._publish is not None
+        for event in events:
+            try:
+                await self._publish(event)
+            except Exception:  # committed already: the owning worker finds it when it reconciles
+                log.warning("paper broker: could not publish order %s; its worker will find it", event.doc_id)
+
+    async def adopt(self, symbol: str) -> None:
+        """Worker: match `symbol` from now on, its book rebuilt from the store's open orders."""
+        self._books.pop(symbol, None)
+        book = self._book(symbol)
+        if book is None:
+            return
+        for uid, doc in await self._store.find(ORDERS, "status", "open"):
+            # An event may have brought one in while we read (`refresh`): never twice.
+            if doc["symbol"] == symbol and doc["id"] not in book:
+                book.restore(_book_order(doc))
+                self._owner[doc["id"]] = uid
+
+    def forget(self, symbol: str) -> None:
+        """Worker: stop matching `symbol` (its lease is gone)."""
+        book = self._books.pop(symbol, None)
+        self.fences.pop(symbol, None)
+        for order in book.orders() if book is not None else ():
+            self._owner.pop(order.id, None)
+
+    def owns(self, symbol: str) -> bool:
+        return symbol in self.fences and symbol in self._books
+
+    async def refresh(self, uid: str, order_id: str) -> None:
+        """Worker: bring one order of an owned symbol in line with the store (placed, or canceled
+        elsewhere). Under the trader's lock, so it never interleaves with that trader's matching."""
+        async with self._locks[uid]:
+            doc = await self._store.get(uid, ORDERS, order_id)
+            if doc is None or not self.owns(doc["symbol"]):
+                return
+            book = self._books[doc["symbol"]]
+            if doc["status"] == "open":
+                if order_id not in book:
+                    book.restore(_book_order(doc))
+                    self._owner[order_id] = uid
+            else:
+                book.cancel(order_id)
+                self._owner.pop(order_id, None)
+
+    async def reconcile(self, symbols: list[str]) -> None:
+        """Worker: every open order of `symbols` in the store is in their books, and nothing else (covers
+        an event the bus lost, or an API instance that died between its commit and its publish). One
+        collection-group read for all of them."""
+        stored: dict[str, dict[str, str]] = {s: {} for s in symbols if s in self._books}
+        for uid, doc in await self._store.find(ORDERS, "status", "open"):
+            if doc["symbol"] in stored:
+                stored[doc["symbol"]][doc["id"]] = uid
+        for symbol, open_ids in stored.items():
+            book = self._books.get(symbol)
+            if book is None:  # lost meanwhile
+                continue
+            booked = {order.id for order in book.orders()}
+            for order_id in open_ids.keys() - booked:
+                await self.refresh(open_ids[order_id], order_id)
+            for order_id in booked - open_ids.keys():
+                owner = self._owner.get(order_id)
+                if owner is not None:
+                    await self.refresh(owner, order_id)
 
     async def create_order(self, uid: str, request: OrderRequest) -> dict[str, Any]:
+        return await self._retrying(uid, lambda: self._create_order(uid, request))
+
+    async def _create_order(self, uid: str, request: OrderRequest) -> dict[str, Any]:
         market = (await self.markets()).get(request.symbol)
         book = self._book(request.symbol)
         if market is None or book is None:
@@ -184,6 +347,7 @@ class PaperBroker:
         order = self._new_order(self._new_id(now), request, market, now, last)
         claim = idempotency_create(request, order["id"])
         async with self._locks[uid]:
+            await self._begin(uid)
             if len(self._open[uid]) >= self._max_open:
                 raise TooManyOpenOrders(
                     f"You have {self._max_open} open orders, the most one account may hold; "
@@ -196,14 +360,18 @@ class PaperBroker:
             totals = await self._balances(uid)
             self._check_funds(request, market, self._free(uid, totals), self._quote_needed(order, placement))
             updated, writes, exit_doc = await self._apply(uid, order, list(placement.events), totals)
-            await self._store.transact(uid, [claim, *writes])
+            await self._commit(uid, [claim, *writes])
             if placement.resting is not None:
                 book.rest(placement)
             self._settle(uid, updated, exit_doc)
             return updated
 
     async def cancel_order(self, uid: str, order_id: str) -> dict[str, Any]:
+        return await self._retrying(uid, lambda: self._cancel_order(uid, order_id))
+
+    async def _cancel_order(self, uid: str, order_id: str) -> dict[str, Any]:
         async with self._locks[uid]:
+            await self._begin(uid)
             order = self._open[uid].get(order_id)
             if order is None:
                 stored = await self._store.get(uid, ORDERS, order_id)
@@ -217,7 +385,7 @@ class PaperBroker:
             writes: list[Write] = [Put(ORDERS, order_id, canceled)]
             if exit_doc is not None:
                 writes.append(Put(ORDERS, exit_doc["id"], exit_doc))
-            await self._store.transact(uid, writes)
+            await self._commit(uid, writes)
             self._settle(uid, canceled, exit_doc)
             return canceled
 
@@ -268,6 +436,17 @@ class PaperBroker:
         return out
 
     async def fetch_balance(self, uid: str) -> dict[str, Any]:
+        if self._role != "all":
+            async with self._locks[uid]:
+                await self._begin(uid)
+                self._expect.pop(uid, None)
+                try:
+                    return await self._balance_now(uid)
+                finally:
+                    self._open.pop(uid, None)  # the store is the truth: nothing of the trader stays here
+        return await self._balance_now(uid)
+
+    async def _balance_now(self, uid: str) -> dict[str, Any]:
         totals = await self._balances(uid)
         used: dict[str, Decimal] = defaultdict(Decimal)
         for order in self._open[uid].values():
@@ -303,23 +482,40 @@ class PaperBroker:
             uid = self._owner.get(order_id)
             if uid is None:
                 continue
-            async with self._locks[uid]:
-                order = self._open[uid].get(order_id)
-                if order is None:  # canceled while this trade was being matched: the cancel won
-                    continue
-                try:
-                    totals = await self._balances(uid)
-                    updated, writes, exit_doc = await self._apply(
-                        uid, order, its_events, totals, check_afford=True
-                    )
-                    await self._store.transact(uid, writes)
-                except Exception:
-                    # A store hiccup must not starve the other orders: the book takes the order back as the
-                    # store still has it, and a later trade retries.
-                    log.exception("paper broker: matching order %s failed", order_id)
-                    book.restore(_book_order(order))
-                    continue
-                self._settle(uid, updated, exit_doc)
+            for _attempt in range(_CONFLICT_ATTEMPTS):
+                if not await self._match_one(uid, order_id, its_events, book, tick.symbol):
+                    break
+
+    async def _match_one(
+        self, uid: str, order_id: str, its_events: list[Event], book: OrderBook, symbol: str
+    ) -> bool:
+        """Persist one order's events; True when it must be tried again (the trader's state moved)."""
+        async with self._locks[uid]:
+            await self._begin(uid)
+            order = self._open[uid].get(order_id)
+            if order is None:  # canceled while this trade was being matched: the cancel won
+                if self._role != "all":  # (in one process the cancel took it out of the book already)
+                    book.cancel(order_id)
+                    self._owner.pop(order_id, None)
+                return False
+            try:
+                totals = await self._balances(uid)
+                updated, writes, exit_doc = await self._apply(
+                    uid, order, its_events, totals, check_afford=True
+                )
+                await self._commit(uid, writes, symbol)
+            except VersionConflict:
+                return True
+            except LeaseLost:
+                raise  # the worker gives the symbol up: its successor rebuilds from the store
+            except Exception:
+                # A store hiccup must not starve the other orders: the book takes the order back as the
+                # store still has it, and a later trade retries.
+                log.exception("paper broker: matching order %s failed", order_id)
+                book.restore(_book_order(order))
+                return False
+            self._settle(uid, updated, exit_doc)
+            return False
 
     async def _apply(
         self,
@@ -409,7 +605,13 @@ class PaperBroker:
         return {**entry, "exitId": exit_doc["id"]}, exit_doc
 
     def _settle(self, uid: str, order: dict[str, Any], exit_doc: dict[str, Any] | None) -> None:
-        """Index or unindex `order` and put its bracket exit in the book, once their writes are on disk."""
+        """Index or unindex `order` and put its bracket exit in the book, once their writes are on disk
+        (api role: announce them to the workers instead)."""
+        if self._role == "api":
+            for doc in (order, exit_doc):
+                if doc is not None and doc["status"] in ("open", "canceled"):
+                    self._announce[uid].append(OrderEvent("order", uid, doc["id"], doc["symbol"]))
+            return
         if order["status"] == "open":
             self._index(uid, order)
         else:

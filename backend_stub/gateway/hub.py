@@ -46,16 +46,17 @@ class GatewayLimits:
     max_symbols: int = 50  # per stream
     idle_keep_s: float = 60.0
     candle_interval_s: float = 1.0
+    flush_s: float = 0.02  # `frames=lines` streams: how long frames gather after each message to a client
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayLimits:
         """`SKEET_GATEWAY_REPLAY_FRAMES`, `_CLIENT_QUEUE`, `_MAX_STREAMS` (per user), `_MAX_SYMBOLS`,
-        `_IDLE_KEEP_S`; unset ones keep their defaults."""
+        `_IDLE_KEEP_S`, `_FLUSH_S`; unset ones keep their defaults."""
         e = os.environ if env is None else env
         out = cls()
         for field, name in (("replay_frames", "REPLAY_FRAMES"), ("client_queue", "CLIENT_QUEUE"),
                             ("max_streams_per_user", "MAX_STREAMS"), ("max_symbols", "MAX_SYMBOLS"),
-                            ("idle_keep_s", "IDLE_KEEP_S")):
+                            ("idle_keep_s", "IDLE_KEEP_S"), ("flush_s", "FLUSH_S")):
             raw = e.get(f"SKEET_GATEWAY_{name}")
             if raw:
                 try:

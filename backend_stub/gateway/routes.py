@@ -10,6 +10,10 @@
   and the `epoch` of the hello; a symbol that cannot resume gets `{"type": "reset", "symbol", "seq"}` (fetch
   its candles again). Closes: 4401 bad token, 4400 bad request (the reason says what), 4429 too many streams
   for the user, 1013 the client fell behind (reconnect with since=).
+  With `frames=lines` a websocket message carries every frame waiting for the client, one JSON object a
+  line (`\n` between them), and the writer gathers frames for `GatewayLimits.flush_s` after each message:
+  one message per client per tick instead of one per frame, which is most of the fan-out's cost
+  (bench/gateway.py). Without it, one frame a message, sent at once.
 
 The caller is checked on every route: HTTP by the `BearerAuth` middleware, the websocket like `/v1/stream`.
 """
@@ -119,7 +123,8 @@ def build_router(verifier: TokenVerifier, *, limits: GatewayLimits | None = None
             await websocket.close(TOO_MANY, str(exc)[:120])
             return
         try:
-            await _serve(websocket, sub)
+            flush_s = gateway.limits.flush_s if params.get("frames") == "lines" else None
+            await _serve(websocket, sub, flush_s=flush_s)
         finally:
             gateway.close_stream(sub)
 
@@ -135,8 +140,9 @@ async def _known(gateway: MarketGateway, symbols: list[str]) -> None:
         raise ApiError(503, str(exc)) from exc
 
 
-async def _serve(websocket: WebSocket, sub: Subscriber) -> None:
-    """Write the subscriber's frames until the client leaves or falls behind."""
+async def _serve(websocket: WebSocket, sub: Subscriber, *, flush_s: float | None) -> None:
+    """Write the subscriber's frames until the client leaves or falls behind; with `flush_s`, every frame
+    waiting in one message (JSON lines), then `flush_s` for the next ones to gather."""
     reader = asyncio.create_task(_until_client_leaves(websocket), name="market-stream-receive")
     reader.add_done_callback(lambda _: sub.end())
     try:
@@ -146,8 +152,12 @@ async def _serve(websocket: WebSocket, sub: Subscriber) -> None:
                 if sub.too_slow:  # its queue overflowed: it resumes from its last seq
                     await websocket.close(TRY_AGAIN, "fell behind the market; reconnect with since=")
                 return
-            for frame in batch:
-                await websocket.send_text(frame)
+            if flush_s is None:
+                for frame in batch:
+                    await websocket.send_text(frame)
+            else:
+                await websocket.send_text("\n".join(batch))
+                await asyncio.sleep(flush_s)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the client went away mid-send
     finally:

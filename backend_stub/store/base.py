@@ -30,6 +30,7 @@ __all__ = [
     "ALERTS",
     "INSIGHTS",
     "SETTINGS",
+    "STRATEGIES",
     "IDEMPOTENCY",
     "ACCOUNT",
     "PUBLIC_COLLECTIONS",
@@ -43,6 +44,8 @@ __all__ = [
     "VersionConflict",
     "SubscriberTooSlow",
     "ChangesCompacted",
+    "Lease",
+    "LeaseLost",
     "StateStore",
     "Page",
     "PageKey",
@@ -54,10 +57,11 @@ POSITIONS = "positions"
 ALERTS = "alerts"
 INSIGHTS = "insights"
 SETTINGS = "settings"  # one document, id "app"
+STRATEGIES = "strategies"  # saved strategies, with the paper strategy runner's state
 IDEMPOTENCY = "_idempotency"  # clientOrderId → {"orderId", "fingerprint"}
 ACCOUNT = "_account"  # the paper account's balances
 
-PUBLIC_COLLECTIONS = (ORDERS, POSITIONS, ALERTS, INSIGHTS, SETTINGS)
+PUBLIC_COLLECTIONS = (ORDERS, POSITIONS, ALERTS, INSIGHTS, SETTINGS, STRATEGIES)
 
 
 def is_public(collection: str) -> bool:
@@ -121,6 +125,42 @@ class VersionConflict(StoreError):
     """`transact(..., if_version=V)` found the user's version moved past V; nothing was written."""
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A named lease held by `owner` until `expires_at` (epoch seconds). `generation` grows by one each
+    time the lease changes hands, never otherwise: a write fenced by it (`transact(..., fence=lease)`) is
+    refused once another owner has taken the lease, so a stale owner cannot overwrite its successor."""
+
+    name: str
+    owner: str
+    generation: int
+    expires_at: float
+
+
+def lease_taken(current: Lease | None, name: str, owner: str, ttl_s: float, now: float) -> Lease | None:
+    """What `acquire_lease` stores, given the lease as stored now (None: another owner holds it)."""
+    if current is None:
+        return Lease(name, owner, 1, now + ttl_s)
+    if current.owner == owner:
+        return Lease(name, owner, current.generation, now + ttl_s)
+    if current.expires_at > now:
+        return None
+    return Lease(name, owner, current.generation + 1, now + ttl_s)
+
+
+def lease_held(current: Lease | None, lease: Lease) -> bool:
+    """Whether `lease` is still the stored one's owner and generation (expiry aside)."""
+    return current is not None and (current.owner, current.generation) == (lease.owner, lease.generation)
+
+
+class LeaseLost(StoreError):
+    """A fenced write's lease has passed to another owner (or been released); nothing was written."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"lease {name} is no longer ours")
+        self.name = name
+
+
 class ChangesCompacted(StoreError):
     """The change log no longer holds every change after the version asked for (old entries are pruned
     to bound storage); the reader must start again from `snapshot`."""
@@ -171,13 +211,38 @@ class StateStore(Protocol):
         """
         ...
 
-    async def transact(self, uid: str, writes: Sequence[Write], *, if_version: int | None = None) -> int:
+    async def transact(
+        self, uid: str, writes: Sequence[Write], *, if_version: int | None = None, fence: Lease | None = None
+    ) -> int:
         """Apply `writes` atomically and durably (acknowledged means it survives a crash).
 
         Returns the user's latest version afterwards. Raises `AlreadyExists` when a `Create` meets an
-        existing doc and `VersionConflict` when `if_version` is given and differs from the user's latest
-        version; in both cases nothing is written.
+        existing doc, `VersionConflict` when `if_version` is given and differs from the user's latest
+        version, and `LeaseLost` when `fence` is given and that lease is now another owner's (or
+        another generation), checked inside the same transaction; in each case nothing is written.
         """
+        ...
+
+    # -- leases (workers own symbols through them; `backend_stub.workers`) -------------------------
+    # Expiry is judged on the caller's clock (time.time()): owners on different machines need clocks
+    # closer than the TTL. Every call is one transaction, so two contenders never both win.
+
+    async def acquire_lease(self, name: str, owner: str, ttl_s: float) -> Lease | None:
+        """Take lease `name` for `ttl_s` seconds when it is free, expired or already `owner`'s (then it
+        is renewed, same generation); None while another owner holds it."""
+        ...
+
+    async def renew_lease(self, lease: Lease, ttl_s: float) -> Lease | None:
+        """Extend a lease still held (same owner and generation, even if it expired meanwhile while
+        nobody took it); None when it was lost."""
+        ...
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Give the lease up now (when still held), so a successor need not wait for it to expire."""
+        ...
+
+    async def lease_holder(self, name: str) -> Lease | None:
+        """The lease as stored (expired or not), None if it was never taken."""
         ...
 
     async def latest_version(self, uid: str) -> int:

@@ -28,6 +28,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ from backend_stub.store.base import (
     ChangesCompacted,
     Create,
     Delete,
+    Lease,
+    LeaseLost,
     Page,
     PageKey,
     Put,
@@ -47,6 +50,8 @@ from backend_stub.store.base import (
     VersionConflict,
     Write,
     is_public,
+    lease_held,
+    lease_taken,
 )
 from services.auth.devtoken import private_dir, private_file
 
@@ -64,6 +69,9 @@ CREATE TABLE IF NOT EXISTS changes (
     PRIMARY KEY (uid, version)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users (uid TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, owner TEXT NOT NULL, generation INTEGER NOT NULL, expires_at REAL NOT NULL
+) WITHOUT ROWID;
 DROP INDEX IF EXISTS docs_by_time;
 DROP INDEX IF EXISTS docs_by_status_time;
 {page_indexes}
@@ -91,11 +99,14 @@ KEEP_CHANGES = 10_000  # newest changes kept per user; a stream resuming from be
 class SqliteStore:
     """Embedded state store. Use as `async with SqliteStore(path) as store:`."""
 
-    def __init__(self, path: Path | str, *, keep_changes: int = KEEP_CHANGES) -> None:
+    def __init__(self, path: Path | str, *, keep_changes: int = KEEP_CHANGES, poll_s: float | None = None) -> None:
+        """`poll_s`: subscriptions also read the change log this often, to see what other processes
+        sharing the file commit (workers: `SKEET_ROLE=api|worker`); None: this process's commits only."""
         if keep_changes < 1:
             raise ValueError("keep_changes must be at least 1")
         self._path = Path(path)
         self._keep = keep_changes
+        self.poll_s = poll_s
         self._prune_every = max(1, keep_changes // 8)  # prune in batches: one DELETE per keep/8 versions
         self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
         self._thread = threading.Thread(target=self._serve_jobs, name="sqlite-store", daemon=True)
@@ -195,7 +206,7 @@ class SqliteStore:
             for tx in batch:
                 db.execute("SAVEPOINT tx")
                 try:
-                    result = self._apply(tx.uid, tx.writes, tx.if_version)
+                    result = self._apply(tx.uid, tx.writes, tx.if_version, tx.fence)
                 except Exception as exc:
                     db.execute("ROLLBACK TO tx")
                     db.execute("RELEASE tx")
@@ -380,16 +391,20 @@ class SqliteStore:
 
     # -- writes --------------------------------------------------------------------------------------
 
-    async def transact(self, uid: str, writes: Sequence[Write], *, if_version: int | None = None) -> int:
+    async def transact(
+        self, uid: str, writes: Sequence[Write], *, if_version: int | None = None, fence: Lease | None = None
+    ) -> int:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._jobs.put(_Transaction(uid, list(writes), if_version, future))
+        self._jobs.put(_Transaction(uid, list(writes), if_version, future, fence))
         return await future
 
     def _apply(
-        self, uid: str, writes: builtins.list[Write], if_version: int | None
+        self, uid: str, writes: builtins.list[Write], if_version: int | None, fence: Lease | None = None
     ) -> tuple[int, builtins.list[Change]]:
         """One transaction's writes, inside the batch's SQLite transaction; (version, changes)."""
         db = self._db
+        if fence is not None and not lease_held(self._lease_sync(fence.name), fence):
+            raise LeaseLost(fence.name)
         version = self._version_sync(uid)
         if if_version is not None and if_version != version:
             raise VersionConflict(f"version is {version}, not {if_version}")
@@ -448,6 +463,56 @@ class SqliteStore:
                 db.execute("DELETE FROM changes WHERE uid=? AND version<=?", (uid, version - self._keep))
         return version, changes
 
+    # -- leases --------------------------------------------------------------------------------------
+    # Each is its own IMMEDIATE transaction on the store's thread (between write batches), so processes
+    # sharing the file serialise on SQLite's write lock: two contenders never both win.
+
+    def _lease_sync(self, name: str) -> Lease | None:
+        row = self._db.execute(
+            "SELECT owner, generation, expires_at FROM leases WHERE name=?", (name,)
+        ).fetchone()
+        return Lease(name, row[0], int(row[1]), float(row[2])) if row else None
+
+    def _lease_transaction(self, change: Callable[[Lease | None], Lease | None]) -> Callable[[str], Lease | None]:
+        def run(name: str) -> Lease | None:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                stored = change(self._lease_sync(name))
+                if stored is not None:
+                    db.execute(
+                        "INSERT OR REPLACE INTO leases (name, owner, generation, expires_at) VALUES (?,?,?,?)",
+                        (name, stored.owner, stored.generation, stored.expires_at),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return stored
+
+        return run
+
+    async def acquire_lease(self, name: str, owner: str, ttl_s: float) -> Lease | None:
+        now = time.time()
+        return await self._run(self._lease_transaction(lambda cur: lease_taken(cur, name, owner, ttl_s, now)), name)
+
+    async def renew_lease(self, lease: Lease, ttl_s: float) -> Lease | None:
+        now = time.time()
+
+        def renew(current: Lease | None) -> Lease | None:
+            return Lease(lease.name, lease.owner, lease.generation, now + ttl_s) if lease_held(current, lease) else None
+
+        return await self._run(self._lease_transaction(renew), lease.name)
+
+    async def release_lease(self, lease: Lease) -> None:
+        def release(current: Lease | None) -> Lease | None:
+            return Lease(lease.name, lease.owner, lease.generation, 0.0) if lease_held(current, lease) else None
+
+        await self._run(self._lease_transaction(release), lease.name)
+
+    async def lease_holder(self, name: str) -> Lease | None:
+        return await self._run(self._lease_sync, name)
+
     # -- subscriptions -------------------------------------------------------------------------------
 
     def _publish(self, uid: str, changes: builtins.list[Change]) -> None:
@@ -462,6 +527,9 @@ class SqliteStore:
     def subscribe(self, uid: str) -> AsyncIterator[Change]:
         # Registered now (not at the first `anext`), so changes committed before iteration starts are kept.
         subscription = _Subscription(self, uid)
+        if self.poll_s is not None:  # the version now: what the polls deliver starts after it
+            row = self._read_db.execute("SELECT version FROM users WHERE uid=?", (uid,)).fetchone()
+            subscription.last = int(row[0]) if row else 0
         self._subscribers.setdefault(uid, set()).add(subscription.queue)
         return subscription
 
@@ -485,6 +553,7 @@ class _Transaction:
     writes: builtins.list[Write]
     if_version: int | None
     future: asyncio.Future[int] = field(repr=False)
+    fence: Lease | None = None
 
 
 _Job = _Read | _Transaction
@@ -505,6 +574,8 @@ class _Subscription:
         self._uid = uid
         self.queue: asyncio.Queue[Change | None] = asyncio.Queue()
         self._closed = False
+        self.last = -1  # polling: the highest version delivered (-1: not polling)
+        self._polled: builtins.list[Change] = []
 
     def __aiter__(self) -> _Subscription:
         return self
@@ -512,7 +583,25 @@ class _Subscription:
     async def __anext__(self) -> Change:
         if self._closed:
             raise StopAsyncIteration
-        change = await self.queue.get()
+        if self._store.poll_s is None:
+            return await self._checked(await self.queue.get())
+        # Polling: the log is read in version order from the last one delivered, so changes committed by
+        # this process (their notification only wakes us) and by others interleave without a gap.
+        while not self._polled:
+            with contextlib.suppress(TimeoutError):
+                await self._checked(await asyncio.wait_for(self.queue.get(), self._store.poll_s))
+                while not self.queue.empty():
+                    await self._checked(self.queue.get_nowait())
+            try:
+                self._polled = await self._store.changes_since(self._uid, self.last)
+            except ChangesCompacted:
+                await self.aclose()
+                raise SubscriberTooSlow(f"subscriber of {self._uid} fell behind the kept log") from None
+        change = self._polled.pop(0)
+        self.last = change.version
+        return change
+
+    async def _checked(self, change: Change | None) -> Change:
         if change is None:
             await self.aclose()
             if self._store._conn is None:

@@ -22,6 +22,7 @@ from services.market import (
     Candle,
     MarketDataError,
     MarketFeed,
+    SteeredFeed,
     StreamingFeed,
     Tick,
     TradeHistory,
@@ -39,6 +40,8 @@ _STORE_LOCKS: dict[tuple[str, str, str], asyncio.Lock] = {}  # the store wants o
 WARM_UP_CHUNK = 1000
 RECENT_SIGNALS_MS = 5 * 60_000
 FRESHNESS_INTERVAL_S = 1.0
+LINK_ALIVE_S = 3.0  # the gateway sends each streamed symbol's candle about once a second while it trades
+ROWS_BEFORE_SCROLL = 10  # phone rows taken as on screen until the watchlist's first scroll says how many fit
 
 
 class MarketController:
@@ -47,6 +50,7 @@ class MarketController:
     def __init__(self, ctx: SessionContext, hub: MarketHub, history_root: Path | None = None) -> None:
         self._ctx = ctx
         self._hub = hub
+        self._rows_on_screen: list[str] | None = None  # the watchlist rows in view, from its scroll
         self.subscription: MarketSubscription | None = None
         self._rules: list[Rule] | None = None  # None: the market's default rules (no rule book)
         self._scrolling: set[tuple[str, str]] = set()  # (symbol, timeframe) with an older page on its way
@@ -70,16 +74,52 @@ class MarketController:
         await self._watch(list(state.watchlist))
 
     async def watch_freshness(self) -> None:
-        """Once a second, each symbol's "live" / "stale" / "reconnecting", where the feed can tell."""
+        """Once a second, each symbol's "live" / "stale" / "reconnecting", where the feed can tell; with a
+        `SteeredFeed` (the gateway) also the link for the badge, and which symbols are on screen (once a
+        second at most, so scrolling does not reconnect the stream at every frame)."""
         state = self._ctx.state
         while True:
             await asyncio.sleep(FRESHNESS_INTERVAL_S)
             feed = self.feed
+            if isinstance(feed, SteeredFeed) and self.subscription is not None:
+                shown = self.on_screen()
+                if shown != self.subscription.on_screen:
+                    self.subscription.show(shown)
+                state.set_market_link(feed.link(sorted(shown)))
             if not isinstance(feed, StreamingFeed):
                 continue
             for symbol in state.watchlist:
                 with contextlib.suppress(MarketDataError):
                     state.set_feed_status(symbol, feed.status(symbol))
+
+    def on_screen(self) -> frozenset[str]:
+        """The selected symbol (its chart and ticket) and the watchlist rows in view."""
+        state = self._ctx.state
+        rows = self._rows_on_screen
+        if rows is None or not set(rows) <= set(state.watchlist):  # not scrolled yet, or the list changed
+            # A wider screen shows the whole list; a phone about ten rows until a scroll says how many.
+            rows = state.watchlist[:ROWS_BEFORE_SCROLL] if state.breakpoint == "phone" else state.watchlist
+        return frozenset([state.selected, *rows])
+
+    def show_rows(self, symbols: list[str]) -> None:
+        """The watchlist scrolled: these rows are in view now."""
+        self._rows_on_screen = list(symbols)
+
+    def resumed(self) -> None:
+        """The app came back to the foreground: its socket may have died while it slept, so open a fresh one
+        now (resuming by seq) instead of waiting for a ping to time out or a backoff to end. A link that
+        delivered in the last few seconds is alive and is kept: on the hosted web app the feed is shared, and
+        one trader's tab switch should not reconnect everyone's stream."""
+        feed = self.feed
+        if isinstance(feed, SteeredFeed):
+            link = feed.link(sorted(self.on_screen()))
+            if not link.connected or link.age_s is None or link.age_s > LINK_ALIVE_S:
+                feed.reconnect()
+
+    def network_changed(self) -> None:
+        """Wi-Fi to mobile data or back: the old socket's route is gone, however fresh; reconnect at once."""
+        if isinstance(self.feed, SteeredFeed):
+            self.feed.reconnect()
 
     async def load_exchanges(self) -> None:
         """The exchange picker's list; importing ccxt takes about a second, so off the UI loop."""

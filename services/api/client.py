@@ -146,6 +146,19 @@ class SkeetApi:
     async def delete_alert(self, alert_id: str) -> dict[str, Any]:
         return await self._request("DELETE", f"/v1/alerts/{alert_id}")
 
+    async def strategies(self) -> list[dict[str, Any]]:
+        """The user's saved strategies, newest first, each with the backend runner's state (`run`)."""
+        return await self._request("GET", "/v1/strategies")
+
+    async def save_strategy(self, strategy_id: str, *, symbol: str, strategy: dict[str, Any],
+                            enabled: bool = False) -> dict[str, Any]:
+        """Save or replace a strategy (idempotent: the id is the key); `enabled` switches it on for paper."""
+        body = {"symbol": symbol, "strategy": strategy, "enabled": enabled}
+        return await self._request("PUT", f"/v1/strategies/{strategy_id}", json=body)
+
+    async def delete_strategy(self, strategy_id: str) -> dict[str, Any]:
+        return await self._request("DELETE", f"/v1/strategies/{strategy_id}")
+
     async def insight(
         self,
         symbol: str,

@@ -24,11 +24,18 @@ _BPS = Decimal(10_000)
 
 
 class FillLike(Protocol):
-    side: str
-    amount: Decimal
-    price: Decimal
-    fee: Decimal
-    timestamp_ms: int
+    """Read-only, so frozen dataclasses (`LiveFill`, the ledger's `Fill`) match."""
+
+    @property
+    def side(self) -> str: ...
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def fee(self) -> Decimal: ...
+    @property
+    def timestamp_ms(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +137,12 @@ def _bps(live: Decimal, tested: Decimal, buying: bool) -> float:
 
 
 def drift_report(live_fills: Sequence[FillLike], result: BacktestResult, *, timeframe_ms: int,
-                 tolerance: int = 1) -> DriftReport:
-    """Live trades beside `result`'s trades of the same period. O(trades)."""
+                 tolerance: int = 1, since_ms: int | None = None) -> DriftReport:
+    """Live trades beside `result`'s trades of the same period. O(trades). `since_ms`: when the live session
+    started; the backtest's trades entered before it (its warm-up candles) are left out."""
     live = round_trips(live_fills)
-    tested = [t for t in result.trades if t.exit_reason != "end" or t is result.trades[-1]]
+    tested = [t for t in result.trades if (t.exit_reason != "end" or t is result.trades[-1])
+              and (since_ms is None or t.entry_ms >= since_ms)]
     opens = result.candles.open
     rows: list[TradeDrift] = []
     unmatched: list[LiveTrade] = []

@@ -118,7 +118,7 @@ def parse_strategy(raw: Any, *, check_operand: Callable[[str], None] | None = No
     if timeframe is not None:
         from services.market.types import TIMEFRAME_MS
 
-        if timeframe not in TIMEFRAME_MS:
+        if not isinstance(timeframe, str) or timeframe not in TIMEFRAME_MS:
             raise StrategyError(f"timeframe {timeframe!r} does not exist (use one of {', '.join(TIMEFRAME_MS)})")
     return Strategy(
         name=name.strip(),

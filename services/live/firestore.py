@@ -46,7 +46,7 @@ VERSION = "_version"  # the change version of the doc's last write
 UPDATED_AT = "_updatedAt"  # server timestamp of that write
 _STORE_FIELDS = frozenset((VERSION, UPDATED_AT))
 _ARRAY = "_array"  # Firestore has no arrays of arrays: an inner list is stored as {"_array": [...]}
-COLLECTIONS = ("orders", "positions", "alerts", "insights", "settings")
+COLLECTIONS = ("orders", "positions", "alerts", "insights", "settings", "strategies")
 PRODUCTION_HOST = "firestore.googleapis.com:443"
 
 TokenProvider = Callable[[], Awaitable[str] | str]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 ChangeKind = Literal["added", "modified", "removed"]
-Collection = Literal["orders", "positions", "alerts", "insights", "settings"]
+Collection = Literal["orders", "positions", "alerts", "insights", "settings", "strategies"]
 ConnectionStatus = Literal["connecting", "connected", "reconnecting", "offline"]
 
 

@@ -6,7 +6,9 @@ consumers. REST for markets, tickers and candle history (`/v1/market/...`); the 
 and jitter and resumes after the last seq it saw, so no trade is lost or repeated; when the gateway can no
 longer resume a symbol it says so (`reset`) and the feed counts it (`resets`) and refetches the forming bar.
 `set_visible(symbols)` keeps only those symbols (and charted ones) at full rate; the others get their candle
-about once a second. `reconnect()` drops the socket at once (the app resumed, the network changed).
+about once a second. `reconnect()` drops the socket at once (the app resumed, the network changed); `link()`
+says whether the stream is up and how fresh its data is (a `SteeredFeed`, which the app steers on a phone).
+The stream asks for `frames=lines`: one websocket message carries every frame waiting, one a line.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from services.backoff import Backoff
 from services.market.freshness import FeedStatus, FreshnessBoard
 from services.market.quotes import BookTop
+from services.market.streaming import FeedLink
 from services.market.types import (
     TIMEFRAME_MS,
     Candle,
@@ -76,6 +79,7 @@ class GatewayFeed:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._backoff = backoff or Backoff(initial_s=0.2, max_s=10.0)
+        self._clock = clock
         self._board = FreshnessBoard(stale_after_s=stale_after_s, clock=clock)
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(base_url=self._base_url, timeout=15.0)
@@ -97,6 +101,7 @@ class GatewayFeed:
         self.last_error: str | None = None
         self.resets = 0  # symbols the gateway could not resume (their history may have a hole)
         self.reconnects = 0
+        self.reconnects_asked = 0  # by the app (`reconnect()`)
         self.duplicates = 0  # frames seen twice across a reconnect, skipped
 
     # -- context manager -------------------------------------------------------------------------------
@@ -205,7 +210,14 @@ class GatewayFeed:
     def reconnect(self) -> None:
         """Drop the socket now and open a fresh one (resuming by seq): call it when the app comes back to the
         foreground or the network changes, rather than waiting for a ping to time out."""
+        self.reconnects_asked += 1
         self._changed.set()
+
+    def link(self, symbols: list[str]) -> FeedLink:
+        """Whether the stream is up, and how long ago the newest frame of `symbols` arrived (local clock)."""
+        arrivals = [ms for ms in map(self._board.last_tick_ms, symbols) if ms is not None]
+        age_s = max(0.0, self._clock() - max(arrivals) / 1000) if arrivals else None
+        return FeedLink(connected=self.connection == "connected", age_s=age_s)
 
     # -- internals: consumers --------------------------------------------------------------------------
     def _subscribe(self, symbols: set[str], *, collect: bool = True) -> _Consumer:
@@ -349,40 +361,45 @@ class GatewayFeed:
 
     async def _read(self, ws: ClientConnection, full: set[str]) -> None:
         async for raw in ws:
-            message = json.loads(raw)
-            kind = message.get("type")
-            symbol = message.get("symbol")
-            if kind == "hello":
-                self._on_hello(message)
-                continue
-            if not isinstance(symbol, str):
-                continue
-            seq = int(message.get("seq", 0))
-            if symbol in full:
-                if kind == "reset":
-                    self._seq[symbol] = seq
-                    self.resets += 1
-                    self._reset_events[symbol] = self._reset_events.get(symbol, 0) + 1
-                    continue
-                last = self._seq.get(symbol)
-                if last is not None and seq <= last:
-                    self.duplicates += 1
-                    continue
+            for line in str(raw).split("\n"):  # frames=lines: every frame waiting, one a line
+                self._on_frame(json.loads(line), full)
+
+    def _on_frame(self, message: dict[str, Any], full: set[str]) -> None:
+        """One frame of the stream: seq bookkeeping (a repeat across a reconnect is skipped), then trades to
+        the consumers and freshness."""
+        kind = message.get("type")
+        symbol = message.get("symbol")
+        if kind == "hello":
+            self._on_hello(message)
+            return
+        if not isinstance(symbol, str):
+            return
+        seq = int(message.get("seq", 0))
+        if symbol in full:
+            if kind == "reset":
                 self._seq[symbol] = seq
-            if kind == "trade":
-                tick = Tick(symbol, int(message["timestamp"]), float(message["price"]), float(message["amount"]),
-                            message.get("side"))
-                self._last_price[symbol] = (tick.timestamp_ms, tick.price)
-                self._board.mark(symbol)
-                for consumer in self._consumers:
-                    if symbol in consumer.symbols:
-                        consumer.put(tick)
-            elif kind == "candle":
-                row = message["candle"]
-                self._last_candle[symbol] = Candle(int(row[0]), *(float(x) for x in row[1:6]))
-                self._board.mark(symbol)
-            elif kind == "status" and message.get("status") == "reconnecting":
-                self._board.mark_reconnecting(symbol)
+                self.resets += 1
+                self._reset_events[symbol] = self._reset_events.get(symbol, 0) + 1
+                return
+            last = self._seq.get(symbol)
+            if last is not None and seq <= last:
+                self.duplicates += 1
+                return
+            self._seq[symbol] = seq
+        if kind == "trade":
+            tick = Tick(symbol, int(message["timestamp"]), float(message["price"]), float(message["amount"]),
+                        message.get("side"))
+            self._last_price[symbol] = (tick.timestamp_ms, tick.price)
+            self._board.mark(symbol)
+            for consumer in self._consumers:
+                if symbol in consumer.symbols:
+                    consumer.put(tick)
+        elif kind == "candle":
+            row = message["candle"]
+            self._last_candle[symbol] = Candle(int(row[0]), *(float(x) for x in row[1:6]))
+            self._board.mark(symbol)
+        elif kind == "status" and message.get("status") == "reconnecting":
+            self._board.mark_reconnecting(symbol)
 
     def _on_hello(self, message: dict[str, Any]) -> None:
         self._epoch = str(message.get("epoch") or "")
@@ -395,7 +412,7 @@ class GatewayFeed:
     def _stream_url(self, full: list[str], watch: list[str]) -> str:
         parts = urlsplit(self._base_url)
         scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-        query = {"symbols": ",".join(full)}
+        query = {"symbols": ",".join(full), "frames": "lines"}
         if watch:
             query["watch"] = ",".join(watch)
         resume = [f"{s}:{self._seq[s]}" for s in full if s in self._seq]

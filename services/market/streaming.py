@@ -3,11 +3,13 @@
 `ReplayFeed` and `CcxtFeed` both satisfy it, so the client can show per-symbol freshness and stream tickers,
 book tops and forming candles whatever the mode. `TradeHistory` is an optional capability a feed declares by
 offering it (a replay, the synthetic market): the client checks `isinstance(feed, TradeHistory)`, never probes.
+`SteeredFeed` is another (`GatewayFeed`): one link to a server that the app steers on a phone.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from services.market.freshness import FeedStatus
@@ -68,3 +70,26 @@ class TradeHistory(Protocol):
     def trades_between(self, symbol: str, since_ms: int, until_ms: int) -> list[Tick]:
         """Trades with `since_ms <= timestamp_ms < until_ms` (wall clock), oldest first."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeedLink:
+    """How a feed's link to its server is now: up or not, and how old the newest data of some symbols is."""
+
+    connected: bool
+    age_s: float | None  # None: no data for those symbols yet
+
+
+@runtime_checkable
+class SteeredFeed(Protocol):
+    """A feed over one link to a server, which the app steers: only the symbols on screen stream every trade
+    (the others their candle about once a second), and the link is dropped and resumed at once when the app
+    comes back to the foreground or the network changes, rather than after a ping times out."""
+
+    def set_visible(self, symbols: list[str] | None) -> None:
+        """Only `symbols` at full rate; None: every symbol."""
+        ...
+
+    def reconnect(self) -> None: ...
+
+    def link(self, symbols: list[str]) -> FeedLink: ...

@@ -43,7 +43,7 @@ from collections import deque
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from services.signals.batch import Candles, compute, compute_all, compute_many, ema_list, resample
+from services.signals.batch import Candles, compute, compute_all, compute_many, ema, resample
 from services.signals.incremental import CandleIndicator, make_indicator
 from services.signals.operands import (
     REGISTRY,
@@ -338,11 +338,11 @@ def _forming_vectorised(spec: IndicatorSpec, candles: Candles, ms: int) -> np.nd
         valid = g >= n - 1
         out[valid] = (prior[g[valid]] + c[valid]) / n
         return out
-    ema = np.array(ema_list(closes.tolist(), n))
+    closed = ema(closes, n)
     at_seed = g == n - 1
     if at_seed.any():
         out[at_seed] = (np.cumsum(closes[: n - 1])[-1] + c[at_seed]) / n  # cumsum: `Ema.seed`'s order
     later = g > n - 1
-    prev = ema[g[later] - 1]
+    prev = closed[g[later] - 1]
     out[later] = prev + (2.0 / (n + 1)) * (c[later] - prev)
     return out

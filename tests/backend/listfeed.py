@@ -97,10 +97,11 @@ class ListFeed:
         """Move the last price without a trade (what a market order fills at)."""
         self._last[symbol] = price
 
-    async def trade(self, symbol: str, price: float, amount: float = 1000.0) -> None:
-        """Publish one trade and wait until every consumer has processed it."""
+    async def trade(self, symbol: str, price: float, amount: float = 1000.0, *, at_ms: int | None = None) -> None:
+        """Publish one trade (1 ms after the last, or at `at_ms`) and wait until every consumer has
+        processed it."""
         await asyncio.wait_for(self.consumer_ready.wait(), 5)
-        self._now_ms += 1
+        self._now_ms = self._now_ms + 1 if at_ms is None else at_ms
         self._last[symbol] = price
         tick = Tick(symbol=symbol, timestamp_ms=self._now_ms, price=price, amount=amount)
         for queue in list(self._consumers):

@@ -62,10 +62,10 @@ class PaperAccount:
     async def cash(self) -> Decimal:
         return dec((await self.broker.fetch_balance(UID))["total"]["USDT"])
 
-    async def market_order(self, side: str, amount: Decimal) -> LiveFill:
+    async def market_order(self, side: str, amount: Decimal, *, key: str) -> LiveFill:
         self.n += 1
         order = await self.broker.create_order(UID, OrderRequest(symbol=SYMBOL, side=side, type="market",  # type: ignore[arg-type]
-                                                                 amount=amount, client_order_id=f"s-{self.n}"))
+                                                                 amount=amount, client_order_id=f"s-{key}"))
         (trade,) = order["trades"]
         return LiveFill(side, dec(trade["amount"]), dec(trade["price"]), dec(trade["fee"]["cost"]),
                         int(trade["timestamp"]))

@@ -59,9 +59,13 @@ async def feed() -> ListFeed:
 
 
 @pytest.fixture
-async def gateway_backend(tmp_path: Path, feed: ListFeed, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
+async def gateway_backend(
+    tmp_path: Path, feed: ListFeed, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> AsyncIterator[Running]:
     monkeypatch.setenv("SKEET_GATEWAY_MAX_STREAMS", "2")
     monkeypatch.setenv("SKEET_GATEWAY_REPLAY_FRAMES", "50")
+    if "flush_s" in request.fixturenames:  # a test that needs a longer gathering of frames says so
+        monkeypatch.setenv("SKEET_GATEWAY_FLUSH_S", request.getfixturevalue("flush_s"))
     async with serve(make_settings(tmp_path), feed) as running:
         await feed.until_consumers(1)  # the paper broker
         yield running

@@ -4,6 +4,7 @@ seq with no gap, resets, per-user limits and authentication."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from pathlib import Path
@@ -206,3 +207,24 @@ async def test_a_client_that_stops_reading_is_dropped_and_the_others_keep_everyt
         assert [f["seq"] for f in rest] == list(range(last + 1, last + 1 + len(rest)))
         await resumed.close()
         await fast.close()
+
+
+@pytest.mark.parametrize("flush_s", ["0.5"])
+async def test_a_lines_stream_carries_every_waiting_frame_in_one_message_in_seq_order(
+    gateway_backend: Running, feed: ListFeed, flush_s: str
+) -> None:
+    ws = await open_stream(gateway_backend, "alice", "BTC/USDT", frames="lines")
+    hello = await frame(ws)
+    await feed.until_followed("BTC/USDT", 2)
+    prices = [50_000.0 + i for i in range(40)]
+    for price in prices:  # while the writer waits out its flush after the hello: frames gather
+        await feed.trade("BTC/USDT", price)
+    messages: list[list[dict[str, object]]] = []
+    async with asyncio.timeout(10):
+        while not messages or messages[-1][-1].get("price") != prices[-1]:
+            messages.append([json.loads(line) for line in str(await ws.recv()).split("\n")])
+    frames = [f for message in messages for f in message]
+    assert [f["seq"] for f in frames] == list(range(hello["seq"]["BTC/USDT"] + 1, frames[-1]["seq"] + 1))
+    assert [f["price"] for f in frames if f["type"] == "trade"] == prices
+    assert max(len(message) for message in messages) > 1  # batched, not one frame a message
+    await ws.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 
 import pytest
 from conftest import FakeClock
@@ -26,10 +25,8 @@ async def _take(stream, n):
     return out
 
 
-def test_loads_shipped_recording_fast_and_is_a_market_feed():
-    started = time.perf_counter()
-    feed = ReplayFeed()
-    assert time.perf_counter() - started < 1.0
+def test_loads_shipped_recording_and_is_a_market_feed():
+    feed = ReplayFeed()  # its load time is measured in bench/market.py, not here
     assert isinstance(feed, MarketFeed)
     assert feed.mode == "Replay · simulated"
     assert ReplayFeed(speed=10).mode == "Replay · simulated · 10×"

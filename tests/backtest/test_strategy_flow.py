@@ -1,0 +1,217 @@
+"""Issue 11's flow through the Strategies screen: a trader builds "SMA 50 1h crosses SMA 200 1h, TP 5%,
+SL 2%" in the form, backtests it over two years read from the history store (filled from the synthetic
+market, with a progress bar), saves it and switches it on for paper trading on a served backend, and reads
+the drift report of its live trades beside the backtest of the same period."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from backend_stub.brokers.paper import PaperBroker
+from backend_stub.store.sqlite import SqliteStore
+from client.backtest_lab import StrategyDraft
+from client.controllers.strategies import StrategiesController
+from client.state import AppState
+from services.api import SkeetApi
+from services.backtest import make_candles, parse_strategy
+from services.backtest.runner import signal_column
+from services.market import SyntheticFeed
+from tests.backend.conftest import make_settings, serve, token
+from views.common import Intents
+from views.strategies import StrategiesView
+
+MINUTE = 60_000
+
+
+def screen(tmp_path: Path, api: Any = None,
+           clock: Any = time.time) -> tuple[StrategiesView, StrategiesController, AppState, list[Any]]:
+    state = AppState(watchlist=["BTC/USDT", "ETH/USDT"], selected="BTC/USDT")  # the synthetic market
+    ctx = SimpleNamespace(state=state, services=SimpleNamespace(api=api))
+    controller = StrategiesController(ctx, lambda: None, clock, history=tmp_path / "history")  # type: ignore[arg-type]
+    emitted: list[Any] = []
+    view = StrategiesView(Intents(run_backtest=lambda d: emitted.append(("run", d)),
+                                  save_strategy=lambda d, on: emitted.append(("save", d, on)),
+                                  strategy_action=lambda a, sid: emitted.append((a, sid))))
+    view.render(state)
+    return view, controller, state, emitted
+
+
+def progress_log(state: AppState) -> list[float]:
+    seen: list[float] = []
+    changed = state.changed
+
+    def record(*topics: str) -> None:
+        seen.append(state.backtest.progress)
+        changed(*topics)
+
+    state.changed = record  # type: ignore[method-assign]
+    return seen
+
+
+async def test_sma_50_200_1h_tp_5_sl_2_over_two_years_from_the_store(tmp_path: Path) -> None:
+    view, controller, state, emitted = screen(tmp_path)
+    view.fast.value, view.slow.value, view.timeframe.value, view.days.value = "50", "200", "1h", "730"
+    view.take_profit.value, view.stop_loss.value = "5", "2"
+    view._submit()
+    [(_, draft)] = emitted
+    assert draft == StrategyDraft(timeframe="1h", fast=50, slow=200, take_profit_pct=5.0, stop_loss_pct=2.0, days=730)
+    assert draft.name == "SMA 50/200 1h, TP 5%, SL 2% on BTC/USDT"
+    seen = progress_log(state)
+    await controller.run(draft)
+    lab = state.backtest
+    assert lab.error is None and lab.result is not None and lab.progress == 1.0
+    assert abs(lab.result.candles - 730 * 24) <= 24  # two years of closed hourly candles
+    assert len({p for p in seen if 0 < p < 0.95}) >= 3  # the bar moved while the store filled
+    reasons = {t["exitReason"] for t in lab.result.trades}
+    assert lab.result.stats["trades"] > 5 and reasons & {"takeProfit", "stopLoss"}, reasons
+    assert list((tmp_path / "history").rglob("*.npy"))  # kept: the next run reads the store
+    view.render(state)
+    assert view.results.visible and view.figures["trades"].value == str(lab.result.stats["trades"])
+
+
+async def test_two_years_of_one_minute_candles_backtest(tmp_path: Path) -> None:
+    _, controller, state, _ = screen(tmp_path)
+    await controller.run(StrategyDraft(timeframe="1m", fast=50, slow=200, take_profit_pct=5, stop_loss_pct=2,
+                                       days=730))
+    lab = state.backtest
+    assert lab.error is None and lab.result is not None
+    assert abs(lab.result.candles - 730 * 1440) <= 1440 and lab.result.stats["trades"] > 100
+
+
+async def test_switched_on_for_paper_it_trades_and_the_drift_report_sets_it_beside_the_backtest(
+        tmp_path: Path) -> None:
+    draft = StrategyDraft(timeframe="1m", fast=2, slow=5, days=1)
+    # Where the synthetic market gives this draft its first buy after a moment: the paper session starts
+    # 30 s before that candle closes, the market standing still until it is switched on, then 10× real time.
+    start_ms = 1_790_000_000_000 - 1_790_000_000_000 % MINUTE
+    probe = SyntheticFeed(clock=lambda: (start_ms + 90 * MINUTE) / 1000)
+    bars = probe.candles_at("BTC/USDT", "1m", since_ms=start_ms - 60 * MINUTE, limit=150)[:-1]
+    cols = np.array([(c.open, c.high, c.low, c.close, c.volume) for c in bars])
+    candles = make_candles([c.timestamp_ms for c in bars], *cols.T)
+    signal = signal_column(parse_strategy(draft.document()), candles, timeframe="1m")
+    stamps = candles.timestamp_ms
+    first = next(int(stamps[i]) for i in range(len(bars)) if signal[i] > 0 and stamps[i] >= start_ms)
+    begin = (first + MINUTE - 30_000) / 1000
+    origin: dict[str, float | None] = {"at": None}
+
+    def clock() -> float:
+        started = origin["at"]
+        return begin if started is None else begin + (time.monotonic() - started) * 10
+
+    feed = SyntheticFeed(clock=clock)
+    async with SqliteStore(tmp_path / "state.db") as store, \
+            PaperBroker(store=store, feed=feed, clock=clock) as broker, \
+            serve(make_settings(tmp_path), feed, store=store, broker=broker) as backend:
+        async def alice() -> str:
+            return token("alice")
+
+        async with SkeetApi(base_url=backend.base_url, token=alice) as api:
+            view, controller, state, emitted = screen(tmp_path, api, clock)
+            view._fill_form(draft)
+            view.save_on.on_click(None)  # type: ignore[call-arg, arg-type, misc]
+            [(_, saved_draft, on)] = emitted
+            assert saved_draft == draft and on is True
+            await controller.save(saved_draft, enabled=on)
+            origin["at"] = time.monotonic()
+            sid = draft.strategy_id
+            doc = state.backtest.saved[sid]
+            assert doc["enabled"] and doc["run"]["status"] == "running", doc
+            view.render(state)
+            assert "on paper" in _texts(view.saved)
+
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # the market runs on its own clock: wait for the signal
+                mine = [o for o in await api.orders() if o["clientOrderId"].startswith(f"st-{sid}-")]
+                if mine:
+                    break
+                await asyncio.sleep(0.05)
+            assert [o["clientOrderId"] for o in mine] == [f"st-{sid}-buy-{first}"]
+
+            await controller.refresh()
+            view.render(state)
+            drift_button = _button(view.saved, "Drift")
+            drift_button.on_click(None)
+            assert emitted[-1] == ("drift", sid)
+            await controller.drift(sid)
+            drift = state.backtest.drift
+            assert drift is not None, state.backtest.notice
+            assert drift.live_trades == 1 and len(drift.rows) == 1, drift
+            row = drift.rows[0]
+            assert row["backtestEntryTime"].startswith(_iso_minute(first + MINUTE))  # the next candle's open
+            assert 0 < row["entryDriftBps"] < 30  # the paper broker's slippage; the backtest has none
+            view.render(state)
+            assert view.drift.visible and "1 trades matched" in (view.drift_summary.value or "")
+
+            await controller.delete(sid)  # stopped and removed on the backend; the bought BTC stays
+            assert sid not in state.backtest.saved and state.backtest.notice.startswith("Deleted")
+            assert await api.strategies() == []
+            assert (await api.balance())["total"]["BTC"] == mine[0]["filled"]
+
+
+def _iso_minute(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(ms / 1000))
+
+
+def _walk(control: Any) -> list[Any]:
+    out = [control]
+    for child in getattr(control, "controls", None) or []:
+        out += _walk(child)
+    content = getattr(control, "content", None)
+    if content is not None and not isinstance(content, str):
+        out += _walk(content)
+    return out
+
+
+def _texts(control: Any) -> str:
+    return " ".join(str(c.value) for c in _walk(control) if c.__class__.__name__ == "Text")
+
+
+def _button(control: Any, label: str) -> Any:
+    return next(c for c in _walk(control) if c.__class__.__name__ == "TextButton" and c.content == label)
+
+
+def test_saved_strategies_reach_the_screen_through_the_live_state(tmp_path: Path) -> None:
+    from services.live.types import Change
+
+    view, controller, state, emitted = screen(tmp_path)
+    draft = StrategyDraft(take_profit_pct=5, stop_loss_pct=2)
+    sid = draft.strategy_id
+    doc: dict[str, Any] = {"id": sid, "name": draft.name, "symbol": "BTC/USDT", "timeframe": "1h",
+           "strategy": draft.document() | {"timeframe": "1h"}, "enabled": True, "timestamp": 1,
+           "run": {"status": "running", "position": {"side": "long", "amount": 0.5, "entryPrice": 60_000,
+                                                     "entryMs": 1_790_000_000_000, "best": 61_000},
+                   "lastSignal": {"timestamp": 1_789_996_400_000, "side": "buy"}}}
+    state.apply_change(Change("strategies", sid, "added", doc, 7))
+    view.render(state)
+    text = _texts(view.saved)
+    assert draft.name in text and "on paper · holding 0.5 since 2026-09-21 14:13 · last signal buy at 2026-09-21 13:13" in text
+    _button(view.saved, "Switch off").on_click(None)
+    _button(view.saved, "Load").on_click(None)
+    assert emitted == [("off", sid), ("load", sid)]
+    state.backtest.draft = StrategyDraft(fast=1)
+    controller.load(sid)  # the form shows the saved strategy
+    view.render(state)
+    assert (view.take_profit.value, view.stop_loss.value, view.fast.value) == ("5", "2", "50")
+    state.apply_change(Change("strategies", sid, "removed", None, 8))
+    view.render(state)
+    assert "None yet" in _texts(view.saved)
+
+
+async def test_cancel_stops_filling_the_store(tmp_path: Path) -> None:
+    _, controller, state, _ = screen(tmp_path)
+    changed = state.changed
+
+    def cancel_at_once(*topics: str) -> None:  # the trader taps Cancel as the run starts
+        controller.cancel()
+        changed(*topics)
+
+    state.changed = cancel_at_once  # type: ignore[method-assign]
+    await controller.run(StrategyDraft(timeframe="1m", days=730))
+    assert state.backtest.stage == "Cancelled" and state.backtest.result is None and not state.backtest.running
+    assert len(list((tmp_path / "history").rglob("*.npy"))) <= 1  # stopped at its first page

@@ -1,0 +1,39 @@
+"""Issue 11 in the browser: a trader builds SMA 50/200 1h with TP 5% and SL 2% on the Strategies screen,
+backtests it over two years (history store, progress bar), reads the figures, and saves it switched on
+for paper: the backend's runner takes it and the saved list says so."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser import type_into
+from tests.e2e.conftest import ARTIFACTS, open_app
+from tests.e2e.test_trader_flows import go
+
+pytestmark = pytest.mark.browser
+
+
+def test_build_backtest_and_switch_on_a_strategy(browser, web_app) -> None:  # type: ignore[no-untyped-def]
+    page = open_app(browser, web_app, 1440, 900)
+    go(page, "Signals")
+    panel = page.locator('[flt-semantics-identifier="strategies"]')
+    type_into(panel.get_by_role("textbox", name=re.compile("Take profit")), "5")
+    type_into(panel.get_by_role("textbox", name=re.compile("Stop loss")), "2")
+    panel.get_by_role("button", name="Backtest").click()
+    trades = page.locator('[flt-semantics-identifier="backtest-trades"]')
+    expect(trades).to_contain_text(re.compile(r"%\s+(signal|takeProfit|stopLoss|end)"), timeout=90_000)
+    expect(panel).to_contain_text("Done")
+    page.screenshot(path=str(ARTIFACTS / "desktop-strategy-backtest.png"))
+    panel.get_by_role("button", name="Save and trade on paper").click()
+    saved = page.locator('[flt-semantics-identifier="saved-strategies"]')
+    # Playwright reads an unescaped / in a pattern as its end.
+    row = saved.get_by_role("group", name=re.compile(r"SMA 50\/200 1h, TP 5%, SL 2% on BTC\/USDT .*on paper"))
+    expect(row).to_be_attached(timeout=20_000)
+    page.screenshot(path=str(ARTIFACTS / "desktop-strategy-on-paper.png"))
+    # Switched off again: the backend is shared with the other browser tests, whose cash it must not spend.
+    row.get_by_role("button", name="Switch off").click()
+    off = saved.get_by_role("group", name=re.compile(r"SMA 50\/200 1h, TP 5%, SL 2% on BTC\/USDT BTC\/USDT · off"))
+    expect(off).to_be_attached(timeout=20_000)

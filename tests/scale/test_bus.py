@@ -1,0 +1,103 @@
+"""The order-event bus: in-process and on the official Pub/Sub emulator, behind one protocol. What a
+worker relies on: every subscription sees every event published after it opened, in the order a single
+publisher sent them (in-process) or at least once (Pub/Sub), and an event not acked comes again."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from backend_stub.bus import Delivery, OrderEvent, open_bus
+from backend_stub.bus.memory import MemoryBus
+
+DEADLINE_S = 30.0
+
+
+def event(n: int) -> OrderEvent:
+    return OrderEvent(kind="order", uid=f"user{n % 3}", doc_id=f"order{n}", symbol="BTC/USDT")
+
+
+async def take(deliveries: AsyncIterator[Delivery], count: int, *, ack: bool = True) -> list[OrderEvent]:
+    got: list[OrderEvent] = []
+
+    async def run() -> None:
+        async for delivery in deliveries:
+            got.append(delivery.event)
+            if ack:
+                await delivery.ack()
+            if len(got) == count:
+                return
+
+    await asyncio.wait_for(run(), DEADLINE_S)
+    return got
+
+
+def test_an_event_round_trips_through_its_encoding() -> None:
+    assert OrderEvent.decode(event(7).encode()) == event(7)
+    with pytest.raises(ValueError):
+        OrderEvent.decode(b'{"kind": "shutdown", "uid": "a", "doc_id": "b", "symbol": "c"}')
+
+
+async def test_memory_bus_fans_out_to_every_subscription_in_order() -> None:
+    async with MemoryBus() as bus:
+        a = await bus.subscribe("worker-a")
+        b = await bus.subscribe("worker-b")
+        for n in range(20):
+            await bus.publish(event(n))
+        assert await take(a, 20) == [event(n) for n in range(20)]
+        assert await take(b, 20) == [event(n) for n in range(20)]
+
+
+async def test_memory_bus_redelivers_what_was_not_acked() -> None:
+    async with MemoryBus() as bus:
+        deliveries = await bus.subscribe("worker")
+        await bus.publish(event(1))
+        await bus.publish(event(2))
+        first = await deliveries.__anext__()  # not acked
+        assert first.event == event(1)
+        assert await take(deliveries, 2) == [event(2), event(1)]
+
+
+@pytest.mark.emulator
+async def test_pubsub_fans_out_to_each_worker_subscription(pubsub: str) -> None:
+    topic = f"orders-{uuid.uuid4().hex[:8]}"
+    async with open_bus("pubsub", topic=topic) as bus:
+        assert bus.mode == "pubsub"
+        a = await bus.subscribe("worker-a", temporary=True)
+        b = await bus.subscribe("worker-b", temporary=True)
+        sent = [event(n) for n in range(30)]
+        await asyncio.gather(*(bus.publish(e) for e in sent))
+        # At least once: a duplicate is possible, a loss is not.
+        assert set(await take_distinct(a, 30)) == set(sent)
+        assert set(await take_distinct(b, 30)) == set(sent)
+
+
+@pytest.mark.emulator
+async def test_pubsub_redelivers_an_event_whose_consumer_died_before_acking(pubsub: str) -> None:
+    topic = f"orders-{uuid.uuid4().hex[:8]}"
+    async with open_bus("pubsub", topic=topic) as first:
+        deliveries = await first.subscribe("shared")
+        await first.publish(event(1))
+        assert await take(deliveries, 1, ack=False) == [event(1)]
+    # The consumer went away without an ack (its client closed, nacking what it held): the next consumer
+    # of the same subscription gets the event.
+    async with open_bus("pubsub", topic=topic) as second:
+        assert await take(await second.subscribe("shared"), 1) == [event(1)]
+
+
+async def take_distinct(deliveries: AsyncIterator[Delivery], count: int) -> list[OrderEvent]:
+    seen: list[OrderEvent] = []
+
+    async def run() -> None:
+        async for delivery in deliveries:
+            await delivery.ack()
+            if delivery.event not in seen:
+                seen.append(delivery.event)
+            if len(seen) == count:
+                return
+
+    await asyncio.wait_for(run(), DEADLINE_S)
+    return seen
