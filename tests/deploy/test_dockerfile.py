@@ -172,25 +172,51 @@ def pinned_requirements() -> list[Requirement]:
     return [Requirement(token) for token in shlex.split(run)[2:] if not token.startswith("-")]
 
 
-def third_party_imports(paths: list[Path]) -> set[str]:
-    local = {"backend_stub", "services"}
+def _imports(path: Path) -> set[str]:
+    """Every module `path` imports, at any depth of its code (lazy imports count: the backend may call them)."""
     found: set[str] = set()
-    for root in paths:
-        for path in root.rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.Import):
-                    found.update(alias.name.split(".")[0] for alias in node.names)
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    found.add(node.module.split(".")[0])
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)  # a submodule, maybe
+    return found
+
+
+def _local_file(module: str) -> Path | None:
+    parts = module.split(".")
+    for candidate in (REPO.joinpath(*parts).with_suffix(".py"), REPO.joinpath(*parts, "__init__.py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def backend_modules() -> set[Path]:
+    """The repository's files the backend can load: backend_stub/ whole, then the `services` modules it
+    imports, followed transitively (a package's `__init__` included), not the whole of services/."""
+    todo = list((REPO / "backend_stub").rglob("*.py"))
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module in _imports(path):
+            if module.split(".")[0] != "services":
+                continue
+            parts = module.split(".")
+            for depth in range(2, len(parts) + 1):  # services/x/__init__.py, then services/x/y.py, ...
+                found = _local_file(".".join(parts[:depth]))
+                if found is not None and found not in seen:
+                    todo.append(found)
+    return seen
+
+
+def third_party_imports(paths: set[Path]) -> set[str]:
+    local = {"backend_stub", "services"}
+    found = {module.split(".")[0] for path in paths for module in _imports(path)}
     return {m for m in found if m not in sys.stdlib_module_names and m not in local and m != "__future__"}
-
-
-def backend_service_packages() -> set[str]:
-    """The `services.<x>` packages the backend imports (the rest of services/ is client code)."""
-    packages = set()
-    for path in (REPO / "backend_stub").rglob("*.py"):
-        packages.update(re.findall(r"^\s*(?:from|import) services\.(\w+)", path.read_text(), re.M))
-    return packages
 
 
 def requirement_closure(requirements: list[Requirement]) -> set[str]:
@@ -222,11 +248,10 @@ def test_the_image_installs_what_the_backend_imports_at_the_tested_versions() ->
         assert metadata.version(req.name) == pin.version, (
             f"the suite runs {req.name} {metadata.version(req.name)}"
         )
-    roots = [REPO / "backend_stub"] + [REPO / "services" / p for p in sorted(backend_service_packages())]
     installed = requirement_closure(requirements)
     providers = metadata.packages_distributions()
     missing = {}
-    for module in sorted(third_party_imports(roots) - OPTIONAL_IMPORTS):
+    for module in sorted(third_party_imports(backend_modules()) - OPTIONAL_IMPORTS):
         dists = {d.lower().replace("_", "-") for d in providers.get(module, [])}
         if not dists & installed:
             missing[module] = sorted(dists) or ["<not installed here either>"]
