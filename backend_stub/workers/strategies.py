@@ -150,7 +150,7 @@ class StrategyWorker:
     async def _events(self, deliveries: AsyncIterator[Delivery]) -> None:
         async for delivery in deliveries:
             event = delivery.event
-            if event.kind == "strategy" and self.runner is not None:
+            if event.kind == "strategy":  # (without the lease, `_apply` does nothing; taking it reads all)
                 try:
                     await self._apply(event.uid, event.doc_id)
                 except Exception:  # the next re-read brings it in

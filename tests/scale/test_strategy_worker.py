@@ -11,16 +11,20 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from backend_stub.brokers.paper import PaperBroker
 from backend_stub.bus.memory import MemoryBus
 from backend_stub.settings import Settings
-from backend_stub.store.base import STRATEGIES, Put
+from backend_stub.store.base import ORDERS, STRATEGIES, Put
 from backend_stub.store.sqlite import SqliteStore
+from backend_stub.strategies import StrategyBook, StrategyIn
 from backend_stub.worker import create_worker_app
+from backend_stub.workers import StrategyWorker
 from tests.backend.conftest import Running, auth, make_settings, serve
 from tests.backend.listfeed import ListFeed
 from tests.backend.test_strategy_runner import BREAKOUT, MINUTE, T0
@@ -117,3 +121,75 @@ async def test_a_worker_runs_a_strategy_switched_on_in_the_api_and_a_successor_n
         # Deleted through the API: the worker stops following the symbol for it.
         assert (await api.http.delete("/v1/strategies/bo", headers=auth("alice"))).status_code == 200
         await feed.until_followed("BTC/USDT", 1)  # w2's matching alone
+
+
+async def test_a_strategy_whose_event_was_lost_is_found_by_the_workers_re_read(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, role="api", bus="pubsub", lease_ttl_s=30.0, reconcile_s=0.05)
+    feed = ListFeed({"BTC/USDT": 30_000.0})
+    lost, bus = MemoryBus(), MemoryBus()  # the API publishes where no worker listens
+    async with serve(settings, feed, bus=lost) as api, worker(settings, "w1", feed, bus) as w1:
+        assert await holds_strategies(w1)
+        body = {"symbol": "BTC/USDT", "strategy": BREAKOUT, "enabled": True}
+        assert (await api.http.put("/v1/strategies/bo", json=body, headers=auth("alice"))).status_code == 201
+        await feed.until_followed("BTC/USDT", 2)  # w1's matching and, re-read from the store, its runner
+
+        async def status(expected: str) -> bool:
+            return bool((await run_state(api))["status"] == expected)
+
+        await until("running", lambda: status("running"))
+        # Switched off, with no event either: the re-read stops it and says so.
+        r = await api.http.put("/v1/strategies/bo", json={**body, "enabled": False}, headers=auth("alice"))
+        assert r.status_code == 200
+        await feed.until_followed("BTC/USDT", 1)
+        await until("off", lambda: status("off"))
+
+
+async def test_a_stale_holder_writes_nothing_and_stops_when_its_successor_trades(tmp_path: Path) -> None:
+    path, bus, feed = tmp_path / "state.db", MemoryBus(), ListFeed({"BTC/USDT": 30_000.0})
+    async with AsyncExitStack() as stack:
+
+        async def store() -> SqliteStore:
+            return await stack.enter_async_context(SqliteStore(path))
+
+        async def strategy_worker(name: str, ttl_s: float) -> StrategyWorker:
+            the_store = await store()
+            broker = PaperBroker(store=the_store, feed=feed, role="api", publish=bus.publish)
+            await broker.start()
+            stack.push_async_callback(broker.aclose)
+            made = StrategyWorker(store=the_store, feed=feed, broker=broker, bus=bus, worker_id=name,
+                                  lease_ttl_s=ttl_s, reconcile_s=3600.0, fee=Decimal("0.001"), slippage=Decimal(0))
+            await made.start()
+            stack.push_async_callback(made.aclose)
+            return made
+
+        book = StrategyBook(store=await store(), markets=feed.markets, publish=bus.publish)  # the API's
+        stale = await strategy_worker("w1", 1.0)  # its lease soon expires once it stops renewing
+        assert stale.holds
+        await book.put("alice", "bo", StrategyIn(symbol="BTC/USDT", strategy=BREAKOUT, enabled=True))
+        await feed.until_followed("BTC/USDT", 1)  # w1's runner
+        # w1 freezes (its lease loop and events stop; its runner still follows the market); w2 takes over.
+        for task in stale._tasks:
+            task.cancel()
+        await asyncio.gather(*stale._tasks, return_exceptions=True)
+        successor = await strategy_worker("w2", 30.0)  # a loaded machine's pauses never lose this one
+
+        async def taken() -> bool:
+            await successor.keeper.once()
+            return successor.holds
+
+        await until("w2 takes the strategies over", taken)
+        await feed.until_followed("BTC/USDT", 2)  # both runners: w1 has not noticed
+        # The signal reaches both: w1's first write (the pending order) is refused, so it places nothing.
+        await feed.trade("BTC/USDT", 30_000, at_ms=T0 + 1_000)
+        await feed.trade("BTC/USDT", 30_200, at_ms=T0 + MINUTE + 1_000)
+        await feed.trade("BTC/USDT", 30_250, at_ms=T0 + 2 * MINUTE + 1_000)
+        placed = await (await store()).list("alice", ORDERS)
+        assert [o["clientOrderId"] for o in placed] == [f"st-bo-buy-{T0 + MINUTE}"]
+
+        async def dropped() -> bool:
+            return not stale.holds
+
+        await until("w1 drops the runner", dropped)
+        await feed.until_followed("BTC/USDT", 1)
+        doc = await (await store()).get("alice", STRATEGIES, "bo")
+        assert doc is not None and doc["run"]["position"]["amount"] == placed[0]["filled"] and not doc["run"]["error"]
