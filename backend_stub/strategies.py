@@ -91,13 +91,14 @@ class StrategyBook:
     def attach(self, runner: RunnerControl) -> None:
         self._runner = runner
 
-    async def write_run(self, uid: str, strategy_id: str, run: dict[str, Any]) -> bool:
-        """The runner's state into the document (False: the strategy was deleted meanwhile)."""
+    async def write_run(self, uid: str, strategy_id: str, run: dict[str, Any], *, if_enabled: bool = False) -> bool:
+        """The runner's state into the document (False: the strategy was deleted meanwhile, or with
+        `if_enabled` switched off: nothing written)."""
         async with self._locks[uid]:
             for _ in range(_WRITE_ATTEMPTS):
                 version = await self._store.latest_version(uid)
                 doc = await self._store.get(uid, STRATEGIES, strategy_id)
-                if doc is None:
+                if doc is None or (if_enabled and not doc.get("enabled")):
                     return False
                 try:
                     await self._store.transact(uid, [Put(STRATEGIES, strategy_id, {**doc, "run": run})],

@@ -37,9 +37,9 @@ class _FencedBook(StrategyBook):
         super().__init__(**kwargs)
         self._worker = worker
 
-    async def write_run(self, uid: str, strategy_id: str, run: dict[str, Any]) -> bool:
+    async def write_run(self, uid: str, strategy_id: str, run: dict[str, Any], *, if_enabled: bool = False) -> bool:
         try:
-            return await super().write_run(uid, strategy_id, run)
+            return await super().write_run(uid, strategy_id, run, if_enabled=if_enabled)
         except LeaseLost:
             self._worker.fence_refused()
             raise

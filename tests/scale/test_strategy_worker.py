@@ -193,3 +193,28 @@ async def test_a_stale_holder_writes_nothing_and_stops_when_its_successor_trades
         await feed.until_followed("BTC/USDT", 1)
         doc = await (await store()).get("alice", STRATEGIES, "bo")
         assert doc is not None and doc["run"]["position"]["amount"] == placed[0]["filled"] and not doc["run"]["error"]
+
+
+async def test_a_runner_that_has_not_heard_of_a_switch_off_places_no_order(tmp_path: Path) -> None:
+    path, bus, lost, feed = tmp_path / "state.db", MemoryBus(), MemoryBus(), ListFeed({"BTC/USDT": 30_000.0})
+    async with AsyncExitStack() as stack:
+        the_store = await stack.enter_async_context(SqliteStore(path))
+        broker = PaperBroker(store=the_store, feed=feed, role="api", publish=bus.publish)
+        await broker.start()
+        stack.push_async_callback(broker.aclose)
+        worker = StrategyWorker(store=the_store, feed=feed, broker=broker, bus=bus, worker_id="w1", lease_ttl_s=30.0,
+                                reconcile_s=3600.0, fee=Decimal("0.001"), slippage=Decimal(0))  # fmt: skip
+        await worker.start()
+        stack.push_async_callback(worker.aclose)
+        api_store = await stack.enter_async_context(SqliteStore(path))
+        heard = StrategyBook(store=api_store, markets=feed.markets, publish=bus.publish)
+        unheard = StrategyBook(store=api_store, markets=feed.markets, publish=lost.publish)  # its event is lost
+        body = StrategyIn(symbol="BTC/USDT", strategy=BREAKOUT, enabled=True)
+        await heard.put("alice", "bo", body)
+        await feed.until_followed("BTC/USDT", 1)
+        await unheard.put("alice", "bo", body.model_copy(update={"enabled": False}))
+        for minute, price in enumerate((30_000, 30_200, 30_250)):  # the buy signal
+            await feed.trade("BTC/USDT", price, at_ms=T0 + minute * MINUTE + 1_000)
+        assert await the_store.list("alice", ORDERS) == []
+        doc = await the_store.get("alice", STRATEGIES, "bo")
+        assert doc is not None and not doc["enabled"] and "switched off" in doc["run"]["error"]
