@@ -2,8 +2,9 @@
 store, the market feed, the broker and the alert watcher (everything it opens, it closes).
 
 `SKEET_ROLE=all` (the default) matches orders and watches alerts in this process; `api` keeps no state:
-the broker reads what it needs from the store, and announces resting orders on the bus to the workers
-(`python -m backend_stub.worker`, `backend_stub/workers`)."""
+the broker reads what it needs from the store, and announces resting orders, alerts and strategies on the
+bus to the workers (`python -m backend_stub.worker`, `backend_stub/workers`), which match, watch and run
+them."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from backend_stub.auth import (
     require_google_credentials,
 )
 from backend_stub.brokers.base import Broker
-from backend_stub.bus.base import OrderEvent, open_bus
+from backend_stub.bus.base import Bus, OrderEvent, open_bus
 from backend_stub.errors import install_error_handlers
 from backend_stub.gateway import build_router as build_gateway_router
 from backend_stub.middleware import AccessLog, Admission, BearerAuth, BodyLimit
@@ -54,9 +55,11 @@ def create_app(
     feed: MarketFeed | None = None,
     broker: Broker | None = None,
     verifier: TokenVerifier | None = None,
+    bus: Bus | None = None,
 ) -> FastAPI:
     """The API. Parts not passed in are built from `settings` at startup and closed at shutdown;
-    parts passed in belong to the caller (who closes them)."""
+    parts passed in belong to the caller (who closes them). `bus`: role api only (tests share one
+    in-process bus with workers)."""
     verifier = verifier or build_verifier(settings)
     if store is None:
         check_store_configured(settings)
@@ -74,10 +77,12 @@ def create_app(
             publish = None
             if the_broker is None:
                 if settings.role == "api":
-                    bus = await stack.enter_async_context(
-                        open_bus(settings.bus, project=settings.gcp_project, topic=settings.pubsub_topic)
-                    )
-                    publish = bus.publish
+                    the_bus = bus
+                    if the_bus is None:
+                        the_bus = await stack.enter_async_context(
+                            open_bus(settings.bus, project=settings.gcp_project, topic=settings.pubsub_topic)
+                        )
+                    publish = the_bus.publish
                 the_broker = build_broker(settings, store=the_store, feed=the_feed, publish=publish)
                 stack.push_async_callback(the_broker.aclose)
             await the_broker.start()
@@ -86,10 +91,12 @@ def create_app(
             if settings.role == "all":  # otherwise the alert worker watches (told by our events)
                 await alerts.start()
             desk = OrderDesk(broker=the_broker, store=the_store)
-            strategies = StrategyBook(store=the_store, markets=the_broker.markets)
-            # A strategy never trades real money from here; in the split (SKEET_ROLE=api) no API instance
-            # runs strategies: that is a worker's job, not yet hosted by one (see backend_stub/README.md).
-            if settings.broker == "paper" and settings.role == "all":
+            # A strategy never trades real money from here. In the split (SKEET_ROLE=api) the strategy
+            # worker runs them (backend_stub/workers/strategies.py): the book announces each change to it.
+            paper = settings.broker == "paper"
+            strategies = StrategyBook(store=the_store, markets=the_broker.markets,
+                                      publish=publish if paper and settings.role == "api" else None)
+            if paper and settings.role == "all":
                 runner = StrategyRunner(store=the_store, feed=the_feed, desk=desk, broker=the_broker,
                                         book=strategies, fee=settings.taker_fee, slippage=settings.slippage)
                 stack.push_async_callback(runner.aclose)

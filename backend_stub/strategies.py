@@ -5,28 +5,38 @@ the live state, like orders). The trader owns `name`, `symbol`, `strategy` (the 
 `services/backtest/README.md`, checked by the same parser as the backtester's, operands included) and
 `enabled`; the backend's strategy runner (`strategies_runner.py`) owns `run` (status, position, last
 signal, error), which a PUT keeps. Every route reads and writes only the caller's own subtree.
+
+Where the runner is depends on the role: `all` hosts it in the API process (`attach`); in `api` the book
+announces each change on the bus (`kind: strategy`) to the strategy worker (`workers/strategies.py`).
+Both the routes and the runner write a strategy only if the trader's version is still the one read, so
+writers in different processes never overwrite each other's fields.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from backend_stub.bus.base import OrderEvent
 from backend_stub.errors import ApiError
 from backend_stub.routes import ERRORS, _rate_limit
 from backend_stub.runtime import Backend, current_backend, current_uid
-from backend_stub.store.base import STRATEGIES, Delete, Put, StateStore
+from backend_stub.store.base import STRATEGIES, Delete, Lease, Put, StateStore, VersionConflict
 from services.backtest import StrategyError, check_operand, parse_strategy
 
+log = logging.getLogger(__name__)
+
 MAX_STRATEGIES_PER_USER = 50
+_WRITE_ATTEMPTS = 50  # version conflicts in a row before giving up (each is another writer's commit)
 _KEY = r"^[A-Za-z0-9._:\-]+$"
 _SYMBOL = r"^[A-Za-z0-9._\-]{1,24}/[A-Za-z0-9._\-]{1,24}(?::[A-Za-z0-9._\-]{1,24})?$"
 
@@ -65,25 +75,38 @@ def plain_json(value: Any) -> Any:
 
 
 class StrategyBook:
-    """The saved strategies of every user, in the store; `runner` hears of every change."""
+    """The saved strategies of every user, in the store; `runner` hears of every change (or, with
+    `publish`, a strategy worker in another process, through the bus)."""
 
     def __init__(self, *, store: StateStore, markets: Callable[[], Any], runner: RunnerControl | None = None,
+                 publish: Callable[[OrderEvent], Awaitable[None]] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._store, self._markets, self._runner, self._clock = store, markets, runner, clock
+        self._publish = publish
         # Per user: a PUT and the runner's state write are read-modify-writes of the same document.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # The strategy worker's lease: its runner's writes are refused once another worker holds it.
+        self.fence: Lease | None = None
 
     def attach(self, runner: RunnerControl) -> None:
         self._runner = runner
 
-    async def write_run(self, uid: str, strategy_id: str, run: dict[str, Any]) -> bool:
-        """The runner's state into the document (False: the strategy was deleted meanwhile)."""
+    async def write_run(self, uid: str, strategy_id: str, run: dict[str, Any], *, if_enabled: bool = False) -> bool:
+        """The runner's state into the document (False: the strategy was deleted meanwhile, or with
+        `if_enabled` switched off: nothing written)."""
         async with self._locks[uid]:
-            doc = await self._store.get(uid, STRATEGIES, strategy_id)
-            if doc is None:
-                return False
-            await self._store.transact(uid, [Put(STRATEGIES, strategy_id, {**doc, "run": run})])
-            return True
+            for _ in range(_WRITE_ATTEMPTS):
+                version = await self._store.latest_version(uid)
+                doc = await self._store.get(uid, STRATEGIES, strategy_id)
+                if doc is None or (if_enabled and not doc.get("enabled")):
+                    return False
+                try:
+                    await self._store.transact(uid, [Put(STRATEGIES, strategy_id, {**doc, "run": run})],
+                                               if_version=version, fence=self.fence)
+                    return True
+                except VersionConflict:  # the trader's PUT or an order committed in between: read again
+                    continue
+            raise VersionConflict(f"the state of strategy {strategy_id} kept changing while being written")
 
     async def list(self, uid: str) -> list[dict[str, Any]]:
         docs = await self._store.list(uid, STRATEGIES)
@@ -107,21 +130,39 @@ class StrategyBook:
         markets = await self._markets()
         if body.symbol not in markets:
             raise ApiError(422, f"Unknown symbol {body.symbol}; see GET /v1/markets for what can be traded")
-        if body.enabled and self._runner is None:
-            raise ApiError(422, "This backend runs no strategies (they run on paper, in the API process); "
-                                "save it switched off")
+        if body.enabled and self._runner is None and self._publish is None:
+            raise ApiError(422, "This backend runs no strategies (they run on paper only); save it switched off")
         if body.enabled and strategy.positions != "long":
             raise ApiError(422, "Paper trading is spot trading: only a long strategy can be switched on")
         async with self._locks[uid]:
-            existing = await self._store.get(uid, STRATEGIES, strategy_id)
-            if existing is None and len(await self._store.list(uid, STRATEGIES)) >= MAX_STRATEGIES_PER_USER:
-                raise ApiError(409, f"You have {MAX_STRATEGIES_PER_USER} strategies; delete one to save another")
-            doc = self._document(strategy_id, body, raw, strategy.name, strategy.timeframe, existing)
-            await self._store.transact(uid, [Put(STRATEGIES, strategy_id, doc)])
+            for _ in range(_WRITE_ATTEMPTS):
+                version = await self._store.latest_version(uid)
+                existing = await self._store.get(uid, STRATEGIES, strategy_id)
+                if existing is None and len(await self._store.list(uid, STRATEGIES)) >= MAX_STRATEGIES_PER_USER:
+                    raise ApiError(409, f"You have {MAX_STRATEGIES_PER_USER} strategies; delete one to save another")
+                doc = self._document(strategy_id, body, raw, strategy.name, strategy.timeframe, existing)
+                try:  # conditional: the runner (maybe in a worker) writes its state into the same document
+                    await self._store.transact(uid, [Put(STRATEGIES, strategy_id, doc)], if_version=version)
+                    break
+                except VersionConflict:
+                    continue
+            else:
+                raise ApiError(503, "Your account is busy; try saving the strategy again")
         if self._runner is not None:
             await self._runner.apply(uid, doc, strategy_id)
             doc = await self._store.get(uid, STRATEGIES, strategy_id) or doc  # with the runner's state
+        else:
+            await self._announce(uid, doc)
         return doc, existing is None
+
+    async def _announce(self, uid: str, doc: dict[str, Any]) -> None:
+        """Tell the strategy worker (role api). Committed already: a lost event costs its reconcile period."""
+        if self._publish is None:
+            return
+        try:
+            await self._publish(OrderEvent("strategy", uid, doc["id"], doc["symbol"]))
+        except Exception as exc:
+            log.warning("strategies: could not announce %s (%s); the worker finds it when it re-reads", doc["id"], exc)
 
     def _document(self, strategy_id: str, body: StrategyIn, raw: dict[str, Any], name: str, timeframe: str,
                   existing: dict[str, Any] | None) -> dict[str, Any]:
@@ -144,6 +185,7 @@ class StrategyBook:
             await self._runner.apply(uid, None, strategy_id)  # stopped first: it writes no state after this
         async with self._locks[uid]:
             await self._store.transact(uid, [Delete(STRATEGIES, strategy_id)])
+        await self._announce(uid, doc)  # role api: the worker stops it (its state writes find no document)
         return doc
 
 

@@ -60,7 +60,9 @@ class _Account:
     async def market_order(self, side: str, amount: Decimal, *, key: str) -> LiveFill:
         run = self._run
         run.pending = {"side": side, "amount": format(amount, "f"), "key": key}
-        await run.save()
+        if not await run.save(if_enabled=True):  # a worker's runner hears of a change a moment late
+            run.pending = None
+            raise ApiError(409, "The strategy was switched off or deleted before its order was placed")
         request = OrderRequest(symbol=run.symbol, side=side, type="market", amount=amount,  # type: ignore[arg-type]
                                client_order_id=client_order_id(run.strategy_id, key))
         order, _ = await self._desk.place(run.uid, request)
@@ -104,13 +106,14 @@ class _Run:
             "updatedAt": int(self.clock() * 1000),
         }
 
-    async def save(self, *, only_if_changed: bool = False) -> None:
+    async def save(self, *, only_if_changed: bool = False, if_enabled: bool = False) -> bool:
+        """False: not written, the strategy being deleted (or, `if_enabled`, switched off)."""
         state = self.state()
         key = tuple(v for k, v in state.items() if k != "updatedAt")
         if only_if_changed and key == self.saved:
-            return
+            return True
         self.saved = key
-        await self.book.write_run(self.uid, self.strategy_id, state)
+        return await self.book.write_run(self.uid, self.strategy_id, state, if_enabled=if_enabled)
 
 
 def _fill_json(fill: LiveFill) -> dict[str, Any]:

@@ -14,12 +14,14 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
-EventKind = Literal["order", "alert"]
+EventKind = Literal["order", "alert", "strategy"]
+EVENT_KINDS: tuple[EventKind, ...] = ("order", "alert", "strategy")
 
 
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
-    """A document a worker may have to act on: an order placed or canceled, an alert made or removed."""
+    """A document a worker may have to act on: an order placed or canceled, an alert made or removed, a
+    strategy saved or deleted (`doc_id` its id)."""
 
     kind: EventKind
     uid: str
@@ -32,7 +34,7 @@ class OrderEvent:
     @classmethod
     def decode(cls, data: bytes) -> OrderEvent:
         raw = json.loads(data)
-        if raw.get("kind") not in ("order", "alert"):
+        if raw.get("kind") not in EVENT_KINDS:
             raise ValueError(f"not an order event: {raw.get('kind')!r}")
         return cls(kind=raw["kind"], uid=str(raw["uid"]), doc_id=str(raw["doc_id"]), symbol=str(raw["symbol"]))
 

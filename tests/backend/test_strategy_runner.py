@@ -165,7 +165,7 @@ async def test_on_the_synthetic_market_a_signal_fills_at_the_market_price(tmp_pa
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # a condition with a deadline: the market runs on its clock
             placed = await orders(backend)
-            if placed:
+            if placed and (await run_state(backend))["position"]:  # the order commits before the state
                 break
             await asyncio.sleep(0.05)
         assert placed, await run_state(backend)
