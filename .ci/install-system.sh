@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 # chromium: browser tests (Playwright drives Debian's build; never `playwright install`).
 # gnome-keyring + dbus-x11: a real Secret Service for the keyring tests.
+# libjemalloc2: the hosted web server runs on jemalloc, which gives ended sessions' memory back (soak test).
 needed=()
 command -v chromium >/dev/null || needed+=(chromium)
 command -v gnome-keyring-daemon >/dev/null || needed+=(gnome-keyring)
 command -v dbus-launch >/dev/null || needed+=(dbus-x11)
+compgen -G "/usr/lib/*-linux-gnu/libjemalloc.so.2" >/dev/null || needed+=(libjemalloc2)
 python3 -c "import venv, ensurepip" 2>/dev/null || needed+=(python3-venv)
 if [ ${#needed[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -182,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     web = args.web or not (args.desktop or _has_display())
+    if web and not is_mobile():
+        from client.sessions import use_returning_allocator
+
+        use_returning_allocator(sys.argv[1:] if argv is None else argv)  # may restart the process on jemalloc
     market = args.market or (f"ccxt:{config.exchange}" if config.market == "ccxt" else config.market)
     backend_url = args.backend_url or config.backend_url
     children = []

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -85,7 +87,7 @@ class SkeetSession:
         self._end_after_s = end_after_disconnect_s
         self._connected = True  # repaints go nowhere while the tab is away
         self._visible = True  # the tab shows the page (a hidden tab or backgrounded app is not repainted)
-        self._ending: asyncio.Task[Any] | None = None
+        self._ending: asyncio.TimerHandle | None = None
         self._closing: asyncio.Future[None] | None = None
 
     @property
@@ -142,6 +144,7 @@ class SkeetSession:
         await asyncio.shield(self._closing)
 
     async def _close(self) -> None:
+        self._stop_ending()
         if self._registry is not None:
             self._registry.discard(self)
         await self.tasks.aclose()
@@ -168,13 +171,15 @@ class SkeetSession:
         """The tab closed or its connection dropped: stop painting, and end unless it comes back."""
         self._connected = False
         if self._ending is None:
-            self._ending = self.tasks.spawn(self._end_later(), name="end-after-disconnect")
+            # A timer, not a sleeping task, holding the session weakly and in an empty context: a cancelled
+            # timer stays in the event loop until its time, and with a task (or this context, where Flet
+            # keeps the page) it would hold the whole ended session, page and controls, that long.
+            self._ending = asyncio.get_running_loop().call_later(
+                self._end_after_s, _end_session, weakref.ref(self), context=contextvars.Context())
 
     async def _reconnected(self, _e: ft.Event[ft.Page]) -> None:
         """Back (a reload, a network blip): the client gets the page as it is now, then repaints go on."""
-        if self._ending is not None:
-            self._ending.cancel()
-            self._ending = None
+        self._stop_ending()
         if self.closed:  # only where Flet keeps sessions longer than END_AFTER_DISCONNECT_S
             self.page.controls[:] = [ft.Text("This Skeet session has ended: open the app again.")]
             self.page.update()
@@ -183,9 +188,10 @@ class SkeetSession:
         self._visible = True  # a (re)connected client is showing the page
         self.state.changed()
 
-    async def _end_later(self) -> None:
-        await asyncio.sleep(self._end_after_s)
-        await self.close()
+    def _stop_ending(self) -> None:
+        if self._ending is not None:
+            self._ending.cancel()
+            self._ending = None
 
     # -- repaint -----------------------------------------------------------------------------
     async def _repaint_loop(self) -> None:
@@ -310,6 +316,13 @@ class SkeetSession:
     async def save_on_client(self, file_name: str, data: bytes) -> None:
         assert self._files is not None  # saves_on_client said so
         await self._files.save_file(file_name=file_name, src_bytes=data)
+
+
+def _end_session(ref: weakref.ref[SkeetSession]) -> None:
+    """The disconnect timer's end: close the session if it is still there and open."""
+    session = ref()
+    if session is not None and not session.closed:
+        session.tasks.spawn(session.close(), name="end-after-disconnect")
 
 
 def _mounted(control: ft.Control) -> bool:

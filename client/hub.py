@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -153,7 +154,7 @@ class SharedMarket:
         self.indicator: dict[str, dict[int, float]] = {}
         self.recent: dict[str, deque[Signal]] = {}
         self._on_empty = on_empty
-        self._tasks = TaskOwner(f"market {source}")
+        self._tasks = TaskOwner(f"market {source}", isolated=True)  # outlive the session that starts them
         self._warm: dict[str, asyncio.Task[None]] = {}
         self._streamed: frozenset[str] = frozenset()
         self._stream: asyncio.Task[None] | None = None
@@ -300,7 +301,7 @@ class MarketHub:
         self._markets: dict[str, SharedMarket] = {}
         self._opening: dict[str, asyncio.Future[SharedMarket]] = {}
         self._idle: dict[str, asyncio.Task[None] | None] = {}  # markets nobody watches, closing soon
-        self._tasks = TaskOwner("hub")
+        self._tasks = TaskOwner("hub", isolated=True)
 
     @classmethod
     def serving(cls, feed: MarketFeed, engine: SignalEngine | None = None, *, source: str = "replay",
@@ -348,7 +349,9 @@ class MarketHub:
         if source in self._markets:
             return self._markets[source]
         if source not in self._opening:
-            self._opening[source] = asyncio.ensure_future(self._open(source))
+            # In a context of its own, like the market's tasks: what the feed starts must not hold this session.
+            self._opening[source] = asyncio.get_running_loop().create_task(self._open(source),
+                                                                           context=contextvars.Context())
         try:
             return await asyncio.shield(self._opening[source])
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -23,8 +24,13 @@ class TaskOwner:
     arrives while the tab is closing), so nothing of a closed session runs on.
     """
 
-    def __init__(self, name: str = "session") -> None:
+    def __init__(self, name: str = "session", *, isolated: bool = False) -> None:
+        """`isolated`: each task runs in an empty `contextvars` context rather than a copy of its caller's.
+        For tasks that outlive the session that happened to start them (the shared market's): a copy
+        would hold that session's Flet page (Flet keeps the current page in a context variable), and
+        with it the whole session, for as long as the task runs."""
         self.name = name
+        self._isolated = isolated
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
 
@@ -40,7 +46,8 @@ class TaskOwner:
         if self._closed:
             coro.close()
             return None
-        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}:{name or _name(coro)}")
+        context = contextvars.Context() if self._isolated else None
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}:{name or _name(coro)}", context=context)
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -100,3 +101,10 @@ def test_a_reload_resumes_one_session(browser, hosted: HostedApp) -> None:  # ty
                               .textContent !== before""", arg=[price], timeout=30_000)
     finally:
         context.close()
+
+
+def test_the_web_server_runs_on_an_allocator_that_gives_ended_sessions_memory_back(hosted: HostedApp) -> None:
+    """`python -m client --web` restarts itself, same process id, on jemalloc (client/sessions.py)."""
+    assert hosted.process is not None
+    maps = Path(f"/proc/{hosted.process.pid}/maps").read_text()
+    assert "libjemalloc" in maps, "the web server runs on glibc malloc: install libjemalloc2 (make system-deps)"

@@ -1,0 +1,233 @@
+"""App server CPU and memory per session for 1, 5, 10 and 20 concurrent sessions, against one session.
+
+One hosted Skeet web app (`client.web.web_app`, the real `SkeetSession`, one shared `MarketHub`) is served
+in a child process, its market `LoadFeed` (bench/ui_latency.py): `--symbols` × `--rate` trades a second,
+every session watching all of them. Sessions are Flet web clients speaking Flet's own websocket protocol
+(register, then receive every patch the server sends, as a tab's socket does) rather than Chromium tabs:
+the server does the same work per session, and 20 Chromium renderers would swamp 2 cores and the figures.
+For each count: open the sessions, wait until the server has them all, let them run `--warm` s, then take
+the server's CPU time (user + system, /proc) over `--seconds` s and its RSS; close them and wait until the
+server has ended them all. Per session: CPU share of one core divided by the count, RSS above the RSS
+with no session divided by the count. Last line: JSON.
+
+    python bench/sessions.py                 # 1, 5, 10, 20 sessions at 50 symbols × 20 trades/s
+    python bench/sessions.py --counts 1,5 --seconds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgpack
+import psutil
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from client.launcher import free_port, wait_serving  # noqa: E402
+from client.sessions import returning_allocator_env  # noqa: E402
+
+TARGET_CPU_PER_SESSION = 0.15  # issue 13: ≤ 15 % of a core per session
+HEALTH = "/_skeet/health"
+LIVE_AFTER_MESSAGES = 20  # the first screen, the market joined, then repaints of ticks
+REGISTER = 1  # flet.messaging.protocol.MessageAction.REGISTER_CLIENT
+
+
+# -- the server (child process) ----------------------------------------------------------------------
+def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
+    import flet as ft
+    from ui_latency import LoadFeed, QuietLive, symbols_for
+
+    from client.app import SessionServices, make_main
+    from client.hub import MarketHub
+    from client.sessions import SessionRegistry
+    from client.web import serve as serve_web
+    from client.web import web_app
+    from services.api import SkeetApi
+    from services.signals import SignalEngine, default_rules
+
+    symbols = symbols_for(n_symbols)
+
+    def open_feed(source: str) -> tuple[LoadFeed, str]:
+        feed = LoadFeed(symbols, rate_hz=rate_hz, log_path=workdir / "feed.json", stop_path=workdir / "stop",
+                        max_s=24 * 3600)
+        return feed, feed.mode
+
+    async def no_token() -> str:
+        return "benchmark"
+
+    registry = SessionRegistry()
+    hub = MarketHub(open_feed, engine=lambda: SignalEngine(rules=default_rules()))
+
+    async def build(_identity: Any) -> SessionServices:
+        return SessionServices(
+            market=hub, market_source="load",
+            api=SkeetApi(base_url="http://127.0.0.1:9", token=no_token),  # never called here
+            live=QuietLive(),
+            modes={"orders": "Paper trading", "live": QuietLive.mode, "insights": "Local analyst",
+                   "identity": "Local user"},
+            backend_url="http://127.0.0.1:9")
+
+    async def identify(_page: ft.Page) -> str:
+        return "benchmark"
+
+    main = make_main(build, identify, watchlist=symbols, timeframe="1m", theme="dark", registry=registry)
+    serve_web(web_app(main, registry=registry, hub=hub, assets_dir=str(ROOT / "assets"),
+                      cache_dir=workdir / "web-cache"),
+              host="127.0.0.1", port=port, on_ready=lambda url: print(f"serving {url}", flush=True))
+
+
+# -- the sessions (this process) -----------------------------------------------------------------------
+async def tab(url: str, stop: asyncio.Event, received: list[int], live: asyncio.Semaphore) -> None:
+    """A Flet web client: registers a 1440×900 page, then takes every message until `stop`; releases
+    `live` once its screen is up and repainting (its first screen and then a repaint after it)."""
+    async with websockets.connect(url.replace("http", "ws", 1) + "/ws", max_size=None, ping_interval=None,
+                                  open_timeout=120) as ws:
+        page = {"route": "/", "width": 1440.0, "height": 900.0, "web": True, "platform": "linux",
+                "media": {}, "window": {"width": 1440.0, "height": 900.0}}
+        await ws.send(b"\x00" + msgpack.packb([REGISTER, {"session_id": None, "page_name": "", "page": page}]))
+        slot = len(received)
+        received.append(0)
+        messages = 0
+        while not stop.is_set():
+            try:
+                message = await asyncio.wait_for(ws.recv(), 0.5)
+            except TimeoutError:
+                continue
+            received[slot] += len(message)
+            messages += 1
+            if messages == LIVE_AFTER_MESSAGES:
+                live.release()
+
+
+def health(url: str) -> dict[str, Any]:
+    return dict(httpx.get(url + HEALTH, timeout=30).json())
+
+
+async def until(condition: Any, timeout_s: float, what: str) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            h = await asyncio.to_thread(health, ARGS_URL[0])
+        except httpx.HTTPError as exc:  # a server this busy answers late: ask again until the deadline
+            h = {"error": str(exc)}
+        else:
+            if condition(h):
+                return h
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not happen within {timeout_s:.0f} s: {h}")
+        await asyncio.sleep(0.5)
+
+
+ARGS_URL: list[str] = []
+
+
+async def measure(url: str, server: psutil.Process, count: int, warm_s: float, seconds: float) -> dict[str, float]:
+    stop, live = asyncio.Event(), asyncio.Semaphore(0)
+    received: list[int] = []
+    tabs = [asyncio.create_task(tab(url, stop, received, live)) for _ in range(count)]
+    # Ready once the server runs every session and each one's screen is up and repainting.
+    await until(lambda h: h["sessions"] >= count, 180, f"{count} sessions opening")
+    for _ in range(count):
+        await asyncio.wait_for(live.acquire(), 180)
+    await asyncio.sleep(warm_s)  # the load runs; the measurement window follows
+    times, started, bytes_before = server.cpu_times(), time.monotonic(), sum(received)
+    await asyncio.sleep(seconds)
+    after, elapsed = server.cpu_times(), time.monotonic() - started
+    rss = server.memory_info().rss
+    traffic = (sum(received) - bytes_before) / elapsed
+    stop.set()
+    await asyncio.gather(*tabs, return_exceptions=True)
+    await until(lambda h: h["sessions"] == 0 and h["session_tasks"] == 0, 60, "every session ending")
+    cpu = (after.user + after.system - times.user - times.system) / elapsed
+    return {"sessions": count, "cpu_cores": round(cpu, 3), "cpu_per_session": round(cpu / count, 3),
+            "rss_mb": round(rss / 2**20, 1), "kb_per_s_per_session": round(traffic / count / 1024, 1)}
+
+
+async def run(args: argparse.Namespace, url: str, server: psutil.Process) -> list[dict[str, float]]:
+    idle_rss = server.memory_info().rss / 2**20
+    rows: list[dict[str, float]] = []
+    for count in args.counts:
+        row = await measure(url, server, count, args.warm, args.seconds)
+        row["rss_per_session_mb"] = round((row["rss_mb"] - idle_rss) / count, 1)
+        if rows and count > rows[0]["sessions"]:  # what one more session costs, over the one-session run
+            one = rows[0]
+            row["extra_cpu_per_session"] = round((row["cpu_cores"] - one["cpu_cores"]) / (count - one["sessions"]), 3)
+            row["extra_rss_per_session_mb"] = round((row["rss_mb"] - one["rss_mb"]) / (count - one["sessions"]), 1)
+        rows.append(row)
+        extra = (f"; each one more: {row['extra_cpu_per_session'] * 100:.1f} % CPU, "
+                 f"{row['extra_rss_per_session_mb']:+.1f} MB" if "extra_cpu_per_session" in row else "")
+        print(f"{count:>3} sessions: server {row['cpu_cores'] * 100:5.1f} % of a core "
+              f"({row['cpu_per_session'] * 100:.1f} % per session), RSS {row['rss_mb']:.0f} MB "
+              f"({row['rss_per_session_mb']:+.1f} MB per session over none){extra}; "
+              f"{row['kb_per_s_per_session']:.0f} kB/s to each", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts", type=lambda s: [int(x) for x in s.split(",")], default=[1, 5, 10, 20])
+    parser.add_argument("--symbols", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=20.0, help="trades per second per symbol")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per count")
+    parser.add_argument("--warm", type=float, default=8.0, help="seconds of load before measuring")
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.workdir, args.symbols, args.rate)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="skeet-sessions-") as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        # The server runs as `python -m client --web` does: on jemalloc where it is installed (client/sessions.py).
+        env = {**os.environ, **returning_allocator_env(), "SKEET_DATA_DIR": str(workdir / "data"),
+               "PYTHONPATH": str(ROOT)}
+        with (workdir / "server.log").open("wb") as log:
+            process = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--workdir", str(workdir),
+                                        "--symbols", str(args.symbols), "--rate", str(args.rate)],
+                                       cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_serving(url, process, timeout_s=120)
+            ARGS_URL.append(url)
+            load = os.getloadavg()[0]
+            print(f"{args.symbols} symbols × {args.rate:g} trades/s, {args.seconds:g} s per count, "
+                  f"load average {load:.1f}", flush=True)
+            rows = asyncio.run(run(args, url, psutil.Process(process.pid)))
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if process.returncode not in (0, -15, None):
+            print((workdir / "server.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+    base = rows[0]
+    worst = max(row["cpu_per_session"] for row in rows)
+    print(json.dumps({
+        "symbols": args.symbols, "rate_hz": args.rate, "load_average": round(load, 1), "rows": rows,
+        "cpu_per_session_vs_one": {str(r["sessions"]): round(r["cpu_per_session"] / base["cpu_per_session"], 2)
+                                   for r in rows if base["cpu_per_session"]},
+        "rss_per_session_vs_one": {str(r["sessions"]): round(r["rss_per_session_mb"] / base["rss_per_session_mb"], 2)
+                                   for r in rows if base["rss_per_session_mb"]},
+        "worst_cpu_per_session": worst, "target_cpu_per_session": TARGET_CPU_PER_SESSION,
+        "meets_target": worst <= TARGET_CPU_PER_SESSION,
+    }))
+
+
+if __name__ == "__main__":
+    main()
