@@ -103,11 +103,14 @@ class Shell:
 
     def _signals(self, state: AppState) -> ft.Control:
         """The signal log, price alerts and the rule editor: stacked on a phone, two columns wider."""
-        if state.breakpoint == "phone":
-            return ft.Column([ft.Container(self.signal_log.control, height=380),
-                              ft.Container(self.alerts.control, height=560),
-                              ft.Container(self.rules.control, height=640),
-                              ft.Container(self.strategies.control, height=1100)],
+        phone = state.breakpoint == "phone"
+        # A phone scrolls the section as one page: each panel flows at its content's height, so no list
+        # inside it takes the swipe meant for the page (and the Strategies panel is reached by scrolling).
+        for view in (self.signal_log, self.alerts, self.rules, self.strategies):
+            set_flowing(view.control, phone)
+        if phone:
+            return ft.Column([self.signal_log.control, self.alerts.control, self.rules.control,
+                              self.strategies.control],
                              scroll=ft.ScrollMode.AUTO, expand=True, spacing=10)
         top = ft.Row([ft.Column([self.signal_log.control, ft.Container(self.alerts.control, expand=True)],
                                 expand=True, spacing=10),

@@ -152,6 +152,8 @@ def set_flowing(control: ft.Control, flowing: bool) -> None:
                 c.scroll = None if flowing else _SCROLLS[key]  # type: ignore[union-attr]
         if isinstance(c, ft.Row):
             continue  # a row's cells are not panels
+        if c is not control and isinstance(c, ft.Container) and c.height is not None:
+            continue  # a box of a set height (a backtest's trade list) keeps its own scroll: it cannot flow
         child = getattr(c, "content", None)
         if isinstance(child, ft.Control):
             stack.append(child)

@@ -174,3 +174,35 @@ def test_the_signal_log_stays_newest_first_when_warm_ups_arrive_symbol_by_symbol
     shell.render(state)
     log = texts(by_identifier(shell.root, "signal-log"))
     assert log.index("BTC/USDT") < log.index("ETH/USDT")  # the newest on top, as the trader reads it
+
+
+def scroll_areas(control: ft.Control) -> list[ft.Control]:
+    """The scrolling columns below `control`, but for a backtest's trade list: it scrolls in a small box of
+    its own, and a page's swipe outside that box still scrolls the page."""
+    found: list[ft.Control] = []
+
+    def visit(c: object) -> None:
+        if isinstance(c, ft.Semantics) and c.identifier == "backtest-trades":
+            return
+        if isinstance(c, ft.Column) and c.scroll is not None:
+            found.append(c)
+        for child in [getattr(c, "content", None), *(getattr(c, "controls", None) or [])]:
+            if isinstance(child, ft.Control):
+                visit(child)
+
+    visit(control)
+    return found
+
+
+def test_a_phone_scrolls_each_section_as_one_page_and_wider_screens_keep_their_panels() -> None:
+    state = make_state(390)
+    shell = Shell(Intents())
+    for section in ("dashboard", "signals"):
+        state.navigate(section)  # type: ignore[arg-type]
+        shell.render(state)
+        assert len(scroll_areas(shell.root)) == 1, section  # the page; no list scrolls inside it
+    strategies = by_identifier(shell.root, "strategies")
+    assert strategies is not None  # reached by scrolling the one page
+    state.width = 1440  # the same panels, wide: each fills its room and scrolls inside
+    shell.render(state)
+    assert len(scroll_areas(shell.root)) > 1
