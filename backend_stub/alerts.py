@@ -35,7 +35,7 @@ from backend_stub.store.base import (
     Put,
     StateStore,
 )
-from backend_stub.trades import follow_trades, last_price
+from backend_stub.trades import follow_changing_trades, last_price
 from backend_stub.validation import words
 from services.market.types import MarketFeed, Tick
 
@@ -225,24 +225,10 @@ class AlertBook:
 
     async def _watch(self) -> None:
         """Follow the trades of the symbols with active alerts; start again when that set changes."""
-        while True:
-            self._symbols_changed.clear()
-            symbols = sorted(symbol for symbol, alerts in self._active.items() if alerts)
-            if not symbols:
-                await self._symbols_changed.wait()
-                continue
-            follower = asyncio.create_task(
-                follow_trades(self._feed, symbols, self.on_tick, who="alerts", retry_s=_RETRY_FEED_S)
-            )
-            changed = asyncio.create_task(self._symbols_changed.wait())
-            try:
-                await asyncio.wait({follower, changed}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (follower, changed):
-                    task.cancel()
-                await asyncio.gather(follower, changed, return_exceptions=True)
-            if changed.cancelled():
-                return  # the follower ended first: a finite feed ran out
+        await follow_changing_trades(
+            self._feed, lambda: sorted(symbol for symbol, alerts in self._active.items() if alerts),
+            self._symbols_changed, self.on_tick, who="alerts", retry_s=_RETRY_FEED_S,
+        )
 
     def _watch_symbol(self, symbol: str, uid: str, alert_id: str, alert: dict[str, Any]) -> None:
         if not self._active[symbol]:

@@ -30,7 +30,7 @@ from backend_stub.money import dec
 from backend_stub.orders import OrderDesk
 from backend_stub.store.base import StateStore
 from backend_stub.strategies import STRATEGIES, StrategyBook
-from backend_stub.trades import follow_trades
+from backend_stub.trades import follow_changing_trades
 from services.backtest import StrategyError, check_operand, parse_strategy
 from services.backtest.engine import MarketSteps
 from services.backtest.live import LiveFill, LiveStrategy, Position
@@ -252,20 +252,5 @@ class StrategyRunner:
 
     async def _watch(self) -> None:
         """Follow the trades of the symbols with running strategies; start again when that set changes."""
-        while True:
-            self._symbols_changed.clear()
-            symbols = sorted({run.symbol for run in self._runs.values()})
-            if not symbols:
-                await self._symbols_changed.wait()
-                continue
-            follower = asyncio.create_task(
-                follow_trades(self._feed, symbols, self.on_tick, who="strategies", retry_s=_RETRY_FEED_S))
-            changed = asyncio.create_task(self._symbols_changed.wait())
-            try:
-                await asyncio.wait({follower, changed}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (follower, changed):
-                    task.cancel()
-                await asyncio.gather(follower, changed, return_exceptions=True)
-            if changed.cancelled():
-                return  # the follower ended first: a finite feed ran out
+        await follow_changing_trades(self._feed, lambda: sorted({run.symbol for run in self._runs.values()}),
+                                     self._symbols_changed, self.on_tick, who="strategies", retry_s=_RETRY_FEED_S)

@@ -50,3 +50,32 @@ async def follow_trades(
         except Exception as exc:
             log.warning("%s: market feed failed (%s); retrying", who, exc)
             await asyncio.sleep(retry_s)
+
+
+async def follow_changing_trades(
+    feed: MarketFeed,
+    symbols: Callable[[], list[str]],
+    changed: asyncio.Event,
+    on_tick: Callable[[Tick], Awaitable[None]],
+    *,
+    who: str,
+    retry_s: float,
+) -> None:
+    """`follow_trades` over a set of symbols that changes: `symbols()` is read again each time `changed` is
+    set (the follower restarts on the new set); waits while it is empty. Returns when a finite feed ends."""
+    while True:
+        changed.clear()
+        current = symbols()
+        if not current:
+            await changed.wait()
+            continue
+        follower = asyncio.create_task(follow_trades(feed, current, on_tick, who=who, retry_s=retry_s))
+        changing = asyncio.create_task(changed.wait())
+        try:
+            await asyncio.wait({follower, changing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (follower, changing):
+                task.cancel()
+            await asyncio.gather(follower, changing, return_exceptions=True)
+        if changing.cancelled():
+            return  # the follower ended first: a finite feed ran out

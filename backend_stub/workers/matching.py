@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from backend_stub.brokers.paper import PaperBroker
 from backend_stub.bus.base import Bus, Delivery
 from backend_stub.store.base import Lease, LeaseLost, StateStore
-from backend_stub.trades import follow_trades
+from backend_stub.trades import follow_changing_trades
 from backend_stub.workers.leases import LeaseKeeper
 from services.market.types import MarketFeed, Tick
 
@@ -113,24 +113,8 @@ class MatchingWorker:
 
     async def _follow(self) -> None:
         """Follow the trades of the owned symbols; start again when that set changes."""
-        while True:
-            self._changed.clear()
-            symbols = self.symbols
-            if not symbols:
-                await self._changed.wait()
-                continue
-            follower = asyncio.create_task(
-                follow_trades(self._feed, symbols, self._on_tick, who="matching", retry_s=_RETRY_FEED_S)
-            )
-            changed = asyncio.create_task(self._changed.wait())
-            try:
-                await asyncio.wait({follower, changed}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (follower, changed):
-                    task.cancel()
-                await asyncio.gather(follower, changed, return_exceptions=True)
-            if changed.cancelled():
-                return  # a finite feed ran out
+        await follow_changing_trades(self._feed, lambda: self.symbols, self._changed, self._on_tick,
+                                     who="matching", retry_s=_RETRY_FEED_S)
 
     async def _events(self, deliveries: AsyncIterator[Delivery]) -> None:
         async for delivery in deliveries:
