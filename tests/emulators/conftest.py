@@ -45,6 +45,15 @@ FALLBACK_LAUNCHER = HERE / "firestore-fallback.mjs"
 START_TIMEOUT_S = 60.0
 
 
+def firestore_command(port: int) -> list[str]:
+    """The official Firestore emulator (its jar run directly: no firebase-tools start-up) on `port`."""
+    return [
+        "java", "-Xms64m", "-Xmx1g", "-XX:TieredStopAtLevel=1",
+        "-cp", str(FIRESTORE_JAR), "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+        "start", "--host=127.0.0.1", f"--port={port}", "--database-mode=firestore-native",
+    ]  # fmt: skip
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).is_relative_to(HERE):
@@ -187,15 +196,8 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
             firestore_host, control = f"127.0.0.1:{port}", f"http://127.0.0.1:{control_port}/"
         elif firestore_skip is None:
             port = free_port()
-            firestore = _Emulator(
-                "Cloud Firestore emulator",
-                [
-                    "java", "-Xms64m", "-Xmx1g", "-XX:TieredStopAtLevel=1",
-                    "-cp", str(FIRESTORE_JAR), "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
-                    "start", "--host=127.0.0.1", f"--port={port}", "--database-mode=firestore-native",
-                ],
-                cwd=work, env=dict(os.environ), log=work / "firestore.log",
-            )  # fmt: skip
+            firestore = _Emulator("Cloud Firestore emulator", firestore_command(port),
+                                  cwd=work, env=dict(os.environ), log=work / "firestore.log")
             started.append(firestore)
             firestore_host = f"127.0.0.1:{port}"
             control = f"http://{firestore_host}/emulator/v1/projects/{PROJECT}/databases/(default)/documents"

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.emulators.conftest import FIRESTORE_JAR, PROJECT, _Emulator
+from tests.emulators.conftest import FIRESTORE_JAR, PROJECT, _Emulator, firestore_command
 from tests.support import free_port
 
 PUBSUB_EMULATOR = Path(
@@ -55,15 +55,8 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     _require("the Firestore emulator", FIRESTORE_JAR)
     work = tmp_path_factory.mktemp("firestore")
     port = free_port()
-    emulator = _Emulator(
-        "Cloud Firestore emulator",
-        [
-            "java", "-Xms64m", "-Xmx1g", "-XX:TieredStopAtLevel=1",
-            "-cp", str(FIRESTORE_JAR), "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
-            "start", "--host=127.0.0.1", f"--port={port}", "--database-mode=firestore-native",
-        ],
-        cwd=work, env=dict(os.environ), log=work / "firestore.log",
-    )  # fmt: skip
+    emulator = _Emulator("Cloud Firestore emulator", firestore_command(port),
+                         cwd=work, env=dict(os.environ), log=work / "firestore.log")
     try:
         emulator.wait_http(f"http://127.0.0.1:{port}/")
         yield f"127.0.0.1:{port}"
