@@ -154,7 +154,26 @@ class SkeetSession:
         for resource in resources:
             with contextlib.suppress(Exception):
                 await resource.aclose()
+        self._let_go_of_page()
         log.info("session closed")
+
+    def _let_go_of_page(self) -> None:
+        """Drop what the page holds of this session: its controls, its event handlers, the services'
+        callbacks. A closed session's page can outlive it a while (a cancelled asyncio timer keeps the
+        context it was made in, and Flet's current page is in it, until the timer's time comes), and
+        through the page this session and its whole screen would stay in memory with it."""
+        page = self.page
+        with contextlib.suppress(Exception):  # a page whose connection is gone may refuse some of it
+            page.on_resize = None
+            page.on_app_lifecycle_state_change = None
+            page.on_disconnect = None
+            page.on_connect = None
+            page.on_close = None
+            page.controls.clear()
+            page.overlay.clear()
+        if self._network is not None:
+            self._network.on_change = None
+        self._sheet = None
 
     async def _closed_by_flet(self, _e: ft.Event[ft.Page]) -> None:
         await self.close()  # Flet evicted the session: its tab has been away longer than the timeout
