@@ -27,13 +27,18 @@ class ModeBadgeView:
         market = state.modes.get("market")
         link = state.market_link
         link_text = link_words(market or "", link) if link is not None else None
+        phone = state.breakpoint == "phone"
         self.chips.controls = [
-            *(_chip(link_text or "", dot=LINK_COLOUR[link.connected]) if link is not None and label == market
-              else _chip(short(label)) for label in labels if label != state.modes.get("live")),
-            _chip(short(state.modes.get("live", "Live state")), dot=STATUS_COLOUR.get(state.live_status)),
+            *(_chip(link_text or "", dot=LINK_COLOUR[link.connected], compact=phone)
+              if link is not None and label == market
+              else _chip(short(label), compact=phone) for label in labels if label != state.modes.get("live")),
+            _chip(short(state.modes.get("live", "Live state")), dot=STATUS_COLOUR.get(state.live_status),
+                  compact=phone),
         ]
-        self.chips.wrap = state.breakpoint != "phone"
-        self.chips.spacing = 4 if state.breakpoint == "phone" else 6
+        # One row on a phone, in smaller chips; what still does not fit is a swipe away, never cut off.
+        self.chips.wrap = not phone
+        self.chips.scroll = ft.ScrollMode.HIDDEN if phone else None
+        self.chips.spacing = 4 if phone else 6
         self.control.label = "Modes: " + ", ".join(
             [*(link_text if link_text and lbl == market else lbl for lbl in labels if lbl != state.modes.get("live")),
              status_text]
@@ -48,14 +53,14 @@ def link_words(mode: str, link: FeedLink) -> str:
     return head if link.age_s is None else f"{head} · {link.age_s:.1f} s"
 
 
-def _chip(text: str, dot: str | None = None) -> ft.Control:
+def _chip(text: str, dot: str | None = None, *, compact: bool = False) -> ft.Control:
     parts: list[ft.Control] = []
     if dot:
         parts.append(ft.Container(width=8, height=8, border_radius=ft.BorderRadius.all(4), bgcolor=dot))
-    parts.append(ft.Text(text, size=11, weight=ft.FontWeight.W_500))
+    parts.append(ft.Text(text, size=10 if compact else 11, weight=ft.FontWeight.W_500))
     return ft.Container(
-        content=ft.Row(parts, spacing=5, tight=True),
-        padding=ft.Padding.symmetric(vertical=3, horizontal=8),
+        content=ft.Row(parts, spacing=4 if compact else 5, tight=True),
+        padding=ft.Padding.symmetric(vertical=3, horizontal=6 if compact else 8),
         border_radius=ft.BorderRadius.all(10),
         border=ft.Border.all(1, ft.Colors.OUTLINE_VARIANT),
     )
