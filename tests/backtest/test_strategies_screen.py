@@ -38,7 +38,7 @@ class HistoryFeed:
 def _controller(feed: HistoryFeed) -> tuple[StrategiesController, AppState]:
     state = AppState(watchlist=["BTC/USDT", "ETH/USDT"], selected="BTC/USDT")
     ctx = SimpleNamespace(state=state)
-    return StrategiesController(ctx, lambda: feed, clock=lambda: NOW_MS / 1000), state  # type: ignore[arg-type]
+    return StrategiesController(ctx, lambda: feed, clock=lambda: NOW_MS / 1000), state  # type: ignore[arg-type, return-value]
 
 
 async def test_a_backtest_from_the_form_shows_figures_curves_and_trades() -> None:
