@@ -34,7 +34,7 @@ async def run(days: int) -> dict[str, float]:
                                        ("store_warm_s", Path(tmp), "synthetic")):
             state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT", market_source=market)
             feed = SyntheticFeed(clock=lambda: NOW_S)
-            controller = StrategiesController(SimpleNamespace(state=state), lambda f=feed: f,  # type: ignore[arg-type]
+            controller = StrategiesController(SimpleNamespace(state=state), lambda f=feed: f,  # type: ignore[arg-type, misc]
                                               lambda: NOW_S, history=history)
             stages: dict[str, float] = {}
             changed = state.changed
