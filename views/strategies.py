@@ -41,7 +41,9 @@ class StrategiesView:
     def __init__(self, intents: Intents) -> None:
         self._intents = intents
         d = StrategyDraft()
-        self._shown_draft = d
+        # The lab's draft last put into the form; None until the first render, which adopts it without
+        # filling the form (a trader may have typed already: the screen is built before it is first shown).
+        self._shown_draft: StrategyDraft | None = None
         self.symbol = ft.Dropdown(label="Symbol", dense=True, width=150, options=[], value=d.symbol)
         self.timeframe = ft.Dropdown(label="Timeframe", dense=True, width=110, value=d.timeframe,
                                      options=[ft.DropdownOption(key=t, text=t) for t in TIMEFRAMES])
@@ -52,10 +54,10 @@ class StrategiesView:
         self.buy = RulesEditor("Buy when", d.buy, d.buy_join)
         self.sell = RulesEditor("Sell when", d.sell, d.sell_join)
         self.exit_signal = ft.Switch(label="Opposite signal closes", value=d.exit_signal)
-        self.take_profit = text_field(label="Take profit %", dense=True, width=120, value="")
-        self.stop_loss = text_field(label="Stop loss %", dense=True, width=110, value="")
-        self.trailing = text_field(label="Trailing stop %", dense=True, width=125, value="")
-        self.time_in_trade = text_field(label="Time in trade", dense=True, width=115, value="")
+        self.take_profit = text_field(label="Take profit %", dense=True, width=135, value="")
+        self.stop_loss = text_field(label="Stop loss %", dense=True, width=125, value="")
+        self.trailing = text_field(label="Trailing stop %", dense=True, width=145, value="")
+        self.time_in_trade = text_field(label="Time in trade", dense=True, width=135, value="")
         self.time_unit = ft.Dropdown(dense=True, width=100, value=d.time_unit, options=[
             ft.DropdownOption(key="bars", text="bars"), ft.DropdownOption(key="hours", text="hours")])
         self.sizing = ft.Dropdown(label="Size", dense=True, width=150, value=d.sizing,
@@ -169,7 +171,7 @@ class StrategiesView:
     def _preset(self, preset: StrategyDraft) -> None:
         days = (self.days.value or "").strip()
         market = StrategyDraft(symbol=self.symbol.value or "BTC/USDT", timeframe=self.timeframe.value or "1h",
-                               days=int(days) if days.isdigit() else self._shown_draft.days)
+                               days=int(days) if days.isdigit() else StrategyDraft().days)
         self._fill_form(preset.with_market(market))  # the rules and exits change; the market and range stay
         _update(self.control)
 
@@ -210,7 +212,9 @@ class StrategiesView:
 
     def render(self, state: AppState) -> None:
         lab = state.backtest
-        if lab.draft is not self._shown_draft:  # a saved strategy was loaded: show it in the form
+        if self._shown_draft is None:
+            self._shown_draft = lab.draft
+        elif lab.draft is not self._shown_draft:  # a saved strategy was loaded: show it in the form
             self._shown_draft = lab.draft
             if lab.draft != self.draft():
                 self._fill_form(lab.draft)
@@ -291,13 +295,29 @@ class OperandPicker:
     or a number. `text` is the operand as the strategy JSON writes it (`sma(50, 1h)`, `close`, `30`)."""
 
     def __init__(self, label: str, on_change: Any) -> None:
+        def picked(e: Any) -> None:
+            self._relabel()
+            _update(self.args)
+            _update(self.timeframe)
+            on_change(e)
+
         self.name = ft.Dropdown(label=label, dense=True, width=150, value="sma", options=_operand_options(),
-                                on_select=on_change)
-        self.args = text_field(label="Period(s) / value", dense=True, width=120, value="", on_change=on_change)
-        self.timeframe = ft.Dropdown(label="On", dense=True, width=100, value=_OWN,
+                                on_select=picked)
+        self.args = text_field(label="Period(s)", dense=True, width=110, value="", on_change=on_change)
+        self.timeframe = ft.Dropdown(label="On", dense=True, width=110, value=_OWN,
                                      options=[ft.DropdownOption(key=_OWN, text="chart")]
                                      + [ft.DropdownOption(key=t, text=t) for t in TIMEFRAMES], on_select=on_change)
         self.controls: list[ft.Control] = [self.name, self.args, self.timeframe]
+
+    def _relabel(self) -> None:
+        """A number has a value and no timeframe; an indicator its periods (blank: the registry's defaults)."""
+        number = self.name.value == _NUMBER
+        definition = REGISTRY.get((self.name.value or "").partition(".")[0])
+        self.args.label = "Value" if number else ", ".join(p.name.replace("_", " ").capitalize()
+                                                         for p in definition.params) if definition and \
+            definition.params else "Timeframe only"
+        self.args.disabled = not number and not (definition and definition.params)
+        self.timeframe.visible = not number and (definition is None or definition.timeframed)
 
     @property
     def text(self) -> str:
@@ -312,6 +332,7 @@ class OperandPicker:
         try:
             float(text)
             self.name.value, self.args.value, self.timeframe.value = _NUMBER, text, _OWN
+            self._relabel()
             return
         except ValueError:
             pass
@@ -319,11 +340,13 @@ class OperandPicker:
             spec = parse_operand(text)
         except ValueError:  # not expected from a saved strategy; shown as typed so the row says why
             self.name.value, self.args.value, self.timeframe.value = "sma", text, _OWN
+            self._relabel()
             return
         default = spec.definition.outputs[0]
         self.name.value = spec.name + ("" if spec.output == default else f".{spec.output}")
         self.args.value = ", ".join(str(int(p)) if float(p).is_integer() else f"{p:g}" for p in spec.params)
         self.timeframe.value = spec.timeframe or _OWN
+        self._relabel()
 
 
 class ConditionRow:
@@ -333,7 +356,7 @@ class ConditionRow:
     def __init__(self, condition: Condition, on_remove: Any) -> None:
         self.hysteresis = condition.hysteresis
         self.left = OperandPicker("Indicator", lambda _e: self.validate())
-        self.op = ft.Dropdown(label="", dense=True, width=160, value=condition.op,
+        self.op = ft.Dropdown(label="", dense=True, width=190, value=condition.op,
                               options=[ft.DropdownOption(key=k, text=v) for k, v in OPERATORS.items()])
         self.right = OperandPicker("Than", lambda _e: self.validate())
         self.left.show(condition.left)
