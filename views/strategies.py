@@ -30,6 +30,7 @@ TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
 _FIGURES = (("totalReturn", "Total return", "%"), ("maxDrawdown", "Max drawdown", "%"), ("sharpe", "Sharpe", ""),
             ("winRate", "Win rate", "%"), ("trades", "Trades", ""), ("profitFactor", "Profit factor", ""))
 _SIZING = (("equityPct", "% of equity"), ("quote", "Quote value"), ("amount", "Fixed amount"))
+_SIZE_LABEL = {"equityPct": "Percent", "quote": "Quote value", "amount": "Base amount"}
 _POSITIONS = (("long", "Long only"), ("long_short", "Long / short"), ("short", "Short only"))
 PAPER_LONG_ONLY = ("Paper trading runs long-only strategies: this one can be backtested and saved, "
                    "not switched on for paper")
@@ -61,8 +62,9 @@ class StrategiesView:
         self.time_unit = ft.Dropdown(dense=True, width=100, value=d.time_unit, options=[
             ft.DropdownOption(key="bars", text="bars"), ft.DropdownOption(key="hours", text="hours")])
         self.sizing = ft.Dropdown(label="Size", dense=True, width=150, value=d.sizing,
-                                  options=[ft.DropdownOption(key=k, text=t) for k, t in _SIZING])
-        self.size = text_field(label="Amount", dense=True, width=100, value=f"{d.size:g}")
+                                  options=[ft.DropdownOption(key=k, text=t) for k, t in _SIZING],
+                                  on_select=lambda _e: self._sizing_changed())
+        self.size = text_field(label=_SIZE_LABEL[d.sizing], dense=True, width=110, value=f"{d.size:g}")
         self.fee = text_field(label="Fee %", dense=True, width=80, value="0")
         self.slippage = text_field(label="Slippage %", dense=True, width=100, value="0")
         self.positions = ft.Dropdown(label="Positions", dense=True, width=150, value=d.positions,
@@ -102,10 +104,11 @@ class StrategiesView:
             ft.Container(self.presets, col={"xs": 12}),
             ft.Container(self.buy.control, col={"xs": 12, "md": 6}),
             ft.Container(self.sell.control, col={"xs": 12, "md": 6}),
-            ft.Row([self.exit_signal, self.take_profit, self.stop_loss, self.trailing, self.time_in_trade,
-                    self.time_unit], wrap=True, col={"xs": 12}),
-            ft.Row([self.sizing, self.size, self.fee, self.slippage, self.positions], wrap=True, col={"xs": 12}),
-            ft.Container(self.positions_note, col={"xs": 12}),
+            ft.Semantics(identifier="strategy-exits", container=True, col={"xs": 12}, content=ft.Column([
+                ft.Row([self.exit_signal, self.take_profit, self.stop_loss, self.trailing, self.time_in_trade,
+                        self.time_unit], wrap=True),
+                ft.Row([self.sizing, self.size, self.fee, self.slippage, self.positions], wrap=True),
+                self.positions_note], spacing=8)),
             ft.Row([self.run, self.cancel], wrap=True, col={"xs": 12}),
             ft.Row([self.save, self.save_on], wrap=True, col={"xs": 12}),
         ])
@@ -175,6 +178,10 @@ class StrategiesView:
         self._fill_form(preset.with_market(market))  # the rules and exits change; the market and range stay
         _update(self.control)
 
+    def _sizing_changed(self) -> None:
+        self.size.label = _SIZE_LABEL[_choice(self.sizing.value, tuple(_SIZE_LABEL))]
+        _update(self.size)
+
     def _positions_changed(self) -> None:
         self.positions_note.visible = self.positions.value != "long"
         _update(self.positions_note)
@@ -206,6 +213,7 @@ class StrategiesView:
         self.trailing.value = pct(draft.trailing_stop_pct)
         self.time_in_trade.value = "" if draft.time_in_trade is None else str(draft.time_in_trade)
         self.time_unit.value, self.sizing.value, self.size.value = draft.time_unit, draft.sizing, f"{draft.size:g}"
+        self.size.label = _SIZE_LABEL[draft.sizing]
         self.fee.value, self.slippage.value = f"{draft.fee * 100:g}", f"{draft.slippage * 100:g}"
         self.positions.value = draft.positions
         self.positions_note.visible = draft.positions != "long"

@@ -14,6 +14,9 @@ from tests.e2e.conftest import ARTIFACTS, open_app
 from tests.e2e.test_trader_flows import go
 
 pytestmark = pytest.mark.browser
+# Every semantics node of the Strategies panel whose right edge is past the screen's: [left, right] each.
+OVERFLOW = """(width) => [...document.querySelectorAll('[flt-semantics-identifier="strategies"] *')]
+    .map(e => e.getBoundingClientRect()).filter(r => r.width > 0 && r.right > width + 1).map(r => [r.left, r.right])"""
 
 
 def test_build_backtest_and_switch_on_a_strategy(browser, web_app) -> None:  # type: ignore[no-untyped-def]
@@ -56,8 +59,10 @@ def test_the_strategy_form_fits_a_phone(browser, web_app) -> None:  # type: igno
         expect(panel.get_by_role("textbox", name=re.compile("^(Period|Value)"))).to_have_count(6, timeout=20_000)
         painted(page)
         page.screenshot(path=str(ARTIFACTS / f"strategy-form-{size}.png"))
-        overflow = page.evaluate("""(width) => [...document.querySelectorAll(
-                '[flt-semantics-identifier="strategies"] *')].map(e => e.getBoundingClientRect())
-                .filter(r => r.width > 0 && r.right > width + 1).map(r => [r.left, r.right])""", width)
+        overflow = page.evaluate(OVERFLOW, width)
         assert overflow == [], overflow
+        bring_up(page, "strategy-exits")  # Flutter has no semantics for what is off-screen: look lower too
+        painted(page)
+        page.screenshot(path=str(ARTIFACTS / f"strategy-form-{size}-exits.png"))
+        assert page.evaluate(OVERFLOW, width) == []
         page.context.close()
