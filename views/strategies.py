@@ -45,33 +45,34 @@ class StrategiesView:
         # The lab's draft last put into the form; None until the first render, which adopts it without
         # filling the form (a trader may have typed already: the screen is built before it is first shown).
         self._shown_draft: StrategyDraft | None = None
-        self.symbol = ft.Dropdown(label="Symbol", dense=True, width=150, options=[], value=d.symbol)
-        self.timeframe = ft.Dropdown(label="Timeframe", dense=True, width=110, value=d.timeframe,
+        self.symbol = ft.Dropdown(label="Symbol", dense=True, width=150, options=[], value=d.symbol,
+                                  on_select=self._changed)
+        self.timeframe = ft.Dropdown(label="Timeframe", dense=True, width=110, value=d.timeframe, on_select=self._changed,
                                      options=[ft.DropdownOption(key=t, text=t) for t in TIMEFRAMES])
         self.presets = ft.Row([ft.Text("Presets", size=13, weight=ft.FontWeight.W_600),
                                ft.TextButton("SMA cross", on_click=lambda _e: self._preset(StrategyDraft.cross())),
                                ft.TextButton("EMA cross + RSI filter",
                                              on_click=lambda _e: self._preset(StrategyDraft.ema_rsi()))], wrap=True)
-        self.buy = RulesEditor("Buy when", d.buy, d.buy_join)
-        self.sell = RulesEditor("Sell when", d.sell, d.sell_join)
-        self.exit_signal = ft.Switch(label="Opposite signal closes", value=d.exit_signal)
-        self.take_profit = text_field(label="Take profit %", dense=True, width=135, value="")
-        self.stop_loss = text_field(label="Stop loss %", dense=True, width=125, value="")
-        self.trailing = text_field(label="Trailing stop %", dense=True, width=145, value="")
-        self.time_in_trade = text_field(label="Time in trade", dense=True, width=135, value="")
-        self.time_unit = ft.Dropdown(dense=True, width=100, value=d.time_unit, options=[
+        self.buy = RulesEditor("Buy when", d.buy, d.buy_join, self._changed)
+        self.sell = RulesEditor("Sell when", d.sell, d.sell_join, self._changed)
+        self.exit_signal = ft.Switch(label="Opposite signal closes", value=d.exit_signal, on_change=self._changed)
+        self.take_profit = text_field(label="Take profit %", on_change=self._changed, dense=True, width=135, value="")
+        self.stop_loss = text_field(label="Stop loss %", on_change=self._changed, dense=True, width=125, value="")
+        self.trailing = text_field(label="Trailing stop %", on_change=self._changed, dense=True, width=145, value="")
+        self.time_in_trade = text_field(label="Time in trade", on_change=self._changed, dense=True, width=135, value="")
+        self.time_unit = ft.Dropdown(dense=True, width=100, value=d.time_unit, on_select=self._changed, options=[
             ft.DropdownOption(key="bars", text="bars"), ft.DropdownOption(key="hours", text="hours")])
         self.sizing = ft.Dropdown(label="Size", dense=True, width=150, value=d.sizing,
                                   options=[ft.DropdownOption(key=k, text=t) for k, t in _SIZING],
                                   on_select=lambda _e: self._sizing_changed())
-        self.size = text_field(label=_SIZE_LABEL[d.sizing], dense=True, width=110, value=f"{d.size:g}")
-        self.fee = text_field(label="Fee %", dense=True, width=80, value="0")
-        self.slippage = text_field(label="Slippage %", dense=True, width=100, value="0")
+        self.size = text_field(label=_SIZE_LABEL[d.sizing], on_change=self._changed, dense=True, width=110, value=f"{d.size:g}")
+        self.fee = text_field(label="Fee %", on_change=self._changed, dense=True, width=80, value="0")
+        self.slippage = text_field(label="Slippage %", on_change=self._changed, dense=True, width=100, value="0")
         self.positions = ft.Dropdown(label="Positions", dense=True, width=150, value=d.positions,
                                      options=[ft.DropdownOption(key=k, text=t) for k, t in _POSITIONS],
                                      on_select=lambda _e: self._positions_changed())
         self.positions_note = ft.Text(PAPER_LONG_ONLY, size=12, color=ft.Colors.TERTIARY, visible=False)
-        self.days = text_field(label="Days of history", dense=True, width=130, value=str(d.days))
+        self.days = text_field(label="Days of history", on_change=self._changed, dense=True, width=130, value=str(d.days))
         self.run = ft.FilledButton("Backtest", icon=ft.Icons.PLAY_ARROW, on_click=lambda _e: self._submit())
         self.cancel = ft.OutlinedButton("Cancel", on_click=lambda _e: self._intents.cancel_backtest(), visible=False)
         self.save = ft.OutlinedButton("Save", icon=ft.Icons.SAVE, on_click=lambda _e: self._save(False))
@@ -87,6 +88,9 @@ class StrategiesView:
         self.progress = ft.ProgressBar(value=0, visible=False)
         self.stage = ft.Text("", size=12, color=ft.Colors.ON_SURFACE_VARIANT)
         self.error = ft.Text("", color=ft.Colors.ERROR, visible=False)
+        # What the form says, as the saved list will name it: kept in step with every keystroke.
+        self.summary_text = ft.Text(d.name, size=12, color=ft.Colors.ON_SURFACE_VARIANT)
+        self.summary = ft.Semantics(identifier="strategy-summary", container=True, content=self.summary_text)
         self.figures = {key: ft.Text("—", size=17, weight=ft.FontWeight.BOLD) for key, _, _ in _FIGURES}
         tiles: list[ft.Control] = [
             ft.Container(ft.Column([ft.Text(label, size=12, color=ft.Colors.ON_SURFACE_VARIANT), self.figures[key]],
@@ -109,6 +113,7 @@ class StrategiesView:
                         self.time_unit], wrap=True),
                 ft.Row([self.sizing, self.size, self.fee, self.slippage, self.positions], wrap=True),
                 self.positions_note], spacing=8)),
+            ft.Container(self.summary, col={"xs": 12}),
             ft.Row([self.run, self.cancel], wrap=True, col={"xs": 12}),
             ft.Row([self.save, self.save_on], wrap=True, col={"xs": 12}),
         ])
@@ -168,8 +173,17 @@ class StrategiesView:
             self.error.value, self.error.visible = str(exc), True
             _update(self.error)
             return None
-        self.error.visible = False
+        if self.error.visible:
+            self.error.visible = False
+            _update(self.error)
         return draft
+
+    def _changed(self, _e: Any = None) -> None:
+        """Any field changed: the summary names the strategy, or the mistake shows."""
+        draft = self.draft()
+        if draft is not None:
+            self.summary_text.value = draft.name
+            _update(self.summary_text)
 
     def _preset(self, preset: StrategyDraft) -> None:
         days = (self.days.value or "").strip()
@@ -181,10 +195,12 @@ class StrategiesView:
     def _sizing_changed(self) -> None:
         self.size.label = _SIZE_LABEL[_choice(self.sizing.value, tuple(_SIZE_LABEL))]
         _update(self.size)
+        self._changed()
 
     def _positions_changed(self) -> None:
         self.positions_note.visible = self.positions.value != "long"
         _update(self.positions_note)
+        self._changed()
 
     def _submit(self) -> None:
         draft = self.draft()
@@ -217,6 +233,7 @@ class StrategiesView:
         self.fee.value, self.slippage.value = f"{draft.fee * 100:g}", f"{draft.slippage * 100:g}"
         self.positions.value = draft.positions
         self.positions_note.visible = draft.positions != "long"
+        self.summary_text.value = draft.name
 
     def render(self, state: AppState) -> None:
         lab = state.backtest
@@ -361,12 +378,16 @@ class ConditionRow:
     """A row of the form: left operand, comparison, right operand, a remove button, and the parser's
     sentence under it while an operand is wrong."""
 
-    def __init__(self, condition: Condition, on_remove: Any) -> None:
+    def __init__(self, condition: Condition, on_remove: Any, changed: Any) -> None:
+        def edited(_e: Any) -> None:
+            if self.validate() is None:
+                changed()
+
         self.hysteresis = condition.hysteresis
-        self.left = OperandPicker("Indicator", lambda _e: self.validate())
-        self.op = ft.Dropdown(label="", dense=True, width=190, value=condition.op,
+        self.left = OperandPicker("Indicator", edited)
+        self.op = ft.Dropdown(label="", dense=True, width=190, value=condition.op, on_select=edited,
                               options=[ft.DropdownOption(key=k, text=v) for k, v in OPERATORS.items()])
-        self.right = OperandPicker("Than", lambda _e: self.validate())
+        self.right = OperandPicker("Than", edited)
         self.left.show(condition.left)
         self.right.show(condition.right)
         self.error = ft.Text("", size=12, color=ft.Colors.ERROR, visible=False)
@@ -390,8 +411,9 @@ class ConditionRow:
 class RulesEditor:
     """The buy (or sell) side: condition rows joined by all / any, and a button adding a row."""
 
-    def __init__(self, title: str, rows: tuple[Condition, ...], join: str) -> None:
-        self.join = ft.Dropdown(dense=True, width=170, value=join, options=[
+    def __init__(self, title: str, rows: tuple[Condition, ...], join: str, changed: Any) -> None:
+        self._changed = changed
+        self.join = ft.Dropdown(dense=True, width=170, value=join, on_select=lambda _e: changed(), options=[
             ft.DropdownOption(key="all", text="all of these"), ft.DropdownOption(key="any", text="any of these")])
         self.rows: list[ConditionRow] = []
         self.column = ft.Column([], spacing=6)
@@ -403,21 +425,23 @@ class RulesEditor:
 
     def show(self, rows: tuple[Condition, ...], join: str) -> None:
         self.join.value = join
-        self.rows = [ConditionRow(c, self._remove) for c in rows]
+        self.rows = [ConditionRow(c, self._remove, self._changed) for c in rows]
         self.column.controls = [r.control for r in self.rows]
 
     def value(self) -> tuple[tuple[Condition, ...], Join]:
         return tuple(r.condition() for r in self.rows), "any" if self.join.value == "any" else "all"
 
     def _add(self, condition: Condition) -> None:
-        self.rows.append(ConditionRow(condition, self._remove))
+        self.rows.append(ConditionRow(condition, self._remove, self._changed))
         self.column.controls = [r.control for r in self.rows]
         _update(self.column)
+        self._changed()
 
     def _remove(self, row: ConditionRow) -> None:
         self.rows.remove(row)
         self.column.controls = [r.control for r in self.rows]
         _update(self.column)
+        self._changed()
 
 
 def _update(control: ft.Control) -> None:

@@ -116,3 +116,7 @@ def test_presets_fill_the_rows_and_keep_the_market() -> None:
     draft = view.draft()
     assert draft == StrategyDraft.ema_rsi(timeframe="4h", days=90)
     assert [r.condition() for r in view.buy.rows] == list(draft.buy)
+    assert view.summary_text.value == draft.name
+    view.buy.rows[1].right.args.value = "55"  # typed: the summary follows
+    view.buy.rows[1].right.args.on_change(None)  # type: ignore[call-arg, arg-type, misc]
+    assert view.summary_text.value == StrategyDraft.ema_rsi(timeframe="4h", days=90).name.replace("50", "55")

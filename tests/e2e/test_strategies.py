@@ -25,6 +25,9 @@ def test_build_backtest_and_switch_on_a_strategy(browser, web_app) -> None:  # t
     panel = page.locator('[flt-semantics-identifier="strategies"]')
     type_into(panel.get_by_role("textbox", name=re.compile("Take profit")), "5")
     type_into(panel.get_by_role("textbox", name=re.compile("Stop loss")), "2")
+    # what the trader reads before tapping Backtest: the form's strategy, named as the saved list will name it
+    summary = page.locator('[flt-semantics-identifier="strategy-summary"]')
+    expect(summary).to_contain_text("SMA 50/200 1h, TP 5%, SL 2% on BTC/USDT", timeout=20_000)
     panel.get_by_role("button", name="Backtest").click()
     trades = page.locator('[flt-semantics-identifier="backtest-trades"]')
     expect(trades).to_contain_text(re.compile(r"%\s+(signal|takeProfit|stopLoss|end)"), timeout=90_000)
