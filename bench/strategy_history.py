@@ -25,7 +25,7 @@ NOW_S = 1_795_000_000.0  # fixed, so every run reads the same candles
 
 
 async def run(days: int) -> dict[str, float]:
-    draft = StrategyDraft(timeframe="1m", fast=50, slow=200, take_profit_pct=5, stop_loss_pct=2, days=days)
+    draft = StrategyDraft.cross("sma", 50, 200, timeframe="1m", take_profit_pct=5, stop_loss_pct=2, days=days)
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         # Cold first: the synthetic market keeps what it computed in the process, which would warm the others.
@@ -34,7 +34,7 @@ async def run(days: int) -> dict[str, float]:
                                        ("store_warm_s", Path(tmp), "synthetic")):
             state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT", market_source=market)
             feed = SyntheticFeed(clock=lambda: NOW_S)
-            controller = StrategiesController(SimpleNamespace(state=state), lambda f=feed: f,  # type: ignore[arg-type]
+            controller = StrategiesController(SimpleNamespace(state=state), lambda f=feed: f,  # type: ignore[arg-type, misc]
                                               lambda: NOW_S, history=history)
             stages: dict[str, float] = {}
             changed = state.changed

@@ -218,7 +218,8 @@ class StrategiesController:
         doc = lab.saved.get(strategy_id)
         draft = StrategyDraft.from_saved(doc, days=lab.draft.days) if doc else None
         if draft is None:
-            lab.notice = "This strategy was not built with this form: it can be switched on, not edited here"
+            lab.notice = ("This strategy nests all/any groups, which the form cannot show: it can be switched on, "
+                          "not edited here")
         else:
             lab.draft, lab.notice = draft, f"Loaded “{doc['name']}”" if doc else ""
         self._ctx.state.changed("strategies")

@@ -11,6 +11,7 @@ from client.backtest_lab import StrategyDraft
 from client.controllers.strategies import StrategiesController
 from client.state import AppState
 from services.market.types import Candle
+from tests.backtest.test_strategy_flow import type_cross
 from views.common import Intents
 from views.strategies import StrategiesView
 
@@ -37,7 +38,7 @@ class HistoryFeed:
 def _controller(feed: HistoryFeed) -> tuple[StrategiesController, AppState]:
     state = AppState(watchlist=["BTC/USDT", "ETH/USDT"], selected="BTC/USDT")
     ctx = SimpleNamespace(state=state)
-    return StrategiesController(ctx, lambda: feed, clock=lambda: NOW_MS / 1000), state  # type: ignore[arg-type]
+    return StrategiesController(ctx, lambda: feed, clock=lambda: NOW_MS / 1000), state  # type: ignore[arg-type, return-value]
 
 
 async def test_a_backtest_from_the_form_shows_figures_curves_and_trades() -> None:
@@ -46,11 +47,12 @@ async def test_a_backtest_from_the_form_shows_figures_curves_and_trades() -> Non
     drafts: list[StrategyDraft] = []
     view = StrategiesView(Intents(run_backtest=drafts.append))
     view.render(state)
-    view.fast.value, view.slow.value, view.days.value, view.timeframe.value = "5", "20", "60", "1h"
+    type_cross(view, 5, 20)
+    view.days.value, view.timeframe.value = "60", "1h"
     view.stop_loss.value = "3"
     view._submit()
     (draft,) = drafts
-    assert draft == StrategyDraft(symbol="BTC/USDT", timeframe="1h", fast=5, slow=20, stop_loss_pct=3.0, days=60)
+    assert draft == StrategyDraft.cross("sma", 5, 20, symbol="BTC/USDT", timeframe="1h", stop_loss_pct=3.0, days=60)
     await controller.run(draft)
     lab = state.backtest
     assert lab.error is None and lab.progress == 1.0 and not lab.running and feed.pages >= 2
@@ -63,13 +65,15 @@ async def test_a_backtest_from_the_form_shows_figures_curves_and_trades() -> Non
 
 async def test_mistakes_are_said_on_the_screen() -> None:
     controller, state = _controller(HistoryFeed())
-    await controller.run(StrategyDraft(fast=1, slow=20, days=10))
+    await controller.run(StrategyDraft.cross("sma", 1, 20, days=10))
     assert state.backtest.error is not None and "period" in state.backtest.error
     view = StrategiesView(Intents())
     view.render(state)
     assert view.error.visible and "period" in (view.error.value or "")
-    view.fast.value = "five"
-    assert view.draft() is None and "whole numbers" in (view.error.value or "")
+    row = view.buy.rows[0]
+    row.left.args.value = "five"
+    assert row.validate() == "SMA period must be a number, not 'five'" and row.error.visible  # as it is typed
+    assert view.draft() is None and (view.error.value or "").endswith("SMA period must be a number, not 'five'")
 
 
 async def test_cancel_stops_loading_history() -> None:
@@ -82,5 +86,5 @@ async def test_cancel_stops_loading_history() -> None:
         return await original(*args, **kwargs)
 
     feed.candles = slow_candles  # type: ignore[method-assign]
-    await controller.run(StrategyDraft(timeframe="1h", fast=5, slow=20, days=60))
+    await controller.run(StrategyDraft.cross("sma", 5, 20, timeframe="1h", days=60))
     assert state.backtest.stage == "Cancelled" and state.backtest.result is None and feed.pages == 1

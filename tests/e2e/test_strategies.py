@@ -14,6 +14,9 @@ from tests.e2e.conftest import ARTIFACTS, open_app
 from tests.e2e.test_trader_flows import go
 
 pytestmark = pytest.mark.browser
+# Every semantics node of the Strategies panel whose right edge is past the screen's: [left, right] each.
+OVERFLOW = """(width) => [...document.querySelectorAll('[flt-semantics-identifier="strategies"] *')]
+    .map(e => e.getBoundingClientRect()).filter(r => r.width > 0 && r.right > width + 1).map(r => [r.left, r.right])"""
 
 
 def test_build_backtest_and_switch_on_a_strategy(browser, web_app) -> None:  # type: ignore[no-untyped-def]
@@ -22,6 +25,9 @@ def test_build_backtest_and_switch_on_a_strategy(browser, web_app) -> None:  # t
     panel = page.locator('[flt-semantics-identifier="strategies"]')
     type_into(panel.get_by_role("textbox", name=re.compile("Take profit")), "5")
     type_into(panel.get_by_role("textbox", name=re.compile("Stop loss")), "2")
+    # what the trader reads before tapping Backtest: the form's strategy, named as the saved list will name it
+    summary = page.locator('[flt-semantics-identifier="strategy-summary"]')
+    expect(summary).to_contain_text("SMA 50/200 1h, TP 5%, SL 2% on BTC/USDT", timeout=20_000)
     panel.get_by_role("button", name="Backtest").click()
     trades = page.locator('[flt-semantics-identifier="backtest-trades"]')
     expect(trades).to_contain_text(re.compile(r"%\s+(signal|takeProfit|stopLoss|end)"), timeout=90_000)
@@ -37,3 +43,29 @@ def test_build_backtest_and_switch_on_a_strategy(browser, web_app) -> None:  # t
     row.get_by_role("button", name="Switch off").click()
     off = saved.get_by_role("group", name=re.compile(r"SMA 50\/200 1h, TP 5%, SL 2% on BTC\/USDT BTC\/USDT · off"))
     expect(off).to_be_attached(timeout=20_000)
+
+
+def test_the_strategy_form_fits_a_phone(browser, web_app) -> None:  # type: ignore[no-untyped-def]
+    """At 390 px the form's rows wrap: no control of the Strategies panel reaches past the screen's edge."""
+    from tests.browser import painted
+    from tests.e2e.test_desk import bring_up
+
+    for width, height, size in ((390, 844, "phone"), (1440, 900, "desktop")):
+        page = open_app(browser, web_app, width, height)
+        go(page, "Signals")
+        panel = page.locator('[flt-semantics-identifier="strategies"]')
+        expect(panel.get_by_role("button", name="EMA cross + RSI filter")).to_be_attached(timeout=20_000)
+        bring_up(page, "strategies")
+        panel.get_by_role("button", name="EMA cross + RSI filter").click()
+        # the preset's rows: EMA 12 crosses above EMA 26 and RSI 14 is above 50
+        # (three rows of two operands: each has its parameters' box)
+        expect(panel.get_by_role("textbox", name=re.compile("^(Period|Value)"))).to_have_count(6, timeout=20_000)
+        painted(page)
+        page.screenshot(path=str(ARTIFACTS / f"strategy-form-{size}.png"))
+        overflow = page.evaluate(OVERFLOW, width)
+        assert overflow == [], overflow
+        bring_up(page, "strategy-exits")  # Flutter has no semantics for what is off-screen: look lower too
+        painted(page)
+        page.screenshot(path=str(ARTIFACTS / f"strategy-form-{size}-exits.png"))
+        assert page.evaluate(OVERFLOW, width) == []
+        page.context.close()
