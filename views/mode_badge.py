@@ -11,6 +11,7 @@ MODE_ORDER = ("market", "orders", "live", "insights", "identity")
 STATUS_COLOUR = {"connected": ft.Colors.GREEN_400, "connecting": ft.Colors.AMBER_400,
                  "reconnecting": ft.Colors.ORANGE_400, "offline": ft.Colors.RED_400}
 LINK_COLOUR = {True: ft.Colors.GREEN_400, False: ft.Colors.ORANGE_400}  # the market's link (the gateway)
+PHONE_WORDS = {"Simulated market": "Simulated", "Paper trading": "Paper"}  # five chips in 370 px
 
 
 class ModeBadgeView:
@@ -23,7 +24,12 @@ class ModeBadgeView:
         labels = [state.modes[k] for k in MODE_ORDER if state.modes.get(k)]
         status_text = f"{state.modes.get('live', 'live state')}: {state.live_status}"
         # A phone has room for one row: each mode by its first words ("Paper trading", not its backend URL).
-        short = (lambda text: text.split(" · ")[0]) if state.breakpoint == "phone" else (lambda text: text)
+        def short(text: str) -> str:
+            if state.breakpoint != "phone":
+                return text
+            head = text.split(" · ")[0]
+            return PHONE_WORDS.get(head, head)
+
         market = state.modes.get("market")
         link = state.market_link
         link_text = link_words(market or "", link) if link is not None else None
@@ -35,9 +41,8 @@ class ModeBadgeView:
             _chip(short(state.modes.get("live", "Live state")), dot=STATUS_COLOUR.get(state.live_status),
                   compact=phone),
         ]
-        # One row on a phone, in smaller chips; what still does not fit is a swipe away, never cut off.
+        # One row on a phone, in smaller chips (a scrolling row would hide the badge's label from screen readers).
         self.chips.wrap = not phone
-        self.chips.scroll = ft.ScrollMode.HIDDEN if phone else None
         self.chips.spacing = 4 if phone else 6
         self.control.label = "Modes: " + ", ".join(
             [*(link_text if link_text and lbl == market else lbl for lbl in labels if lbl != state.modes.get("live")),

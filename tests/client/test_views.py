@@ -119,6 +119,16 @@ def test_mode_badge_names_every_mode() -> None:
     assert "Local state: connected" in badge.label
 
 
+def test_a_phone_badge_fits_one_row_in_short_words_and_its_label_keeps_the_full_ones() -> None:
+    state = make_state(390)
+    state.modes.update(market="Simulated market", orders="Paper trading · http://127.0.0.1:8000")
+    shell = Shell(Intents())
+    shell.render(state)
+    badge = by_identifier(shell.root, "mode-badge")
+    assert {"Simulated", "Paper", "Local state", "Local user"} <= set(texts(badge))
+    assert "Simulated market" in badge.label and "Paper trading · http://127.0.0.1:8000" in badge.label
+
+
 @pytest.mark.parametrize(
     ("width", "nav_type", "absent"),
     [(390, ft.NavigationBar, ft.NavigationRail), (820, ft.NavigationRail, ft.NavigationBar),
