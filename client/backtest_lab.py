@@ -268,6 +268,7 @@ class BacktestSummary:
     drawdown: list[tuple[int, float]]  # (timestamp_ms, percent below the peak), thinned
     trades: list[dict[str, Any]]  # RESULT.json trade rows, newest first
     candles: int
+    symbol: str = ""  # what it was run on: the chart marks its trades on that symbol
 
 
 @dataclass(slots=True)

@@ -263,13 +263,21 @@ def picked(e: Any) -> list[str]:
 
 
 def chart_markers(state: AppState) -> tuple[Marker, ...]:
-    """The trader's own fills on the selected symbol, and the signals the engine fired on it."""
+    """The trader's own fills on the selected symbol, the signals the engine fired on it, and the trades of
+    the last backtest run on it (its newest 50: entry and exit, outlined)."""
     fills = [Marker(int(o.get("lastTradeTimestamp") or o.get("timestamp") or 0), str(o.get("side")), "fill",
                     o.get("average") or o.get("price"))
              for o in state.orders.values()
              if o.get("symbol") == state.selected and (o.get("filled") or 0) > 0]
     signals = [Marker(s.timestamp_ms, s.direction, "signal") for s in state.signals if s.symbol == state.selected]
-    return tuple(sorted(fills + signals, key=lambda m: (m.timestamp_ms, m.kind, m.side)))
+    tested: list[Marker] = []
+    result = state.backtest.result
+    if result is not None and result.symbol == state.selected:
+        for t in result.trades:
+            opening, closing = ("buy", "sell") if t["side"] == "long" else ("sell", "buy")
+            tested += [Marker(int(t["entryTimestamp"]), opening, "backtest", t["entryPrice"]),
+                       Marker(int(t["exitTimestamp"]), closing, "backtest", t["exitPrice"])]
+    return tuple(sorted(fills + signals + tested, key=lambda m: (m.timestamp_ms, m.kind, m.side)))
 
 
 def chart_lines(state: AppState, places: int) -> tuple[PriceLine, ...]:

@@ -45,11 +45,11 @@ STUDY_COLOURS = {"EMA 20": INDICATOR, "SMA 50": ft.Colors.LIGHT_BLUE_300, "BB mi
 
 @dataclass(frozen=True, slots=True)
 class Marker:
-    """A point of interest at a time: the trader's own fill, or a signal the engine fired."""
+    """A point of interest at a time: the trader's own fill, a signal the engine fired, a backtest's trade."""
 
     timestamp_ms: int
     side: str  # "buy" | "sell"
-    kind: str  # "fill" | "signal"
+    kind: str  # "fill" | "signal" | "backtest"
     price: float | None = None
 
 
@@ -362,7 +362,8 @@ def _last_price(fr: Frame, scale: Scale, bars: Sequence[Candle], places: int) ->
 
 
 def _markers(fr: Frame, scale: Scale, bars: Sequence[Candle], markers: Sequence[Marker]) -> list[cv.Shape]:
-    """Fills as triangles (▲ under the bar for a buy, ▼ over it for a sell), signals as dots."""
+    """Fills as triangles (▲ under the bar for a buy, ▼ over it for a sell), a backtest's trades as the same
+    triangles outlined, signals as dots."""
     if not bars:
         return []
     starts = [b.timestamp_ms for b in bars]
@@ -376,9 +377,9 @@ def _markers(fr: Frame, scale: Scale, bars: Sequence[Candle], markers: Sequence[
             i -= 1
         bar, x = bars[i], fr.x(i)
         colour = UP if m.side == "buy" else DOWN
-        path = shapes.setdefault((m.kind, colour), cv.Path([], paint=_paint(colour, fill=True)))
+        path = shapes.setdefault((m.kind, colour), cv.Path([], paint=_paint(colour, 1.5, fill=m.kind != "backtest")))
         s = max(4.0, min(7.0, fr.slot * 0.45))
-        if m.kind == "fill":
+        if m.kind in ("fill", "backtest"):
             if m.side == "buy":
                 y = scale.y(bar.low) + 4
                 path.elements += [cv.Path.MoveTo(x, y), cv.Path.LineTo(x - s, y + s * 1.6),

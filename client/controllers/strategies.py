@@ -120,7 +120,7 @@ class StrategiesController:
             lab.stage, lab.progress = f"Testing on {len(candles):,} candles", 0.95
             state.changed("strategies")
             result = await asyncio.to_thread(backtest, strategy, candles, symbol=draft.symbol)
-            lab.result = summarise(result)
+            lab.result = summarise(result, draft.symbol)
             lab.stage, lab.progress = "Done", 1.0
         except StrategyError as exc:
             lab.error = str(exc)
@@ -297,7 +297,7 @@ class StrategiesController:
         state.changed("strategies")
 
 
-def summarise(result: BacktestResult) -> BacktestSummary:
+def summarise(result: BacktestResult, symbol: str = "") -> BacktestSummary:
     """Stats, equity and drawdown thinned to about MAX_POINTS points, the newest 50 trades."""
     n = len(result.candles)
     step = max(1, n // MAX_POINTS)
@@ -309,4 +309,5 @@ def summarise(result: BacktestResult) -> BacktestSummary:
         drawdown=list(zip(ts, (result.drawdown[keep] * 100).tolist(), strict=True)),
         trades=[trade_json(t) for t in reversed(result.trades[-50:])],
         candles=n,
+        symbol=symbol,
     )

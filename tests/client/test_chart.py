@@ -270,3 +270,28 @@ def test_a_crowd_of_order_lines_keeps_each_label_near_its_line() -> None:
         assert min(abs(t.y - y) for y in line_ys) <= 2 * LABEL_GAP + 8
     said = semantics_label("BTC/USDT", "1m", bars_from(100.0, 5), 2, lines)
     assert all(f"Buy limit {i} at {100 + i * 0.01:,.2f}" in said for i in range(20))
+
+
+def test_a_backtests_trades_are_marked_on_its_symbols_chart_outlined() -> None:
+    from client.backtest_lab import BacktestSummary
+
+    state = make_state()
+    bars = state.candles["BTC/USDT"]
+    entry, exit_ = bars[-40], bars[-10]  # inside the 90 bars shown
+    trade = {"side": "long", "entryTimestamp": entry.timestamp_ms, "exitTimestamp": exit_.timestamp_ms,
+             "entryPrice": entry.open, "exitPrice": exit_.open}
+    state.backtest.result = BacktestSummary(stats={}, equity=[], drawdown=[], trades=[trade], candles=len(bars),
+                                            symbol="BTC/USDT")
+    shell = Shell(Intents())
+    shell.render(state)
+
+    def outlined() -> list[cv.Path]:
+        return [s for s in shell.chart.base.shapes if isinstance(s, cv.Path) and s.paint.style == ft.PaintingStyle.STROKE
+                and s.paint.color in (UP, DOWN) and sum(isinstance(e, cv.Path.Close) for e in s.elements)]
+
+    marks = outlined()
+    assert {s.paint.color for s in marks} == {UP, DOWN}  # the entry (a buy) and the exit (a sell)
+    assert sum(sum(isinstance(e, cv.Path.Close) for e in s.elements) for s in marks) == 2
+    state.select("ETH/USDT")  # another symbol's chart: not its trades
+    shell.render(state, state.take_dirty())
+    assert outlined() == []
