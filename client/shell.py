@@ -109,8 +109,10 @@ class Shell:
         for view in (self.signal_log, self.alerts, self.rules, self.strategies):
             set_flowing(view.control, phone)
         if phone:
-            return ft.Column([self.signal_log.control, self.alerts.control, self.rules.control,
-                              self.strategies.control],
+            # The forms first, the log last: a signal arriving grows the log at its top, and a form below it
+            # would move under the trader's thumb (and lose the field being typed in).
+            return ft.Column([self.alerts.control, self.rules.control, self.strategies.control,
+                              self.signal_log.control],
                              scroll=ft.ScrollMode.AUTO, expand=True, spacing=10)
         top = ft.Row([ft.Column([self.signal_log.control, ft.Container(self.alerts.control, expand=True)],
                                 expand=True, spacing=10),

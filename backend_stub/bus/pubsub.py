@@ -43,6 +43,9 @@ class PubSubBus:
         self._topic_id = topic
         self._pulls: list[Any] = []  # StreamingPullFutures
         self._temporary: list[str] = []  # subscriptions deleted at a clean close
+        # Handed out and not acked yet: nacked at a clean close, so they go back to the subscription at once
+        # rather than when their lease runs out (a SIGKILLed process leaves them to the ack deadline).
+        self._held: dict[str, Any] = {}
 
     async def __aenter__(self) -> PubSubBus:
         await asyncio.to_thread(self._ensure_topic)
@@ -77,7 +80,7 @@ class PubSubBus:
         )
         self._pulls.append(pull)
         pull.add_done_callback(lambda _f: loop.call_soon_threadsafe(queue.put_nowait, None))
-        return self._deliveries(queue)
+        return self._deliveries(queue, self._held)
 
     def _ensure_subscription(self, path: str) -> None:
         with contextlib.suppress(gexc.AlreadyExists):
@@ -91,7 +94,7 @@ class PubSubBus:
             )
 
     @staticmethod
-    async def _deliveries(queue: asyncio.Queue[Any]) -> AsyncIterator[Delivery]:
+    async def _deliveries(queue: asyncio.Queue[Any], held: dict[str, Any]) -> AsyncIterator[Delivery]:
         while True:
             message = await queue.get()
             if message is None:
@@ -102,13 +105,18 @@ class PubSubBus:
                 log.warning("bus: dropping a message that is not an order event")
                 message.ack()
                 continue
+            held[message.ack_id] = message
 
             async def ack(message: Any = message) -> None:
+                held.pop(message.ack_id, None)
                 message.ack()
 
             yield Delivery(event, ack)
 
     async def aclose(self) -> None:
+        for message in self._held.values():
+            message.nack()
+        self._held.clear()
         for pull in self._pulls:
             pull.cancel()
         for pull in self._pulls:
