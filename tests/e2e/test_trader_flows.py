@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import type_into
+from tests.browser import type_into, type_until_seen
 from tests.e2e.conftest import ARTIFACTS, open_app
 
 pytestmark = pytest.mark.browser
@@ -72,6 +72,10 @@ def test_create_a_rule_and_see_it_fire(browser, web_app) -> None:  # type: ignor
     log = page.locator('[flt-semantics-identifier="signal-log"]')
     expect(row(log, "signal on .*: Any trade above zero")).to_be_attached(timeout=20_000)
     page.screenshot(path=str(ARTIFACTS / "desktop-rule-fired.png"))
+    # Deleted again: the other tests share this trader, and a rule firing on every trade of every symbol
+    # floods their screens with signals.
+    rules.get_by_role("button", name="Delete rule Any trade above zero").first.click()
+    expect(row(rules, "Rule Any trade above zero, enabled")).not_to_be_attached(timeout=10_000)
 
 
 def test_ask_for_an_insight_on_a_phone(browser, web_app) -> None:  # type: ignore[no-untyped-def]
@@ -106,12 +110,12 @@ def test_set_a_price_alert_and_delete_it(browser, web_app, width: int, height: i
     alerts = page.locator('[flt-semantics-identifier="alerts"]')
     price = alerts.get_by_role("textbox", name=re.compile("Alert price"))
     price.scroll_into_view_if_needed()
-    type_into(price, "1000000")  # far above the market: it waits
-    # What the alert will do is said before it is set.
-    # (a line of its own, or merged by Flutter into the panel's own label when the panel flows on a phone)
+    # What the alert will do is said before it is set
+    # (a line of its own, or merged by Flutter into the panel's own label when the panel flows on a phone).
     preview = r"Fires when it rises to 1,000,000\.00"
-    expect(row(alerts, preview).or_(page.get_by_role("group", name=re.compile(preview))).first).to_be_attached(
-        timeout=10_000)
+    type_until_seen(price, "1000000", lambda: expect(  # far above the market: it waits
+        row(alerts, preview).or_(page.get_by_role("group", name=re.compile(preview))).first).to_be_attached(
+        timeout=10_000))
     alerts.get_by_role("button", name="Set alert").click()
     active = row(alerts, r"Alert BTC/USDT rises to 1,000,000\.00, active")
     expect(active).to_be_attached(timeout=20_000)
