@@ -64,7 +64,7 @@ class MatchingWorker:
         deliveries = await self._bus.subscribe(f"match-{self.worker_id}", temporary=True)
         self.keeper = LeaseKeeper(
             store=self._store, owner=self.worker_id, names=[PREFIX + s for s in sorted(markets)],
-            ttl_s=self._ttl, on_gain=self._gained, on_renew=self._renewed, on_lose=self._lost,
+            ttl_s=self._ttl, on_gain=self._gained, on_renew=self._renewed, on_lose=self._lost, group="match",
         )  # fmt: skip
         with contextlib.suppress(Exception):  # the store is down: `run` keeps trying
             await self.keeper.once()

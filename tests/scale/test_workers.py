@@ -197,3 +197,31 @@ async def test_a_worker_that_stops_cleanly_hands_its_symbols_over_at_once(parts:
     await first.aclose()
     await second.keeper.once()  # type: ignore[union-attr]
     assert second.symbols == ["BTC/USDT", "ETH/USDT"]
+
+
+async def test_workers_share_the_symbols_and_a_dead_ones_go_to_the_survivor(parts: Parts) -> None:
+    first = await parts.worker("w1", ttl_s=0.6)
+    assert first.symbols == ["BTC/USDT", "ETH/USDT"]  # alone: it takes them all
+    second = await parts.worker("w2", ttl_s=0.6)
+    # The first gives one back on its next round; the second takes it: one each, never both owners.
+    await until("each worker matches one symbol",
+                lambda: len(first.symbols) == 1 and len(second.symbols) == 1)  # fmt: skip
+    assert set(first.symbols) | set(second.symbols) == {"BTC/USDT", "ETH/USDT"}
+    api = await parts.api()
+    placed = await api.create_order("alice", buy("49000", "k1"))
+    owner = first if "BTC/USDT" in first.symbols else second
+    await until("the owner books the order", lambda: owner.broker._books["BTC/USDT"].get(placed["id"]) is not None)
+    # The owner of BTC/USDT dies without a word (its tasks stop, nothing released): the survivor takes its
+    # symbol once the membership and the lease expire, rebuilds the book and fills the order once.
+    survivor = second if owner is first else first
+    for task in owner._tasks:
+        task.cancel()
+    await asyncio.gather(*owner._tasks, return_exceptions=True)
+    await until("the survivor matches both symbols", lambda: survivor.symbols == ["BTC/USDT", "ETH/USDT"])
+    await parts.feed.trade("BTC/USDT", 48_990.0)
+    await until("the order is filled", lambda: _status(api, placed["id"], "closed"))
+    assert len((await api.fetch_order("alice", placed["id"]))["trades"]) == 1
+
+
+async def _status(api: PaperBroker, order_id: str, status: str) -> bool:
+    return (await api.fetch_order("alice", order_id))["status"] == status
