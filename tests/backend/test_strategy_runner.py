@@ -10,16 +10,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from backend_stub.money import ceil_to, dec
 from backend_stub.store.base import Put
 from backend_stub.store.sqlite import SqliteStore
-from services.backtest import make_candles, parse_strategy
-from services.backtest.runner import signal_column
-from services.market import SyntheticFeed
 from tests.backend.conftest import Running, auth, make_settings, serve
 from tests.backend.listfeed import ListFeed
+from tests.first_signal import first_buy
 
 MINUTE = 60_000
 T0 = 1_700_000_040_000 - 1_700_000_040_000 % MINUTE
@@ -141,27 +137,14 @@ async def test_on_the_synthetic_market_a_signal_fills_at_the_market_price(tmp_pa
     is switched on, at the price every process computes for that moment."""
     strategy_doc = {"name": "above sma", "timeframe": "1m", "buy": {"gt": ["close", "sma(5)"]},
                     "sell": {"lt": ["close", "sma(5)"]}}
-    start_ms = 1_790_000_000_000 - 1_790_000_000_000 % MINUTE
-    probe = SyntheticFeed(clock=lambda: (start_ms + 90 * MINUTE) / 1000)
-    bars = probe.candles_at("BTC/USDT", "1m", since_ms=start_ms - 60 * MINUTE, limit=150)[:-1]
-    cols = np.array([(c.open, c.high, c.low, c.close, c.volume) for c in bars])
-    candles = make_candles([c.timestamp_ms for c in bars], *cols.T)
-    signal = signal_column(parse_strategy(strategy_doc), candles, timeframe="1m")
-    stamps = candles.timestamp_ms
-    first = next(int(stamps[i]) for i in range(len(bars)) if signal[i] > 0 and stamps[i] >= start_ms)
     # Switched on 30 s before that candle closes; the market stands still until then, and runs 10× real
     # time after.
-    begin = (first + MINUTE - 30_000) / 1000
-    origin: dict[str, float | None] = {"at": None}
-
-    def clock() -> float:
-        started = origin["at"]
-        return begin if started is None else begin + (time.monotonic() - started) * 10
-
-    feed = SyntheticFeed(clock=clock)
+    market = first_buy(strategy_doc)
+    first = market.first_ms
+    feed = market.feed()
     async with serve(make_settings(tmp_path), feed) as backend:
         await switch_on(backend, strategy_doc)
-        origin["at"] = time.monotonic()
+        market.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # a condition with a deadline: the market runs on its clock
             placed = await orders(backend)
@@ -171,8 +154,7 @@ async def test_on_the_synthetic_market_a_signal_fills_at_the_market_price(tmp_pa
         assert placed, await run_state(backend)
         [buy] = placed
         assert buy["clientOrderId"] == f"st-bo-buy-{first}" and buy["status"] == "closed"
-        next_open = float(candles.open[int(np.searchsorted(stamps, first + MINUTE))])
-        assert abs(buy["average"] / next_open - 1) < 0.002  # at the next candle's open (+ slippage)
+        assert abs(buy["average"] / market.next_open() - 1) < 0.002  # at the next candle's open (+ slippage)
         assert (await run_state(backend))["position"]["side"] == "long"
 
 

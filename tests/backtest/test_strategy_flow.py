@@ -11,18 +11,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
-
 from backend_stub.brokers.paper import PaperBroker
 from backend_stub.store.sqlite import SqliteStore
 from client.backtest_lab import StrategyDraft
 from client.controllers.strategies import StrategiesController
 from client.state import AppState
 from services.api import SkeetApi
-from services.backtest import make_candles, parse_strategy
-from services.backtest.runner import signal_column
 from services.market import SyntheticFeed
 from tests.backend.conftest import make_settings, serve, token
+from tests.first_signal import first_buy
 from views.common import Intents
 from views.strategies import StrategiesView
 
@@ -98,22 +95,9 @@ async def test_switched_on_for_paper_it_trades_and_the_drift_report_sets_it_besi
     draft = StrategyDraft.cross("sma", 2, 5, timeframe="1m", days=1)
     # Where the synthetic market gives this draft its first buy after a moment: the paper session starts
     # 30 s before that candle closes, the market standing still until it is switched on, then 10× real time.
-    start_ms = 1_790_000_000_000 - 1_790_000_000_000 % MINUTE
-    probe = SyntheticFeed(clock=lambda: (start_ms + 90 * MINUTE) / 1000)
-    bars = probe.candles_at("BTC/USDT", "1m", since_ms=start_ms - 60 * MINUTE, limit=150)[:-1]
-    cols = np.array([(c.open, c.high, c.low, c.close, c.volume) for c in bars])
-    candles = make_candles([c.timestamp_ms for c in bars], *cols.T)
-    signal = signal_column(parse_strategy(draft.document()), candles, timeframe="1m")
-    stamps = candles.timestamp_ms
-    first = next(int(stamps[i]) for i in range(len(bars)) if signal[i] > 0 and stamps[i] >= start_ms)
-    begin = (first + MINUTE - 30_000) / 1000
-    origin: dict[str, float | None] = {"at": None}
-
-    def clock() -> float:
-        started = origin["at"]
-        return begin if started is None else begin + (time.monotonic() - started) * 10
-
-    feed = SyntheticFeed(clock=clock)
+    market = first_buy(draft.document())
+    first, clock = market.first_ms, market.clock
+    feed = market.feed()
     async with SqliteStore(tmp_path / "state.db") as store, \
             PaperBroker(store=store, feed=feed, clock=clock) as broker, \
             serve(make_settings(tmp_path), feed, store=store, broker=broker) as backend:
@@ -127,7 +111,7 @@ async def test_switched_on_for_paper_it_trades_and_the_drift_report_sets_it_besi
             [(_, saved_draft, on)] = emitted
             assert saved_draft == draft and on is True
             await controller.save(saved_draft, enabled=on)
-            origin["at"] = time.monotonic()
+            market.start()
             sid = draft.strategy_id
             doc = state.backtest.saved[sid]
             assert doc["enabled"] and doc["run"]["status"] == "running", doc
