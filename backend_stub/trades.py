@@ -62,20 +62,36 @@ async def follow_changing_trades(
     retry_s: float,
 ) -> None:
     """`follow_trades` over a set of symbols that changes: `symbols()` is read again each time `changed` is
-    set (the follower restarts on the new set); waits while it is empty. Returns when a finite feed ends."""
-    while True:
-        changed.clear()
-        current = symbols()
-        if not current:
-            await changed.wait()
-            continue
-        follower = asyncio.create_task(follow_trades(feed, current, on_tick, who=who, retry_s=retry_s))
-        changing = asyncio.create_task(changed.wait())
-        try:
-            await asyncio.wait({follower, changing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (follower, changing):
-                task.cancel()
-            await asyncio.gather(follower, changing, return_exceptions=True)
-        if changing.cancelled():
-            return  # the follower ended first: a finite feed ran out
+    set. One follower per symbol, so a symbol coming or going starts or stops its own and the others never
+    pause (restarting one follower on the new set would drop every symbol's trades in the gap). `on_tick`
+    runs for one trade at a time, as under a single follower. Returns when a finite feed has ended for
+    every symbol followed."""
+    one_at_a_time = asyncio.Lock()
+    followers: dict[str, asyncio.Task[None]] = {}
+
+    async def handle(tick: Tick) -> None:
+        async with one_at_a_time:
+            await on_tick(tick)
+
+    try:
+        while True:
+            changed.clear()
+            wanted = set(symbols())
+            for symbol in followers.keys() - wanted:
+                followers.pop(symbol).cancel()
+            for symbol in sorted(wanted - followers.keys()):
+                followers[symbol] = asyncio.create_task(
+                    follow_trades(feed, [symbol], handle, who=who, retry_s=retry_s), name=f"{who}-{symbol}"
+                )
+            running = {task for task in followers.values() if not task.done()}
+            if wanted and not running:
+                return  # a finite feed ran out for every symbol
+            changing = asyncio.create_task(changed.wait())
+            try:
+                await asyncio.wait({changing, *running}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changing.cancel()
+    finally:
+        for task in followers.values():
+            task.cancel()
+        await asyncio.gather(*followers.values(), return_exceptions=True)

@@ -126,6 +126,7 @@ class PaperBroker:
         self._markets: dict[str, dict[str, Any]] = {}
         self._books: dict[str, OrderBook] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._saved_peaks: dict[str, Decimal] = {}  # worker: each trailing stop's peak as last written
         self._open: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # uid → id → order
         self._owner: dict[str, str] = {}  # open order id → uid
         self._task: asyncio.Task[None] | None = None
@@ -285,12 +286,38 @@ class PaperBroker:
                 book.restore(_book_order(doc))
                 self._owner[doc["id"]] = uid
 
+    async def save_trailing(self, symbol: str) -> None:
+        """Worker: write each open trailing stop of `symbol` whose trigger has moved since it was last
+        written, fenced by the lease: what the API instances show the trader, and where the next owner
+        resumes after a hand-over or a crash (every `reconcile_s`, and before a symbol is given back). One
+        write per moved stop per round, never one per trade."""
+        book = self._books.get(symbol)
+        for resting in book.orders() if book is not None else ():
+            uid = self._owner.get(resting.id)
+            if resting.trailing_percent is None or resting.peak is None or uid is None:
+                continue
+            if self._saved_peaks.get(resting.id) == resting.peak:
+                continue
+            async with self._locks[uid]:
+                doc = await self._store.get(uid, ORDERS, resting.id)
+                if doc is None or doc.get("status") != "open":
+                    continue
+                live = self._live(doc)
+                if live["info"].get("peak") != doc["info"].get("peak"):
+                    self._expect[uid] = await self._store.latest_version(uid)
+                    try:
+                        await self._commit(uid, [Put(ORDERS, resting.id, live)], symbol)
+                    except VersionConflict:  # the trader's orders moved meanwhile: next round
+                        continue
+                self._saved_peaks[resting.id] = resting.peak
+
     def forget(self, symbol: str) -> None:
         """Worker: stop matching `symbol` (its lease is gone)."""
         book = self._books.pop(symbol, None)
         self.fences.pop(symbol, None)
         for order in book.orders() if book is not None else ():
             self._owner.pop(order.id, None)
+            self._saved_peaks.pop(order.id, None)
 
     def owns(self, symbol: str) -> bool:
         return symbol in self.fences and symbol in self._books

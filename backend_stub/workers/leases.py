@@ -87,6 +87,9 @@ class LeaseKeeper:
                 self.held[name] = renewed
                 self._on_renew(renewed)
             return
+        current = await self._store.lease_holder(name)  # a read first: a held lease costs no transaction
+        if current is not None and current.owner != self._owner and current.expires_at > time.time():
+            return
         if self.share is not None and len(self.held) + self._taking >= self.share:
             return  # our share is full: the name is left to a keeper below its share
         self._taking += 1

@@ -96,7 +96,12 @@ class MatchingWorker:
         self.broker.fences[lease.name.removeprefix(PREFIX)] = lease
 
     async def _lost(self, name: str) -> None:
-        self.broker.forget(name.removeprefix(PREFIX))
+        symbol = name.removeprefix(PREFIX)
+        try:  # given back while still ours (balancing): the next owner resumes the trailing stops from here
+            await self.broker.save_trailing(symbol)
+        except Exception as exc:  # the lease is gone already (LeaseLost) or the store is down: from the last save
+            log.info("matching: trailing stops of %s not saved at hand-over (%s)", symbol, exc)
+        self.broker.forget(symbol)
         self._changed.set()
 
     # -- work ----------------------------------------------------------------------------------------
@@ -131,5 +136,9 @@ class MatchingWorker:
             await asyncio.sleep(self._reconcile_s)
             try:
                 await self.broker.reconcile(self.symbols)
+                for symbol in self.symbols:
+                    await self.broker.save_trailing(symbol)
+            except LeaseLost:  # found by the lease loop on its next round
+                pass
             except Exception as exc:
                 log.warning("matching: reconciling failed (%s)", exc)

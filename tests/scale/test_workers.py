@@ -52,11 +52,11 @@ class Parts:
         await broker.start()
         return broker
 
-    async def worker(self, name: str, *, ttl_s: float = 30.0) -> MatchingWorker:
+    async def worker(self, name: str, *, ttl_s: float = 30.0, reconcile_s: float = 60.0) -> MatchingWorker:
         store = await self.store()
         worker = MatchingWorker(
             broker=PaperBroker(store=store, feed=self.feed, role="worker"), store=store, feed=self.feed,
-            bus=self.bus, worker_id=name, lease_ttl_s=ttl_s, reconcile_s=60.0,
+            bus=self.bus, worker_id=name, lease_ttl_s=ttl_s, reconcile_s=reconcile_s,
         )  # fmt: skip
         await worker.start()
         self.stack.push_async_callback(worker.aclose)
@@ -193,7 +193,13 @@ async def test_reconciling_brings_in_an_order_whose_event_was_lost(parts: Parts)
 async def test_a_worker_that_stops_cleanly_hands_its_symbols_over_at_once(parts: Parts) -> None:
     first = await parts.worker("w1", ttl_s=3600.0)  # were its leases not released, w2 would wait an hour
     second = await parts.worker("w2", ttl_s=3600.0)
-    assert first.symbols == ["BTC/USDT", "ETH/USDT"] and second.symbols == []
+
+    async def shared() -> bool:  # w1 gives one back on its membership round, w2 takes it on its own
+        await first.keeper.once()  # type: ignore[union-attr]
+        await second.keeper.once()  # type: ignore[union-attr]
+        return len(first.symbols) == 1 and len(second.symbols) == 1
+
+    await until("the two share the symbols", shared)
     await first.aclose()
     await second.keeper.once()  # type: ignore[union-attr]
     assert second.symbols == ["BTC/USDT", "ETH/USDT"]
@@ -201,7 +207,7 @@ async def test_a_worker_that_stops_cleanly_hands_its_symbols_over_at_once(parts:
 
 async def test_workers_share_the_symbols_and_a_dead_ones_go_to_the_survivor(parts: Parts) -> None:
     first = await parts.worker("w1", ttl_s=0.6)
-    assert first.symbols == ["BTC/USDT", "ETH/USDT"]  # alone: it takes them all
+    await until("w1, alone, takes every symbol", lambda: first.symbols == ["BTC/USDT", "ETH/USDT"])
     second = await parts.worker("w2", ttl_s=0.6)
     # The first gives one back on its next round; the second takes it: one each, never both owners.
     await until("each worker matches one symbol",
@@ -218,6 +224,7 @@ async def test_workers_share_the_symbols_and_a_dead_ones_go_to_the_survivor(part
         task.cancel()
     await asyncio.gather(*owner._tasks, return_exceptions=True)
     await until("the survivor matches both symbols", lambda: survivor.symbols == ["BTC/USDT", "ETH/USDT"])
+    await parts.feed.until_followed("BTC/USDT", 1)  # its trade follower has moved to the new set
     await parts.feed.trade("BTC/USDT", 48_990.0)
     await until("the order is filled", lambda: _status(api, placed["id"], "closed"))
     assert len((await api.fetch_order("alice", placed["id"]))["trades"]) == 1
@@ -225,3 +232,34 @@ async def test_workers_share_the_symbols_and_a_dead_ones_go_to_the_survivor(part
 
 async def _status(api: PaperBroker, order_id: str, status: str) -> bool:
     return (await api.fetch_order("alice", order_id))["status"] == status
+
+
+async def test_a_trailing_stops_trigger_is_written_as_it_moves_and_survives_its_workers_death(parts: Parts) -> None:
+    first = await parts.worker("w1", ttl_s=0.6, reconcile_s=0.2)
+    api = await parts.api()
+    trail = OrderRequest(symbol="BTC/USDT", side="sell", type="trailing_stop", amount=Decimal("0.01"),
+                         client_order_id="t1", trailing_percent=Decimal("2"))  # fmt: skip
+    await api.create_order("alice", OrderRequest(symbol="BTC/USDT", side="buy", type="market",
+                                                 amount=Decimal("0.01"), client_order_id="b1"))  # fmt: skip
+    placed = await api.create_order("alice", trail)
+    assert placed["stopPrice"] == 49_000  # 2 % under the last trade, 50,000
+    await until("w1 books the stop", lambda: first.broker._books["BTC/USDT"].get(placed["id"]) is not None)
+    await parts.feed.trade("BTC/USDT", 52_000.0)  # the peak moves up: the trigger to 50,960
+    # The API instance shows what the store holds: the worker writes the moved trigger within a round.
+    await until("the API shows the moved trigger",
+                lambda: _stop_price(api, placed["id"], 50_960))  # fmt: skip
+    # The worker dies; the next one resumes from the written peak, not from the placement.
+    for task in first._tasks:
+        task.cancel()
+    await asyncio.gather(*first._tasks, return_exceptions=True)
+    second = await parts.worker("w2", ttl_s=0.6, reconcile_s=0.2)
+    await until("w2 takes BTC/USDT over", lambda: "BTC/USDT" in second.symbols)
+    await parts.feed.until_followed("BTC/USDT", 1)
+    await parts.feed.trade("BTC/USDT", 51_000.0)  # above 50,960: nothing
+    assert (await api.fetch_order("alice", placed["id"]))["status"] == "open"
+    await parts.feed.trade("BTC/USDT", 50_900.0)  # under it: fired (from the placement's 49,000 it would not)
+    await until("the stop fires", lambda: _status(api, placed["id"], "closed"))
+
+
+async def _stop_price(api: PaperBroker, order_id: str, price: float) -> bool:
+    return (await api.fetch_order("alice", order_id))["stopPrice"] == price
