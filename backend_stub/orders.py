@@ -2,7 +2,8 @@
 
 A retry with the same clientOrderId and the same order returns the order it first made (as it stands
 now); with a different order it is refused. Requests racing on one key are serialised in-process by a
-per-key lock, and across processes by the broker's atomic claim of the key (`store.AlreadyExists`).
+per-key lock, and across processes by the broker's atomic claim of the key (`store.AlreadyExists`), which
+is also how a retry is recognised: the claim is read only when placing fails.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from backend_stub.brokers.base import Broker, OrderRequest
 from backend_stub.errors import ApiError
-from backend_stub.store.base import IDEMPOTENCY, AlreadyExists, StateStore
+from backend_stub.store.base import IDEMPOTENCY, StateStore
 from backend_stub.validation import check_order
 
 
@@ -32,17 +33,17 @@ class OrderDesk:
         self._waiters[key] = self._waiters.get(key, 0) + 1
         try:
             async with lock:
-                existing = await self._replay(uid, request)
-                if existing is not None:
-                    return existing, False
-                check_order(request, await self._broker.markets())
+                # The key is claimed in the broker's first write, so a retry never makes a second order:
+                # it fails there (AlreadyExists) or earlier (the funds it took are gone, the market moved).
+                # Only then is the claim read, and the order it made returned: a new order, the usual
+                # case, costs no read of the claim.
                 try:
+                    check_order(request, await self._broker.markets())
                     return await self._broker.create_order(uid, request), True
-                except AlreadyExists:
-                    # Another process claimed the key between our read and the broker's write.
+                except Exception:
                     existing = await self._replay(uid, request)
                     if existing is None:
-                        raise
+                        raise  # refused, and the key never used: the refusal is the answer
                     return existing, False
         finally:
             self._waiters[key] -= 1

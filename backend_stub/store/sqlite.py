@@ -198,29 +198,39 @@ class SqliteStore:
                 job = self._jobs.get()
 
     def _commit(self, batch: builtins.list[_Transaction]) -> None:
-        """Apply `batch` in one SQLite transaction, a savepoint each, and commit once."""
+        """Apply `batch` in one SQLite transaction, a savepoint each, and commit once. A lone transaction
+        (most of them at a modest rate) needs no savepoint: if it fails, the whole one is rolled back."""
         db = self._db
         outcomes: builtins.list[tuple[_Transaction, Any, BaseException | None]] = []
         try:
             db.execute("BEGIN IMMEDIATE")
-            for tx in batch:
-                db.execute("SAVEPOINT tx")
+            if len(batch) == 1:
+                tx = batch[0]
                 try:
-                    result = self._apply(tx.uid, tx.writes, tx.if_version, tx.fence)
+                    outcomes.append((tx, self._apply(tx.uid, tx.writes, tx.if_version, tx.fence), None))
                 except Exception as exc:
-                    db.execute("ROLLBACK TO tx")
-                    db.execute("RELEASE tx")
+                    db.execute("ROLLBACK")
                     outcomes.append((tx, None, exc))
-                    continue
-                db.execute("RELEASE tx")
-                outcomes.append((tx, result, None))
-            db.execute("COMMIT")
-            self.commits += 1
+            else:
+                for tx in batch:
+                    db.execute("SAVEPOINT tx")
+                    try:
+                        result = self._apply(tx.uid, tx.writes, tx.if_version, tx.fence)
+                    except Exception as exc:
+                        db.execute("ROLLBACK TO tx")
+                        db.execute("RELEASE tx")
+                        outcomes.append((tx, None, exc))
+                        continue
+                    db.execute("RELEASE tx")
+                    outcomes.append((tx, result, None))
+            if db.in_transaction:
+                db.execute("COMMIT")
+                self.commits += 1
         except Exception as exc:  # the commit itself failed (disk full, I/O error): nothing is written
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             outcomes = [(tx, None, exc) for tx in batch]
-        published: builtins.list[tuple[str, builtins.list[Change]]] = []
+        published: builtins.list[tuple[str, builtins.list[_Logged]]] = []
         settled: builtins.list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         for tx, result, error in outcomes:
             if error is None:
@@ -235,15 +245,19 @@ class SqliteStore:
     def _settle(
         self,
         results: builtins.list[tuple[asyncio.Future[Any], Any, BaseException | None]],
-        published: builtins.list[tuple[str, builtins.list[Change]]] | None = None,
+        published: builtins.list[tuple[str, builtins.list[_Logged]]] | None = None,
     ) -> None:
         """Hand results (and, first, the batch's changes, in commit order) to the event loop."""
         if self._loop is None:
             return
 
         def deliver() -> None:
-            for uid, changes in published or ():
-                self._publish(uid, changes)
+            for uid, rows in published or ():
+                if self._subscribers.get(uid):  # decoded here, on the loop: a detached copy per change
+                    self._publish(uid, [
+                        Change(c, d, k, json.loads(doc) if doc is not None else None, v)  # type: ignore[arg-type]
+                        for _, v, c, d, k, doc in rows
+                    ])
             for future, value, error in results:
                 if future.done():  # the caller was cancelled
                     continue
@@ -400,25 +414,44 @@ class SqliteStore:
 
     def _apply(
         self, uid: str, writes: builtins.list[Write], if_version: int | None, fence: Lease | None = None
-    ) -> tuple[int, builtins.list[Change]]:
-        """One transaction's writes, inside the batch's SQLite transaction; (version, changes)."""
+    ) -> tuple[int, builtins.list[_Logged]]:
+        """One transaction's writes, inside the batch's SQLite transaction; (version, its change-log rows).
+
+        The rows carry each doc as stored (text): the loop decodes them for subscribers when it delivers
+        them, and only for a user somebody is subscribed to (most writes have no listener here)."""
         db = self._db
         if fence is not None and not lease_held(self._lease_sync(fence.name), fence):
             raise LeaseLost(fence.name)
         version = self._version_sync(uid)
         if if_version is not None and if_version != version:
             raise VersionConflict(f"version is {version}, not {if_version}")
-        changes: builtins.list[Change] = []
-        texts: builtins.list[str | None] = []  # each change's doc as stored, for its log row
+        changes: builtins.list[_Logged] = []
         for write in writes:
-            row = db.execute(
+            logged = is_public(write.collection)
+            if isinstance(write, Create):  # the key's first write: the primary key refuses a second
+                text = json.dumps(write.doc, separators=(",", ":"), allow_nan=False)
+                try:
+                    db.execute(
+                        "INSERT INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
+                        (uid, write.collection, write.doc_id, text, version + logged),
+                    )
+                except sqlite3.IntegrityError:
+                    raise AlreadyExists(write.collection, write.doc_id) from None
+                if logged:
+                    version += 1
+                    changes.append((uid, version, write.collection, write.doc_id, "added", text))
+                continue
+            if not logged and isinstance(write, Put):  # not in the change log: added or modified alike
+                db.execute(
+                    "INSERT OR REPLACE INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
+                    (uid, write.collection, write.doc_id,
+                     json.dumps(write.doc, separators=(",", ":"), allow_nan=False), version),
+                )
+                continue
+            exists = db.execute(
                 "SELECT 1 FROM docs WHERE uid=? AND collection=? AND doc_id=?",
                 (uid, write.collection, write.doc_id),
-            ).fetchone()
-            exists = row is not None
-            if isinstance(write, Create) and exists:
-                raise AlreadyExists(write.collection, write.doc_id)
-            logged = is_public(write.collection)
+            ).fetchone() is not None
             if isinstance(write, Delete):
                 if not exists:
                     continue
@@ -428,31 +461,20 @@ class SqliteStore:
                 )
                 if logged:
                     version += 1
-                    changes.append(Change(write.collection, write.doc_id, "removed", None, version))
-                    texts.append(None)
+                    changes.append((uid, version, write.collection, write.doc_id, "removed", None))
                 continue
-            assert isinstance(write, Put | Create)
+            assert isinstance(write, Put)
             text = json.dumps(write.doc, separators=(",", ":"), allow_nan=False)
             if logged:
                 version += 1
-                doc = json.loads(text)  # the notified copy is detached from the caller's dict
-                changes.append(
-                    Change(
-                        write.collection, write.doc_id, "modified" if exists else "added", doc, version
-                    )
-                )
-                texts.append(text)
+                changes.append((uid, version, write.collection, write.doc_id, "modified" if exists else "added", text))
             db.execute(
                 "INSERT OR REPLACE INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
                 (uid, write.collection, write.doc_id, text, version),
             )
         if changes:
             db.executemany(
-                "INSERT INTO changes (uid, version, collection, doc_id, kind, doc) VALUES (?,?,?,?,?,?)",
-                [
-                    (uid, c.version, c.collection, c.doc_id, c.kind, text)
-                    for c, text in zip(changes, texts, strict=True)
-                ],
+                "INSERT INTO changes (uid, version, collection, doc_id, kind, doc) VALUES (?,?,?,?,?,?)", changes
             )
             db.execute(
                 "INSERT INTO users (uid, version) VALUES (?, ?) "
@@ -557,6 +579,8 @@ class _Transaction:
 
 
 _Job = _Read | _Transaction
+# A change-log row as written: (uid, version, collection, doc_id, kind, doc as stored or None).
+_Logged = tuple[str, int, str, str, str, str | None]
 
 
 def _call(fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
