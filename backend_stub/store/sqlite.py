@@ -35,6 +35,8 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
+import orjson
+
 from backend_stub.store.base import (
     AlreadyExists,
     Change,
@@ -429,7 +431,7 @@ class SqliteStore:
         for write in writes:
             logged = is_public(write.collection)
             if isinstance(write, Create):  # the key's first write: the primary key refuses a second
-                text = json.dumps(write.doc, separators=(",", ":"), allow_nan=False)
+                text = _dump(write.doc)
                 try:
                     db.execute(
                         "INSERT INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
@@ -445,7 +447,7 @@ class SqliteStore:
                 db.execute(
                     "INSERT OR REPLACE INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
                     (uid, write.collection, write.doc_id,
-                     json.dumps(write.doc, separators=(",", ":"), allow_nan=False), version),
+                     _dump(write.doc), version),
                 )
                 continue
             exists = db.execute(
@@ -464,7 +466,7 @@ class SqliteStore:
                     changes.append((uid, version, write.collection, write.doc_id, "removed", None))
                 continue
             assert isinstance(write, Put)
-            text = json.dumps(write.doc, separators=(",", ":"), allow_nan=False)
+            text = _dump(write.doc)
             if logged:
                 version += 1
                 changes.append((uid, version, write.collection, write.doc_id, "modified" if exists else "added", text))
@@ -579,6 +581,25 @@ class _Transaction:
 
 
 _Job = _Read | _Transaction
+
+# Docs as text: orjson (several times faster than json on an order document, a good part of the store
+# thread's time per order). Unlike json it writes NaN and infinities as null instead of refusing them, so
+# a doc that does not read back equal (NaN != NaN) goes to the strict encoder, which refuses it as before;
+# so does anything orjson does not take (an int beyond 64 bits, a non-text key), for json to decide.
+# Reads stay with json: orjson reads an int beyond 64 bits as a float.
+_STRICT = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def _dump(doc: dict[str, Any]) -> str:
+    try:
+        text = orjson.dumps(doc)
+    except TypeError:
+        return _STRICT(doc)
+    if orjson.loads(text) != doc:
+        return _STRICT(doc)
+    return text.decode()
+
+
 # A change-log row as written: (uid, version, collection, doc_id, kind, doc as stored or None).
 _Logged = tuple[str, int, str, str, str, str | None]
 
