@@ -95,8 +95,6 @@ def create_worker_app(settings: Settings, *, feed: MarketFeed | None = None, bus
 
 
 def main() -> int:
-    import uvicorn
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = dataclasses.replace(Settings.from_env(), role="worker")
@@ -104,9 +102,9 @@ def main() -> int:
     except SettingsError as exc:
         print(f"backend_stub.worker: {exc}", file=sys.stderr)
         return 2
-    from backend_stub.server import uvicorn_config
+    from backend_stub.server import run
 
-    uvicorn.Server(uvicorn_config(app, settings)).run()
+    run(app, settings)
     return 0
 
 
