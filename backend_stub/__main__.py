@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve() -> int:
     from backend_stub.app import create_app
-    from backend_stub.server import run
+    from backend_stub.server import log_lines, run
 
+    log_lines()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
