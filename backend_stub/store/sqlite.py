@@ -95,6 +95,7 @@ _SCHEMA = _SCHEMA.format(
 
 _QUEUE_LIMIT = 10_000  # changes a subscriber may lag before it is dropped
 MAX_BATCH = 256  # transactions committed together at most (one fsync)
+_ROWS_PER_INSERT = 100  # change-log rows in one INSERT (6 parameters each, well under SQLite's limit)
 KEEP_CHANGES = 10_000  # newest changes kept per user; a stream resuming from before them gets a snapshot
 
 
@@ -450,17 +451,12 @@ class SqliteStore:
                      _dump(write.doc), version),
                 )
                 continue
-            exists = db.execute(
-                "SELECT 1 FROM docs WHERE uid=? AND collection=? AND doc_id=?",
-                (uid, write.collection, write.doc_id),
-            ).fetchone() is not None
             if isinstance(write, Delete):
-                if not exists:
-                    continue
-                db.execute(
+                if not db.execute(
                     "DELETE FROM docs WHERE uid=? AND collection=? AND doc_id=?",
                     (uid, write.collection, write.doc_id),
-                )
+                ).rowcount:
+                    continue  # it did not exist: nothing to log
                 if logged:
                     version += 1
                     changes.append((uid, version, write.collection, write.doc_id, "removed", None))
@@ -469,15 +465,27 @@ class SqliteStore:
             text = _dump(write.doc)
             if logged:
                 version += 1
+            # An update, else an insert: whether it existed (modified or added) without a SELECT first.
+            # Statements are what this thread pays for: each one hands the GIL to the loop and back.
+            exists = db.execute(
+                "UPDATE docs SET doc=?, version=? WHERE uid=? AND collection=? AND doc_id=?",
+                (text, version, uid, write.collection, write.doc_id),
+            ).rowcount > 0
+            if not exists:
+                db.execute(
+                    "INSERT INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
+                    (uid, write.collection, write.doc_id, text, version),
+                )
+            if logged:
                 changes.append((uid, version, write.collection, write.doc_id, "modified" if exists else "added", text))
-            db.execute(
-                "INSERT OR REPLACE INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
-                (uid, write.collection, write.doc_id, text, version),
-            )
         if changes:
-            db.executemany(
-                "INSERT INTO changes (uid, version, collection, doc_id, kind, doc) VALUES (?,?,?,?,?,?)", changes
-            )
+            for start in range(0, len(changes), _ROWS_PER_INSERT):  # one statement for a transaction's rows
+                rows = changes[start:start + _ROWS_PER_INSERT]
+                db.execute(
+                    "INSERT INTO changes (uid, version, collection, doc_id, kind, doc) VALUES "
+                    + ",".join(["(?,?,?,?,?,?)"] * len(rows)),
+                    [value for row in rows for value in row],
+                )
             db.execute(
                 "INSERT INTO users (uid, version) VALUES (?, ?) "
                 "ON CONFLICT(uid) DO UPDATE SET version=excluded.version",
