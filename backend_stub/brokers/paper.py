@@ -139,6 +139,10 @@ class PaperBroker:
     def mode(self) -> str:
         return "Paper"
 
+    @property
+    def claims_with_placement(self) -> bool:
+        return True  # the claim is in the order's one transaction (`_create_order`)
+
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def __aenter__(self) -> PaperBroker:
