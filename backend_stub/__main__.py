@@ -31,11 +31,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve() -> int:
-    import uvicorn
-
     from backend_stub.app import create_app
-    from backend_stub.server import uvicorn_config
+    from backend_stub.server import log_lines, run
 
+    log_lines()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
@@ -51,7 +50,7 @@ def serve() -> int:
         return 2
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).addFilter(RedactQuery())
-    uvicorn.Server(uvicorn_config(app, settings)).run()
+    run(app, settings)
     return 0
 
 

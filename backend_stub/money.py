@@ -37,8 +37,7 @@ def num(value: Decimal | None) -> float | int | None:
     """A JSON number for a Decimal (ccxt structures carry numbers, not strings)."""
     if value is None:
         return None
-    value = value.normalize()
-    if value == value.to_integral_value():
+    if value == value.to_integral_value():  # 2, 2.00, 2E+3 → int (no normalize: the same answer)
         return int(value)
     return float(value)
 

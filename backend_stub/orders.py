@@ -2,7 +2,10 @@
 
 A retry with the same clientOrderId and the same order returns the order it first made (as it stands
 now); with a different order it is refused. Requests racing on one key are serialised in-process by a
-per-key lock, and across processes by the broker's atomic claim of the key (`store.AlreadyExists`).
+per-key lock, and across processes by the broker's atomic claim of the key (`store.AlreadyExists`), which
+is also how a retry is recognised with the paper broker (its claim is in the placement's one transaction):
+the claim is read only when placing fails. A live broker claims before it asks the exchange, so for it the
+claim is read first, as a failed placement is recorded under its own claim.
 """
 
 from __future__ import annotations
@@ -32,17 +35,29 @@ class OrderDesk:
         self._waiters[key] = self._waiters.get(key, 0) + 1
         try:
             async with lock:
-                existing = await self._replay(uid, request)
-                if existing is not None:
-                    return existing, False
-                check_order(request, await self._broker.markets())
+                claims_with_placement = self._broker.claims_with_placement
+                if not claims_with_placement:  # claimed before the order goes on: look first
+                    existing = await self._replay(uid, request)
+                    if existing is not None:
+                        return existing, False
+                # With the claim in the placement's transaction, a retry never makes a second order: it
+                # fails there (AlreadyExists) or earlier (the funds it took are gone, the market moved),
+                # and a failed call has claimed nothing. Only then is the claim read, and the order it
+                # made returned: a new order, the usual case, costs no read of the claim.
                 try:
+                    check_order(request, await self._broker.markets())
                     return await self._broker.create_order(uid, request), True
-                except AlreadyExists:
-                    # Another process claimed the key between our read and the broker's write.
+                except AlreadyExists:  # another request claimed the key meanwhile (another process)
                     existing = await self._replay(uid, request)
                     if existing is None:
                         raise
+                    return existing, False
+                except Exception:
+                    if not claims_with_placement:
+                        raise  # this call's own claim holds its outcome: the refusal is the answer
+                    existing = await self._replay(uid, request)
+                    if existing is None:
+                        raise  # refused, and the key never used: the refusal is the answer
                     return existing, False
         finally:
             self._waiters[key] -= 1

@@ -95,8 +95,9 @@ def create_worker_app(settings: Settings, *, feed: MarketFeed | None = None, bus
 
 
 def main() -> int:
-    import uvicorn
+    from backend_stub.server import log_lines, run
 
+    log_lines()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = dataclasses.replace(Settings.from_env(), role="worker")
@@ -104,9 +105,7 @@ def main() -> int:
     except SettingsError as exc:
         print(f"backend_stub.worker: {exc}", file=sys.stderr)
         return 2
-    from backend_stub.server import uvicorn_config
-
-    uvicorn.Server(uvicorn_config(app, settings)).run()
+    run(app, settings)
     return 0
 
 

@@ -3,6 +3,8 @@ the same run.
 
     python bench/load.py              # ~2-3 minutes on 2 shared cores
     python bench/load.py --quick      # ~40 s: fewer rates, shorter steps
+    python bench/load.py --hold skeet:300:20   # one target at 300 req/s for 20 s (attach a profiler
+                                               # to the pid it prints: py-spy record --pid PID)
 
 Open loop: requests are sent at a fixed arrival rate whatever the server does (request i is due at
 t0 + i / rate), and each latency runs from that scheduled send time to the last byte of the answer, so
@@ -336,6 +338,22 @@ def start_targets(tmp: Path, users: int) -> list[Target]:
     return targets
 
 
+async def hold(args: argparse.Namespace, targets: list[Target]) -> None:
+    """`--hold NAME:RATE:SECONDS`: one target at a fixed rate, in steps of 2 s (a profiler attaches to the
+    pid printed first); each step's line as in the capacity phase."""
+    name, rate, seconds = args.hold.split(":")
+    target = next(t for t in targets if t.name == name)
+    opts = {"connections": args.connections, "drain_s": args.drain_seconds}
+    await run_step(target, 50, 1.0, **opts)
+    print(f"holding {name} (pid {target.process.pid}) at {float(rate):.0f}/s for {float(seconds):.0f} s", flush=True)
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        s = (await run_step(target, float(rate), 2.0, **opts)).summary()
+        print(f"{name:9} {float(rate):6.0f}/s  p50 {s['p50_ms']:8.2f}  p99 {s['p99_ms']:8.2f}  "
+              f"cpu {s['server_cpu_ms_per_req']} ms/req (loop {s['loop_cpu_ms_per_req']})  errors {s['errors']}",
+              flush=True)
+
+
 async def bench(args: argparse.Namespace, targets: list[Target]) -> dict[str, Any]:
     opts = {"connections": args.connections, "drain_s": args.drain_seconds}
     for target in targets:  # warm-up: imports, first SQLite pages, the replay feed
@@ -416,6 +434,8 @@ def main() -> int:
     parser.add_argument("--drain-seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=256)
     parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--hold", metavar="NAME:RATE:SECONDS",
+                        help="only keep one target (skeet or reference) at RATE req/s for SECONDS (profiling)")
     parser.add_argument("--reference-server", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reference_server:
@@ -426,6 +446,14 @@ def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="skeet-load-") as tmp:
         targets = start_targets(Path(tmp), args.users)
+        if args.hold:
+            try:
+                asyncio.run(hold(args, targets))
+            finally:
+                for target in targets:
+                    with contextlib.suppress(Exception):
+                        stop(target.process)
+            return 0
         try:
             figures = asyncio.run(bench(args, targets))
         finally:

@@ -139,6 +139,14 @@ class Broker(Protocol):
         """Label for the mode badge, e.g. "Paper" or "Live · binance"."""
         ...
 
+    @property
+    def claims_with_placement(self) -> bool:
+        """True when `create_order` claims the key in the one transaction that writes everything the
+        order does, so a call that fails has claimed nothing (paper); False when the key is claimed before
+        the order goes on (a live exchange: the outcome, a rejection too, is then recorded under it).
+        The order desk reads the claim before placing only when False."""
+        ...
+
     async def start(self) -> None:
         """Start background work (the paper broker's matching loop). Idempotent."""
         ...

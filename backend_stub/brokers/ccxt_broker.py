@@ -341,6 +341,10 @@ class CcxtBroker:
         self._tasks: set[asyncio.Task[None]] = set()  # the order follower and position writes
 
     @property
+    def claims_with_placement(self) -> bool:
+        return False  # claimed before the exchange is asked; a rejection is recorded under the key
+
+    @property
     def mode(self) -> str:
         return f"Live · {self._exchange_id}"
 

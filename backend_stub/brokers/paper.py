@@ -129,12 +129,20 @@ class PaperBroker:
         self._saved_peaks: dict[str, Decimal] = {}  # worker: each trailing stop's peak as last written
         self._open: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # uid → id → order
         self._owner: dict[str, str] = {}  # open order id → uid
+        # role all: each trader's account and position documents as last committed (this process is their
+        # only writer), so an order does not read them back from the store: see `_commit`
+        self._accounts: dict[str, dict[str, Any]] = {}
+        self._positions: dict[tuple[str, str], dict[str, Any]] = {}
         self._task: asyncio.Task[None] | None = None
         self._last_id = 0
 
     @property
     def mode(self) -> str:
         return "Paper"
+
+    @property
+    def claims_with_placement(self) -> bool:
+        return True  # the claim is in the order's one transaction (`_create_order`)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -229,7 +237,20 @@ class PaperBroker:
 
     async def _commit(self, uid: str, writes: list[Write], symbol: str | None = None) -> None:
         if self._role == "all":
-            await self._store.transact(uid, writes)
+            try:
+                await self._store.transact(uid, writes)
+            except BaseException:
+                # Not committed, or not known to be (cancelled while queued): read them afresh next time.
+                self._accounts.pop(uid, None)
+                for write in writes:
+                    if write.collection == POSITIONS:
+                        self._positions.pop((uid, write.doc_id), None)
+                raise
+            for write in writes:  # committed: what the store now holds
+                if isinstance(write, Put) and write.collection == ACCOUNT and write.doc_id == ACCOUNT_DOC:
+                    self._accounts[uid] = write.doc
+                elif isinstance(write, Put) and write.collection == POSITIONS:
+                    self._positions[(uid, write.doc_id)] = write.doc
             return
         fence = None
         if self._role == "worker":
@@ -571,7 +592,7 @@ class PaperBroker:
                 fill = Fill(order["side"], event.amount, event.price, fee_of(event.amount * event.price, rate),
                             event.timestamp_ms)
                 if position is None:
-                    position = await self._store.get(uid, POSITIONS, position_id)
+                    position = await self._position(uid, position_id)
                 totals = apply_to_balances(totals, fill, base=base, quote=quote)
                 position = apply_to_position(position, fill, symbol=order["symbol"], quote=quote)
                 order = _order_after_fill(order, fill, event.liquidity, quote, event.leg)
@@ -650,8 +671,16 @@ class PaperBroker:
 
     # -- money ---------------------------------------------------------------------------------------
 
+    async def _position(self, uid: str, position_id: str) -> dict[str, Any] | None:
+        doc = self._positions.get((uid, position_id))
+        if doc is None:
+            doc = await self._store.get(uid, POSITIONS, position_id)
+        return doc
+
     async def _balances(self, uid: str) -> dict[str, Decimal]:
-        doc = await self._store.get(uid, ACCOUNT, ACCOUNT_DOC)
+        doc = self._accounts.get(uid)
+        if doc is None:
+            doc = await self._store.get(uid, ACCOUNT, ACCOUNT_DOC)
         if doc is None:
             return dict(self._starting)
         return {k: Decimal(v) for k, v in doc["balances"].items()}

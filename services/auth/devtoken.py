@@ -111,6 +111,11 @@ def mint(uid: str, *, key: bytes, ttl_s: int = DEFAULT_TTL_S, now: float | None 
 
 def verify(token: str, *, key: bytes, now: float | None = None) -> str:
     """The user id a valid token names; raises `InvalidToken` otherwise."""
+    return verify_claims(token, key=key, now=now)[0]
+
+
+def verify_claims(token: str, *, key: bytes, now: float | None = None) -> tuple[str, float]:
+    """(user id, expiry in epoch seconds) of a valid token; raises `InvalidToken` otherwise."""
     parts = token.split(".")
     if len(parts) != 3:
         raise InvalidToken("malformed token")
@@ -132,4 +137,4 @@ def verify(token: str, *, key: bytes, now: float | None = None) -> str:
         raise InvalidToken("token has no valid expiry")
     if exp < (now if now is not None else time.time()):
         raise InvalidToken("token expired")
-    return claims["sub"]
+    return claims["sub"], float(exp)

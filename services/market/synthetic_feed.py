@@ -58,6 +58,8 @@ class SyntheticFeed:
         # symbol → (minute, open, high, low, volume, quote volume) of the 1,439 closed minutes before it
         self._day_stats: dict[str, tuple[int, float, float, float, float, float]] = {}
         self._book_key = {s: stream_key(self.seed, s, "book") for s in self.market.symbols}
+        # symbol → (from ms, until ms, the ticker between them): see `ticker_now`
+        self._tickers: dict[str, tuple[int, int, dict[str, Any]]] = {}
 
     # -- context manager -------------------------------------------------------------------------------
     async def __aenter__(self) -> SyntheticFeed:
@@ -168,8 +170,24 @@ class SyntheticFeed:
         return out
 
     def ticker_now(self, symbol: str) -> dict[str, Any]:
-        """ccxt ticker at the clock's now: open, high, low and volumes over the last 24 h of trades."""
+        """ccxt ticker at the clock's now: open, high, low and volumes over the last 24 h of trades.
+
+        A function of (second, last trade) alone (the book is redrawn once a second, the forming bar and
+        the day's figures move with trades and minutes), so it is computed once until the next trade or
+        second: the paper broker asks for it on every order, hundreds of times a second, between two
+        trades. A clock that goes back (a test's) computes it again."""
         now = self._now_ms()
+        cached = self._tickers.get(symbol)
+        if cached is not None and cached[0] <= now < cached[1]:
+            ticker = cached[2]
+        else:
+            # Valid from now until the next trade or the next second, whichever comes first.
+            until = min(self._next_trade_ms(symbol, now + 1), (now // 1000 + 1) * 1000)
+            ticker = self._ticker_at(symbol, now)
+            self._tickers[symbol] = (now, until, ticker)
+        return {**ticker, "info": dict(ticker["info"])}  # the caller's copy
+
+    def _ticker_at(self, symbol: str, now: int) -> dict[str, Any]:
         current = now // MINUTE_MS * MINUTE_MS
         forming = self._forming(symbol, current, now)
         stats = self._day_stats.get(symbol)

@@ -246,3 +246,20 @@ async def test_racing_orders_cannot_spend_the_same_money_twice(backend: Running)
     assert sorted(r.status_code for r in responses) == [201, 400, 400]
     balance = (await backend.get("alice", "/v1/balance")).json()
     assert balance["free"]["USDT"] >= 0
+
+
+async def test_balances_stay_right_across_a_retried_order(backend: Running) -> None:
+    """The broker remembers each account as last committed; a retry (its claim refused in the commit)
+    leaves nothing behind, so the next order is funded from the one real fill only."""
+    first = await backend.order("alice", symbol="BTC/USDT", side="buy", type="market", amount="0.1",
+                                clientOrderId="once")
+    retry = await backend.order("alice", symbol="BTC/USDT", side="buy", type="market", amount="0.1",
+                                clientOrderId="once")
+    assert (first.status_code, retry.status_code) == (201, 200) and retry.json()["id"] == first.json()["id"]
+    second = await backend.order("alice", symbol="BTC/USDT", side="buy", type="market", amount="0.1")
+    assert second.status_code == 201, second.text
+    balance = (await backend.get("alice", "/v1/balance")).json()
+    assert balance["total"]["USDT"] == pytest.approx(100_000 - 2 * (5002.5 + 5.0025))
+    assert balance["total"]["BTC"] == pytest.approx(0.2)
+    [position] = (await backend.get("alice", "/v1/positions")).json()
+    assert position["amount"] == pytest.approx(0.2)

@@ -127,3 +127,27 @@ async def test_verifier_outage_is_503_not_401(tmp_path: Path) -> None:
             with pytest.raises(ConnectionClosed):
                 await ws.recv()
         assert ws.close_code == 1013
+
+
+async def test_a_remembered_dev_token_is_still_refused_once_expired() -> None:
+    """The local verifier remembers tokens it checked (each request would check the same one again); a
+    remembered token stops working at its expiry all the same, and a forged one is never remembered."""
+    from backend_stub.auth import AuthError, LocalVerifier
+    from services.auth import devtoken
+
+    key = b"verifier-cache-test-key-of-32-bytes+"
+    now = [1_800_000_000.0]
+    verifier = LocalVerifier(key=key, clock=lambda: now[0], cache_size=2)
+    alice = devtoken.mint("alice", key=key, ttl_s=60, now=now[0])
+    assert await verifier.verify(alice) == "alice"
+    assert await verifier.verify(alice) == "alice"  # remembered
+    now[0] += 61
+    with pytest.raises(AuthError, match="expired"):
+        await verifier.verify(alice)
+    forged = devtoken.mint("mallory", key=b"another-key-of-at-least-32-bytes++", now=now[0])
+    for _ in range(2):
+        with pytest.raises(AuthError, match="signature"):
+            await verifier.verify(forged)
+    # Bounded: a third user pushes out the oldest, who is checked again (and still passes).
+    users = [devtoken.mint(u, key=key, now=now[0]) for u in ("bob", "carol", "dave")]
+    assert [await verifier.verify(t) for t in users + users[:1]] == ["bob", "carol", "dave", "bob"]
