@@ -17,7 +17,11 @@ frame's `timestamp` is its scheduled time (ms, wall clock), so a server that fal
 (no coordinated omission). Clients run in `--client-procs` separate processes (so the server's CPU, read from
 /proc for its pid, is its own) and record, for every trade frame received inside the measuring window, the
 wall-clock delay since its timestamp (same machine clock). Server CPU per delivered message counts every
-frame a client received in the window (trades, and the gateway's candle frames, about 5 % more).
+frame a client received in the window (trades, and the gateway's candle frames, about 5 % more). Each
+client also checks every frame's per-symbol `seq` (`gaps`: frames missing, `repeats`: out of order or twice),
+and each client process samples its own event-loop lag (`client_lag_p99_ms`): a client process that cannot
+keep up adds its lag to every latency it records, so a high lag means the clients, not the server, are
+what the latency shows.
 
 Targets: skeet p99 ≤ 100 ms and skeet CPU per delivered message ≤ 2 × bare's. The last line is JSON.
 """
@@ -172,7 +176,8 @@ def run_clients(target: str, port: int, first: int, count: int, symbols: list[st
     from services.auth import devtoken
 
     hist: Counter[int] = Counter()
-    counts = {"messages": 0, "trades": 0, "closed": 0, "failed": 0}
+    lag: Counter[int] = Counter()  # this process's own event-loop lag (ms), sampled every 10 ms
+    counts = {"messages": 0, "trades": 0, "gaps": 0, "repeats": 0, "closed": 0, "failed": 0}
     window = [float("inf"), float("inf")]  # set from the run: [start, end)
     query = "symbols=" + ",".join(symbols) + ("&frames=lines" if frames == "lines" else "")
     url = f"ws://127.0.0.1:{port}/v1/market/stream?{query}" if target == "skeet" else f"ws://127.0.0.1:{port}/"
@@ -191,6 +196,7 @@ def run_clients(target: str, port: int, first: int, count: int, symbols: list[st
         opened[0] += 1
         if opened[0] == count:
             connected.set()
+        last: dict[str, int] = {}  # symbol → the last seq seen in the window
         try:
             async for raw in ws:
                 now = time.time()
@@ -201,10 +207,24 @@ def run_clients(target: str, port: int, first: int, count: int, symbols: list[st
                 now_ms = now * 1000
                 for line in str(raw).split("\n"):
                     counts["messages"] += 1
-                    if line.startswith('{"type":"trade"'):  # both servers encode alike: cheaper than json.loads
-                        at = line.index('"timestamp":') + 12
+                    # Both servers encode alike ({"type":..,"symbol":..,...,"seq":N}): cheaper than json.loads.
+                    if line.startswith('{"type":"trade","symbol":"'):
+                        at = line.index('"timestamp":', 40) + 12
                         counts["trades"] += 1
                         hist[int(now_ms - int(line[at:line.index(",", at)]))] += 1
+                        symbol = line[26:line.index('"', 26)]
+                    elif line.startswith('{"type":"candle","symbol":"'):
+                        symbol = line[27:line.index('"', 27)]
+                    else:
+                        continue
+                    seq = int(line[line.rindex(":") + 1:-1])
+                    before = last.get(symbol)
+                    if before is not None and seq != before + 1:  # every frame of a symbol, in seq order
+                        if seq > before:
+                            counts["gaps"] += seq - before - 1
+                        else:
+                            counts["repeats"] += 1
+                    last[symbol] = seq
         except Exception:
             pass
         if time.time() < window[1]:
@@ -226,11 +246,16 @@ def run_clients(target: str, port: int, first: int, count: int, symbols: list[st
         line = await loop.run_in_executor(None, sys.stdin.readline)
         start, end = (float(x) for x in line.split())
         window[0], window[1] = start, end
-        await asyncio.sleep(max(0.0, end - time.time()) + 0.5)
+        await asyncio.sleep(max(0.0, start - time.time()))
+        while time.time() < end:  # is this process keeping up? (its lag is in every latency it records)
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            lag[int((loop.time() - before - 0.01) * 1000)] += 1
+        await asyncio.sleep(0.5)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        print(json.dumps({**counts, "hist": hist}), flush=True)
+        print(json.dumps({**counts, "hist": hist, "lag": lag}), flush=True)
 
     uvloop.run(main())
 
@@ -304,11 +329,13 @@ def measure(target: str, args: argparse.Namespace, symbols: list[str]) -> dict[s
         server_cpu = cpu_seconds(server.pid) - server_cpu0
         client_cpu = sum(cpu_seconds(p.pid) for p in clients) - client_cpu0
         hist: Counter[int] = Counter()
+        lag: Counter[int] = Counter()
         totals: Counter[str] = Counter()
         for proc in clients:
             assert proc.stdout is not None
             out = json.loads(proc.stdout.readline())
             hist.update({int(k): v for k, v in out.pop("hist").items()})
+            lag.update({int(k): v for k, v in out.pop("lag").items()})
             totals.update(out)
     finally:
         for proc in clients:
@@ -331,6 +358,8 @@ def measure(target: str, args: argparse.Namespace, symbols: list[str]) -> dict[s
         "server_cpu_s": round(server_cpu, 2), "server_cores": round(server_cpu / args.seconds, 2),
         "cpu_us_per_msg": round(server_cpu / messages * 1e6, 2) if messages else float("nan"),
         "client_cores": round(client_cpu / args.seconds, 2),
+        "client_lag_p99_ms": percentile_of(lag, 0.99),
+        "gaps": totals["gaps"], "repeats": totals["repeats"],
         "dropped": totals["closed"], "failed": totals["failed"],
     }
 
@@ -382,7 +411,8 @@ def main() -> None:
           f"{args.seconds:g} s, {args.client_procs} client processes, {os.cpu_count()} cores, "
           f"skeet frames={args.frames}")
     columns = ["target", "clients", "trades", "trades_expected", "msg_per_s", "p50_ms", "p99_ms", "max_ms",
-               "server_cores", "cpu_us_per_msg", "client_cores", "dropped", "failed"]
+               "server_cores", "cpu_us_per_msg", "client_cores", "client_lag_p99_ms", "gaps", "repeats", "dropped",
+               "failed"]
     print("  ".join(f"{c:>14}" for c in columns))
     for row in results.values():
         print("  ".join(f"{row[c]!s:>14}" for c in columns))
@@ -393,6 +423,9 @@ def main() -> None:
     if "skeet" in results:
         summary["p99_ms"] = results["skeet"]["p99_ms"]
         summary["p99_ok"] = results["skeet"]["p99_ms"] <= 100
+        # What a client gets: every frame of every symbol in seq order, no client dropped.
+        summary["complete"] = not (results["skeet"]["gaps"] or results["skeet"]["repeats"]
+                                   or results["skeet"]["dropped"] or results["skeet"]["failed"])
     if len(results) == 2:
         ratio = results["skeet"]["cpu_us_per_msg"] / results["bare"]["cpu_us_per_msg"]
         summary["cpu_per_msg_ratio"] = round(ratio, 2)
