@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -120,7 +121,7 @@ class BenchFeed:
         return None
 
 
-def serve_skeet(port: int, symbols: list[str], rate: float, ws: str) -> None:
+def serve_skeet(port: int, symbols: list[str], rate: float, ws: str, loop: str) -> None:
     import uvicorn
 
     from backend_stub.app import create_app
@@ -131,6 +132,8 @@ def serve_skeet(port: int, symbols: list[str], rate: float, ws: str) -> None:
     settings = Settings(data_dir=Path(data), dev_key=BENCH_KEY)
     app = create_app(settings, feed=BenchFeed(symbols, rate))  # type: ignore[arg-type]
     extra = {} if ws == "production" else {"ws": ws}
+    if loop != "production":
+        extra["loop"] = loop
     config = uvicorn_config(app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                             backlog=4096, **extra)
     uvicorn.Server(config).run()
@@ -170,8 +173,18 @@ def serve_bare(port: int, symbols: list[str], rate: float) -> None:
 
 # -- the clients --------------------------------------------------------------------------------------
 def run_clients(target: str, port: int, first: int, count: int, symbols: list[str], frames: str) -> None:
+    """`count` clients in this process. Each opens its connection with websockets' sans-I/O client protocol
+    (the handshake and permessage-deflate `GatewayFeed`'s `connect` negotiates), then reads the server's
+    frames itself: unmasked frames, the negotiated deflate stream decompressed with websockets' own decoder,
+    pings answered. No task, queue or generator per message, so what a client process costs is mostly the
+    kernel and zlib, and its loop keeps up with more connections on a shared machine."""
     import uvloop
-    from websockets.asyncio.client import connect
+    from websockets.client import ClientProtocol
+    from websockets.extensions.permessage_deflate import PerMessageDeflate, enable_client_permessage_deflate
+    from websockets.frames import Frame, Opcode
+    from websockets.http11 import Response
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
 
     from services.auth import devtoken
 
@@ -181,67 +194,150 @@ def run_clients(target: str, port: int, first: int, count: int, symbols: list[st
     window = [float("inf"), float("inf")]  # set from the run: [start, end)
     query = "symbols=" + ",".join(symbols) + ("&frames=lines" if frames == "lines" else "")
     url = f"ws://127.0.0.1:{port}/v1/market/stream?{query}" if target == "skeet" else f"ws://127.0.0.1:{port}/"
+    opened: list[asyncio.Future[bool]] = []
 
-    async def client(i: int, connected: asyncio.Event, opened: list[int]) -> None:
-        headers = {"Authorization": f"Bearer {devtoken.mint(f'bench-{i}', key=BENCH_KEY)}"}
-        try:
-            ws = await connect(url, additional_headers=headers, open_timeout=120, ping_interval=None,
-                               max_queue=None)
-        except Exception:
-            counts["failed"] += 1
-            opened[0] += 1
-            if opened[0] == count:
-                connected.set()
-            return
-        opened[0] += 1
-        if opened[0] == count:
-            connected.set()
-        last: dict[str, int] = {}  # symbol → the last seq seen in the window
-        try:
-            async for raw in ws:
-                now = time.time()
-                if not window[0] <= now < window[1]:
-                    if now >= window[1]:
-                        break
-                    continue
-                now_ms = now * 1000
-                for line in str(raw).split("\n"):
-                    counts["messages"] += 1
-                    # Both servers encode alike ({"type":..,"symbol":..,...,"seq":N}): cheaper than json.loads.
-                    if line.startswith('{"type":"trade","symbol":"'):
-                        at = line.index('"timestamp":', 40) + 12
-                        counts["trades"] += 1
-                        hist[int(now_ms - int(line[at:line.index(",", at)]))] += 1
-                        symbol = line[26:line.index('"', 26)]
-                    elif line.startswith('{"type":"candle","symbol":"'):
-                        symbol = line[27:line.index('"', 27)]
-                    else:
-                        continue
-                    seq = int(line[line.rindex(":") + 1:-1])
-                    before = last.get(symbol)
-                    if before is not None and seq != before + 1:  # every frame of a symbol, in seq order
-                        if seq > before:
-                            counts["gaps"] += seq - before - 1
+    class Client(asyncio.Protocol):
+        def __init__(self, i: int, done: asyncio.Future[bool]) -> None:
+            self.ws = ClientProtocol(parse_uri(url), extensions=enable_client_permessage_deflate(None),
+                                     max_size=None)
+            self.token = devtoken.mint(f"bench-{i}", key=BENCH_KEY)
+            self.done = done
+            self.last: dict[str, int] = {}  # symbol → the last seq seen in the window
+            self.parts: list[bytes] = []
+            self.transport: asyncio.Transport | None = None
+            self.buffer: bytearray | None = None  # set once this client reads frames itself
+            self.compressed = False
+            self.decoder: Any = None  # the deflate stream's decoder (context takeover), if negotiated
+            self.fresh_bits = 0  # the window of a decoder made per message (no context takeover)
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]
+            request = self.ws.connect()
+            request.headers["Authorization"] = f"Bearer {self.token}"
+            self.ws.send_request(request)
+            self._flush()
+
+        def _flush(self) -> None:
+            out = self.ws.data_to_send()
+            if out and self.transport is not None:
+                self.transport.write(b"".join(out))
+
+        def data_received(self, data: bytes) -> None:
+            if self.buffer is not None:
+                self.read_frames(data)
+                return
+            self.ws.receive_data(data)
+            for event in self.ws.events_received():
+                if isinstance(event, Response):
+                    if not self.done.done():
+                        self.done.set_result(self.ws.state is State.OPEN)
+                elif isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.CONT):
+                    self.parts.append(bytes(event.data))
+                    if event.fin:
+                        text = b"".join(self.parts).decode()
+                        self.parts.clear()
+                        self.on_text(text)
+            self._flush()  # pongs, the close answer
+            if self.ws.state is State.OPEN and not self.parts and not self.ws.reader.buffer:
+                # Between two frames: from here on this client parses them (with the same deflate stream).
+                for ext in self.ws.extensions:
+                    if isinstance(ext, PerMessageDeflate):
+                        if ext.remote_no_context_takeover:
+                            self.fresh_bits = ext.remote_max_window_bits
                         else:
-                            counts["repeats"] += 1
-                    last[symbol] = seq
-        except Exception:
-            pass
-        if time.time() < window[1]:
-            counts["closed"] += 1
-        with contextlib.suppress(Exception):
-            await ws.close()
+                            self.decoder = ext.decoder
+                self.buffer = bytearray()
+
+        def read_frames(self, data: bytes) -> None:
+            buf = self.buffer
+            assert buf is not None
+            buf += data
+            pos, end = 0, len(buf)
+            while end - pos >= 2:
+                b0, length = buf[pos], buf[pos + 1] & 0x7F
+                head = 2
+                if length == 126:
+                    if end - pos < 4:
+                        break
+                    length, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+                elif length == 127:
+                    if end - pos < 10:
+                        break
+                    length, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+                if end - pos < head + length:
+                    break
+                payload = bytes(buf[pos + head:pos + head + length])
+                pos += head + length
+                opcode = b0 & 0x0F
+                if opcode in (0x1, 0x0):  # text, continuation
+                    if opcode == 0x1:
+                        self.compressed = bool(b0 & 0x40)
+                    self.parts.append(payload)
+                    if b0 & 0x80:
+                        message = b"".join(self.parts)
+                        self.parts.clear()
+                        if self.compressed:
+                            decoder = self.decoder or zlib.decompressobj(wbits=-self.fresh_bits)
+                            message = decoder.decompress(message + b"\x00\x00\xff\xff")
+                        self.on_text(message.decode())
+                elif opcode == 0x9:  # ping
+                    self.ws.send_pong(payload)
+                    self._flush()
+                elif opcode == 0x8:  # close: the server dropped us
+                    assert self.transport is not None
+                    self.transport.close()
+            del buf[:pos]
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not self.done.done():
+                self.done.set_result(False)
+            elif time.time() < window[1]:
+                counts["closed"] += 1
+
+        def on_text(self, text: str) -> None:
+            now = time.time()
+            if not window[0] <= now < window[1]:
+                return
+            now_ms = now * 1000
+            last = self.last
+            for line in text.split("\n"):
+                counts["messages"] += 1
+                # Both servers encode alike ({"type":..,"symbol":..,...,"seq":N}): cheaper than json.loads.
+                if line.startswith('{"type":"trade","symbol":"'):
+                    at = line.index('"timestamp":', 40) + 12
+                    counts["trades"] += 1
+                    hist[int(now_ms - int(line[at:line.index(",", at)]))] += 1
+                    symbol = line[26:line.index('"', 26)]
+                elif line.startswith('{"type":"candle","symbol":"'):
+                    symbol = line[27:line.index('"', 27)]
+                else:
+                    continue
+                seq = int(line[line.rindex(":") + 1:-1])
+                before = last.get(symbol)
+                if before is not None and seq != before + 1:  # every frame of a symbol, in seq order
+                    if seq > before:
+                        counts["gaps"] += seq - before - 1
+                    else:
+                        counts["repeats"] += 1
+                last[symbol] = seq
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        connected = asyncio.Event()
-        opened = [0]
-        tasks = []
+        clients: list[Client] = []
         for i in range(first, first + count):
-            tasks.append(asyncio.create_task(client(i, connected, opened)))
-            if len(tasks) % 25 == 0:
+            done: asyncio.Future[bool] = loop.create_future()
+            opened.append(done)
+            client = Client(i, done)
+            clients.append(client)
+            try:
+                await loop.create_connection(lambda c=client: c, "127.0.0.1", port)  # type: ignore[misc]
+            except OSError:
+                done.set_result(False)
+            if len(clients) % 25 == 0:
                 await asyncio.sleep(0.02)  # do not flood the listen backlog
-        await connected.wait()
+        async with asyncio.timeout(120):
+            ok = await asyncio.gather(*opened)
+        counts["failed"] = ok.count(False)
         print(json.dumps({"ready": count - counts["failed"]}), flush=True)
         line = await loop.run_in_executor(None, sys.stdin.readline)
         start, end = (float(x) for x in line.split())
@@ -252,10 +348,10 @@ def run_clients(target: str, port: int, first: int, count: int, symbols: list[st
             await asyncio.sleep(0.01)
             lag[int((loop.time() - before - 0.01) * 1000)] += 1
         await asyncio.sleep(0.5)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         print(json.dumps({**counts, "hist": hist, "lag": lag}), flush=True)
+        for client in clients:
+            if client.transport is not None:
+                client.transport.abort()
 
     uvloop.run(main())
 
@@ -294,7 +390,8 @@ def percentile_of(hist: Counter[int], q: float) -> float:
 def measure(target: str, args: argparse.Namespace, symbols: list[str]) -> dict[str, Any]:
     port = free_port()
     me = [sys.executable, str(Path(__file__).resolve())]
-    common = ["--symbols", str(args.symbols), "--rate", str(args.rate), "--frames", args.frames, "--ws", args.ws]
+    common = ["--symbols", str(args.symbols), "--rate", str(args.rate), "--frames", args.frames, "--ws", args.ws,
+              "--loop", args.loop]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SKEET_GATEWAY_MAX_STREAMS": "4",
            "SKEET_GATEWAY_MAX_SYMBOLS": "50"}
     server = subprocess.Popen([*me, "--role", f"serve-{target}", "--port", str(port), *common], cwd=ROOT, env=env)
@@ -376,6 +473,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["skeet", "bare"])
     parser.add_argument("--frames", choices=["lines", "single"], default="lines",
                         help="skeet clients ask for frames=lines (as GatewayFeed does) or one frame a message")
+    parser.add_argument("--loop", default="production",
+                        help="uvicorn's event loop for skeet (production: the backend's own config, uvloop if installed)")
     parser.add_argument("--ws", default="production",
                         help="uvicorn's websocket implementation for skeet (production: the backend's own config)")
     parser.add_argument("--quick", action="store_true", help="250 clients, 5 s per target")
@@ -386,7 +485,7 @@ def main() -> None:
     args = parser.parse_args()
     symbols = symbols_for(args.symbols)
     if args.role == "serve-skeet":
-        return serve_skeet(args.port, symbols, args.rate, args.ws)
+        return serve_skeet(args.port, symbols, args.rate, args.ws, args.loop)
     if args.role == "serve-bare":
         return serve_bare(args.port, symbols, args.rate)
     if args.role.startswith("clients-"):
