@@ -174,7 +174,10 @@ class Subscriber:
     def write(self, data: bytes, *, frames: int, stream_bytes: int) -> None:
         """Write a flush's bytes (`frames` frames, `stream_bytes` before framing and compression)."""
         assert self.sink is not None
-        buffered = self.sink.write(data)
+        try:
+            buffered = self.sink.write(data)
+        except (OSError, RuntimeError):  # the transport broke under us: the client is gone
+            buffered = None
         if buffered is None:
             self.end()
             return
