@@ -418,7 +418,7 @@ class MarketGateway:
         self._groups: dict[tuple[frozenset[str], frozenset[str], bool], _Group] = {}
         self._pending: list[tuple[_Channel, int, str, bool]] = []  # published, not yet flushed, in order
         self._flush_at: asyncio.TimerHandle | None = None
-        self._flushed_s = 0.0  # loop time of the last flush
+        self._next_flush_s = 0.0  # loop time before which no flush starts (see `_flush`)
         self._streams: dict[str, int] = {}
         self._group_of: dict[Subscriber, _Group] = {}
         self._markets: dict[str, dict[str, object]] | None = None
@@ -519,13 +519,22 @@ class MarketGateway:
         self._pending.append((channel, seq, frame, to_watchers))
         if self._flush_at is None:
             loop = asyncio.get_running_loop()
-            delay = max(0.0, self._flushed_s + self.limits.flush_s - loop.time())
-            self._flush_at = loop.call_later(delay, self._flush)
+            self._flush_at = loop.call_later(max(0.0, self._next_flush_s - loop.time()), self._flush)
 
     def _flush(self) -> None:
         """Every pending frame to every group that asked for its symbol, in publication order."""
+        loop = asyncio.get_running_loop()
         self._flush_at = None
-        self._flushed_s = asyncio.get_running_loop().time()
+        started = loop.time()
+        self._write_pending()
+        ended = loop.time()
+        # The next flush starts `flush_s` after this one started or, when this one took long (many clients, or
+        # a process starved of CPU), twice its length after it ended: the fan-out keeps to a bounded share of
+        # the loop, the pumps and new connections keep the rest, and each later flush carries more lines
+        # instead of the loop falling further behind with a flush every `flush_s`.
+        self._next_flush_s = max(started + self.limits.flush_s, ended + 2 * (ended - started))
+
+    def _write_pending(self) -> None:
         pending, self._pending = self._pending, []
         for channel, seq, _, _ in pending:
             channel.sent = seq
