@@ -178,6 +178,7 @@ def run_clients(target: str, port: int, first: int, count: int, symbols: list[st
     frames itself: unmasked frames, the negotiated deflate stream decompressed with websockets' own decoder,
     pings answered. No task, queue or generator per message, so what a client process costs is mostly the
     kernel and zlib, and its loop keeps up with more connections on a shared machine."""
+    import orjson
     import uvloop
     from websockets.client import ClientProtocol
     from websockets.extensions.permessage_deflate import PerMessageDeflate, enable_client_permessage_deflate
@@ -234,9 +235,9 @@ def run_clients(target: str, port: int, first: int, count: int, symbols: list[st
                 elif isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.CONT):
                     self.parts.append(bytes(event.data))
                     if event.fin:
-                        text = b"".join(self.parts).decode()
+                        message = b"".join(self.parts)
                         self.parts.clear()
-                        self.on_text(text)
+                        self.on_text(message)
             self._flush()  # pongs, the close answer
             if self.ws.state is State.OPEN and not self.parts and not self.ws.reader.buffer:
                 # Between two frames: from here on this client parses them (with the same deflate stream).
@@ -279,7 +280,7 @@ def run_clients(target: str, port: int, first: int, count: int, symbols: list[st
                         if self.compressed:
                             decoder = self.decoder or zlib.decompressobj(wbits=-self.fresh_bits)
                             message = decoder.decompress(message + b"\x00\x00\xff\xff")
-                        self.on_text(message.decode())
+                        self.on_text(message)
                 elif opcode == 0x9:  # ping
                     self.ws.send_pong(payload)
                     self._flush()
@@ -294,25 +295,25 @@ def run_clients(target: str, port: int, first: int, count: int, symbols: list[st
             elif time.time() < window[1]:
                 counts["closed"] += 1
 
-        def on_text(self, text: str) -> None:
+        def on_text(self, message: bytes) -> None:
+            """One text message (UTF-8): a frame, or (frames=lines) frames one a line."""
             now = time.time()
             if not window[0] <= now < window[1]:
                 return
             now_ms = now * 1000
             last = self.last
-            for line in text.split("\n"):
-                counts["messages"] += 1
-                # Both servers encode alike ({"type":..,"symbol":..,...,"seq":N}): cheaper than json.loads.
-                if line.startswith('{"type":"trade","symbol":"'):
-                    at = line.index('"timestamp":', 40) + 12
+            # The lines as one JSON array, parsed by orjson in one call: a real parse of every frame at
+            # about half the cost of slicing each line in Python (and no decode to str first).
+            frames = orjson.loads(b"[" + message.replace(b"\n", b",") + b"]")
+            counts["messages"] += len(frames)
+            for frame in frames:
+                kind = frame["type"]
+                if kind == "trade":
                     counts["trades"] += 1
-                    hist[int(now_ms - int(line[at:line.index(",", at)]))] += 1
-                    symbol = line[26:line.index('"', 26)]
-                elif line.startswith('{"type":"candle","symbol":"'):
-                    symbol = line[27:line.index('"', 27)]
-                else:
-                    continue
-                seq = int(line[line.rindex(":") + 1:-1])
+                    hist[int(now_ms - frame["timestamp"])] += 1
+                elif kind not in ("candle", "status"):
+                    continue  # hello: no symbol's seq
+                symbol, seq = frame["symbol"], frame["seq"]
                 before = last.get(symbol)
                 if before is not None and seq != before + 1:  # every frame of a symbol, in seq order
                     if seq > before:
