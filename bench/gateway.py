@@ -77,8 +77,14 @@ def trade_frame(symbol: str, k: int, due_s: float, seq: int) -> str:
 class BenchFeed:
     """A `MarketFeed` trading every symbol `rate` times a second on the shared schedule; no history."""
 
-    def __init__(self, symbols: list[str], rate: float) -> None:
+    def __init__(self, symbols: list[str], rate: float, lag_file: str | None = None) -> None:
         from services.market.markets import spot_market
+
+        # How late each trade leaves its pump (ms), per second of schedule: the server loop's own lag,
+        # written to `lag_file` once a second for the run to read the window from.
+        self.lag: dict[int, Counter[int]] = {}
+        self._lag_file = lag_file
+        self._lag_written = 0
 
         self._symbols = symbols
         self._rate = rate
@@ -114,8 +120,18 @@ class BenchFeed:
                 due = schedule_s(index, n, k, t0=self._t0, rate=self._rate)
                 delay = due - time.time()
                 await asyncio.sleep(max(0.0, delay))  # behind schedule: still yield, once per trade
+                self._late(due)
                 yield Tick(symbol, int(due * 1000), 100.0 + (k % 1000) * 0.01, 0.01, "buy" if k % 2 else "sell")
             k += 1
+
+    def _late(self, due: float) -> None:
+        second = int(due)
+        self.lag.setdefault(second, Counter())[int((time.time() - due) * 1000)] += 1
+        if self._lag_file and second > self._lag_written:
+            self._lag_written = second
+            for old in [s for s in self.lag if s < second - 120]:
+                del self.lag[old]
+            Path(self._lag_file).write_text(json.dumps(self.lag))
 
     async def aclose(self) -> None:
         return None
@@ -130,7 +146,8 @@ def serve_skeet(port: int, symbols: list[str], rate: float, ws: str, loop: str) 
 
     data = tempfile.mkdtemp(prefix="skeet-bench-gateway-")
     settings = Settings(data_dir=Path(data), dev_key=BENCH_KEY)
-    app = create_app(settings, feed=BenchFeed(symbols, rate))  # type: ignore[arg-type]
+    feed = BenchFeed(symbols, rate, os.environ.get("SKEET_BENCH_LAG_FILE"))
+    app = create_app(settings, feed=feed)  # type: ignore[arg-type]
     extra = {} if ws == "production" else {"ws": ws}
     if loop != "production":
         extra["loop"] = loop
@@ -395,6 +412,8 @@ def measure(target: str, args: argparse.Namespace, symbols: list[str]) -> dict[s
               "--loop", args.loop]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SKEET_GATEWAY_MAX_STREAMS": "4",
            "SKEET_GATEWAY_MAX_SYMBOLS": "50"}
+    lag_file = Path(tempfile.mkdtemp(prefix="skeet-bench-lag-")) / "lag.json"
+    env["SKEET_BENCH_LAG_FILE"] = str(lag_file)
     server = subprocess.Popen([*me, "--role", f"serve-{target}", "--port", str(port), *common], cwd=ROOT, env=env)
     clients: list[subprocess.Popen[str]] = []
     try:
@@ -435,6 +454,11 @@ def measure(target: str, args: argparse.Namespace, symbols: list[str]) -> dict[s
             hist.update({int(k): v for k, v in out.pop("hist").items()})
             lag.update({int(k): v for k, v in out.pop("lag").items()})
             totals.update(out)
+        server_lag: Counter[int] = Counter()
+        with contextlib.suppress(OSError, ValueError):  # the bare server writes none
+            for second, late in json.loads(lag_file.read_text()).items():
+                if start <= int(second) < end:
+                    server_lag.update({int(k): v for k, v in late.items()})
     finally:
         for proc in clients:
             with contextlib.suppress(Exception):
@@ -456,6 +480,7 @@ def measure(target: str, args: argparse.Namespace, symbols: list[str]) -> dict[s
         "server_cpu_s": round(server_cpu, 2), "server_cores": round(server_cpu / args.seconds, 2),
         "cpu_us_per_msg": round(server_cpu / messages * 1e6, 2) if messages else float("nan"),
         "client_cores": round(client_cpu / args.seconds, 2),
+        "server_lag_p99_ms": percentile_of(server_lag, 0.99),
         "client_lag_p99_ms": percentile_of(lag, 0.99),
         "gaps": totals["gaps"], "repeats": totals["repeats"],
         "dropped": totals["closed"], "failed": totals["failed"],
@@ -511,7 +536,7 @@ def main() -> None:
           f"{args.seconds:g} s, {args.client_procs} client processes, {os.cpu_count()} cores, "
           f"skeet frames={args.frames}")
     columns = ["target", "clients", "trades", "trades_expected", "msg_per_s", "p50_ms", "p99_ms", "max_ms",
-               "server_cores", "cpu_us_per_msg", "client_cores", "client_lag_p99_ms", "gaps", "repeats", "dropped",
+               "server_cores", "cpu_us_per_msg", "server_lag_p99_ms", "client_cores", "client_lag_p99_ms", "gaps", "repeats", "dropped",
                "failed"]
     print("  ".join(f"{c:>14}" for c in columns))
     for row in results.values():
