@@ -21,7 +21,8 @@ frame a client received in the window (trades, and the gateway's candle frames, 
 client also checks every frame's per-symbol `seq` (`gaps`: frames missing, `repeats`: out of order or twice),
 and each client process samples its own event-loop lag (`client_lag_p99_ms`): a client process that cannot
 keep up adds its lag to every latency it records, so a high lag means the clients, not the server, are
-what the latency shows.
+what the latency shows. `server_lag_p99_ms` is the skeet server's own: how late `BenchFeed`'s trades leave
+their pumps (it waited for the CPU, or for its loop).
 
 Targets: skeet p99 ≤ 100 ms and skeet CPU per delivered message ≤ 2 × bare's. The last line is JSON.
 """
