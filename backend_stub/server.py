@@ -21,6 +21,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from backend_stub.gateway.wire import GatewayWebSocketProtocol
 from backend_stub.settings import Settings
 
 LINGER_S = 2.0  # after refusing a request, how long what the client still sends is read and dropped
@@ -175,6 +176,7 @@ def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Co
         "host": settings.host,
         "port": settings.port,
         "http": guarded_protocol(settings),
+        "ws": GatewayWebSocketProtocol,  # uvicorn's websockets protocol + frames written once for many (gateway)
         "access_log": False,  # our AccessLog replaces uvicorn's, which prints query strings (?token=)
         "log_config": None,
         "proxy_headers": True,

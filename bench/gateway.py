@@ -17,7 +17,12 @@ frame's `timestamp` is its scheduled time (ms, wall clock), so a server that fal
 (no coordinated omission). Clients run in `--client-procs` separate processes (so the server's CPU, read from
 /proc for its pid, is its own) and record, for every trade frame received inside the measuring window, the
 wall-clock delay since its timestamp (same machine clock). Server CPU per delivered message counts every
-frame a client received in the window (trades, and the gateway's candle frames, about 5 % more).
+frame a client received in the window (trades, and the gateway's candle frames, about 5 % more). Each
+client also checks every frame's per-symbol `seq` (`gaps`: frames missing, `repeats`: out of order or twice),
+and each client process samples its own event-loop lag (`client_lag_p99_ms`): a client process that cannot
+keep up adds its lag to every latency it records, so a high lag means the clients, not the server, are
+what the latency shows. `server_lag_p99_ms` is the skeet server's own: how late `BenchFeed`'s trades leave
+their pumps (it waited for the CPU, or for its loop).
 
 Targets: skeet p99 ≤ 100 ms and skeet CPU per delivered message ≤ 2 × bare's. The last line is JSON.
 """
@@ -35,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -72,8 +78,14 @@ def trade_frame(symbol: str, k: int, due_s: float, seq: int) -> str:
 class BenchFeed:
     """A `MarketFeed` trading every symbol `rate` times a second on the shared schedule; no history."""
 
-    def __init__(self, symbols: list[str], rate: float) -> None:
+    def __init__(self, symbols: list[str], rate: float, lag_file: str | None = None) -> None:
         from services.market.markets import spot_market
+
+        # How late each trade leaves its pump (ms), per second of schedule: the server loop's own lag,
+        # written to `lag_file` once a second for the run to read the window from.
+        self.lag: dict[int, Counter[int]] = {}
+        self._lag_file = lag_file
+        self._lag_written = 0
 
         self._symbols = symbols
         self._rate = rate
@@ -109,14 +121,24 @@ class BenchFeed:
                 due = schedule_s(index, n, k, t0=self._t0, rate=self._rate)
                 delay = due - time.time()
                 await asyncio.sleep(max(0.0, delay))  # behind schedule: still yield, once per trade
+                self._late(due)
                 yield Tick(symbol, int(due * 1000), 100.0 + (k % 1000) * 0.01, 0.01, "buy" if k % 2 else "sell")
             k += 1
+
+    def _late(self, due: float) -> None:
+        second = int(due)
+        self.lag.setdefault(second, Counter())[int((time.time() - due) * 1000)] += 1
+        if self._lag_file and second > self._lag_written:
+            self._lag_written = second
+            for old in [s for s in self.lag if s < second - 120]:
+                del self.lag[old]
+            Path(self._lag_file).write_text(json.dumps(self.lag))
 
     async def aclose(self) -> None:
         return None
 
 
-def serve_skeet(port: int, symbols: list[str], rate: float, ws: str) -> None:
+def serve_skeet(port: int, symbols: list[str], rate: float, ws: str, loop: str) -> None:
     import uvicorn
 
     from backend_stub.app import create_app
@@ -125,8 +147,11 @@ def serve_skeet(port: int, symbols: list[str], rate: float, ws: str) -> None:
 
     data = tempfile.mkdtemp(prefix="skeet-bench-gateway-")
     settings = Settings(data_dir=Path(data), dev_key=BENCH_KEY)
-    app = create_app(settings, feed=BenchFeed(symbols, rate))  # type: ignore[arg-type]
+    feed = BenchFeed(symbols, rate, os.environ.get("SKEET_BENCH_LAG_FILE"))
+    app = create_app(settings, feed=feed)  # type: ignore[arg-type]
     extra = {} if ws == "production" else {"ws": ws}
+    if loop != "production":
+        extra["loop"] = loop
     config = uvicorn_config(app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                             backlog=4096, **extra)
     uvicorn.Server(config).run()
@@ -166,71 +191,186 @@ def serve_bare(port: int, symbols: list[str], rate: float) -> None:
 
 # -- the clients --------------------------------------------------------------------------------------
 def run_clients(target: str, port: int, first: int, count: int, symbols: list[str], frames: str) -> None:
+    """`count` clients in this process. Each opens its connection with websockets' sans-I/O client protocol
+    (the handshake and permessage-deflate `GatewayFeed`'s `connect` negotiates), then reads the server's
+    frames itself: unmasked frames, the negotiated deflate stream decompressed with websockets' own decoder,
+    pings answered. No task, queue or generator per message, so what a client process costs is mostly the
+    kernel and zlib, and its loop keeps up with more connections on a shared machine."""
+    import orjson
     import uvloop
-    from websockets.asyncio.client import connect
+    from websockets.client import ClientProtocol
+    from websockets.extensions.permessage_deflate import PerMessageDeflate, enable_client_permessage_deflate
+    from websockets.frames import Frame, Opcode
+    from websockets.http11 import Response
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
 
     from services.auth import devtoken
 
     hist: Counter[int] = Counter()
-    counts = {"messages": 0, "trades": 0, "closed": 0, "failed": 0}
+    lag: Counter[int] = Counter()  # this process's own event-loop lag (ms), sampled every 10 ms
+    counts = {"messages": 0, "trades": 0, "gaps": 0, "repeats": 0, "closed": 0, "failed": 0}
     window = [float("inf"), float("inf")]  # set from the run: [start, end)
     query = "symbols=" + ",".join(symbols) + ("&frames=lines" if frames == "lines" else "")
     url = f"ws://127.0.0.1:{port}/v1/market/stream?{query}" if target == "skeet" else f"ws://127.0.0.1:{port}/"
+    opened: list[asyncio.Future[bool]] = []
 
-    async def client(i: int, connected: asyncio.Event, opened: list[int]) -> None:
-        headers = {"Authorization": f"Bearer {devtoken.mint(f'bench-{i}', key=BENCH_KEY)}"}
-        try:
-            ws = await connect(url, additional_headers=headers, open_timeout=120, ping_interval=None,
-                               max_queue=None)
-        except Exception:
-            counts["failed"] += 1
-            opened[0] += 1
-            if opened[0] == count:
-                connected.set()
-            return
-        opened[0] += 1
-        if opened[0] == count:
-            connected.set()
-        try:
-            async for raw in ws:
-                now = time.time()
-                if not window[0] <= now < window[1]:
-                    if now >= window[1]:
+    class Client(asyncio.Protocol):
+        def __init__(self, i: int, done: asyncio.Future[bool]) -> None:
+            self.ws = ClientProtocol(parse_uri(url), extensions=enable_client_permessage_deflate(None),
+                                     max_size=None)
+            self.token = devtoken.mint(f"bench-{i}", key=BENCH_KEY)
+            self.done = done
+            self.last: dict[str, int] = {}  # symbol → the last seq seen in the window
+            self.parts: list[bytes] = []
+            self.transport: asyncio.Transport | None = None
+            self.buffer: bytearray | None = None  # set once this client reads frames itself
+            self.compressed = False
+            self.decoder: Any = None  # the deflate stream's decoder (context takeover), if negotiated
+            self.fresh_bits = 0  # the window of a decoder made per message (no context takeover)
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]
+            request = self.ws.connect()
+            request.headers["Authorization"] = f"Bearer {self.token}"
+            self.ws.send_request(request)
+            self._flush()
+
+        def _flush(self) -> None:
+            out = self.ws.data_to_send()
+            if out and self.transport is not None:
+                self.transport.write(b"".join(out))
+
+        def data_received(self, data: bytes) -> None:
+            if self.buffer is not None:
+                self.read_frames(data)
+                return
+            self.ws.receive_data(data)
+            for event in self.ws.events_received():
+                if isinstance(event, Response):
+                    if not self.done.done():
+                        self.done.set_result(self.ws.state is State.OPEN)
+                elif isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.CONT):
+                    self.parts.append(bytes(event.data))
+                    if event.fin:
+                        message = b"".join(self.parts)
+                        self.parts.clear()
+                        self.on_text(message)
+            self._flush()  # pongs, the close answer
+            if self.ws.state is State.OPEN and not self.parts and not self.ws.reader.buffer:
+                # Between two frames: from here on this client parses them (with the same deflate stream).
+                for ext in self.ws.extensions:
+                    if isinstance(ext, PerMessageDeflate):
+                        if ext.remote_no_context_takeover:
+                            self.fresh_bits = ext.remote_max_window_bits
+                        else:
+                            self.decoder = ext.decoder
+                self.buffer = bytearray()
+
+        def read_frames(self, data: bytes) -> None:
+            buf = self.buffer
+            assert buf is not None
+            buf += data
+            pos, end = 0, len(buf)
+            while end - pos >= 2:
+                b0, length = buf[pos], buf[pos + 1] & 0x7F
+                head = 2
+                if length == 126:
+                    if end - pos < 4:
                         break
-                    continue
-                now_ms = now * 1000
-                for line in str(raw).split("\n"):
-                    counts["messages"] += 1
-                    if line.startswith('{"type":"trade"'):  # both servers encode alike: cheaper than json.loads
-                        at = line.index('"timestamp":') + 12
-                        counts["trades"] += 1
-                        hist[int(now_ms - int(line[at:line.index(",", at)]))] += 1
-        except Exception:
-            pass
-        if time.time() < window[1]:
-            counts["closed"] += 1
-        with contextlib.suppress(Exception):
-            await ws.close()
+                    length, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+                elif length == 127:
+                    if end - pos < 10:
+                        break
+                    length, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+                if end - pos < head + length:
+                    break
+                payload = bytes(buf[pos + head:pos + head + length])
+                pos += head + length
+                opcode = b0 & 0x0F
+                if opcode in (0x1, 0x0):  # text, continuation
+                    if opcode == 0x1:
+                        self.compressed = bool(b0 & 0x40)
+                    self.parts.append(payload)
+                    if b0 & 0x80:
+                        message = b"".join(self.parts)
+                        self.parts.clear()
+                        if self.compressed:
+                            decoder = self.decoder or zlib.decompressobj(wbits=-self.fresh_bits)
+                            message = decoder.decompress(message + b"\x00\x00\xff\xff")
+                        self.on_text(message)
+                elif opcode == 0x9:  # ping
+                    self.ws.send_pong(payload)
+                    self._flush()
+                elif opcode == 0x8:  # close: the server dropped us
+                    assert self.transport is not None
+                    self.transport.close()
+            del buf[:pos]
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not self.done.done():
+                self.done.set_result(False)
+            elif time.time() < window[1]:
+                counts["closed"] += 1
+
+        def on_text(self, message: bytes) -> None:
+            """One text message (UTF-8): a frame, or (frames=lines) frames one a line."""
+            now = time.time()
+            if not window[0] <= now < window[1]:
+                return
+            now_ms = now * 1000
+            last = self.last
+            # The lines as one JSON array, parsed by orjson in one call: a real parse of every frame at
+            # about half the cost of slicing each line in Python (and no decode to str first).
+            frames = orjson.loads(b"[" + message.replace(b"\n", b",") + b"]")
+            counts["messages"] += len(frames)
+            for frame in frames:
+                kind = frame["type"]
+                if kind == "trade":
+                    counts["trades"] += 1
+                    hist[int(now_ms - frame["timestamp"])] += 1
+                elif kind not in ("candle", "status"):
+                    continue  # hello: no symbol's seq
+                symbol, seq = frame["symbol"], frame["seq"]
+                before = last.get(symbol)
+                if before is not None and seq != before + 1:  # every frame of a symbol, in seq order
+                    if seq > before:
+                        counts["gaps"] += seq - before - 1
+                    else:
+                        counts["repeats"] += 1
+                last[symbol] = seq
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        connected = asyncio.Event()
-        opened = [0]
-        tasks = []
+        clients: list[Client] = []
         for i in range(first, first + count):
-            tasks.append(asyncio.create_task(client(i, connected, opened)))
-            if len(tasks) % 25 == 0:
+            done: asyncio.Future[bool] = loop.create_future()
+            opened.append(done)
+            client = Client(i, done)
+            clients.append(client)
+            try:
+                await loop.create_connection(lambda c=client: c, "127.0.0.1", port)  # type: ignore[misc]
+            except OSError:
+                done.set_result(False)
+            if len(clients) % 25 == 0:
                 await asyncio.sleep(0.02)  # do not flood the listen backlog
-        await connected.wait()
+        async with asyncio.timeout(120):
+            ok = await asyncio.gather(*opened)
+        counts["failed"] = ok.count(False)
         print(json.dumps({"ready": count - counts["failed"]}), flush=True)
         line = await loop.run_in_executor(None, sys.stdin.readline)
         start, end = (float(x) for x in line.split())
         window[0], window[1] = start, end
-        await asyncio.sleep(max(0.0, end - time.time()) + 0.5)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        print(json.dumps({**counts, "hist": hist}), flush=True)
+        await asyncio.sleep(max(0.0, start - time.time()))
+        while time.time() < end:  # is this process keeping up? (its lag is in every latency it records)
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            lag[int((loop.time() - before - 0.01) * 1000)] += 1
+        await asyncio.sleep(0.5)
+        print(json.dumps({**counts, "hist": hist, "lag": lag}), flush=True)
+        for client in clients:
+            if client.transport is not None:
+                client.transport.abort()
 
     uvloop.run(main())
 
@@ -269,9 +409,12 @@ def percentile_of(hist: Counter[int], q: float) -> float:
 def measure(target: str, args: argparse.Namespace, symbols: list[str]) -> dict[str, Any]:
     port = free_port()
     me = [sys.executable, str(Path(__file__).resolve())]
-    common = ["--symbols", str(args.symbols), "--rate", str(args.rate), "--frames", args.frames, "--ws", args.ws]
+    common = ["--symbols", str(args.symbols), "--rate", str(args.rate), "--frames", args.frames, "--ws", args.ws,
+              "--loop", args.loop]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SKEET_GATEWAY_MAX_STREAMS": "4",
            "SKEET_GATEWAY_MAX_SYMBOLS": "50"}
+    lag_file = Path(tempfile.mkdtemp(prefix="skeet-bench-lag-")) / "lag.json"
+    env["SKEET_BENCH_LAG_FILE"] = str(lag_file)
     server = subprocess.Popen([*me, "--role", f"serve-{target}", "--port", str(port), *common], cwd=ROOT, env=env)
     clients: list[subprocess.Popen[str]] = []
     try:
@@ -304,12 +447,19 @@ def measure(target: str, args: argparse.Namespace, symbols: list[str]) -> dict[s
         server_cpu = cpu_seconds(server.pid) - server_cpu0
         client_cpu = sum(cpu_seconds(p.pid) for p in clients) - client_cpu0
         hist: Counter[int] = Counter()
+        lag: Counter[int] = Counter()
         totals: Counter[str] = Counter()
         for proc in clients:
             assert proc.stdout is not None
             out = json.loads(proc.stdout.readline())
             hist.update({int(k): v for k, v in out.pop("hist").items()})
+            lag.update({int(k): v for k, v in out.pop("lag").items()})
             totals.update(out)
+        server_lag: Counter[int] = Counter()
+        with contextlib.suppress(OSError, ValueError):  # the bare server writes none
+            for second, late in json.loads(lag_file.read_text()).items():
+                if start <= int(second) < end:
+                    server_lag.update({int(k): v for k, v in late.items()})
     finally:
         for proc in clients:
             with contextlib.suppress(Exception):
@@ -331,6 +481,9 @@ def measure(target: str, args: argparse.Namespace, symbols: list[str]) -> dict[s
         "server_cpu_s": round(server_cpu, 2), "server_cores": round(server_cpu / args.seconds, 2),
         "cpu_us_per_msg": round(server_cpu / messages * 1e6, 2) if messages else float("nan"),
         "client_cores": round(client_cpu / args.seconds, 2),
+        "server_lag_p99_ms": percentile_of(server_lag, 0.99),
+        "client_lag_p99_ms": percentile_of(lag, 0.99),
+        "gaps": totals["gaps"], "repeats": totals["repeats"],
         "dropped": totals["closed"], "failed": totals["failed"],
     }
 
@@ -347,6 +500,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["skeet", "bare"])
     parser.add_argument("--frames", choices=["lines", "single"], default="lines",
                         help="skeet clients ask for frames=lines (as GatewayFeed does) or one frame a message")
+    parser.add_argument("--loop", default="production",
+                        help="uvicorn's event loop for skeet (production: the backend's own config, uvloop if installed)")
     parser.add_argument("--ws", default="production",
                         help="uvicorn's websocket implementation for skeet (production: the backend's own config)")
     parser.add_argument("--quick", action="store_true", help="250 clients, 5 s per target")
@@ -357,7 +512,7 @@ def main() -> None:
     args = parser.parse_args()
     symbols = symbols_for(args.symbols)
     if args.role == "serve-skeet":
-        return serve_skeet(args.port, symbols, args.rate, args.ws)
+        return serve_skeet(args.port, symbols, args.rate, args.ws, args.loop)
     if args.role == "serve-bare":
         return serve_bare(args.port, symbols, args.rate)
     if args.role.startswith("clients-"):
@@ -382,7 +537,8 @@ def main() -> None:
           f"{args.seconds:g} s, {args.client_procs} client processes, {os.cpu_count()} cores, "
           f"skeet frames={args.frames}")
     columns = ["target", "clients", "trades", "trades_expected", "msg_per_s", "p50_ms", "p99_ms", "max_ms",
-               "server_cores", "cpu_us_per_msg", "client_cores", "dropped", "failed"]
+               "server_cores", "cpu_us_per_msg", "server_lag_p99_ms", "client_cores", "client_lag_p99_ms", "gaps", "repeats", "dropped",
+               "failed"]
     print("  ".join(f"{c:>14}" for c in columns))
     for row in results.values():
         print("  ".join(f"{row[c]!s:>14}" for c in columns))
@@ -393,6 +549,9 @@ def main() -> None:
     if "skeet" in results:
         summary["p99_ms"] = results["skeet"]["p99_ms"]
         summary["p99_ok"] = results["skeet"]["p99_ms"] <= 100
+        # What a client gets: every frame of every symbol in seq order, no client dropped.
+        summary["complete"] = not (results["skeet"]["gaps"] or results["skeet"]["repeats"]
+                                   or results["skeet"]["dropped"] or results["skeet"]["failed"])
     if len(results) == 2:
         ratio = results["skeet"]["cpu_us_per_msg"] / results["bare"]["cpu_us_per_msg"]
         summary["cpu_per_msg_ratio"] = round(ratio, 2)

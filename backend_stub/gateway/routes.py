@@ -10,10 +10,10 @@
   and the `epoch` of the hello; a symbol that cannot resume gets `{"type": "reset", "symbol", "seq"}` (fetch
   its candles again). Closes: 4401 bad token, 4400 bad request (the reason says what), 4429 too many streams
   for the user, 1013 the client fell behind (reconnect with since=).
-  With `frames=lines` a websocket message carries every frame waiting for the client, one JSON object a
-  line (`\n` between them), and the writer gathers frames for `GatewayLimits.flush_s` after each message:
-  one message per client per tick instead of one per frame, which is most of the fan-out's cost
-  (bench/gateway.py). Without it, one frame a message, sent at once.
+  Frames go out in flushes, at most one per `GatewayLimits.flush_s` (0.02 s). With `frames=lines` a
+  websocket message carries every frame of a flush for the client, one JSON object a line (`\n` between
+  them, at most `hub.MAX_LINES`): one message per client per flush instead of one per frame, which is most
+  of the fan-out's cost (bench/gateway.py). Without it, one frame a message.
 
 The caller is checked on every route: HTTP by the `BearerAuth` middleware, the websocket like `/v1/stream`.
 """
@@ -31,7 +31,8 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket, WebS
 
 from backend_stub.auth import TokenVerifier
 from backend_stub.errors import ApiError
-from backend_stub.gateway.hub import GatewayLimits, MarketGateway, Subscriber, TooManyStreams
+from backend_stub.gateway.hub import GatewayLimits, MarketGateway, Subscriber, TooManyStreams, message_texts
+from backend_stub.gateway.wire import SINK
 from backend_stub.runtime import current_uid
 from backend_stub.stream import BAD_REQUEST, TRY_AGAIN, authenticate_websocket
 from services.market.types import TIMEFRAME_MS, MarketDataError, UnknownSymbol
@@ -118,13 +119,13 @@ def build_router(verifier: TokenVerifier, *, limits: GatewayLimits | None = None
             await websocket.close(TRY_AGAIN, str(exc)[:120])
             return
         try:
-            sub = gateway.open_stream(uid, full=full, watch=watch, since=since, epoch=params.get("epoch"))
+            sub = gateway.open_stream(uid, full=full, watch=watch, since=since, epoch=params.get("epoch"),
+                                      lines=params.get("frames") == "lines")
         except TooManyStreams as exc:
             await websocket.close(TOO_MANY, str(exc)[:120])
             return
         try:
-            flush_s = gateway.limits.flush_s if params.get("frames") == "lines" else None
-            await _serve(websocket, sub, flush_s=flush_s)
+            await _serve(websocket, sub)
         finally:
             gateway.close_stream(sub)
 
@@ -140,24 +141,25 @@ async def _known(gateway: MarketGateway, symbols: list[str]) -> None:
         raise ApiError(503, str(exc)) from exc
 
 
-async def _serve(websocket: WebSocket, sub: Subscriber, *, flush_s: float | None) -> None:
-    """Write the subscriber's frames until the client leaves or falls behind; with `flush_s`, every frame
-    waiting in one message (JSON lines), then `flush_s` for the next ones to gather."""
+async def _serve(websocket: WebSocket, sub: Subscriber) -> None:
+    """Write what the subscriber is owed at the start (hello, resumed frames) through ASGI; then, where the
+    server offers a `FrameSink`, hand the connection to the gateway's flushes and wait until the client
+    leaves or falls behind. Without one, every frame goes through ASGI."""
+    sink = websocket.scope.get("extensions", {}).get(SINK)
     reader = asyncio.create_task(_until_client_leaves(websocket), name="market-stream-receive")
     reader.add_done_callback(lambda _: sub.end())
     try:
         while True:
             batch = await sub.next_batch()
             if not batch:
-                if sub.too_slow:  # its queue overflowed: it resumes from its last seq
-                    await websocket.close(TRY_AGAIN, "fell behind the market; reconnect with since=")
-                return
-            if flush_s is None:
-                for frame in batch:
-                    await websocket.send_text(frame)
-            else:
-                await websocket.send_text("\n".join(batch))
-                await asyncio.sleep(flush_s)
+                break
+            for text in message_texts(batch, lines=sub.lines):
+                await websocket.send_text(text)
+            if sink is not None and sub.go_live(sink):
+                await sub.finished()
+                break
+        if sub.too_slow:  # its queue overflowed: it resumes from its last seq
+            await websocket.close(TRY_AGAIN, "fell behind the market; reconnect with since=")
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the client went away mid-send
     finally:
