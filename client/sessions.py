@@ -173,6 +173,7 @@ def memory_report(*, top: int = 40, chains: int = 2, kinds: Sequence[str] = ("Sk
             key = _describe(getattr(handle, "_callback", handle))
             scheduled[key] = scheduled.get(key, 0) + 1
     report = {"allocated_blocks": sys.getallocatedblocks(), "objects": len(objects), "jemalloc": jemalloc_stats(),
+              "jemalloc_bin_waste": jemalloc_bin_waste(),
               "threads": threading.active_count(),
               "by_type": dict(sorted(by_type.items(), key=lambda kv: -kv[1])[:top]),
               "counts": {kind: by_type.get(kind, 0) for kind in kinds},
@@ -180,6 +181,25 @@ def memory_report(*, top: int = 40, chains: int = 2, kinds: Sequence[str] = ("Sk
               "chains": {kind: [_referrer_chain(obj, objects) for obj in objs] for kind, objs in found.items()}}
     del objects, found
     return report
+
+
+def trace_survivors(action: str, *, top: int = 40) -> dict[str, Any]:
+    """`start`: trace every allocation from now on (tracemalloc, one frame: cheap enough for a short window);
+    `stop`: after a full collection, what was allocated since `start` and is still alive, by source line,
+    largest first: what a window of sessions left behind. Then tracing stops."""
+    import tracemalloc
+
+    if action == "start":
+        tracemalloc.start(1)
+        return {"tracing": True}
+    if not tracemalloc.is_tracing():
+        return {"tracing": False}
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    stats = snapshot.statistics("lineno")
+    return {"tracing": False, "alive_bytes": sum(s.size for s in stats), "alive_blocks": sum(s.count for s in stats),
+            "by_line": [{"where": str(s.traceback[0]), "bytes": s.size, "blocks": s.count} for s in stats[:top]]}
 
 
 def jemalloc_stats() -> dict[str, int]:
@@ -196,6 +216,25 @@ def jemalloc_stats() -> dict[str, int]:
         if _MALLCTL(f"stats.{name}".encode(), ctypes.byref(value), ctypes.byref(size), None, 0) == 0:
             stats[name] = value.value
     return stats
+
+
+def jemalloc_bin_waste(top: int = 12) -> list[dict[str, int]]:
+    """Per small size class: bytes of free slots in slabs that also hold live ones (fragmentation), largest
+    first; what `active` holds over `allocated`."""
+    if _MALLCTL is None:
+        return []
+
+    def read(name: str, kind: Any) -> int:
+        value, size = kind(0), ctypes.c_size_t(ctypes.sizeof(kind))
+        return int(value.value) if _MALLCTL(name.encode(), ctypes.byref(value), ctypes.byref(size), None, 0) == 0 else 0
+
+    rows = []
+    for j in range(read("arenas.nbins", ctypes.c_uint)):
+        size, nregs = read(f"arenas.bin.{j}.size", ctypes.c_size_t), read(f"arenas.bin.{j}.nregs", ctypes.c_uint32)
+        slabs = read(f"stats.arenas.{ARENAS_ALL}.bins.{j}.curslabs", ctypes.c_size_t)
+        regs = read(f"stats.arenas.{ARENAS_ALL}.bins.{j}.curregs", ctypes.c_size_t)
+        rows.append({"size": size, "slabs": slabs, "live": regs, "waste_bytes": (slabs * nregs - regs) * size})
+    return sorted(rows, key=lambda r: -r["waste_bytes"])[:top]
 
 
 def _describe(obj: Any) -> str:

@@ -39,7 +39,7 @@ from flet_web import get_package_web_dir
 from starlette.websockets import WebSocketDisconnect
 
 from client.hub import MarketHub
-from client.sessions import DEBUG_ENV, SessionRegistry, memory_report
+from client.sessions import DEBUG_ENV, SessionRegistry, memory_report, trace_survivors
 from services.auth.devtoken import state_dir
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,8 @@ def web_app(main: Callable[[ft.Page], Awaitable[None]], *, registry: SessionRegi
         async def memory(request: Request) -> Response:
             if request.client is None or request.client.host not in LOOPBACK:
                 return JSONResponse({"detail": "Not found"}, status_code=404)
+            if trace := request.query_params.get("trace"):  # start, then stop: what a window left alive
+                return JSONResponse(trace_survivors(trace))
             return JSONResponse({**memory_report(), "rss_bytes": rss_bytes(), **registry.counts()})
 
     @app.websocket("/ws")  # ahead of Flet's own route, which the mount below also holds
