@@ -34,7 +34,10 @@ RELEASE_AFTER_S = 2.0
 JEMALLOC = ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
             "/usr/lib64/libjemalloc.so.2", "/usr/local/lib/libjemalloc.so.2")
 # Freed pages go back to the OS within about a second, from jemalloc's own thread (not on the event loop).
-JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0"
+# retain:false unmaps what it purges instead of keeping it mapped for reuse: the metadata of those retained
+# extents grew 4.7 -> 10 MB over 60 sessions and never shrank (7 MB without; RSS 30 s after a soak-like run
+# +8.6 % instead of +9.8 % over the first session's).
+JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,retain:false"
 _RESTARTED = "SKEET_ALLOCATOR_RESTARTED"  # the environment before the restart, as JSON
 ARENAS_ALL = 4096  # jemalloc's MALLCTL_ARENAS_ALL: "arena.4096.purge" purges every arena
 
