@@ -12,8 +12,10 @@ plus a loopback-only health endpoint; run by uvicorn, announcing its URL only on
   sent in the moment between the socket's end and the disconnect (Flet's send queue is already None then:
   the `'NoneType' object has no attribute 'put_nowait'` repaint failures).
 - `GET /_skeet/health` (answers only to loopback clients): open sessions, their tasks, shared markets (one
-  feed and one engine each) and their subscriptions, every asyncio task of the process and its RSS, for the
-  soak test and an operator's curl.
+  feed and one engine each) and their subscriptions, every asyncio task of the process, its RSS and (on
+  jemalloc) the heap's allocated and active bytes, for the soak test and an operator's curl. With
+  `SKEET_DEBUG_MEMORY=1` (never in production), `GET /_skeet/health/memory` adds what a leak hunt needs
+  (`client.sessions.memory_report`; `?trace=start` / `?trace=stop`: what a window of sessions left alive).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from flet_web import get_package_web_dir
 from starlette.websockets import WebSocketDisconnect
 
 from client.hub import MarketHub
-from client.sessions import DEBUG_ENV, SessionRegistry, memory_report, trace_survivors
+from client.sessions import DEBUG_ENV, SessionRegistry, jemalloc_stats, memory_report, trace_survivors
 from services.auth.devtoken import state_dir
 
 log = logging.getLogger(__name__)
@@ -127,7 +129,10 @@ def web_app(main: Callable[[ft.Page], Awaitable[None]], *, registry: SessionRegi
             return JSONResponse({"detail": "Not found"}, status_code=404)  # not there for the world
         return JSONResponse({**registry.counts(), **(hub.counts() if hub else {}),
                              "process_tasks": len(asyncio.all_tasks()),
-                             "rss_bytes": rss_bytes()})
+                             "rss_bytes": rss_bytes(),
+                             # what the program holds vs the pages that holds it on (jemalloc only): a leak
+                             # grows the first, fragmentation only the second
+                             **{f"heap_{k}_bytes": v for k, v in jemalloc_stats().items() if k in ("allocated", "active")}})
 
     if os.environ.get(DEBUG_ENV) == "1":  # an engineer's leak hunt (client/sessions.py), never in production
         @app.get(HEALTH_PATH + "/memory", include_in_schema=False)

@@ -102,6 +102,7 @@ def test_tabs_come_and_go_and_the_server_lets_everything_go(browser, hosted: Hos
         close_all(open_tabs(profile, hosted.url, 1))  # the first session, as a trader sees it: live prices
         quiet(hosted)
         rss_first = settled_rss(hosted)
+        heap_first = hosted.health().get("heap_allocated_bytes", 0)
         for wave in range(0, CYCLES - 1, WAVE):  # the other open/close cycles, WAVE tabs at a time
             cycle_tabs(profile, hosted, min(WAVE, CYCLES - 1 - wave))
         pages = open_tabs(profile, hosted.url, CONCURRENT)
@@ -132,10 +133,12 @@ def test_tabs_come_and_go_and_the_server_lets_everything_go(browser, hosted: Hos
     with contextlib.suppress(AssertionError):
         wait_until(lambda: hosted.rss_bytes() <= limit, max(1.0, SESSION_END_S - (time.monotonic() - closed_at)),
                    what="RSS back near the first session's")
-    rss = hosted.rss_bytes()
+    rss, heap = hosted.rss_bytes(), hosted.health()
     report = (f"soak: {CYCLES} cycles + {CONCURRENT} sessions × {HOLD_S:.0f} s in {time.monotonic() - started:.0f} s; "
               f"RSS after the first session {rss_first / 2**20:.0f} MB, peak {rss_peak / 2**20:.0f} MB, "
-              f"{time.monotonic() - closed_at:.0f} s after the last tab closed {rss / 2**20:.0f} MB")
+              f"{time.monotonic() - closed_at:.0f} s after the last tab closed {rss / 2**20:.0f} MB; heap allocated "
+              f"{heap_first / 2**20:.0f} -> {heap.get('heap_allocated_bytes', 0) / 2**20:.0f} MB, "
+              f"active {heap.get('heap_active_bytes', 0) / 2**20:.0f} MB")
     (ARTIFACTS / "soak.txt").write_text(report + "\n")
     assert rss <= limit, report
     assert "repaint failed" not in (ARTIFACTS / "soak-client.log").read_text(errors="replace")
