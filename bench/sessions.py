@@ -8,7 +8,9 @@ the server does the same work per session, and 20 Chromium renderers would swamp
 For each count: open the sessions, wait until the server has them all, let them run `--warm` s, then take
 the server's CPU time (user + system, /proc) over `--seconds` s and its RSS; close them and wait until the
 server has ended them all. Per session: CPU share of one core divided by the count, RSS above the RSS
-with no session divided by the count. Last line: JSON.
+with no session divided by the count; that baseline is taken after one warm-up session has opened and
+ended (the shared market open and warm, as after a hosted server's first trader), and after each count the
+RSS once its sessions have ended is printed too (what the server keeps). Last line: JSON.
 
     python bench/sessions.py                 # 1, 5, 10, 20 sessions at 50 symbols × 20 trades/s
     python bench/sessions.py --counts 1,5 --seconds 5
@@ -156,12 +158,39 @@ async def measure(url: str, server: psutil.Process, count: int, warm_s: float, s
             "rss_mb": round(rss / 2**20, 1), "kb_per_s_per_session": round(traffic / count / 1024, 1)}
 
 
+async def settled_rss_mb(server: psutil.Process, within_s: float = 15.0) -> float:
+    """The server's RSS once it has stopped falling (ended sessions' pages go back within seconds)."""
+    deadline, last = time.monotonic() + within_s, server.memory_info().rss
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1)  # a sampling interval: the loop ends when RSS holds
+        now = server.memory_info().rss
+        if now >= last - 2**20:
+            break
+        last = now
+    return round(last / 2**20, 1)
+
+
+async def warm_up(url: str, stop_after: int = LIVE_AFTER_MESSAGES) -> None:
+    """One session opened until it is live, then closed and ended: the shared market is open and warm (its
+    feed, engine, the symbols' history), as after a hosted server's first trader. Memory per session is
+    counted over this, not over a server that has never opened its market."""
+    stop, live = asyncio.Event(), asyncio.Semaphore(0)
+    one = asyncio.create_task(tab(url, stop, [], live))
+    await asyncio.wait_for(live.acquire(), 180)
+    stop.set()
+    await one
+    await until(lambda h: h["sessions"] == 0 and h["session_tasks"] == 0, 60, "the warm-up session ending")
+
+
 async def run(args: argparse.Namespace, url: str, server: psutil.Process) -> list[dict[str, float]]:
-    idle_rss = server.memory_info().rss / 2**20
+    await warm_up(url)
+    idle_rss = await settled_rss_mb(server)  # no session, the market warm
+    print(f"  no session (market warm): RSS {idle_rss:.0f} MB", flush=True)
     rows: list[dict[str, float]] = []
     for count in args.counts:
         row = await measure(url, server, count, args.warm, args.seconds)
         row["rss_per_session_mb"] = round((row["rss_mb"] - idle_rss) / count, 1)
+        row["rss_after_mb"] = await settled_rss_mb(server)  # all of them ended: what the server keeps
         if rows and count > rows[0]["sessions"]:  # what one more session costs, over the one-session run
             one = rows[0]
             row["extra_cpu_per_session"] = round((row["cpu_cores"] - one["cpu_cores"]) / (count - one["sessions"]), 3)
@@ -172,7 +201,10 @@ async def run(args: argparse.Namespace, url: str, server: psutil.Process) -> lis
         print(f"{count:>3} sessions: server {row['cpu_cores'] * 100:5.1f} % of a core "
               f"({row['cpu_per_session'] * 100:.1f} % per session), RSS {row['rss_mb']:.0f} MB "
               f"({row['rss_per_session_mb']:+.1f} MB per session over none){extra}; "
-              f"{row['kb_per_s_per_session']:.0f} kB/s to each", flush=True)
+              f"{row['kb_per_s_per_session']:.0f} kB/s to each; RSS once they ended {row['rss_after_mb']:.0f} MB",
+              flush=True)
+    for row in rows:
+        row["idle_rss_mb"] = idle_rss
     return rows
 
 
@@ -224,6 +256,8 @@ def main() -> None:
                                    for r in rows if base["cpu_per_session"]},
         "rss_per_session_vs_one": {str(r["sessions"]): round(r["rss_per_session_mb"] / base["rss_per_session_mb"], 2)
                                    for r in rows if base["rss_per_session_mb"]},
+        # RSS with no session left after each count, over RSS with no session before the first (market warm)
+        "rss_after_vs_idle": {str(r["sessions"]): round(r["rss_after_mb"] / r["idle_rss_mb"], 3) for r in rows},
         "worst_cpu_per_session": worst, "target_cpu_per_session": TARGET_CPU_PER_SESSION,
         "meets_target": worst <= TARGET_CPU_PER_SESSION,
     }))

@@ -171,6 +171,12 @@ class SkeetSession:
             page.on_close = None
             page.controls.clear()
             page.overlay.clear()
+            # Flet diffs a list against the copy it took at the last update (`__prev_lists`); a gone client gets
+            # no more updates, so those copies would keep the old screen. Flet itself keeps the page of a deleted
+            # session until its eviction loop next finds one (a local of `FletAppManager.__evict_expired_sessions`).
+            for owner in (page, *page.views, page._overlay, page._services):
+                for snapshots in ("__prev_lists", "__prev_dicts", "__prev_classes"):
+                    getattr(owner, snapshots, {}).clear()
         if self._network is not None:
             self._network.on_change = None
         self._sheet = None

@@ -12,13 +12,16 @@ plus a loopback-only health endpoint; run by uvicorn, announcing its URL only on
   sent in the moment between the socket's end and the disconnect (Flet's send queue is already None then:
   the `'NoneType' object has no attribute 'put_nowait'` repaint failures).
 - `GET /_skeet/health` (answers only to loopback clients): open sessions, their tasks, shared markets (one
-  feed and one engine each) and their subscriptions, every asyncio task of the process and its RSS, for the
-  soak test and an operator's curl.
+  feed and one engine each) and their subscriptions, every asyncio task of the process, its RSS and (on
+  jemalloc) the heap's allocated and active bytes, for the soak test and an operator's curl. With
+  `SKEET_DEBUG_MEMORY=1` (never in production), `GET /_skeet/health/memory` adds what a leak hunt needs
+  (`client.sessions.memory_report`; `?trace=start` / `?trace=stop`: what a window of sessions left alive).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -38,7 +41,7 @@ from flet_web import get_package_web_dir
 from starlette.websockets import WebSocketDisconnect
 
 from client.hub import MarketHub
-from client.sessions import SessionRegistry
+from client.sessions import DEBUG_ENV, SessionRegistry, jemalloc_stats, memory_report, trace_survivors
 from services.auth.devtoken import state_dir
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,7 @@ def web_app(main: Callable[[ft.Page], Awaitable[None]], *, registry: SessionRegi
             session_timeout_s: int = SESSION_TIMEOUT_S, cache_dir: Path | None = None) -> Any:
     """The ASGI app: Skeet's few routes first, Flet's app (static web client + websocket) under them."""
     patched = offline_web_client(cache_dir or state_dir() / "web-cache")
+    load_keyring_backends()
     app = flet_fastapi.FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     def serve_patched(name: str) -> Callable[[], Awaitable[Response]]:
@@ -125,7 +129,19 @@ def web_app(main: Callable[[ft.Page], Awaitable[None]], *, registry: SessionRegi
             return JSONResponse({"detail": "Not found"}, status_code=404)  # not there for the world
         return JSONResponse({**registry.counts(), **(hub.counts() if hub else {}),
                              "process_tasks": len(asyncio.all_tasks()),
-                             "rss_bytes": rss_bytes()})
+                             "rss_bytes": rss_bytes(),
+                             # what the program holds vs the pages that holds it on (jemalloc only): a leak
+                             # grows the first, fragmentation only the second
+                             **{f"heap_{k}_bytes": v for k, v in jemalloc_stats().items() if k in ("allocated", "active")}})
+
+    if os.environ.get(DEBUG_ENV) == "1":  # an engineer's leak hunt (client/sessions.py), never in production
+        @app.get(HEALTH_PATH + "/memory", include_in_schema=False)
+        async def memory(request: Request) -> Response:
+            if request.client is None or request.client.host not in LOOPBACK:
+                return JSONResponse({"detail": "Not found"}, status_code=404)
+            if trace := request.query_params.get("trace"):  # start, then stop: what a window left alive
+                return JSONResponse(trace_survivors(trace))
+            return JSONResponse({**memory_report(), "rss_bytes": rss_bytes(), **registry.counts()})
 
     @app.websocket("/ws")  # ahead of Flet's own route, which the mount below also holds
     async def flet_socket(websocket: WebSocket) -> None:
@@ -134,6 +150,17 @@ def web_app(main: Callable[[ft.Page], Awaitable[None]], *, registry: SessionRegi
     app.mount("/", flet_fastapi.app(main, assets_dir=assets_dir, no_cdn=True,
                                     session_timeout_seconds=session_timeout_s))
     return app
+
+
+def load_keyring_backends() -> None:
+    """Find the OS keyring's backends now, before any session: keyring keeps, in a module global, the
+    traceback of a backend that failed to import (`keyring.backends.Windows`), and with it every frame of
+    the stack that first asked, a session's worker thread and its context, Flet's page among it: one
+    whole ended session kept for the life of the process."""
+    with contextlib.suppress(Exception):  # no keyring, a broken backend: the session says so when it asks
+        import keyring
+
+        keyring.get_keyring()
 
 
 def serve(app: Any, *, host: str, port: int, on_ready: Callable[[str], None]) -> None:

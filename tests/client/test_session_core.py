@@ -1,12 +1,17 @@
 """The session core on a real Flet page and session (a connection that records what it would send):
 closing stops every task it owns and releases its services; a tab that goes away and stays away ends it;
-one that comes back keeps it."""
+one that comes back keeps it; a closed session leaves nothing on the page Flet may keep."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
+import msgpack
+from flet.controls.base_control import BaseControl
+from flet.messaging.protocol import configure_encode_object_for_msgpack
 from flet.messaging.session import Session
 from flet.pubsub.pubsub_hub import PubSubHub
 
@@ -21,11 +26,23 @@ from tests.client.test_alerts import until
 from tests.client.test_live_confirmation import RecordingConnection
 
 
-def make(registry: SessionRegistry, end_after_s: float) -> tuple[Session, SkeetSession]:
-    conn = RecordingConnection()
+class WireConnection(RecordingConnection):
+    """Serialises every message as Flet's web server does (msgpack), which is when Flet takes its copy of
+    each control's lists to diff the next update against."""
+
+    def send_message(self, message: Any) -> None:
+        self.sent.append(msgpack.packb([message.action, message.body],
+                                       default=configure_encode_object_for_msgpack(BaseControl)))
+
+
+def make(registry: SessionRegistry, end_after_s: float, conn: RecordingConnection | None = None
+         ) -> tuple[Session, SkeetSession]:
+    conn = conn or RecordingConnection()
     conn.pubsubhub = PubSubHub()
     flet_session = Session(conn)
-    flet_session.get_page_patch()
+    page_patch = flet_session.get_page_patch()  # what a registering client is sent
+    if isinstance(conn, WireConnection):
+        conn.sent.append(msgpack.packb(page_patch, default=configure_encode_object_for_msgpack(BaseControl)))
     identity = LocalIdentity("core", key=b"k")
     services = SessionServices(
         feed=ReplayFeed(), engine=SignalEngine(), modes={}, backend_url="http://127.0.0.1:9",
@@ -92,3 +109,20 @@ async def test_a_hidden_tab_gets_no_repaints_until_it_shows_again() -> None:
     await until(lambda: len(renders) > painted)
     assert "quotes" in (renders[-1] or set())  # what changed while hidden is painted at once
     await app.close()
+
+
+async def test_a_closed_session_is_freed_while_flet_still_holds_its_page() -> None:
+    """Flet keeps a deleted session's page a while (its eviction loop's last local); the page must then hold
+    nothing of the closed Skeet session: not its controls, not the copy of them Flet diffs against."""
+    registry = SessionRegistry()
+    flet_session, app = make(registry, end_after_s=60, conn=WireConnection())
+    await app.start()
+    quotes = app.state.quotes
+    await until(lambda: "BTC/USDT" in quotes)
+    app._repaint({"all"})  # noqa: SLF001  (a repaint sent: Flet now keeps its copy of the screen)
+    await app.close()
+    gone = weakref.ref(app)
+    del app
+    gc.collect()
+    assert gone() is None, [type(r).__qualname__ for r in gc.get_referrers(gone())]
+    assert flet_session.page.controls == []

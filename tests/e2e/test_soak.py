@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS
@@ -57,15 +58,24 @@ def open_tabs(context, url: str, count: int) -> list:  # type: ignore[no-untyped
     return pages
 
 
+def health_or_none(hosted: HostedApp) -> dict[str, int] | None:
+    """The server's health figures, or None when it answers too late (a loaded machine: the caller asks again)."""
+    try:
+        return hosted.health()
+    except httpx.TimeoutException:
+        return None
+
+
 def cycle_tabs(context, hosted: HostedApp, count: int) -> None:  # type: ignore[no-untyped-def]
     """`count` new tabs of `context` at once, each closed once the server runs its session and it has drawn."""
-    opened = hosted.health()["sessions_opened"]
+    opened = wait_until(lambda: health_or_none(hosted), 60, what="the server answering")["sessions_opened"]
     pages = [context.new_page() for _ in range(count)]
     for page in pages:
         page.goto(hosted.url, wait_until="commit")
     for page in pages:
         page.wait_for_selector("flt-semantics-placeholder", state="attached", timeout=120_000)
-    wait_until(lambda: hosted.health()["sessions_opened"] >= opened + count, 120, what=f"{count} sessions started")
+    wait_until(lambda: (h := health_or_none(hosted)) and h["sessions_opened"] >= opened + count, 120,
+               what=f"{count} sessions started")
     for page in pages:
         page.close()
 
@@ -89,7 +99,7 @@ def close_all(pages: list) -> None:  # type: ignore[type-arg]
 
 def quiet(hosted: HostedApp) -> dict[str, int]:
     """Wait (up to 30 s) until no session and no session task is left; the health figures then."""
-    return wait_until(lambda: (h := hosted.health())["sessions"] == 0 and h["session_tasks"] == 0 and h,
+    return wait_until(lambda: (h := health_or_none(hosted)) and h["sessions"] == 0 and h["session_tasks"] == 0 and h,
                       SESSION_END_S, what="every session ended")
 
 
@@ -102,11 +112,12 @@ def test_tabs_come_and_go_and_the_server_lets_everything_go(browser, hosted: Hos
         close_all(open_tabs(profile, hosted.url, 1))  # the first session, as a trader sees it: live prices
         quiet(hosted)
         rss_first = settled_rss(hosted)
+        heap_first = quiet(hosted).get("heap_allocated_bytes", 0)
         for wave in range(0, CYCLES - 1, WAVE):  # the other open/close cycles, WAVE tabs at a time
             cycle_tabs(profile, hosted, min(WAVE, CYCLES - 1 - wave))
         pages = open_tabs(profile, hosted.url, CONCURRENT)
         try:
-            health = hosted.health()
+            health = wait_until(lambda: health_or_none(hosted), 60, what="the server answering")
             assert health["sessions"] >= CONCURRENT and health["markets"] == 1  # one feed and engine for all
             deadline = time.monotonic() + HOLD_S
             while time.monotonic() < deadline:  # every screen stays live the whole time
@@ -132,10 +143,12 @@ def test_tabs_come_and_go_and_the_server_lets_everything_go(browser, hosted: Hos
     with contextlib.suppress(AssertionError):
         wait_until(lambda: hosted.rss_bytes() <= limit, max(1.0, SESSION_END_S - (time.monotonic() - closed_at)),
                    what="RSS back near the first session's")
-    rss = hosted.rss_bytes()
+    rss, heap = hosted.rss_bytes(), wait_until(lambda: health_or_none(hosted), 60, what="the server answering")
     report = (f"soak: {CYCLES} cycles + {CONCURRENT} sessions × {HOLD_S:.0f} s in {time.monotonic() - started:.0f} s; "
               f"RSS after the first session {rss_first / 2**20:.0f} MB, peak {rss_peak / 2**20:.0f} MB, "
-              f"{time.monotonic() - closed_at:.0f} s after the last tab closed {rss / 2**20:.0f} MB")
+              f"{time.monotonic() - closed_at:.0f} s after the last tab closed {rss / 2**20:.0f} MB; heap allocated "
+              f"{heap_first / 2**20:.0f} -> {heap.get('heap_allocated_bytes', 0) / 2**20:.0f} MB, "
+              f"active {heap.get('heap_active_bytes', 0) / 2**20:.0f} MB")
     (ARTIFACTS / "soak.txt").write_text(report + "\n")
     assert rss <= limit, report
     assert "repaint failed" not in (ARTIFACTS / "soak-client.log").read_text(errors="replace")
