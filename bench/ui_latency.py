@@ -420,8 +420,11 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
     time.sleep(1.0)  # frames showing the last measured trades
     stopped = time.time()
     rec = page.evaluate("() => { window.__skeetRec.stop = true; return window.__skeetRec; }")
-    (workdir / f"{name}.stop").touch()
     log_path = workdir / f"{name}.json"
+    # A stream the app cancelled and restarted (the shared market restarts it when its symbol set changes)
+    # has left its own, older log: only the one written at this stop is the stream being measured.
+    log_path.unlink(missing_ok=True)
+    (workdir / f"{name}.stop").touch()
     deadline = time.monotonic() + 10
     while not log_path.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
