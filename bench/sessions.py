@@ -43,6 +43,8 @@ TARGET_CPU_PER_SESSION = 0.15  # issue 13: ≤ 15 % of a core per session
 HEALTH = "/_skeet/health"
 LIVE_AFTER_MESSAGES = 20  # the first screen, the market joined, then repaints of ticks
 REGISTER = 1  # flet.messaging.protocol.MessageAction.REGISTER_CLIENT
+CONTROL_EVENT = 3  # MessageAction.CONTROL_EVENT
+ROW_PX = 46.0  # a watchlist row's height in Chromium at 1440×900
 
 
 # -- the server (child process) ----------------------------------------------------------------------
@@ -90,9 +92,25 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
 
 
 # -- the sessions (this process) -----------------------------------------------------------------------
-async def tab(url: str, stop: asyncio.Event, received: list[int], live: asyncio.Semaphore) -> None:
+def sized_list(node: Any) -> int | None:
+    """The id of the control in a patch that asks for its laid-out size (the watchlist's list), if any."""
+    if isinstance(node, dict):
+        if node.get("on_size_change") is True and "_i" in node:
+            return int(node["_i"])
+        node = list(node.values())
+    if isinstance(node, list):
+        for child in node:
+            found = sized_list(child)
+            if found is not None:
+                return found
+    return None
+
+
+async def tab(url: str, stop: asyncio.Event, received: list[int], live: asyncio.Semaphore, n_rows: int) -> None:
     """A Flet web client: registers a 1440×900 page, then takes every message until `stop`; releases
-    `live` once its screen is up and repainting (its first screen and then a repaint after it)."""
+    `live` once its screen is up and repainting (its first screen and then a repaint after it). Like
+    Flutter, it reports the laid-out height of the control that asks for it (the watchlist: `ROW_PX` a row,
+    as Chromium lays it out at 1440×900), so the server knows which rows are on the 900 px screen."""
     async with websockets.connect(url.replace("http", "ws", 1) + "/ws", max_size=None, ping_interval=None,
                                   open_timeout=120) as ws:
         page = {"route": "/", "width": 1440.0, "height": 900.0, "web": True, "platform": "linux",
@@ -101,6 +119,7 @@ async def tab(url: str, stop: asyncio.Event, received: list[int], live: asyncio.
         slot = len(received)
         received.append(0)
         messages = 0
+        sized: int | None = None
         while not stop.is_set():
             try:
                 message = await asyncio.wait_for(ws.recv(), 0.5)
@@ -108,6 +127,11 @@ async def tab(url: str, stop: asyncio.Event, received: list[int], live: asyncio.
                 continue
             received[slot] += len(message)
             messages += 1
+            if sized is None and isinstance(message, bytes) and message[:1] == b"\x00":
+                sized = sized_list(msgpack.unpackb(message[1:], raw=False, strict_map_key=False))
+                if sized is not None:  # what Flutter reports once it has laid the watchlist out
+                    await ws.send(b"\x00" + msgpack.packb([CONTROL_EVENT, {
+                        "target": sized, "name": "size_change", "data": {"w": 246.0, "h": ROW_PX * n_rows}}]))
             if messages == LIVE_AFTER_MESSAGES:
                 live.release()
 
@@ -134,10 +158,11 @@ async def until(condition: Any, timeout_s: float, what: str) -> dict[str, Any]:
 ARGS_URL: list[str] = []
 
 
-async def measure(url: str, server: psutil.Process, count: int, warm_s: float, seconds: float) -> dict[str, float]:
+async def measure(url: str, server: psutil.Process, count: int, warm_s: float, seconds: float,
+                  n_symbols: int) -> dict[str, float]:
     stop, live = asyncio.Event(), asyncio.Semaphore(0)
     received: list[int] = []
-    tabs = [asyncio.create_task(tab(url, stop, received, live)) for _ in range(count)]
+    tabs = [asyncio.create_task(tab(url, stop, received, live, n_symbols)) for _ in range(count)]
     # Ready once the server runs every session and each one's screen is up and repainting.
     await until(lambda h: h["sessions"] >= count, 180, f"{count} sessions opening")
     for _ in range(count):
@@ -160,7 +185,7 @@ async def run(args: argparse.Namespace, url: str, server: psutil.Process) -> lis
     idle_rss = server.memory_info().rss / 2**20
     rows: list[dict[str, float]] = []
     for count in args.counts:
-        row = await measure(url, server, count, args.warm, args.seconds)
+        row = await measure(url, server, count, args.warm, args.seconds, args.symbols)
         row["rss_per_session_mb"] = round((row["rss_mb"] - idle_rss) / count, 1)
         if rows and count > rows[0]["sessions"]:  # what one more session costs, over the one-session run
             one = rows[0]

@@ -211,6 +211,8 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
         state.set_markets(await feed.markets())
         watchlist = WatchlistView(Intents())
         watchlist.render(state)
+        for row in watchlist.rows.values():  # the baselines as they were written: a patch of the panel
+            object.__setattr__(row.control, "_isolated", False)  # reaches every row (the app's rows are isolated)
         page.padding = 0
         page.add(ft.Container(watchlist.control, width=280, expand=True))
         page.update()

@@ -127,6 +127,7 @@ class AppState:
     backtest: BacktestLab = field(default_factory=BacktestLab)  # the Strategies screen
     notice: Notice | None = None
     width: float = 1440
+    height: float | None = None  # the screen's, once known: how many watchlist rows can be on it
     section: Section = "dashboard"
     version: int = 0
     dirty: set[str] = field(default_factory=lambda: {"all"})  # topics changed since the last repaint
@@ -361,7 +362,10 @@ class AppState:
             self.section = section
             self.changed("layout")
 
-    def resize(self, width: float) -> None:
+    def resize(self, width: float, height: float | None = None) -> None:
+        if height is not None and height != self.height:
+            self.height = height
+            self.changed("rows")
         if width != self.width:
             self.width = width
             self.changed("layout")

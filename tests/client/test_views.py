@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flet as ft
 import pytest
 
@@ -182,7 +184,10 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     assert shell.render(state, state.take_dirty()) == [shell.chart.control, shell.orders.control]
     state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 7, 131.0, 0.1))
     sent = shell.render(state, state.take_dirty())
-    assert sent is not None and shell.chart.control in sent and shell.watchlist.control in sent
+    assert sent is not None and shell.chart.control in sent
+    rows = {symbol: row.control for symbol, row in shell.watchlist.rows.items()}
+    # The watchlist: the one row that ticked, on its own (its panel did not change).
+    assert rows["BTC/USDT"] in sent and rows["ETH/USDT"] not in sent and shell.watchlist.control not in sent
     assert shell.orders.control not in sent and shell.signals.control not in sent
     state.resize(390)
     assert shell.render(state, state.take_dirty()) is None  # a new layout goes out whole
@@ -201,3 +206,31 @@ def test_a_panel_off_the_page_is_not_sent() -> None:
     assert not _mounted(shell.ticket.control)  # Flet raises for .page here; this answers False
 
 
+
+
+def test_watchlist_rows_below_the_screen_wait_until_a_scroll_shows_them() -> None:
+    """Issue 13: what is off screen does not repaint. 40 rows of 46 px on a 900 px screen: a trade on the
+    last row is not painted (nor sent) until the column is scrolled to it; the rows in view are."""
+    symbols = [f"S{i:02d}/USDT" for i in range(40)]
+    state = AppState(watchlist=symbols, selected=symbols[0], height=900)
+    shown: list[list[str]] = []
+    shell = Shell(Intents(show_rows=shown.append))
+    shell.render(state, state.take_dirty())
+    view = shell.watchlist
+    root: Any = shell.root
+    column = root.content.controls[2].content.controls[1].content.controls[0]  # rail | body → left column
+    assert view.rows[symbols[0]].control is column.controls[0].content.content.controls[1].controls[0]
+    view._sized(ft.LayoutSizeChangeEvent(name="size_change", control=view.list, width=246, height=46.0 * 40))  # noqa: SLF001
+    assert shown[-1] == symbols[:22]  # 900 px / 46 px, and two rows of margin
+    first, last = view.rows[symbols[0]], view.rows[symbols[-1]]
+    state.apply_tick(Tick(symbols[0], 1_000, 101.0, 0.1))
+    state.apply_tick(Tick(symbols[-1], 1_000, 202.0, 0.1))
+    sent = shell.render(state, state.take_dirty())
+    assert sent is not None and first.control in sent and last.control not in sent
+    assert first.price.value == "101.00" and last.price.value == "—"
+    column.on_scroll(ft.OnScrollEvent(name="scroll", control=column, event_type=ft.ScrollType.UPDATE, pixels=1200,
+                                      min_scroll_extent=0, max_scroll_extent=1500, viewport_dimension=800))
+    assert symbols[-1] in shown[-1] and symbols[0] not in shown[-1]
+    state.changed("rows")  # what the scroll's intent does in the app (MarketController.show_rows)
+    sent = shell.render(state, state.take_dirty())
+    assert sent is not None and last.control in sent and last.price.value == "202.00"
