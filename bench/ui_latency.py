@@ -20,7 +20,9 @@ browser), so they do not compete for the machine's cores:
 encodes its sequence number (symbol i's k-th trade is `100 + 10·i + 0.01·(k + 1)`), so the page can tell
 which trade it is showing. The page polls the watchlist rows' semantics labels
 (`[flt-semantics-identifier="quote-SYMBOL"]`) on every `requestAnimationFrame` and records when each
-price first appears. A trade's latency is from its scheduled arrival time to the first frame showing it
+price first appears, for the rows on the screen (their box inside the 1440×900 viewport: ~17 of 50 in the
+app, ~19 in the baselines' own list); a row scrolled out of view is not counted in any scenario (the app
+does not repaint it, issue 13). A trade's latency is from its scheduled arrival time to the first frame showing it
 or a later trade of the same symbol, so trades overwritten before a repaint are counted too (their
 latency is the wait for the frame that superseded them). A trade not on screen when the recording stops
 (1 s after the measured window) is "unseen": it enters the percentiles with the time it had waited
@@ -291,6 +293,8 @@ RECORDER_JS = r"""
         el = nodes[i] = document.querySelector(`[flt-semantics-identifier="quote-${symbols[i]}"]`);
         if (!el) continue;
       }
+      const box = el.getBoundingClientRect();  // a row off the screen shows nothing to anyone: not counted
+      if (box.height <= 0 || box.bottom <= 0 || box.top >= window.innerHeight) continue;
       const p = priceOf(label(el));
       if (p !== null && p !== last[i]) { last[i] = p; rec.shown.push([i, p, t]); changed = true; }
     }

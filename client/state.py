@@ -157,7 +157,7 @@ class AppState:
         if candles and symbol not in self.quotes:
             last = candles[-1]
             self.quotes[symbol] = Quote(symbol, last.close, open_24h or candles[0].open, last.timestamp_ms)
-        self.changed("candles", "quotes")
+        self.changed("candles", "quotes", "quote.selected", "quote.held")
 
     def prepend_history(self, symbol: str, timeframe: str, older: list[Candle]) -> bool:
         """Older bars (the chart scrolling back) put before the held ones; an empty page marks the start of
@@ -202,7 +202,16 @@ class AppState:
         value = (indicators or {}).get(INDICATOR_KEY)
         if value is not None and math.isfinite(value):
             self.record_indicator(tick.symbol, tick.timestamp_ms, value)
-        self.changed("quotes", "candles")
+        self.changed(*self._tick_topics(tick.symbol))
+
+    def _tick_topics(self, symbol: str) -> tuple[str, ...]:
+        """What a trade of `symbol` changes: every quote list; the chart and ticket only for the selected
+        symbol ("candles", "quote.selected"); the account and positions only for what is held ("quote.held").
+        Per-session repaints then skip the panels a trade of another symbol cannot change."""
+        topics: tuple[str, ...] = ("quotes", "candles", "quote.selected") if symbol == self.selected else ("quotes",)
+        held = symbol.partition("/")[0] in (self.balance.get("total") or {}) or any(
+            p.get("symbol") == symbol for p in self.positions.values())
+        return (*topics, "quote.held") if held else topics
 
     def record_indicator(self, symbol: str, timestamp_ms: int, value: float) -> None:
         """Keep the overlay per minute (the last value in it); trims to a day. Amortised O(1)."""

@@ -45,7 +45,7 @@ def _number_field(label: str, on_change: Any, **kwargs: Any) -> ft.TextField:
 
 
 class OrderTicketView:
-    TOPICS = frozenset({"ticket", "selected", "markets", "quotes", "balance"})  # repaints only for these
+    TOPICS = frozenset({"ticket", "selected", "markets", "quote.selected", "balance"})  # repaints only for these
 
     def __init__(self, intents: Intents) -> None:
         self._intents = intents
