@@ -189,6 +189,17 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     # The watchlist: the one row that ticked, on its own (its panel did not change).
     assert rows["BTC/USDT"] in sent and rows["ETH/USDT"] not in sent and shell.watchlist.control not in sent
     assert shell.orders.control not in sent and shell.signals.control not in sent
+    # A trade of a symbol neither selected nor held changes its row only: not the chart, ticket, account
+    # or positions (each was diffed and patched on every trade of any symbol).
+    state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.0, 0.1))
+    assert shell.render(state, state.take_dirty()) == [rows["ETH/USDT"]]
+    # Once ETH is held, its trades move the equity and the positions' P&L (and only those panels).
+    state.balance = {"total": {"USDT": 100.0, "ETH": 2.0}}
+    state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 9, 7.5, 0.1))
+    sent = shell.render(state, state.take_dirty())
+    assert sent is not None and shell.account.control in sent and shell.positions.control in sent
+    assert shell.account.equity.value == "115.00"
+    assert shell.chart.control not in sent and shell.ticket.control not in sent
     state.resize(390)
     assert shell.render(state, state.take_dirty()) is None  # a new layout goes out whole
 
