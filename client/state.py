@@ -186,9 +186,9 @@ class AppState:
         else:
             move = tick.price - previous.last
             direction = 1 if move > 0 else -1 if move < 0 else previous.direction
-            self.quotes[tick.symbol] = replace(
-                previous, last=tick.price, timestamp_ms=tick.timestamp_ms, direction=direction
-            )
+            # The constructor, not dataclasses.replace: this runs for every trade of every symbol in every
+            # session, and replace() looks the fields up each time.
+            self.quotes[tick.symbol] = Quote(tick.symbol, tick.price, previous.open_24h, tick.timestamp_ms, direction)
         bar_ms = TIMEFRAME_MS[self.timeframe]
         bar_start = tick.timestamp_ms - tick.timestamp_ms % bar_ms
         bars = self.candles.setdefault(tick.symbol, [])
@@ -209,7 +209,8 @@ class AppState:
         symbol ("candles", "quote.selected"); the account and positions only for what is held ("quote.held").
         Per-session repaints then skip the panels a trade of another symbol cannot change."""
         topics: tuple[str, ...] = ("quotes", "candles", "quote.selected") if symbol == self.selected else ("quotes",)
-        held = symbol.partition("/")[0] in (self.balance.get("total") or {}) or any(
+        totals = self.balance.get("total") or {}
+        held = bool(totals) and symbol.partition("/")[0] in totals or bool(self.positions) and any(
             p.get("symbol") == symbol for p in self.positions.values())
         return (*topics, "quote.held") if held else topics
 

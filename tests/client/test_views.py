@@ -180,11 +180,12 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     assert shell.render(state, state.take_dirty()) is None  # first paint: the whole page
     state.apply_change(Change("orders", "o1", "added", {"id": "o1", "symbol": "BTC/USDT", "side": "buy",
                                                           "type": "market", "amount": 1, "status": "open"}, 1))
-    # The orders panel, and the chart (it draws open orders' lines); nothing else.
-    assert shell.render(state, state.take_dirty()) == [shell.chart.control, shell.orders.control]
+    # The orders panel, and the chart's plot (it draws open orders' lines, its toolbar did not change).
+    plot = [shell.chart.legend, shell.chart.study_legend, shell.chart.semantics]
+    assert shell.render(state, state.take_dirty()) == [*plot, shell.orders.control]
     state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 7, 131.0, 0.1))
     sent = shell.render(state, state.take_dirty())
-    assert sent is not None and shell.chart.control in sent
+    assert sent is not None and shell.chart.semantics in sent and shell.chart.control not in sent
     rows = {symbol: row.control for symbol, row in shell.watchlist.rows.items()}
     # The watchlist: the one row that ticked, on its own (its panel did not change).
     assert rows["BTC/USDT"] in sent and rows["ETH/USDT"] not in sent and shell.watchlist.control not in sent
@@ -199,7 +200,10 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     sent = shell.render(state, state.take_dirty())
     assert sent is not None and shell.account.control in sent and shell.positions.control in sent
     assert shell.account.equity.value == "115.00"
-    assert shell.chart.control not in sent and shell.ticket.control not in sent
+    assert shell.chart.semantics not in sent and shell.ticket.control not in sent
+    state.set_timeframe("5m")  # the toolbar changed: the whole chart panel goes out
+    sent = shell.render(state, state.take_dirty())
+    assert sent is not None and shell.chart.control in sent and shell.chart.title.value == "BTC/USDT · 5m"
     state.resize(390)
     assert shell.render(state, state.take_dirty()) is None  # a new layout goes out whole
 
