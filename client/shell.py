@@ -80,8 +80,12 @@ class Shell:
             self.root.content = self._build(state)
         changed: list[ft.Control] = []
         for view in [self.badge, *self._visible(state)]:
-            if full or dirty & getattr(view, "TOPICS", {"all"}):
-                sent = view.render(state)
+            topics = dirty & getattr(view, "TOPICS", {"all"})
+            if full or topics:
+                # A view with `render_quote` repaints only what reads the selected symbol's price when that
+                # is all that changed (the ticket: its estimate, not the form).
+                quick = None if full or topics != {"quote.selected"} else getattr(view, "render_quote", None)
+                sent = view.render(state) if quick is None else quick(state)
                 changed.extend([view.control] if sent is None else sent)
         self.isolated = [c for c in changed if c.is_isolated()] if full else []
         return None if full else changed

@@ -201,6 +201,13 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     assert sent is not None and shell.account.control in sent and shell.positions.control in sent
     assert shell.account.equity.value == "115.00"
     assert shell.chart.semantics not in sent and shell.ticket.control not in sent
+    # With an amount typed, a trade of the selected symbol moves the ticket's estimate: only that is sent.
+    state.edit_ticket(amount="1")
+    assert shell.ticket.control in (shell.render(state, state.take_dirty()) or [])
+    state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 10, 140.0, 0.1))
+    sent = shell.render(state, state.take_dirty())
+    assert sent is not None and shell.ticket.estimate in sent and shell.ticket.control not in sent
+    assert "140.00" in shell.ticket.estimate.value
     state.set_timeframe("5m")  # the toolbar changed: the whole chart panel goes out
     sent = shell.render(state, state.take_dirty())
     assert sent is not None and shell.chart.control in sent and shell.chart.title.value == "BTC/USDT · 5m"
@@ -217,8 +224,8 @@ def test_a_panel_off_the_page_is_not_sent() -> None:
     shell.render(state, state.take_dirty())
     state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 7, 131.0, 0.1))
     sent = shell.render(state, state.take_dirty())
-    assert sent is not None and shell.ticket.control in sent
-    assert not _mounted(shell.ticket.control)  # Flet raises for .page here; this answers False
+    assert sent is not None and shell.ticket.estimate in sent  # a trade: only its estimate
+    assert not _mounted(shell.ticket.estimate)  # Flet raises for .page here; this answers False
 
 
 
