@@ -8,10 +8,11 @@ At 50 symbols × 20 trades/s this halves what the watchlist costs the server per
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import flet as ft
 
-from client.state import AppState, Quote
+from client.state import AppState
 from client.theme import ACCENT, direction_colour, direction_icon
 from views.common import Intents, fmt, panel, price_decimals
 
@@ -21,6 +22,15 @@ VIEW_MARGIN_ROWS = 2  # rows above and below the screen painted anyway: the pane
 @ft.control(isolated=True)  # type: ignore[arg-type]  # Flet's overloads want a dataclass it made itself
 class QuoteNode(ft.Semantics):
     """A watchlist row's semantics node, isolated: a patch of the panel does not walk into its row."""
+
+
+class RowText(NamedTuple):
+    """What a row shows of its quote, formatted: equal texts mean nothing to repaint."""
+
+    price: str
+    direction: int  # the last move's sign: the price's colour
+    change: str  # since the 24 h open, percent with its sign
+    sign: int  # the change's sign: its colour and arrow
 
 
 class WatchlistRow:
@@ -46,38 +56,39 @@ class WatchlistRow:
         )
         self.control = QuoteNode(identifier=f"quote-{symbol}", button=True, content=self.box)
         self._sign: int | None = None
-        self._shown: tuple[object, ...] | None = None
+        self._shown: tuple[RowText | None, str, bool] | None = None
 
     def render(self, state: AppState) -> bool:
-        """Whether the row shows anything new (then it needs a patch of its own)."""
+        """Whether the row shows anything new (then it needs a patch of its own). Keyed on the text it shows,
+        not on the quote: a trade at the same price, or one that moves it below the market's precision,
+        repaints nothing."""
         quote = state.quotes.get(self.symbol)
-        status = state.feed_status.get(self.symbol, "live")
-        shown = (quote, state.markets.get(self.symbol), status, state.selected == self.symbol)
+        text = None
+        if quote:
+            pct = quote.change_pct
+            text = RowText(fmt(quote.last, price_decimals(state.markets.get(self.symbol), quote.last)),
+                           quote.direction, f"{pct:+.2f}", (pct > 0) - (pct < 0))
+        shown = (text, state.feed_status.get(self.symbol, "live"), state.selected == self.symbol)
         if shown == self._shown:
             return False
         self._shown = shown
-        self._paint(state, quote, status)
+        self._paint(*shown)
         return True
 
-    def _paint(self, state: AppState, quote: Quote | None, status: str) -> None:
-        market = state.markets.get(self.symbol)
-        if quote:
-            places = price_decimals(market, quote.last)
-            pct = quote.change_pct
-            sign = 1 if pct > 0 else -1 if pct < 0 else 0
-            self.price.value = fmt(quote.last, places)
-            self.price.color = direction_colour(quote.direction)
-            self.change.value = f"{pct:+.2f}%"
-            if sign != self._sign:  # a new icon only when the direction flips
-                self._sign = sign
-                self.arrow.content = direction_icon(sign)
-            self.change.color = direction_colour(sign)
-            label = f"{self.symbol} {self.price.value}, {pct:+.2f} percent"
+    def _paint(self, text: RowText | None, status: str, selected: bool) -> None:
+        if text:
+            self.price.value = text.price
+            self.price.color = direction_colour(text.direction)
+            self.change.value = f"{text.change}%"
+            if text.sign != self._sign:  # a new icon only when the direction flips
+                self._sign = text.sign
+                self.arrow.content = direction_icon(text.sign)
+            self.change.color = direction_colour(text.sign)
+            label = f"{self.symbol} {text.price}, {text.change} percent"
         else:
             self.price.value, self.change.value, label = "—", "", f"{self.symbol}, no price yet"
         self.freshness.value = "" if status == "live" else status
         self.freshness.color = ft.Colors.ORANGE_400 if status != "live" else None
-        selected = state.selected == self.symbol
         self.box.bgcolor = ft.Colors.with_opacity(0.14, ACCENT) if selected else None
         self.control.selected = selected
         self.control.label = label + (f", {status}" if status != "live" else "")

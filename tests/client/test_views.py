@@ -194,6 +194,8 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     # or positions (each was diffed and patched on every trade of any symbol).
     state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.0, 0.1))
     assert shell.render(state, state.take_dirty()) == [rows["ETH/USDT"]]
+    state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.0, 0.3))  # the same price: the row shows nothing new
+    assert shell.render(state, state.take_dirty()) == []
     # Once ETH is held, its trades move the equity and the positions' P&L (and only those panels).
     state.balance = {"total": {"USDT": 100.0, "ETH": 2.0}}
     state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 9, 7.5, 0.1))
