@@ -431,9 +431,11 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
     # has left its own, older log: only the one written at this stop is the stream being measured.
     log_path.unlink(missing_ok=True)
     (workdir / f"{name}.stop").touch()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a swamped server (load 20+) takes a while to see the stop
     while not log_path.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
+    if not log_path.exists():
+        raise RuntimeError(f"the {name} feed wrote no trade log within 60 s of its stop: the app server is stuck")
     log = json.loads(log_path.read_text())
     context.close()
 
