@@ -79,6 +79,7 @@ class Shell:
             self.watchlist.scrolled_to(0.0)  # a new layout's scrolling column starts at its top
             self.root.content = self._build(state)
         changed: list[ft.Control] = []
+        extra: list[ft.Control] = []  # what views asked to send beside their panel (isolated rows and their texts)
         for view in [self.badge, *self._visible(state)]:
             topics = dirty & getattr(view, "TOPICS", {"all"})
             if full or topics:
@@ -87,7 +88,8 @@ class Shell:
                 quick = None if full or topics != {"quote.selected"} else getattr(view, "render_quote", None)
                 sent = view.render(state) if quick is None else quick(state)
                 changed.extend([view.control] if sent is None else sent)
-        self.isolated = [c for c in changed if c.is_isolated()] if full else []
+                extra.extend(sent or [])
+        self.isolated = extra if full else []
         return None if full else changed
 
     def _visible(self, state: AppState) -> list[Any]:

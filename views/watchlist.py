@@ -24,6 +24,12 @@ class QuoteNode(ft.Semantics):
     """A watchlist row's semantics node, isolated: a patch of the panel does not walk into its row."""
 
 
+@ft.control(isolated=True)  # type: ignore[arg-type]
+class QuoteBox(ft.Container):
+    """A row's box, isolated too: a patch of the row's node (its label) stops here, and only the texts that
+    changed are sent beside it (walking a row's 14 controls and styles was 0.21 ms a patch; 0.03 a text)."""
+
+
 class RowText(NamedTuple):
     """What a row shows of its quote, formatted: equal texts mean nothing to repaint."""
 
@@ -41,7 +47,7 @@ class WatchlistRow:
         self.price = ft.Text("—", size=14, text_align=ft.TextAlign.RIGHT, font_family="monospace")
         self.change = ft.Text("", size=12, text_align=ft.TextAlign.RIGHT)
         self.arrow = ft.Container(width=14, height=14)
-        self.box = ft.Container(
+        self.box = QuoteBox(
             content=ft.Row(
                 [
                     ft.Column([self.name, self.freshness], spacing=0, expand=True),
@@ -58,10 +64,10 @@ class WatchlistRow:
         self._sign: int | None = None
         self._shown: tuple[RowText | None, str, bool] | None = None
 
-    def render(self, state: AppState) -> bool:
-        """Whether the row shows anything new (then it needs a patch of its own). Keyed on the text it shows,
-        not on the quote: a trade at the same price, or one that moves it below the market's precision,
-        repaints nothing."""
+    def render(self, state: AppState) -> list[ft.Control]:
+        """What to send of the row: nothing when it shows nothing new, else its node (label, selection,
+        background) and each of its texts that changed. Keyed on the text it shows, not on the quote: a
+        trade at the same price, or one that moves it below the market's precision, repaints nothing."""
         quote = state.quotes.get(self.symbol)
         text = None
         if quote:
@@ -70,10 +76,21 @@ class WatchlistRow:
                            quote.direction, f"{pct:+.2f}", (pct > 0) - (pct < 0))
         shown = (text, state.feed_status.get(self.symbol, "live"), state.selected == self.symbol)
         if shown == self._shown:
-            return False
+            return []
+        before = self._shown
         self._shown = shown
         self._paint(*shown)
-        return True
+        was = before[0] if before else None
+        parts: list[ft.Control] = [self.control]
+        if was is None or text is None or (was.price, was.direction) != (text.price, text.direction):
+            parts.append(self.price)
+        if was is None or text is None or was.change != text.change or was.sign != text.sign:
+            parts.append(self.change)
+        if was is None or text is None or was.sign != text.sign:
+            parts.append(self.arrow)
+        if before is None or before[1] != shown[1]:
+            parts.append(self.freshness)
+        return parts
 
     def _paint(self, text: RowText | None, status: str, selected: bool) -> None:
         if text:
@@ -120,8 +137,8 @@ class WatchlistView:
         self._screen = state.height
         shown = self.in_view()
         for i, row in enumerate(self.rows.values()):
-            if i in shown and row.render(state):
-                sent.append(row.control)
+            if i in shown:
+                sent.extend(row.render(state))
         return sent
 
     def in_view(self) -> range:

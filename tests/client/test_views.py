@@ -193,7 +193,17 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     # A trade of a symbol neither selected nor held changes its row only: not the chart, ticket, account
     # or positions (each was diffed and patched on every trade of any symbol).
     state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.0, 0.1))
-    assert shell.render(state, state.take_dirty()) == [rows["ETH/USDT"]]
+    eth = shell.watchlist.rows["ETH/USDT"]
+    # Its first price: the row's node (its label) and its texts, each patched on its own (the node and its
+    # box are isolated: a patch of the node stops at the box).
+    assert shell.render(state, state.take_dirty()) == [eth.control, eth.price, eth.change, eth.arrow]
+    state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.01, 0.1))  # up from its open: the arrow turns
+    assert shell.render(state, state.take_dirty()) == [eth.control, eth.price, eth.change, eth.arrow]
+    state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.02, 0.1))  # up again: the same arrow
+    assert shell.render(state, state.take_dirty()) == [eth.control, eth.price, eth.change]
+    assert eth.price.value == "7.0200" and eth.control.label.startswith("ETH/USDT 7.0200,")
+    state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.0, 0.1))
+    shell.render(state, state.take_dirty())
     state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.0, 0.3))  # the same price: the row shows nothing new
     assert shell.render(state, state.take_dirty()) == []
     # Once ETH is held, its trades move the equity and the positions' P&L (and only those panels).
