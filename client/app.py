@@ -107,7 +107,9 @@ class SkeetSession:
         page.theme_mode = THEME_MODES[self.state.theme]
         if page.width:
             self.state.width = page.width
-        page.on_resize = lambda e: self._resize(e.width)
+        if page.height:
+            self.state.height = page.height
+        page.on_resize = lambda e: self._resize(e.width, e.height)
         self.rules.load()
         if self.services.preferences and self.services.preferences.problem:
             self.state.notify(self.services.preferences.problem, "error")
@@ -238,9 +240,9 @@ class SkeetSession:
     def _repaint(self, dirty: set[str]) -> None:
         controls = self.shell.render(self.state, dirty)
         self._show_notice()
-        if controls is None:
+        if controls is None:  # the whole page; then what a page's patch does not reach (isolated rows)
             self.page.update()
-            return
+            controls = self.shell.isolated
         mounted = [c for c in controls if _mounted(c)]  # e.g. not a phone's ticket while its sheet is shut
         if mounted:
             self.page.update(*mounted)
@@ -294,10 +296,10 @@ class SkeetSession:
         if section in SECTIONS:
             self.state.navigate(section)  # type: ignore[arg-type]  # checked just above
 
-    def _resize(self, width: float) -> None:
+    def _resize(self, width: float, height: float | None = None) -> None:
         if self._sheet is not None and breakpoint_for(width) != "phone":
             self.close_sheet()  # the ticket has a place in the wider layout
-        self.state.resize(width)
+        self.state.resize(width, height)
 
     def open_ticket(self) -> None:
         """On a phone the order ticket is a bottom sheet over the dashboard."""

@@ -11,7 +11,8 @@ under their own id and name. Two traders with the same rule share its runner, wh
 same market, same signals. A symbol's warm-up (its past trades through the engine) happens once, when the
 first session asks for it; later sessions get its indicator history and its recent signals from the hub.
 
-Cost per tick: the engine once (O(1) + O(log n) per window), one snapshot, then O(1) per watching session.
+Cost per tick: the engine once (O(1) + O(log n) per window), one read of the overlay's values, then O(1) per
+watching session.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ LINGER_S = 30.0  # a market nobody watches is kept this long (a reload comes str
 class MarketListener(Protocol):
     """What a session gives the hub: called on the hub's task, so it must be quick and must not block."""
 
-    def on_tick(self, tick: Tick, snapshot: dict[str, float], signals: list[Signal]) -> None: ...
+    def on_tick(self, tick: Tick, snapshot: dict[str, float], signals: list[Signal]) -> None:
+        """`snapshot`: the engine's trend values for the symbol (the chart overlay's `INDICATOR_KEY` among them)."""
 
     def on_feed_error(self, error: MarketDataError) -> None: ...
 
@@ -228,11 +230,13 @@ class SharedMarket:
     # -- feed → engine → sessions ---------------------------------------------------------------
     async def _run(self, symbols: list[str]) -> None:
         engine, indicator = self.engine, self.indicator
+        readers: dict[str, Callable[[], dict[str, float]]] = {}  # per symbol: only the overlay's group
         try:
             async for tick in self.feed.ticks(symbols):
                 symbol = tick.symbol
                 fired = engine.on_tick(tick)
-                snapshot = engine.snapshot(symbol)
+                read = readers.get(symbol) or readers.setdefault(symbol, engine.reader(symbol, (INDICATOR_KEY,)) or dict)
+                snapshot = read()  # a full snapshot (quantiles, flow) cost more than the engine's own tick
                 value = snapshot.get(INDICATOR_KEY)
                 if value is not None and value == value:  # not NaN (before warm-up)
                     indicator.setdefault(symbol, {})[tick.timestamp_ms - tick.timestamp_ms % INDICATOR_MS] = value

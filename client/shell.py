@@ -64,21 +64,32 @@ class Shell:
         self.trades = TradesView()
         self.root = ft.Container(expand=True)
         self._layout: tuple[Breakpoint, str, bool] | None = None
+        self.isolated: list[ft.Control] = []  # after a whole-page render: controls its patch does not reach
 
     def render(self, state: AppState, dirty: set[str] | None = None) -> list[ft.Control] | None:
         """Repaint from state. Returns the controls to send (only the panels whose topics are in
-        `dirty`), or None when the whole page must be sent (first paint, layout change)."""
+        `dirty`), or None when the whole page must be sent (first paint, layout change): then `isolated`
+        holds what the page's patch skips and must be sent after it. A view's `render` returns None (send
+        its panel) or the controls to send, in order (the watchlist: its changed rows on screen)."""
         dirty = {"all"} if dirty is None else dirty
         layout = (state.breakpoint, state.section, state.chart_full and state.breakpoint == "phone")
         full = "all" in dirty or layout != self._layout
         if layout != self._layout:
             self._layout = layout
+            self.watchlist.scrolled_to(0.0)  # a new layout's scrolling column starts at its top
             self.root.content = self._build(state)
         changed: list[ft.Control] = []
+        extra: list[ft.Control] = []  # what views asked to send beside their panel (isolated rows and their texts)
         for view in [self.badge, *self._visible(state)]:
-            if full or dirty & getattr(view, "TOPICS", {"all"}):
-                view.render(state)
-                changed.append(view.control)
+            topics = dirty & getattr(view, "TOPICS", {"all"})
+            if full or topics:
+                # A view with `render_quote` repaints only what reads the selected symbol's price when that
+                # is all that changed (the ticket: its estimate, not the form).
+                quick = None if full or topics != {"quote.selected"} else getattr(view, "render_quote", None)
+                sent = view.render(state) if quick is None else quick(state)
+                changed.extend([view.control] if sent is None else sent)
+                extra.extend(sent or [])
+        self.isolated = extra if full else []
         return None if full else changed
 
     def _visible(self, state: AppState) -> list[Any]:
@@ -164,19 +175,19 @@ class Shell:
                            spacing=8, vertical_alignment=ft.CrossAxisAlignment.START),
                     self.signals.control,
                 ],
-                scroll=ft.ScrollMode.AUTO, expand=True, spacing=10,
+                scroll=ft.ScrollMode.AUTO, expand=True, spacing=10, **self._watchlist_scroll(),
             )
         if bp == "tablet":
             side = ft.Column([self.watchlist.control, self.ticket.control, self.account.control,
                               self.positions.control, self.book.control, self.trades.control],
-                             width=300, spacing=10, scroll=ft.ScrollMode.AUTO)
+                             width=300, spacing=10, scroll=ft.ScrollMode.AUTO, **self._watchlist_scroll())
             return ft.Row(
                 [side, ft.Column([self.chart.control, ft.Container(self.orders.control, height=320)],
                                  expand=True, spacing=10)],
                 expand=True, spacing=10, vertical_alignment=ft.CrossAxisAlignment.STRETCH,
             )
         left = ft.Column([self.watchlist.control, self.book.control, self.trades.control],
-                         width=270, spacing=10, scroll=ft.ScrollMode.AUTO)
+                         width=270, spacing=10, scroll=ft.ScrollMode.AUTO, **self._watchlist_scroll())
         centre = ft.Column([ft.Container(self.chart.control, expand=3),
                             ft.Row([self.orders.control, ft.Container(self.positions.control, width=400)],
                                    expand=2, spacing=10, vertical_alignment=ft.CrossAxisAlignment.STRETCH)],
@@ -185,6 +196,12 @@ class Shell:
                           width=330, spacing=10, scroll=ft.ScrollMode.AUTO)
         return ft.Row([left, centre, right], expand=True, spacing=10,
                       vertical_alignment=ft.CrossAxisAlignment.STRETCH)
+
+    def _watchlist_scroll(self) -> dict[str, Any]:
+        """For the scrolling column the watchlist tops (every dashboard layout): its scrolls say which rows
+        are on screen, and only those are repainted."""
+        return {"on_scroll": lambda e: self.watchlist.scrolled_to(e.pixels, e.viewport_dimension),
+                "scroll_interval": 100}
 
     def _build(self, state: AppState) -> ft.Control:
         name = ft.Text("Skeet", size=20, weight=ft.FontWeight.BOLD)

@@ -127,6 +127,7 @@ class AppState:
     backtest: BacktestLab = field(default_factory=BacktestLab)  # the Strategies screen
     notice: Notice | None = None
     width: float = 1440
+    height: float | None = None  # the screen's, once known: how many watchlist rows can be on it
     section: Section = "dashboard"
     version: int = 0
     dirty: set[str] = field(default_factory=lambda: {"all"})  # topics changed since the last repaint
@@ -156,7 +157,7 @@ class AppState:
         if candles and symbol not in self.quotes:
             last = candles[-1]
             self.quotes[symbol] = Quote(symbol, last.close, open_24h or candles[0].open, last.timestamp_ms)
-        self.changed("candles", "quotes")
+        self.changed("candles", "quotes", "quote.selected", "quote.held")
 
     def prepend_history(self, symbol: str, timeframe: str, older: list[Candle]) -> bool:
         """Older bars (the chart scrolling back) put before the held ones; an empty page marks the start of
@@ -185,9 +186,9 @@ class AppState:
         else:
             move = tick.price - previous.last
             direction = 1 if move > 0 else -1 if move < 0 else previous.direction
-            self.quotes[tick.symbol] = replace(
-                previous, last=tick.price, timestamp_ms=tick.timestamp_ms, direction=direction
-            )
+            # The constructor, not dataclasses.replace: this runs for every trade of every symbol in every
+            # session, and replace() looks the fields up each time.
+            self.quotes[tick.symbol] = Quote(tick.symbol, tick.price, previous.open_24h, tick.timestamp_ms, direction)
         bar_ms = TIMEFRAME_MS[self.timeframe]
         bar_start = tick.timestamp_ms - tick.timestamp_ms % bar_ms
         bars = self.candles.setdefault(tick.symbol, [])
@@ -201,7 +202,17 @@ class AppState:
         value = (indicators or {}).get(INDICATOR_KEY)
         if value is not None and math.isfinite(value):
             self.record_indicator(tick.symbol, tick.timestamp_ms, value)
-        self.changed("quotes", "candles")
+        self.changed(*self._tick_topics(tick.symbol))
+
+    def _tick_topics(self, symbol: str) -> tuple[str, ...]:
+        """What a trade of `symbol` changes: every quote list; the chart and ticket only for the selected
+        symbol ("candles", "quote.selected"); the account and positions only for what is held ("quote.held").
+        Per-session repaints then skip the panels a trade of another symbol cannot change."""
+        topics: tuple[str, ...] = ("quotes", "candles", "quote.selected") if symbol == self.selected else ("quotes",)
+        totals = self.balance.get("total") or {}
+        held = bool(totals) and symbol.partition("/")[0] in totals or bool(self.positions) and any(
+            p.get("symbol") == symbol for p in self.positions.values())
+        return (*topics, "quote.held") if held else topics
 
     def record_indicator(self, symbol: str, timestamp_ms: int, value: float) -> None:
         """Keep the overlay per minute (the last value in it); trims to a day. Amortised O(1)."""
@@ -361,7 +372,10 @@ class AppState:
             self.section = section
             self.changed("layout")
 
-    def resize(self, width: float) -> None:
+    def resize(self, width: float, height: float | None = None) -> None:
+        if height is not None and height != self.height:
+            self.height = height
+            self.changed("rows")
         if width != self.width:
             self.width = width
             self.changed("layout")

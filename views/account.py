@@ -17,7 +17,7 @@ CURVE_H = 56
 
 
 class AccountView:
-    TOPICS = frozenset({"balance", "equity", "quotes", "markets"})
+    TOPICS = frozenset({"balance", "equity", "quote.held", "markets"})
 
     def __init__(self, quote: str = "USDT") -> None:
         self.quote = quote

@@ -105,11 +105,21 @@ class ChartView:
         self._gesture: tuple[Window, float] | None = None  # the window when a drag began, and the drag so far
         self.changed: list[ft.Control] = []  # what the last draw replaced (bench/chart.py weighs it)
         self._written: dict[str, object] = {}  # the selections last written from state
+        self._chrome: tuple[object, ...] | None = None  # what the toolbar and layout were last rendered from
 
     # -- from state --------------------------------------------------------------------------
-    def render(self, state: AppState) -> None:
+    def render(self, state: AppState) -> list[ft.Control] | None:
+        """Returns what to send: the whole panel when its toolbar or layout changed, else (a trade, an
+        order line) only the plot and its legends: the toolbar's buttons, segments and menu are not diffed
+        again at every repaint (they were about a third of the chart's patch under bench load)."""
         self._state = state
         symbol = state.selected
+        chrome = (symbol, state.timeframe, state.chart_bars, state.history_span_ms, state.chart_studies,
+                  state.breakpoint, state.chart_full)
+        if chrome == self._chrome:
+            self._draw()
+            return [self.legend, self.study_legend, self.semantics]  # the semantics node holds the canvases
+        self._chrome = chrome
         self.title.value = f"{symbol} · {state.timeframe}"
         # Written only when the state moved: a tap's new selection and its change event reach Python as two
         # messages, and a repaint between them must not put the old selection back (the event would then
@@ -143,6 +153,7 @@ class ChartView:
             self._window_for = owner
             self._window = Window(state.chart_bars or BARS_SHOWN[state.breakpoint])
         self._draw()
+        return None
 
     def _write(self, button: ft.SegmentedButton, selected: list[str]) -> None:
         key = str(id(button))

@@ -28,6 +28,8 @@ TIME_H = 18  # the time labels under the plot
 PANE_GAP = 6
 VOLUME_SHARE = 0.18  # of the price pane, at its bottom
 LOWER_PANE_SHARE = 0.2  # of the whole height, per RSI/MACD pane
+REFIT_SHARE = 0.8  # the price scale is refitted when the prices shown fill less of it than this (a spike left)
+BREAKOUT_PAD = 3.0  # × the usual padding on the side a breakout left the scale by: a trend's room to run
 MIN_BARS, MAX_BARS_SHOWN = 10, 400
 WARM_UP = 200  # bars before the first shown that studies start from: EMA/RSI seeds have faded to ~1e-5
 
@@ -160,6 +162,7 @@ class Scene:
     base: list[cv.Shape] = field(default_factory=list)
     live: list[cv.Shape] = field(default_factory=list)
     studies: dict[str, Series] = field(default_factory=dict)  # name → one value per bar shown
+    fitted: tuple[object, ...] = ()  # what the price scale was fitted for: a next tick with the same keeps it
 
 
 def visible(candles: Sequence[Candle], window: Window) -> list[Candle]:
@@ -195,7 +198,18 @@ def build(candles: Sequence[Candle], window: Window, width: float, height: float
     pad = (hi - lo) * 0.06 or abs(hi) * 0.001 or 1.0
     vol_h = price_pane.height * VOLUME_SHARE
     scale = Scale(lo - pad, hi + pad, price_pane.top + 4, price_pane.height - vol_h - 8)
-    scene = Scene(bars, fr, scale, base_key=(), studies=series)
+    kept = previous.price if previous is not None and previous.fitted == (identity, tuple(studies), width, height,
+                                                                            window) else None
+    if kept is not None and kept.lo <= lo and hi <= kept.hi and (hi - lo + 2 * pad) >= REFIT_SHARE * (kept.hi - kept.lo):
+        # A tick inside the padding keeps the price scale, and so the base layer (else a forming bar making a
+        # new high in a trend would rebuild, and resend, every closed candle on every repaint).
+        scale = kept
+    elif kept is not None and (lo < kept.lo or hi > kept.hi):
+        # The market broke out of the scale: room to go on that side, so a trend refits now and then rather
+        # than every few ticks (each refit resends the whole chart, ~40 kB).
+        scale = Scale(lo - pad * (BREAKOUT_PAD if lo < kept.lo else 1), hi + pad * (BREAKOUT_PAD if hi > kept.hi else 1),
+                      scale.top, scale.height)
+    scene = Scene(bars, fr, scale, base_key=(), studies=series, fitted=(identity, tuple(studies), width, height, window))
     if not bars:
         return scene
     closed = bars[:-1]

@@ -45,7 +45,7 @@ def _number_field(label: str, on_change: Any, **kwargs: Any) -> ft.TextField:
 
 
 class OrderTicketView:
-    TOPICS = frozenset({"ticket", "selected", "markets", "quotes", "balance"})  # repaints only for these
+    TOPICS = frozenset({"ticket", "selected", "markets", "quote.selected", "balance"})  # repaints only for these
 
     def __init__(self, intents: Intents) -> None:
         self._intents = intents
@@ -175,6 +175,15 @@ class OrderTicketView:
         self._write(self.submit, "style", BUY_STYLE if ticket.side == "buy" else SELL_STYLE)
         self.submit.disabled = ticket.submitting
         self.progress.visible = ticket.submitting
+
+    def render_quote(self, state: AppState) -> list[ft.Control]:
+        """Only the selected symbol's price moved (Shell calls this then): the estimate is all of the ticket
+        that reads it, so only it is sent, not the whole form diffed at every repaint."""
+        self._state = state
+        symbol = state.selected
+        last = state.quotes[symbol].last if symbol in state.quotes else None
+        self.estimate.value = describe_estimate(state, price_decimals(state.markets.get(symbol, {}), last))
+        return [self.estimate]
 
     def _pick_type(self, e: Any) -> None:
         """A tap on a type chip picks it; a tap on the type already picked keeps it picked (a chip toggles

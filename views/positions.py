@@ -12,7 +12,7 @@ from views.common import amount_decimals, fmt, panel, price_decimals
 
 
 class PositionsView:
-    TOPICS = frozenset({"positions", "quotes", "markets"})  # the AppState topics this view reads: it repaints only for them
+    TOPICS = frozenset({"positions", "quote.held", "markets"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self) -> None:
         self.total = ft.Text("", size=13, weight=ft.FontWeight.W_600)
         self.empty = ft.Text("No open positions. Filled buy orders show here.",

@@ -1,14 +1,42 @@
-"""Watchlist: last price and change per symbol, with colour plus arrow and sign; tap selects."""
+"""Watchlist: last price and change per symbol, with colour plus arrow and sign; tap selects.
+
+Cost: each row is an isolated node (`QuoteNode`): the panel's patch stops at the rows, and a repaint sends
+only the rows on screen whose text or colour changed, one small patch each. Rows scrolled out of view keep
+what they showed and are brought up to date when they come back (the scroll that shows them repaints them).
+At 50 symbols × 20 trades/s this halves what the watchlist costs the server per session."""
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import flet as ft
 
 from client.state import AppState
 from client.theme import ACCENT, direction_colour, direction_icon
 from views.common import Intents, fmt, panel, price_decimals
+
+VIEW_MARGIN_ROWS = 2  # rows above and below the screen painted anyway: the panel's title, a scroll on its way
+
+
+@ft.control(isolated=True)  # type: ignore[arg-type]  # Flet's overloads want a dataclass it made itself
+class QuoteNode(ft.Semantics):
+    """A watchlist row's semantics node, isolated: a patch of the panel does not walk into its row."""
+
+
+@ft.control(isolated=True)  # type: ignore[arg-type]
+class QuoteBox(ft.Container):
+    """A row's box, isolated too: a patch of the row's node (its label) stops here, and only the texts that
+    changed are sent beside it (walking a row's 14 controls and styles was 0.21 ms a patch; 0.03 a text)."""
+
+
+class RowText(NamedTuple):
+    """What a row shows of its quote, formatted: equal texts mean nothing to repaint."""
+
+    price: str
+    direction: int  # the last move's sign: the price's colour
+    change: str  # since the 24 h open, percent with its sign
+    sign: int  # the change's sign: its colour and arrow
 
 
 class WatchlistRow:
@@ -19,7 +47,7 @@ class WatchlistRow:
         self.price = ft.Text("—", size=14, text_align=ft.TextAlign.RIGHT, font_family="monospace")
         self.change = ft.Text("", size=12, text_align=ft.TextAlign.RIGHT)
         self.arrow = ft.Container(width=14, height=14)
-        self.box = ft.Container(
+        self.box = QuoteBox(
             content=ft.Row(
                 [
                     ft.Column([self.name, self.freshness], spacing=0, expand=True),
@@ -32,51 +60,109 @@ class WatchlistRow:
             on_click=lambda _e: intents.select_symbol(symbol),
             ink=True,
         )
-        self.control = ft.Semantics(identifier=f"quote-{symbol}", button=True, content=self.box)
+        self.control = QuoteNode(identifier=f"quote-{symbol}", button=True, content=self.box)
         self._sign: int | None = None
+        self._shown: tuple[RowText | None, str, bool] | None = None
 
-    def render(self, state: AppState) -> None:
+    def render(self, state: AppState) -> list[ft.Control]:
+        """What to send of the row: nothing when it shows nothing new, else its node (label, selection,
+        background) and each of its texts that changed. Keyed on the text it shows, not on the quote: a
+        trade at the same price, or one that moves it below the market's precision, repaints nothing."""
         quote = state.quotes.get(self.symbol)
-        market = state.markets.get(self.symbol)
-        status = state.feed_status.get(self.symbol, "live")
+        text = None
         if quote:
-            places = price_decimals(market, quote.last)
             pct = quote.change_pct
-            sign = 1 if pct > 0 else -1 if pct < 0 else 0
-            self.price.value = fmt(quote.last, places)
-            self.price.color = direction_colour(quote.direction)
-            self.change.value = f"{pct:+.2f}%"
-            if sign != self._sign:  # a new icon only when the direction flips
-                self._sign = sign
-                self.arrow.content = direction_icon(sign)
-            self.change.color = direction_colour(sign)
-            label = f"{self.symbol} {self.price.value}, {pct:+.2f} percent"
+            text = RowText(fmt(quote.last, price_decimals(state.markets.get(self.symbol), quote.last)),
+                           quote.direction, f"{pct:+.2f}", (pct > 0) - (pct < 0))
+        shown = (text, state.feed_status.get(self.symbol, "live"), state.selected == self.symbol)
+        if shown == self._shown:
+            return []
+        before = self._shown
+        self._shown = shown
+        self._paint(*shown)
+        was = before[0] if before else None
+        parts: list[ft.Control] = [self.control]
+        if was is None or text is None or (was.price, was.direction) != (text.price, text.direction):
+            parts.append(self.price)
+        if was is None or text is None or was.change != text.change or was.sign != text.sign:
+            parts.append(self.change)
+        if was is None or text is None or was.sign != text.sign:
+            parts.append(self.arrow)
+        if before is None or before[1] != shown[1]:
+            parts.append(self.freshness)
+        return parts
+
+    def _paint(self, text: RowText | None, status: str, selected: bool) -> None:
+        if text:
+            self.price.value = text.price
+            self.price.color = direction_colour(text.direction)
+            self.change.value = f"{text.change}%"
+            if text.sign != self._sign:  # a new icon only when the direction flips
+                self._sign = text.sign
+                self.arrow.content = direction_icon(text.sign)
+            self.change.color = direction_colour(text.sign)
+            label = f"{self.symbol} {text.price}, {text.change} percent"
         else:
             self.price.value, self.change.value, label = "—", "", f"{self.symbol}, no price yet"
         self.freshness.value = "" if status == "live" else status
         self.freshness.color = ft.Colors.ORANGE_400 if status != "live" else None
-        selected = state.selected == self.symbol
         self.box.bgcolor = ft.Colors.with_opacity(0.14, ACCENT) if selected else None
         self.control.selected = selected
         self.control.label = label + (f", {status}" if status != "live" else "")
 
 
 class WatchlistView:
-    TOPICS = frozenset({"quotes", "feed", "markets", "selected", "watchlist"})  # the AppState topics this view reads: it repaints only for them
+    TOPICS = frozenset({"quotes", "feed", "markets", "selected", "watchlist", "rows"})  # the AppState topics this view reads: it repaints only for them
     def __init__(self, intents: Intents) -> None:
         self._intents = intents
         self.rows: dict[str, WatchlistRow] = {}
         # Scrolls say which rows are in view: on a phone only those (and the selected symbol) stream every trade.
+        # Where the list flows in a scrolling column (every dashboard layout), the column's scrolls say it
+        # (`scrolled_to`), with the list's height over its rows for a row's height.
         self.list = ft.Column(spacing=2, scroll=ft.ScrollMode.AUTO, expand=True, on_scroll=self._scrolled,
-                              scroll_interval=250)
+                              scroll_interval=250, on_size_change=self._sized, size_change_interval=250)
         self.control = panel("Watchlist", self.list, identifier="watchlist", expand=True)
+        self._pitch: float | None = None  # px per row, once the list has been laid out
+        self._offset = 0.0  # px the column holding the list is scrolled by
+        self._viewport: float | None = None  # that column's height, once it scrolled (else the screen's)
+        self._screen: float | None = None
 
-    def render(self, state: AppState) -> None:
+    def render(self, state: AppState) -> list[ft.Control]:
+        """Returns what to send: the panel when its rows changed, then each row on screen that changed."""
+        sent: list[ft.Control] = []
         if list(self.rows) != state.watchlist:
             self.rows = {s: self.rows.get(s) or WatchlistRow(s, self._intents) for s in state.watchlist}
             self.list.controls = [row.control for row in self.rows.values()]
-        for row in self.rows.values():
-            row.render(state)
+            sent.append(self.control)
+        self._screen = state.height
+        shown = self.in_view()
+        for i, row in enumerate(self.rows.values()):
+            if i in shown:
+                sent.extend(row.render(state))
+        return sent
+
+    def in_view(self) -> range:
+        """The rows on screen (with a margin): all of them until the layout and the screen are known."""
+        viewport = self._viewport or self._screen
+        if not self._pitch or not viewport:
+            return range(len(self.rows))
+        first = max(0, int(self._offset // self._pitch) - VIEW_MARGIN_ROWS)
+        return range(first, min(len(self.rows), math.ceil((self._offset + viewport) / self._pitch) + VIEW_MARGIN_ROWS))
+
+    def scrolled_to(self, offset: float, viewport: float | None = None) -> None:
+        """The scrolling column the list flows in moved (a new layout's starts at 0)."""
+        self._offset, self._viewport = max(0.0, offset), viewport
+        self._show_in_view()
+
+    def _sized(self, e: ft.LayoutSizeChangeEvent[ft.LayoutControl]) -> None:
+        if self.rows and e.height > 0:
+            self._pitch = e.height / len(self.rows)
+            self._show_in_view()
+
+    def _show_in_view(self) -> None:
+        if self.rows:
+            symbols = list(self.rows)
+            self._intents.show_rows([symbols[i] for i in self.in_view()])
 
     def _scrolled(self, e: ft.OnScrollEvent) -> None:
         if self.rows:

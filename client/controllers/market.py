@@ -102,8 +102,9 @@ class MarketController:
         return frozenset([state.selected, *rows])
 
     def show_rows(self, symbols: list[str]) -> None:
-        """The watchlist scrolled: these rows are in view now."""
+        """The watchlist scrolled: these rows are in view now (and are painted, from the next repaint)."""
         self._rows_on_screen = list(symbols)
+        self._ctx.state.changed("rows")
 
     def resumed(self) -> None:
         """The app came back to the foreground: its socket may have died while it slept, so open a fresh one

@@ -216,6 +216,13 @@ class SignalEngine:
             candles.read_into(values)
         return values
 
+    def reader(self, symbol: str, keys: Iterable[str]) -> Callable[[], dict[str, float]] | None:
+        """A `snapshot` of `symbol` that computes only the groups holding `keys` (at least those keys; no
+        candle indicators): what a caller reading a value or two on every tick should use. None for a
+        symbol never seen."""
+        indicators = self._symbols.get(symbol)
+        return indicators.reader(keys) if indicators is not None else None
+
     def window(self, symbol: str) -> SortedWindow | None:
         """The symbol's price window, for any quantile, rank or time range (O(log n) each).
 

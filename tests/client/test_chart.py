@@ -82,6 +82,26 @@ def test_a_tick_repaints_only_the_forming_candle() -> None:
     assert chart.base.shapes is not base and "90 candles" in chart.semantics.label
 
 
+def test_a_forming_candle_making_new_highs_keeps_the_scale_until_it_leaves_the_padding() -> None:
+    """A trend: every trade a new high of the bars shown. Within the scale's padding the closed candles stay
+    where they are (not rebuilt and resent at every repaint); past it, the scale is fitted again."""
+    state = make_state()
+    shell = Shell(Intents())
+    shell.render(state)
+    chart = shell.chart
+    base, scene = chart.base.shapes, chart._scene
+    assert scene is not None
+    last = state.candles["BTC/USDT"][-1]
+    top = max(b.high for b in scene.bars)
+    state.apply_tick(Tick("BTC/USDT", last.timestamp_ms + 5, top + (scene.price.hi - top) / 2, 0.1))
+    shell.render(state, state.take_dirty())
+    assert chart.base.shapes is base and chart._scene is not None and chart._scene.price == scene.price
+    assert max(b.high for b in chart._scene.bars) < chart._scene.price.hi  # the new high is still inside
+    state.apply_tick(Tick("BTC/USDT", last.timestamp_ms + 6, scene.price.hi + 1, 0.1))  # out of the padding
+    shell.render(state, state.take_dirty())
+    assert chart.base.shapes is not base and chart._scene.price.hi > scene.price.hi + 1
+
+
 def test_drag_pans_into_history_and_the_wheel_zooms() -> None:
     state = make_state()
     shell = Shell(Intents())

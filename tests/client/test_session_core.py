@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
+from collections import Counter
 from typing import Any
 
+import flet as ft
 import msgpack
 from flet.controls.base_control import BaseControl
-from flet.messaging.protocol import configure_encode_object_for_msgpack
+from flet.messaging.protocol import MessageAction, configure_encode_object_for_msgpack
 from flet.messaging.session import Session
 from flet.pubsub.pubsub_hub import PubSubHub
 
@@ -126,3 +128,57 @@ async def test_a_closed_session_is_freed_while_flet_still_holds_its_page() -> No
     gc.collect()
     assert gone() is None, [type(r).__qualname__ for r in gc.get_referrers(gone())]
     assert flet_session.page.controls == []
+def counted(render: Any, name: str, renders: Counter[str]) -> Any:
+    def wrapper(state: Any) -> None:
+        renders[name] += 1
+        render(state)
+    return wrapper
+
+
+class PatchCounter(RecordingConnection):
+    """Encodes what it sends as the web server does (Flet's diff needs the snapshots the encoder keeps) and
+    counts the patches by the control they update."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patched: Counter[int] = Counter()
+
+    def send_message(self, message: Any) -> None:
+        msgpack.packb([message.action, message.body], default=configure_encode_object_for_msgpack(ft.BaseControl))
+        if message.action == MessageAction.PATCH_CONTROL:
+            self.patched[message.body.id] += 1
+
+
+async def test_panels_of_another_section_are_not_repainted_while_the_market_moves() -> None:
+    """Issue 13: what is not on the screen does not repaint. On Settings the watchlist, chart and ticket
+    get no patch however many ticks arrive; the Status panel there still follows them; back on Markets
+    the watchlist is painted again."""
+    conn = PatchCounter()
+    conn.pubsubhub = PubSubHub()
+    flet_session = Session(conn)
+    msgpack.packb(flet_session.get_page_patch(), default=configure_encode_object_for_msgpack(ft.BaseControl))
+    identity = LocalIdentity("hidden", key=b"k")
+    services = SessionServices(
+        feed=ReplayFeed(), engine=SignalEngine(), modes={}, backend_url="http://127.0.0.1:9",
+        api=SkeetApi(base_url="http://127.0.0.1:9", token=identity.token, retries=0),
+        live=StreamLive(base_url="http://127.0.0.1:9", token=identity.token),
+    )
+    app = SkeetSession(flet_session.page, services, watchlist=["BTC/USDT", "ETH/USDT"], registry=SessionRegistry())
+    await app.start()
+    shell = app.shell
+    hidden = {shell.watchlist.control._i: "watchlist", shell.chart.control._i: "chart",  # noqa: SLF001
+              shell.ticket.control._i: "ticket"}  # noqa: SLF001
+    status = shell.status.control._i  # noqa: SLF001
+    renders: Counter[str] = Counter()
+    for name in hidden.values():  # the real render, counted: a hidden panel costs no CPU either
+        getattr(shell, name).render = counted(getattr(shell, name).render, name, renders)
+    await until(lambda: any(conn.patched[i] for i in hidden))  # the dashboard is being painted
+    app.navigate("settings")
+    await until(lambda: conn.patched[status] > 0)  # the Settings page is on screen and painted
+    before, version, rendered = {i: conn.patched[i] for i in hidden}, app.state.version, renders.copy()
+    await until(lambda: app.state.version > version + 20 and conn.patched[status] > 1, timeout_s=20)
+    assert {hidden[i]: conn.patched[i] - n for i, n in before.items()} == dict.fromkeys(hidden.values(), 0)
+    assert renders == rendered
+    app.navigate("dashboard")
+    await until(lambda: conn.patched[shell.watchlist.control._i] > before[shell.watchlist.control._i])  # noqa: SLF001
+    await app.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flet as ft
 import pytest
 
@@ -178,12 +180,49 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     assert shell.render(state, state.take_dirty()) is None  # first paint: the whole page
     state.apply_change(Change("orders", "o1", "added", {"id": "o1", "symbol": "BTC/USDT", "side": "buy",
                                                           "type": "market", "amount": 1, "status": "open"}, 1))
-    # The orders panel, and the chart (it draws open orders' lines); nothing else.
-    assert shell.render(state, state.take_dirty()) == [shell.chart.control, shell.orders.control]
+    # The orders panel, and the chart's plot (it draws open orders' lines, its toolbar did not change).
+    plot = [shell.chart.legend, shell.chart.study_legend, shell.chart.semantics]
+    assert shell.render(state, state.take_dirty()) == [*plot, shell.orders.control]
     state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 7, 131.0, 0.1))
     sent = shell.render(state, state.take_dirty())
-    assert sent is not None and shell.chart.control in sent and shell.watchlist.control in sent
+    assert sent is not None and shell.chart.semantics in sent and shell.chart.control not in sent
+    rows = {symbol: row.control for symbol, row in shell.watchlist.rows.items()}
+    # The watchlist: the one row that ticked, on its own (its panel did not change).
+    assert rows["BTC/USDT"] in sent and rows["ETH/USDT"] not in sent and shell.watchlist.control not in sent
     assert shell.orders.control not in sent and shell.signals.control not in sent
+    # A trade of a symbol neither selected nor held changes its row only: not the chart, ticket, account
+    # or positions (each was diffed and patched on every trade of any symbol).
+    state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.0, 0.1))
+    eth = shell.watchlist.rows["ETH/USDT"]
+    # Its first price: the row's node (its label) and its texts, each patched on its own (the node and its
+    # box are isolated: a patch of the node stops at the box).
+    assert shell.render(state, state.take_dirty()) == [eth.control, eth.price, eth.change, eth.arrow]
+    state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.01, 0.1))  # up from its open: the arrow turns
+    assert shell.render(state, state.take_dirty()) == [eth.control, eth.price, eth.change, eth.arrow]
+    state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.02, 0.1))  # up again: the same arrow
+    assert shell.render(state, state.take_dirty()) == [eth.control, eth.price, eth.change]
+    assert eth.price.value == "7.0200" and eth.control.label.startswith("ETH/USDT 7.0200,")
+    state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.0, 0.1))
+    shell.render(state, state.take_dirty())
+    state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.0, 0.3))  # the same price: the row shows nothing new
+    assert shell.render(state, state.take_dirty()) == []
+    # Once ETH is held, its trades move the equity and the positions' P&L (and only those panels).
+    state.balance = {"total": {"USDT": 100.0, "ETH": 2.0}}
+    state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 9, 7.5, 0.1))
+    sent = shell.render(state, state.take_dirty())
+    assert sent is not None and shell.account.control in sent and shell.positions.control in sent
+    assert shell.account.equity.value == "115.00"
+    assert shell.chart.semantics not in sent and shell.ticket.control not in sent
+    # With an amount typed, a trade of the selected symbol moves the ticket's estimate: only that is sent.
+    state.edit_ticket(amount="1")
+    assert shell.ticket.control in (shell.render(state, state.take_dirty()) or [])
+    state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 10, 140.0, 0.1))
+    sent = shell.render(state, state.take_dirty())
+    assert sent is not None and shell.ticket.estimate in sent and shell.ticket.control not in sent
+    assert "140.00" in shell.ticket.estimate.value
+    state.set_timeframe("5m")  # the toolbar changed: the whole chart panel goes out
+    sent = shell.render(state, state.take_dirty())
+    assert sent is not None and shell.chart.control in sent and shell.chart.title.value == "BTC/USDT · 5m"
     state.resize(390)
     assert shell.render(state, state.take_dirty()) is None  # a new layout goes out whole
 
@@ -197,7 +236,35 @@ def test_a_panel_off_the_page_is_not_sent() -> None:
     shell.render(state, state.take_dirty())
     state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 7, 131.0, 0.1))
     sent = shell.render(state, state.take_dirty())
-    assert sent is not None and shell.ticket.control in sent
-    assert not _mounted(shell.ticket.control)  # Flet raises for .page here; this answers False
+    assert sent is not None and shell.ticket.estimate in sent  # a trade: only its estimate
+    assert not _mounted(shell.ticket.estimate)  # Flet raises for .page here; this answers False
 
 
+
+
+def test_watchlist_rows_below_the_screen_wait_until_a_scroll_shows_them() -> None:
+    """Issue 13: what is off screen does not repaint. 40 rows of 46 px on a 900 px screen: a trade on the
+    last row is not painted (nor sent) until the column is scrolled to it; the rows in view are."""
+    symbols = [f"S{i:02d}/USDT" for i in range(40)]
+    state = AppState(watchlist=symbols, selected=symbols[0], height=900)
+    shown: list[list[str]] = []
+    shell = Shell(Intents(show_rows=shown.append))
+    shell.render(state, state.take_dirty())
+    view = shell.watchlist
+    root: Any = shell.root
+    column = root.content.controls[2].content.controls[1].content.controls[0]  # rail | body → left column
+    assert view.rows[symbols[0]].control is column.controls[0].content.content.controls[1].controls[0]
+    view._sized(ft.LayoutSizeChangeEvent(name="size_change", control=view.list, width=246, height=46.0 * 40))  # noqa: SLF001
+    assert shown[-1] == symbols[:22]  # 900 px / 46 px, and two rows of margin
+    first, last = view.rows[symbols[0]], view.rows[symbols[-1]]
+    state.apply_tick(Tick(symbols[0], 1_000, 101.0, 0.1))
+    state.apply_tick(Tick(symbols[-1], 1_000, 202.0, 0.1))
+    sent = shell.render(state, state.take_dirty())
+    assert sent is not None and first.control in sent and last.control not in sent
+    assert first.price.value == "101.00" and last.price.value == "—"
+    column.on_scroll(ft.OnScrollEvent(name="scroll", control=column, event_type=ft.ScrollType.UPDATE, pixels=1200,
+                                      min_scroll_extent=0, max_scroll_extent=1500, viewport_dimension=800))
+    assert symbols[-1] in shown[-1] and symbols[0] not in shown[-1]
+    state.changed("rows")  # what the scroll's intent does in the app (MarketController.show_rows)
+    sent = shell.render(state, state.take_dirty())
+    assert sent is not None and last.control in sent and last.price.value == "202.00"
