@@ -201,3 +201,37 @@ def test_a_panel_off_the_page_is_not_sent() -> None:
     assert not _mounted(shell.ticket.control)  # Flet raises for .page here; this answers False
 
 
+
+
+def test_a_new_signal_adds_one_row_and_keeps_the_others() -> None:
+    """Under a rule that fires on every trade the log changes on every repaint: each listed signal keeps its
+    row, so a repaint sends the new row (and drops the oldest), not the whole log again."""
+    from services.signals.rules import Signal
+    from views.signals import SignalsView
+
+    def signal(i: int) -> Signal:
+        return Signal("BTC/USDT", "r1", f"Rule {i}", "buy", 0.5, 1_700_000_000_000 + i * 1_000)
+
+    state = make_state()
+    log = SignalsView(limit=3, identifier="signal-log")
+    state.add_signals([signal(i) for i in range(3)])
+    log.render(state)
+    before = list(log.list.controls)
+    assert [t for r in before for t in texts(r) if t.startswith("Rule")] == ["Rule 2", "Rule 1", "Rule 0"]
+    state.add_signals([signal(3)])
+    log.render(state)
+    after = log.list.controls
+    assert [t for r in after for t in texts(r) if t.startswith("Rule")] == ["Rule 3", "Rule 2", "Rule 1"]
+    assert after[1] is before[0] and after[2] is before[1]  # the same controls: only the new row is sent
+
+
+def test_the_ticket_keeps_the_last_order_it_sent() -> None:
+    """The "order sent" notice is a snack bar that any later notice replaces: the ticket says it too."""
+    state = make_state()
+    shell = Shell(Intents())
+    shell.render(state, state.take_dirty())
+    assert not shell.ticket.last_sent.visible  # nothing sent yet
+    state.edit_ticket(last_sent="18:20:05 · Buy 0.004 BTC/USDT market order sent: filled at 131.00")
+    shell.render(state, state.take_dirty())
+    sent = by_identifier(shell.ticket.control, "ticket-sent")
+    assert sent.visible and texts(sent) == ["Sent 18:20:05 · Buy 0.004 BTC/USDT market order sent: filled at 131.00"]
