@@ -301,8 +301,9 @@ def to_top(page: Any) -> None:
 
 def screenshots(page: Any, size: str) -> None:
     """Each screen as a trader sees it, for a person to look at (tests/artifacts/desk-<size>-*.png)."""
-    # The notices are gone (a snack bar lasts 4 s).
-    expect(page.get_by_text(re.compile(r"order sent|Order canceled"))).to_have_count(0, timeout=20_000)
+    # The notices are gone (a snack bar lasts 4 s); the ticket's "Sent <time> · ..." line stays.
+    expect(page.get_by_text(re.compile(r"^(Buy|Sell) .* order sent|^Order canceled"))).to_have_count(
+        0, timeout=20_000)
     to_top(page)
     painted(page)
     page.screenshot(path=str(ARTIFACTS / f"desk-{size}-dashboard.png"))
