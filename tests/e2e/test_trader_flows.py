@@ -13,6 +13,15 @@ from tests.e2e.conftest import ARTIFACTS, open_app
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture(autouse=True)
+def _close_pages(browser):  # type: ignore[no-untyped-def]
+    """Each test's page is closed after it, passed or failed: a live Flutter page keeps drawing and repainting,
+    and with the earlier tests' pages still open a loaded machine could not load the next within 30 s."""
+    yield
+    for context in browser.contexts:
+        context.close()
+
+
 def go(page, section: str) -> None:  # type: ignore[no-untyped-def]
     """Open a section from the NavigationRail (wide) or the bottom NavigationBar (phone)."""
     name = re.compile(f"^{section}( Tab|$)")
