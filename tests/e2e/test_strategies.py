@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import ANSWER_MS, type_into
+from tests.browser import type_until_seen
 from tests.e2e.conftest import ARTIFACTS, open_app
 from tests.e2e.test_trader_flows import go
 
@@ -25,10 +25,10 @@ def test_build_backtest_and_switch_on_a_strategy(browser, web_app) -> None:  # t
     panel = page.locator('[flt-semantics-identifier="strategies"]')
     # what the trader reads before tapping Backtest: the form's strategy, named as the saved list will name it
     summary = page.locator('[flt-semantics-identifier="strategy-summary"]')
-    type_into(panel.get_by_role("textbox", name=re.compile("Take profit")), "5")
-    expect(summary).to_contain_text("TP 5%", timeout=ANSWER_MS)
-    type_into(panel.get_by_role("textbox", name=re.compile("Stop loss")), "2")
-    expect(summary).to_contain_text("SL 2%", timeout=ANSWER_MS)
+    type_until_seen(panel.get_by_role("textbox", name=re.compile("Take profit")), "5",
+                    lambda: expect(summary).to_contain_text("TP 5%", timeout=15_000))
+    type_until_seen(panel.get_by_role("textbox", name=re.compile("Stop loss")), "2",
+                    lambda: expect(summary).to_contain_text("SL 2%", timeout=15_000))
     expect(summary).to_contain_text("SMA 50/200 1h, TP 5%, SL 2% on BTC/USDT", timeout=20_000)
     panel.get_by_role("button", name="Backtest").click()
     trades = page.locator('[flt-semantics-identifier="backtest-trades"]')

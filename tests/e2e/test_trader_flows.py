@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import ANSWER_MS, type_into
+from tests.browser import type_into, type_until_seen
 from tests.e2e.conftest import ARTIFACTS, open_app
 
 pytestmark = pytest.mark.browser
@@ -122,9 +122,9 @@ def test_set_a_price_alert_and_delete_it(browser, web_app, width: int, height: i
     # What the alert will do is said before it is set
     # (a line of its own, or merged by Flutter into the panel's own label when the panel flows on a phone).
     preview = r"Fires when it rises to 1,000,000\.00"
-    type_into(price, "1000000")  # far above the market: it waits
-    expect(row(alerts, preview).or_(page.get_by_role("group", name=re.compile(preview))).first).to_be_attached(
-        timeout=ANSWER_MS)
+    type_until_seen(price, "1000000", lambda: expect(  # far above the market: it waits
+        row(alerts, preview).or_(page.get_by_role("group", name=re.compile(preview))).first).to_be_attached(
+        timeout=15_000))
     alerts.get_by_role("button", name="Set alert").click()
     active = row(alerts, r"Alert BTC/USDT rises to 1,000,000\.00, active")
     expect(active).to_be_attached(timeout=20_000)
