@@ -60,6 +60,7 @@ class Ticket:
     submitting: bool = False
     error: str | None = None
     client_order_id: str | None = None  # fixed at first submit, so a resubmit is the same order
+    last_sent: str = ""  # the last order this ticket sent, as its notice said it, with the time (it stays)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,10 +28,11 @@ def type_into(field: Any, text: str, attempts: int = 3, settle_s: float = 0.6) -
 
 
 def type_until_seen(field: Any, text: str, seen: Callable[[], None]) -> None:
-    """`type_into`, then `seen()` (an expect on what the app shows for that value). In the full browser
-    suite a value can sit in the field without its change ever reaching the app (seen with the alert price
-    and a take-profit; cause not found, noted in the README's testing section): then it is typed once more,
-    as a person would, and must be seen the second time."""
+    """`type_into`, then `seen()` (an expect on what the app shows for that value); if it is not seen, typed
+    once more, as a person would, and it must be seen the second time. Two causes were found (README, Tests):
+    the app's answer came back >10 s late behind a signal log rebuilt whole on every signal (fixed in the app),
+    and, rarer, the text sits in the browser's input while Flutter's editing never reads it: no change leaves
+    the browser at all (seen in ws frames), a race between Playwright's fill and Flutter's editing connection."""
     type_into(field, text)
     try:
         seen()

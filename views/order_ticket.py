@@ -104,6 +104,10 @@ class OrderTicketView:
         self.confirm_above = _number_field("Ask before orders above", typed("confirm_above"))
         self.error = ft.Text("", size=12, color=ft.Colors.ERROR)
         self.progress = ft.ProgressRing(width=16, height=16, stroke_width=2, visible=False)
+        # The last order sent, kept in the ticket: its notice is a snack bar that any later notice replaces.
+        self.last_sent_text = ft.Text("", size=12, color=ft.Colors.ON_SURFACE_VARIANT)
+        self.last_sent = ft.Semantics(identifier="ticket-sent", container=True, content=self.last_sent_text,
+                                      visible=False)
         self.submit = ft.FilledButton("Buy", on_click=lambda _e: intents.submit_order(), expand=True)
         self.body = ft.Column(
             [
@@ -116,6 +120,7 @@ class OrderTicketView:
                 self.bracket, self.bracket_row,
                 self.estimate, self.error,
                 ft.Row([self.submit, self.progress], vertical_alignment=ft.CrossAxisAlignment.CENTER),
+                self.last_sent,
                 self.confirm_above,
             ],
             spacing=8,
@@ -175,6 +180,8 @@ class OrderTicketView:
         self._write(self.submit, "style", BUY_STYLE if ticket.side == "buy" else SELL_STYLE)
         self.submit.disabled = ticket.submitting
         self.progress.visible = ticket.submitting
+        self.last_sent_text.value = f"Sent {ticket.last_sent}" if ticket.last_sent else ""
+        self.last_sent.visible = bool(ticket.last_sent)
 
     def render_quote(self, state: AppState) -> list[ft.Control]:
         """Only the selected symbol's price moved (Shell calls this then): the estimate is all of the ticket

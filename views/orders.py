@@ -97,7 +97,10 @@ class OrdersView:
         return ft.Semantics(
             identifier=f"order-{order.get('clientOrderId') or order_id}", container=True,
             label=f"{side} {order.get('amount')} {symbol} {kind.split(' · ')[0].lower()} order, {label}",
-            content=ft.Row([body, cancel], vertical_alignment=ft.CrossAxisAlignment.CENTER, spacing=4),
+            # The button's place is kept when it is hidden (a filled or canceled order): every row is as tall
+            # as an open one, and a list of mixed orders does not jump between row heights.
+            content=ft.Row([body, ft.Container(cancel, width=40, height=40, alignment=ft.Alignment.CENTER)],
+                           vertical_alignment=ft.CrossAxisAlignment.CENTER, spacing=4),
         )
 
 

@@ -19,6 +19,7 @@ class SignalsView:
         self.control = panel("Signals", ft.Column([self.empty, self.list], expand=True),
                              identifier=identifier, expand=True)
         self._shown: list[object] = []
+        self._built: dict[int, tuple[object, ft.Control]] = {}  # id(signal) → (signal, its row)
 
     def render(self, state: AppState) -> None:
         signals = list(state.signals)[: self._limit]
@@ -26,7 +27,13 @@ class SignalsView:
         if signals == self._shown:
             return
         self._shown = signals
-        self.list.controls = [_row(s) for s in signals]
+        # A row is built once per signal and kept while the signal is listed: a new signal is then one row
+        # inserted (and the oldest dropped). Rebuilding all rows on every signal sent the whole log (100 rows
+        # removed and added, tens of kB) on every repaint while a rule fired on every trade, and a keystroke's
+        # answer (the alert preview) queued seconds behind those patches. (Keyed by id: the signal is held.)
+        built = {id(s): self._built.get(id(s)) or (s, _row(s)) for s in signals}  # a repeated signal: one row
+        self._built = built
+        self.list.controls = [row for _, row in built.values()]
 
 
 def _row(signal: object) -> ft.Control:

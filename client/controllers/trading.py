@@ -27,7 +27,7 @@ from client.ticket import (
     reference_price,
 )
 from services.api import ApiError, new_client_alert_id, new_client_order_id
-from views.common import fmt, price_decimals
+from views.common import fmt, fmt_time, price_decimals
 
 
 class TradingController:
@@ -90,7 +90,10 @@ class TradingController:
 
         def sent(order: dict[str, Any]) -> None:
             self._ctx.screen.close_sheet()  # on a phone: back to the dashboard, where the order shows
-            state.notify(order_sent_message(order, state.markets.get(symbol)), "success")
+            message = order_sent_message(order, state.markets.get(symbol))
+            state.notify(message, "success")
+            # The notice is a snack bar: 4 s, and replaced at once by any later notice. The ticket keeps it.
+            state.edit_ticket(last_sent=f"{fmt_time(order.get('timestamp') or int(time.time() * 1000))} · {message}")
             self._ctx.spawn(self.refresh_balance(), name="balance")
 
         self._orders.submit(send, sent=sent,

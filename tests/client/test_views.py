@@ -268,3 +268,35 @@ def test_watchlist_rows_below_the_screen_wait_until_a_scroll_shows_them() -> Non
     state.changed("rows")  # what the scroll's intent does in the app (MarketController.show_rows)
     sent = shell.render(state, state.take_dirty())
     assert sent is not None and last.control in sent and last.price.value == "202.00"
+def test_a_new_signal_adds_one_row_and_keeps_the_others() -> None:
+    """Under a rule that fires on every trade the log changes on every repaint: each listed signal keeps its
+    row, so a repaint sends the new row (and drops the oldest), not the whole log again."""
+    from services.signals.rules import Signal
+    from views.signals import SignalsView
+
+    def signal(i: int) -> Signal:
+        return Signal("BTC/USDT", "r1", f"Rule {i}", "buy", 0.5, 1_700_000_000_000 + i * 1_000)
+
+    state = make_state()
+    log = SignalsView(limit=3, identifier="signal-log")
+    state.add_signals([signal(i) for i in range(3)])
+    log.render(state)
+    before = list(log.list.controls)
+    assert [t for r in before for t in texts(r) if t.startswith("Rule")] == ["Rule 2", "Rule 1", "Rule 0"]
+    state.add_signals([signal(3)])
+    log.render(state)
+    after = log.list.controls
+    assert [t for r in after for t in texts(r) if t.startswith("Rule")] == ["Rule 3", "Rule 2", "Rule 1"]
+    assert after[1] is before[0] and after[2] is before[1]  # the same controls: only the new row is sent
+
+
+def test_the_ticket_keeps_the_last_order_it_sent() -> None:
+    """The "order sent" notice is a snack bar that any later notice replaces: the ticket says it too."""
+    state = make_state()
+    shell = Shell(Intents())
+    shell.render(state, state.take_dirty())
+    assert not shell.ticket.last_sent.visible  # nothing sent yet
+    state.edit_ticket(last_sent="18:20:05 · Buy 0.004 BTC/USDT market order sent: filled at 131.00")
+    shell.render(state, state.take_dirty())
+    sent = by_identifier(shell.ticket.control, "ticket-sent")
+    assert sent.visible and texts(sent) == ["Sent 18:20:05 · Buy 0.004 BTC/USDT market order sent: filled at 131.00"]

@@ -26,9 +26,9 @@ def test_build_backtest_and_switch_on_a_strategy(browser, web_app) -> None:  # t
     # what the trader reads before tapping Backtest: the form's strategy, named as the saved list will name it
     summary = page.locator('[flt-semantics-identifier="strategy-summary"]')
     type_until_seen(panel.get_by_role("textbox", name=re.compile("Take profit")), "5",
-                    lambda: expect(summary).to_contain_text("TP 5%", timeout=10_000))
+                    lambda: expect(summary).to_contain_text("TP 5%", timeout=15_000))
     type_until_seen(panel.get_by_role("textbox", name=re.compile("Stop loss")), "2",
-                    lambda: expect(summary).to_contain_text("SL 2%", timeout=10_000))
+                    lambda: expect(summary).to_contain_text("SL 2%", timeout=15_000))
     expect(summary).to_contain_text("SMA 50/200 1h, TP 5%, SL 2% on BTC/USDT", timeout=20_000)
     panel.get_by_role("button", name="Backtest").click()
     trades = page.locator('[flt-semantics-identifier="backtest-trades"]')

@@ -13,6 +13,15 @@ from tests.e2e.conftest import ARTIFACTS, open_app
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture(autouse=True)
+def _close_pages(browser):  # type: ignore[no-untyped-def]
+    """Each test's page is closed after it, passed or failed: a live Flutter page keeps drawing and repainting,
+    and with the earlier tests' pages still open a loaded machine could not load the next within 30 s."""
+    yield
+    for context in browser.contexts:
+        context.close()
+
+
 def go(page, section: str) -> None:  # type: ignore[no-untyped-def]
     """Open a section from the NavigationRail (wide) or the bottom NavigationBar (phone)."""
     name = re.compile(f"^{section}( Tab|$)")
@@ -115,7 +124,7 @@ def test_set_a_price_alert_and_delete_it(browser, web_app, width: int, height: i
     preview = r"Fires when it rises to 1,000,000\.00"
     type_until_seen(price, "1000000", lambda: expect(  # far above the market: it waits
         row(alerts, preview).or_(page.get_by_role("group", name=re.compile(preview))).first).to_be_attached(
-        timeout=10_000))
+        timeout=15_000))
     alerts.get_by_role("button", name="Set alert").click()
     active = row(alerts, r"Alert BTC/USDT rises to 1,000,000\.00, active")
     expect(active).to_be_attached(timeout=20_000)
