@@ -246,11 +246,17 @@ class PaperBroker:
                     if write.collection == POSITIONS:
                         self._positions.pop((uid, write.doc_id), None)
                 raise
-            for write in writes:  # committed: what the store now holds
-                if isinstance(write, Put) and write.collection == ACCOUNT and write.doc_id == ACCOUNT_DOC:
-                    self._accounts[uid] = write.doc
-                elif isinstance(write, Put) and write.collection == POSITIONS:
-                    self._positions[(uid, write.doc_id)] = write.doc
+            for write in writes:  # committed: what the store now holds (any other write: read it afresh)
+                if write.collection == ACCOUNT and write.doc_id == ACCOUNT_DOC:
+                    if isinstance(write, Put):
+                        self._accounts[uid] = write.doc
+                    else:
+                        self._accounts.pop(uid, None)
+                elif write.collection == POSITIONS:
+                    if isinstance(write, Put):
+                        self._positions[(uid, write.doc_id)] = write.doc
+                    else:
+                        self._positions.pop((uid, write.doc_id), None)
             return
         fence = None
         if self._role == "worker":
