@@ -24,7 +24,10 @@ async def test_an_alert_fires_on_the_exchanges_prices(tmp_path: Path) -> None:
     async with LoopbackExchange(clock=exchange_clock) as exchange:
         settings = replace(make_settings(tmp_path), feed=f"loopback:127.0.0.1:{exchange.port}")
         async with serve(settings, None) as backend:  # the app opens the feed itself, as in production
-            # The exchange replays a known recording in step with the clock: pick a level it will trade
+            ws = await connect(backend.ws_url, additional_headers=auth("alice"))
+            await until_synced(ws)
+            # The exchange replays a known recording in step with the clock (read just before the alert is made,
+            # so a slow start on a loaded machine does not eat the window): pick a level it will trade
             # at within the next few seconds, above the price now (or below it, where the market only
             # falls over those seconds).
             script = ReplayFeed(clock=exchange_clock)
@@ -39,8 +42,6 @@ async def test_an_alert_fires_on_the_exchanges_prices(tmp_path: Path) -> None:
                     choices.append((symbol, "below", min(coming)))
             assert choices, "the replay is flat everywhere over the next seconds"
             symbol, condition, level = choices[0]
-            ws = await connect(backend.ws_url, additional_headers=auth("alice"))
-            await until_synced(ws)
             r = await backend.alert("alice", symbol=symbol, price=str(level))
             assert r.status_code == 201, r.text
             assert r.json()["condition"] == condition
