@@ -59,6 +59,7 @@ from backend_stub.store.base import (
     ACCOUNT,
     ORDERS,
     POSITIONS,
+    Create,
     Lease,
     LeaseLost,
     Page,
@@ -414,6 +415,8 @@ class PaperBroker:
             totals = await self._balances(uid)
             self._check_funds(request, market, self._free(uid, totals), self._quote_needed(order, placement))
             updated, writes, exit_doc = await self._apply(uid, order, list(placement.events), totals)
+            # A new order (a fresh id): written by one INSERT, where a Put would try an UPDATE first.
+            writes[0] = Create(ORDERS, updated["id"], updated)
             await self._commit(uid, [claim, *writes])
             if placement.resting is not None:
                 book.rest(placement)

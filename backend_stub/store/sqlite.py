@@ -425,9 +425,23 @@ class SqliteStore:
         db = self._db
         if fence is not None and not lease_held(self._lease_sync(fence.name), fence):
             raise LeaseLost(fence.name)
-        version = self._version_sync(uid)
+        # Every write but a Delete logs exactly one change, so without Deletes the user's new version is
+        # known before the writes: one upsert (RETURNING the new version) replaces the version read here
+        # and the version write after the rows (each statement hands the GIL to the loop and back). A
+        # Delete may log nothing (the doc was not there): read first, write after, as before.
+        logged_n = sum(1 for write in writes if is_public(write.collection))
+        bumped = bool(logged_n) and not any(isinstance(write, Delete) for write in writes)
+        if bumped:
+            (after,) = db.execute(
+                "INSERT INTO users (uid, version) VALUES (?, ?) "
+                "ON CONFLICT(uid) DO UPDATE SET version=version+excluded.version RETURNING version",
+                (uid, logged_n),
+            ).fetchall()[0]
+            version = int(after) - logged_n
+        else:
+            version = self._version_sync(uid)
         if if_version is not None and if_version != version:
-            raise VersionConflict(f"version is {version}, not {if_version}")
+            raise VersionConflict(f"version is {version}, not {if_version}")  # rolled back with the bump
         changes: builtins.list[_Logged] = []
         for write in writes:
             logged = is_public(write.collection)
@@ -486,11 +500,12 @@ class SqliteStore:
                     + ",".join(["(?,?,?,?,?,?)"] * len(rows)),
                     [value for row in rows for value in row],
                 )
-            db.execute(
-                "INSERT INTO users (uid, version) VALUES (?, ?) "
-                "ON CONFLICT(uid) DO UPDATE SET version=excluded.version",
-                (uid, version),
-            )
+            if not bumped:
+                db.execute(
+                    "INSERT INTO users (uid, version) VALUES (?, ?) "
+                    "ON CONFLICT(uid) DO UPDATE SET version=excluded.version",
+                    (uid, version),
+                )
             if version // self._prune_every != (version - len(changes)) // self._prune_every:
                 db.execute("DELETE FROM changes WHERE uid=? AND version<=?", (uid, version - self._keep))
         return version, changes
