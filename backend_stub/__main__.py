@@ -35,7 +35,6 @@ def serve() -> int:
     from backend_stub.server import log_lines, run
 
     log_lines()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
         if settings.role == "worker":  # the same image and command run the workers (no routes, no tokens)

@@ -98,7 +98,6 @@ def main() -> int:
     from backend_stub.server import log_lines, run
 
     log_lines()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = dataclasses.replace(Settings.from_env(), role="worker")
         app = create_worker_app(settings)
