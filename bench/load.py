@@ -1,8 +1,8 @@
 """Benchmark: `POST /v1/orders` under open-loop load, against a minimal durable order endpoint started in
 the same run.
 
-    python bench/load.py              # ~2-3 minutes on 2 shared cores
-    python bench/load.py --quick      # ~40 s: fewer rates, shorter steps
+    python bench/load.py              # ~3 minutes on 2 shared cores
+    python bench/load.py --quick      # ~1 minute: fewer rates, shorter steps, 3 CPU rounds
     python bench/load.py --hold skeet:300:20   # one target at 300 req/s for 20 s (attach a profiler
                                                # to the pid it prints: py-spy record --pid PID)
 
@@ -25,7 +25,12 @@ Two servers, each its own process on a free loopback port, with their data in a 
   endpoint costs on this machine.
 
 Phases (each target in turn at every step, so load drift from other work hits both alike):
-1. CPU: `--cpu-rate` req/s for `--cpu-seconds`; server CPU (all threads, /proc) per answered request.
+1. CPU: `--cpu-rounds` rounds of `--cpu-rate` req/s for `--cpu-seconds` per target, the two targets
+   back to back in each round (reference first in even rounds, skeet first in odd ones); server CPU
+   (all threads, /proc) per answered request. Each round gives a ratio of two figures taken seconds
+   apart, so a burst of other work on shared cores moves one round, not the result: the CPU ratio is
+   the median of the rounds' ratios (their spread is printed), each target's figure the median of its
+   rounds. (One short phase per target swung the reference's figure 0.53-0.67 ms on a quiet machine.)
 2. Capacity: rates from `--rates`, `--step-seconds` each, `--tries` times per target (alternating; the
    best try counts, as other work on shared cores stalls either now and then); the highest rate whose
    p99 <= 50 ms with < 1% errors ("held"). A target stops after two rates in a row not held.
@@ -181,6 +186,14 @@ def main_thread_cpu_s(pid: int) -> float:
 
 def _round(x: float) -> float:
     return round(x, 3)
+
+
+def _median(values: list[Any]) -> float | None:
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return None
+    mid = len(known) // 2
+    return _round(known[mid] if len(known) % 2 else (known[mid - 1] + known[mid]) / 2)
 
 
 class Target:
@@ -358,7 +371,10 @@ async def bench(args: argparse.Namespace, targets: list[Target]) -> dict[str, An
     opts = {"connections": args.connections, "drain_s": args.drain_seconds}
     for target in targets:  # warm-up: imports, first SQLite pages, the replay feed
         await run_step(target, 50, 1.0, **opts)
-    cpu = {t.name: await run_step(t, args.cpu_rate, args.cpu_seconds, **opts) for t in targets}
+    cpu_rounds: list[dict[str, Step]] = []
+    for n in range(args.cpu_rounds):  # A/B interleaved: the order flips every round
+        order = targets if n % 2 == 0 else targets[::-1]
+        cpu_rounds.append({t.name: await run_step(t, args.cpu_rate, args.cpu_seconds, **opts) for t in order})
     steps: dict[str, list[Step]] = {t.name: [] for t in targets}
     stopped: set[str] = set()
     misses = {t.name: 0 for t in targets}
@@ -382,24 +398,36 @@ async def bench(args: argparse.Namespace, targets: list[Target]) -> dict[str, An
                 stopped.add(name)
         if len(stopped) == len(targets):
             break
-    return {"cpu": cpu, "steps": steps}
+    return {"cpu_rounds": cpu_rounds, "steps": steps}
 
 
 def report(args: argparse.Namespace, figures: dict[str, Any], elapsed_s: float) -> dict[str, Any]:
-    cpu: dict[str, Step] = figures["cpu"]
+    rounds: list[dict[str, Step]] = figures["cpu_rounds"]
     steps: dict[str, list[Step]] = figures["steps"]
-    cpu_ms = {name: s.summary()["server_cpu_ms_per_req"] for name, s in cpu.items()}
-    loop_ms = {name: s.summary()["loop_cpu_ms_per_req"] for name, s in cpu.items()}
+    per_round = [{name: s.summary() for name, s in r.items()} for r in rounds]
+    names = list(per_round[0])
+    cpu_ms = {name: _median([r[name]["server_cpu_ms_per_req"] for r in per_round]) for name in names}
+    loop_ms = {name: _median([r[name]["loop_cpu_ms_per_req"] for r in per_round]) for name in names}
+    round_ratios = [
+        r["skeet"]["server_cpu_ms_per_req"] / r["reference"]["server_cpu_ms_per_req"]
+        for r in per_round
+        if r["skeet"]["server_cpu_ms_per_req"] and r["reference"]["server_cpu_ms_per_req"]
+    ]
     held = {name: max((s.rate for s in ss if s.held()), default=0.0) for name, ss in steps.items()}
     at_1000 = {name: next((s.summary() for s in ss if s.rate == 1000), None) for name, ss in steps.items()}
-    cpu_ratio = cpu_ms["skeet"] / cpu_ms["reference"] if cpu_ms["reference"] else None
+    cpu_ratio = _median(round_ratios) if round_ratios else None
     held_ratio = held["skeet"] / held["reference"] if held["reference"] else None
     ref_holds_1000 = bool(at_1000["reference"] and at_1000["reference"]["held"])
     skeet_1000 = at_1000["skeet"]
     print()
-    print(f"server CPU per POST at {args.cpu_rate:.0f} req/s: skeet {cpu_ms['skeet']} ms, reference "
-          f"{cpu_ms['reference']} ms: ratio {cpu_ratio:.2f} (target <= 1.5); of which on the event-loop "
-          f"thread: skeet {loop_ms['skeet']} ms, reference {loop_ms['reference']} ms (the rest: SQLite threads)"
+    for n, r in enumerate(per_round):
+        print(f"CPU round {n + 1}: skeet {r['skeet']['server_cpu_ms_per_req']} ms, reference "
+              f"{r['reference']['server_cpu_ms_per_req']} ms per POST", flush=True)
+    print(f"server CPU per POST at {args.cpu_rate:.0f} req/s (median of {len(per_round)} rounds): skeet "
+          f"{cpu_ms['skeet']} ms, reference {cpu_ms['reference']} ms: ratio {cpu_ratio:.2f} (median of the "
+          f"rounds' ratios, which spread {min(round_ratios):.2f}-{max(round_ratios):.2f}; target <= 1.5); of "
+          f"which on the event-loop thread: skeet {loop_ms['skeet']} ms, reference {loop_ms['reference']} ms "
+          f"(the rest: SQLite threads)"
           if cpu_ratio else "no CPU figure")
     print(f"highest rate held (p99 <= {P99_TARGET_MS:.0f} ms, < 1% errors): skeet {held['skeet']:.0f}/s, "
           f"reference {held['reference']:.0f}/s: ratio "
@@ -413,12 +441,13 @@ def report(args: argparse.Namespace, figures: dict[str, Any], elapsed_s: float) 
         "bench": "load", "cores": os.cpu_count(), "load_average": [round(x, 2) for x in load],
         "users": args.users, "cpu_rate": args.cpu_rate,
         "server_cpu_ms_per_post": cpu_ms, "loop_thread_cpu_ms_per_post": loop_ms, "cpu_ratio": _round(cpu_ratio) if cpu_ratio else None,
+        "cpu_round_ratios": [_round(x) for x in round_ratios],
         "cpu_ratio_target": 1.5, "held_rate": held, "held_ratio": _round(held_ratio) if held_ratio is not None else None,
         "held_ratio_target": 0.8,
         "at_1000": at_1000, "reference_holds_1000": ref_holds_1000,
         "skeet_p99_at_1000_ms": skeet_1000["p99_ms"] if skeet_1000 else None, "p99_at_1000_target_ms": 10.0,
         "steps": {name: [s.summary() for s in ss] for name, ss in steps.items()},
-        "cpu_steps": {name: s.summary() for name, s in cpu.items()},
+        "cpu_steps": per_round,
     }
 
 
@@ -430,7 +459,8 @@ def main() -> int:
     parser.add_argument("--step-seconds", type=float, default=3.0)
     parser.add_argument("--tries", type=int, default=3, help="runs per target and rate; the best counts")
     parser.add_argument("--cpu-rate", type=float, default=150.0)
-    parser.add_argument("--cpu-seconds", type=float, default=6.0)
+    parser.add_argument("--cpu-seconds", type=float, default=4.0, help="per target and round")
+    parser.add_argument("--cpu-rounds", type=int, default=5, help="A/B rounds of the CPU phase")
     parser.add_argument("--drain-seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=256)
     parser.add_argument("--users", type=int, default=1000)
@@ -443,6 +473,7 @@ def main() -> int:
         return 0
     if args.quick:
         args.rates, args.step_seconds, args.cpu_seconds, args.tries = [200, 400, 700, 1000], 2.0, 3.0, 1
+        args.cpu_rounds = 3
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="skeet-load-") as tmp:
         targets = start_targets(Path(tmp), args.users)
