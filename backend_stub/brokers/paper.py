@@ -136,6 +136,9 @@ class PaperBroker:
         self._positions: dict[tuple[str, str], dict[str, Any]] = {}
         self._task: asyncio.Task[None] | None = None
         self._last_id = 0
+        # The ids' random tail: seeded from the OS once, so an order costs no getrandom call (ids are
+        # not secrets; the tail only keeps two processes' ids apart).
+        self._id_tails = random.Random(secrets.randbits(64))
 
     @property
     def mode(self) -> str:
@@ -777,7 +780,7 @@ class PaperBroker:
         # the random tail keeps ids from two processes apart.
         micros = max(now_ms * 1000, self._last_id + 1)
         self._last_id = micros
-        return f"{micros:017d}{secrets.token_hex(3)}"
+        return f"{micros:017d}{self._id_tails.getrandbits(24):06x}"
 
     def _new_order(
         self, order_id: str, request: OrderRequest, market: dict[str, Any], now: int, last: Decimal | None
