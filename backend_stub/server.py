@@ -195,8 +195,12 @@ def run(app: Any, settings: Settings) -> None:
     First everything imported and built so far (modules, classes, the app and its routes: ~78,000
     objects) is moved out of the cyclic garbage collector's sight (`gc.freeze`). They live as long as the
     process, yet every full collection walked them all: 30-200 ms during which no request moved, the
-    bulk of the p99 at 1,000 orders/s. Garbage made later is collected as before."""
+    bulk of the p99 at 1,000 orders/s. Garbage made later is collected as before, but the youngest
+    generation is collected after 5,000 net allocations instead of 700: most of a request's objects die
+    by reference count before that, so a POST's share of collecting went from ~10 to ~2 us (measured at
+    150/s), for pauses of ~1 ms instead of ~0.2 ms every few hundred requests."""
     gc.freeze()
+    gc.set_threshold(5_000, 10, 10)
     uvicorn.Server(uvicorn_config(app, settings)).run()
 
 
