@@ -36,6 +36,10 @@ Phases (each target in turn at every step, so load drift from other work hits bo
    p99 <= 50 ms with < 1% errors ("held"). A target stops after two rates in a row not held.
 3. 1,000 req/s: p50/p99/p99.9 and errors at 1,000 req/s (part of phase 2's steps).
 
+`--baseline DIR` adds a third server to the CPU phase's rounds: `python -m backend_stub` from another
+source tree (a checkout of main), so skeet's CPU is also compared with its own earlier code in the same
+run (`skeet_vs_baseline`, the median of the rounds' ratios).
+
 Errors: any answer other than 201, a connection failure, or no answer within `--drain-seconds` after
 the step's last send. The last line printed is one JSON object with the figures and the targets:
 CPU ratio <= 1.5, held rate ratio >= 0.8, p99 <= 10 ms at 1,000 req/s wherever the reference holds it.
@@ -330,7 +334,8 @@ async def run_step(target: Target, rate: float, seconds: float, *, connections: 
 # -- the run -------------------------------------------------------------------------------------------
 
 
-def start_targets(tmp: Path, users: int) -> list[Target]:
+def start_targets(tmp: Path, users: int, baseline: Path | None = None) -> list[Target]:
+    """The reference and skeet; with `baseline`, also `python -m backend_stub` from that source tree."""
     import subprocess
 
     targets = []
@@ -346,6 +351,12 @@ def start_targets(tmp: Path, users: int) -> list[Target]:
     skeet = subprocess.Popen([sys.executable, "-m", "backend_stub"], cwd=ROOT, env=env,
                              stdout=(tmp / "skeet.log").open("wb"), stderr=subprocess.STDOUT)
     targets.append(Target("skeet", skeet, skeet_port, users))
+    if baseline is not None:
+        port = free_port()
+        env = {**env, "SKEET_DATA_DIR": str(tmp / "baseline"), "PORT": str(port), "PYTHONPATH": str(baseline)}
+        process = subprocess.Popen([sys.executable, "-m", "backend_stub"], cwd=baseline, env=env,
+                                   stdout=(tmp / "baseline.log").open("wb"), stderr=subprocess.STDOUT)
+        targets.append(Target("baseline", process, port, users))
     for target in targets:
         wait_http(f"http://127.0.0.1:{target.port}/healthz", target.process)
     return targets
@@ -375,6 +386,7 @@ async def bench(args: argparse.Namespace, targets: list[Target]) -> dict[str, An
     for n in range(args.cpu_rounds):  # A/B interleaved: the order flips every round
         order = targets if n % 2 == 0 else targets[::-1]
         cpu_rounds.append({t.name: await run_step(t, args.cpu_rate, args.cpu_seconds, **opts) for t in order})
+    targets = [t for t in targets if t.name != "baseline"]  # the baseline is measured for CPU only
     steps: dict[str, list[Step]] = {t.name: [] for t in targets}
     stopped: set[str] = set()
     misses = {t.name: 0 for t in targets}
@@ -420,9 +432,18 @@ def report(args: argparse.Namespace, figures: dict[str, Any], elapsed_s: float) 
     ref_holds_1000 = bool(at_1000["reference"] and at_1000["reference"]["held"])
     skeet_1000 = at_1000["skeet"]
     print()
+    baseline_ratios = [
+        r["skeet"]["server_cpu_ms_per_req"] / r["baseline"]["server_cpu_ms_per_req"]
+        for r in per_round
+        if "baseline" in r and r["skeet"]["server_cpu_ms_per_req"] and r["baseline"]["server_cpu_ms_per_req"]
+    ]
     for n, r in enumerate(per_round):
-        print(f"CPU round {n + 1}: skeet {r['skeet']['server_cpu_ms_per_req']} ms, reference "
-              f"{r['reference']['server_cpu_ms_per_req']} ms per POST", flush=True)
+        print(f"CPU round {n + 1}: " + ", ".join(f"{name} {r[name]['server_cpu_ms_per_req']} ms" for name in names)
+              + " per POST", flush=True)
+    if baseline_ratios:
+        print(f"skeet against the baseline ({args.baseline}): {_median(baseline_ratios)} (median of the rounds' "
+              f"ratios, {min(baseline_ratios):.2f}-{max(baseline_ratios):.2f}); the baseline's own figure "
+              f"{cpu_ms['baseline']} ms per POST", flush=True)
     print(f"server CPU per POST at {args.cpu_rate:.0f} req/s (median of {len(per_round)} rounds): skeet "
           f"{cpu_ms['skeet']} ms, reference {cpu_ms['reference']} ms: ratio {cpu_ratio:.2f} (median of the "
           f"rounds' ratios, which spread {min(round_ratios):.2f}-{max(round_ratios):.2f}; target <= 1.5); of "
@@ -442,6 +463,8 @@ def report(args: argparse.Namespace, figures: dict[str, Any], elapsed_s: float) 
         "users": args.users, "cpu_rate": args.cpu_rate,
         "server_cpu_ms_per_post": cpu_ms, "loop_thread_cpu_ms_per_post": loop_ms, "cpu_ratio": _round(cpu_ratio) if cpu_ratio else None,
         "cpu_round_ratios": [_round(x) for x in round_ratios],
+        "skeet_vs_baseline": _median(baseline_ratios) if baseline_ratios else None,
+        "skeet_vs_baseline_rounds": [_round(x) for x in baseline_ratios],
         "cpu_ratio_target": 1.5, "held_rate": held, "held_ratio": _round(held_ratio) if held_ratio is not None else None,
         "held_ratio_target": 0.8,
         "at_1000": at_1000, "reference_holds_1000": ref_holds_1000,
@@ -466,6 +489,9 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--hold", metavar="NAME:RATE:SECONDS",
                         help="only keep one target (skeet or reference) at RATE req/s for SECONDS (profiling)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also measure (CPU phase only) python -m backend_stub from this source tree, "
+                             "e.g. `git worktree add /tmp/main main`: skeet's CPU against its own earlier code")
     parser.add_argument("--reference-server", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reference_server:
@@ -476,7 +502,7 @@ def main() -> int:
         args.cpu_rounds = 3
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="skeet-load-") as tmp:
-        targets = start_targets(Path(tmp), args.users)
+        targets = start_targets(Path(tmp), args.users, args.baseline)
         if args.hold:
             try:
                 asyncio.run(hold(args, targets))
