@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from client.launcher import free_port, wait_serving  # noqa: E402
 from client.sessions import returning_allocator_env  # noqa: E402
+from services.market.sources import FEED_BATCH_S  # noqa: E402
 
 TARGET_CPU_PER_SESSION = 0.15  # issue 13: ≤ 15 % of a core per session
 HEALTH = "/_skeet/health"
@@ -58,7 +59,7 @@ ROW_PX = 46.0  # a watchlist row's height in Chromium at 1440×900
 
 
 # -- the server (child process) ----------------------------------------------------------------------
-def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
+def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float, batch_s: float) -> None:
     import flet as ft
     from ui_latency import LoadFeed, QuietLive, symbols_for
 
@@ -73,8 +74,10 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
     symbols = symbols_for(n_symbols)
 
     def open_feed(source: str) -> tuple[LoadFeed, str]:
-        feed = LoadFeed(symbols, rate_hz=rate_hz, log_path=workdir / "feed.json", stop_path=workdir / "stop",
-                        max_s=24 * 3600)
+        # Trades come as the app's own feeds hand them over (FEED_BATCH_S, `--feed-batch-ms`); no trade log:
+        # nothing here reads it, and at 1,000 trades/s it grew the server ~9 MB a minute.
+        feed = LoadFeed(symbols, rate_hz=rate_hz, log_path=None, stop_path=workdir / "stop",
+                        max_s=24 * 3600, batch_s=batch_s)
         return feed, feed.mode
 
     async def no_token() -> str:
@@ -356,11 +359,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="trades per second per symbol")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per count")
     parser.add_argument("--warm", type=float, default=8.0, help="seconds of load before measuring")
+    parser.add_argument("--feed-batch-ms", type=float, default=FEED_BATCH_S * 1000,
+                        help="the feed hands over due trades at most this often (the app's feeds: FEED_BATCH_S; "
+                             "this bench until 2026-12-01: 4)")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.workdir, args.symbols, args.rate)
+        serve(args.serve, args.workdir, args.symbols, args.rate, args.feed_batch_ms / 1000)
         return
 
     with tempfile.TemporaryDirectory(prefix="skeet-sessions-") as tmp:
@@ -372,14 +378,15 @@ def main() -> None:
                "PYTHONPATH": str(ROOT)}
         with (workdir / "server.log").open("wb") as log:
             process = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--workdir", str(workdir),
-                                        "--symbols", str(args.symbols), "--rate", str(args.rate)],
+                                        "--symbols", str(args.symbols), "--rate", str(args.rate),
+                                        "--feed-batch-ms", str(args.feed_batch_ms)],
                                        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_serving(url, process, timeout_s=120)
             ARGS_URL.append(url)
             load = os.getloadavg()[0]
-            print(f"{args.symbols} symbols × {args.rate:g} trades/s, {args.seconds:g} s per count, "
-                  f"load average {load:.1f}", flush=True)
+            print(f"{args.symbols} symbols × {args.rate:g} trades/s (handed over every {args.feed_batch_ms:g} ms), "
+                  f"{args.seconds:g} s per count, load average {load:.1f}", flush=True)
             rows = asyncio.run(run(args, url, psutil.Process(process.pid)))
         finally:
             process.terminate()
@@ -392,7 +399,8 @@ def main() -> None:
     base = rows[0]
     worst = max(row["cpu_per_session"] for row in rows)
     print(json.dumps({
-        "symbols": args.symbols, "rate_hz": args.rate, "load_average": round(load, 1),
+        "symbols": args.symbols, "rate_hz": args.rate, "feed_batch_ms": args.feed_batch_ms,
+        "load_average": round(load, 1),
         "load_average_end": round(os.getloadavg()[0], 1), "rows": rows,
         "market_alone": MARKET[0] if MARKET else None,
         "market_us_per_trade": (round(MARKET[0]["cpu_cores"] * 1e6 / (args.symbols * args.rate), 1)
