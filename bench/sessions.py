@@ -246,6 +246,10 @@ ARGS_URL: list[str] = []
 
 async def measure_market(url: str, server: psutil.Process, warm_s: float, seconds: float) -> dict[str, Any]:
     """The shared market alone: held open by the bench's route, no session; its CPU over `seconds`."""
+    idle_times, idle_started = server.cpu_times(), time.monotonic()
+    await asyncio.sleep(seconds / 2)  # the server with no session and no tick flowing: its floor
+    idle_after, idle_elapsed = server.cpu_times(), time.monotonic() - idle_started
+    idle = (idle_after.user + idle_after.system - idle_times.user - idle_times.system) / idle_elapsed
     async with httpx.AsyncClient(timeout=180) as http:
         (await http.post(url + HOLD)).raise_for_status()
         await asyncio.sleep(warm_s)
@@ -255,7 +259,8 @@ async def measure_market(url: str, server: psutil.Process, warm_s: float, second
         objects = (await http.get(url + HOLD)).json()
         (await http.delete(url + HOLD)).raise_for_status()
     cpu = (after.user + after.system - times.user - times.system) / elapsed
-    return {"sessions": 0, "cpu_cores": round(cpu, 3), "rss_mb": round(server.memory_info().rss / 2**20, 1),
+    return {"sessions": 0, "cpu_cores": round(cpu, 3), "idle_cpu_cores": round(idle, 3),
+            "rss_mb": round(server.memory_info().rss / 2**20, 1),
             "market_objects": objects}
 
 
@@ -322,7 +327,8 @@ async def run(args: argparse.Namespace, url: str, server: psutil.Process) -> lis
             market = await measure_market(url, server, args.warm, args.seconds)
             objects = market["market_objects"]
             print(f"  0 sessions (the market alone): server {market['cpu_cores'] * 100:5.1f} % of a core, "
-                  f"{market['cpu_cores'] * 1e6 / (args.symbols * args.rate):.0f} µs per trade; "
+                  f"{market['cpu_cores'] * 1e6 / (args.symbols * args.rate):.0f} µs per trade "
+                  f"(the server idle, no tick flowing: {market['idle_cpu_cores'] * 100:.1f} %); "
                   f"RSS {market['rss_mb']:.0f} MB; it keeps {objects['per_symbol']} objects per symbol "
                   f"({objects['per_symbol_by_type']})", flush=True)
             MARKET.append(market)
