@@ -231,18 +231,6 @@ def _build(cfg: EngineConfig) -> _Parts:
             code = sides[side] = len(sides)
         return code
 
-    def remember(tick: Tick) -> None:
-        """O(1): the ring's oldest slot takes `tick`."""
-        nonlocal r_i, r_len
-        j = r_i
-        r_ts[j] = tick.timestamp_ms
-        r_p[j] = tick.price
-        r_a[j] = tick.amount
-        r_side[j] = side_code(tick.side)
-        r_i = j + 1 if j + 1 < memory else 0
-        if r_len < memory:
-            r_len += 1
-
     def is_duplicate(tick: Tick) -> bool:
         """O(k) over ticks with the same or a later timestamp; only run off the fast path."""
         ts, p, a = tick.timestamp_ms, tick.price, tick.amount
@@ -434,7 +422,7 @@ def _build(cfg: EngineConfig) -> _Parts:
     def update(tick: Tick) -> bool:
         """Apply one tick; False when the policy dropped it. O(1) in-order (+ O(log n) extras)."""
         nonlocal n, last_ts, last_p, duplicates, invalid, bh, bl
-        nonlocal s, ss, i, e, ef, es, sig, ag, al
+        nonlocal s, ss, i, e, ef, es, sig, ag, al, r_i, r_len
         ts = tick.timestamp_ms
         if ts <= last_ts:
             if ts < last_ts:
@@ -489,8 +477,16 @@ def _build(cfg: EngineConfig) -> _Parts:
             warm_up(ts, p)
         last_p = p
         last_ts = ts
-        if dedup:
-            remember(tick)
+        if dedup:  # the ring's oldest slot takes it: O(1), written out (no call per tick)
+            j = r_i
+            r_ts[j] = ts
+            r_p[j] = p
+            r_a[j] = tick.amount
+            code = sides.get(tick.side)
+            r_side[j] = side_code(tick.side) if code is None else code
+            r_i = j + 1 if j + 1 < memory else 0
+            if r_len < memory:
+                r_len += 1
         return True
 
     # Reading is split in groups so rules that need three values do not pay for quantiles.
