@@ -402,8 +402,8 @@ def main() -> None:
                 process.kill()
         if process.returncode not in (0, -15, None):
             print((workdir / "server.log").read_text(errors="replace")[-3000:], file=sys.stderr)
-    base = rows[0]
-    worst = max(row["cpu_per_session"] for row in rows)
+    base = rows[0] if rows else {"cpu_per_session": 0, "rss_per_session_mb": 0}  # `--counts 0`: the market only
+    worst = max((row["cpu_per_session"] for row in rows), default=0.0)
     print(json.dumps({
         "symbols": args.symbols, "rate_hz": args.rate, "feed_batch_ms": args.feed_batch_ms,
         "load_average": round(load, 1),
@@ -418,7 +418,7 @@ def main() -> None:
         # RSS with no session left after each count, over RSS with no session before the first (market warm)
         "rss_after_vs_idle": {str(r["sessions"]): round(r["rss_after_mb"] / r["idle_rss_mb"], 3) for r in rows},
         "worst_cpu_per_session": worst, "target_cpu_per_session": TARGET_CPU_PER_SESSION,
-        "meets_target": worst <= TARGET_CPU_PER_SESSION,
+        "meets_target": bool(rows) and worst <= TARGET_CPU_PER_SESSION,
         # Counts whose sessions got fewer repaints than the app makes: their CPU is what the server got, not
         # what it needed, and `meets_target` says nothing about them.
         "starved_counts": [r["sessions"] for r in rows if r["repaints_per_s_per_session"] < STARVED_BELOW],
