@@ -93,9 +93,10 @@ class LoadFeed:
     stops when `stop_path` appears (or after `max_s`) and writes every trade it yielded to `log_path`.
     """
 
-    def __init__(self, symbols: list[str], *, rate_hz: float, log_path: Path, stop_path: Path,
-                 max_s: float = 90.0) -> None:
+    def __init__(self, symbols: list[str], *, rate_hz: float, log_path: Path | None, stop_path: Path,
+                 max_s: float = 90.0, batch_s: float = 0.004) -> None:
         self.symbols = list(symbols)
+        self._batch_s = batch_s  # the least it sleeps: trades due meanwhile come together (bench/sessions.py)
         self._rate_hz = rate_hz
         self._log_path = log_path
         self._stop_path = stop_path
@@ -136,18 +137,20 @@ class LoadFeed:
                     return
                 due = start + n / per_second
                 if due > now:
-                    await asyncio.sleep(max(due - now, 0.004))  # ~5 ms batches: 1,000 sleeps/s would cost more
+                    await asyncio.sleep(max(due - now, self._batch_s))  # ~5 ms batches: 1,000 sleeps/s would cost more
                     continue
                 symbol = order[n % len(order)]
                 k = seq[symbol]
                 seq[symbol] = k + 1
                 n += 1
-                log.append((index[symbol], k, due, now))
+                if self._log_path is not None:  # None: no log (bench/sessions.py; it grew ~9 MB a minute)
+                    log.append((index[symbol], k, due, now))
                 yield Tick(symbol, int(due * 1000), trade_price(index[symbol], k), 0.01, "buy")
         finally:
-            partial = self._log_path.with_suffix(".partial")  # renamed when complete: the reader never
-            partial.write_text(json.dumps({"start": start, "rate_hz": self._rate_hz, "trades": log}))
-            partial.replace(self._log_path)  # sees half a file
+            if self._log_path is not None:
+                partial = self._log_path.with_suffix(".partial")  # renamed when complete: the reader never
+                partial.write_text(json.dumps({"start": start, "rate_hz": self._rate_hz, "trades": log}))
+                partial.replace(self._log_path)  # sees half a file
 
     async def aclose(self) -> None:
         return None

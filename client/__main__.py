@@ -36,16 +36,17 @@ def build_feed(source: str, config: ClientConfig, *, backend_url: str = "", toke
     gateway (httpx + websockets only). Where ccxt cannot be installed (phones), live sources go through the
     gateway when there is a backend, else fall back to the replay, and the badge says why."""
     from services.market import open_feed
+    from services.market.sources import FEED_BATCH_S
 
     if source == "gateway":
         source = f"gateway:{backend_url}"
     try:
-        feed = open_feed(source, speed=config.replay_speed, token=token)
+        feed = open_feed(source, speed=config.replay_speed, token=token, batch_s=FEED_BATCH_S)
     except ImportError:
         if backend_url and token is not None:
             feed = open_feed(f"gateway:{backend_url}", token=token)
             return feed, feed.mode
-        feed = open_feed("synthetic")
+        feed = open_feed("synthetic", batch_s=FEED_BATCH_S)
         return feed, f"{feed.mode} (live data needs ccxt, not installed here)"
     return feed, feed.mode
 

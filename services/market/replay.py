@@ -38,7 +38,11 @@ def default_recording() -> Path:
 
 
 class ReplayFeed:
-    """A `MarketFeed` over a recording, looping forever, paced by `clock` (seconds since the epoch)."""
+    """A `MarketFeed` over a recording, looping forever, paced by `clock` (seconds since the epoch).
+
+    `batch_s`: a tick stream wakes at most once per this long and hands over every trade due by then
+    (0: each trade at its own millisecond). See `services.market.sources.FEED_BATCH_S`.
+    """
 
     def __init__(
         self,
@@ -49,6 +53,7 @@ class ReplayFeed:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         stale_after_s: float = 10.0,
         recording: Recording | None = None,
+        batch_s: float = 0.0,
     ) -> None:
         if not (math.isfinite(speed) and speed > 0):
             raise ValueError(f"speed must be a positive number, got {speed!r}")
@@ -59,6 +64,7 @@ class ReplayFeed:
         self._speed = speed
         self._clock = clock
         self._sleep = sleep
+        self._batch_s = batch_s
         self.stale_after_s = stale_after_s
         self._duration = self._rec.meta.duration_ms
         self._closed = False
@@ -353,6 +359,7 @@ class ReplayFeed:
         cursor = self._virtual_now()
         max_catch_up = self._virtual_start(int(_MAX_CATCH_UP_S * 1000))
         while not self._closed:
+            woke_s = self._clock()
             now_v = self._virtual_now()
             cursor = max(cursor, now_v - max_catch_up)
             if now_v > cursor:
@@ -369,7 +376,8 @@ class ReplayFeed:
             )
             # The trade at next_v is due once the clock is inside its wall-clock millisecond (aim mid-ms,
             # so float rounding of the clock cannot leave us just short of it).
-            delay = (self._wall(next_v) + 0.5) / 1000 - self._clock()
+            clock_s = self._clock()
+            delay = max((self._wall(next_v) + 0.5) / 1000 - clock_s, woke_s + self._batch_s - clock_s)
             await self._sleep(min(max(delay, 0.0), _MAX_SLEEP_S))
 
 

@@ -41,7 +41,11 @@ _DAY_MINUTES = 1440
 
 
 class SyntheticFeed:
-    """A `StreamingFeed` over `SyntheticMarket(seed)`, paced by `clock` (seconds since the epoch)."""
+    """A `StreamingFeed` over `SyntheticMarket(seed)`, paced by `clock` (seconds since the epoch).
+
+    `batch_s`: a tick stream wakes at most once per this long and hands over every trade due by then
+    (0: each trade at its own millisecond). See `services.market.sources.FEED_BATCH_S`.
+    """
 
     def __init__(
         self,
@@ -49,11 +53,13 @@ class SyntheticFeed:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        batch_s: float = 0.0,
     ) -> None:
         self.market = SyntheticMarket(seed)
         self.seed = self.market.seed
         self._clock = clock
         self._sleep = sleep
+        self._batch_s = batch_s
         self._closed = False
         # symbol → (minute, open, high, low, volume, quote volume) of the 1,439 closed minutes before it
         self._day_stats: dict[str, tuple[int, float, float, float, float, float]] = {}
@@ -339,7 +345,8 @@ class SyntheticFeed:
     async def _stream(self, chosen: list[str]) -> AsyncGenerator[Tick, None]:
         cursor = self._now_ms() + 1  # trades at or after cursor are still to come
         while not self._closed:
-            now = self._now_ms()
+            woke_s = self._clock()
+            now = math.floor(woke_s * 1000)
             cursor = max(cursor, now + 1 - _MAX_CATCH_UP_MS)
             if now + 1 > cursor:
                 batches = [self.market.numbered_trades(s, cursor, now + 1) for s in chosen]
@@ -350,7 +357,8 @@ class SyntheticFeed:
                 cursor = now + 1
             next_ms = min(self._next_trade_ms(s, cursor) for s in chosen)
             # The trade at next_ms is due once the clock is inside its millisecond (aim mid-ms).
-            delay = (next_ms + 0.5) / 1000 - self._clock()
+            clock_s = self._clock()
+            delay = max((next_ms + 0.5) / 1000 - clock_s, woke_s + self._batch_s - clock_s)
             await self._sleep(min(max(delay, 0.0), _MAX_SLEEP_S))
 
     def _next_trade_ms(self, symbol: str, at_ms: int) -> int:

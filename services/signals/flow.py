@@ -3,97 +3,113 @@
 from __future__ import annotations
 
 import math
-from collections import deque
+from array import array
+from bisect import bisect_right
 
 from services.signals.sums import CompensatedSum
-
-
-class _Span:
-    """(timestamp_ms, price*amount, amount) points over the last `horizon_ms`, with their sums.
-
-    Only sums are asked of this window, never an order statistic, so a deque in timestamp order
-    is the right structure: O(1) append and evict for in-order ticks; a late tick is placed by
-    scanning back over the k points newer than it (O(k); k is bounded by the late tolerance).
-    """
-
-    __slots__ = ("horizon_ms", "pts", "value", "volume", "evicted")
-
-    def __init__(self, horizon_ms: int, *, with_value: bool = True) -> None:
-        self.horizon_ms = horizon_ms
-        self.pts: deque[tuple[int, float, float]] = deque()
-        # The spike window only needs volume: skipping the value sum saves two calls a tick.
-        self.value = CompensatedSum() if with_value else None
-        self.volume = CompensatedSum()
-        self.evicted = 0
-
-    def insert(self, ts: int, pv: float, amount: float) -> None:
-        pts = self.pts
-        if not pts or ts >= pts[-1][0]:
-            pts.append((ts, pv, amount))
-        else:
-            if ts <= pts[-1][0] - self.horizon_ms:
-                return  # already outside the window
-            k = len(pts)
-            while k and pts[k - 1][0] > ts:
-                k -= 1
-            pts.insert(k, (ts, pv, amount))
-        value, volume = self.value, self.volume
-        if value is not None:
-            value.add(pv)
-        volume.add(amount)
-        cutoff = pts[-1][0] - self.horizon_ms
-        while pts[0][0] <= cutoff:
-            _, old_pv, old_amount = pts.popleft()
-            if value is not None:
-                value.sub(old_pv)
-            volume.sub(old_amount)
-            self.evicted += 1
-        if self.evicted >= max(len(pts), 64):
-            # Exact re-summation once per window turn (amortised O(1)): compensation keeps the
-            # error tiny, this keeps it from accumulating at all.
-            if value is not None:
-                value.reset([p[1] for p in pts])
-            volume.reset([p[2] for p in pts])
-            self.evicted = 0
+from services.signals.windows import COMPACT_AT
 
 
 class FlowWindow:
     """VWAP over `horizon_ms`, and the recent volume rate against it over `spike_horizon_ms`.
 
     Time is the stream's own (the newest tick of the symbol), so replays and live behave alike.
+
+    Only sums are asked of these windows, never an order statistic, so (timestamp_ms, price*amount,
+    amount) points in timestamp order are the right structure: O(1) append and evict for in-order
+    ticks; a late tick is placed by bisection and one memmove of the k points newer than it (k is
+    bounded by the late tolerance). The points are three typed arrays, not a tuple per trade: a
+    15-minute window at 20 trades/s holds 18,000 points, which as tuples were ~72,000 small objects
+    per symbol kept for 15 minutes (and the allocator's slabs they pinned). The spike window is the
+    newest part of the same points: it has its own start (`short_head`) and volume sum, not a copy.
     """
 
-    __slots__ = ("_long", "_short")
+    __slots__ = ("horizon_ms", "spike_horizon_ms", "_ts", "_pv", "_am", "_head", "_short_head",
+                 "_value", "_volume", "_short_volume", "_evicted", "_short_evicted")
 
     def __init__(self, horizon_ms: int, spike_horizon_ms: int) -> None:
         if not 0 < spike_horizon_ms <= horizon_ms:
             raise ValueError("need 0 < spike_horizon_ms <= horizon_ms")
-        self._long = _Span(horizon_ms)
-        self._short = _Span(spike_horizon_ms, with_value=False)
+        self.horizon_ms = horizon_ms
+        self.spike_horizon_ms = spike_horizon_ms
+        self._ts = array("q")
+        self._pv = array("d")
+        self._am = array("d")
+        self._head = 0  # the oldest point inside `horizon_ms` (those before it are moved out at COMPACT_AT)
+        self._short_head = 0  # the oldest inside `spike_horizon_ms` (>= _head: the spike window is shorter)
+        self._value = CompensatedSum()
+        self._volume = CompensatedSum()
+        self._short_volume = CompensatedSum()  # the spike window needs only volume
+        self._evicted = self._short_evicted = 0
 
     def __len__(self) -> int:
-        return len(self._long.pts)
+        return len(self._ts) - self._head
 
     def insert(self, timestamp_ms: int, price: float, amount: float) -> None:
         """O(1) amortised in order; O(k) for a tick k points late."""
         pv = price * amount
-        self._long.insert(timestamp_ms, pv, amount)
-        self._short.insert(timestamp_ms, pv, amount)
+        times, pvs, ams, head, short = self._ts, self._pv, self._am, self._head, self._short_head
+        in_short = True
+        if len(times) == head or timestamp_ms >= times[-1]:
+            times.append(timestamp_ms)
+            pvs.append(pv)
+            ams.append(amount)
+        else:
+            newest = times[-1]
+            if timestamp_ms <= newest - self.horizon_ms:
+                return  # already outside both windows
+            k = bisect_right(times, timestamp_ms, head)  # after equal timestamps: arrival order
+            times.insert(k, timestamp_ms)
+            pvs.insert(k, pv)
+            ams.insert(k, amount)
+            if timestamp_ms <= newest - self.spike_horizon_ms:
+                in_short = False  # it lands before the spike window's start (k <= short): outside it
+                short += 1
+        value, volume = self._value, self._volume
+        value.add(pv)
+        volume.add(amount)
+        cutoff = times[-1] - self.horizon_ms
+        while times[head] <= cutoff:
+            value.sub(pvs[head])
+            volume.sub(ams[head])
+            head += 1
+            self._evicted += 1
+        short_volume = self._short_volume
+        if in_short:
+            short_volume.add(amount)
+        cutoff = times[-1] - self.spike_horizon_ms
+        while times[short] <= cutoff:
+            short_volume.sub(ams[short])
+            short += 1
+            self._short_evicted += 1
+        # Exact re-summation once per window turn (amortised O(1)): compensation keeps the error tiny,
+        # this keeps it from accumulating at all.
+        if self._evicted >= max(len(times) - head, 64):
+            value.reset(pvs[head:].tolist())
+            volume.reset(ams[head:].tolist())
+            self._evicted = 0
+        if self._short_evicted >= max(len(times) - short, 64):
+            short_volume.reset(ams[short:].tolist())
+            self._short_evicted = 0
+        if head >= COMPACT_AT and 2 * head >= len(times):  # one memmove per ~head evictions
+            del times[:head], pvs[:head], ams[:head]
+            short -= head
+            head = 0
+        self._head, self._short_head = head, short
 
     @property
     def volume(self) -> float:
-        return self._long.volume.value
+        return self._volume.value
 
     @property
     def vwap(self) -> float:
-        volume = self._long.volume.value
-        value = self._long.value
-        return value.value / volume if volume > 0.0 and value is not None else math.nan
+        volume = self._volume.value
+        return self._value.value / volume if volume > 0.0 else math.nan
 
     @property
     def volume_ratio(self) -> float:
         """Volume rate over the short horizon / rate over the long one (1.0 = usual activity)."""
-        long_rate = self._long.volume.value / self._long.horizon_ms
+        long_rate = self._volume.value / self.horizon_ms
         if not long_rate > 0.0:
             return math.nan
-        return (self._short.volume.value / self._short.horizon_ms) / long_rate
+        return (self._short_volume.value / self.spike_horizon_ms) / long_rate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 
 import pytest
@@ -273,3 +274,22 @@ def test_open_feed_names_every_source(small_recording):
         open_feed("loopback:localhost")
     with pytest.raises(MarketDataError, match="synthetic:SEED"):
         open_feed("synthetic:lucky")
+
+
+async def test_batched_replay_hands_over_the_same_trades_with_fewer_wake_ups(small_recording):
+    async def stream(batch_s: float) -> tuple[list, FakeClock]:
+        clock = FakeClock(T0)
+        feed = ReplayFeed(small_recording, clock=clock, sleep=clock.sleep, batch_s=batch_s)
+        got = []
+        async with contextlib.aclosing(feed.ticks(["BTC/USDT", "SOL/USDT", "ETH/USDT"])) as ticks:
+            async for tick in ticks:
+                assert tick.timestamp_ms <= clock() * 1000 <= tick.timestamp_ms + batch_s * 1000 + 1
+                got.append(tick)
+                if len(got) == 400:
+                    break
+        return got, clock
+
+    one_by_one, each = await stream(0.0)
+    batched, fewer = await stream(0.5)
+    assert batched == one_by_one
+    assert len(fewer.slept) < len(each.slept) / 3

@@ -8,7 +8,7 @@ import pytest
 
 from services.market import StreamingFeed, SyntheticFeed, open_feed
 from services.market.synthetic import MINUTE_MS
-from services.market.types import MarketDataError, UnknownSymbol
+from services.market.types import MarketDataError, Tick, UnknownSymbol
 from tests.market.conftest import FakeClock
 
 T0 = 1_790_000_000.25  # 2026-09-21, mid-minute
@@ -136,3 +136,28 @@ def test_bad_requests_are_refused_in_words() -> None:
     with pytest.raises(MarketDataError, match="at least one symbol"):
         feed.ticks([])
     assert feed.candles_at("BTC/USDT", "1m", since_ms=int(T0 * 1000) + 3_600_000) == []
+
+
+async def test_batched_ticks_are_the_same_trades_with_one_wake_up_per_batch() -> None:
+    """With `batch_s` the stream hands over what is due at most once per batch: the same trades in the
+    same order as one wake-up per trade, none ahead of the clock or more than a batch behind it."""
+    symbols = [f"{base}/USDT" for base in ("BTC", "ETH", "SOL", "BNB")]
+
+    async def stream(batch_s: float) -> tuple[list[Tick], FakeClock]:
+        clock = FakeClock(T0)
+        feed = SyntheticFeed(clock=clock, sleep=clock.sleep, batch_s=batch_s)
+        got: list[Tick] = []
+        async with contextlib.aclosing(feed.ticks(symbols)) as ticks:
+            async for tick in ticks:
+                assert tick.timestamp_ms <= clock() * 1000  # never ahead of the clock
+                assert clock() * 1000 - tick.timestamp_ms <= batch_s * 1000 + 1  # at most a batch late
+                got.append(tick)
+                if tick.timestamp_ms >= T0 * 1000 + 30_000:
+                    break
+        return got, clock
+
+    one_by_one, clock_each = await stream(0.0)
+    batched, clock_batched = await stream(0.5)  # this market trades ~7 times a second over these four
+    assert batched == one_by_one
+    assert len(clock_batched.slept) <= 30 / 0.5 + 2 < len(clock_each.slept) / 3
+    assert open_feed("synthetic", batch_s=0.05)._batch_s == 0.05  # what the app asks for reaches the feed

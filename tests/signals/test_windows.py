@@ -138,3 +138,46 @@ def test_the_large_window_split_stays_exact_as_dead_values_pile_up_and_are_swept
     want = [float(np.quantile(xs[max(0, k + 1 - size) : k + 1], q)) for k in range(len(xs))]
     assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
     assert len(rq._lo) + len(rq._hi) <= 2 * size + 2 * 64 + 2  # the sweep bounds the heaps
+
+
+def test_columnar_windows_equal_a_rescan_over_thousands_of_points_with_late_ones() -> None:
+    """The windows keep their points in typed arrays whose evicted front is moved out now and then
+    (`COMPACT_AT`): across many of those moves, with late points placed among the newest, every
+    answer equals a brute-force recomputation over the points the window should hold."""
+    from services.signals.flow import FlowWindow
+
+    rng = np.random.default_rng(13)
+    bounded = SortedWindow(max_points=300)
+    timed = SortedWindow(horizon_ms=2_000)
+    flow = FlowWindow(4_000, 1_000)
+    model: list[tuple[int, int, float, float]] = []  # (ts, seq, price, amount)
+    ts = 0
+    for seq in range(6 * windows.COMPACT_AT):
+        ts += int(rng.integers(0, 12))
+        t = ts - int(rng.integers(1, 40)) if rng.random() < 0.05 else ts  # one point in twenty is late
+        price = round(float(rng.normal(100.0, 3.0)), 2)
+        amount = float(rng.choice([0.5, 1.0, 2.5]))
+        bounded.insert(t, price)
+        timed.insert(t, price)
+        flow.insert(t, price, amount)
+        model.append((t, seq, price, amount))
+        if seq % 97:
+            continue
+        by_time = sorted(model)
+        newest = by_time[-1][0]
+        last = by_time[-300:]
+        assert bounded.points() == [(p[0], p[2]) for p in last]
+        vals = sorted(p[2] for p in last)
+        assert (bounded.min(), bounded.max(), bounded.median()) == (vals[0], vals[-1], float(np.median(vals)))
+        recent = [p for p in by_time if p[0] > newest - 2_000]
+        assert timed.points() == [(p[0], p[2]) for p in recent]
+        assert timed.between(newest - 500, newest) == [(p[0], p[2]) for p in recent if p[0] >= newest - 500]
+        assert timed.quantile(0.9) == pytest.approx(float(np.quantile([p[2] for p in recent], 0.9)), rel=1e-12)
+        # VWAP and the volume ratio as sums over exactly the points inside each horizon.
+        long = [p for p in by_time if p[0] > newest - 4_000]
+        short = [p for p in by_time if p[0] > newest - 1_000]
+        volume = math.fsum(p[3] for p in long)
+        assert len(flow) == len(long)
+        assert flow.vwap == pytest.approx(math.fsum(p[2] * p[3] for p in long) / volume, rel=1e-12)
+        assert flow.volume_ratio == pytest.approx((math.fsum(p[3] for p in short) / 1_000) / (volume / 4_000),
+                                                  rel=1e-12)
