@@ -514,11 +514,11 @@ def breakdown(trades: list[list[float]], shown: list[list[Any]], repaints: list[
             times.append(t / 1000.0)
     starts = [a for a, _b in repaints]
     rows: list[tuple[float, ...]] = []
-    for index, seq, due, yielded in trades:
+    for index, trade_seq, due, yielded in trades:
         if not (window[0] <= due <= window[1]) or int(index) not in best:
             continue
         seqs, times = best[int(index)]
-        j = bisect_left(seqs, int(seq))
+        j = bisect_left(seqs, int(trade_seq))
         r = bisect_left(starts, yielded)
         if j == len(seqs) or r == len(starts):
             continue
