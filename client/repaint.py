@@ -50,8 +50,9 @@ class RepaintScheduler:
 
     @property
     def gap_s(self) -> float:
-        """The least time between two repaints' starts now."""
-        return min(self.max_gap_s, max(self.min_gap_s, self.cost_factor * self._cost_s))
+        """The least time between two repaints' starts now: `min_gap_s`, or more for a costly repaint (up to
+        `max_gap_s`)."""
+        return max(self.min_gap_s, min(self.max_gap_s, self.cost_factor * self._cost_s))
 
     def wake(self) -> None:
         """Something changed: a repaint comes now or at the gap's end."""
