@@ -2,8 +2,9 @@
 repaint started less than a gap ago, and then at the gap's end (a leading-edge throttle whose trailing repaint
 always comes, so the last tick of a burst reaches the screen). The gap grows with the CPU a repaint costs, so a
 costly screen backs off instead of burning its CPU on frames (CPU, not wall time: other processes taking the
-core would otherwise slow every session's frames for nothing; a server busy with its own sessions delays each
-one's throttle wake-up by itself); the chart's forming candle and the other heavy panels (`SLOW_TOPICS`)
+core would otherwise slow every session's frames for nothing), and with how late the event loop starts a
+repaint (a server whose loop is behind, with many sessions or starved of CPU, paints less and keeps up with
+the trades); the chart's forming candle and the other heavy panels (`SLOW_TOPICS`)
 repaint at most every `SLOW_GAP_S`, since prices are what a trader reads now and a candle at 10 frames a
 second looks the same."""
 
@@ -22,6 +23,7 @@ MIN_GAP_S = 0.03  # at most ~33 repaints a second: prices reach the screen withi
 SLOW_GAP_S = 0.1  # the chart's candle, the book, signals, the equity curve: ~10 a second
 MAX_GAP_S = 0.25  # the slowest a session backs off to: the screen never looks frozen
 COST_FACTOR = 4.0  # a gap at least this many times a repaint's (smoothed) CPU: repainting takes <= ~1/4 of a core
+LAG_FACTOR = 2.0  # and at least this many times how late the loop started repaints (smoothed)
 SLOW_TOPICS = frozenset({"candles", "depth", "signals", "equity"})
 
 
@@ -34,7 +36,7 @@ class RepaintScheduler:
 
     def __init__(self, state: AppState, paint: Callable[[set[str]], None], *, showing: Callable[[], bool],
                  min_gap_s: float = MIN_GAP_S, slow_gap_s: float = SLOW_GAP_S, max_gap_s: float = MAX_GAP_S,
-                 cost_factor: float = COST_FACTOR) -> None:
+                 cost_factor: float = COST_FACTOR, lag_factor: float = LAG_FACTOR) -> None:
         self._state = state
         self._paint = paint
         self._showing = showing
@@ -42,23 +44,29 @@ class RepaintScheduler:
         self.slow_gap_s = slow_gap_s
         self.max_gap_s = max_gap_s
         self.cost_factor = cost_factor
+        self.lag_factor = lag_factor
         self._wanted = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None  # the wake for slow topics held back
         self._next_s = 0.0  # loop time before which no repaint starts
         self._slow_next_s = 0.0  # loop time before which slow topics are held back
         self._cost_s = 0.0  # a repaint's CPU time, smoothed
+        self._lag_s = 0.0  # how late repaints started (after the change, or the gap's end), smoothed
+        self._woken_s = 0.0  # loop time of the first change since the last repaint
         self.repaints = 0
         self.on_painted: Callable[[float, float], None] | None = None  # (started, ended), time.time(): the bench's
 
     @property
     def gap_s(self) -> float:
-        """The least time between two repaints' starts now: `min_gap_s`, or more for a costly repaint (up to
-        `max_gap_s`)."""
-        return max(self.min_gap_s, min(self.max_gap_s, self.cost_factor * self._cost_s))
+        """The least time between two repaints' starts now: `min_gap_s`, or more (up to `max_gap_s`) for a
+        costly repaint or a loop that is behind."""
+        behind = max(self.cost_factor * self._cost_s, self.lag_factor * self._lag_s)
+        return max(self.min_gap_s, min(self.max_gap_s, behind))
 
     def wake(self) -> None:
         """Something changed: a repaint comes now or at the gap's end."""
-        self._wanted.set()
+        if not self._wanted.is_set():
+            self._woken_s = time.monotonic()  # the event loop's clock (asyncio's loop.time())
+            self._wanted.set()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -77,6 +85,8 @@ class RepaintScheduler:
                     continue
                 dirty = self._hold_slow(self._state.take_dirty(), now)
                 if dirty:
+                    lag = max(0.0, now - max(self._woken_s, self._next_s))
+                    self._lag_s = 0.7 * self._lag_s + 0.3 * lag
                     self._repaint(dirty, now)
         finally:
             if self._timer is not None:
@@ -97,7 +107,7 @@ class RepaintScheduler:
 
     def _slow_due(self) -> None:
         self._timer = None
-        self._wanted.set()
+        self.wake()
 
     def _repaint(self, dirty: set[str], now: float) -> None:
         started, wall = time.thread_time(), time.time()

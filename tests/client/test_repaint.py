@@ -16,7 +16,9 @@ from flet.messaging.session import Session
 from flet.pubsub.pubsub_hub import PubSubHub
 
 from client.app import SessionServices, SkeetSession
+from client.repaint import RepaintScheduler
 from client.sessions import SessionRegistry
+from client.state import AppState
 from services.api import SkeetApi
 from services.auth.local import LocalIdentity
 from services.live.stream import StreamLive
@@ -68,6 +70,7 @@ async def test_a_trade_after_a_quiet_spell_is_painted_at_once_and_the_next_one_a
     gap = 1.5
     conn, feed, app, starts = await started(gap)
     price = app.shell.watchlist.rows["BTC/USDT"].price
+    assert app.repainter.gap_s == gap  # above max_gap_s: the gap is this whatever a repaint costs
     await until(lambda: bool(starts) and time.time() - starts[-1] > gap and not app.state.dirty)  # quiet
     sent = time.time()
     await feed.trade("BTC/USDT", 50_001.0)
@@ -103,3 +106,24 @@ async def test_a_burst_of_trades_is_painted_at_most_once_a_gap_and_ends_on_its_l
     assert all(b - a >= gap * 0.99 for a, b in zip(starts, starts[1:], strict=False))  # the throttle holds
     assert len(conn.patched.get(price._i, [])) < 60  # noqa: SLF001  (coalesced: fewer patches than trades)
     await app.close()
+
+
+async def test_a_costly_repaint_backs_off_to_a_longer_gap() -> None:
+    """A screen whose repaint takes 30 ms of CPU repaints at most every ~120 ms (4 × its cost), not every
+    30 ms: a slow session costs the server a bounded share of a core. CPU time, so the machine's load does
+    not change it."""
+    state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
+
+    def costly(_dirty: set[str]) -> None:
+        until_s = time.thread_time() + 0.03
+        while time.thread_time() < until_s:
+            pass
+
+    repainter = RepaintScheduler(state, costly, showing=lambda: True)
+    state.on_change = repainter.wake
+    assert repainter.gap_s == repainter.min_gap_s
+    task = asyncio.create_task(repainter.run())
+    state.changed("quotes")
+    await until(lambda: repainter.repaints == 1)
+    assert repainter.gap_s >= 0.1
+    task.cancel()
