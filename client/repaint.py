@@ -1,10 +1,9 @@
 """`RepaintScheduler`: when a session repaints. A state change wakes it; it repaints at once unless the last
 repaint started less than a gap ago, and then at the gap's end (a leading-edge throttle whose trailing repaint
-always comes, so the last tick of a burst reaches the screen). The gap grows with the CPU a repaint costs, so a
-costly screen backs off instead of burning its CPU on frames (CPU, not wall time: other processes taking the
-core would otherwise slow every session's frames for nothing), and with how late the event loop starts a
-repaint (a server whose loop is behind, with many sessions or starved of CPU, paints less and keeps up with
-the trades); the chart's forming candle and the other heavy panels (`SLOW_TOPICS`)
+always comes, so the last tick of a burst reaches the screen). The gap grows with what a repaint costs (its
+wall time: on a server short of CPU, the same repaint takes longer, and painting less leaves the trades the
+CPU) and with how late the event loop starts a repaint (a loop that is behind, with many sessions, paints
+less and keeps up with the trades); the chart's forming candle and the other heavy panels (`SLOW_TOPICS`)
 repaint at most every `SLOW_GAP_S`, since prices are what a trader reads now and a candle at 10 frames a
 second looks the same."""
 
@@ -22,7 +21,7 @@ log = logging.getLogger(__name__)
 MIN_GAP_S = 0.03  # at most ~33 repaints a second: prices reach the screen within a frame or two of a tick
 SLOW_GAP_S = 0.1  # the chart's candle, the book, signals, the equity curve: ~10 a second
 MAX_GAP_S = 0.25  # the slowest a session backs off to: the screen never looks frozen
-COST_FACTOR = 4.0  # a gap at least this many times a repaint's (smoothed) CPU: repainting takes <= ~1/4 of a core
+COST_FACTOR = 4.0  # a gap at least this many times a repaint's (smoothed) time: repainting takes <= ~1/4 of the loop
 LAG_FACTOR = 2.0  # and at least this many times how late the loop started repaints (smoothed)
 SLOW_TOPICS = frozenset({"candles", "depth", "signals", "equity"})
 
@@ -49,7 +48,7 @@ class RepaintScheduler:
         self._timer: asyncio.TimerHandle | None = None  # the wake for slow topics held back
         self._next_s = 0.0  # loop time before which no repaint starts
         self._slow_next_s = 0.0  # loop time before which slow topics are held back
-        self._cost_s = 0.0  # a repaint's CPU time, smoothed
+        self._cost_s = 0.0  # a repaint's wall time, smoothed
         self._lag_s = 0.0  # how late repaints started (after the change, or the gap's end), smoothed
         self._woken_s = 0.0  # loop time of the first change since the last repaint
         self.repaints = 0
@@ -110,13 +109,13 @@ class RepaintScheduler:
         self.wake()
 
     def _repaint(self, dirty: set[str], now: float) -> None:
-        started, wall = time.thread_time(), time.time()
+        started, wall = time.perf_counter(), time.time()
         try:
             self._paint(dirty)
         except Exception:
             log.exception("repaint failed")
             self._state.dirty.add("all")  # the next change sends the whole page: one bad frame never freezes it
-        cost = time.thread_time() - started
+        cost = time.perf_counter() - started
         self._cost_s = cost if not self.repaints else 0.7 * self._cost_s + 0.3 * cost
         self.repaints += 1
         self._next_s = now + self.gap_s

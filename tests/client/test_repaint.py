@@ -109,9 +109,9 @@ async def test_a_burst_of_trades_is_painted_at_most_once_a_gap_and_ends_on_its_l
 
 
 async def test_a_costly_repaint_backs_off_to_a_longer_gap() -> None:
-    """A screen whose repaint takes 30 ms of CPU repaints at most every ~120 ms (4 × its cost), not every
-    30 ms: a slow session costs the server a bounded share of a core. CPU time, so the machine's load does
-    not change it."""
+    """A screen whose repaint takes 30 ms of CPU (at least 30 ms of wall time, whatever the machine's load)
+    repaints at most every ~120 ms (4 × its cost), not every 30 ms: a slow session costs the server a bounded
+    share of its loop."""
     state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
 
     def costly(_dirty: set[str]) -> None:
