@@ -52,6 +52,7 @@ class RepaintScheduler:
         self._lag_s = 0.0  # how late repaints started (after the change, or the gap's end), smoothed
         self._woken_s = 0.0  # loop time of the first change since the last repaint
         self.repaints = 0
+        self.unshown = 0  # times changes were found with no screen to paint them on (kept dirty for later)
         self.on_painted: Callable[[float, float], None] | None = None  # (started, ended), time.time(): the bench's
 
     @property
@@ -81,6 +82,7 @@ class RepaintScheduler:
                     continue
                 if not self._showing():
                     self._next_s = now + self.slow_gap_s  # hidden: look again at most ~10 times a second
+                    self.unshown += 1
                     continue
                 dirty = self._hold_slow(self._state.take_dirty(), now)
                 if dirty:

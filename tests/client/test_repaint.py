@@ -55,7 +55,8 @@ async def started(gap_s: float) -> tuple[PatchLog, ListFeed, SkeetSession, list[
         live=StreamLive(base_url="http://127.0.0.1:9", token=identity.token),
     )
     app = SkeetSession(flet_session.page, services, watchlist=["BTC/USDT", "ETH/USDT"], registry=SessionRegistry())
-    app.keep = flet_session  # type: ignore[attr-defined]  # the page holds its session weakly
+    app.keep = flet_session  # type: ignore[attr-defined]  # the page holds its session weakly (and the tests
+    # dispatch its events)
     # A long gap, so what the throttle does shows whatever the machine's load (a repaint's own cost is
     # milliseconds); the candle's gap equal to it, so no slow topic is held back past a fast repaint.
     app.repainter.min_gap_s = app.repainter.slow_gap_s = gap_s
@@ -105,6 +106,22 @@ async def test_a_burst_of_trades_is_painted_at_most_once_a_gap_and_ends_on_its_l
     assert len(during) + 1 <= math.ceil((last - first) / gap) + 1, (len(during), last - first)
     assert all(b - a >= gap * 0.99 for a, b in zip(starts, starts[1:], strict=False))  # the throttle holds
     assert len(conn.patched.get(price._i, [])) < 60  # noqa: SLF001  (coalesced: fewer patches than trades)
+    await app.close()
+
+
+async def test_a_gone_client_gets_no_repaint_and_a_returning_one_gets_what_changed() -> None:
+    conn, feed, app, starts = await started(0.05)
+    flet_session = app.keep  # type: ignore[attr-defined]
+    price = app.shell.watchlist.rows["BTC/USDT"].price
+    await until(lambda: bool(starts) and not app.state.dirty)
+    await flet_session.dispatch_event(app.page._i, "disconnect", None)  # noqa: SLF001  (what Flet dispatches)
+    painted, looked = app.repainter.repaints, app.repainter.unshown
+    for k in range(1, 6):
+        await feed.trade("BTC/USDT", 50_000.0 + k)
+    await until(lambda: app.repainter.unshown > looked)  # the scheduler saw the trades...
+    assert app.repainter.repaints == painted and price.value != "50,005.00"  # ...and painted nothing
+    await flet_session.dispatch_event(app.page._i, "connect", None)  # noqa: SLF001
+    await until(lambda: price.value == "50,005.00" and app.repainter.repaints > painted)
     await app.close()
 
 
