@@ -22,7 +22,10 @@ MIN_GAP_S = 0.03  # at most ~33 repaints a second: prices reach the screen withi
 SLOW_GAP_S = 0.1  # the chart's candle, the book, signals, the equity curve: ~10 a second
 MAX_GAP_S = 0.25  # the slowest a session backs off to: the screen never looks frozen
 COST_FACTOR = 4.0  # a gap at least this many times a repaint's (smoothed) time: repainting takes <= ~1/4 of the loop
-LAG_FACTOR = 2.0  # and at least this many times how late the loop started repaints (smoothed)
+# ...and at least this many times how late the loop started repaints (smoothed). N sessions repainting in turn
+# make each one wait ~(N-1)/2 repaints, so repaints fill ~2/LAG_FACTOR of the loop at most: half, leaving the
+# rest to the trades (with 2 it would fill all of it).
+LAG_FACTOR = 4.0
 SLOW_TOPICS = frozenset({"candles", "depth", "signals", "equity"})
 
 
