@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -305,6 +306,7 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
         name = (page.route or "/").strip("/") or "skeet"
         await scenarios[name](page)
 
+    gc.freeze()  # as the hosted app's server does (client.web.serve): imports out of the collector's sight
     ft.run(main, view=ft.AppView.WEB_BROWSER, host="127.0.0.1", port=port, no_cdn=True)
 
 
