@@ -14,7 +14,8 @@ browser), so they do not compete for the machine's cores:
 - `coalesced`: the same 50 rows, the latest trade per row kept and the watchlist panel flushed every
   50 ms (`WatchlistView.render` + `control.update()` on that panel only): the design target.
 - `skeet`: the real app — `client.app.SkeetSession` with the real `SignalEngine(default_rules())`, fed by
-  `LoadFeed` (below), repainting at most every `REPAINT_INTERVAL_S` when `AppState.version` moved.
+  `LoadFeed` (below), repainting as `client.repaint.RepaintScheduler` decides (a change wakes it; at most one
+  repaint per gap, the chart's candle at most every `SLOW_GAP_S`).
 
 `LoadFeed` is a synthetic `MarketFeed`: N symbols × R trades a second, evenly spread. Each trade's price
 encodes its sequence number (symbol i's k-th trade is `100 + 10·i + 0.01·(k + 1)`), so the page can tell
@@ -28,6 +29,12 @@ latency is the wait for the frame that superseded them). A trade not on screen w
 (1 s after the measured window) is "unseen": it enters the percentiles with the time it had waited
 by then, a lower bound, and the table marks such percentiles with ">=". Browser and
 server share the machine's clock (`performance.timeOrigin + performance.now()` vs `time.time()`).
+
+Where the time goes (`coalesced` and `skeet`): the app server logs each repaint's (flush's) start and end, and
+each measured trade's latency is cut into feed lag (scheduled → yielded: the server's event loop behind),
+wait (yielded → the start of the first repaint after it), paint (that repaint's start → end: render, Flet's
+diff, queueing the messages) and screen (→ the frame showing it: the websocket, the browser's decode and
+Flutter's frame). Printed as the median of each part, and their means over the slowest 10% of trades.
 
 Also measured: animation frames per second in the page (requestAnimationFrame rate), frames per second
 that changed a price, websocket bytes and messages per second from the server, CPU of the renderer,
@@ -43,6 +50,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -178,6 +186,26 @@ class QuietLive:
 
 
 # -- the web app under test (child process) ------------------------------------------------------------
+class RepaintLog:
+    """Each repaint's (started, ended) times, written to `<name>-repaints.json` once `<name>.stop` appears."""
+
+    def __init__(self, workdir: Path, name: str) -> None:
+        self._path = workdir / f"{name}-repaints.json"
+        self._stop = workdir / f"{name}.stop"
+        self._times: list[tuple[float, float]] = []
+
+    def painted(self, started: float, ended: float) -> None:
+        self._times.append((started, ended))
+
+    async def keep(self) -> None:
+        """Write the log when the stop file appears (a task of the scenario)."""
+        while not self._stop.exists():  # noqa: ASYNC110  (a file another process makes: nothing to await)
+            await asyncio.sleep(0.05)
+        partial = self._path.with_suffix(".partial")
+        partial.write_text(json.dumps(self._times))
+        partial.replace(self._path)
+
+
 def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
     import flet as ft
 
@@ -236,21 +264,27 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
         """The same rows, coalesced: keep the latest trade per row, flush the panel every 50 ms."""
         symbols, feed, state, watchlist = await watchlist_page(page, "coalesced")
 
+        log = RepaintLog(workdir, "coalesced")
+
         async def flush() -> None:
             painted = state.version
             while True:
                 await asyncio.sleep(COALESCE_S)
                 if state.version != painted:
                     painted = state.version
+                    started = time.time()
                     watchlist.render(state)
                     watchlist.control.update()
+                    log.painted(started, time.time())
 
         flusher = asyncio.create_task(flush())
+        keeper = asyncio.create_task(log.keep())
         try:
             async for tick in feed.ticks(symbols):
                 state.apply_tick(tick)
         finally:
             flusher.cancel()
+            await keeper
 
     async def skeet(page: ft.Page) -> None:
         symbols = symbols_for(n_symbols)
@@ -264,7 +298,10 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
             backend_url="http://127.0.0.1:9",
         )
         session = SkeetSession(page, services, watchlist=symbols, timeframe="1m", theme="dark")
+        log = RepaintLog(workdir, "skeet")
+        session.repainter.on_painted = log.painted
         await session.start()
+        await log.keep()
 
     scenarios = {"floor": floor, "naive": naive, "coalesced": coalesced, "skeet": skeet}
 
@@ -272,6 +309,7 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
         name = (page.route or "/").strip("/") or "skeet"
         await scenarios[name](page)
 
+    gc.freeze()  # as the hosted app's server does (client.web.serve): imports out of the collector's sight
     ft.run(main, view=ft.AppView.WEB_BROWSER, host="127.0.0.1", port=port, no_cdn=True)
 
 
@@ -440,9 +478,14 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
     if not log_path.exists():
         raise RuntimeError(f"the {name} feed wrote no trade log within 60 s of its stop: the app server is stuck")
     log = json.loads(log_path.read_text())
+    repaints_path = workdir / f"{name}-repaints.json"
+    while name in ("coalesced", "skeet") and not repaints_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    repaints = json.loads(repaints_path.read_text()) if repaints_path.exists() else []
     context.close()
 
     lat, counted, lost, seen = latencies(log["trades"], rec["shown"], (t0 + 0.2, t0 + elapsed), stopped)
+    parts = breakdown(log["trades"], rec["shown"], repaints, (t0 + 0.2, t0 + elapsed)) if repaints else {}
     rec_s = (time.time() * 1000 - rec["start"]) / 1000.0
     return {
         "scenario": name, "symbols": len(symbols), "symbols_on_screen": len(seen),
@@ -455,7 +498,49 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
         "ws_kb_per_s": round(ws[0] / 1024, 1), "ws_msgs_per_s": round(ws[1], 1),
         "renderer_cpu": round(cpu["renderer"], 2), "gpu_cpu": round(cpu["gpu"], 2),
         "renderer_busy": round(task, 2), "server_cpu": round(server_cpu, 2),
+        "repaints_per_s": round(sum(1 for a, _b in repaints if t0 <= a <= t0 + elapsed) / elapsed, 1),
+        **parts,
     }
+
+
+PARTS = ("feed", "wait", "paint", "screen")
+
+
+def breakdown(trades: list[list[float]], shown: list[list[Any]], repaints: list[list[float]],
+              window: tuple[float, float]) -> dict[str, Any]:
+    """Each seen trade's latency cut at the server's repaint times (see the module's docstring): the median
+    of each part in ms, and their means over the slowest 10% of trades."""
+    best: dict[int, tuple[list[int], list[float]]] = {}
+    for i, price, t in shown:
+        seq = round((float(price) - base_price(i)) / PRICE_STEP) - 1
+        seqs, times = best.setdefault(i, ([], []))
+        if seq >= 0 and (not seqs or seq > seqs[-1]):
+            seqs.append(seq)
+            times.append(t / 1000.0)
+    starts = [a for a, _b in repaints]
+    rows: list[tuple[float, ...]] = []
+    for index, trade_seq, due, yielded in trades:
+        if not (window[0] <= due <= window[1]) or int(index) not in best:
+            continue
+        seqs, times = best[int(index)]
+        j = bisect_left(seqs, int(trade_seq))
+        r = bisect_left(starts, yielded)
+        if j == len(seqs) or r == len(starts):
+            continue
+        start, end = repaints[r]
+        screen_at = max(times[j], end)
+        rows.append(((times[j] - due) * 1000, (yielded - due) * 1000, (start - yielded) * 1000,
+                     (end - start) * 1000, (screen_at - end) * 1000))
+    if not rows:
+        return {}
+    rows.sort()
+    slow = rows[int(len(rows) * 0.9):]
+    out: dict[str, Any] = {}
+    for k, part in enumerate(PARTS, start=1):
+        column = sorted(row[k] for row in rows)
+        out[f"{part}_p50_ms"] = round(column[len(column) // 2], 1)
+        out[f"{part}_slow_ms"] = round(sum(row[k] for row in slow) / len(slow), 1)
+    return out
 
 
 def metric(cdp: Any, name: str) -> float:
@@ -481,6 +566,11 @@ def report(results: list[dict[str, Any]], n_symbols: int, rate_hz: float) -> dic
               f"{r['raf_fps']:>8} "
               f"{r['changed_fps']:>8} {r['ws_kb_per_s']:>8} {r['ws_msgs_per_s']:>6} "
               f"{r['renderer_cpu']:>7.0%} {r['renderer_busy']:>5.0%} {r['gpu_cpu']:>5.0%} {r['server_cpu']:>6.0%}")
+    for r in results:
+        if "wait_p50_ms" in r:
+            print(f"{r['scenario']:<9} {r['repaints_per_s']:>5} repaints/s; median ms " + ", ".join(
+                f"{p} {r[p + '_p50_ms']}" for p in PARTS) + "; slowest 10% mean ms " + ", ".join(
+                f"{p} {r[p + '_slow_ms']}" for p in PARTS))
     by = {r["scenario"]: r for r in results}
     load = [round(x, 2) for x in os.getloadavg()]
     print(f"load average now {load[0]} / {load[1]} / {load[2]} (1/5/15 min): other work on the machine "

@@ -1,5 +1,6 @@
 """One app session's core: starts the feature controllers (`client/controllers/`), owns every task they
-run (one `TaskOwner`), repaints the shell from `AppState` at most ~10 times a second, and stops it all."""
+run (one `TaskOwner`), repaints the shell from `AppState` when it changes (`client/repaint.py` says how
+often), and stops it all."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from client.controllers import (
 from client.controllers.depth import DepthController
 from client.hub import MarketHub
 from client.preferences import Preferences
+from client.repaint import RepaintScheduler
 from client.sessions import SessionRegistry
 from client.shell import Shell
 from client.state import SECTIONS, AppState
@@ -40,7 +42,6 @@ THEME_MODES = {"light": ft.ThemeMode.LIGHT, "dark": ft.ThemeMode.DARK, "system":
 
 log = logging.getLogger(__name__)
 
-REPAINT_INTERVAL_S = 0.1  # at most ~10 repaints a second, whatever the tick rate
 # A tab that went away and did not come back within this long is gone for good. Flet's own eviction (the
 # web server sets it shorter, see client/web.py) normally ends the session first; this bounds it anyway.
 END_AFTER_DISCONNECT_S = 28.0
@@ -81,7 +82,9 @@ class SkeetSession:
         self._sheet: ft.BottomSheet | None = None
         self._files: ft.FilePicker | None = None  # made in start(), with the page
         self._network: ft.Connectivity | None = None
-        self._painted_version = -1
+        # Repaints follow changes (a tick reaches the screen within one gap), throttled by what they cost.
+        self.repainter = RepaintScheduler(self.state, self._repaint, showing=lambda: self._connected and self._visible)
+        self.state.on_change = self.repainter.wake
         self._shown_notice = 0
         self._registry = registry
         self._end_after_s = end_after_disconnect_s
@@ -135,7 +138,7 @@ class SkeetSession:
         for job in (self.market.run(), self.market.watch_freshness(), self.market.load_exchanges(),
                     self.account.follow_live(), self.account.load_keys(), self.account.check_backend(),
                     self.trading.follow_balance(), self.depth.run(),
-                    self._repaint_loop()):
+                    self.repainter.run()):
             self.tasks.spawn(job)
 
     async def close(self) -> None:
@@ -192,6 +195,7 @@ class SkeetSession:
         was_visible = self._visible
         self._visible = e.state not in (ft.AppLifecycleState.HIDE, ft.AppLifecycleState.PAUSE)
         if self._visible and not was_visible:
+            self.repainter.wake()  # what changed while hidden is painted now
             self.market.resumed()  # back from the background: the stream reconnects now, resuming by seq
 
     async def _disconnected(self, _e: ft.Event[ft.Page]) -> None:
@@ -221,22 +225,6 @@ class SkeetSession:
             self._ending = None
 
     # -- repaint -----------------------------------------------------------------------------
-    async def _repaint_loop(self) -> None:
-        """Coalesce: whatever the tick rate, at most one repaint per interval, and only of the panels
-        whose data changed (a whole-page diff costs ~100 ms with 50 rows and a chart). A repaint that
-        fails is logged and the next one goes ahead: the screen never freezes on one bad frame."""
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            if self._connected and self._visible and self.state.version != self._painted_version:
-                self._painted_version = self.state.version
-                try:
-                    self._repaint(self.state.take_dirty())
-                except Exception:
-                    log.exception("repaint failed")
-                    self.state.dirty.add("all")  # the next repaint sends the whole page
-            await asyncio.sleep(max(0.0, REPAINT_INTERVAL_S - (loop.time() - started)))
-
     def _repaint(self, dirty: set[str]) -> None:
         controls = self.shell.render(self.state, dirty)
         self._show_notice()

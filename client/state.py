@@ -1,10 +1,11 @@
 """`AppState`: the one observable store the views read. Services write into it through its methods;
-every change bumps `version`, and the shell repaints at most ~10 times a second when it moved."""
+every change bumps `version`, marks its topics dirty and calls `on_change` (the session's repaint scheduler)."""
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -132,12 +133,15 @@ class AppState:
     section: Section = "dashboard"
     version: int = 0
     dirty: set[str] = field(default_factory=lambda: {"all"})  # topics changed since the last repaint
+    on_change: Callable[[], None] | None = field(default=None, repr=False, compare=False)  # wakes the repaint
 
     # -- observation -------------------------------------------------------------------------
     def changed(self, *topics: str) -> None:
         """Something changed; `topics` say what (views repaint only for theirs), none means all."""
         self.version += 1
         self.dirty.update(topics or ("all",))
+        if self.on_change is not None:
+            self.on_change()
 
     def take_dirty(self) -> set[str]:
         dirty, self.dirty = self.dirty, set()

@@ -1,0 +1,128 @@
+"""`RepaintScheduler`: when a session repaints. A state change wakes it; it repaints at once unless the last
+repaint started less than a gap ago, and then at the gap's end (a leading-edge throttle whose trailing repaint
+always comes, so the last tick of a burst reaches the screen). The gap grows with what a repaint costs (its
+wall time: on a server short of CPU, the same repaint takes longer, and painting less leaves the trades the
+CPU) and with how late the event loop starts a repaint (a loop that is behind, with many sessions, paints
+less and keeps up with the trades); the chart's forming candle and the other heavy panels (`SLOW_TOPICS`)
+repaint at most every `SLOW_GAP_S`, since prices are what a trader reads now and a candle at 10 frames a
+second looks the same."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from client.state import AppState
+
+log = logging.getLogger(__name__)
+
+MIN_GAP_S = 0.03  # at most ~33 repaints a second: prices reach the screen within a frame or two of a tick
+SLOW_GAP_S = 0.1  # the chart's candle, the book, signals, the equity curve: ~10 a second
+MAX_GAP_S = 0.25  # the slowest a session backs off to: the screen never looks frozen
+COST_FACTOR = 4.0  # a gap at least this many times a repaint's (smoothed) time: repainting takes <= ~1/4 of the loop
+# ...and at least this many times how late the loop started repaints (smoothed). N sessions repainting in turn
+# make each one wait ~(N-1)/2 repaints, so repaints fill ~2/LAG_FACTOR of the loop at most: half, leaving the
+# rest to the trades (with 2 it would fill all of it).
+LAG_FACTOR = 4.0
+SLOW_TOPICS = frozenset({"candles", "depth", "signals", "equity"})
+
+
+class RepaintScheduler:
+    """Runs `paint(topics)` for what changed in `state` (its dirty topics), throttled as the module says.
+
+    `showing()` says whether a repaint can reach a screen (a hidden tab or a disconnected client: no); what
+    changed meanwhile stays dirty and is painted on the next `wake()` after it shows again. `run()` is the
+    loop (a session task); `wake()` is cheap enough to call on every tick (`AppState.on_change`)."""
+
+    def __init__(self, state: AppState, paint: Callable[[set[str]], None], *, showing: Callable[[], bool],
+                 min_gap_s: float = MIN_GAP_S, slow_gap_s: float = SLOW_GAP_S, max_gap_s: float = MAX_GAP_S,
+                 cost_factor: float = COST_FACTOR, lag_factor: float = LAG_FACTOR) -> None:
+        self._state = state
+        self._paint = paint
+        self._showing = showing
+        self.min_gap_s = min_gap_s
+        self.slow_gap_s = slow_gap_s
+        self.max_gap_s = max_gap_s
+        self.cost_factor = cost_factor
+        self.lag_factor = lag_factor
+        self._wanted = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None  # the wake for slow topics held back
+        self._next_s = 0.0  # loop time before which no repaint starts
+        self._slow_next_s = 0.0  # loop time before which slow topics are held back
+        self._cost_s = 0.0  # a repaint's wall time, smoothed
+        self._lag_s = 0.0  # how late repaints started (after the change, or the gap's end), smoothed
+        self._woken_s = 0.0  # loop time of the first change since the last repaint
+        self.repaints = 0
+        self.unshown = 0  # times changes were found with no screen to paint them on (kept dirty for later)
+        self.on_painted: Callable[[float, float], None] | None = None  # (started, ended), time.time(): the bench's
+
+    @property
+    def gap_s(self) -> float:
+        """The least time between two repaints' starts now: `min_gap_s`, or more (up to `max_gap_s`) for a
+        costly repaint or a loop that is behind."""
+        behind = max(self.cost_factor * self._cost_s, self.lag_factor * self._lag_s)
+        return max(self.min_gap_s, min(self.max_gap_s, behind))
+
+    def wake(self) -> None:
+        """Something changed: a repaint comes now or at the gap's end."""
+        if not self._wanted.is_set():
+            self._woken_s = time.monotonic()  # the event loop's clock (asyncio's loop.time())
+            self._wanted.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await self._wanted.wait()
+                delay = self._next_s - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # the throttle: changes meanwhile join this repaint
+                self._wanted.clear()
+                now = loop.time()
+                if not self._state.dirty:
+                    continue
+                if not self._showing():
+                    self._next_s = now + self.slow_gap_s  # hidden: look again at most ~10 times a second
+                    self.unshown += 1
+                    continue
+                dirty = self._hold_slow(self._state.take_dirty(), now)
+                if dirty:
+                    lag = max(0.0, now - max(self._woken_s, self._next_s))
+                    self._lag_s = 0.7 * self._lag_s + 0.3 * lag
+                    self._repaint(dirty, now)
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def _hold_slow(self, dirty: set[str], now: float) -> set[str]:
+        """Keep slow topics back until their gap is over (they stay dirty, and a timer wakes the loop then)."""
+        slow = dirty & SLOW_TOPICS
+        if not slow and "all" not in dirty:
+            return dirty
+        if "all" in dirty or now >= self._slow_next_s:
+            self._slow_next_s = now + max(self.slow_gap_s, self.gap_s)
+            return dirty
+        self._state.dirty |= slow
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_at(self._slow_next_s, self._slow_due)
+        return dirty - slow
+
+    def _slow_due(self) -> None:
+        self._timer = None
+        self.wake()
+
+    def _repaint(self, dirty: set[str], now: float) -> None:
+        started, wall = time.perf_counter(), time.time()
+        try:
+            self._paint(dirty)
+        except Exception:
+            log.exception("repaint failed")
+            self._state.dirty.add("all")  # the next change sends the whole page: one bad frame never freezes it
+        cost = time.perf_counter() - started
+        self._cost_s = cost if not self.repaints else 0.7 * self._cost_s + 0.3 * cost
+        self.repaints += 1
+        self._next_s = now + self.gap_s
+        if self.on_painted is not None:
+            self.on_painted(wall, time.time())
