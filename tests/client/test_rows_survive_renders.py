@@ -1,7 +1,7 @@
-"""A saved strategy's buttons keep working while its row changes: the runner writes its state into the
-document right after the strategy is switched on, and a tap on "Switch off" made as that change lands
-must still reach the app (it was dropped when each render rebuilt the rows: the tapped control was gone).
-Runs on a real Flet page and session (a connection that records what it would send to a client)."""
+"""A row's buttons keep working while the list around it changes: a saved strategy's "Switch off" as the
+runner writes its state into the document (right after it is switched on), an open order's Cancel as
+another order fills. The tap must still reach the app: it was dropped when each render rebuilt the rows,
+the tapped control being gone (Flet: "Control with ID ... not found"). Runs on a real Flet page and session (a connection that records what it would send to a client)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,21 @@ from flet.messaging.session import Session
 from flet.pubsub.pubsub_hub import PubSubHub
 
 from client.state import AppState
+from services.live import Change
 from tests.client.test_live_confirmation import RecordingConnection
 from tests.controls import by_identifier, texts, walk
 from views.common import Intents
 from views.strategies import StrategiesView
 
 SID = "sma-50-200-1h-on-btc-usdt"
+
+
+def live_page() -> tuple[Session, Any]:
+    conn = RecordingConnection()
+    conn.pubsubhub = PubSubHub()
+    flet_session = Session(conn)
+    flet_session.get_page_patch()
+    return flet_session, flet_session.page
 
 
 def button(view: StrategiesView, label: str) -> ft.TextButton:
@@ -33,11 +42,7 @@ def saved(enabled: bool, run: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_switch_off_reaches_the_app_after_the_runner_rewrote_the_row() -> None:
-    conn = RecordingConnection()
-    conn.pubsubhub = PubSubHub()
-    flet_session = Session(conn)  # kept referenced: the page holds its session weakly
-    page = flet_session.page
-    flet_session.get_page_patch()
+    flet_session, page = live_page()  # the session kept referenced: the page holds it weakly
     actions: list[tuple[str, str]] = []
     view = StrategiesView(Intents(strategy_action=lambda action, sid: actions.append((action, sid))))
     state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
@@ -63,3 +68,28 @@ async def test_switch_off_reaches_the_app_after_the_runner_rewrote_the_row() -> 
     state.backtest.saved = {}
     view.render(state)
     assert texts(view.saved) == ["None yet: build one above and save it."]
+
+
+async def test_cancel_reaches_the_app_after_another_order_filled() -> None:
+    from views.orders import OrdersView
+
+    flet_session, page = live_page()
+    cancelled: list[str] = []
+    view = OrdersView(Intents(cancel_order=cancelled.append))
+    state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
+
+    def order(oid: str, status: str, filled: float, ts: int) -> Change:
+        return Change("orders", oid, "added", {"id": oid, "symbol": "BTC/USDT", "side": "buy", "type": "limit",
+                                               "amount": 1.0, "filled": filled, "price": 100.0, "status": status,
+                                               "timestamp": ts}, ts)
+
+    state.apply_change(order("resting", "open", 0.0, 1))
+    state.apply_change(order("other", "open", 0.0, 2))
+    view.render(state)
+    page.add(view.control)
+    (tapped,) = [c.content for c in walk(view.list) if isinstance(c, ft.Semantics) and c.label == "Cancel order resting"]
+    state.apply_change(order("other", "closed", 1.0, 2))  # the other order fills as the trader taps
+    view.render(state)
+    page.update()
+    await flet_session.dispatch_event(tapped._i, "click", None)  # noqa: SLF001
+    assert cancelled == ["resting"]
