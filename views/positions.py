@@ -11,7 +11,7 @@ from client.theme import direction_colour, direction_icon
 from views.common import amount_decimals, fmt, panel, price_decimals
 
 ROW_H = 44  # px a position's row takes in the list (two lines and the spacing)
-CHROME_H = 64  # px of the panel around its rows: padding, title row, spacing
+CHROME_H = 56  # px of the panel around its rows: padding, title row, spacing
 SCREEN_LEFT_H = 200  # px of the screen a portfolio keeps for the title, the order history's top, the nav
 
 
