@@ -42,6 +42,8 @@ THEME_MODES = {"light": ft.ThemeMode.LIGHT, "dark": ft.ThemeMode.DARK, "system":
 
 log = logging.getLogger(__name__)
 
+TICKET_FIRST_H = 560.0  # px of the phone ticket sheet until the ticket has been laid out and says its height
+SHEET_TOP_STRIP = 64.0  # px of the screen left above the ticket sheet: a tap there closes it
 # A tab that went away and did not come back within this long is gone for good. Flet's own eviction (the
 # web server sets it shorter, see client/web.py) normally ends the session first; this bounds it anyway.
 END_AFTER_DISCONNECT_S = 28.0
@@ -80,6 +82,7 @@ class SkeetSession:
         self.intents = self._intents()
         self.shell = Shell(self.intents, backend_url=services.backend_url, exchange=services.exchange)
         self._sheet: ft.BottomSheet | None = None
+        self._sheet_box: ft.Container | None = None  # the phone ticket sheet's box, sized to the ticket
         self._files: ft.FilePicker | None = None  # made in start(), with the page
         self._network: ft.Connectivity | None = None
         # Repaints follow changes (a tick reaches the screen within one gap), throttled by what they cost.
@@ -292,14 +295,27 @@ class SkeetSession:
     def open_ticket(self) -> None:
         """On a phone the order ticket is a bottom sheet over the dashboard."""
         # Scroll-controlled, with the ticket in a scrolling column: every order type's fields fit on a phone
-        # (a plain sheet stops at 9/16 of the screen and cut the button off).
-        self._sheet = ft.BottomSheet(
-            ft.Column([ft.Container(self.shell.ticket.control,
-                                    padding=ft.Padding.only(left=12, right=12, top=12, bottom=24))],
-                      scroll=ft.ScrollMode.AUTO, tight=True),
-            show_drag_handle=True, scrollable=True, on_dismiss=lambda _e: self._sheet_dismissed(),
-        )
+        # (a plain sheet stops at 9/16 of the screen and cut the button off). A scrolling column fills such a
+        # sheet to the screen's top whatever it holds (half of it was empty): its box takes the ticket's
+        # height as laid out, up to the screen less a strip to tap away, and scrolls beyond.
+        ticket = ft.Container(self.shell.ticket.control, padding=ft.Padding.only(left=12, right=12, top=12, bottom=24),
+                              on_size_change=self._ticket_sized, size_change_interval=50)
+        self._sheet_box = ft.Container(ft.Column([ticket], scroll=ft.ScrollMode.AUTO, tight=True),
+                                       height=min(TICKET_FIRST_H, self._sheet_room()))
+        self._sheet = ft.BottomSheet(self._sheet_box, show_drag_handle=True, scrollable=True,
+                                     on_dismiss=lambda _e: self._sheet_dismissed())
         self.page.show_dialog(self._sheet)
+
+    def _sheet_room(self) -> float:
+        return max(TICKET_FIRST_H, (self.state.height or 844.0) - SHEET_TOP_STRIP)
+
+    def _ticket_sized(self, e: ft.LayoutSizeChangeEvent[Any]) -> None:
+        box = self._sheet_box
+        height = min(float(e.height), self._sheet_room())
+        if box is not None and self._sheet is not None and abs((box.height or 0) - height) > 1:
+            box.height = height
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                box.update()
 
     # -- Screen: what controllers may ask of the page ----------------------------------------
     def show_dialog(self, dialog: ft.DialogControl) -> None:

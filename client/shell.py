@@ -137,9 +137,9 @@ class Shell:
         if state.section != "dashboard":
             for view in (self.watchlist, self.orders, self.positions, self.signals):
                 set_flowing(view.control, False)
+        self.positions.size_to_rows(state.section == "portfolio")
         if state.section == "portfolio":
-            column: list[ft.Control] = [ft.Container(self.positions.control, height=260),
-                                        ft.Container(self.history.control, expand=True)]
+            column: list[ft.Control] = [self.positions.portfolio_box, ft.Container(self.history.control, expand=True)]
             column += [ft.Container(v.control, height=420) for v in self.extra_portfolio]
             return ft.Column(column, expand=True, spacing=10, scroll=ft.ScrollMode.AUTO if self.extra_portfolio else None)
         if state.section == "signals":

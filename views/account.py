@@ -26,11 +26,13 @@ class AccountView:
         self.curve = cv.Canvas(shapes=[], height=CURVE_H, expand=True, on_resize=self._on_resize)
         self._width = 300.0  # until the canvas says how wide it is
         self.rows = ft.Column(spacing=2)
+        # Shown once there are two points to join: an empty curve box was a blank band across the card.
+        self.curve_box = ft.Container(self.curve, height=CURVE_H, visible=False)
         body = ft.Column([
             ft.Row([ft.Text("Equity", size=12, color=ft.Colors.ON_SURFACE_VARIANT),
                     ft.Semantics(identifier="equity", container=True, content=self.equity),
                     ft.Text(quote, size=12)], spacing=6, vertical_alignment=ft.CrossAxisAlignment.END),
-            self.today, ft.Container(self.curve, height=CURVE_H), self.rows,
+            self.today, self.curve_box, self.rows,
         ], spacing=4)
         self.control = panel("Account", body, identifier="account")
         self._curve_key: tuple[object, ...] | None = None
@@ -51,6 +53,7 @@ class AccountView:
             self.today.value = "Today: waiting for the balance and prices"
             self.today.color = ft.Colors.ON_SURFACE_VARIANT
         self._points = points
+        self.curve_box.visible = len(points) >= 2
         self._draw_curve(points)
         totals = state.balance.get("total") or {}
         currencies = sorted(totals, key=lambda c: (c != self.quote, c))

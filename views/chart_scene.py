@@ -34,6 +34,8 @@ MIN_BARS, MAX_BARS_SHOWN = 10, 400
 WARM_UP = 200  # bars before the first shown that studies start from: EMA/RSI seeds have faded to ~1e-5
 
 LABEL_GAP = 16.0  # px between two order-line labels (a tag is 16 px tall)
+OFF_STUB = 24.0  # px of an off-scale line drawn at the plot's right edge, under its axis tag
+OFF_MARK_W = 12.0  # px before an off-scale line's label: its up or down triangle
 CHAR_W = 5.6  # px per character of a 10 px label, to size its backing without measuring text
 GRID = ft.Colors.with_opacity(0.08, ft.Colors.ON_SURFACE)
 LABEL_BACKING = ft.Colors.with_opacity(0.85, ft.Colors.SURFACE_CONTAINER)
@@ -409,25 +411,37 @@ def _markers(fr: Frame, scale: Scale, bars: Sequence[Candle], markers: Sequence[
 
 
 def _lines(fr: Frame, scale: Scale, lines: Sequence[PriceLine], places: int) -> list[cv.Shape]:
-    """Open orders dashed in their side's colour, the entry solid; off-range ones pinned to the edge. Labels
-    of lines close together are spread apart (never drawn over each other), each on a backing that keeps
-    another line from striking it through."""
+    """Open orders dashed in their side's colour, the entry solid, each label at its price. A line off the
+    scale (an order far from the bars shown) is no line across the plot but a stub at the edge, its label
+    marked by a triangle pointing up or down and stacked there with the others off that side: drawn across at the edge, they struck
+    through each other's labels, and all but two were left out. Labels close together are spread apart
+    (never drawn over each other), each on a backing that keeps another line from striking it through."""
     shapes: list[cv.Shape] = []
-    placed = sorted(((min(max(scale.y(line.price), scale.top), scale.top + scale.height), line) for line in lines),
+    top, bottom = scale.top, scale.top + scale.height
+    placed = sorted(((min(max(scale.y(line.price), top), bottom), line) for line in lines),
                     key=lambda p: (p[0], -p[1].price))
-    label_ys = spread([y - 8 for y, _ in placed], LABEL_GAP, scale.top + 6, scale.top + scale.height)
-    tag_ys = spread([y for y, _ in placed], LABEL_GAP, scale.top + 8, scale.top + scale.height)
+    label_ys = spread([y - 8 for y, _ in placed], LABEL_GAP, top + 9, bottom)
+    tag_ys = spread([y for y, _ in placed], LABEL_GAP, top + 8, bottom)
     for (y, line), label_y, tag_y in zip(placed, label_ys, tag_ys, strict=True):
         colour = {"buy": UP, "sell": DOWN}.get(line.kind, INDICATOR)
         dash: list[float] | None = None if line.kind == "entry" else [6.0, 4.0]
+        true_y = scale.y(line.price)
+        off = -1 if true_y < top else 1 if true_y > bottom else 0  # above the scale, below it, on it
         text = f"{line.label} {fmt(line.price, places)}"
-        shapes.append(cv.Line(0, y, fr.plot_w, y, paint=_paint(colour, 1.0, dash=dash)))
-        if abs(label_y - (y - 8)) <= 2 * LABEL_GAP:  # a label pushed far from its line would name another
-            # (a crowded chart: the semantics label still lists every line)
-            shapes += [cv.Rect(2, label_y - 7, len(text) * CHAR_W + 6, 14, border_radius=2,
+        start = fr.plot_w - OFF_STUB if off else 0.0
+        shapes.append(cv.Line(start, y, fr.plot_w, y, paint=_paint(colour, 1.0, dash=dash)))
+        # A label pushed far from its line would name another (a crowded chart: the semantics label still
+        # lists every line); off the scale, the edge is where they all belong, so all are kept there.
+        if off or abs(label_y - (y - 8)) <= 2 * LABEL_GAP:
+            indent = OFF_MARK_W if off else 0.0
+            shapes += [cv.Rect(2, label_y - 7, len(text) * CHAR_W + 6 + indent, 14, border_radius=2,
                                paint=_paint(LABEL_BACKING, fill=True)),
-                       _text(5, label_y, text, colour)]
-        if abs(tag_y - y) <= 2 * LABEL_GAP:  # likewise its price on the axis
+                       _text(5 + indent, label_y, text, colour)]
+            if off:  # a triangle pointing where the price is (drawn: the canvas font has no ▲ or ▼)
+                tip, base = label_y + 4 * off, label_y - 3 * off
+                shapes.append(cv.Path([cv.Path.MoveTo(5, base), cv.Path.LineTo(13, base), cv.Path.LineTo(9, tip),
+                                       cv.Path.Close()], paint=_paint(colour, fill=True)))
+        if off or abs(tag_y - y) <= 2 * LABEL_GAP:  # likewise its price on the axis
             shapes += _tag(fr.plot_w + 2, tag_y, fmt(line.price, places), ft.Colors.with_opacity(0.8, colour))
     return shapes
 

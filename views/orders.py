@@ -38,6 +38,10 @@ class OrdersView:
                              expand=True, actions=[self.count])
         self._rendered: list[tuple[Any, ...]] = []
         self._compact = False
+        # Each order's row as last built, by id with what it showed: a row whose order did not change is
+        # sent again as the same control, so a tap on its Cancel button made while another order changed
+        # reaches the app (a rebuilt row's new button has a new id, and Flet drops a tap on the old one).
+        self._rows: dict[str, tuple[tuple[Any, ...], ft.Control]] = {}
 
     def render(self, state: AppState) -> None:
         orders = state.sorted_orders()[: self._limit]
@@ -48,8 +52,16 @@ class OrdersView:
         fingerprint = [_fingerprint(o) for o in orders]
         if fingerprint == self._rendered and compact == self._compact:
             return  # nothing visible changed: send no patch
+        if compact != self._compact:
+            self._rows = {}
         self._rendered, self._compact = fingerprint, compact
-        self.list.controls = [self._row(o, state, compact) for o in orders]
+        rows: dict[str, tuple[tuple[Any, ...], ft.Control]] = {}
+        for order, print_ in zip(orders, fingerprint, strict=True):
+            key = str(order.get("id") or order.get("clientOrderId") or f"#{len(rows)}")
+            kept = self._rows.get(key)
+            rows[key] = kept if kept is not None and kept[0] == print_ else (print_, self._row(order, state, compact))
+        self._rows = rows
+        self.list.controls = [row for _, row in rows.values()]
 
     def _row(self, order: dict[str, Any], state: AppState, compact: bool) -> ft.Control:
         """One order. Wide: one line of fixed columns. Narrow (`compact`): two lines that fill the width

@@ -10,9 +10,13 @@ from client.state import AppState
 from client.theme import direction_colour, direction_icon
 from views.common import amount_decimals, fmt, panel, price_decimals
 
+ROW_H = 44  # px a position's row takes in the list (two lines and the spacing)
+CHROME_H = 56  # px of the panel around its rows: padding, title row, spacing
+SCREEN_LEFT_H = 200  # px of the screen a portfolio keeps for the title, the order history's top, the nav
+
 
 class PositionsView:
-    TOPICS = frozenset({"positions", "quote.held", "markets"})  # the AppState topics this view reads: it repaints only for them
+    TOPICS = frozenset({"positions", "quote.held", "markets", "rows"})  # rows: the screen height, which caps the Portfolio panel  # the AppState topics this view reads: it repaints only for them
     def __init__(self) -> None:
         self.total = ft.Text("", size=13, weight=ft.FontWeight.W_600)
         self.empty = ft.Text("No open positions. Filled buy orders show here.",
@@ -20,8 +24,21 @@ class PositionsView:
         self.list = ft.Column(spacing=6, scroll=ft.ScrollMode.AUTO, expand=True)
         self.control = panel("Positions & P&L", ft.Column([self.empty, self.list], expand=True),
                              identifier="positions", expand=True, actions=[self.total])
+        # The Portfolio screen's box for the panel (the screen scrolls: the panel cannot expand in it).
+        self.portfolio_box = ft.Container(self.control, height=self.height_for(0, None))
+        self._sized = False
 
-    def render(self, state: AppState) -> None:
+    def size_to_rows(self, sized: bool) -> None:
+        """On the Portfolio screen the panel is as tall as its rows, up to what the screen leaves it (the
+        list scrolls beyond); elsewhere the layout gives it its height. It was a fixed 260 px: three rows
+        and a band of nothing, or a sixth position hidden in a box a third of the screen."""
+        self._sized = sized
+
+    def height_for(self, rows: int, screen_h: float | None) -> float:
+        room = max(CHROME_H + ROW_H, (screen_h or 900.0) - SCREEN_LEFT_H)
+        return min(CHROME_H + max(1, rows) * ROW_H, room)
+
+    def render(self, state: AppState) -> list[ft.Control] | None:
         positions = sorted(state.open_positions(), key=lambda p: p.get("symbol", ""))
         self.empty.visible = not positions
         unrealised = [state.unrealised_pnl(p) for p in positions]  # None: the cost is not known
@@ -33,6 +50,10 @@ class PositionsView:
         self.total.value = f"P&L {total:+,.2f} (fees {fees:,.2f}){apart}" if state.positions else ""
         self.total.color = direction_colour((total > 0) - (total < 0))
         self.list.controls = [self._row(p, pnl, state) for p, pnl in zip(positions, unrealised, strict=True)]
+        if not self._sized:
+            return None
+        self.portfolio_box.height = self.height_for(len(positions), state.height)
+        return [self.portfolio_box]  # its height with its rows
 
     @staticmethod
     def _row(position: dict[str, Any], pnl: float | None, state: AppState) -> ft.Control:

@@ -80,6 +80,8 @@ class StrategiesView:
                                          on_click=lambda _e: self._save(True))
         self.notice = ft.Text("", size=12, color=ft.Colors.ON_SURFACE_VARIANT, visible=False)
         self.saved = ft.Column([], spacing=4)
+        self._rows: dict[str, SavedStrategyRow] = {}
+        self._none_saved = ft.Text("None yet: build one above and save it.", size=12)
         self.drift_summary = ft.Text("", size=12)
         self.drift_rows = ft.Column([], spacing=2)
         self.drift = ft.Semantics(identifier="strategy-drift", container=True, visible=False, content=ft.Column([
@@ -244,9 +246,7 @@ class StrategiesView:
             if lab.draft != self.draft():
                 self._fill_form(lab.draft)
         self.notice.value, self.notice.visible = lab.notice, bool(lab.notice)
-        self.saved.controls = [self._saved_row(doc) for doc in
-                               sorted(lab.saved.values(), key=lambda d: d.get("timestamp") or 0, reverse=True)] \
-            or [ft.Text("None yet: build one above and save it.", size=12)]
+        self._render_saved(lab.saved)
         self._render_drift(lab.drift)
         self.symbol.options = [ft.DropdownOption(key=s, text=s) for s in state.watchlist]
         if self.symbol.value not in state.watchlist and state.watchlist:
@@ -276,30 +276,15 @@ class StrategiesView:
         ] or [ft.Text("No trades: the strategy never entered.", size=12)]
 
 
-    def _saved_row(self, doc: dict[str, Any]) -> ft.Control:
-        sid, run = doc["id"], doc.get("run") or {}
-        on = bool(doc.get("enabled"))
-        position = run.get("position")
-        status = ("on paper" if on else "off") + (f" · holding {position['amount']:g} since "
-                                                  f"{_time(position['entryMs'])}" if position else "")
-        signal = run.get("lastSignal")
-        if signal:
-            status += f" · last signal {signal['side']} at {_time(signal['timestamp'])}"
-        if run.get("error"):
-            status += f" · {run['error']}"
-        act = self._intents.strategy_action
-
-        def button(label: str, action: str) -> ft.Control:
-            return ft.TextButton(label, on_click=lambda _e: act(action, sid))
-
-        return ft.Semantics(identifier=f"strategy-{sid}", container=True, content=ft.ResponsiveRow([
-            ft.Column([ft.Text(doc.get("name", sid), size=13, weight=ft.FontWeight.W_500),
-                       ft.Text(f"{doc.get('symbol')} · {status}", size=12, color=ft.Colors.ON_SURFACE_VARIANT)],
-                      spacing=0, col={"xs": 12, "md": 6}),
-            ft.Row([button("Load", "load"), button("Switch off" if on else "Trade on paper", "off" if on else "on"),
-                    button("Drift", "drift"), button("Delete", "delete")], wrap=True, spacing=0,
-                   col={"xs": 12, "md": 6}),
-        ]))
+    def _render_saved(self, saved: dict[str, dict[str, Any]]) -> None:
+        """One row per saved strategy, kept from render to render and changed in place. A row rebuilt on each
+        change (the runner writes its state into the document right after a strategy is switched on) has new
+        buttons: a tap on the one on screen then reached a control already gone, and was dropped."""
+        docs = sorted(saved.values(), key=lambda d: d.get("timestamp") or 0, reverse=True)
+        self._rows = {d["id"]: self._rows.get(d["id"]) or SavedStrategyRow(d["id"], self._intents) for d in docs}
+        for doc in docs:
+            self._rows[doc["id"]].show(doc)
+        self.saved.controls = [row.control for row in self._rows.values()] or [self._none_saved]
 
     def _render_drift(self, drift: DriftSummary | None) -> None:
         self.drift.visible = drift is not None
@@ -313,6 +298,42 @@ class StrategiesView:
                     f"{r['entryDelayMs'] / 1000:+.0f} s), fees {r['feeDifference']:+.2f}", size=12)
             for r in drift.rows
         ]
+
+
+class SavedStrategyRow:
+    """A saved strategy's row: its name, status and buttons. The on/off button does what its label says when
+    it is tapped (the latest document shown), so the row can live across renders."""
+
+    def __init__(self, strategy_id: str, intents: Intents) -> None:
+        self._on = False
+        act = intents.strategy_action
+
+        def button(label: str, action: str) -> ft.TextButton:
+            return ft.TextButton(label, on_click=lambda _e: act(action, strategy_id))
+
+        self.name = ft.Text("", size=13, weight=ft.FontWeight.W_500)
+        self.status = ft.Text("", size=12, color=ft.Colors.ON_SURFACE_VARIANT)
+        self.switch = ft.TextButton("Trade on paper", on_click=lambda _e: act("off" if self._on else "on", strategy_id))
+        self.control = ft.Semantics(identifier=f"strategy-{strategy_id}", container=True, content=ft.ResponsiveRow([
+            ft.Column([self.name, self.status], spacing=0, col={"xs": 12, "md": 6}),
+            ft.Row([button("Load", "load"), self.switch, button("Drift", "drift"), button("Delete", "delete")],
+                   wrap=True, spacing=0, col={"xs": 12, "md": 6}),
+        ]))
+
+    def show(self, doc: dict[str, Any]) -> None:
+        run = doc.get("run") or {}
+        self._on = bool(doc.get("enabled"))
+        position = run.get("position")
+        status = ("on paper" if self._on else "off") + (f" · holding {position['amount']:g} since "
+                                                        f"{_time(position['entryMs'])}" if position else "")
+        signal = run.get("lastSignal")
+        if signal:
+            status += f" · last signal {signal['side']} at {_time(signal['timestamp'])}"
+        if run.get("error"):
+            status += f" · {run['error']}"
+        self.name.value = doc.get("name", doc["id"])
+        self.status.value = f"{doc.get('symbol')} · {status}"
+        self.switch.content = "Switch off" if self._on else "Trade on paper"
 
 
 class OperandPicker:

@@ -292,6 +292,36 @@ def test_a_crowd_of_order_lines_keeps_each_label_near_its_line() -> None:
     assert all(f"Buy limit {i} at {100 + i * 0.01:,.2f}" in said for i in range(20))
 
 
+def test_order_labels_sit_at_their_price_and_those_off_the_scale_stack_at_its_edge() -> None:
+    """A bracket far from the bars shown (four orders above the scale, two below) and two orders inside it:
+    each inside label sits just above its own line, each off-scale one is marked (a triangle up or down) and
+    stacked at its edge
+    with no line struck across the plot, every line has a label and an axis tag, and no two labels' (or
+    tags') boxes overlap."""
+    from views.chart_scene import OFF_STUB, PriceLine, Scale, _lines, frame
+
+    fr = frame(800.0, 400.0, [], 90)
+    scale = Scale(95.0, 105.0, 0.0, 300.0)
+    above = [PriceLine(110.0 + i, f"Sell oco {i}", "sell") for i in range(4)]
+    below = [PriceLine(80.0 - i, f"Sell stop {i}", "sell") for i in range(2)]
+    inside = [PriceLine(101.0, "Buy limit 1", "buy"), PriceLine(97.0, "Entry", "entry")]
+    shapes = _lines(fr, scale, [*above, *below, *inside], 2)
+    backings = sorted((s for s in shapes if isinstance(s, cv.Rect) and s.x == 2), key=lambda r: r.y)
+    tags = sorted((s for s in shapes if isinstance(s, cv.Rect) and s.x > fr.plot_w), key=lambda r: r.y)
+    assert len(backings) == len(tags) == 8
+    for boxes in (backings, tags):
+        assert all(b.y >= a.y + a.height for a, b in zip(boxes, boxes[1:], strict=False)), [r.y for r in boxes]
+    labels = {t.value: t.y for t in shapes if isinstance(t, cv.Text) and t.x < fr.plot_w}
+    assert labels["Buy limit 1 101.00"] == scale.y(101.0) - 8 and labels["Entry 97.00"] == scale.y(97.0) - 8
+    assert all(labels[f"Sell oco {i} {110 + i:.2f}"] < scale.y(101.0) - 8 for i in range(4))
+    assert all(labels[f"Sell stop {i} {80 - i:.2f}"] > scale.y(97.0) for i in range(2))
+    marks = [s for s in shapes if isinstance(s, cv.Path)]  # a triangle before each off-scale label
+    ups = [m for m in marks if m.elements[2].y < m.elements[0].y]
+    assert len(marks) == 6 and len(ups) == 4
+    drawn = [s for s in shapes if isinstance(s, cv.Line)]
+    assert sorted(round(s.x2 - s.x1) for s in drawn) == [OFF_STUB] * 6 + [round(fr.plot_w)] * 2
+
+
 def test_a_backtests_trades_are_marked_on_its_symbols_chart_outlined() -> None:
     from client.backtest_lab import BacktestSummary
 

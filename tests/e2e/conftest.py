@@ -16,6 +16,7 @@ from tests.support import free_port, start_backend, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+WEB_APP_START_S = 180.0  # a deadline for the web app's first answer, met in seconds on a quiet machine
 CHROMIUM = os.environ.get("SKEET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -48,7 +49,9 @@ def web_app(backend: str, skeet_env: dict[str, str]) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url, process)
+        # The web client imports Flet, the market and the signal engine before it answers: at a load of 26
+        # on 2 cores it printed nothing in 60 s (an error, not a failure of what the tests check).
+        wait_http(url, process, timeout_s=WEB_APP_START_S)
         yield url
     finally:
         stop(process)

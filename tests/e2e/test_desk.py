@@ -299,6 +299,22 @@ def to_top(page: Any) -> None:
     expect(page.locator(CHART)).to_be_in_viewport(timeout=10_000)
 
 
+# Each position row's box and the panel's, [top, bottom] in px (Flutter's semantics tree holds the geometry).
+POSITION_BOXES = """() => { const box = e => { const r = e.getBoundingClientRect(); return [r.top, r.bottom]; };
+    const panel = document.querySelector('[flt-semantics-identifier="positions"]');
+    return [box(panel), [...panel.querySelectorAll('[flt-semantics-identifier^="position-"]')].map(box)]; }"""
+
+
+def positions_fit(page: Any) -> None:
+    """The Portfolio screen's positions panel is as tall as its rows: each row within it, and no more than a
+    row's height of it empty below the last one (it was a fixed 260 px box)."""
+    expect(ident(page, "positions").locator('[flt-semantics-identifier^="position-"]').first).to_be_attached(
+        timeout=20_000)
+    (top, bottom), rows = page.evaluate(POSITION_BOXES)
+    assert rows and all(top <= r_top and r_bottom <= bottom + 1 for r_top, r_bottom in rows), (top, bottom, rows)
+    assert bottom - max(r_bottom for _, r_bottom in rows) < 44 + 12, (top, bottom, rows)
+
+
 def screenshots(page: Any, size: str) -> None:
     """Each screen as a trader sees it, for a person to look at (tests/artifacts/desk-<size>-*.png)."""
     # The notices are gone (a snack bar lasts 4 s); the ticket's "Sent <time> · ..." line stays.
@@ -329,6 +345,8 @@ def screenshots(page: Any, size: str) -> None:
         go(page, section)
         expect(ident(page, identifier)).to_be_attached(timeout=20_000)
         name = "strategies" if section == "Signals" else "portfolio"
+        if section == "Portfolio":
+            positions_fit(page)
         bring_up(page, identifier)
         painted(page)
         page.screenshot(path=str(ARTIFACTS / f"desk-{size}-{name}.png"))
