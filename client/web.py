@@ -114,11 +114,17 @@ class SkeetFletApp(flet_fastapi.FletApp):
                 flet_session = session.page.session
                 if flet_session.connection is self:  # still attached to this dead socket: Flet skipped it
                     await flet_session.disconnect(self._timeout_s)
-        if not close_codes:  # Flet stopped on a failed send before it read the close: read it now
+        if not close_codes:  # Flet stopped on a failed send before it read the close: read on to it
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(receive_noting_the_close(), CLOSE_READ_S)
+                await asyncio.wait_for(self._read_to_the_close(receive_noting_the_close, close_codes), CLOSE_READ_S)
         if close_codes and close_codes[0] == GOING_AWAY:
             await self._end_gone_session()
+
+    @staticmethod
+    async def _read_to_the_close(receive: Callable[[], Awaitable[Any]], close_codes: list[int]) -> None:
+        """Read (and drop: nobody is there to act on them) what the tab sent before its close, until it."""
+        while not close_codes:
+            await receive()
 
     async def _end_gone_session(self) -> None:
         """The browser closed the socket saying the page is going away (its tab closed, or it navigated
