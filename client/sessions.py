@@ -37,12 +37,10 @@ JEMALLOC = ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linu
 # retain:false unmaps what it purges instead of keeping it mapped for reuse: the metadata of those retained
 # extents grew 4.7 -> 10 MB over 60 sessions and never shrank (7 MB without; RSS 30 s after a soak-like run
 # +8.6 % instead of +9.8 % over the first session's).
-# tcache:false: the thread cache hands out the most recently freed slot of a size class whatever slab it is
-# in, so the shared market's long-lived small objects (ticks, window points) landed in the slabs sessions
-# filled and pinned them once those ended; without it jemalloc fills the oldest, fullest slab first, and the
-# survivors pack together. Soak-like runs (50 Flet-protocol sessions in waves, then 10 for 60 s): free slots
-# in partly used slabs 30 s after the last 15 -> 8-10 MB, RSS over the first session's +10.7 % -> +6.3-7.9 %.
-JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,retain:false,tcache:false"
+# The thread cache stays on: without it (tcache:false) the market's long-lived small objects pack into the
+# oldest slabs instead of the ones sessions just freed (free slots 30 s after a soak-like run 15 -> 9 MB,
+# RSS +10.7 -> +6.3-7.9 %), but once a closed tab's session ends at once (client/web.py) it gains little
+# (+5.7 -> +5.5 %) and costs ~11 % more server CPU (jemalloc's share of py-spy samples 7.5 -> 18 %).
 _RESTARTED = "SKEET_ALLOCATOR_RESTARTED"  # the environment before the restart, as JSON
 ARENAS_ALL = 4096  # jemalloc's MALLCTL_ARENAS_ALL: "arena.4096.purge" purges every arena
 
