@@ -41,6 +41,7 @@ JEMALLOC = ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linu
 # oldest slabs instead of the ones sessions just freed (free slots 30 s after a soak-like run 15 -> 9 MB,
 # RSS +10.7 -> +6.3-7.9 %), but once a closed tab's session ends at once (client/web.py) it gains little
 # (+5.7 -> +5.5 %) and costs ~11 % more server CPU (jemalloc's share of py-spy samples 7.5 -> 18 %).
+JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,retain:false"
 _RESTARTED = "SKEET_ALLOCATOR_RESTARTED"  # the environment before the restart, as JSON
 ARENAS_ALL = 4096  # jemalloc's MALLCTL_ARENAS_ALL: "arena.4096.purge" purges every arena
 
