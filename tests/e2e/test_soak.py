@@ -141,6 +141,25 @@ def cycle_tabs(context, hosted: HostedApp, count: int, series: RssSeries) -> Non
     close_all(pages)
 
 
+def until_warm(hosted: HostedApp, series: RssSeries, *, steady_s: float = 5.0) -> None:
+    """Until the server's heap (RSS without jemalloc) has held within 2 MB for `steady_s`: the shared
+    market has loaded its symbols' history, as in any session longer than the seconds its first screen
+    takes. Without it the first session, ended the moment its tab closes, would be measured on a market
+    still warming up, and its later growth counted against the sessions."""
+    seen: list[tuple[float, int]] = []
+
+    def steady() -> bool:
+        health = health_or_none(hosted)
+        if health is None:
+            return False
+        now = time.monotonic()
+        seen.append((now, int(health.get("heap_allocated_bytes", health["rss_bytes"]))))
+        window = [value for t, value in seen if t >= now - steady_s]
+        return seen[0][0] <= now - steady_s and max(window) - min(window) < 2 * 2**20
+
+    series.wait(steady, 60, "the shared market warm (the heap steady)")
+
+
 def settled_rss(hosted: HostedApp) -> int:
     """RSS once it has stopped falling (freed pages go back within a few seconds), at most 15 s on."""
     deadline, last = time.monotonic() + 15, hosted.rss_bytes()
@@ -170,7 +189,9 @@ def test_tabs_come_and_go_and_the_server_lets_everything_go(browser, hosted: Hos
         profile = browser.new_context(viewport={"width": 1280, "height": 800})
         try:
             series.enter("first")  # the first session, as a trader sees it: live prices
-            close_all(open_tabs(profile, hosted.url, 1, series, live=True))
+            first = open_tabs(profile, hosted.url, 1, series, live=True)
+            until_warm(hosted, series)
+            close_all(first)
             heap_first = quiet(hosted, series).get("heap_allocated_bytes", 0)
             rss_first = settled_rss(hosted)
             for wave in range(0, CYCLES - 1, WAVE):  # the other open/close cycles, WAVE tabs at a time
