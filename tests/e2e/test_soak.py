@@ -35,7 +35,7 @@ CONCURRENT = int(os.environ.get("SKEET_SOAK_SESSIONS", "10"))
 HOLD_S = float(os.environ.get("SKEET_SOAK_HOLD_S", "60"))
 SESSION_END_S = 30
 RSS_GROWTH = 1.10
-BUDGET_S = float(os.environ.get("SKEET_SOAK_BUDGET_S", "600"))  # ~3.5 min quiet; 6-8 min at load 20
+BUDGET_S = float(os.environ.get("SKEET_SOAK_BUDGET_S", "720"))  # ~4 min quiet; 6-8 min at load 20
 
 pytestmark = [pytest.mark.browser, pytest.mark.soak, pytest.mark.timeout(BUDGET_S + 120)]
 
