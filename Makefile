@@ -26,7 +26,7 @@ system-deps:
 	bash .ci/install-system.sh
 
 # PYTEST_ARGS narrows the run, e.g. `make test PYTEST_ARGS="-m 'not browser and not emulator'"`. The soak
-# test (tests/e2e/test_soak.py, 6-11 min at load 15-30, ~4 min estimated quiet) is part of `make test`; `make soak` runs it alone.
+# test (tests/e2e/test_soak.py, ~4 min estimated quiet, 6-12 min at load 15-30) is part of `make test`; `make soak` runs it alone.
 PYTEST_ARGS ?=
 
 test: $(VENV)/.dev system-deps
