@@ -5,8 +5,11 @@ plus a loopback-only health endpoint; run by uvicorn, announcing its URL only on
   animation runtime, `rive_native.js`, even with `no_cdn`. Skeet draws no Rive animation, so the CDN prefix is
   rewritten, byte for byte the same length, to a local path (`RIVE_PATH`) whose script registers a runtime
   that never finishes loading: what happens today offline, minus the request and its console error.
-- Sessions: a disconnected tab's Flet session is evicted after `SESSION_TIMEOUT_S` (Flet's default is an
-  hour), which fires the page's close event and so ends the Skeet session. Flet 1.0.5 never disconnects a
+- Sessions: a tab that closes (or navigates away, or reloads) tells the server so, closing its socket with
+  code 1001 "going away"; its session ends at once, so its memory is back before the next tabs want it.
+  A connection that drops without a word may come back (a network blip): its Flet session is evicted after
+  `SESSION_TIMEOUT_S` (Flet's default is an hour), which fires the page's close event and so ends the
+  Skeet session. Flet 1.0.5 never disconnects a
   session whose socket fails while it sends (`FletApp.handle` raises before `disconnect_session`): such a
   session would live, stream and repaint forever. `SkeetFletApp` disconnects it itself, and drops a message
   sent in the moment between the socket's end and the disconnect (Flet's send queue is already None then:
@@ -39,6 +42,7 @@ import uvicorn
 from fastapi import Request, Response, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from flet.messaging.protocol import Message, configure_encode_object_for_msgpack
+from flet.messaging.session import Session
 from flet_web import get_package_web_dir
 from starlette.websockets import WebSocketDisconnect
 
@@ -48,7 +52,9 @@ from services.auth.devtoken import state_dir
 
 log = logging.getLogger(__name__)
 
-SESSION_TIMEOUT_S = 12  # Flet evicts every 10 s: a closed tab's session ends 12-22 s after it went away
+SESSION_TIMEOUT_S = 12  # Flet evicts every 10 s: a dropped connection's session ends 12-22 s after it went away
+GOING_AWAY = 1001  # the websocket close code a browser sends when its page unloads (RFC 6455 §7.4.1)
+CLOSE_READ_S = 1.0  # how long a socket Flet gave up on may take to say how it closed
 RIVE_CDN = b"https://cdn.jsdelivr.net/npm/@rive-app/flutter-native-wasm@44.0.0/"
 RIVE_PATH = b"/_skeet/offline/rive/"
 RIVE_STUB = ("// Skeet shows no Rive animation: a runtime that never finishes loading, as when the CDN is out of "
@@ -87,8 +93,19 @@ class SkeetFletApp(flet_fastapi.FletApp):
                          before_main=None, session_timeout_seconds=session_timeout_s)
         self._registry = registry
         self._timeout_s = session_timeout_s
+        self._left_session: Session | None = None
 
     async def handle(self, websocket: WebSocket) -> None:
+        close_codes: list[int] = []
+        receive = websocket.receive
+
+        async def receive_noting_the_close() -> Any:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                close_codes.append(int(message.get("code") or 0))
+            return message
+
+        websocket.receive = receive_noting_the_close  # type: ignore[method-assign]
         try:
             await super().handle(websocket)
         except WebSocketDisconnect:
@@ -98,6 +115,34 @@ class SkeetFletApp(flet_fastapi.FletApp):
                 flet_session = session.page.session
                 if flet_session.connection is self:  # still attached to this dead socket: Flet skipped it
                     await flet_session.disconnect(self._timeout_s)
+        if not close_codes:  # Flet stopped on a failed send before it read the close: read on to it
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._read_to_the_close(receive_noting_the_close, close_codes), CLOSE_READ_S)
+        if close_codes and close_codes[0] == GOING_AWAY:
+            await self._end_gone_session()
+
+    @staticmethod
+    async def _read_to_the_close(receive: Callable[[], Awaitable[Any]], close_codes: list[int]) -> None:
+        """Read (and drop: nobody is there to act on them) what the tab sent before its close, until it."""
+        while not close_codes:
+            await receive()
+
+    async def _end_gone_session(self) -> None:
+        """The browser closed the socket saying the page is going away (its tab closed, or it navigated
+        or reloaded): no reconnect will come for this page, so its session ends now rather than after the
+        timeout kept for dropped networks, and its memory goes back before the next tabs need it. A
+        reloaded page then starts a new session (issue 13: a reload starts clean). Unless a new connection
+        has already taken the session over."""
+        flet_session, self._left_session = self._left_session, None
+        if flet_session is None or flet_session.connection is not None:
+            return
+        unique_id = self._FletApp__get_unique_session_id(flet_session.id)  # type: ignore[attr-defined]
+        await flet_fastapi.app_manager.delete_session(unique_id)
+
+    def dispose(self) -> None:
+        """Flet lets go of the session as the socket ends; it is kept until `handle` knows how it ended."""
+        self._left_session = getattr(self, "_FletApp__session", None)  # Flet's private: the socket's session
+        super().dispose()
 
     def send_message(self, message: Message) -> None:
         """Flet's own `send_message`, minus its `transport_log.debug(f"... {message}")`: the f-string runs
