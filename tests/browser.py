@@ -37,6 +37,9 @@ def type_until_seen(field: Any, text: str, seen: Callable[[], None]) -> None:
     try:
         seen()
     except AssertionError:
+        # Leave the field and come back, as a person would: a new focus opens a new editing connection (typing
+        # into the same focused field again went unread twice in a row once, CI under load after the soak).
+        field.blur()
         type_into(field, "")
         type_into(field, text)
         seen()
