@@ -16,7 +16,9 @@ SCREEN_LEFT_H = 200  # px of the screen a portfolio keeps for the title, the ord
 
 
 class PositionsView:
-    TOPICS = frozenset({"positions", "quote.held", "markets", "rows"})  # rows: the screen height, which caps the Portfolio panel  # the AppState topics this view reads: it repaints only for them
+    # The AppState topics this view reads: it repaints only for them ("rows": the screen's height, which
+    # caps the Portfolio panel).
+    TOPICS = frozenset({"positions", "quote.held", "markets", "rows"})
     def __init__(self) -> None:
         self.total = ft.Text("", size=13, weight=ft.FontWeight.W_600)
         self.empty = ft.Text("No open positions. Filled buy orders show here.",
