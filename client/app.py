@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 TICKET_FIRST_H = 560.0  # px of the phone ticket sheet until the ticket has been laid out and says its height
 SHEET_TOP_STRIP = 64.0  # px of the screen left above the ticket sheet: a tap there closes it
+SHEET_HANDLE_H = 48.0  # px Flutter's sheet puts above its content for the drag handle (kMinInteractiveDimension)
 # A tab that went away and did not come back within this long is gone for good. Flet's own eviction (the
 # web server sets it shorter, see client/web.py) normally ends the session first; this bounds it anyway.
 END_AFTER_DISCONNECT_S = 28.0
@@ -307,7 +308,9 @@ class SkeetSession:
         self.page.show_dialog(self._sheet)
 
     def _sheet_room(self) -> float:
-        return max(TICKET_FIRST_H, (self.state.height or 844.0) - SHEET_TOP_STRIP)
+        """The most height of the sheet's content: the screen less the strip to tap away and the drag handle,
+        on any screen (a short one's sheet scrolls sooner; floored at TICKET_FIRST_H, it covered the strip)."""
+        return max(0.0, (self.state.height or 844.0) - SHEET_TOP_STRIP - SHEET_HANDLE_H)
 
     def _ticket_sized(self, e: ft.LayoutSizeChangeEvent[Any]) -> None:
         box = self._sheet_box

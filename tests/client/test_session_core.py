@@ -1,6 +1,7 @@
 """The session core on a real Flet page and session (a connection that records what it would send):
 closing stops every task it owns and releases its services; a tab that goes away and stays away ends it;
-one that comes back keeps it; a closed session leaves nothing on the page Flet may keep."""
+one that comes back keeps it; a closed session leaves nothing on the page Flet may keep; the phone's ticket
+sheet leaves its tap-away strip on any screen."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import flet as ft
 import msgpack
+import pytest
 from flet.controls.base_control import BaseControl
 from flet.messaging.protocol import MessageAction, configure_encode_object_for_msgpack
 from flet.messaging.session import Session
@@ -182,3 +184,25 @@ async def test_panels_of_another_section_are_not_repainted_while_the_market_move
     app.navigate("dashboard")
     await until(lambda: conn.patched[shell.watchlist.control._i] > before[shell.watchlist.control._i])  # noqa: SLF001
     await app.close()
+
+
+@pytest.mark.parametrize("screen_h", [320.0, 480.0, 560.0, 600.0, 623.0, 624.0, 700.0, 844.0, 1200.0])
+async def test_the_phone_ticket_sheet_leaves_the_tap_away_strip_on_any_screen(screen_h: float) -> None:
+    """The phone's ticket sheet never comes nearer the screen's top than the 64 px strip a tap closes it by:
+    before the ticket is laid out, with a short ticket, and with one taller than the screen (it scrolls)."""
+    from client.app import SHEET_HANDLE_H, SHEET_TOP_STRIP, TICKET_FIRST_H
+
+    flet_session, app = make(SessionRegistry(), end_after_s=60)
+    app.state.resize(390, screen_h)
+    app.open_ticket()
+    box = app._sheet_box  # noqa: SLF001
+    assert box is not None and app._sheet is not None  # noqa: SLF001
+    room = screen_h - SHEET_TOP_STRIP - SHEET_HANDLE_H  # the sheet is its box below the drag handle
+    assert box.height == min(TICKET_FIRST_H, room)
+    ticket = app.shell.ticket.control
+    for ticket_h, shown in [(2_000.0, room), (300.0, min(300.0, room)), (screen_h, room)]:
+        app._ticket_sized(ft.LayoutSizeChangeEvent(name="size_change", control=ticket, width=366, height=ticket_h))  # noqa: SLF001
+        assert box.height == shown and SHEET_HANDLE_H + box.height <= screen_h - SHEET_TOP_STRIP
+    app.close_sheet()
+    await app.close()
+    assert flet_session is not None

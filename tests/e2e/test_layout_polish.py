@@ -1,7 +1,7 @@
 """What a trader sees of the layout, in headless Chromium against the real app and backend: the phone's
-ticket sheet is as tall as the ticket (not a screen with its lower half empty), and watchlist rows
-scrolled into view show live prices (the app repaints only the rows on screen). Every wait is for a
-condition."""
+ticket sheet is as tall as the ticket (not a screen with its lower half empty) and leaves a strip to tap
+it away on a short screen, and watchlist rows scrolled into view show live prices (the app repaints only
+the rows on screen). Every wait is for a condition."""
 
 from __future__ import annotations
 
@@ -58,6 +58,40 @@ def test_the_phone_ticket_sheet_is_as_tall_as_the_ticket(browser, web_app) -> No
     expect(page.get_by_role("button", name="Buy BTC/USDT")).to_be_in_viewport(timeout=10_000)
     page.keyboard.press("Escape")
     expect(desk.ticket).not_to_be_attached(timeout=10_000)
+
+
+def test_a_short_phone_keeps_the_strip_that_closes_the_ticket_sheet(browser, web_app) -> None:  # type: ignore[no-untyped-def]
+    """A 480 px screen is shorter than the ticket: the sheet stops 64 px below the top (the ticket scrolls
+    in it), and a tap in that strip closes it. The sheet used to be at least 560 px tall and cover the strip."""
+    page = open_app(browser, web_app, 390, 480)
+    desk = Desk(page, "phone")
+    desk.open()
+    top = settled_top(page, "order-ticket")  # the sheet has slid up and taken its height
+    assert top >= 64 + 48 + 12, top  # the strip, the sheet's drag handle, its padding above the ticket
+    painted(page)
+    page.screenshot(path=str(ARTIFACTS / "phone-ticket-sheet-short-screen.png"))
+    page.mouse.click(195, 60)
+    expect(desk.ticket).not_to_be_attached(timeout=10_000)
+
+
+def settled_top(page: Any, identifier: str, frames: int = 10) -> float:
+    """The element's top once it has stayed put for `frames` animation frames in a row (a sheet slides in)."""
+    top = page.evaluate("""([id, frames]) => new Promise(resolve => {
+        let last = null, still = 0;
+        const start = performance.now();
+        const step = () => {
+            const e = document.querySelector(`[flt-semantics-identifier="${id}"]`);
+            const top = e ? e.getBoundingClientRect().top : null;
+            still = top !== null && top === last ? still + 1 : 0;
+            last = top;
+            if (still >= frames) return resolve(top);
+            if (performance.now() - start > 20000) return resolve(null);
+            requestAnimationFrame(step);
+        };
+        requestAnimationFrame(step);
+    })""", [identifier, frames])
+    assert top is not None, f"{identifier} never came to rest in 20 s"
+    return float(top)
 
 
 def test_watchlist_rows_scrolled_into_view_show_live_prices(browser, web_app) -> None:  # type: ignore[no-untyped-def]
