@@ -77,6 +77,8 @@ class RulesView:
                              identifier="rules", expand=True)
         self._saved_serial = 0
         self._shown: tuple[Any, ...] | None = None
+        self._rows: dict[str, RuleRow] = {}
+        self._none = ft.Text("No rules: the engine fires nothing until you add one.", size=13)
         self._choices: tuple[Any, ...] | None = None
 
     @property
@@ -123,31 +125,46 @@ class RulesView:
         if shown == self._shown:
             return
         self._shown = shown
-        self.list.controls = [self._row(rule) for rule in state.rules] or [
-            ft.Text("No rules: the engine fires nothing until you add one.", size=13)
-        ]
+        # A rule keeps its row while it exists and its texts change in place: rebuilt rows on every change
+        # gave the switches and delete buttons new control ids, and a tap on one still on screen (a second
+        # rule's Delete as the first is toggled, or synced from another device) reached a control already
+        # gone and was dropped.
+        self._rows = {r.id: self._rows.get(r.id) or RuleRow(r.id, self._intents) for r in state.rules}
+        for rule in state.rules:
+            self._rows[rule.id].show(rule)
+        self.list.controls = [row.control for row in self._rows.values()] or [self._none]
 
-    def _row(self, rule: Any) -> ft.Control:
-        direction = 1 if rule.direction == "buy" else -1
-        symbols = "all symbols" if rule.symbols == "*" else ", ".join(rule.symbols)
-        detail = f"{describe(rule.when)} · {symbols} · cool-down {rule.cooldown_ms / 1000:g} s"
-        return ft.Semantics(
-            identifier=f"rule-{rule.id}", container=True,
-            label=f"Rule {rule.name}, {'enabled' if rule.enabled else 'disabled'}",
+
+class RuleRow:
+    """A rule's row: on/off switch, direction, name and condition, delete. Built once per rule id."""
+
+    def __init__(self, rule_id: str, intents: Intents) -> None:
+        self.enabled = ft.Switch(tooltip="Enabled",
+                                 on_change=lambda e: intents.toggle_rule(rule_id, bool(e.control.value)))
+        self.icon = direction_icon(1)
+        self.name = ft.Text("", size=13, weight=ft.FontWeight.W_600)
+        self.detail = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
+        self.side = ft.Text("", size=11)
+        self.delete = reachable(ft.IconButton(ft.Icons.DELETE_OUTLINE, tooltip="Delete",
+                                              on_click=lambda _e: intents.delete_rule(rule_id)), "")
+        self.control = ft.Semantics(
+            identifier=f"rule-{rule_id}", container=True,
             content=ft.Row(
-                [
-                    ft.Switch(value=rule.enabled, tooltip="Enabled",
-                              on_change=lambda e, rid=rule.id: self._intents.toggle_rule(rid, bool(e.control.value))),
-                    direction_icon(direction),
-                    ft.Column([ft.Text(rule.name, size=13, weight=ft.FontWeight.W_600,
-                                       color=None if rule.enabled else ft.Colors.ON_SURFACE_VARIANT),
-                               ft.Text(detail, size=11, color=ft.Colors.ON_SURFACE_VARIANT)],
-                              spacing=0, expand=True),
-                    ft.Text(rule.direction.upper(), size=11, color=direction_colour(direction)),
-                    reachable(ft.IconButton(ft.Icons.DELETE_OUTLINE, tooltip="Delete",
-                                            on_click=lambda _e, rid=rule.id: self._intents.delete_rule(rid)),
-                              f"Delete rule {rule.name}"),
-                ],
+                [self.enabled, self.icon, ft.Column([self.name, self.detail], spacing=0, expand=True), self.side,
+                 self.delete],
                 vertical_alignment=ft.CrossAxisAlignment.CENTER,
             ),
         )
+
+    def show(self, rule: Any) -> None:
+        direction = 1 if rule.direction == "buy" else -1
+        symbols = "all symbols" if rule.symbols == "*" else ", ".join(rule.symbols)
+        self.control.label = f"Rule {rule.name}, {'enabled' if rule.enabled else 'disabled'}"
+        self.enabled.value = rule.enabled
+        arrow = direction_icon(direction)
+        self.icon.icon, self.icon.color = arrow.icon, arrow.color
+        self.name.value = rule.name
+        self.name.color = None if rule.enabled else ft.Colors.ON_SURFACE_VARIANT
+        self.detail.value = f"{describe(rule.when)} · {symbols} · cool-down {rule.cooldown_ms / 1000:g} s"
+        self.side.value, self.side.color = rule.direction.upper(), direction_colour(direction)
+        self.delete.label = f"Delete rule {rule.name}"

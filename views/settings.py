@@ -64,6 +64,8 @@ class SettingsView:
         self._alerts_written: bool | None = None
         self._market_written: str | None = None
         self._exchanges_shown = -1
+        self._chips: dict[str, ft.Chip] = {}
+        self._adds: dict[str, ft.TextButton] = {}
 
     def _add_first(self) -> None:
         state = self._state
@@ -114,12 +116,16 @@ class SettingsView:
         self._shown = shown
         if not state.symbol_query and self.search.value:
             self.search.value = ""
-        self.chips.controls = [
-            ft.Chip(label=ft.Text(symbol), on_delete=lambda _e, s=symbol: self._intents.remove_symbol(s),
-                    delete_icon_tooltip=f"Remove {symbol}")
-            for symbol in state.watchlist
-        ]
-        self.matches.controls = [
-            ft.TextButton(symbol, icon=ft.Icons.ADD, on_click=lambda _e, s=symbol: self._intents.add_symbol(s))
-            for symbol in state.symbol_matches()
-        ]
+        # Each symbol keeps its chip and its add button while shown: rebuilt ones got new control ids, and a
+        # tap on one still on screen (the next chip's remove, a match as the query grows) was dropped.
+        self._chips = {s: self._chips.get(s) or self._watched_chip(s) for s in state.watchlist}
+        self._adds = {s: self._adds.get(s) or self._match_button(s) for s in state.symbol_matches()}
+        self.chips.controls = list(self._chips.values())
+        self.matches.controls = list(self._adds.values())
+
+    def _watched_chip(self, symbol: str) -> ft.Chip:
+        return ft.Chip(label=ft.Text(symbol), on_delete=lambda _e: self._intents.remove_symbol(symbol),
+                       delete_icon_tooltip=f"Remove {symbol}")
+
+    def _match_button(self, symbol: str) -> ft.TextButton:
+        return ft.TextButton(symbol, icon=ft.Icons.ADD, on_click=lambda _e: self._intents.add_symbol(symbol))

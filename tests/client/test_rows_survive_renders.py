@@ -1,7 +1,9 @@
 """A row's buttons keep working while the list around it changes: a saved strategy's "Switch off" as the
 runner writes its state into the document (right after it is switched on), an open order's Cancel as
 another order fills. The tap must still reach the app: it was dropped when each render rebuilt the rows,
-the tapped control being gone (Flet: "Control with ID ... not found"). Runs on a real Flet page and session (a connection that records what it would send to a client)."""
+the tapped control being gone (Flet: "Control with ID ... not found"). The same for a rule's Delete as
+another rule is switched off, and for the watchlist's chips and matches in Settings. Runs on a real Flet
+page and session (a connection that records what it would send to a client)."""
 
 from __future__ import annotations
 
@@ -88,8 +90,84 @@ async def test_cancel_reaches_the_app_after_another_order_filled() -> None:
     view.render(state)
     page.add(view.control)
     (tapped,) = [c.content for c in walk(view.list) if isinstance(c, ft.Semantics) and c.label == "Cancel order resting"]
+    assert tapped is not None
     state.apply_change(order("other", "closed", 1.0, 2))  # the other order fills as the trader taps
     view.render(state)
     page.update()
     await flet_session.dispatch_event(tapped._i, "click", None)  # noqa: SLF001
     assert cancelled == ["resting"]
+
+
+async def test_a_rules_delete_reaches_the_app_after_another_rule_was_switched_off() -> None:
+    """Two rules: the first is switched off and the second's Delete tapped before the repaint; then the
+    first's own switch is flipped back on (its row, and switch, kept)."""
+    from services.signals import Rule
+    from views.rules import RulesView
+
+    flet_session, page = live_page()
+    deleted: list[str] = []
+    toggled: list[tuple[str, bool]] = []
+    view = RulesView(Intents(delete_rule=deleted.append, toggle_rule=lambda rid, on: toggled.append((rid, on))))
+    state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
+
+    def rule(rid: str, enabled: bool) -> Rule:
+        return Rule(id=rid, name=f"Rule {rid}", direction="buy", enabled=enabled,
+                    when={"op": "gt", "left": "price", "right": 100})
+
+    state.set_rules([rule("a", True), rule("b", True)])
+    view.render(state)
+    page.add(view.control)
+    (delete_b,) = [c.content for c in walk(view.list) if isinstance(c, ft.Semantics) and c.label == "Delete rule Rule b"]
+    assert delete_b is not None
+    (switch_a,) = [c for c in walk(by_identifier(view.list, "rule-a")) if isinstance(c, ft.Switch)]
+
+    state.set_rules([rule("a", False), rule("b", True)])  # the switch-off of "a" comes back from the rule book
+    view.render(state)
+    page.update()
+    await flet_session.dispatch_event(delete_b._i, "click", None)  # noqa: SLF001  (tapped meanwhile)
+    assert deleted == ["b"]
+    assert by_identifier(view.list, "rule-a").label == "Rule Rule a, disabled" and switch_a.value is False
+    switch_a.value = True  # what the client's change writes before its event
+    await flet_session.dispatch_event(switch_a._i, "change", None)  # noqa: SLF001
+    assert toggled == [("a", True)]
+
+    state.set_rules([rule("a", True)])
+    view.render(state)
+    assert [c.identifier for c in view.list.controls] == ["rule-a"]  # type: ignore[attr-defined]
+    state.set_rules([])
+    view.render(state)
+    assert texts(view.list) == ["No rules: the engine fires nothing until you add one."]
+
+
+async def test_watchlist_chips_and_matches_take_taps_after_the_list_changed() -> None:
+    """Settings: removing one symbol, then the next at once; a match tapped as the query grows by a letter."""
+    from views.settings import SettingsView
+
+    flet_session, page = live_page()
+    removed: list[str] = []
+    added: list[str] = []
+    view = SettingsView(Intents(remove_symbol=removed.append, add_symbol=added.append))
+    state = AppState(watchlist=["BTC/USDT", "ETH/USDT", "SOL/USDT"], selected="BTC/USDT")
+    state.set_markets({s: {"symbol": s} for s in ("BTC/USDT", "ETH/USDT", "SOL/USDT", "DOGE/USDT", "DOT/USDT")})
+    view.render(state)
+    page.add(view.control)
+    (eth,) = [c for c in view.chips.controls if isinstance(c, ft.Chip) and c.delete_icon_tooltip == "Remove ETH/USDT"]
+    state.watchlist = ["ETH/USDT", "SOL/USDT"]  # BTC's removal, synced back
+    state.changed("watchlist")
+    view.render(state)
+    page.update()
+    await flet_session.dispatch_event(eth._i, "delete", None)  # noqa: SLF001
+    assert removed == ["ETH/USDT"]
+
+    state.symbol_query = "D"
+    state.changed("settings")
+    view.render(state)
+    page.update()
+    (dot,) = [c for c in view.matches.controls if isinstance(c, ft.TextButton) and c.content == "DOT/USDT"]
+    state.symbol_query = "DO"  # the next letter, typed as the trader taps a match
+    state.changed("settings")
+    view.render(state)
+    page.update()
+    assert [c.content for c in view.matches.controls] == ["DOGE/USDT", "DOT/USDT"]  # type: ignore[attr-defined]
+    await flet_session.dispatch_event(dot._i, "click", None)  # noqa: SLF001
+    assert added == ["DOT/USDT"]
