@@ -165,6 +165,7 @@ class Scene:
     live: list[cv.Shape] = field(default_factory=list)
     studies: dict[str, Series] = field(default_factory=dict)  # name → one value per bar shown
     fitted: tuple[object, ...] = ()  # what the price scale was fitted for: a next tick with the same keeps it
+    order_tags: tuple[float, ...] = ()  # the y of each order tag the base layer drew on the price axis
 
 
 def visible(candles: Sequence[Candle], window: Window) -> list[Candle]:
@@ -223,14 +224,16 @@ def build(candles: Sequence[Candle], window: Window, width: float, height: float
     vol = Scale(0.0, top_vol, price_pane.top + price_pane.height - vol_h, vol_h)
     scene.base_key += (top_vol,)
     if previous is not None and previous.base_key == scene.base_key:
-        scene.base = previous.base
+        scene.base, scene.order_tags = previous.base, previous.order_tags
     else:
         scene.base = [*_grid(fr, scale, places), *_time_axis(fr, bars),
                       *_candles(fr, scale, vol, closed, 0),
                       *_studies(fr, series, panes_of, scale, len(bars) - 1),
                       *_markers(fr, scale, bars, markers), *_lines(fr, scale, lines, places)]
+        scene.order_tags = tuple(tag_y for _y, _line, _off, _label_y, tag_y, tagged in _placed(scale, lines) if tagged)
     scene.live = [*_candles(fr, scale, vol, bars[-1:], len(bars) - 1),
-                  *_study_tails(fr, series, panes_of, scale), *_last_price(fr, scale, bars, places)]
+                  *_study_tails(fr, series, panes_of, scale),
+                  *_last_price(fr, scale, bars, places, scene.order_tags)]
     return scene
 
 
@@ -369,12 +372,28 @@ def _study_tails(fr: Frame, series: dict[str, Series], panes_of: dict[str, str],
     return shapes
 
 
-def _last_price(fr: Frame, scale: Scale, bars: Sequence[Candle], places: int) -> list[cv.Shape]:
+def _last_price(fr: Frame, scale: Scale, bars: Sequence[Candle], places: int,
+                order_tags: Sequence[float] = ()) -> list[cv.Shape]:
+    """The last price's line, and its tag at the price or, where an order's tag is there, the nearest place
+    clear of them (it is redrawn on every tick: moving it, not the orders' tags, keeps the base layer)."""
     last = bars[-1]
     colour = UP if last.close >= last.open else DOWN
     y = scale.y(last.close)
+    tag_y = free_slot(y, order_tags, LABEL_GAP, scale.top + 8, scale.top + scale.height)
     return [cv.Line(0, y, fr.plot_w, y, paint=_paint(colour, 1.0, dash=[3, 3])),
-            *_tag(fr.plot_w + 2, y, fmt(last.close, places), colour)]
+            *_tag(fr.plot_w + 2, tag_y, fmt(last.close, places), colour)]
+
+
+def free_slot(y: float, taken: Sequence[float], gap: float, lo: float, hi: float) -> float:
+    """The place nearest `y` at least `gap` from every one `taken`, within [lo, hi] if moved; `y` itself
+    when none is free. O(n²) for n taken (a few order tags)."""
+    def clear(c: float) -> bool:
+        return all(abs(c - t) >= gap - 1e-6 for t in taken)
+
+    if clear(y):
+        return y
+    moved = [c for t in taken for c in (t - gap, t + gap) if lo <= c <= hi and clear(c)]
+    return min(moved, key=lambda c: abs(c - y), default=y)
 
 
 def _markers(fr: Frame, scale: Scale, bars: Sequence[Candle], markers: Sequence[Marker]) -> list[cv.Shape]:
@@ -417,16 +436,9 @@ def _lines(fr: Frame, scale: Scale, lines: Sequence[PriceLine], places: int) -> 
     through each other's labels, and all but two were left out. Labels close together are spread apart
     (never drawn over each other), each on a backing that keeps another line from striking it through."""
     shapes: list[cv.Shape] = []
-    top, bottom = scale.top, scale.top + scale.height
-    placed = sorted(((min(max(scale.y(line.price), top), bottom), line) for line in lines),
-                    key=lambda p: (p[0], -p[1].price))
-    label_ys = spread([y - 8 for y, _ in placed], LABEL_GAP, top + 9, bottom)
-    tag_ys = spread([y for y, _ in placed], LABEL_GAP, top + 8, bottom)
-    for (y, line), label_y, tag_y in zip(placed, label_ys, tag_ys, strict=True):
+    for y, line, off, label_y, tag_y, tagged in _placed(scale, lines):
         colour = {"buy": UP, "sell": DOWN}.get(line.kind, INDICATOR)
         dash: list[float] | None = None if line.kind == "entry" else [6.0, 4.0]
-        true_y = scale.y(line.price)
-        off = -1 if true_y < top else 1 if true_y > bottom else 0  # above the scale, below it, on it
         text = f"{line.label} {fmt(line.price, places)}"
         start = fr.plot_w - OFF_STUB if off else 0.0
         shapes.append(cv.Line(start, y, fr.plot_w, y, paint=_paint(colour, 1.0, dash=dash)))
@@ -441,9 +453,26 @@ def _lines(fr: Frame, scale: Scale, lines: Sequence[PriceLine], places: int) -> 
                 tip, base = label_y + 4 * off, label_y - 3 * off
                 shapes.append(cv.Path([cv.Path.MoveTo(5, base), cv.Path.LineTo(13, base), cv.Path.LineTo(9, tip),
                                        cv.Path.Close()], paint=_paint(colour, fill=True)))
-        if off or abs(tag_y - y) <= 2 * LABEL_GAP:  # likewise its price on the axis
+        if tagged:
             shapes += _tag(fr.plot_w + 2, tag_y, fmt(line.price, places), ft.Colors.with_opacity(0.8, colour))
     return shapes
+
+
+def _placed(scale: Scale, lines: Sequence[PriceLine]) -> list[tuple[float, PriceLine, int, float, float, bool]]:
+    """Each line, top to bottom: its y on the scale (clamped to it), off (-1 above the scale, 1 below, 0 on
+    it), its label's y and its axis tag's y (spread apart), and whether the tag is drawn."""
+    top, bottom = scale.top, scale.top + scale.height
+    placed = sorted(((min(max(scale.y(line.price), top), bottom), line) for line in lines),
+                    key=lambda p: (p[0], -p[1].price))
+    label_ys = spread([y - 8 for y, _ in placed], LABEL_GAP, top + 9, bottom)
+    tag_ys = spread([y for y, _ in placed], LABEL_GAP, top + 8, bottom)
+    out = []
+    for (y, line), label_y, tag_y in zip(placed, label_ys, tag_ys, strict=True):
+        true_y = scale.y(line.price)
+        off = -1 if true_y < top else 1 if true_y > bottom else 0  # above the scale, below it, on it
+        # A tag pushed far from its line is left out, as its label is (see _lines).
+        out.append((y, line, off, label_y, tag_y, bool(off) or abs(tag_y - y) <= 2 * LABEL_GAP))
+    return out
 
 
 def spread(ys: Sequence[float], gap: float, lo: float, hi: float) -> list[float]:

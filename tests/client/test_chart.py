@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import flet as ft
 import flet.canvas as cv
@@ -17,7 +18,7 @@ from services.market import Candle, Tick
 from services.signals import Signal
 from views.chart_scene import Window, build, legend
 from views.chart_studies import compute
-from views.common import Intents
+from views.common import Intents, fmt
 
 MARKET = {"symbol": "BTC/USDT", "base": "BTC", "quote": "USDT",
           "precision": {"price": 0.01, "amount": 0.0001}, "limits": {"amount": {"min": 0.0001}}}
@@ -295,9 +296,8 @@ def test_a_crowd_of_order_lines_keeps_each_label_near_its_line() -> None:
 def test_order_labels_sit_at_their_price_and_those_off_the_scale_stack_at_its_edge() -> None:
     """A bracket far from the bars shown (four orders above the scale, two below) and two orders inside it:
     each inside label sits just above its own line, each off-scale one is marked (a triangle up or down) and
-    stacked at its edge
-    with no line struck across the plot, every line has a label and an axis tag, and no two labels' (or
-    tags') boxes overlap."""
+    stacked at its edge with no line struck across the plot, every line has a label and an axis tag, and no
+    two labels' (or tags') boxes overlap, the last price's tag among them."""
     from views.chart_scene import OFF_STUB, PriceLine, Scale, _lines, frame
 
     fr = frame(800.0, 400.0, [], 90)
@@ -320,6 +320,37 @@ def test_order_labels_sit_at_their_price_and_those_off_the_scale_stack_at_its_ed
     assert len(marks) == 6 and len(ups) == 4
     drawn = [s for s in shapes if isinstance(s, cv.Line)]
     assert sorted(round(s.x2 - s.x1) for s in drawn) == [OFF_STUB] * 6 + [round(fr.plot_w)] * 2
+
+    # On a chart with its bars, the last price's tag is on the axis too, clear of every order's tag: an
+    # order at the last price and one a tick above it (both tags spread below it), then a trade moving the
+    # price down onto the lower of those tags.
+    bars = bars_from(100.0, 60)
+    last = bars[-1]
+    orders = [PriceLine(last.close, "Buy limit", "buy"), PriceLine(last.close + 0.01, "Sell limit", "sell"),
+              *above, *below]
+    scene = build(bars, Window(60), 800.0, 400.0, studies=[], places=2, lines=orders)
+    assert_axis_tags_clear(scene, len(orders), last.close)
+    lower_tag = max(t for t in scene.order_tags if t < scene.price.top + scene.price.height)
+    price = round(scene.price.value(lower_tag), 2)
+    moved = Candle(last.timestamp_ms, last.open, last.high, min(last.low, price), price, last.volume)
+    ticked = build([*bars[:-1], moved], Window(60), 800.0, 400.0, studies=[], places=2, lines=orders,
+                   previous=scene)
+    assert ticked.base is scene.base  # the orders' tags stay put: only the live layer moves
+    assert_axis_tags_clear(ticked, len(orders), moved.close)
+
+
+def assert_axis_tags_clear(scene: Any, orders: int, last: float) -> None:
+    """Every order's tag and the last price's are drawn on the price axis, no two boxes overlapping, and
+    the last price's tag is near its line."""
+    from views.chart_scene import LABEL_GAP
+
+    edge = scene.frame.plot_w
+    tags = sorted((s for s in [*scene.base, *scene.live] if isinstance(s, cv.Rect) and s.x > edge),
+                  key=lambda r: r.y)
+    assert len(tags) == orders + 1
+    assert all(b.y >= a.y + a.height for a, b in zip(tags, tags[1:], strict=False)), [r.y for r in tags]
+    (tag,) = [t for t in scene.live if isinstance(t, cv.Text) and t.x > edge]
+    assert tag.value == fmt(last, 2) and abs(tag.y - scene.price.y(last)) <= 2 * LABEL_GAP
 
 
 def test_a_backtests_trades_are_marked_on_its_symbols_chart_outlined() -> None:
