@@ -22,13 +22,13 @@ from typing import Any
 
 from services.market.freshness import FeedStatus, status_for
 from services.market.markets import round_to_step
+from services.market.pacing import wake_delay_s
 from services.market.quotes import BookTop
 from services.market.recording import Recording, TradeSeries, load_recording
 from services.market.types import TIMEFRAME_MS, Candle, MarketDataError, Tick, UnknownSymbol
 
 _ROOT = Path(__file__).resolve().parents[2]
 _DEFAULT = _ROOT / "assets" / "replay" / "simulated-7.jsonl.gz"
-_MAX_SLEEP_S = 1.0  # re-read the clock at least this often (it may jump: suspend, NTP, a test's fake clock)
 _MAX_CATCH_UP_S = 60.0  # after a longer pause, skip ahead rather than flood consumers with old trades
 
 
@@ -374,11 +374,7 @@ class ReplayFeed:
                 loop * self._duration + s.offsets_ms[i]
                 for s, (loop, i) in ((s, self._first_at_or_after(s, cursor)) for _, s in chosen)
             )
-            # The trade at next_v is due once the clock is inside its wall-clock millisecond (aim mid-ms,
-            # so float rounding of the clock cannot leave us just short of it).
-            clock_s = self._clock()
-            delay = max((self._wall(next_v) + 0.5) / 1000 - clock_s, woke_s + self._batch_s - clock_s)
-            await self._sleep(min(max(delay, 0.0), _MAX_SLEEP_S))
+            await self._sleep(wake_delay_s(self._wall(next_v), woke_s, self._clock(), self._batch_s))
 
 
 def _tagged(n: int, pairs: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int, int]]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from services.market.freshness import FeedStatus
 from services.market.markets import decimals
+from services.market.pacing import wake_delay_s
 from services.market.quotes import BookTop
 from services.market.synthetic import (
     DEFAULT_SEED,
@@ -35,7 +36,6 @@ from services.market.synthetic import (
 )
 from services.market.types import Candle, MarketDataError, Tick
 
-_MAX_SLEEP_S = 1.0  # re-read the clock at least this often (suspend, NTP, a test's fake clock)
 _MAX_CATCH_UP_MS = 60_000  # after a longer pause, skip ahead rather than flood consumers with old trades
 _DAY_MINUTES = 1440
 
@@ -356,10 +356,7 @@ class SyntheticFeed:
                     yield tick
                 cursor = now + 1
             next_ms = min(self._next_trade_ms(s, cursor) for s in chosen)
-            # The trade at next_ms is due once the clock is inside its millisecond (aim mid-ms).
-            clock_s = self._clock()
-            delay = max((next_ms + 0.5) / 1000 - clock_s, woke_s + self._batch_s - clock_s)
-            await self._sleep(min(max(delay, 0.0), _MAX_SLEEP_S))
+            await self._sleep(wake_delay_s(next_ms, woke_s, self._clock(), self._batch_s))
 
     def _next_trade_ms(self, symbol: str, at_ms: int) -> int:
         minute = at_ms // MINUTE_MS

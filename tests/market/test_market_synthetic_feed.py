@@ -161,3 +161,13 @@ async def test_batched_ticks_are_the_same_trades_with_one_wake_up_per_batch() ->
     assert batched == one_by_one
     assert len(clock_batched.slept) <= 30 / 0.5 + 2 < len(clock_each.slept) / 3
     assert open_feed("synthetic", batch_s=0.05)._batch_s == 0.05  # what the app asks for reaches the feed
+
+
+def test_a_feed_sleeps_until_the_next_trade_is_due_but_a_batch_at_least_and_a_second_at_most() -> None:
+    """The pacing rule the synthetic and replay feeds share (services.market.pacing)."""
+    from services.market.pacing import MAX_SLEEP_S, wake_delay_s
+
+    assert wake_delay_s(10_000, woke_s=9.995, clock_s=9.996, batch_s=0.0) == pytest.approx(0.0045)  # mid-ms
+    assert wake_delay_s(10_000, woke_s=9.995, clock_s=9.996, batch_s=0.02) == pytest.approx(0.019)  # one batch
+    assert wake_delay_s(9_000, woke_s=9.995, clock_s=9.996, batch_s=0.0) == 0.0  # overdue: at once
+    assert wake_delay_s(60_000, woke_s=9.995, clock_s=9.996, batch_s=0.005) == MAX_SLEEP_S  # clock re-read
