@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from array import array
-from bisect import bisect_right
 
 from services.signals.sums import CompensatedSum
-from services.signals.windows import COMPACT_AT
+from services.signals.time_order import TimeOrder
 
 
 class FlowWindow:
@@ -18,13 +16,13 @@ class FlowWindow:
     Only sums are asked of these windows, never an order statistic, so (timestamp_ms, price*amount,
     amount) points in timestamp order are the right structure: O(1) append and evict for in-order
     ticks; a late tick is placed by bisection and one memmove of the k points newer than it (k is
-    bounded by the late tolerance). The points are three typed arrays, not a tuple per trade: a
+    bounded by the late tolerance). The points are a `TimeOrder`'s typed arrays, not a tuple per trade: a
     15-minute window at 20 trades/s holds 18,000 points, which as tuples were ~72,000 small objects
     per symbol kept for 15 minutes (and the allocator's slabs they pinned). The spike window is the
     newest part of the same points: it has its own start (`short_head`) and volume sum, not a copy.
     """
 
-    __slots__ = ("horizon_ms", "spike_horizon_ms", "_ts", "_pv", "_am", "_head", "_short_head",
+    __slots__ = ("horizon_ms", "spike_horizon_ms", "_order", "_ts", "_pv", "_am", "_short_head",
                  "_value", "_volume", "_short_volume", "_evicted", "_short_evicted")
 
     def __init__(self, horizon_ms: int, spike_horizon_ms: int) -> None:
@@ -32,10 +30,9 @@ class FlowWindow:
             raise ValueError("need 0 < spike_horizon_ms <= horizon_ms")
         self.horizon_ms = horizon_ms
         self.spike_horizon_ms = spike_horizon_ms
-        self._ts = array("q")
-        self._pv = array("d")
-        self._am = array("d")
-        self._head = 0  # the oldest point inside `horizon_ms` (those before it are moved out at COMPACT_AT)
+        # The time order's head is the oldest point inside `horizon_ms`.
+        self._order = TimeOrder(2)
+        self._ts, (self._pv, self._am) = self._order.ts, self._order.columns  # the same arrays, read directly
         self._short_head = 0  # the oldest inside `spike_horizon_ms` (>= _head: the spike window is shorter)
         self._value = CompensatedSum()
         self._volume = CompensatedSum()
@@ -43,14 +40,15 @@ class FlowWindow:
         self._evicted = self._short_evicted = 0
 
     def __len__(self) -> int:
-        return len(self._ts) - self._head
+        return len(self._order)
 
     def insert(self, timestamp_ms: int, price: float, amount: float) -> None:
         """O(1) amortised in order; O(k) for a tick k points late."""
         pv = price * amount
-        times, pvs, ams, head, short = self._ts, self._pv, self._am, self._head, self._short_head
+        order, times, pvs, ams, short = self._order, self._ts, self._pv, self._am, self._short_head
+        head = order.head
         in_short = True
-        if len(times) == head or timestamp_ms >= times[-1]:
+        if len(times) == head or timestamp_ms >= times[-1]:  # in order: an append (see TimeOrder)
             times.append(timestamp_ms)
             pvs.append(pv)
             ams.append(amount)
@@ -58,10 +56,7 @@ class FlowWindow:
             newest = times[-1]
             if timestamp_ms <= newest - self.horizon_ms:
                 return  # already outside both windows
-            k = bisect_right(times, timestamp_ms, head)  # after equal timestamps: arrival order
-            times.insert(k, timestamp_ms)
-            pvs.insert(k, pv)
-            ams.insert(k, amount)
+            order.insert_late(timestamp_ms, (pv, amount))
             if timestamp_ms <= newest - self.spike_horizon_ms:
                 in_short = False  # it lands before the spike window's start (k <= short): outside it
                 short += 1
@@ -91,11 +86,8 @@ class FlowWindow:
         if self._short_evicted >= max(len(times) - short, 64):
             short_volume.reset(ams[short:].tolist())
             self._short_evicted = 0
-        if head >= COMPACT_AT and 2 * head >= len(times):  # one memmove per ~head evictions
-            del times[:head], pvs[:head], ams[:head]
-            short -= head
-            head = 0
-        self._head, self._short_head = head, short
+        order.head = head
+        self._short_head = short - order.compact()
 
     @property
     def volume(self) -> float:

@@ -7,8 +7,7 @@
 from __future__ import annotations
 
 import math
-from array import array
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterable
 from heapq import heapify, heappop, heappush
@@ -16,13 +15,11 @@ from itertools import chain
 
 from sortedcontainers import SortedList
 
+from services.signals.time_order import TimeOrder
+
 # Below this many points a flat Python list with bisect beats a split into heaps: `insort`/`del`
 # move at most a few KB with memmove. Above it the memmove grows linearly and the heaps win.
 FLAT_LIST_MAX_POINTS = 4096
-# A columnar window (typed arrays, oldest live point at `head`) keeps this many evicted slots at the front
-# before moving its live points down: one memmove per this many evictions (and at least as many as are
-# live), amortised O(1) a point.
-COMPACT_AT = 1024
 
 
 def _between(lo: float, hi: float, frac: float) -> float:
@@ -48,15 +45,14 @@ class SortedWindow:
     """Points of one series over the last `max_points` and/or the last `horizon_ms` of time.
 
     Both orders are kept: by value in a SortedList of the plain values (min, max, quantiles and
-    rank in O(log n)), and by time in two typed arrays in timestamp order (eviction from the
-    oldest end, time ranges by bisection). Points arrive in time order but for the late ones, so
-    the time order needs no tree: an in-order point is an append, a late one one bisection and
-    a memmove of the points newer than it. Arrays hold no Python object per point (a tuple, an
-    int and a float each were ~3 small objects per point kept for the window's life).
+    rank in O(log n)), and by time in a `TimeOrder` (typed arrays in timestamp order: eviction from
+    the oldest end, time ranges by bisection, an in-order point an append, a late one a bisection
+    and a memmove of the points newer than it). Arrays hold no Python object per point (a tuple,
+    an int and a float each were ~3 small objects per point kept for the window's life).
     A point older than the window when it arrives is evicted at once (and returned as evicted).
     """
 
-    __slots__ = ("max_points", "horizon_ms", "_ts", "_vals", "_head", "_by_value")
+    __slots__ = ("max_points", "horizon_ms", "_order", "_ts", "_vals", "_by_value")
 
     def __init__(self, *, max_points: int | None = None, horizon_ms: int | None = None) -> None:
         if max_points is None and horizon_ms is None:
@@ -65,39 +61,35 @@ class SortedWindow:
             raise ValueError("window bounds must be positive")
         self.max_points = max_points
         self.horizon_ms = horizon_ms
-        # Time order: equal timestamps stay in arrival order (a new point goes after its equals).
-        self._ts = array("q")
-        self._vals = array("d")
-        self._head = 0  # points before it have been evicted (moved out at COMPACT_AT)
+        self._order = TimeOrder(1)
+        self._ts, (self._vals,) = self._order.ts, self._order.columns  # the same arrays, read directly
         self._by_value: SortedList = SortedList()
 
     def __len__(self) -> int:
-        return len(self._ts) - self._head
+        return len(self._order)
 
     def insert(self, timestamp_ms: int, value: float) -> list[tuple[int, float]]:
         """Place a point by timestamp and evict what falls out. O(log n) amortised.
 
         Returns the evicted points so callers can subtract them from running sums.
         """
-        times, vals = self._ts, self._vals
-        if len(times) == self._head or timestamp_ms >= times[-1]:
+        order, times, vals = self._order, self._ts, self._vals
+        if len(times) == order.head or timestamp_ms >= times[-1]:  # in order: an append (see TimeOrder)
             times.append(timestamp_ms)
             vals.append(value)
         else:
-            k = bisect_right(times, timestamp_ms, self._head)
-            times.insert(k, timestamp_ms)
-            vals.insert(k, value)
+            order.insert_late(timestamp_ms, (value,))
         self._by_value.add(value)
         evicted: list[tuple[int, float]] = []
-        if self.max_points is not None and len(times) - self._head > self.max_points:
-            by_value, head = self._by_value, self._head
+        if self.max_points is not None and len(times) - order.head > self.max_points:
+            by_value, head = self._by_value, order.head
             while len(times) - head > self.max_points:
                 v = vals[head]
                 by_value.remove(v)
                 evicted.append((times[head], v))
                 head += 1
-            self._head = head
-            self._compact()
+            order.head = head
+            order.compact()
         if self.horizon_ms is not None:
             evicted.extend(self.evict_through(times[-1] - self.horizon_ms))
         return evicted
@@ -105,22 +97,17 @@ class SortedWindow:
     def evict_through(self, cutoff_ms: int) -> list[tuple[int, float]]:
         """Drop points with timestamp <= cutoff_ms (time passing). O(k log n) for k evicted."""
         evicted: list[tuple[int, float]] = []
-        times, vals, by_value, head = self._ts, self._vals, self._by_value, self._head
+        order, times, vals, by_value = self._order, self._ts, self._vals, self._by_value
+        head = order.head
         while head < len(times) and times[head] <= cutoff_ms:
             v = vals[head]
             by_value.remove(v)
             evicted.append((times[head], v))
             head += 1
-        if head != self._head:
-            self._head = head
-            self._compact()
+        if head != order.head:
+            order.head = head
+            order.compact()
         return evicted
-
-    def _compact(self) -> None:
-        head = self._head
-        if head >= COMPACT_AT and 2 * head >= len(self._ts):
-            del self._ts[:head], self._vals[:head]
-            self._head = 0
 
     # -- order statistics, all O(log n) ---------------------------------------------------
     def min(self) -> float:
@@ -143,13 +130,13 @@ class SortedWindow:
 
     # -- time order -------------------------------------------------------------------------
     def newest(self) -> tuple[int, float] | None:
-        if len(self._ts) == self._head:
+        if not len(self._order):
             return None
         return self._ts[-1], self._vals[-1]
 
     def _span(self, start_ms: int, end_ms: int) -> tuple[int, int]:
-        times = self._ts
-        return bisect_left(times, start_ms, self._head), bisect_left(times, end_ms + 1, self._head)
+        times, head = self._ts, self._order.head
+        return bisect_left(times, start_ms, head), bisect_left(times, end_ms + 1, head)
 
     def count_between(self, start_ms: int, end_ms: int) -> int:
         """Points with start_ms <= timestamp <= end_ms. O(log n)."""
@@ -163,7 +150,7 @@ class SortedWindow:
 
     def points(self) -> list[tuple[int, float]]:
         """Every point, oldest first. O(n): for tests and snapshots, not the hot path."""
-        head = self._head
+        head = self._order.head
         return list(zip(self._ts[head:], self._vals[head:], strict=True))
 
 

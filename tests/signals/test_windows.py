@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.signals import windows
+from services.signals.time_order import COMPACT_AT
 from services.signals.windows import RollingQuantile, SortedWindow, interpolate
 
 values = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
@@ -152,7 +153,7 @@ def test_columnar_windows_equal_a_rescan_over_thousands_of_points_with_late_ones
     flow = FlowWindow(4_000, 1_000)
     model: list[tuple[int, int, float, float]] = []  # (ts, seq, price, amount)
     ts = 0
-    for seq in range(6 * windows.COMPACT_AT):
+    for seq in range(6 * COMPACT_AT):
         ts += int(rng.integers(0, 12))
         t = ts - int(rng.integers(1, 40)) if rng.random() < 0.05 else ts  # one point in twenty is late
         price = round(float(rng.normal(100.0, 3.0)), 2)
