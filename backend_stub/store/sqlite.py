@@ -13,7 +13,7 @@ commit's fsync runs, the next transactions queue up; a lone write is committed a
 Reads never run inside a batch (they would see writes not yet durable): a read queued behind writes
 waits for their commit.
 
-Point reads (`get`, `latest_version`: one primary-key lookup, microseconds) run on the event loop on a
+Point reads (`get`, `latest_version`: one index lookup, microseconds) run on the event loop on a
 second, read-only connection instead: WAL gives it the last committed state without waiting for the
 writer, and it spares each request the hand-off to the store's thread and back (a commit is visible to
 it before any `transact` returns, so a caller reads its own writes).
@@ -69,8 +69,8 @@ T = TypeVar("T")
 # - `change_log`: append-only (rowid), found per user through `change_log_by_user (uid, version)`; the
 #   user's version is the newest entry's, so no per-user row is rewritten on every commit.
 # Version 1 (docs and changes clustered per user WITHOUT ROWID, a users row holding each version, two
-# JSON-expression indexes per paged collection) wrote ~12-13 pages per order on the bench.
-# `_migrate_v1` moves such a file's contents over when it is first opened.
+# JSON-expression indexes per paged collection) wrote 12-13 WAL pages per order on `bench/load.py`, this 6-8.
+# `_create_or_migrate` moves such a file's contents over (`_MIGRATE_V1`) when it is first opened.
 SCHEMA_VERSION = 2
 PAGED = ("orders", "alerts")  # listed page by page
 OPEN = {"orders": "open", "alerts": "active"}  # the one status each paged collection keeps an index of
