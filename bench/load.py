@@ -201,12 +201,13 @@ def _median(values: list[Any]) -> float | None:
 
 
 class Target:
-    """A server to load: its process, its port, and a stream of distinct order requests for it."""
+    """A server to load: its process, its port, its database file, and a stream of distinct order requests."""
 
-    def __init__(self, name: str, process: Any, port: int, users: int) -> None:
+    def __init__(self, name: str, process: Any, port: int, users: int, db: Path) -> None:
         self.name = name
         self.process = process
         self.port = port
+        self.db = db
         self._auth = [f"Bearer {devtoken.mint(f'load{u}', key=DEV_KEY.encode())}".encode() for u in range(users)]
         self._serial = 0
 
@@ -331,6 +332,28 @@ async def run_step(target: Target, rate: float, seconds: float, *, connections: 
     return step
 
 
+async def wal_pages(target: Target, rate: float, seconds: float, **opts: Any) -> dict[str, Any]:
+    """WAL frames (pages) the server's commits write per answered order, at `rate` for `seconds`.
+
+    A read transaction held here meanwhile keeps the server's checkpoints from restarting the WAL, so
+    the file only grows: (its growth) / (page size + frame header) is every page the commits wrote."""
+    reader = sqlite3.connect(target.db, isolation_level=None)
+    try:
+        page_size = reader.execute("PRAGMA page_size").fetchone()[0]
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the read transaction starts here
+        wal = target.db.with_name(target.db.name + "-wal")
+        before = wal.stat().st_size
+        step = await run_step(target, rate, seconds, **opts)
+        frames = (wal.stat().st_size - before) / (page_size + 24)
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    ok = len(step.latencies_ms)
+    return {"orders": ok, "frames": round(frames), "pages_per_order": _round(frames / ok) if ok else None,
+            "page_size": page_size}
+
+
 # -- the run -------------------------------------------------------------------------------------------
 
 
@@ -345,18 +368,18 @@ def start_targets(tmp: Path, users: int, baseline: Path | None = None) -> list[T
         [sys.executable, __file__, "--reference-server", str(ref_port), str(tmp / "ref")], cwd=ROOT,
         stdout=(tmp / "ref.log").open("wb"), stderr=subprocess.STDOUT,
     )
-    targets.append(Target("reference", ref, ref_port, users))
+    targets.append(Target("reference", ref, ref_port, users, tmp / "ref" / "reference.db"))
     env = {**os.environ, **SKEET_ENV, "SKEET_DATA_DIR": str(tmp / "skeet"), "SKEET_DEV_KEY": DEV_KEY,
            "PORT": str(skeet_port), "PYTHONPATH": str(ROOT)}
     skeet = subprocess.Popen([sys.executable, "-m", "backend_stub"], cwd=ROOT, env=env,
                              stdout=(tmp / "skeet.log").open("wb"), stderr=subprocess.STDOUT)
-    targets.append(Target("skeet", skeet, skeet_port, users))
+    targets.append(Target("skeet", skeet, skeet_port, users, tmp / "skeet" / "state.db"))
     if baseline is not None:
         port = free_port()
         env = {**env, "SKEET_DATA_DIR": str(tmp / "baseline"), "PORT": str(port), "PYTHONPATH": str(baseline)}
         process = subprocess.Popen([sys.executable, "-m", "backend_stub"], cwd=baseline, env=env,
                                    stdout=(tmp / "baseline.log").open("wb"), stderr=subprocess.STDOUT)
-        targets.append(Target("baseline", process, port, users))
+        targets.append(Target("baseline", process, port, users, tmp / "baseline" / "state.db"))
     for target in targets:
         wait_http(f"http://127.0.0.1:{target.port}/healthz", target.process)
     return targets
@@ -386,6 +409,15 @@ async def bench(args: argparse.Namespace, targets: list[Target]) -> dict[str, An
     for n in range(args.cpu_rounds):  # A/B interleaved: the order flips every round
         order = targets if n % 2 == 0 else targets[::-1]
         cpu_rounds.append({t.name: await run_step(t, args.cpu_rate, args.cpu_seconds, **opts) for t in order})
+    wal: dict[str, Any] = {}
+    if args.wal_orders:  # after the CPU rounds, so those are measured as before
+        for target in targets:
+            wal[target.name] = await wal_pages(target, args.cpu_rate, args.wal_orders / args.cpu_rate, **opts)
+            print(f"{target.name:9} WAL pages per order: {wal[target.name]['pages_per_order']} "
+                  f"({wal[target.name]['frames']} frames for {wal[target.name]['orders']} orders at "
+                  f"{args.cpu_rate:.0f}/s)", flush=True)
+    if args.wal_only:
+        return {"wal_pages": wal}
     targets = [t for t in targets if t.name != "baseline"]  # the baseline is measured for CPU only
     steps: dict[str, list[Step]] = {t.name: [] for t in targets}
     stopped: set[str] = set()
@@ -410,7 +442,7 @@ async def bench(args: argparse.Namespace, targets: list[Target]) -> dict[str, An
                 stopped.add(name)
         if len(stopped) == len(targets):
             break
-    return {"cpu_rounds": cpu_rounds, "steps": steps}
+    return {"cpu_rounds": cpu_rounds, "steps": steps, "wal_pages": wal}
 
 
 def report(args: argparse.Namespace, figures: dict[str, Any], elapsed_s: float) -> dict[str, Any]:
@@ -469,6 +501,7 @@ def report(args: argparse.Namespace, figures: dict[str, Any], elapsed_s: float) 
         "held_ratio_target": 0.8,
         "at_1000": at_1000, "reference_holds_1000": ref_holds_1000,
         "skeet_p99_at_1000_ms": skeet_1000["p99_ms"] if skeet_1000 else None, "p99_at_1000_target_ms": 10.0,
+        "wal_pages": figures["wal_pages"],
         "steps": {name: [s.summary() for s in ss] for name, ss in steps.items()},
         "cpu_steps": per_round,
     }
@@ -492,6 +525,9 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="also measure (CPU phase only) python -m backend_stub from this source tree, "
                              "e.g. `git worktree add /tmp/main main`: skeet's CPU against its own earlier code")
+    parser.add_argument("--wal-orders", type=int, default=1000,
+                        help="after the CPU rounds, count the WAL pages per order over this many orders (0: skip)")
+    parser.add_argument("--wal-only", action="store_true", help="only the WAL page count (after a warm-up)")
     parser.add_argument("--reference-server", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reference_server:
@@ -511,13 +547,15 @@ def main() -> int:
                     with contextlib.suppress(Exception):
                         stop(target.process)
             return 0
+        if args.wal_only:
+            args.cpu_rounds = 0
         try:
             figures = asyncio.run(bench(args, targets))
         finally:
             for target in targets:
                 with contextlib.suppress(Exception):
                     stop(target.process)
-        result = report(args, figures, time.monotonic() - started)
+        result = figures if args.wal_only else report(args, figures, time.monotonic() - started)
     print(json.dumps(result))
     return 0
 

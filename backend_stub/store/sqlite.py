@@ -13,7 +13,7 @@ commit's fsync runs, the next transactions queue up; a lone write is committed a
 Reads never run inside a batch (they would see writes not yet durable): a read queued behind writes
 waits for their commit.
 
-Point reads (`get`, `latest_version`: one primary-key lookup, microseconds) run on the event loop on a
+Point reads (`get`, `latest_version`: one index lookup, microseconds) run on the event loop on a
 second, read-only connection instead: WAL gives it the last committed state without waiting for the
 writer, and it spares each request the hand-off to the store's thread and back (a commit is visible to
 it before any `transact` returns, so a caller reads its own writes).
@@ -47,7 +47,6 @@ from backend_stub.store.base import (
     LeaseLost,
     Page,
     PageKey,
-    Put,
     SubscriberTooSlow,
     VersionConflict,
     Write,
@@ -59,39 +58,66 @@ from services.auth.devtoken import private_dir, private_file
 
 T = TypeVar("T")
 
+# The physical layout (schema version 2), laid out for what an order's commit writes: every B-tree page a
+# commit touches is written whole to the WAL and fsynced, so each table or index an order reaches costs a
+# page, unless the batch's other orders share it.
+# - `documents`: a rowid table, so new documents (an order, its idempotency claim) append to the last page,
+#   which a batch's orders share; `documents_key` finds them (small entries: a page holds ~60 of them).
+#   `status` and `ts` are the paged collections' `status` and `IFNULL(timestamp, 0)` as columns (NULL for
+#   other collections): pages are read through `documents_by_time` (every paged doc) and the partial
+#   `<collection>_open` indexes (open orders, active alerts only: an order that never rests never enters it).
+# - `change_log`: append-only (rowid), found per user through `change_log_by_user (uid, version)`; the
+#   user's version is the newest entry's, so no per-user row is rewritten on every commit.
+# Version 1 (docs and changes clustered per user WITHOUT ROWID, a users row holding each version, two
+# JSON-expression indexes per paged collection) wrote 12-13 WAL pages per order on `bench/load.py`, this 6-8.
+# `_create_or_migrate` moves such a file's contents over (`_MIGRATE_V1`) when it is first opened.
+SCHEMA_VERSION = 2
+PAGED = ("orders", "alerts")  # listed page by page
+OPEN = {"orders": "open", "alerts": "active"}  # the one status each paged collection keeps an index of
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS docs (
+CREATE TABLE IF NOT EXISTS documents (
     uid TEXT NOT NULL, collection TEXT NOT NULL, doc_id TEXT NOT NULL,
-    doc TEXT NOT NULL, version INTEGER NOT NULL,
-    PRIMARY KEY (uid, collection, doc_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS changes (
+    doc TEXT NOT NULL, version INTEGER NOT NULL, status, ts
+);
+CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (uid, collection, doc_id);
+CREATE INDEX IF NOT EXISTS documents_by_time ON documents (uid, collection, ts, doc_id) WHERE ts IS NOT NULL;
+{open_indexes}
+CREATE TABLE IF NOT EXISTS change_log (
     uid TEXT NOT NULL, version INTEGER NOT NULL, collection TEXT NOT NULL, doc_id TEXT NOT NULL,
-    kind TEXT NOT NULL, doc TEXT,
-    PRIMARY KEY (uid, version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS users (uid TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+    kind TEXT NOT NULL, doc TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS change_log_by_user ON change_log (uid, version);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, generation INTEGER NOT NULL, expires_at REAL NOT NULL
 ) WITHOUT ROWID;
-DROP INDEX IF EXISTS docs_by_time;
-DROP INDEX IF EXISTS docs_by_status_time;
-{page_indexes}
+""".format(open_indexes="\n".join(
+    f"CREATE INDEX IF NOT EXISTS {c}_open ON documents (uid, ts, doc_id) WHERE collection='{c}' AND status='{s}';"
+    for c, s in OPEN.items()
+))
+# Version 1's paged fields, as its indexes computed them (and so as `status`/`ts` must hold them).
+_V1_TS = "IFNULL(json_extract(doc, '$.timestamp'), 0)"
+_V1_STATUS = "json_extract(doc, '$.status')"
+_PAGED_SQL = ",".join(f"'{c}'" for c in PAGED)
+_MIGRATE_V1 = f"""
+INSERT INTO documents (uid, collection, doc_id, doc, version, status, ts)
+    SELECT uid, collection, doc_id, doc, version,
+           CASE WHEN collection IN ({_PAGED_SQL}) THEN {_V1_STATUS} END,
+           CASE WHEN collection IN ({_PAGED_SQL}) THEN {_V1_TS} END
+    FROM docs ORDER BY uid, collection, doc_id;
+INSERT INTO change_log (uid, version, collection, doc_id, kind, doc)
+    SELECT uid, version, collection, doc_id, kind, doc FROM changes ORDER BY uid, version;
+DROP TABLE docs;
+DROP TABLE changes;
+DROP TABLE users;
 """
-# Listed page by page (orders, alerts): partial indexes, so writes to other collections (balances,
-# idempotency keys, positions) pay nothing for them.
-PAGED = ("orders", "alerts")
-# Pages are read through these expression indexes; a query must spell the expressions exactly so.
-_TS = "IFNULL(json_extract(doc, '$.timestamp'), 0)"
-_STATUS = "json_extract(doc, '$.status')"
-_SCHEMA = _SCHEMA.format(
-    page_indexes="\n".join(
-        f"CREATE INDEX IF NOT EXISTS {c}_by_time ON docs (uid, {_TS}, doc_id) WHERE collection='{c}';\n"
-        f"CREATE INDEX IF NOT EXISTS {c}_by_status_time ON docs (uid, {_STATUS}, {_TS}, doc_id) "
-        f"WHERE collection='{c}';"
-        for c in PAGED
-    )
+
+_INSERT = "INSERT INTO documents (uid, collection, doc_id, doc, version, status, ts) VALUES (?,?,?,?,?,?,?)"
+_UPSERT = _INSERT + (
+    " ON CONFLICT (uid, collection, doc_id) DO UPDATE SET doc=excluded.doc, version=excluded.version, "
+    "status=excluded.status, ts=excluded.ts"
 )
+_UPDATE = "UPDATE documents SET doc=?, version=? WHERE uid=? AND collection=? AND doc_id=?"
+_UPDATE_PAGED = "UPDATE documents SET doc=?, version=?, status=?, ts=? WHERE uid=? AND collection=? AND doc_id=?"
 
 _QUEUE_LIMIT = 10_000  # changes a subscriber may lag before it is dropped
 MAX_BATCH = 256  # transactions committed together at most (one fsync)
@@ -162,7 +188,7 @@ class SqliteStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=10000")
-        conn.executescript(_SCHEMA)
+        _create_or_migrate(conn)
         self._conn = conn
 
     def _close_sync(self) -> None:
@@ -288,14 +314,14 @@ class SqliteStore:
 
     async def get(self, uid: str, collection: str, doc_id: str) -> dict[str, Any] | None:
         row = self._read_db.execute(
-            "SELECT doc FROM docs WHERE uid=? AND collection=? AND doc_id=?", (uid, collection, doc_id)
+            "SELECT doc FROM documents WHERE uid=? AND collection=? AND doc_id=?", (uid, collection, doc_id)
         ).fetchone()
         return json.loads(row[0]) if row else None
 
     async def list(self, uid: str, collection: str) -> builtins.list[dict[str, Any]]:
         def read() -> builtins.list[dict[str, Any]]:
             rows = self._db.execute(
-                "SELECT doc FROM docs WHERE uid=? AND collection=? ORDER BY doc_id", (uid, collection)
+                "SELECT doc FROM documents WHERE uid=? AND collection=? ORDER BY doc_id", (uid, collection)
             ).fetchall()
             return [json.loads(row[0]) for row in rows]
 
@@ -315,25 +341,29 @@ class SqliteStore:
             raise ValueError("limit must be at least 1")
         if field is not None and field != "status":
             raise ValueError("pages filter on status only (the one indexed field)")
-        # The collection is spelt into the SQL, so the planner may use its partial index.
+        # The collection (and an indexed status) is spelt into the SQL, so the planner may use its partial index.
         if collection not in PAGED:
             raise ValueError(f"pages are kept for {', '.join(PAGED)} only")
         where = ["uid=?", f"collection='{collection}'"]
         args: builtins.list[Any] = [uid]
-        # One status: a range of <c>_by_status_time. Several (closed, canceled, ...): <c>_by_time,
-        # filtered (an IN over the middle column would read every match and sort them).
-        index = f"{collection}_by_time"
-        if field is not None:
-            where.append(f"{_STATUS} IN ({','.join('?' * len(values))})")
-            args.extend(values)
-            if len(values) == 1:
-                index = f"{collection}_by_status_time"
+        # The one status kept in an index (open orders, active alerts): a range of <c>_open. Others, or
+        # several (closed, canceled, ...): documents_by_time, filtered; what it skips is bounded by the
+        # caps on open orders and active alerts.
+        if field is not None and list(values) == [OPEN[collection]]:
+            index = f"{collection}_open"
+            where.append(f"status='{OPEN[collection]}'")
+        else:
+            index = "documents_by_time"
+            where.append("ts IS NOT NULL")
+            if field is not None:
+                where.append(f"status IN ({','.join('?' * len(values))})")
+                args.extend(values)
         if after is not None:
-            where.append(f"({_TS}, doc_id) < (?, ?)")
+            where.append("(ts, doc_id) < (?, ?)")
             args.extend(after)
         sql = (
-            f"SELECT doc, {_TS}, doc_id FROM docs INDEXED BY {index} WHERE {' AND '.join(where)} "
-            f"ORDER BY {_TS} DESC, doc_id DESC LIMIT ?"
+            f"SELECT doc, ts, doc_id FROM documents INDEXED BY {index} WHERE {' AND '.join(where)} "
+            f"ORDER BY ts DESC, doc_id DESC LIMIT ?"
         )
         args.append(limit + 1)
 
@@ -351,30 +381,33 @@ class SqliteStore:
     async def find(
         self, collection: str, field: str, value: Any
     ) -> builtins.list[tuple[str, dict[str, Any]]]:
+        if field == "status" and collection in PAGED:  # the column; an open order or active alert: its index
+            sql = f"SELECT uid, doc FROM documents WHERE collection='{collection}' AND status=? ORDER BY uid, doc_id"
+            if value == OPEN[collection]:
+                sql = sql.replace("status=?", f"status='{value}'")
+            args: tuple[Any, ...] = (value,) if "?" in sql else ()
+        else:
+            sql = "SELECT uid, doc FROM documents WHERE collection=? AND json_extract(doc, ?) = ? ORDER BY uid, doc_id"
+            args = (collection, "$." + json.dumps(field), value)
+
         def read() -> builtins.list[tuple[str, dict[str, Any]]]:
-            rows = self._db.execute(
-                "SELECT uid, doc FROM docs WHERE collection=? AND json_extract(doc, ?) = ? ORDER BY uid, doc_id",
-                (collection, "$." + json.dumps(field), value),
-            ).fetchall()
-            return [(row[0], json.loads(row[1])) for row in rows]
+            return [(row[0], json.loads(row[1])) for row in self._db.execute(sql, args).fetchall()]
 
         return await self._run(read)
 
     async def latest_version(self, uid: str) -> int:
-        row = self._read_db.execute("SELECT version FROM users WHERE uid=?", (uid,)).fetchone()
-        return int(row[0]) if row else 0
+        return _version_of(self._read_db, uid)
 
     def _version_sync(self, uid: str) -> int:
-        row = self._db.execute("SELECT version FROM users WHERE uid=?", (uid,)).fetchone()
-        return int(row[0]) if row else 0
+        return _version_of(self._db, uid)
 
     async def changes_since(self, uid: str, version: int) -> builtins.list[Change]:
         def read() -> builtins.list[Change]:
-            oldest = self._db.execute("SELECT MIN(version) FROM changes WHERE uid=?", (uid,)).fetchone()[0]
+            oldest = self._db.execute("SELECT MIN(version) FROM change_log WHERE uid=?", (uid,)).fetchone()[0]
             if version < self._version_sync(uid) and (oldest is None or oldest > version + 1):
                 raise ChangesCompacted(f"changes after version {version} were pruned")
             rows = self._db.execute(
-                "SELECT version, collection, doc_id, kind, doc FROM changes WHERE uid=? AND version>? "
+                "SELECT version, collection, doc_id, kind, doc FROM change_log WHERE uid=? AND version>? "
                 "ORDER BY version",
                 (uid, version),
             ).fetchall()
@@ -391,7 +424,7 @@ class SqliteStore:
             self._db.execute("BEGIN")
             try:
                 rows = self._db.execute(
-                    "SELECT version, collection, doc_id, doc FROM docs WHERE uid=? AND collection NOT LIKE '\\_%' "
+                    "SELECT version, collection, doc_id, doc FROM documents WHERE uid=? AND collection NOT LIKE '\\_%' "
                     "ESCAPE '\\' ORDER BY version",
                     (uid,),
                 ).fetchall()
@@ -425,49 +458,15 @@ class SqliteStore:
         db = self._db
         if fence is not None and not lease_held(self._lease_sync(fence.name), fence):
             raise LeaseLost(fence.name)
-        # Every write but a Delete logs exactly one change, so without Deletes the user's new version is
-        # known before the writes: one upsert (RETURNING the new version) replaces the version read here
-        # and the version write after the rows (each statement hands the GIL to the loop and back). A
-        # Delete may log nothing (the doc was not there): read first, write after, as before.
-        logged_n = sum(1 for write in writes if is_public(write.collection))
-        bumped = bool(logged_n) and not any(isinstance(write, Delete) for write in writes)
-        if bumped:
-            (after,) = db.execute(
-                "INSERT INTO users (uid, version) VALUES (?, ?) "
-                "ON CONFLICT(uid) DO UPDATE SET version=version+excluded.version RETURNING version",
-                (uid, logged_n),
-            ).fetchall()[0]
-            version = int(after) - logged_n
-        else:
-            version = self._version_sync(uid)
+        version = self._version_sync(uid)
         if if_version is not None and if_version != version:
-            raise VersionConflict(f"version is {version}, not {if_version}")  # rolled back with the bump
+            raise VersionConflict(f"version is {version}, not {if_version}")
         changes: builtins.list[_Logged] = []
         for write in writes:
             logged = is_public(write.collection)
-            if isinstance(write, Create):  # the key's first write: the primary key refuses a second
-                text = _dump(write.doc)
-                try:
-                    db.execute(
-                        "INSERT INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
-                        (uid, write.collection, write.doc_id, text, version + logged),
-                    )
-                except sqlite3.IntegrityError:
-                    raise AlreadyExists(write.collection, write.doc_id) from None
-                if logged:
-                    version += 1
-                    changes.append((uid, version, write.collection, write.doc_id, "added", text))
-                continue
-            if not logged and isinstance(write, Put):  # not in the change log: added or modified alike
-                db.execute(
-                    "INSERT OR REPLACE INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
-                    (uid, write.collection, write.doc_id,
-                     _dump(write.doc), version),
-                )
-                continue
             if isinstance(write, Delete):
                 if not db.execute(
-                    "DELETE FROM docs WHERE uid=? AND collection=? AND doc_id=?",
+                    "DELETE FROM documents WHERE uid=? AND collection=? AND doc_id=?",
                     (uid, write.collection, write.doc_id),
                 ).rowcount:
                     continue  # it did not exist: nothing to log
@@ -475,39 +474,42 @@ class SqliteStore:
                     version += 1
                     changes.append((uid, version, write.collection, write.doc_id, "removed", None))
                 continue
-            assert isinstance(write, Put)
             text = _dump(write.doc)
+            status, ts = _paged(write.collection, write.doc)
             if logged:
                 version += 1
-            # An update, else an insert: whether it existed (modified or added) without a SELECT first.
-            # Statements are what this thread pays for: each one hands the GIL to the loop and back.
-            exists = db.execute(
-                "UPDATE docs SET doc=?, version=? WHERE uid=? AND collection=? AND doc_id=?",
-                (text, version, uid, write.collection, write.doc_id),
-            ).rowcount > 0
-            if not exists:
-                db.execute(
-                    "INSERT INTO docs (uid, collection, doc_id, doc, version) VALUES (?,?,?,?,?)",
-                    (uid, write.collection, write.doc_id, text, version),
-                )
+            row = (uid, write.collection, write.doc_id, text, version, status, ts)
+            if isinstance(write, Create):  # the key's first write: the unique key refuses a second
+                try:
+                    db.execute(_INSERT, row)
+                except sqlite3.IntegrityError:
+                    raise AlreadyExists(write.collection, write.doc_id) from None
+                exists = False
+            elif not logged:  # not in the change log: added or modified alike, updated in place
+                db.execute(_UPSERT, row)
+                continue
+            else:
+                # An update, else an insert: whether it existed (modified or added) without a SELECT first.
+                # Statements are what this thread pays for: each one hands the GIL to the loop and back.
+                # Only a paged doc's update names `status`/`ts`: an index whose columns are set is rewritten.
+                exists = db.execute(
+                    _UPDATE_PAGED if ts is not None else _UPDATE,
+                    (text, version, status, ts, *row[:3]) if ts is not None else (text, version, *row[:3]),
+                ).rowcount > 0
+                if not exists:
+                    db.execute(_INSERT, row)
             if logged:
                 changes.append((uid, version, write.collection, write.doc_id, "modified" if exists else "added", text))
         if changes:
             for start in range(0, len(changes), _ROWS_PER_INSERT):  # one statement for a transaction's rows
                 rows = changes[start:start + _ROWS_PER_INSERT]
                 db.execute(
-                    "INSERT INTO changes (uid, version, collection, doc_id, kind, doc) VALUES "
+                    "INSERT INTO change_log (uid, version, collection, doc_id, kind, doc) VALUES "
                     + ",".join(["(?,?,?,?,?,?)"] * len(rows)),
                     [value for row in rows for value in row],
                 )
-            if not bumped:
-                db.execute(
-                    "INSERT INTO users (uid, version) VALUES (?, ?) "
-                    "ON CONFLICT(uid) DO UPDATE SET version=excluded.version",
-                    (uid, version),
-                )
             if version // self._prune_every != (version - len(changes)) // self._prune_every:
-                db.execute("DELETE FROM changes WHERE uid=? AND version<=?", (uid, version - self._keep))
+                db.execute("DELETE FROM change_log WHERE uid=? AND version<=?", (uid, version - self._keep))
         return version, changes
 
     # -- leases --------------------------------------------------------------------------------------
@@ -575,8 +577,7 @@ class SqliteStore:
         # Registered now (not at the first `anext`), so changes committed before iteration starts are kept.
         subscription = _Subscription(self, uid)
         if self.poll_s is not None:  # the version now: what the polls deliver starts after it
-            row = self._read_db.execute("SELECT version FROM users WHERE uid=?", (uid,)).fetchone()
-            subscription.last = int(row[0]) if row else 0
+            subscription.last = _version_of(self._read_db, uid)
         self._subscribers.setdefault(uid, set()).add(subscription.queue)
         return subscription
 
@@ -586,6 +587,29 @@ class SqliteStore:
             subscribers.discard(queue)
             if not subscribers:
                 del self._subscribers[uid]
+
+
+def _create_or_migrate(conn: sqlite3.Connection) -> None:
+    """Create the schema, or bring a file of schema version 1 over to it, in one IMMEDIATE transaction: of
+    processes opening the file at once (the API and workers), one migrates and the others find it done;
+    a crash midway leaves the version-1 file as it was."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            v1 = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='docs'").fetchone()
+            for statement in _statements(_SCHEMA + (_MIGRATE_V1 if v1 else "")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> builtins.list[str]:
+    """`script`'s statements (none of ours holds a ';' inside), to run inside one transaction, which
+    `executescript` would commit first."""
+    return [statement.strip() for statement in script.split(";") if statement.strip()]
 
 
 @dataclass(slots=True)
@@ -625,6 +649,29 @@ def _dump(doc: dict[str, Any]) -> str:
 
 # A change-log row as written: (uid, version, collection, doc_id, kind, doc as stored or None).
 _Logged = tuple[str, int, str, str, str, str | None]
+
+
+def _version_of(db: sqlite3.Connection, uid: str) -> int:
+    """The user's version: its newest change-log entry's (pruning keeps the newest), 0 if none."""
+    return int(db.execute("SELECT IFNULL(MAX(version), 0) FROM change_log WHERE uid=?", (uid,)).fetchone()[0])
+
+
+def _paged(collection: str, doc: dict[str, Any]) -> tuple[Any, Any]:
+    """(status, ts) columns of a doc: its `status` and `IFNULL(timestamp, 0)` in a paged collection, as
+    SQLite's json_extract reads them from the stored text; (None, None) elsewhere."""
+    if collection not in PAGED:
+        return None, None
+    return _sql_value(doc.get("status")), _sql_value(doc.get("timestamp"), 0)
+
+
+def _sql_value(value: Any, missing: Any = None) -> Any:
+    if value is None:
+        return missing
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float | str):
+        return value
+    return _dump(value)  # an object or array: json_extract gives its JSON text
 
 
 def _call(fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:

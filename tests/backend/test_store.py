@@ -124,7 +124,7 @@ async def test_the_change_log_keeps_the_newest_changes_and_says_when_older_ones_
         for n in range(1, 101):
             await store.transact("a", [Put("orders", str(n % 7), {"n": n})])
         await store.transact("b", [Put("orders", "1", {"n": 1})])
-        rows = store._db.execute("SELECT COUNT(*) FROM changes WHERE uid='a'").fetchone()[0]  # noqa: SLF001
+        rows = store._db.execute("SELECT COUNT(*) FROM change_log WHERE uid='a'").fetchone()[0]  # noqa: SLF001
         assert 16 <= rows < 16 + 16 // 8 + 1  # bounded: the newest 16, pruned in batches of 2
         assert [c.version for c in await store.changes_since("a", 90)] == list(range(91, 101))
         assert [c.version for c in await store.changes_since("a", 100)] == []
