@@ -43,6 +43,11 @@ the GPU process and the app server (from /proc), and the renderer's own main-thr
 last line printed is one JSON object with the figures. The API (`SkeetApi` at an address nothing
 listens on) is never called, and `QuietLive` is a live-state listener that reports "connected" and
 yields no order changes: neither is part of the tick path being measured.
+
+Measuring aids (their figures are not the app's): `--skeet-hide PANEL` hides a desk panel (or the chart's
+`chart.plot`, `chart.header`, `chart.live`) in the skeet scenario, to see what the browser's part costs without
+it; `--trace DIR` writes a Chromium trace of each measured window (the skwasm worker's `HandlePostMessage` events
+are its frames' raster, mostly waiting on SwiftShader in the GPU process; the tracing itself slows the renderer).
 """
 
 from __future__ import annotations
