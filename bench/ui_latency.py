@@ -43,6 +43,11 @@ the GPU process and the app server (from /proc), and the renderer's own main-thr
 last line printed is one JSON object with the figures. The API (`SkeetApi` at an address nothing
 listens on) is never called, and `QuietLive` is a live-state listener that reports "connected" and
 yields no order changes: neither is part of the tick path being measured.
+
+Measuring aids (their figures are not the app's): `--skeet-hide PANEL` hides a desk panel (or the chart's
+`chart.plot`, `chart.header`, `chart.live`) in the skeet scenario, to see what the browser's part costs without
+it; `--trace DIR` writes a Chromium trace of each measured window (the skwasm worker's `HandlePostMessage` events
+are its frames' raster, mostly waiting on SwiftShader in the GPU process; the tracing itself slows the renderer).
 """
 
 from __future__ import annotations
@@ -207,7 +212,11 @@ class RepaintLog:
         partial.replace(self._path)
 
 
-def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
+HIDEABLE = ("chart", "chart.header", "chart.plot", "chart.live", "book", "trades", "ticket", "orders", "positions",
+            "account", "signals", "badge")
+
+
+def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float, hide: tuple[str, ...] = ()) -> None:
     import flet as ft
 
     from client.app import SessionServices, SkeetSession
@@ -304,6 +313,12 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float) -> None:
         log = RepaintLog(workdir, "skeet")
         session.repainter.on_painted = log.painted
         await session.start()
+        if hide:  # a measuring aid (--skeet-hide): what the browser's part costs without these panels
+            for name in hide:
+                view, _, part = name.partition(".")
+                control = getattr(getattr(session.shell, view), part or "control")
+                control.visible = False
+            page.update()
         await log.keep()
 
     scenarios = {"floor": floor, "naive": naive, "coalesced": coalesced, "skeet": skeet}
@@ -428,8 +443,12 @@ def latencies(trades: list[list[float]], shown: list[list[Any]], window: tuple[f
     return lat, counted, lost, set(shown_by_symbol)
 
 
+TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute", "blink",
+                    "gpu", "cc", "viz", "toplevel"]
+
+
 def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path, server_pid: int,
-            warm_s: float, seconds: float) -> dict[str, Any]:
+            warm_s: float, seconds: float, trace_dir: Path | None = None) -> dict[str, Any]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     ws_bytes = [0, 0]  # bytes, messages received from the server
@@ -459,10 +478,15 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
     server_before = cpu_seconds(server_pid)
     task_before = metric(cdp, "TaskDuration")
     ws_before = list(ws_bytes)
+    if trace_dir is not None:  # the tracing itself costs the renderer: a look at where time goes, not a figure
+        trace_dir.mkdir(parents=True, exist_ok=True)
+        browser.start_tracing(page=page, path=str(trace_dir / f"{name}.json"), categories=TRACE_CATEGORIES)
     page.evaluate(RECORDER_JS, [symbols])
     t0 = time.time()
     time.sleep(seconds)
     elapsed = time.time() - t0
+    if trace_dir is not None:
+        browser.stop_tracing()
     cpu = {role: (sum(cpu_seconds(p) for p in pids) - cpu_before[role]) / elapsed for role, pids in procs.items()}
     server_cpu = (cpu_seconds(server_pid) - server_before) / elapsed
     task = (metric(cdp, "TaskDuration") - task_before) / elapsed
@@ -603,11 +627,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per scenario")
     parser.add_argument("--warm", type=float, default=1.5, help="seconds of load before measuring")
     parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only this scenario (repeatable)")
+    parser.add_argument("--skeet-hide", choices=HIDEABLE, action="append", default=[], metavar="PANEL",
+                        help="a measuring aid: hide this desk panel in the skeet scenario (repeatable; "
+                             f"{', '.join(HIDEABLE)}); the figures are then not the app's")
+    parser.add_argument("--trace", type=Path, metavar="DIR",
+                        help="write a Chromium trace of each scenario's measured window to DIR/<scenario>.json")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.serve, args.workdir, args.symbols, args.rate)
+        serve(args.serve, args.workdir, args.symbols, args.rate, tuple(args.skeet_hide))
         return 0
 
     from playwright.sync_api import sync_playwright
@@ -621,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "FLET_FORCE_WEB_SERVER": "1", "PYTHONUNBUFFERED": "1"}
         server = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(port), "--workdir", str(workdir), "--symbols",
-             str(args.symbols), "--rate", str(args.rate)],
+             str(args.symbols), "--rate", str(args.rate), *(f"--skeet-hide={h}" for h in args.skeet_hide)],
             cwd=ROOT, env=env, stdout=(workdir / "server.log").open("wb"), stderr=subprocess.STDOUT,
         )
         results = []
@@ -633,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
                     for name in scenarios:
                         started = time.monotonic()
                         result = measure(browser, url, name, symbols[:1] if name == "floor" else symbols,
-                                         workdir, server.pid, args.warm, args.seconds)
+                                         workdir, server.pid, args.warm, args.seconds, args.trace)
                         print(f"{name}: p95 {result['p95_ms']} ms over {result['trades_measured']} trades "
                               f"({time.monotonic() - started:.0f} s)", flush=True)
                         results.append(result)

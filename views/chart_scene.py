@@ -30,6 +30,7 @@ VOLUME_SHARE = 0.18  # of the price pane, at its bottom
 LOWER_PANE_SHARE = 0.2  # of the whole height, per RSI/MACD pane
 REFIT_SHARE = 0.8  # the price scale is refitted when the prices shown fill less of it than this (a spike left)
 BREAKOUT_PAD = 3.0  # × the usual padding on the side a breakout left the scale by: a trend's room to run
+BREAKOUT_SHARE = 0.25  # ...or this share of the range shown, if more
 MIN_BARS, MAX_BARS_SHOWN = 10, 400
 WARM_UP = 200  # bars before the first shown that studies start from: EMA/RSI seeds have faded to ~1e-5
 
@@ -210,8 +211,8 @@ def build(candles: Sequence[Candle], window: Window, width: float, height: float
     elif kept is not None and (lo < kept.lo or hi > kept.hi):
         # The market broke out of the scale: room to go on that side, so a trend refits now and then rather
         # than every few ticks (each refit resends the whole chart, ~40 kB).
-        scale = Scale(lo - pad * (BREAKOUT_PAD if lo < kept.lo else 1), hi + pad * (BREAKOUT_PAD if hi > kept.hi else 1),
-                      scale.top, scale.height)
+        room = max(pad * BREAKOUT_PAD, (hi - lo) * BREAKOUT_SHARE)
+        scale = Scale(lo - (room if lo < kept.lo else pad), hi + (room if hi > kept.hi else pad), scale.top, scale.height)
     scene = Scene(bars, fr, scale, base_key=(), studies=series, fitted=(identity, tuple(studies), width, height, window))
     if not bars:
         return scene
