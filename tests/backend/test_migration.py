@@ -7,6 +7,7 @@ new orders take the next versions."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -102,3 +103,21 @@ async def test_a_trader_carries_on_after_the_migration(tmp_path: Path) -> None:
         assert opened == []
         assert len((await backend.get("alice", "/v1/orders")).json()) == 6
         assert len((await backend.get("bob", "/v1/orders")).json()) == 1
+
+
+async def test_stores_opening_a_version_1_file_at_once_migrate_it_once(tmp_path: Path) -> None:
+    # The API and the workers share one file: whichever takes the write lock first migrates, the others
+    # wait for it and find the file done.
+    path, docs, _ = v1_file(tmp_path)
+    stores = [SqliteStore(path, keep_changes=8) for _ in range(3)]
+    await asyncio.gather(*(store.open() for store in stores))
+    try:
+        for store in stores:
+            assert await store.latest_version("alice") == 13
+            assert len(await store.list("alice", "orders")) == 5
+        db = stores[0]._db  # noqa: SLF001 (the file's layout is what is under test)
+        assert db.execute("SELECT COUNT(*) FROM documents").fetchone()[0] == len(docs)
+        assert db.execute("SELECT COUNT(*) FROM change_log").fetchone()[0] == 10
+    finally:
+        for store in stores:
+            await store.aclose()
