@@ -14,9 +14,10 @@ from client.patches import PatchSender
 from client.state import AppState
 from services.market import Tick
 from tests.backend.listfeed import sample_markets
-from tests.client.flet_client import ClientConnection
+from tests.client.flet_client import ClientConnection, wire
 from tests.client.test_alerts import until
 from tests.client.test_repaint import started
+from views.chart import ChartView
 from views.common import Intents
 from views.order_ticket import OrderTicketView
 from views.watchlist import WatchlistView
@@ -25,7 +26,7 @@ SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 
 
 class Desk:
-    """A watchlist and an order ticket on a live page, as the dashboard holds them."""
+    """A watchlist, a chart and an order ticket on a live page, as the dashboard holds them."""
 
     def __init__(self, selected: list[str]) -> None:
         self.conn = ClientConnection()
@@ -34,23 +35,27 @@ class Desk:
         self.conn.register(self.session.get_page_patch())
         self.watchlist = WatchlistView(Intents(select_symbol=selected.append))
         self.ticket = OrderTicketView(Intents())
-        self.root = ft.Container(ft.Row([self.watchlist.control, ft.Column([self.ticket.control])]))
+        self.chart = ChartView()
+        self.root = ft.Container(ft.Row([self.watchlist.control, self.chart.control, ft.Column([self.ticket.control])]))
         self.sender = PatchSender(self.session.page, self.root)
 
-    def render(self, state: AppState, *, form: bool = False) -> list[ft.Control]:
-        """What the shell sends: the changed rows, and the ticket's estimate (the whole form when `form`)."""
+    def render(self, state: AppState, *, form: bool = False, chart: bool = True) -> list[ft.Control]:
+        """What the shell sends: the changed rows, the chart (for a trade of the selected symbol: `chart`),
+        and the ticket's estimate (the whole form when `form`)."""
+        chart = (self.chart.render(state) or [self.chart.control]) if chart or form else []
         if form:
             self.ticket.render(state)
-            return [*self.watchlist.render(state), self.ticket.control]
-        return [*self.watchlist.render(state), *self.ticket.render_quote(state)]
+            return [*self.watchlist.render(state), *chart, self.ticket.control]
+        return [*self.watchlist.render(state), *chart, *self.ticket.render_quote(state)]
 
 
-def without_ids(value: Any) -> Any:
-    """The client's tree with Flet's control ids left out (two sessions number their controls apart)."""
+def shown(value: Any, ids: bool = True) -> Any:
+    """A client's tree as it shows: a property set back to None is one never set (the client reads both as
+    its default); without Flet's control ids unless `ids` (two sessions number their controls apart)."""
     if isinstance(value, dict):
-        return {k: without_ids(v) for k, v in value.items() if k != "_i"}
+        return {k: shown(v, ids) for k, v in value.items() if v is not None and (ids or k != "_i")}
     if isinstance(value, list):
-        return [without_ids(v) for v in value]
+        return [shown(v, ids) for v in value]
     return value
 
 
@@ -70,24 +75,26 @@ async def test_the_client_shows_what_one_message_per_control_showed_it() -> None
         desk.session.page.add(desk.root)
         desk.session.page.update(*desk.render(state, form=True))
 
-    def step(change: Any, form: bool = False) -> list[int]:
+    def step(change: Any, form: bool = False, chart: bool = True) -> list[int]:
         change()
-        apart.session.page.update(*apart.render(state, form=form))
+        apart.session.page.update(*apart.render(state, form=form, chart=chart))
         before = together.conn.patches
-        together.sender.send(together.render(state, form=form))
-        assert without_ids(together.conn.tree.controls[together.root._i]) == \
-            without_ids(apart.conn.tree.controls[apart.root._i])  # noqa: SLF001
+        together.sender.send(together.render(state, form=form, chart=chart))
+        client = together.conn.tree.controls[together.root._i]  # noqa: SLF001
+        assert shown(client, ids=False) == shown(apart.conn.tree.controls[apart.root._i], ids=False)  # noqa: SLF001
+        assert shown(client) == shown(wire(together.root))  # as a page loaded now shows it: nothing left unsent
         return [together.conn.patches - before]
 
-    assert step(lambda: tick(state, "BTC/USDT", 50_010.0)) == [1]  # a price: its row and the ticket, one message
+    step(lambda: tick(state, "BTC/USDT", 50_010.0))  # the selected symbol: its row, the chart, the ticket
     assert together.conn.text(together.watchlist.rows["BTC/USDT"].price) == "50,010.00"
-    step(lambda: tick(state, "ETH/USDT", 2_990.0))  # below the 24 h open: its arrow turns (an icon replaced)
+    assert step(lambda: tick(state, "ETH/USDT", 3_001.0), chart=False) == [1]  # another's: its row, one message
+    step(lambda: tick(state, "ETH/USDT", 2_990.0), chart=False)  # below the 24 h open: its arrow turns (an icon replaced)
     assert together.watchlist.rows["ETH/USDT"].arrow.content.icon == ft.Icons.ARROW_DROP_DOWN
     step(lambda: state.select("ETH/USDT"), form=True)  # a row's selection, and the ticket for another symbol
     step(lambda: state.set_watchlist(SYMBOLS))  # a row added: the panel's list, then the new row
     step(lambda: tick(state, "SOL/USDT", 150.0))
     step(lambda: state.set_watchlist(["SOL/USDT", "BTC/USDT"]))  # rows removed and moved
-    assert step(lambda: tick(state, "BTC/USDT", 50_010.0)) == [0]  # the same price again: nothing to send
+    assert step(lambda: tick(state, "SOL/USDT", 150.0), chart=False) == [0]  # the same price again: nothing to send
     assert together.conn.text(together.watchlist.rows["SOL/USDT"].price) == "150.00"
 
     # A tap on a row added along the way lands (the session knows the control the client shows).
