@@ -26,6 +26,7 @@ from client.controllers import (
 )
 from client.controllers.depth import DepthController
 from client.hub import MarketHub
+from client.patches import PatchSender
 from client.preferences import Preferences
 from client.repaint import RepaintScheduler
 from client.sessions import SessionRegistry
@@ -82,6 +83,7 @@ class SkeetSession:
         self.depth = DepthController(ctx, lambda: self.market.feed)
         self.intents = self._intents()
         self.shell = Shell(self.intents, backend_url=services.backend_url, exchange=services.exchange)
+        self.patches = PatchSender(page, self.shell.root)  # a repaint's changes in one message, not one per control
         self._sheet: ft.BottomSheet | None = None
         self._sheet_box: ft.Container | None = None  # the phone ticket sheet's box, sized to the ticket
         self._files: ft.FilePicker | None = None  # made in start(), with the page
@@ -235,9 +237,8 @@ class SkeetSession:
         if controls is None:  # the whole page; then what a page's patch does not reach (isolated rows)
             self.page.update()
             controls = self.shell.isolated
-        mounted = [c for c in controls if _mounted(c)]  # e.g. not a phone's ticket while its sheet is shut
-        if mounted:
-            self.page.update(*mounted)
+        # Not what is off the page (a phone's ticket while its sheet is shut).
+        self.patches.send(c for c in controls if _mounted(c))
 
     def _show_notice(self) -> None:
         notice = self.state.notice

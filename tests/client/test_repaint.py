@@ -9,9 +9,7 @@ import math
 import time
 from typing import Any
 
-import flet as ft
-import msgpack
-from flet.messaging.protocol import MessageAction, configure_encode_object_for_msgpack
+from flet.messaging.protocol import MessageAction
 from flet.messaging.session import Session
 from flet.pubsub.pubsub_hub import PubSubHub
 
@@ -24,29 +22,30 @@ from services.auth.local import LocalIdentity
 from services.live.stream import StreamLive
 from services.signals import SignalEngine
 from tests.backend.listfeed import ListFeed
+from tests.client.flet_client import ClientConnection
 from tests.client.test_alerts import until
-from tests.client.test_live_confirmation import RecordingConnection
 
 
-class PatchLog(RecordingConnection):
-    """Encodes what it sends as the web server does (Flet diffs the next update against the snapshots its
-    encoder keeps) and keeps when each control was patched (its id → send times)."""
+class PatchLog(ClientConnection):
+    """A client's end of the session (`ClientConnection`) that keeps when each control was patched (its
+    id → the times of the messages that reached it)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.patched: dict[int, list[float]] = {}
 
     def send_message(self, message: Any) -> None:
-        msgpack.packb([message.action, message.body], default=configure_encode_object_for_msgpack(ft.BaseControl))
+        super().send_message(message)
         if message.action == MessageAction.PATCH_CONTROL:
-            self.patched.setdefault(message.body.id, []).append(time.time())
+            for control_id in self.notified[-1]:
+                self.patched.setdefault(control_id, []).append(time.time())
 
 
 async def started(gap_s: float) -> tuple[PatchLog, ListFeed, SkeetSession, list[float]]:
     conn = PatchLog()
     conn.pubsubhub = PubSubHub()
     flet_session = Session(conn)
-    msgpack.packb(flet_session.get_page_patch(), default=configure_encode_object_for_msgpack(ft.BaseControl))
+    conn.register(flet_session.get_page_patch())
     identity = LocalIdentity("repaint", key=b"k")
     feed = ListFeed({"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0})
     services = SessionServices(

@@ -11,7 +11,6 @@ import weakref
 from collections import Counter
 from typing import Any
 
-import flet as ft
 import msgpack
 import pytest
 from flet.controls.base_control import BaseControl
@@ -26,6 +25,7 @@ from services.auth.local import LocalIdentity
 from services.live.stream import StreamLive
 from services.market import ReplayFeed
 from services.signals import SignalEngine
+from tests.client.flet_client import ClientConnection
 from tests.client.test_alerts import until
 from tests.client.test_live_confirmation import RecordingConnection
 
@@ -137,18 +137,18 @@ def counted(render: Any, name: str, renders: Counter[str]) -> Any:
     return wrapper
 
 
-class PatchCounter(RecordingConnection):
-    """Encodes what it sends as the web server does (Flet's diff needs the snapshots the encoder keeps) and
-    counts the patches by the control they update."""
+class PatchCounter(ClientConnection):
+    """A client's end of the session (`ClientConnection`) that counts the patches by the controls they reach
+    (a panel: a patch of it or of anything in it)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.patched: Counter[int] = Counter()
 
     def send_message(self, message: Any) -> None:
-        msgpack.packb([message.action, message.body], default=configure_encode_object_for_msgpack(ft.BaseControl))
+        super().send_message(message)
         if message.action == MessageAction.PATCH_CONTROL:
-            self.patched[message.body.id] += 1
+            self.patched.update(self.reached[-1])
 
 
 async def test_panels_of_another_section_are_not_repainted_while_the_market_moves() -> None:
@@ -158,7 +158,7 @@ async def test_panels_of_another_section_are_not_repainted_while_the_market_move
     conn = PatchCounter()
     conn.pubsubhub = PubSubHub()
     flet_session = Session(conn)
-    msgpack.packb(flet_session.get_page_patch(), default=configure_encode_object_for_msgpack(ft.BaseControl))
+    conn.register(flet_session.get_page_patch())
     identity = LocalIdentity("hidden", key=b"k")
     services = SessionServices(
         feed=ReplayFeed(), engine=SignalEngine(), modes={}, backend_url="http://127.0.0.1:9",

@@ -180,8 +180,10 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     assert shell.render(state, state.take_dirty()) is None  # first paint: the whole page
     state.apply_change(Change("orders", "o1", "added", {"id": "o1", "symbol": "BTC/USDT", "side": "buy",
                                                           "type": "market", "amount": 1, "status": "open"}, 1))
-    # The orders panel, and the chart's plot (it draws open orders' lines, its toolbar did not change).
-    plot = [shell.chart.legend, shell.chart.study_legend, shell.chart.semantics]
+    # The orders panel, and the chart's plot (it draws open orders' lines, its toolbar did not change): its
+    # live canvas (the lines), its cursor, legends and node; not its candles, drawn already.
+    chart = shell.chart
+    plot = [chart.live, chart.cursor, chart.legend, chart.study_legend, chart.semantics]
     assert shell.render(state, state.take_dirty()) == [*plot, shell.orders.control]
     state.apply_tick(Tick("BTC/USDT", 60_000 * 29 + 7, 131.0, 0.1))
     sent = shell.render(state, state.take_dirty())

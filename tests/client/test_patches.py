@@ -1,0 +1,140 @@
+"""A repaint's changes reach the client in one message (`client.patches.PatchSender`), and the client ends up
+showing what one Flet message per control showed it: the same texts, colours, icons and rows, on real Flet
+sessions whose connection decodes every message and applies it as Flet's client does (`flet_client`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flet as ft
+from flet.messaging.session import Session
+from flet.pubsub.pubsub_hub import PubSubHub
+
+from client.patches import PatchSender
+from client.state import AppState
+from services.market import Tick
+from tests.backend.listfeed import sample_markets
+from tests.client.flet_client import ClientConnection, wire
+from tests.client.test_alerts import until
+from tests.client.test_repaint import started
+from views.chart import ChartView
+from views.common import Intents
+from views.order_ticket import OrderTicketView
+from views.watchlist import WatchlistView
+
+SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+
+
+class Desk:
+    """A watchlist, a chart and an order ticket on a live page, as the dashboard holds them."""
+
+    def __init__(self, selected: list[str]) -> None:
+        self.conn = ClientConnection()
+        self.conn.pubsubhub = PubSubHub()
+        self.session = Session(self.conn)  # kept: the page holds its session weakly
+        self.conn.register(self.session.get_page_patch())
+        self.watchlist = WatchlistView(Intents(select_symbol=selected.append))
+        self.ticket = OrderTicketView(Intents())
+        self.chart = ChartView()
+        self.root = ft.Container(ft.Row([self.watchlist.control, self.chart.control, ft.Column([self.ticket.control])]))
+        self.sender = PatchSender(self.session.page, self.root)
+
+    def render(self, state: AppState, *, form: bool = False, chart: bool = True) -> list[ft.Control]:
+        """What the shell sends: the changed rows, the chart (for a trade of the selected symbol: `chart`),
+        and the ticket's estimate (the whole form when `form`)."""
+        chart = (self.chart.render(state) or [self.chart.control]) if chart or form else []
+        if form:
+            self.ticket.render(state)
+            return [*self.watchlist.render(state), *chart, self.ticket.control]
+        return [*self.watchlist.render(state), *chart, *self.ticket.render_quote(state)]
+
+
+def shown(value: Any, ids: bool = True) -> Any:
+    """A client's tree as it shows: a property set back to None is one never set (the client reads both as
+    its default); without Flet's control ids unless `ids` (two sessions number their controls apart)."""
+    if isinstance(value, dict):
+        return {k: shown(v, ids) for k, v in value.items() if v is not None and (ids or k != "_i")}
+    if isinstance(value, list):
+        return [shown(v, ids) for v in value]
+    return value
+
+
+def tick(state: AppState, symbol: str, price: float) -> None:
+    state.apply_tick(Tick(symbol, 1_700_000_000_000 + state.version, price, 0.1))
+
+
+async def test_the_client_shows_what_one_message_per_control_showed_it() -> None:
+    taps: list[str] = []
+    apart, together = Desk([]), Desk(taps)  # apart: Flet's update(control) per control; together: PatchSender
+    state = AppState(watchlist=SYMBOLS[:2], selected="BTC/USDT")
+    state.set_markets(sample_markets())
+    for symbol, price in (("BTC/USDT", 50_000.0), ("ETH/USDT", 3_000.0), ("BTC/USDT", 50_005.0)):
+        tick(state, symbol, price)
+    for desk in (apart, together):
+        desk.render(state, form=True)
+        desk.session.page.add(desk.root)
+        desk.session.page.update(*desk.render(state, form=True))
+
+    def step(change: Any, form: bool = False, chart: bool = True) -> list[int]:
+        change()
+        apart.session.page.update(*apart.render(state, form=form, chart=chart))
+        before = together.conn.patches
+        together.sender.send(together.render(state, form=form, chart=chart))
+        client = together.conn.tree.controls[together.root._i]  # noqa: SLF001
+        assert shown(client, ids=False) == shown(apart.conn.tree.controls[apart.root._i], ids=False)  # noqa: SLF001
+        assert shown(client) == shown(wire(together.root))  # as a page loaded now shows it: nothing left unsent
+        return [together.conn.patches - before]
+
+    step(lambda: tick(state, "BTC/USDT", 50_010.0))  # the selected symbol: its row, the chart, the ticket
+    assert together.conn.text(together.watchlist.rows["BTC/USDT"].price) == "50,010.00"
+    assert step(lambda: tick(state, "ETH/USDT", 3_001.0), chart=False) == [1]  # another's: its row, one message
+    step(lambda: tick(state, "ETH/USDT", 2_990.0), chart=False)  # below the 24 h open: its arrow turns (an icon replaced)
+    assert together.watchlist.rows["ETH/USDT"].arrow.content.icon == ft.Icons.ARROW_DROP_DOWN
+    step(lambda: state.select("ETH/USDT"), form=True)  # a row's selection, and the ticket for another symbol
+    step(lambda: state.set_watchlist(SYMBOLS))  # a row added: the panel's list, then the new row
+    step(lambda: tick(state, "SOL/USDT", 150.0))
+    step(lambda: state.set_watchlist(["SOL/USDT", "BTC/USDT"]))  # rows removed and moved
+    assert step(lambda: tick(state, "SOL/USDT", 150.0), chart=False) == [0]  # the same price again: nothing to send
+    assert together.conn.text(together.watchlist.rows["SOL/USDT"].price) == "150.00"
+
+    # A tap on a row added along the way lands (the session knows the control the client shows).
+    row = together.watchlist.rows["SOL/USDT"]
+    assert row.box._i in together.conn.tree.controls  # noqa: SLF001
+    await together.session.dispatch_event(row.box._i, "click", None)  # noqa: SLF001
+    assert taps == ["SOL/USDT"]
+
+
+def test_a_control_outside_the_root_is_sent_on_its_own() -> None:
+    desk = Desk([])
+    page = desk.session.page
+    page.add(desk.root)
+    note = ft.Text("before")
+    page.overlay.append(note)  # not under the root (as a phone's ticket sheet is not)
+    page.update()
+    note.value = "after"
+    desk.sender.send([note])
+    assert desk.conn.text(note) == "after"
+    desk.sender.send([note])  # nothing changed since
+    assert desk.conn.notified[-1] == {note._i}  # noqa: SLF001  (the last message is still the one above)
+
+
+async def test_a_repaint_of_the_app_sends_one_message_and_the_new_price_reaches_the_client() -> None:
+    conn, feed, app, starts = await started(0.05)
+    row = app.shell.watchlist.rows["ETH/USDT"]
+    per_repaint: list[tuple[int, set[int]]] = []  # (messages, controls reached) of each repaint
+    seen = [conn.patches, len(conn.notified)]
+
+    def painted(start: float, _end: float) -> None:
+        starts.append(start)
+        reached = set().union(*conn.notified[seen[1]:])
+        per_repaint.append((conn.patches - seen[0], reached))
+        seen[:] = [conn.patches, len(conn.notified)]
+
+    app.repainter.on_painted = painted
+    await until(lambda: bool(starts) and not app.state.dirty)
+    await feed.trade("ETH/USDT", 3_001.0)
+    await until(lambda: conn.text(row.price) == "3,001.00")
+    painting = [messages for messages, reached in per_repaint if row.price._i in reached]  # noqa: SLF001
+    assert painting == [1]  # the repaint that brought the price sent one message
+    assert "3,001.00" in conn.tree.controls[row.control._i]["label"]  # noqa: SLF001  (what a screen reader says)
+    await app.close()
