@@ -43,7 +43,7 @@ SCROLL_BACK_MARGIN = 1.0  # screens of held bars left of the view below which th
 # A base layer unchanged this long is drawn once into a picture in the browser (`Canvas.capture`) and its shapes
 # dropped there: Flutter's web renderer redraws every shape of every canvas on each frame, and the closed candles,
 # grid, studies and labels were ~40 % of the desk's raster time per frame (a price tick anywhere makes a frame).
-CAPTURE_AFTER_S = 0.4
+CAPTURE_AFTER_S = 1.0
 CAPTURE_TIMEOUT_S = 5.0  # a browser that does not answer (gone, or swamped) keeps the shapes
 
 
