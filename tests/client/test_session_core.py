@@ -11,6 +11,7 @@ import weakref
 from collections import Counter
 from typing import Any
 
+import flet as ft
 import msgpack
 import pytest
 from flet.controls.base_control import BaseControl
