@@ -283,7 +283,6 @@ class SkeetSession:
             cancel_backtest=self.strategies.cancel,
             save_strategy=lambda draft, on: spawn(self.strategies.save(draft, enabled=on)),
             strategy_action=lambda action, sid: spawn(self.strategies.act(action, sid)),
-            spawn=spawn,
         )
 
     def navigate(self, section: str) -> None:

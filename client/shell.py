@@ -78,7 +78,6 @@ class Shell:
             self._layout = layout
             self.watchlist.scrolled_to(0.0)  # a new layout's scrolling column starts at its top
             self.root.content = self._build(state)
-            self.chart.rebuilt()  # its canvases are built anew in the browser (a captured picture is gone)
         changed: list[ft.Control] = []
         extra: list[ft.Control] = []  # what views asked to send beside their panel (isolated rows and their texts)
         for view in [self.badge, *self._visible(state)]:

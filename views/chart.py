@@ -10,7 +10,6 @@ session's 10 Hz repaint would make a drag feel sticky, and a whole-page update w
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -40,16 +39,11 @@ DEFAULT_SIZE = {"phone": (360.0, 380.0), "tablet": (500.0, 420.0), "desktop": (7
 WHEEL_STEP = 1.15  # zoom factor per wheel notch
 RESIZE_WAIT_S = 1.5  # after a layout change, how long the chart's label waits for the canvas's new size
 SCROLL_BACK_MARGIN = 1.0  # screens of held bars left of the view below which the chart asks for older ones
-# A base layer unchanged this long is drawn once into a picture in the browser (`Canvas.capture`) and its shapes
-# dropped there: Flutter's web renderer redraws every shape of every canvas on each frame, and the closed candles,
-# grid, studies and labels were ~40 % of the desk's raster time per frame (a price tick anywhere makes a frame).
-CAPTURE_AFTER_S = 1.0
-CAPTURE_TIMEOUT_S = 5.0  # a browser that does not answer (gone, or swamped) keeps the shapes
 
 
 @ft.control(isolated=True)  # type: ignore[arg-type]  # Flet's overloads want a dataclass it made itself
 class PlotLayers(ft.Stack):
-    """The plot's canvases (two taking turns at the base layer, the live one, the cursor), isolated: a patch of the chart's node (its label) stops here instead of
+    """The plot's three canvases, isolated: a patch of the chart's node (its label) stops here instead of
     walking every candle shape on the base canvas (4-5 ms a repaint at 90 bars, ~10 a second); the canvases
     whose shapes changed are sent beside it (`ChartView._draw` names them)."""
 
@@ -87,18 +81,11 @@ class ChartView:
                                       visible=False)
         self.legend = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
         self.study_legend = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
-        # Two canvases take turns holding the base layer (see `_draw`): one shows it, the other is hidden.
-        self._bases = [cv.Canvas(shapes=[], expand=True, on_resize=self._on_resize, resize_interval=50)
-                       for _ in range(2)]
-        self._bases[1].visible = False
-        self.base = self._bases[0]  # the one showing the base layer
-        self._captured = False  # `base` holds (or is making) a picture of its shapes, not the shapes themselves
-        self._base_at = 0.0  # monotonic time the base layer last changed
-        self._capturing = False  # a capture task is waiting or running
+        self.base = cv.Canvas(shapes=[], expand=True, on_resize=self._on_resize, resize_interval=50)
         self.live = cv.Canvas(shapes=[], expand=True)
         self.cursor = cv.Canvas(shapes=[], expand=True)
         self.plot = ft.GestureDetector(
-            content=PlotLayers([*self._bases, self.live, self.cursor], expand=True),
+            content=PlotLayers([self.base, self.live, self.cursor], expand=True),
             expand=True, drag_interval=30, hover_interval=30, mouse_cursor=ft.MouseCursor.PRECISE,
             on_hover=self._on_hover, on_exit=self._on_exit, on_scroll=self._on_scroll,
             on_scale_start=self._on_scale_start, on_scale_update=self._on_scale_update,
@@ -206,18 +193,8 @@ class ChartView:
         changed: list[ft.Control] = [self.live]
         if scene.base_key != self._base_key:
             self._base_key = scene.base_key
-            if self._captured:
-                # The showing canvas draws a picture of the old layer: the other one takes the new shapes and
-                # shows in the same patch, so no frame has the old picture under the new shapes (or neither).
-                hidden, self.base = self.base, self._bases[self._bases.index(self.base) ^ 1]
-                hidden.visible, hidden.shapes = False, []  # hidden, its canvas (and picture) leaves the browser
-                self.base.visible = True
-                self._captured = False
-                changed.append(hidden)
             self.base.shapes = scene.base
             changed.append(self.base)
-            self._base_at = time.monotonic()
-        self._capture_later()
         self.live.shapes = scene.live
         self._draw_cursor()
         waiting = self._resized_after is not None and time.monotonic() - self._resized_after < RESIZE_WAIT_S
@@ -242,50 +219,6 @@ class ChartView:
             bar = scene.bars[-1 if index is None else index]
             self.legend.color = UP if bar.close >= bar.open else DOWN
 
-    def rebuilt(self) -> None:
-        """The chart was put under a new parent (a layout or section change): the browser builds its canvases
-        anew, the picture gone with the old ones, so the next draw sends the base layer's shapes again."""
-        if self._captured:
-            self._base_key = None
-
-    def _capture_later(self) -> None:
-        """Once the base layer has stood still for `CAPTURE_AFTER_S`, have the browser draw it into a picture
-        (a session task: `Intents.spawn`). Asked on every draw, so a layer drawn by a gesture (in a worker
-        thread, where no task can start) is captured after the next repaint."""
-        if self._capturing or self._captured or not self.base.shapes:
-            return
-        try:
-            page = self.control.page
-            asyncio.get_running_loop()
-        except RuntimeError:  # not on a page, or not on the event loop's thread
-            return
-        if page is None or page.session.connection is None:  # no browser to draw it now
-            return
-        self._capturing = self._intents.spawn(self._capture()) is not None
-
-    async def _capture(self) -> None:
-        try:
-            while True:  # a drag or a refit moves the moment on
-                wait = self._base_at + CAPTURE_AFTER_S - time.monotonic()
-                if wait <= 0:
-                    break
-                await asyncio.sleep(wait)
-            canvas, key = self.base, self._base_key
-            if self._captured or not canvas.shapes:
-                return
-            # From here a new base layer goes to the other canvas (`_draw`): this one may hold a picture.
-            self._captured = True
-            await asyncio.wait_for(canvas.capture(), CAPTURE_TIMEOUT_S)
-            if canvas is self.base and key == self._base_key and canvas.page is not None:
-                canvas.shapes = []  # the picture alone is drawn now
-                canvas.update()
-        except (RuntimeError, TimeoutError):
-            # Left the page, or no answer: the shapes stay (drawn as before); the canvas may still get a picture,
-            # so it stays `_captured` and the next base layer goes to the other one.
-            pass
-        finally:
-            self._capturing = False
-
     def _send(self, *controls: ft.Control) -> None:
         """Push the chart's own controls to the browser now (a gesture), when the chart is on a page."""
         try:
@@ -298,17 +231,10 @@ class ChartView:
 
     # -- gestures ----------------------------------------------------------------------------
     def _on_resize(self, e: Any) -> None:  # a cv.CanvasResizeEvent
-        # A canvas also says its size when the browser builds it: the showing one built anew (a reconnect, a
-        # move) has lost its picture, so the base layer's shapes are sent again.
-        rebuilt = self._captured and e.control is self.base
         if e.width > 0 and e.height > 0 and (e.width, e.height) != self._size:
             self._size = (e.width, e.height)
             self._resized_after = None
-        elif not rebuilt:
-            return
-        if rebuilt:
-            self._base_key = None
-        self._send(*self._draw())
+            self._send(*self._draw())
 
     def _on_hover(self, e: Any) -> None:
         self._hover = (e.local_position.x, e.local_position.y)

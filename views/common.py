@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,9 +55,6 @@ class Intents:
     toggle_study: Callable[[str], object] = _ignore
     toggle_full_chart: Callable[[], object] = _ignore
     load_older: Callable[[], object] = _ignore  # the chart neared its oldest candle: scroll back in history
-    # Not a trader's ask: runs a view's own browser-side job (the chart's capture) as a task the session cancels
-    # at its close; alone (tests, previews) the job is dropped.
-    spawn: Callable[[Coroutine[Any, Any, Any]], object] = lambda coro: coro.close()
 
 
 def same_control(self: object, other: object) -> bool:

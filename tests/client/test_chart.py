@@ -376,20 +376,3 @@ def test_a_backtests_trades_are_marked_on_its_symbols_chart_outlined() -> None:
     state.select("ETH/USDT")  # another symbol's chart: not its trades
     shell.render(state, state.take_dirty())
     assert outlined() == []
-
-
-def test_a_chart_built_anew_in_the_browser_sends_its_base_layer_again() -> None:
-    """Once the browser draws the base layer from a picture (its shapes no longer sent), a layout change that
-    makes the browser build the chart's canvases anew (the picture gone with them) sends the shapes again, on
-    the canvas that shows, and only that one shows. (The picture itself: tests/client/test_chart_picture.py.)"""
-    state = make_state()
-    shell = Shell(Intents())
-    shell.render(state)
-    chart = shell.chart
-    first = chart.base
-    chart._captured, first.shapes = True, []  # what `ChartView._capture` leaves once the browser has the picture
-    state.resize(700, 900)  # a tablet's width: the shell lays the desk out anew
-    shell.render(state, state.take_dirty())
-    assert bodies(chart.base.shapes) == 89 and chart.base.visible  # the closed bars, sent again
-    shown = [c for c in chart._bases if c.visible]
-    assert shown == [chart.base] and chart.base is not first  # the other canvas: the picture is not under it
