@@ -18,7 +18,7 @@ from client.state import AppState
 
 log = logging.getLogger(__name__)
 
-MIN_GAP_S = 0.03  # at most ~33 repaints a second: prices reach the screen within a frame or two of a tick
+MIN_GAP_S = 0.05  # at most ~20 repaints a second: faster queues behind the browser raster of the whole desk (~40-50 ms a frame without a GPU)
 SLOW_GAP_S = 0.1  # the chart's candle, the book, signals, the equity curve: ~10 a second
 MAX_GAP_S = 0.25  # the slowest a session backs off to: the screen never looks frozen
 COST_FACTOR = 4.0  # a gap at least this many times a repaint's (smoothed) time: repainting takes <= ~1/4 of the loop
