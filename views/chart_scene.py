@@ -227,11 +227,12 @@ def build(candles: Sequence[Candle], window: Window, width: float, height: float
     if previous is not None and previous.base_key == scene.base_key:
         scene.base, scene.order_tags = previous.base, previous.order_tags
     else:
+        placed = _placed(scale, lines)
         scene.base = [*_grid(fr, scale, places), *_time_axis(fr, bars),
                       *_candles(fr, scale, vol, closed, 0),
                       *_studies(fr, series, panes_of, scale, len(bars) - 1),
-                      *_markers(fr, scale, bars, markers), *_lines(fr, scale, lines, places)]
-        scene.order_tags = tuple(tag_y for _y, _line, _off, _label_y, tag_y, tagged in _placed(scale, lines) if tagged)
+                      *_markers(fr, scale, bars, markers), *_lines(fr, placed, places)]
+        scene.order_tags = tuple(tag_y for _y, _line, _off, _label_y, tag_y, tagged in placed if tagged)
     scene.live = [*_candles(fr, scale, vol, bars[-1:], len(bars) - 1),
                   *_study_tails(fr, series, panes_of, scale),
                   *_last_price(fr, scale, bars, places, scene.order_tags)]
@@ -430,14 +431,14 @@ def _markers(fr: Frame, scale: Scale, bars: Sequence[Candle], markers: Sequence[
     return list(shapes.values())
 
 
-def _lines(fr: Frame, scale: Scale, lines: Sequence[PriceLine], places: int) -> list[cv.Shape]:
+def _lines(fr: Frame, placed: Sequence[_Placed], places: int) -> list[cv.Shape]:
     """Open orders dashed in their side's colour, the entry solid, each label at its price. A line off the
     scale (an order far from the bars shown) is no line across the plot but a stub at the edge, its label
     marked by a triangle pointing up or down and stacked there with the others off that side: drawn across at the edge, they struck
     through each other's labels, and all but two were left out. Labels close together are spread apart
     (never drawn over each other), each on a backing that keeps another line from striking it through."""
     shapes: list[cv.Shape] = []
-    for y, line, off, label_y, tag_y, tagged in _placed(scale, lines):
+    for y, line, off, label_y, tag_y, tagged in placed:
         colour = {"buy": UP, "sell": DOWN}.get(line.kind, INDICATOR)
         dash: list[float] | None = None if line.kind == "entry" else [6.0, 4.0]
         text = f"{line.label} {fmt(line.price, places)}"
@@ -459,7 +460,10 @@ def _lines(fr: Frame, scale: Scale, lines: Sequence[PriceLine], places: int) -> 
     return shapes
 
 
-def _placed(scale: Scale, lines: Sequence[PriceLine]) -> list[tuple[float, PriceLine, int, float, float, bool]]:
+_Placed = tuple[float, PriceLine, int, float, float, bool]  # what `_placed` gives per line
+
+
+def _placed(scale: Scale, lines: Sequence[PriceLine]) -> list[_Placed]:
     """Each line, top to bottom: its y on the scale (clamped to it), off (-1 above the scale, 1 below, 0 on
     it), its label's y and its axis tag's y (spread apart), and whether the tag is drawn."""
     top, bottom = scale.top, scale.top + scale.height
@@ -467,7 +471,7 @@ def _placed(scale: Scale, lines: Sequence[PriceLine]) -> list[tuple[float, Price
                     key=lambda p: (p[0], -p[1].price))
     label_ys = spread([y - 8 for y, _ in placed], LABEL_GAP, top + 9, bottom)
     tag_ys = spread([y for y, _ in placed], LABEL_GAP, top + 8, bottom)
-    out = []
+    out: list[_Placed] = []
     for (y, line), label_y, tag_y in zip(placed, label_ys, tag_ys, strict=True):
         true_y = scale.y(line.price)
         off = -1 if true_y < top else 1 if true_y > bottom else 0  # above the scale, below it, on it

@@ -277,12 +277,12 @@ def test_order_line_labels_close_together_are_spread_apart() -> None:
 def test_a_crowd_of_order_lines_keeps_each_label_near_its_line() -> None:
     """Twenty orders within a few ticks: every line is drawn, no label or axis tag sits far from its line,
     and the chart's label still names every one."""
-    from views.chart_scene import LABEL_GAP, PriceLine, Scale, _lines, frame, semantics_label
+    from views.chart_scene import LABEL_GAP, PriceLine, Scale, _lines, _placed, frame, semantics_label
 
     fr = frame(800.0, 400.0, [], 90)
     scale = Scale(90.0, 110.0, 0.0, 300.0)
     lines = [PriceLine(100.0 + i * 0.01, f"Buy limit {i}", "buy") for i in range(20)]
-    shapes = _lines(fr, scale, lines, 2)
+    shapes = _lines(fr, _placed(scale, lines), 2)
     assert sum(isinstance(s, cv.Line) for s in shapes) == 20
     texts = [s for s in shapes if isinstance(s, cv.Text)]
     assert 0 < len(texts) < 2 * 20  # some labels and tags left out: they would sit far from their line
@@ -298,14 +298,14 @@ def test_order_labels_sit_at_their_price_and_those_off_the_scale_stack_at_its_ed
     each inside label sits just above its own line, each off-scale one is marked (a triangle up or down) and
     stacked at its edge with no line struck across the plot, every line has a label and an axis tag, and no
     two labels' (or tags') boxes overlap, the last price's tag among them."""
-    from views.chart_scene import OFF_STUB, PriceLine, Scale, _lines, frame
+    from views.chart_scene import OFF_STUB, PriceLine, Scale, _lines, _placed, frame
 
     fr = frame(800.0, 400.0, [], 90)
     scale = Scale(95.0, 105.0, 0.0, 300.0)
     above = [PriceLine(110.0 + i, f"Sell oco {i}", "sell") for i in range(4)]
     below = [PriceLine(80.0 - i, f"Sell stop {i}", "sell") for i in range(2)]
     inside = [PriceLine(101.0, "Buy limit 1", "buy"), PriceLine(97.0, "Entry", "entry")]
-    shapes = _lines(fr, scale, [*above, *below, *inside], 2)
+    shapes = _lines(fr, _placed(scale, [*above, *below, *inside]), 2)
     backings = sorted((s for s in shapes if isinstance(s, cv.Rect) and s.x == 2), key=lambda r: r.y)
     tags = sorted((s for s in shapes if isinstance(s, cv.Rect) and s.x > fr.plot_w), key=lambda r: r.y)
     assert len(backings) == len(tags) == 8
