@@ -108,32 +108,78 @@ class PatchSender:
 
 
 def _leaf_ops(control: Any, path: Path) -> list[dict[str, Any]] | None:
-    """Flet's diff of a control that holds nothing but plain values (a Text), without the walk: the same
-    replace operations, in the same order, for the properties set since it was last sent (Flet's `_dirty`),
-    after the same `before_update` and validation. None when the control holds anything the diff would have
-    to walk (a list, a child control, a style) or an event handler changed: then Flet's diff runs.
-    A watchlist text's diff took ~20 µs, most of it building a map of its ~70 fields."""
-    if getattr(control, "__prev_classes", None) or getattr(control, "__changes", None):
+    """Flet's diff of `control`, without the walk, where it would find nothing but plain values to send: the
+    same replace operations, in the same order, for the properties set since it was last sent (Flet's
+    `_dirty`), after the same `before_update` and validation. That is a control holding only plain values (a
+    Text), or one whose children are isolated controls it still holds (a watchlist row's node and its box):
+    Flet's diff sends such a child's own set properties and stops at its children, and so does this. None
+    when the diff would have more to do (a list or a style to walk, a child replaced, an event handler
+    changed): then Flet's diff runs. A watchlist text's diff took ~20 µs, most of it building a map of its ~70
+    fields; a row node's (with its box) ~70 µs."""
+    children = _children_unwalked(control, root=True)
+    if children is None:
         return None
-    for snapshot in ("__prev_lists", "__prev_dicts"):  # empty ones ({"_internals": {}}) have nothing to walk
-        if any(old or getattr(control, name, None) for name, old in getattr(control, snapshot, {}).items()):
-            return None
-    cls = type(control)
-    if any(getattr(control, name, None) for name in cls._structural_fields if name not in ("_i", "_c")):
-        return None
-    values = control._values  # noqa: SLF001  (Flet's set properties)
-    if not all(isinstance(v, _PLAIN) for v in values.values()):
-        return None
-    dirty = control._dirty  # noqa: SLF001  (what Flet's property setter marked since the last diff)
-    if any(name.startswith("on_") for name in dirty):
-        return None
-    control._before_update_safe()  # noqa: SLF001  (as the diff does: the control's hook, then validation)
-    if not all(isinstance(v, _PLAIN) for v in values.values()):
-        return None  # the hook set something the diff must walk: Flet's diff (it runs the hook again)
-    defaults = cls._prop_defaults
-    ops = [{"op": "replace", "path": [*path, name], "value": values.get(name, defaults[name])} for name in dirty]
-    dirty.clear()
+    reached = [(control, path), *((child, [*path, name]) for name, child in children)]
+    for node, _ in reached:
+        node._before_update_safe()  # noqa: SLF001  (as the diff does: the control's hook, then validation)
+        if not _dirty_plain(node):
+            return None  # the hook set something the diff must walk: Flet's diff (it runs the hook again)
+    ops = []
+    for node, at in reached:
+        values, defaults, dirty = node._values, type(node)._prop_defaults, node._dirty  # noqa: SLF001
+        ops += [{"op": "replace", "path": [*at, name], "value": values.get(name, defaults[name])} for name in dirty]
+        dirty.clear()
     return ops
+
+
+def _children_unwalked(control: Any, *, root: bool) -> list[tuple[str, Any]] | None:
+    """The isolated children of `control` whose own properties Flet's diff would send (for the diff's root),
+    or [] (for such a child: the diff stops at its children); None where the diff has anything else to do."""
+    if getattr(control, "__changes", None) or not _dirty_plain(control):
+        return None
+    snapshots: set[str] = set()
+    for snapshot in ("__prev_lists", "__prev_dicts"):  # lists and dicts as sent: the diff finds them equal
+        for name, old in getattr(control, snapshot, {}).items():
+            snapshots.add(name)
+            new = getattr(control, name, None)
+            if (old or new) and not (old == new and _plain_deep(new)):
+                return None
+    for name in type(control)._structural_fields:  # noqa: SLF001
+        if name not in ("_i", "_c") and name not in snapshots and getattr(control, name, None):
+            return None  # a value the diff has never sent (no snapshot): it restores it
+    classes = getattr(control, "__prev_classes", {})
+    children = []
+    for name, old in classes.items():
+        if getattr(control, name, None) is not old:  # replaced since it was sent: Flet's diff sends the new one
+            return None
+        if root:
+            if not (isinstance(old, ft.BaseControl) and old.is_isolated()):  # a style, a plain child: walked
+                return None
+            if _children_unwalked(old, root=False) is None:
+                return None
+            children.append((name, old))
+    for name, value in control._values.items():  # noqa: SLF001  (Flet's set properties)
+        if not isinstance(value, _PLAIN) and not name.startswith("on_") and classes.get(name) is not value:
+            return None  # a value the diff has never sent (no snapshot); an unchanged handler it leaves alone
+    return children
+
+
+def _plain_deep(value: Any) -> bool:
+    """Whether `value` is plain, or a list or dict of plain values (a control's `_internals`)."""
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain_deep(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_deep(v) for k, v in value.items())
+    return False
+
+
+def _dirty_plain(control: Any) -> bool:
+    """Whether every property set since the last diff holds a plain value, and none is an event handler."""
+    values = control._values  # noqa: SLF001
+    return all(not name.startswith("on_") and isinstance(values.get(name), _PLAIN)
+               for name in control._dirty)  # noqa: SLF001  (what Flet's property setter marked since then)
 
 
 def _follow(root: Any, path: Path) -> Any:

@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import flet as ft
+from flet.controls.object_patch import ObjectPatch
 from flet.messaging.session import Session
 from flet.pubsub.pubsub_hub import PubSubHub
 
-from client.patches import PatchSender
+from client.patches import PatchSender, _leaf_ops
 from client.state import AppState
 from services.market import Tick
 from tests.backend.listfeed import sample_markets
@@ -138,3 +139,36 @@ async def test_a_repaint_of_the_app_sends_one_message_and_the_new_price_reaches_
     assert painting == [1]  # the repaint that brought the price sent one message
     assert "3,001.00" in conn.tree.controls[row.control._i]["label"]  # noqa: SLF001  (what a screen reader says)
     await app.close()
+
+
+def test_a_row_node_patched_without_the_walk_gets_the_operations_flets_diff_gives() -> None:
+    """A watchlist row's node and its box (isolated) patched by `_leaf_ops` get what `ObjectPatch.from_diff`
+    gives a twin row for the same changes: its label, its selection, its box's background; a replaced child
+    (the arrow's icon) leaves it to Flet's diff."""
+    desks = Desk([]), Desk([])
+    state = AppState(watchlist=SYMBOLS[:2], selected="BTC/USDT")
+    state.set_markets(sample_markets())
+    tick(state, "ETH/USDT", 3_000.0)
+    for desk in desks:
+        desk.render(state, form=True)
+        desk.session.page.add(desk.root)
+        desk.session.page.update(*desk.render(state, form=True))
+
+    def operations(change: Any) -> tuple[Any, Any]:
+        change()
+        flet_row, quick_row = (desk.watchlist.rows["ETH/USDT"] for desk in desks)
+        for desk in desks:
+            desk.watchlist.render(state)
+        expected = ObjectPatch.from_diff(flet_row.control, flet_row.control, control_cls=ft.BaseControl, path=["x"])
+        return expected[0].patch, _leaf_ops(quick_row.control, ["x"])
+
+    sent: set[str] = set()
+    for change in (lambda: tick(state, "ETH/USDT", 3_001.0), lambda: state.select("ETH/USDT"),
+                   lambda: tick(state, "ETH/USDT", 3_002.0), lambda: state.select("BTC/USDT")):
+        expected, quick = operations(change)
+        assert expected and quick == expected
+        sent |= {op["path"][-1] for op in expected}
+    assert sent >= {"label", "selected", "bgcolor"}  # the box's background too
+
+    expected, quick = operations(lambda: setattr(desks[1].watchlist.rows["ETH/USDT"].box, "content", ft.Text("x")))
+    assert quick is None  # a child replaced: Flet's diff sends it
