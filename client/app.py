@@ -237,8 +237,7 @@ class SkeetSession:
         if controls is None:  # the whole page; then what a page's patch does not reach (isolated rows)
             self.page.update()
             controls = self.shell.isolated
-        # Not what is off the page (a phone's ticket while its sheet is shut).
-        self.patches.send(c for c in controls if _mounted(c))
+        self.patches.send(controls)  # not what is off the page (a phone's ticket while its sheet is shut)
 
     def _show_notice(self) -> None:
         notice = self.state.notice
@@ -358,14 +357,6 @@ def _end_session(ref: weakref.ref[SkeetSession]) -> None:
     session = ref()
     if session is not None and not session.closed:
         session.tasks.spawn(session.close(), name="end-after-disconnect")
-
-
-def _mounted(control: ft.Control) -> bool:
-    """Whether `control` is on the page now (Flet raises, rather than answers None, when it is not)."""
-    try:
-        return control.page is not None
-    except RuntimeError:
-        return False
 
 
 

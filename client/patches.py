@@ -32,7 +32,8 @@ _NOT_CHILDREN = frozenset({"_i", "_c", "_internals"})
 class PatchSender:
     """Sends controls' pending changes to `page`'s client, in as few messages as it can: one per call when
     every change is to plain values of controls under `root`. Keeps where each control sits under `root`
-    (checked on every use, found again when the tree moved)."""
+    (checked on every use, found again when the tree moved). A control that is not on the page (a phone's
+    ticket while its sheet is shut) is left with its changes, for when it is shown."""
 
     def __init__(self, page: ft.Page, root: ft.Control) -> None:
         self._page = page
@@ -42,6 +43,8 @@ class PatchSender:
 
     def send(self, controls: Iterable[ft.Control]) -> None:
         session = self._page.session
+        if not _mounted(self._root):
+            return
         ops: list[dict[str, Any]] = []
         added: list[Any] = []
         removed: list[Any] = []
@@ -50,8 +53,10 @@ class PatchSender:
             if control._i in seen:  # noqa: SLF001  (Flet's control id)
                 continue
             seen.add(control._i)  # noqa: SLF001
-            path = self._path(control)
-            if path is None:  # not under the root: Flet's own message
+            path = self._path(control)  # under the root, so on the page as the root is: no climb to the page
+            if path is None:  # not under the root: Flet's own message, if it is on the page
+                if not _mounted(control):
+                    continue
                 self._flush(session, ops, added, removed)
                 self._page.update(control)
                 self.messages += 1
@@ -180,6 +185,14 @@ def _dirty_plain(control: Any) -> bool:
     values = control._values  # noqa: SLF001
     return all(not name.startswith("on_") and isinstance(values.get(name), _PLAIN)
                for name in control._dirty)  # noqa: SLF001  (what Flet's property setter marked since then)
+
+
+def _mounted(control: ft.Control) -> bool:
+    """Whether `control` is on the page now (Flet raises, rather than answers None, when it is not)."""
+    try:
+        return control.page is not None
+    except RuntimeError:
+        return False
 
 
 def _follow(root: Any, path: Path) -> Any:

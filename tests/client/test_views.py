@@ -231,7 +231,7 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
 
 def test_a_panel_off_the_page_is_not_sent() -> None:
     """A phone's ticket lives in a sheet that is usually shut: repainting must skip it, not crash."""
-    from client.app import _mounted
+    from client.patches import _mounted
 
     state = make_state(390)
     shell = Shell(Intents())
