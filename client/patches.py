@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import flet as ft
-from flet.controls.object_patch import ObjectPatch
+from flet.controls.object_patch import ObjectPatch, Operation
 from flet.messaging.protocol import Message, MessageAction, PatchControlBody
 
 Path = list[str | int]
@@ -77,7 +77,7 @@ class PatchSender:
         """Send what was gathered as one message, then index and mount (unmount) as `patch_control` does."""
         if ops:
             message = Message(MessageAction.PATCH_CONTROL,
-                              PatchControlBody(self._root._i, ObjectPatch(ops).to_message()))  # noqa: SLF001
+                              PatchControlBody(self._root._i, to_message(ops)))  # noqa: SLF001
             connection = session.connection
             if connection is not None:  # None: the client is away; it gets the whole page when it is back
                 connection.send_message(message)
@@ -185,6 +185,50 @@ def _dirty_plain(control: Any) -> bool:
     values = control._values  # noqa: SLF001
     return all(not name.startswith("on_") and isinstance(values.get(name), _PLAIN)
                for name in control._dirty)  # noqa: SLF001  (what Flet's property setter marked since then)
+
+
+def to_message(ops: list[dict[str, Any]]) -> list[Any]:
+    """`ObjectPatch(ops).to_message()`, the same message (its path table numbered alike), with each distinct
+    path to a changed control walked once rather than once per operation: a repaint's ~65 controls sit ~15
+    levels deep, and Flet's walk per operation was a third of what sending a repaint cost."""
+    table: list[Any] = [0]
+    count = 1
+    nodes: dict[tuple[Any, ...], list[Any]] = {(): table}
+
+    def node_of(prefix: list[Any]) -> list[Any]:
+        nonlocal count
+        key = tuple(prefix)
+        node = nodes.get(key)
+        if node is None:
+            node = table
+            for part in prefix:  # as Flet's `encode_path` walks: the nodes numbered in the order it makes them
+                if len(node) == 1:
+                    node.append({})
+                child = node[1].get(part)
+                if child is None:
+                    child = node[1][part] = [count]
+                    count += 1
+                node = child
+            nodes[key] = node
+        return node
+
+    def at(path: list[Any]) -> list[Any]:
+        return [0, 0] if not path else [node_of(path[:-1])[0], path[-1]]
+
+    message: list[Any] = [table]
+    for op in ops:
+        kind = op["op"]
+        if kind == "replace":
+            message.append([Operation.Replace, *at(op["path"]), op["value"]])
+        elif kind == "add":
+            message.append([Operation.Add, *at(op["path"]), op["value"]])
+        elif kind == "remove":
+            message.append([Operation.Remove, *at(op["path"])])
+        elif kind == "move":
+            message.append([Operation.Move, *at(op["from"]), *at(op["path"])])
+        else:
+            raise ValueError(f"unknown patch operation: {kind}")
+    return message
 
 
 def _mounted(control: ft.Control) -> bool:

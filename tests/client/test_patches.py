@@ -4,6 +4,7 @@ sessions whose connection decodes every message and applies it as Flet's client 
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import flet as ft
@@ -11,7 +12,7 @@ from flet.controls.object_patch import ObjectPatch
 from flet.messaging.session import Session
 from flet.pubsub.pubsub_hub import PubSubHub
 
-from client.patches import PatchSender, _leaf_ops
+from client.patches import PatchSender, _leaf_ops, to_message
 from client.state import AppState
 from services.market import Tick
 from tests.backend.listfeed import sample_markets
@@ -172,3 +173,25 @@ def test_a_row_node_patched_without_the_walk_gets_the_operations_flets_diff_give
 
     expected, quick = operations(lambda: setattr(desks[1].watchlist.rows["ETH/USDT"].box, "content", ft.Text("x")))
     assert quick is None  # a child replaced: Flet's diff sends it
+
+
+def test_the_message_is_the_one_flet_encodes_path_table_and_all() -> None:
+    """`to_message` walks each control's path once; the message (its path table numbered alike, every
+    operation) is what `ObjectPatch.to_message` makes of the same operations, for any mix of them."""
+    rng = random.Random(13)
+    parts: list[str | int] = ["controls", "content", "label", "value", 0, 1, 2, 7]
+
+    def path() -> list[str | int]:
+        return [rng.choice(parts) for _ in range(rng.randint(0, 6))]
+
+    for _ in range(300):
+        ops: list[dict[str, Any]] = []
+        for _ in range(rng.randint(1, 12)):
+            kind = rng.choice(["replace", "replace", "add", "remove", "move"])
+            op: dict[str, Any] = {"op": kind, "path": path()}
+            if kind in ("replace", "add"):
+                op["value"] = rng.choice([1.5, "x", None, True])
+            if kind == "move":
+                op["from"] = path()
+            ops.append(op)
+        assert to_message(ops) == ObjectPatch(ops).to_message()
