@@ -67,7 +67,7 @@ class PatchSender:
                 continue
             patch, new, gone = ObjectPatch.from_diff(control, control, control_cls=ft.BaseControl, path=path)
             ops += patch.patch
-            if new or gone or not all(isinstance(op.get("value"), _PLAIN) for op in patch.patch):
+            if new or gone or not all(_plain_deep(op.get("value")) for op in patch.patch):
                 added += new
                 removed += gone
                 self._flush(session, ops, added, removed)  # encoded now: the next diff reads its snapshots

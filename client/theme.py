@@ -34,8 +34,15 @@ def direction_colour(direction: int) -> str:
 
 def direction_icon(direction: int, size: int = 14) -> ft.Icon:
     """The arrow that goes with the colour (web fonts offline have no ▲▼ glyphs: use icons)."""
-    icon = ft.Icons.ARROW_DROP_UP if direction > 0 else ft.Icons.ARROW_DROP_DOWN if direction < 0 else ft.Icons.REMOVE
-    return ft.Icon(icon, size=size, color=direction_colour(direction))
+    return point(ft.Icon(ft.Icons.REMOVE, size=size), direction)
+
+
+def point(icon: ft.Icon, direction: int) -> ft.Icon:
+    """`icon` turned into the arrow for `direction`, in place: a repaint sends its two new values, not a new
+    control (which a patch must add, and the client build)."""
+    icon.icon = ft.Icons.ARROW_DROP_UP if direction > 0 else ft.Icons.ARROW_DROP_DOWN if direction < 0 else ft.Icons.REMOVE
+    icon.color = direction_colour(direction)
+    return icon
 
 
 def themes() -> tuple[ft.Theme, ft.Theme]:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import flet as ft
 
 from client.state import AppState
-from client.theme import ACCENT, direction_colour, direction_icon
+from client.theme import ACCENT, direction_colour, direction_icon, point
 from views.common import Intents, fmt, panel, price_decimals, same_control
 
 VIEW_MARGIN_ROWS = 2  # rows above and below the screen painted anyway: the panel's title, a scroll on its way
@@ -52,6 +52,7 @@ class WatchlistRow:
         self.freshness = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
         self.price = ft.Text("—", size=14, text_align=ft.TextAlign.RIGHT, font_family="monospace")
         self.change = ft.Text("", size=12, text_align=ft.TextAlign.RIGHT)
+        self.arrow_icon = direction_icon(0)  # in the arrow's box from the first price on, then turned in place
         self.arrow = ft.Container(width=14, height=14)
         self.box = QuoteBox(
             content=ft.Row(
@@ -68,6 +69,7 @@ class WatchlistRow:
         )
         self.control = QuoteNode(identifier=f"quote-{symbol}", button=True, content=self.box)
         self._sign: int | None = None
+        self._arrow_sent = False  # whether the client has the icon in the arrow's box
         self._shown: tuple[RowText | None, str, bool] | None = None
 
     def render(self, state: AppState) -> list[ft.Control]:
@@ -93,7 +95,8 @@ class WatchlistRow:
         if was is None or text is None or was.change != text.change or was.sign != text.sign:
             parts.append(self.change)
         if was is None or text is None or was.sign != text.sign:
-            parts.append(self.arrow)
+            parts.append(self.arrow_icon if self._arrow_sent else self.arrow)  # the box once, to add the icon
+            self._arrow_sent = self.arrow.content is self.arrow_icon
         if before is None or before[1] != shown[1]:
             parts.append(self.freshness)
         return parts
@@ -103,9 +106,11 @@ class WatchlistRow:
             self.price.value = text.price
             self.price.color = direction_colour(text.direction)
             self.change.value = f"{text.change}%"
-            if text.sign != self._sign:  # a new icon only when the direction flips
+            if text.sign != self._sign:  # the icon changes only when the direction flips
                 self._sign = text.sign
-                self.arrow.content = direction_icon(text.sign)
+                point(self.arrow_icon, text.sign)
+                if self.arrow.content is not self.arrow_icon:
+                    self.arrow.content = self.arrow_icon
             self.change.color = direction_colour(text.sign)
             label = f"{self.symbol} {text.price}, {text.change} percent"
         else:

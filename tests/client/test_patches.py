@@ -90,7 +90,7 @@ async def test_the_client_shows_what_one_message_per_control_showed_it() -> None
     step(lambda: tick(state, "BTC/USDT", 50_010.0))  # the selected symbol: its row, the chart, the ticket
     assert together.conn.text(together.watchlist.rows["BTC/USDT"].price) == "50,010.00"
     assert step(lambda: tick(state, "ETH/USDT", 3_001.0), chart=False) == [1]  # another's: its row, one message
-    step(lambda: tick(state, "ETH/USDT", 2_990.0), chart=False)  # below the 24 h open: its arrow turns (an icon replaced)
+    step(lambda: tick(state, "ETH/USDT", 2_990.0), chart=False)  # below the 24 h open: its arrow turns (its icon turned in place)
     assert together.watchlist.rows["ETH/USDT"].arrow.content.icon == ft.Icons.ARROW_DROP_DOWN
     step(lambda: state.select("ETH/USDT"), form=True)  # a row's selection, and the ticket for another symbol
     step(lambda: state.set_watchlist(SYMBOLS))  # a row added: the panel's list, then the new row
@@ -145,7 +145,7 @@ async def test_a_repaint_of_the_app_sends_one_message_and_the_new_price_reaches_
 def test_a_row_node_patched_without_the_walk_gets_the_operations_flets_diff_gives() -> None:
     """A watchlist row's node and its box (isolated) patched by `_leaf_ops` get what `ObjectPatch.from_diff`
     gives a twin row for the same changes: its label, its selection, its box's background; a replaced child
-    (the arrow's icon) leaves it to Flet's diff."""
+    (the box's content) leaves it to Flet's diff."""
     desks = Desk([]), Desk([])
     state = AppState(watchlist=SYMBOLS[:2], selected="BTC/USDT")
     state.set_markets(sample_markets())
