@@ -10,6 +10,7 @@ session's 10 Hz repaint would make a drag feel sticky, and a whole-page update w
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -49,6 +50,34 @@ class PlotLayers(ft.Stack):
 
     __eq__ = same_control
     __hash__ = ft.Stack.__hash__
+
+
+def reshape(canvas: cv.Canvas, shapes: list[cv.Shape]) -> None:
+    """Give `canvas` the drawing `shapes` describe. Where it holds as many shapes of the same kinds (the live
+    layer from one tick to the next: the forming candle, the study tails, the last price), they take the new
+    values in place, so a repaint sends the values that moved rather than new controls (which a patch must add
+    and the client build, one message per layer that does). Otherwise the list is replaced."""
+    held = canvas.shapes
+    if len(held) != len(shapes) or any(type(a) is not type(b) for a, b in zip(held, shapes, strict=True)):
+        canvas.shapes = shapes
+        return
+    for old, new in zip(held, shapes, strict=True):
+        for name in _shape_fields(type(new)):
+            value = getattr(new, name)
+            if getattr(old, name) != value:  # Flet marks what is set as changed: only what moved
+                setattr(old, name, value)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _shape_fields(kind: type) -> tuple[str, ...]:
+    """A shape kind's drawing fields (not Flet's own: id, type, data, key)."""
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind)
+                                      if not f.name.startswith("_") and f.name not in ("data", "key"))
+    return names
 
 
 class ChartView:
@@ -195,7 +224,7 @@ class ChartView:
             self._base_key = scene.base_key
             self.base.shapes = scene.base
             changed.append(self.base)
-        self.live.shapes = scene.live
+        reshape(self.live, scene.live)
         self._draw_cursor()
         waiting = self._resized_after is not None and time.monotonic() - self._resized_after < RESIZE_WAIT_S
         self.semantics.label = semantics_label(symbol, state.timeframe, () if waiting else scene.bars, places, lines)
@@ -213,7 +242,7 @@ class ChartView:
         market = state.markets.get(state.selected)
         places = price_decimals(market, scene.bars[-1].close if scene.bars else None)
         shapes, index = cursor(scene, *self._hover, places) if self._hover else ([], None)
-        self.cursor.shapes = shapes
+        reshape(self.cursor, shapes)
         self.legend.value = legend(scene.bars, index, places, amount_decimals(market))
         if scene.bars:
             bar = scene.bars[-1 if index is None else index]
