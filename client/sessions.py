@@ -37,14 +37,14 @@ JEMALLOC = ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linu
 # retain:false unmaps what it purges instead of keeping it mapped for reuse: the metadata of those retained
 # extents grew 4.7 -> 10 MB over 60 sessions and never shrank (7 MB without; RSS 30 s after a soak-like run
 # +8.6 % instead of +9.8 % over the first session's).
-# tcache:false: the thread cache hands out the most recently freed slot of a size class whatever slab it is
-# in, so the shared market's long-lived small objects (ticks, window points) landed in the slabs sessions
-# had filled and pinned them once those ended; without it jemalloc fills the oldest, fullest slab first
-# and the survivors pack together. Soak (Chromium, closed tabs ending at once, load 15-20): RSS 30 s after
-# the last tab +9.0 % over the first session's with the cache, +7.3-7.7 % without; soak-like protocol runs
-# free slots 15 -> 9 MB. Its price: ~11 % more server CPU (same-run soak-like 30.5 -> 34.0 CPU s;
-# jemalloc's share of py-spy samples 7.5 -> 18 %). MALLOC_CONF set outside replaces all of this.
-JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,retain:false,tcache:false"
+# The thread cache stays on. It hands out the most recently freed slot of a size class whatever slab it is in,
+# so the shared market's long-lived small objects can land in slabs sessions filled and pin them once those
+# end; tcache:false (jemalloc then fills the oldest, fullest slab first) was used until 2026-12-02 for that.
+# Its price was all of Python's allocations through jemalloc's locked bins: re-measured then, same machine,
+# quiet, `bench/sessions.py --counts 0,1` A/B: the market alone 5.2 -> 4.0 % of a core and one session 13.6
+# -> 12.3 % with the cache; the Chromium soak's RSS 30 s after the last tab +4.3 / +4.5 % over the first
+# session's with it, +2.3 % without (limit +10 %, load 8-9). MALLOC_CONF set outside replaces all of this.
+JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,retain:false"
 _RESTARTED = "SKEET_ALLOCATOR_RESTARTED"  # the environment before the restart, as JSON
 ARENAS_ALL = 4096  # jemalloc's MALLCTL_ARENAS_ALL: "arena.4096.purge" purges every arena
 
