@@ -65,3 +65,12 @@ def painted(page: Any, frames: int = 5, max_gap_ms: float = 100.0, timeout_ms: f
     if not caught_up:
         raise AssertionError(f"the page never drew {frames} frames within {max_gap_ms} ms of each other "
                              f"in {timeout_ms / 1000:.0f} s")
+
+
+def switch_on_semantics(page: Any, timeout_ms: float = 60_000) -> None:
+    """Flutter's accessibility tree (what the tests read, as a screen reader does), switched on as a person
+    with one does: its placeholder tapped. Bounded, unlike `page.evaluate`, which waits for ever on a page
+    whose renderer does not answer."""
+    placeholder = page.locator("flt-semantics-placeholder")
+    placeholder.wait_for(state="attached", timeout=timeout_ms)
+    placeholder.dispatch_event("click", timeout=timeout_ms)

@@ -52,8 +52,11 @@ class WatchlistRow:
         self.freshness = ft.Text("", size=11, color=ft.Colors.ON_SURFACE_VARIANT)
         self.price = ft.Text("—", size=14, text_align=ft.TextAlign.RIGHT, font_family="monospace")
         self.change = ft.Text("", size=12, text_align=ft.TextAlign.RIGHT)
-        self.arrow_icon = direction_icon(0)  # in the arrow's box from the first price on, then turned in place
-        self.arrow = ft.Container(width=14, height=14)
+        # The arrow's box holds its icon from the start, hidden until a price: a repaint only turns or shows it
+        # in place, so what the client holds never depends on which earlier repaint reached it.
+        self.arrow_icon = direction_icon(0)
+        self.arrow_icon.visible = False
+        self.arrow = ft.Container(self.arrow_icon, width=14, height=14)
         self.box = QuoteBox(
             content=ft.Row(
                 [
@@ -69,7 +72,6 @@ class WatchlistRow:
         )
         self.control = QuoteNode(identifier=f"quote-{symbol}", button=True, content=self.box)
         self._sign: int | None = None
-        self._arrow_sent = False  # whether the client has the icon in the arrow's box
         self._shown: tuple[RowText | None, str, bool] | None = None
 
     def render(self, state: AppState) -> list[ft.Control]:
@@ -95,8 +97,7 @@ class WatchlistRow:
         if was is None or text is None or was.change != text.change or was.sign != text.sign:
             parts.append(self.change)
         if was is None or text is None or was.sign != text.sign:
-            parts.append(self.arrow_icon if self._arrow_sent else self.arrow)  # the box once, to add the icon
-            self._arrow_sent = self.arrow.content is self.arrow_icon
+            parts.append(self.arrow_icon)
         if before is None or before[1] != shown[1]:
             parts.append(self.freshness)
         return parts
@@ -109,12 +110,12 @@ class WatchlistRow:
             if text.sign != self._sign:  # the icon changes only when the direction flips
                 self._sign = text.sign
                 point(self.arrow_icon, text.sign)
-                if self.arrow.content is not self.arrow_icon:
-                    self.arrow.content = self.arrow_icon
+            self.arrow_icon.visible = True
             self.change.color = direction_colour(text.sign)
             label = f"{self.symbol} {text.price}, {text.change} percent"
         else:
             self.price.value, self.change.value, label = "—", "", f"{self.symbol}, no price yet"
+            self.arrow_icon.visible = False
         self.freshness.value = "" if status == "live" else status
         self.freshness.color = ft.Colors.ORANGE_400 if status != "live" else None
         self.box.bgcolor = ft.Colors.with_opacity(0.14, ACCENT) if selected else None

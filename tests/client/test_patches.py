@@ -4,6 +4,8 @@ sessions whose connection decodes every message and applies it as Flet's client 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import random
 from typing import Any
 
@@ -51,11 +53,23 @@ class Desk:
         return [*self.watchlist.render(state), *chart, *self.ticket.render_quote(state)]
 
 
+@functools.cache
+def defaults(kind: str | None) -> dict[str, Any]:
+    """The declared defaults of the Flet control called `kind`: what a new page leaves out."""
+    cls = getattr(ft, kind, None) if kind else None
+    if not dataclasses.is_dataclass(cls):
+        return {}
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
 def shown(value: Any, ids: bool = True) -> Any:
-    """A client's tree as it shows: a property set back to None is one never set (the client reads both as
-    its default); without Flet's control ids unless `ids` (two sessions number their controls apart)."""
+    """A client's tree as it shows: a property set back to None or to its default is one never set (the
+    client reads each as its default); without Flet's control ids unless `ids` (two sessions number their
+    controls apart)."""
     if isinstance(value, dict):
-        return {k: shown(v, ids) for k, v in value.items() if v is not None and (ids or k != "_i")}
+        unset = defaults(value.get("_c"))
+        return {k: shown(v, ids) for k, v in value.items()
+                if v is not None and (ids or k != "_i") and not (k in unset and v == unset[k])}
     if isinstance(value, list):
         return [shown(v, ids) for v in value]
     return value

@@ -198,7 +198,7 @@ def test_a_repaint_sends_only_the_panels_whose_data_changed() -> None:
     eth = shell.watchlist.rows["ETH/USDT"]
     # Its first price: the row's node (its label) and its texts, each patched on its own (the node and its
     # box are isolated: a patch of the node stops at the box).
-    assert shell.render(state, state.take_dirty()) == [eth.control, eth.price, eth.change, eth.arrow]  # the box: its icon added
+    assert shell.render(state, state.take_dirty()) == [eth.control, eth.price, eth.change, eth.arrow_icon]  # its icon shown
     state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.01, 0.1))  # up from its open: the arrow turns
     assert shell.render(state, state.take_dirty()) == [eth.control, eth.price, eth.change, eth.arrow_icon]
     state.apply_tick(Tick("ETH/USDT", 60_000 * 29 + 8, 7.02, 0.1))  # up again: the same arrow

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import switch_on_semantics
 from tests.support import free_port, start_backend, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,8 +79,7 @@ def open_app(browser, url: str, width: int, height: int):  # type: ignore[no-unt
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.goto(url)
-    page.wait_for_selector("flt-semantics-placeholder", state="attached", timeout=60_000)
-    page.evaluate("document.querySelector('flt-semantics-placeholder').click()")
+    switch_on_semantics(page)
     page.locator('[flt-semantics-identifier="mode-badge"]').wait_for(state="attached", timeout=30_000)
     # Ready when the selected market has a price and the live listener is connected, as a trader sees it.
     page.wait_for_function(

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.browser import switch_on_semantics
 from tests.e2e.conftest import ARTIFACTS
 from tests.hosted import HostedApp, wait_until
 
@@ -27,8 +28,7 @@ def hosted(backend: str, skeet_env: dict[str, str]) -> Iterator[HostedApp]:
 
 def ready(page) -> None:  # type: ignore[no-untyped-def]
     """The trader's screen is up: a price for BTC and the live listener connected."""
-    page.wait_for_selector("flt-semantics-placeholder", state="attached", timeout=60_000)
-    page.evaluate("document.querySelector('flt-semantics-placeholder').click()")
+    switch_on_semantics(page)
     page.wait_for_function(
         r"""() => {
             const q = document.querySelector('[flt-semantics-identifier="quote-BTC/USDT"]');

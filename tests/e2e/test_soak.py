@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser import switch_on_semantics
 from tests.e2e.conftest import ARTIFACTS
 from tests.hosted import HostedApp, wait_until
 
@@ -123,10 +124,10 @@ def open_tabs(context, url: str, count: int, series: RssSeries, *, live: bool) -
     for page in pages:
         page.goto(url, wait_until="commit")
     for page in pages:
-        page.wait_for_selector("flt-semantics-placeholder", state="attached", timeout=series.left(120) * 1000)
+        page.locator("flt-semantics-placeholder").wait_for(state="attached", timeout=series.left(120) * 1000)
     if live:
         for page in pages:
-            page.evaluate("document.querySelector('flt-semantics-placeholder').click()")
+            switch_on_semantics(page, series.left(120) * 1000)
         for page in pages:
             page.wait_for_function(READY_JS, timeout=series.left(120) * 1000)
     return pages

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from services.auth.firebase import FirebaseIdentity, SignInError
-from tests.browser import type_into
+from tests.browser import switch_on_semantics, type_into
 from tests.support import ROOT, free_port, start_backend, stop, wait_http
 
 
@@ -98,8 +98,7 @@ def test_sign_in_then_trade_in_the_browser(emulators, auth_host: str, sign_up, t
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
             page.goto(f"http://127.0.0.1:{web_port}")
-            page.wait_for_selector("flt-semantics-placeholder", state="attached", timeout=60_000)
-            page.evaluate("document.querySelector('flt-semantics-placeholder').click()")
+            switch_on_semantics(page)
             sign_in = page.locator('[flt-semantics-identifier="sign-in"]')
             sign_in.wait_for(state="attached", timeout=30_000)
             email = page.get_by_role("textbox", name="Email")
