@@ -53,7 +53,8 @@ HOLD = "/_bench/market"  # POST: hold the shared market open with no session; DE
 LIVE_AFTER_MESSAGES = 20  # the first screen, the market joined, then repaints of ticks
 REGISTER = 1  # flet.messaging.protocol.MessageAction.REGISTER_CLIENT
 CONTROL_EVENT = 3  # MessageAction.CONTROL_EVENT
-FRAME_GAP_S = 0.02  # patches further apart than this belong to different repaints (the app paints every 100 ms)
+INVOKE_METHOD = 5  # MessageAction.INVOKE_METHOD: the session asks for an answer after each repaint
+SMALL_MESSAGE = 256  # bytes: a method call is ~60, a repaint's patch ~1-2 K (only small ones are decoded)
 STARVED_BELOW = 8.0  # repaints a second per session: under this the server did not get the CPU it asked for
 ROW_PX = 46.0  # a watchlist row's height in Chromium at 1440×900
 
@@ -190,7 +191,9 @@ async def tab(url: str, stop: asyncio.Event, received: list[int], live: asyncio.
     """A Flet web client: registers a 1440×900 page, then takes every message until `stop`; releases
     `live` once its screen is up and repainting (its first screen and then a repaint after it). Like
     Flutter, it reports the laid-out height of the control that asks for it (the watchlist: `ROW_PX` a row,
-    as Chromium lays it out at 1440×900), so the server knows which rows are on the 900 px screen."""
+    as Chromium lays it out at 1440×900), so the server knows which rows are on the 900 px screen, and it
+    answers the call the session makes after each repaint (`get_capture` of an empty canvas: null) as soon
+    as it has it, as a browser that keeps up does (`client.repaint`); `frames` counts those calls."""
     async with websockets.connect(url.replace("http", "ws", 1) + "/ws", max_size=None, ping_interval=None,
                                   open_timeout=120) as ws:
         page = {"route": "/", "width": 1440.0, "height": 900.0, "web": True, "platform": "linux",
@@ -199,7 +202,6 @@ async def tab(url: str, stop: asyncio.Event, received: list[int], live: asyncio.
         slot = len(received)
         received.append(0)
         frames.append(0)
-        last = 0.0
         messages = 0
         sized: int | None = None
         while not stop.is_set():
@@ -209,10 +211,13 @@ async def tab(url: str, stop: asyncio.Event, received: list[int], live: asyncio.
                 continue
             received[slot] += len(message)
             messages += 1
-            now = time.monotonic()
-            if now - last > FRAME_GAP_S:  # a repaint's patches come back to back: a gap starts the next one
-                frames[slot] += 1
-            last = now
+            if isinstance(message, bytes) and message[:1] == b"\x00" and len(message) < SMALL_MESSAGE:
+                action, body = msgpack.unpackb(message[1:], raw=False, strict_map_key=False)
+                if action == INVOKE_METHOD:
+                    frames[slot] += 1
+                    await ws.send(b"\x00" + msgpack.packb([INVOKE_METHOD, {
+                        "control_id": body["control_id"], "call_id": body["call_id"], "result": None,
+                        "error": None if body["name"] == "get_capture" else "Unknown method"}]))
             if sized is None and isinstance(message, bytes) and message[:1] == b"\x00":
                 sized = sized_list(msgpack.unpackb(message[1:], raw=False, strict_map_key=False))
                 if sized is not None:  # what Flutter reports once it has laid the watchlist out

@@ -193,12 +193,15 @@ class QuietLive:
 
 # -- the web app under test (child process) ------------------------------------------------------------
 class RepaintLog:
-    """Each repaint's (started, ended) times, written to `<name>-repaints.json` once `<name>.stop` appears."""
+    """Each repaint's (started, ended) times, written to `<name>-repaints.json` once `<name>.stop` appears;
+    with the session's scheduler, how its client answered (`<name>-answers.json`)."""
 
-    def __init__(self, workdir: Path, name: str) -> None:
+    def __init__(self, workdir: Path, name: str, scheduler: Any = None) -> None:
         self._path = workdir / f"{name}-repaints.json"
+        self._answers = workdir / f"{name}-answers.json"
         self._stop = workdir / f"{name}.stop"
         self._times: list[tuple[float, float]] = []
+        self._scheduler = scheduler
 
     def painted(self, started: float, ended: float) -> None:
         self._times.append((started, ended))
@@ -207,6 +210,11 @@ class RepaintLog:
         """Write the log when the stop file appears (a task of the scenario)."""
         while not self._stop.exists():  # noqa: ASYNC110  (a file another process makes: nothing to await)
             await asyncio.sleep(0.05)
+        if self._scheduler is not None:  # first: the measurement reads it once the repaints' file is there
+            r = self._scheduler
+            self._answers.write_text(json.dumps({"repaints": r.repaints, "answered": r.answered,
+                                                 "unanswered": r.unanswered, "answer_ms": r.answer_s * 1000,
+                                                 "cost_ms": r._cost_s * 1000, "gap_ms": r.gap_s * 1000}))  # noqa: SLF001
         partial = self._path.with_suffix(".partial")
         partial.write_text(json.dumps(self._times))
         partial.replace(self._path)
@@ -216,7 +224,8 @@ HIDEABLE = ("chart", "chart.header", "chart.plot", "chart.live", "book", "trades
             "account", "signals", "badge")
 
 
-def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float, hide: tuple[str, ...] = ()) -> None:
+def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float, hide: tuple[str, ...] = (),
+          unpaced: bool = False) -> None:
     import flet as ft
 
     from client.app import SessionServices, SkeetSession
@@ -310,8 +319,10 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float, hide: tuple[
             backend_url="http://127.0.0.1:9",
         )
         session = SkeetSession(page, services, watchlist=symbols, timeframe="1m", theme="dark")
-        log = RepaintLog(workdir, "skeet")
+        log = RepaintLog(workdir, "skeet", session.repainter)
         session.repainter.on_painted = log.painted
+        if unpaced:  # a measuring aid (--skeet-unpaced): repaints paced by the gap alone, not by the client
+            session.repainter.ack = None
         await session.start()
         if hide:  # a measuring aid (--skeet-hide): what the browser's part costs without these panels
             for name in hide:
@@ -448,7 +459,8 @@ TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline"
 
 
 def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path, server_pid: int,
-            warm_s: float, seconds: float, trace_dir: Path | None = None) -> dict[str, Any]:
+            warm_s: float, seconds: float, trace_dir: Path | None = None, link: Any = None,
+            link_spec: tuple[float, float] | None = None) -> dict[str, Any]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     ws_bytes = [0, 0]  # bytes, messages received from the server
@@ -471,6 +483,8 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
              const t = el ? (el.getAttribute('aria-label') || el.textContent || '') : '';
              const m = / ([0-9][0-9,]*\\.[0-9]+),/.exec(t); return m && parseFloat(m[1].replace(/,/g,'')) > base; }""",
         arg=[symbols[0], base_price(0)], timeout=90_000, polling=100)
+    if link is not None and link_spec is not None:  # the page is up: from now on its socket is a slow link
+        link.throttle(*link_spec)
     time.sleep(warm_s)
 
     procs = chromium_processes()
@@ -509,7 +523,13 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
     while name in ("coalesced", "skeet") and not repaints_path.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     repaints = json.loads(repaints_path.read_text()) if repaints_path.exists() else []
+    answers_path = workdir / f"{name}-answers.json"
+    answers = json.loads(answers_path.read_text()) if answers_path.exists() else {}
     context.close()
+    queued = None
+    if link is not None and link_spec is not None:
+        queued = round(link.queued_max / 1024, 1)
+        link.throttle(None)
 
     lat, counted, lost, seen = latencies(log["trades"], rec["shown"], (t0 + 0.2, t0 + elapsed), stopped)
     parts = breakdown(log["trades"], rec["shown"], repaints, (t0 + 0.2, t0 + elapsed)) if repaints else {}
@@ -526,7 +546,8 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
         "renderer_cpu": round(cpu["renderer"], 2), "gpu_cpu": round(cpu["gpu"], 2),
         "renderer_busy": round(task, 2), "server_cpu": round(server_cpu, 2),
         "repaints_per_s": round(sum(1 for a, _b in repaints if t0 <= a <= t0 + elapsed) / elapsed, 1),
-        **parts,
+        **parts, **({"client_answers": answers} if answers else {}),
+        **({"link_queued_max_kb": queued} if queued is not None else {}),
     }
 
 
@@ -598,6 +619,13 @@ def report(results: list[dict[str, Any]], n_symbols: int, rate_hz: float) -> dic
             print(f"{r['scenario']:<9} {r['repaints_per_s']:>5} repaints/s; median ms " + ", ".join(
                 f"{p} {r[p + '_p50_ms']}" for p in PARTS) + "; slowest 10% mean ms " + ", ".join(
                 f"{p} {r[p + '_slow_ms']}" for p in PARTS))
+        if "client_answers" in r:  # what paces the session's repaints (client.repaint: `ack`)
+            a = r["client_answers"]
+            print(f"{r['scenario']:<9} client answers {a['answered']} of {a['repaints']} repaints "
+                  f"({a['unanswered']} went ahead unanswered), smoothed answer {a['answer_ms']:.1f} ms; "
+                  f"a repaint's cost {a['cost_ms']:.2f} ms (smoothed), gap {a['gap_ms']:.1f} ms at the end")
+        if "link_queued_max_kb" in r:  # --link: what waited for the slow link at its deepest
+            print(f"{r['scenario']:<9} through the slow link: at most {r['link_queued_max_kb']} KB waiting for it")
     by = {r["scenario"]: r for r in results}
     load = [round(x, 2) for x in os.getloadavg()]
     print(f"load average now {load[0]} / {load[1]} / {load[2]} (1/5/15 min): other work on the machine "
@@ -632,11 +660,18 @@ def main(argv: list[str] | None = None) -> int:
                              f"{', '.join(HIDEABLE)}); the figures are then not the app's")
     parser.add_argument("--trace", type=Path, metavar="DIR",
                         help="write a Chromium trace of each scenario's measured window to DIR/<scenario>.json")
+    parser.add_argument("--link", metavar="KB_PER_S:DELAY_MS",
+                        type=lambda v: tuple(float(x) for x in v.split(":", 1)) if ":" in v else (float(v), 0.0),
+                        help="the page's socket through a slow link once the page is up (bench/slow_link.py): "
+                             "KB_PER_S kilobytes a second to the browser, DELAY_MS each way")
+    parser.add_argument("--skeet-unpaced", action="store_true",
+                        help="a measuring aid: the session's repaints paced by the gap alone, not by the "
+                             "client's answers (client.repaint); the figures are then not the app's")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.serve, args.workdir, args.symbols, args.rate, tuple(args.skeet_hide))
+        serve(args.serve, args.workdir, args.symbols, args.rate, tuple(args.skeet_hide), args.skeet_unpaced)
         return 0
 
     from playwright.sync_api import sync_playwright
@@ -650,19 +685,27 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "FLET_FORCE_WEB_SERVER": "1", "PYTHONUNBUFFERED": "1"}
         server = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(port), "--workdir", str(workdir), "--symbols",
-             str(args.symbols), "--rate", str(args.rate), *(f"--skeet-hide={h}" for h in args.skeet_hide)],
+             str(args.symbols), "--rate", str(args.rate), *(f"--skeet-hide={h}" for h in args.skeet_hide),
+             *(["--skeet-unpaced"] if args.skeet_unpaced else [])],
             cwd=ROOT, env=env, stdout=(workdir / "server.log").open("wb"), stderr=subprocess.STDOUT,
         )
         results = []
+        link = None
         try:
             wait_http(url, server)
+            if args.link:
+                from bench.slow_link import SlowLink
+
+                link = SlowLink(port).start()
+                url = f"http://127.0.0.1:{link.port}"
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
                 try:
                     for name in scenarios:
                         started = time.monotonic()
                         result = measure(browser, url, name, symbols[:1] if name == "floor" else symbols,
-                                         workdir, server.pid, args.warm, args.seconds, args.trace)
+                                         workdir, server.pid, args.warm, args.seconds, args.trace, link,
+                                         args.link)
                         print(f"{name}: p95 {result['p95_ms']} ms over {result['trades_measured']} trades "
                               f"({time.monotonic() - started:.0f} s)", flush=True)
                         results.append(result)
@@ -675,6 +718,8 @@ def main(argv: list[str] | None = None) -> int:
             if any(r["trades_unseen"] > r["trades_measured"] // 10 for r in results):
                 print("the app server's log (many trades never reached the screen):\n"
                       + (workdir / "server.log").read_text()[-3000:], file=sys.stderr)
+            if link is not None:
+                link.close()
             server.terminate()
             try:
                 server.wait(timeout=10)

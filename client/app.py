@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import flet as ft
+import flet.canvas as cv
 
 from client.context import SessionContext, SessionServices
 from client.controllers import (
@@ -49,6 +50,7 @@ SHEET_HANDLE_H = 48.0  # px Flutter's sheet puts above its content for the drag 
 # A tab that went away and did not come back within this long is gone for good. Flet's own eviction (the
 # web server sets it shorter, see client/web.py) normally ends the session first; this bounds it anyway.
 END_AFTER_DISCONNECT_S = 28.0
+ANSWER_TIMEOUT_S = 10.0  # Flet forgets a call its client never answered after this long
 
 
 class SkeetSession:
@@ -88,8 +90,11 @@ class SkeetSession:
         self._sheet_box: ft.Container | None = None  # the phone ticket sheet's box, sized to the ticket
         self._files: ft.FilePicker | None = None  # made in start(), with the page
         self._network: ft.Connectivity | None = None
-        # Repaints follow changes (a tick reaches the screen within one gap), throttled by what they cost.
-        self.repainter = RepaintScheduler(self.state, self._repaint, showing=lambda: self._connected and self._visible)
+        # Repaints follow changes (a tick reaches the screen within one gap), throttled by what they cost and by
+        # how fast the client takes them in.
+        self._answerer = cv.Canvas(width=0, height=0)  # in the page's overlay: see `_client_answer`
+        self.repainter = RepaintScheduler(self.state, self._repaint, showing=lambda: self._connected and self._visible,
+                                          ack=self._client_answer)
         self.state.on_change = self.repainter.wake
         self._shown_notice = 0
         self._registry = registry
@@ -139,6 +144,7 @@ class SkeetSession:
         # registry (a refcount test in ServiceRegistry.unregister_services): one attribute is not enough.
         self._kept_services = (self._files, self._network)  # (without it, both were gone after the first event)
         self.shell.render(self.state)
+        page.overlay.append(self._answerer)
         page.add(self.shell.root)
         self.services.live.on_status(self.state.set_live_status)
         for job in (self.market.run(), self.market.watch_freshness(), self.market.load_exchanges(),
@@ -223,6 +229,7 @@ class SkeetSession:
             return
         self._connected = True
         self._visible = True  # a (re)connected client is showing the page
+        self.repainter.client_changed()
         self.state.changed()
 
     def _stop_ending(self) -> None:
@@ -238,6 +245,12 @@ class SkeetSession:
             self.page.update()
             controls = self.shell.isolated
         self.patches.send(controls)  # not what is off the page (a phone's ticket while its sheet is shut)
+
+    async def _client_answer(self) -> None:
+        """Returns once the client has applied every message sent before this call: Flet's client handles
+        them in order. Flet 1.0.5 has no acknowledgement of its own; the call is `get_capture` of an empty
+        canvas, which its client answers at once (null: nothing captured) without drawing anything."""
+        await self._answerer._invoke_method("get_capture", timeout=ANSWER_TIMEOUT_S)  # noqa: SLF001  (its timeout)
 
     def _show_notice(self) -> None:
         notice = self.state.notice

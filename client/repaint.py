@@ -5,20 +5,30 @@ wall time: on a server short of CPU, the same repaint takes longer, and painting
 CPU) and with how late the event loop starts a repaint (a loop that is behind, with many sessions, paints
 less and keeps up with the trades); the chart's forming candle and the other heavy panels (`SLOW_TOPICS`)
 repaint at most every `SLOW_GAP_S`, since prices are what a trader reads now and a candle at 10 frames a
-second looks the same."""
+second looks the same.
+
+The client sets the pace too: after each repaint the scheduler asks the client for an answer (`ack`, a round
+trip behind that repaint's message). An answer later than `ANSWER_LATE_S` means messages are queueing on the
+way (a phone on a link slower than what is sent, a tab that cannot keep up): the next repaint then waits for
+it (at most until `ACK_WAIT_S` after the late repaint), so a slow client is sent repaints as fast as it takes
+them in, each with the latest state, rather than a queue that grows in the socket and shows later and later.
+Answers in flight and not late hold nothing back: a link's round trip alone does not slow repaints down."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 
 from client.state import AppState
 
 log = logging.getLogger(__name__)
 
-MIN_GAP_S = 0.05  # at most ~20 repaints a second: faster queues behind the browser raster of the whole desk (~40-50 ms a frame without a GPU)
+# At most ~20 repaints a second, and no faster than the client answers (`ack`): a repaint costs the server ~3-4 ms
+# of CPU, and at 50 a second (p95 tick to screen ~65 ms, not ~85) one session cost ~24 % of a core (bench/README).
+MIN_GAP_S = 0.05
 SLOW_GAP_S = 0.1  # the chart's candle, the book, signals, the equity curve: ~10 a second
 MAX_GAP_S = 0.25  # the slowest a session backs off to: the screen never looks frozen
 COST_FACTOR = 4.0  # a gap at least this many times a repaint's (smoothed) time: repainting takes <= ~1/4 of the loop
@@ -26,6 +36,8 @@ COST_FACTOR = 4.0  # a gap at least this many times a repaint's (smoothed) time:
 # make each one wait ~(N-1)/2 repaints, so repaints fill ~2/LAG_FACTOR of the loop at most: half, leaving the
 # rest to the trades (with 2 it would fill all of it).
 LAG_FACTOR = 4.0
+ACK_WAIT_S = 1.0  # the longest a repaint waits for the client's answer to an earlier one
+ANSWER_LATE_S = 0.25  # an answer not in this long after its repaint is late: the next repaint waits for it
 SLOW_TOPICS = frozenset({"candles", "depth", "signals", "equity"})
 
 
@@ -33,15 +45,23 @@ class RepaintScheduler:
     """Runs `paint(topics)` for what changed in `state` (its dirty topics), throttled as the module says.
 
     `showing()` says whether a repaint can reach a screen (a hidden tab or a disconnected client: no); what
-    changed meanwhile stays dirty and is painted on the next `wake()` after it shows again. `run()` is the
-    loop (a session task); `wake()` is cheap enough to call on every tick (`AppState.on_change`)."""
+    changed meanwhile stays dirty and is painted on the next `wake()` after it shows again. `ack()` returns
+    once the client has taken in every message sent before the call (none: repaints are paced by the gap
+    alone). `run()` is the loop (a session task); `wake()` is cheap enough to call on every tick
+    (`AppState.on_change`)."""
 
     def __init__(self, state: AppState, paint: Callable[[set[str]], None], *, showing: Callable[[], bool],
+                 ack: Callable[[], Awaitable[object]] | None = None,
                  min_gap_s: float = MIN_GAP_S, slow_gap_s: float = SLOW_GAP_S, max_gap_s: float = MAX_GAP_S,
-                 cost_factor: float = COST_FACTOR, lag_factor: float = LAG_FACTOR) -> None:
+                 cost_factor: float = COST_FACTOR, lag_factor: float = LAG_FACTOR,
+                 ack_wait_s: float = ACK_WAIT_S, late_s: float = ANSWER_LATE_S) -> None:
         self._state = state
         self._paint = paint
         self._showing = showing
+        self.ack = ack  # None: repaints paced by the gap alone
+        self.ack_wait_s = ack_wait_s
+        self.late_s = late_s
+        self._asked: deque[tuple[asyncio.Future[None], float]] = deque()  # (answer, loop time asked), oldest first
         self.min_gap_s = min_gap_s
         self.slow_gap_s = slow_gap_s
         self.max_gap_s = max_gap_s
@@ -55,6 +75,9 @@ class RepaintScheduler:
         self._lag_s = 0.0  # how late repaints started (after the change, or the gap's end), smoothed
         self._woken_s = 0.0  # loop time of the first change since the last repaint
         self.repaints = 0
+        self.answered = 0  # the client's answers after repaints
+        self.unanswered = 0  # answers not come by their deadline (repaints went ahead without them)
+        self.answer_s = 0.0  # how long the client took to answer, smoothed (its backlog plus the round trip)
         self.unshown = 0  # times changes were found with no screen to paint them on (kept dirty for later)
         self.on_painted: Callable[[float, float], None] | None = None  # (started, ended), time.time(): the bench's
 
@@ -79,6 +102,8 @@ class RepaintScheduler:
                 delay = self._next_s - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)  # the throttle: changes meanwhile join this repaint
+                due = loop.time()  # how late the loop is, before any wait for the client
+                await self._answered(loop)  # changes meanwhile join this repaint too
                 self._wanted.clear()
                 now = loop.time()
                 if not self._state.dirty:
@@ -89,12 +114,48 @@ class RepaintScheduler:
                     continue
                 dirty = self._hold_slow(self._state.take_dirty(), now)
                 if dirty:
-                    lag = max(0.0, now - max(self._woken_s, self._next_s))
+                    lag = max(0.0, due - max(self._woken_s, self._next_s))
                     self._lag_s = 0.7 * self._lag_s + 0.3 * lag
                     self._repaint(dirty, now)
+                    self._ask(loop)
         finally:
             if self._timer is not None:
                 self._timer.cancel()
+            while self._asked:
+                self._asked.popleft()[0].cancel()
+
+    def client_changed(self) -> None:
+        """A reconnected (reloaded) client: the answers asked of the one before will not come (Flet drops
+        those calls after their timeout)."""
+        self._asked.clear()
+
+    async def _answered(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait for the answers that are late (each until `ack_wait_s` after its repaint at most)."""
+        while self._asked:
+            answer, asked_s = self._asked[0]
+            if not answer.done():
+                age = loop.time() - asked_s
+                if age < self.late_s:
+                    return  # in flight, not late: nothing is queueing
+                if age < self.ack_wait_s:
+                    await asyncio.wait({answer}, timeout=self.ack_wait_s - age)
+                if not answer.done():
+                    self.unanswered += 1  # the repaint goes ahead without it (Flet drops the call later)
+            self._asked.popleft()
+
+    def _ask(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.ack is not None:
+            self._asked.append((asyncio.ensure_future(self._round_trip(self.ack, loop.time())), loop.time()))
+
+    async def _round_trip(self, ack: Callable[[], Awaitable[object]], asked_s: float) -> None:
+        try:
+            await ack()
+        except Exception as exc:  # a client gone or a session closing: the next repaint just goes ahead
+            log.debug("no answer from the client: %s", exc)
+            return
+        took = asyncio.get_running_loop().time() - asked_s
+        self.answered += 1
+        self.answer_s = 0.7 * self.answer_s + 0.3 * took if self.answer_s else took
 
     def _hold_slow(self, dirty: set[str], now: float) -> set[str]:
         """Keep slow topics back until their gap is over (they stay dirty, and a timer wakes the loop then)."""

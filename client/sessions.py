@@ -26,9 +26,12 @@ import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import flet as ft
+
+if TYPE_CHECKING:
+    from client.repaint import RepaintScheduler
 
 RELEASE_AFTER_S = 2.0
 JEMALLOC = ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
@@ -118,6 +121,9 @@ class CountedSession(Protocol):
     def page(self) -> ft.Page: ...
 
     @property
+    def repainter(self) -> RepaintScheduler: ...
+
+    @property
     def task_count(self) -> int: ...
 
     async def close(self) -> None: ...
@@ -152,7 +158,11 @@ class SessionRegistry:
     def counts(self) -> dict[str, int]:
         return {"sessions": len(self._open), "session_tasks": sum(s.task_count for s in self._open),
                 "sessions_opened": self.opened, "sessions_closed": self.closed,
-                "sessions_in_memory": len(self._ever)}  # more than `sessions` for long: something holds one
+                "sessions_in_memory": len(self._ever),  # more than `sessions` for long: something holds one
+                # the clients' answers that pace repaints (`client.repaint`): none answered means no pacing
+                "repaints": sum(s.repainter.repaints for s in self._open),
+                "repaints_answered": sum(s.repainter.answered for s in self._open),
+                "repaints_unanswered": sum(s.repainter.unanswered for s in self._open)}
 
     async def aclose(self) -> None:
         for session in list(self._open):

@@ -6,12 +6,14 @@ control nearest the end of a path is the one notified). Tests read the screen's 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import flet as ft
 import msgpack
 from flet.messaging.connection import Connection
 from flet.messaging.protocol import MessageAction, configure_encode_object_for_msgpack
+from flet.messaging.session import Session
 
 ENCODE = configure_encode_object_for_msgpack(ft.BaseControl)
 REPLACE, ADD, REMOVE, MOVE = 0, 1, 2, 3
@@ -95,7 +97,28 @@ class ClientTree:
         return notified, reached
 
 
-class ClientConnection(Connection):
+class AnsweringConnection(Connection):
+    """A connection whose client answers the session's method calls as Flet's Dart client answers them,
+    after the messages sent before them (`_onInvokeMethod`): `get_capture` of a canvas with nothing
+    captured is null (the session's repaints wait for that answer); any other call is an error, as for a
+    control whose widget has no such method. Set `session` to the `Session` on this connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: Session | None = None
+        self.calls: list[str] = []
+
+    def send_message(self, message: Any) -> None:
+        if message.action != MessageAction.INVOKE_METHOD or self.session is None:
+            return
+        body = message.body
+        self.calls.append(body.name)
+        error = None if body.name == "get_capture" else f"Unknown method: {body.name}"
+        asyncio.get_running_loop().call_soon(
+            self.session.handle_invoke_method_results, body.control_id, body.call_id, None, error)
+
+
+class ClientConnection(AnsweringConnection):
     """A connection with a client at its end: every message encoded and decoded as on the wire; patches
     applied to `tree` once the page is registered (`register`); `patches` counts the PATCH_CONTROL messages,
     `notified` holds the controls each one notified and `reached` those its paths went through, in order."""
@@ -112,6 +135,7 @@ class ClientConnection(Connection):
         self.tree = ClientTree(wire(page_patch))
 
     def send_message(self, message: Any) -> None:
+        super().send_message(message)
         action, body = wire([message.action, message.body])
         if action == MessageAction.PATCH_CONTROL.value:
             self.patches += 1

@@ -110,6 +110,7 @@ async def test_set_an_alert_and_hear_it_fire_through_the_backend(tmp_path: Path)
         conn = RecordingConnection()
         conn.pubsubhub = PubSubHub()
         flet_session = Session(conn)  # kept referenced: the page holds its session weakly
+        conn.session = flet_session  # its client answers the session's calls
         flet_session.get_page_patch()
         identity = LocalIdentity("alice", key=TEST_KEY)
         services = SessionServices(

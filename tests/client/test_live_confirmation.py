@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import flet as ft
-from flet.messaging.connection import Connection
 from flet.messaging.session import Session
 from flet.pubsub.pubsub_hub import PubSubHub
 
@@ -16,15 +15,17 @@ from services.auth.local import LocalIdentity
 from services.live.stream import StreamLive
 from services.market import ReplayFeed
 from services.signals import SignalEngine
+from tests.client.flet_client import AnsweringConnection
 from tests.controls import walk
 
 
-class RecordingConnection(Connection):
+class RecordingConnection(AnsweringConnection):
     def __init__(self) -> None:
         super().__init__()
         self.sent: list[Any] = []
 
     def send_message(self, message: Any) -> None:
+        super().send_message(message)
         self.sent.append(message)
 
 
@@ -36,6 +37,7 @@ async def test_a_live_order_waits_for_an_explicit_yes() -> None:
     conn = RecordingConnection()
     conn.pubsubhub = PubSubHub()
     flet_session = Session(conn)  # kept referenced: the page holds its session weakly
+    conn.session = flet_session  # its client answers the session's calls
     page = flet_session.page
     flet_session.get_page_patch()  # what a client's registration does: the page tree is mounted
     identity = LocalIdentity("live", key=b"k")

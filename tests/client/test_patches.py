@@ -36,6 +36,7 @@ class Desk:
         self.conn = ClientConnection()
         self.conn.pubsubhub = PubSubHub()
         self.session = Session(self.conn)  # kept: the page holds its session weakly
+        self.conn.session = self.session
         self.conn.register(self.session.get_page_patch())
         self.watchlist = WatchlistView(Intents(select_symbol=selected.append))
         self.ticket = OrderTicketView(Intents())

@@ -45,6 +45,7 @@ async def started(gap_s: float) -> tuple[PatchLog, ListFeed, SkeetSession, list[
     conn = PatchLog()
     conn.pubsubhub = PubSubHub()
     flet_session = Session(conn)
+    conn.session = flet_session  # its client answers the session's calls
     conn.register(flet_session.get_page_patch())
     identity = LocalIdentity("repaint", key=b"k")
     feed = ListFeed({"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0})
@@ -85,6 +86,8 @@ async def test_a_trade_after_a_quiet_spell_is_painted_at_once_and_the_next_one_a
     await feed.trade("BTC/USDT", 50_002.0)  # right after: throttled, but painted (the trailing repaint)
     await until(lambda: price.value == "50,002.00" and conn.patched[price._i][-1] > first)  # noqa: SLF001
     assert conn.patched[price._i][-1] - first >= gap * 0.99  # noqa: SLF001  (not before the gap is over)
+    # Each repaint asked the client for an answer behind it (what paces repaints to the client), and got one.
+    assert app.repainter.answered >= 2 and set(conn.calls) == {"get_capture"}
     await app.close()
 
 
@@ -142,4 +145,77 @@ async def test_a_costly_repaint_backs_off_to_a_longer_gap() -> None:
     state.changed("quotes")
     await until(lambda: repainter.repaints == 1)
     assert repainter.gap_s >= 0.1
+    task.cancel()
+
+
+def answers_asked(loop: asyncio.AbstractEventLoop) -> tuple[list[asyncio.Future[None]], Any]:
+    """An `ack` whose answers the test gives (`answers[k].set_result(None)`), as a client would."""
+    answers: list[asyncio.Future[None]] = []
+
+    def ask() -> asyncio.Future[None]:
+        answers.append(loop.create_future())
+        return answers[-1]
+    return answers, ask
+
+
+async def test_a_repaint_waits_for_a_late_answer_from_the_client() -> None:
+    """A client behind (a slow link, a busy tab) answers late: the next repaint waits for that answer (what
+    changed meanwhile joins it), so repaints never pile up in a socket and show later and later; once the
+    answer is in, the repaint comes at once. The wait is the client's, not the server's: it does not
+    lengthen the gap."""
+    state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
+    painted: list[set[str]] = []
+    answers, ask = answers_asked(asyncio.get_running_loop())
+    repainter = RepaintScheduler(state, painted.append, showing=lambda: True, ack=ask, min_gap_s=0.01,
+                                 ack_wait_s=30.0, late_s=0.0)  # any answer not in yet is late
+    state.on_change = repainter.wake
+    task = asyncio.create_task(repainter.run())
+    state.changed("quotes")
+    await until(lambda: len(painted) == 1 and len(answers) == 1)
+    state.changed("quotes")
+    state.changed("positions")
+    await asyncio.sleep(0.5)  # 50 gaps: without the wait, these changes would have been painted by now
+    assert len(painted) == 1
+    answers[0].set_result(None)
+    await until(lambda: len(painted) == 2)
+    assert painted[1] == {"quotes", "positions"}  # both changes, in one repaint
+    assert repainter.answered == 1 and repainter.unanswered == 0
+    assert repainter.gap_s < repainter.max_gap_s  # a 0.5 s wait counted as the loop's lag would make it max
+    task.cancel()
+
+
+async def test_answers_in_flight_and_not_late_hold_no_repaint_back() -> None:
+    """A link's round trip is not a queue: with answers on their way (not yet late), repaints go on at the
+    gap, so a phone far from the server is not repainted less often for it."""
+    state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
+    painted: list[set[str]] = []
+    answers, ask = answers_asked(asyncio.get_running_loop())
+    repainter = RepaintScheduler(state, painted.append, showing=lambda: True, ack=ask, min_gap_s=0.01,
+                                 ack_wait_s=60.0, late_s=30.0)
+    state.on_change = repainter.wake
+    task = asyncio.create_task(repainter.run())
+    for n in (1, 2, 3, 4):
+        state.changed("quotes")
+        await until(lambda n=n: len(painted) == n)  # type: ignore[misc]
+    assert len(answers) == 4 and not any(a.done() for a in answers)  # four repaints, none answered yet
+    task.cancel()
+
+
+async def test_a_client_that_never_answers_is_still_repainted_once_the_wait_is_over() -> None:
+    """A client that stops answering (a frozen tab, lost messages) still gets its repaints, one per
+    `ack_wait_s`: the screen never stays frozen on the server's side."""
+    loop = asyncio.get_running_loop()
+    state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
+    starts: list[float] = []
+    repainter = RepaintScheduler(state, lambda _dirty: None, showing=lambda: True, ack=loop.create_future,
+                                 min_gap_s=0.01, ack_wait_s=0.3, late_s=0.0)
+    repainter.on_painted = lambda start, _end: starts.append(start)
+    state.on_change = repainter.wake
+    task = asyncio.create_task(repainter.run())
+    state.changed("quotes")
+    await until(lambda: len(starts) == 1)
+    state.changed("quotes")
+    await until(lambda: len(starts) == 2)
+    assert starts[1] - starts[0] >= 0.3 * 0.99
+    assert repainter.unanswered == 1 and repainter.answered == 0
     task.cancel()

@@ -27,6 +27,7 @@ def live_page() -> tuple[Session, Any]:
     conn = RecordingConnection()
     conn.pubsubhub = PubSubHub()
     flet_session = Session(conn)
+    conn.session = flet_session  # its client answers the session's calls
     flet_session.get_page_patch()
     return flet_session, flet_session.page
 

@@ -45,6 +45,7 @@ def make(registry: SessionRegistry, end_after_s: float, conn: RecordingConnectio
     conn = conn or RecordingConnection()
     conn.pubsubhub = PubSubHub()
     flet_session = Session(conn)
+    conn.session = flet_session  # its client answers the session's calls
     page_patch = flet_session.get_page_patch()  # what a registering client is sent
     if isinstance(conn, WireConnection):
         conn.sent.append(msgpack.packb(page_patch, default=configure_encode_object_for_msgpack(BaseControl)))
@@ -159,6 +160,7 @@ async def test_panels_of_another_section_are_not_repainted_while_the_market_move
     conn = PatchCounter()
     conn.pubsubhub = PubSubHub()
     flet_session = Session(conn)
+    conn.session = flet_session  # its client answers the session's calls
     conn.register(flet_session.get_page_patch())
     identity = LocalIdentity("hidden", key=b"k")
     services = SessionServices(

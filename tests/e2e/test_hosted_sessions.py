@@ -70,6 +70,8 @@ def test_a_closed_tab_ends_its_session_and_lets_the_backend_go(browser, hosted: 
     health = hosted.health()
     assert health["sessions"] == 1 and health["session_tasks"] > 0
     assert hosted.backend_connections() > baseline  # its /v1/stream socket, at least
+    # Flet's web client answers the call that follows each repaint (client.repaint: what paces repaints to it).
+    wait_until(lambda: hosted.health()["repaints_answered"] > 0, SESSION_END_S, what="the browser's answers")
 
     context.close()
     closed_at = time.monotonic()
@@ -95,6 +97,9 @@ def test_a_reload_resumes_one_session(browser, hosted: HostedApp) -> None:  # ty
         # first one would end as a closed tab does. Either way one session is left, and it is live.
         wait_until(lambda: hosted.health()["sessions"] == 1, SESSION_END_S, what="one session after the reload")
         assert hosted.health()["sessions_opened"] - opened in (1, 2)
+        answered = hosted.health()["repaints_answered"]  # the reloaded tab answers too: repaints are not held
+        wait_until(lambda: hosted.health()["repaints_answered"] > answered, SESSION_END_S,
+                   what="the reloaded tab's answers")
         price = page.locator('[flt-semantics-identifier="quote-BTC/USDT"]').text_content()
         page.wait_for_function(  # and it stays live: the price moves after the reload
             """([before]) => document.querySelector('[flt-semantics-identifier="quote-BTC/USDT"]')

@@ -34,6 +34,7 @@ def phone_session(gateway: GatewayFeed) -> tuple[Session, SkeetSession]:
     conn = RecordingConnection()
     conn.pubsubhub = PubSubHub()
     flet_session = Session(conn)  # kept referenced: the page holds its session weakly
+    conn.session = flet_session  # its client answers the session's calls
     flet_session.get_page_patch()
     # What Flet does before it runs the app's main or an event handler: services made in `start()` (the
     # network watcher) register with the current page.
