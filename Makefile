@@ -7,14 +7,16 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 .PHONY: run test soak bench lint clean system-deps
 
 EXTRAS := desktop,exchange,firestore,backend
+# The API image's pins (backend_stub/Dockerfile installs that file): the app and the suite get the same versions.
+PINS := backend_stub/requirements.txt
 
-$(VENV)/.runtime: pyproject.toml
+$(VENV)/.runtime: pyproject.toml $(PINS)
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e ".[$(EXTRAS)]"
+	$(PIP) install -c $(PINS) -e ".[$(EXTRAS)]"
 	touch $@
 
-$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
-	$(PIP) install -e ".[$(EXTRAS),dev,bench]"
+$(VENV)/.dev: pyproject.toml $(PINS) $(VENV)/.runtime
+	$(PIP) install -c $(PINS) -e ".[$(EXTRAS),dev,bench]"
 	touch $@
 
 # ARGS passes options to the app, e.g. `make run ARGS="--web --port 8550"` or `make run ARGS=--desktop`.

@@ -15,7 +15,8 @@ browser), so they do not compete for the machine's cores:
   50 ms (`WatchlistView.render` + `control.update()` on that panel only): the design target.
 - `skeet`: the real app — `client.app.SkeetSession` with the real `SignalEngine(default_rules())`, fed by
   `LoadFeed` (below) at the app's own feed pacing (`FEED_BATCH_S`, 20 ms; the baselines ~4 ms), repainting as `client.repaint.RepaintScheduler` decides (a change wakes it; at most one
-  repaint per gap, the chart's candle at most every `SLOW_GAP_S`).
+  repaint per gap, the chart's candle at most every `SLOW_GAP_S`, none while the browser's answer to an
+  earlier repaint is late). Printed with it: how many of its repaints the browser answered, how fast.
 
 `LoadFeed` is a synthetic `MarketFeed`: N symbols × R trades a second, evenly spread. Each trade's price
 encodes its sequence number (symbol i's k-th trade is `100 + 10·i + 0.01·(k + 1)`), so the page can tell
@@ -46,7 +47,10 @@ yields no order changes: neither is part of the tick path being measured.
 
 Measuring aids (their figures are not the app's): `--skeet-hide PANEL` hides a desk panel (or the chart's
 `chart.plot`, `chart.header`, `chart.live`) in the skeet scenario, to see what the browser's part costs without
-it; `--trace DIR` writes a Chromium trace of each measured window (the skwasm worker's `HandlePostMessage` events
+it; `--skeet-unpaced` repaints the skeet scenario by the gap alone (not waiting for late answers from the
+browser); `--link KB_PER_S:DELAY_MS` puts the page's socket through a slow link once the page is up
+(`bench/slow_link.py`: a loopback proxy; what the link cannot carry yet waits in it), to see what pacing by the
+client's answers does for a phone on a slow network; `--trace DIR` writes a Chromium trace of each measured window (the skwasm worker's `HandlePostMessage` events
 are its frames' raster, mostly waiting on SwiftShader in the GPU process; the tracing itself slows the renderer).
 """
 

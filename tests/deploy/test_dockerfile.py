@@ -145,8 +145,10 @@ def dockerignore_admits(relative: str) -> bool:
 
 def test_the_build_context_holds_the_copied_trees_and_nothing_secret() -> None:
     for source in copied_sources():
-        files = [p for p in (REPO / source).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-        assert files
+        tree = REPO / source
+        files = [tree] if tree.is_file() else [
+            p for p in tree.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        assert files, f"{source} is copied but holds nothing"
         for path in files:
             assert dockerignore_admits(path.relative_to(REPO).as_posix()), (
                 f"{path} is left out of the context"
@@ -168,8 +170,26 @@ def test_the_build_context_holds_the_copied_trees_and_nothing_secret() -> None:
 
 
 def pinned_requirements() -> list[Requirement]:
+    """What the image's one `pip install -r FILE` installs: FILE as the Dockerfile copies it from the repo."""
     [run] = [rest for keyword, rest in instructions() if keyword == "RUN" and rest.startswith("pip install")]
-    return [Requirement(token) for token in shlex.split(run)[2:] if not token.startswith("-")]
+    args = shlex.split(run)[2:]
+    assert args[:1] == ["-r"] and len(args) == 2, f"the image installs one pinned file, not {args}"
+    copies = {shlex.split(rest)[1]: shlex.split(rest)[0] for keyword, rest in instructions() if keyword == "COPY"}
+    source = REPO / copies[args[1]]
+    lines = [line.split("#")[0].strip() for line in source.read_text().splitlines()]
+    return [Requirement(line) for line in lines if line]
+
+
+def test_the_suite_installs_the_images_pins() -> None:
+    """The Makefile constrains the app's and the suite's install by the image's pin file, so a release
+    upstream never makes the suite test other versions than the image ships."""
+    makefile = (REPO / "Makefile").read_text()
+    pins = re.search(r"^PINS := (\S+)$", makefile, re.M)
+    assert pins and (REPO / pins.group(1)).is_file()
+    installs = re.findall(r"^\t\$\(PIP\) install (.*)$", makefile, re.M)
+    assert installs and all("-c $(PINS)" in line for line in installs), installs
+    copied = [shlex.split(rest)[0] for keyword, rest in instructions() if keyword == "COPY"]
+    assert pins.group(1) in copied  # the same file the image installs from
 
 
 def _imports(path: Path) -> set[str]:
