@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -369,10 +370,17 @@ def test_the_desk_at_each_size(browser: Any, web_app: str, size: str) -> None:
         account = ident(page, "account")
         usdt = re.compile(r"USDT\s+[\d,]+\.\d+\s+free ([\d,]+\.\d+) · in orders ([\d,]+\.\d+)")
         expect(account).to_have_attribute("aria-label", usdt, timeout=20_000)
-        found = usdt.search(account.get_attribute("aria-label") or "")
-        assert found, account.get_attribute("aria-label")
-        free, locked = number(found.group(1)), number(found.group(2))
-        assert locked > 0 and free_balance(page) == pytest.approx(free, abs=0.01)
+        # The account and the ticket show the same free cash. Read again while an order still settles: a fill
+        # or a cancel between the two reads moves it (both panels repaint from one state, in one message).
+        deadline = time.monotonic() + 20
+        while True:
+            label = account.get_attribute("aria-label", timeout=20_000) or ""
+            found = usdt.search(label)
+            ticket_free = free_balance(page)
+            if found and number(found.group(2)) > 0 and ticket_free == pytest.approx(number(found.group(1)), abs=0.01):
+                break
+            assert time.monotonic() < deadline, f"the account says {label!r}, the ticket {ticket_free}"
+            time.sleep(0.25)
     if size == "desktop":
         far_price_asks_first(page)
         drag_back_through_history(page)
