@@ -53,8 +53,10 @@ HOLD = "/_bench/market"  # POST: hold the shared market open with no session; DE
 LIVE_AFTER_MESSAGES = 20  # the first screen, the market joined, then repaints of ticks
 REGISTER = 1  # flet.messaging.protocol.MessageAction.REGISTER_CLIENT
 CONTROL_EVENT = 3  # MessageAction.CONTROL_EVENT
-INVOKE_METHOD = 5  # MessageAction.INVOKE_METHOD: the session asks for an answer after each repaint
-SMALL_MESSAGE = 256  # bytes: a method call is ~60, a repaint's patch ~1-2 K (only small ones are decoded)
+INVOKE_METHOD = 5  # MessageAction.INVOKE_METHOD: the session asks for an answer after a repaint
+# A message is b"\x00" + msgpack([action, body]): a 2-array (0x92), then the action as a positive fixint.
+PATCH_HEAD = b"\x00\x92\x02"  # MessageAction.PATCH_CONTROL: a repaint is one (bench/patches.py)
+INVOKE_HEAD = b"\x00\x92\x05"
 STARVED_BELOW = 8.0  # repaints a second per session: under this the server did not get the CPU it asked for
 ROW_PX = 46.0  # a watchlist row's height in Chromium at 1440×900
 
@@ -192,8 +194,8 @@ async def tab(url: str, stop: asyncio.Event, received: list[int], live: asyncio.
     `live` once its screen is up and repainting (its first screen and then a repaint after it). Like
     Flutter, it reports the laid-out height of the control that asks for it (the watchlist: `ROW_PX` a row,
     as Chromium lays it out at 1440×900), so the server knows which rows are on the 900 px screen, and it
-    answers the call the session makes after each repaint (`get_capture` of an empty canvas: null) as soon
-    as it has it, as a browser that keeps up does (`client.repaint`); `frames` counts those calls."""
+    answers the calls the session makes after repaints (`get_capture` of an empty canvas: null) as soon as
+    it has them, as a browser that keeps up does (`client.repaint`); `frames` counts the patch messages."""
     async with websockets.connect(url.replace("http", "ws", 1) + "/ws", max_size=None, ping_interval=None,
                                   open_timeout=120) as ws:
         page = {"route": "/", "width": 1440.0, "height": 900.0, "web": True, "platform": "linux",
@@ -211,13 +213,14 @@ async def tab(url: str, stop: asyncio.Event, received: list[int], live: asyncio.
                 continue
             received[slot] += len(message)
             messages += 1
-            if isinstance(message, bytes) and message[:1] == b"\x00" and len(message) < SMALL_MESSAGE:
-                action, body = msgpack.unpackb(message[1:], raw=False, strict_map_key=False)
-                if action == INVOKE_METHOD:
-                    frames[slot] += 1
-                    await ws.send(b"\x00" + msgpack.packb([INVOKE_METHOD, {
-                        "control_id": body["control_id"], "call_id": body["call_id"], "result": None,
-                        "error": None if body["name"] == "get_capture" else "Unknown method"}]))
+            head = message[:3] if isinstance(message, bytes) else b""
+            if head == PATCH_HEAD:
+                frames[slot] += 1
+            elif head == INVOKE_HEAD:
+                _action, body = msgpack.unpackb(message[1:], raw=False, strict_map_key=False)
+                await ws.send(b"\x00" + msgpack.packb([INVOKE_METHOD, {
+                    "control_id": body["control_id"], "call_id": body["call_id"], "result": None,
+                    "error": None if body["name"] == "get_capture" else "Unknown method"}]))
             if sized is None and isinstance(message, bytes) and message[:1] == b"\x00":
                 sized = sized_list(msgpack.unpackb(message[1:], raw=False, strict_map_key=False))
                 if sized is not None:  # what Flutter reports once it has laid the watchlist out

@@ -28,8 +28,10 @@ does not repaint it, issue 13). A trade's latency is from its scheduled arrival 
 or a later trade of the same symbol, so trades overwritten before a repaint are counted too (their
 latency is the wait for the frame that superseded them). A trade not on screen when the recording stops
 (1 s after the measured window) is "unseen": it enters the percentiles with the time it had waited
-by then, a lower bound, and the table marks such percentiles with ">=". Browser and
-server share the machine's clock (`performance.timeOrigin + performance.now()` vs `time.time()`).
+by then, a lower bound, and the table marks such percentiles with ">=". The page's times
+(`performance.timeOrigin + performance.now()`, a monotonic clock) are put on the server's `time.time()` by
+two clock readings around each recording (offset and drift between them; the wall clock here was once seen
+slewed 5 ms a second away from the monotonic one, which had put the floor's p50 at 0 ms).
 
 Where the time goes (`coalesced` and `skeet`): the app server logs each repaint's (flush's) start and end, and
 each measured trade's latency is cut into feed lag (scheduled → yielded: the server's event loop behind),
@@ -381,6 +383,33 @@ RECORDER_JS = r"""
 
 
 
+def clock_pair(page: Any, tries: int = 5) -> tuple[float, float]:
+    """(the page's clock in ms, this machine's `time.time()` in s) at one instant: of a few reads, the one with
+    the shortest round trip, taken at its middle."""
+    best: tuple[float, float, float] | None = None
+    for _ in range(tries):
+        before = time.time()
+        browser_ms = float(page.evaluate("performance.timeOrigin + performance.now()"))
+        after = time.time()
+        if best is None or after - before < best[2]:
+            best = (browser_ms, (before + after) / 2, after - before)
+    assert best is not None
+    return best[0], best[1]
+
+
+def to_server_clock(first: tuple[float, float], last: tuple[float, float]) -> Callable[[float], float]:
+    """The page's ms as this machine's `time.time()` seconds, from two pairs taken around the recording. The
+    two clocks need not agree: the page's runs on a monotonic clock from its start, the wall clock may be
+    slewed meanwhile (seen here: 5 ms a second apart, so a 10 s recording would be 50 ms off by its end)."""
+    (b0, s0), (b1, s1) = first, last
+    off0, off1 = s0 - b0 / 1000, s1 - b1 / 1000
+
+    def convert(browser_ms: float) -> float:
+        share = (browser_ms - b0) / (b1 - b0) if b1 != b0 else 0.0
+        return browser_ms / 1000 + off0 + (off1 - off0) * share
+    return convert
+
+
 def cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -499,6 +528,7 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
     if trace_dir is not None:  # the tracing itself costs the renderer: a look at where time goes, not a figure
         trace_dir.mkdir(parents=True, exist_ok=True)
         browser.start_tracing(page=page, path=str(trace_dir / f"{name}.json"), categories=TRACE_CATEGORIES)
+    clock_first = clock_pair(page)
     page.evaluate(RECORDER_JS, [symbols])
     t0 = time.time()
     time.sleep(seconds)
@@ -512,6 +542,12 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
     time.sleep(1.0)  # frames showing the last measured trades
     stopped = time.time()
     rec = page.evaluate("() => { window.__skeetRec.stop = true; return window.__skeetRec; }")
+    clock_last = clock_pair(page)
+    server_s = to_server_clock(clock_first, clock_last)
+    rec["shown"] = [[i, price, server_s(t) * 1000] for i, price, t in rec["shown"]]
+    clock = {"offset_ms": round((clock_first[1] - clock_first[0] / 1000) * 1000, 1),
+             "drift_ms_per_s": round(((clock_last[1] - clock_last[0] / 1000) - (clock_first[1] - clock_first[0] / 1000))
+                                     / max(1e-9, clock_last[1] - clock_first[1]) * 1000, 2)}
     log_path = workdir / f"{name}.json"
     # A stream the app cancelled and restarted (the shared market restarts it when its symbol set changes)
     # has left its own, older log: only the one written at this stop is the stream being measured.
@@ -537,7 +573,7 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
 
     lat, counted, lost, seen = latencies(log["trades"], rec["shown"], (t0 + 0.2, t0 + elapsed), stopped)
     parts = breakdown(log["trades"], rec["shown"], repaints, (t0 + 0.2, t0 + elapsed)) if repaints else {}
-    rec_s = (time.time() * 1000 - rec["start"]) / 1000.0
+    rec_s = time.time() - server_s(rec["start"])
     return {
         "scenario": name, "symbols": len(symbols), "symbols_on_screen": len(seen),
         "trades_per_s": round(len(log["trades"]) / max(1e-9, log["trades"][-1][2] - log["start"]), 1)
@@ -552,6 +588,7 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
         "repaints_per_s": round(sum(1 for a, _b in repaints if t0 <= a <= t0 + elapsed) / elapsed, 1),
         **parts, **({"client_answers": answers} if answers else {}),
         **({"link_queued_max_kb": queued} if queued is not None else {}),
+        "clock": clock,
     }
 
 
@@ -630,6 +667,9 @@ def report(results: list[dict[str, Any]], n_symbols: int, rate_hz: float) -> dic
                   f"a repaint's cost {a['cost_ms']:.2f} ms (smoothed), gap {a['gap_ms']:.1f} ms at the end")
         if "link_queued_max_kb" in r:  # --link: what waited for the slow link at its deepest
             print(f"{r['scenario']:<9} through the slow link: at most {r['link_queued_max_kb']} KB waiting for it")
+    drifts = [r["clock"]["drift_ms_per_s"] for r in results if "clock" in r]
+    if drifts:
+        print(f"the page's clock against the server's: drift {min(drifts)} to {max(drifts)} ms a second (corrected)")
     by = {r["scenario"]: r for r in results}
     load = [round(x, 2) for x in os.getloadavg()]
     print(f"load average now {load[0]} / {load[1]} / {load[2]} (1/5/15 min): other work on the machine "

@@ -7,8 +7,10 @@ less and keeps up with the trades); the chart's forming candle and the other hea
 repaint at most every `SLOW_GAP_S`, since prices are what a trader reads now and a candle at 10 frames a
 second looks the same.
 
-The client sets the pace too: after each repaint the scheduler asks the client for an answer (`ack`, a round
-trip behind that repaint's message). An answer later than `ANSWER_LATE_S` means messages are queueing on the
+The client sets the pace too: after a repaint the scheduler asks the client for an answer (`ack`, a round
+trip behind that repaint's message), one at a time and at most every `ASK_EVERY_S` (one answer on its way
+measures the queue behind it; asking after every repaint cost ~1/4 of a session's CPU at 50 repaints a
+second). An answer later than `ANSWER_LATE_S` means messages are queueing on the
 way (a phone on a link slower than what is sent, a tab that cannot keep up): the next repaint then waits for
 it (at most until `ACK_WAIT_S` after the late repaint), so a slow client is sent repaints as fast as it takes
 them in, each with the latest state, rather than a queue that grows in the socket and shows later and later.
@@ -26,9 +28,9 @@ from client.state import AppState
 
 log = logging.getLogger(__name__)
 
-# At most ~20 repaints a second, and no faster than the client answers (`ack`): a repaint costs the server ~3-4 ms
-# of CPU, and at 50 a second (p95 tick to screen ~65 ms, not ~85) one session cost ~24 % of a core (bench/README).
-MIN_GAP_S = 0.05
+# At most ~50 repaints a second, and no faster than the client takes them in (`ack`): ~1.5-2.5 ms of server
+# CPU each, one session ~13 % of a core at 50 symbols × 20 trades/s (bench/README).
+MIN_GAP_S = 0.02
 SLOW_GAP_S = 0.1  # the chart's candle, the book, signals, the equity curve: ~10 a second
 MAX_GAP_S = 0.25  # the slowest a session backs off to: the screen never looks frozen
 COST_FACTOR = 4.0  # a gap at least this many times a repaint's (smoothed) time: repainting takes <= ~1/4 of the loop
@@ -38,6 +40,7 @@ COST_FACTOR = 4.0  # a gap at least this many times a repaint's (smoothed) time:
 LAG_FACTOR = 4.0
 ACK_WAIT_S = 1.0  # the longest a repaint waits for the client's answer to an earlier one
 ANSWER_LATE_S = 0.25  # an answer not in this long after its repaint is late: the next repaint waits for it
+ASK_EVERY_S = 0.1  # the least time between two asks
 SLOW_TOPICS = frozenset({"candles", "depth", "signals", "equity"})
 
 
@@ -54,13 +57,16 @@ class RepaintScheduler:
                  ack: Callable[[], Awaitable[object]] | None = None,
                  min_gap_s: float = MIN_GAP_S, slow_gap_s: float = SLOW_GAP_S, max_gap_s: float = MAX_GAP_S,
                  cost_factor: float = COST_FACTOR, lag_factor: float = LAG_FACTOR,
-                 ack_wait_s: float = ACK_WAIT_S, late_s: float = ANSWER_LATE_S) -> None:
+                 ack_wait_s: float = ACK_WAIT_S, late_s: float = ANSWER_LATE_S,
+                 ask_every_s: float = ASK_EVERY_S) -> None:
         self._state = state
         self._paint = paint
         self._showing = showing
         self.ack = ack  # None: repaints paced by the gap alone
         self.ack_wait_s = ack_wait_s
         self.late_s = late_s
+        self.ask_every_s = ask_every_s
+        self._asked_at_s = -ask_every_s  # loop time of the last ask
         self._asked: deque[tuple[asyncio.Future[None], float]] = deque()  # (answer, loop time asked), oldest first
         self.min_gap_s = min_gap_s
         self.slow_gap_s = slow_gap_s
@@ -144,8 +150,13 @@ class RepaintScheduler:
             self._asked.popleft()
 
     def _ask(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.ack is not None:
-            self._asked.append((asyncio.ensure_future(self._round_trip(self.ack, loop.time())), loop.time()))
+        now = loop.time()
+        if self.ack is None or now - self._asked_at_s < self.ask_every_s:
+            return
+        if self._asked and not self._asked[-1][0].done():
+            return  # one on its way: what queues behind it delays it, and so its answer tells
+        self._asked_at_s = now
+        self._asked.append((asyncio.ensure_future(self._round_trip(self.ack, now)), now))
 
     async def _round_trip(self, ack: Callable[[], Awaitable[object]], asked_s: float) -> None:
         try:

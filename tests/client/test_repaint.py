@@ -167,7 +167,7 @@ async def test_a_repaint_waits_for_a_late_answer_from_the_client() -> None:
     painted: list[set[str]] = []
     answers, ask = answers_asked(asyncio.get_running_loop())
     repainter = RepaintScheduler(state, painted.append, showing=lambda: True, ack=ask, min_gap_s=0.01,
-                                 ack_wait_s=30.0, late_s=0.0)  # any answer not in yet is late
+                                 ack_wait_s=30.0, late_s=0.0, ask_every_s=0.0)  # any answer not in yet is late
     state.on_change = repainter.wake
     task = asyncio.create_task(repainter.run())
     state.changed("quotes")
@@ -191,13 +191,18 @@ async def test_answers_in_flight_and_not_late_hold_no_repaint_back() -> None:
     painted: list[set[str]] = []
     answers, ask = answers_asked(asyncio.get_running_loop())
     repainter = RepaintScheduler(state, painted.append, showing=lambda: True, ack=ask, min_gap_s=0.01,
-                                 ack_wait_s=60.0, late_s=30.0)
+                                 ack_wait_s=60.0, late_s=30.0, ask_every_s=0.0)
     state.on_change = repainter.wake
     task = asyncio.create_task(repainter.run())
     for n in (1, 2, 3, 4):
         state.changed("quotes")
         await until(lambda n=n: len(painted) == n)  # type: ignore[misc]
-    assert len(answers) == 4 and not any(a.done() for a in answers)  # four repaints, none answered yet
+    # Four repaints with the first one's answer still on its way (one ask at a time: it measures the queue).
+    assert len(answers) == 1 and not answers[0].done()
+    answers[0].set_result(None)
+    state.changed("quotes")
+    await until(lambda: len(painted) == 5)
+    assert len(answers) == 2  # answered: the next repaint asks again
     task.cancel()
 
 
@@ -208,7 +213,7 @@ async def test_a_client_that_never_answers_is_still_repainted_once_the_wait_is_o
     state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
     starts: list[float] = []
     repainter = RepaintScheduler(state, lambda _dirty: None, showing=lambda: True, ack=loop.create_future,
-                                 min_gap_s=0.01, ack_wait_s=0.3, late_s=0.0)
+                                 min_gap_s=0.01, ack_wait_s=0.3, late_s=0.0, ask_every_s=0.0)
     repainter.on_painted = lambda start, _end: starts.append(start)
     state.on_change = repainter.wake
     task = asyncio.create_task(repainter.run())
@@ -218,4 +223,26 @@ async def test_a_client_that_never_answers_is_still_repainted_once_the_wait_is_o
     await until(lambda: len(starts) == 2)
     assert starts[1] - starts[0] >= 0.3 * 0.99
     assert repainter.unanswered == 1 and repainter.answered == 0
+    task.cancel()
+
+
+async def test_the_client_is_asked_at_most_once_per_ask_every() -> None:
+    """Asking after every repaint is two messages more each; one answer per `ask_every_s` tells the queue."""
+    state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
+    painted: list[set[str]] = []
+    answers, ask = answers_asked(asyncio.get_running_loop())
+
+    def answered_at_once() -> asyncio.Future[None]:
+        answer = ask()
+        answer.set_result(None)
+        return answer
+
+    repainter = RepaintScheduler(state, painted.append, showing=lambda: True, ack=answered_at_once,
+                                 min_gap_s=0.01, ask_every_s=30.0)
+    state.on_change = repainter.wake
+    task = asyncio.create_task(repainter.run())
+    for n in (1, 2, 3, 4, 5):
+        state.changed("quotes")
+        await until(lambda n=n: len(painted) == n)  # type: ignore[misc]
+    assert len(answers) == 1 and repainter.answered == 1
     task.cancel()
