@@ -397,12 +397,18 @@ def clock_pair(page: Any, tries: int = 5) -> tuple[float, float]:
     return best[0], best[1]
 
 
+def clock_offset(pair: tuple[float, float]) -> float:
+    """Seconds to add to the page's clock for this machine's `time.time()`, at a `clock_pair`."""
+    browser_ms, server_s = pair
+    return server_s - browser_ms / 1000
+
+
 def to_server_clock(first: tuple[float, float], last: tuple[float, float]) -> Callable[[float], float]:
     """The page's ms as this machine's `time.time()` seconds, from two pairs taken around the recording. The
     two clocks need not agree: the page's runs on a monotonic clock from its start, the wall clock may be
     slewed meanwhile (seen here: 5 ms a second apart, so a 10 s recording would be 50 ms off by its end)."""
-    (b0, s0), (b1, s1) = first, last
-    off0, off1 = s0 - b0 / 1000, s1 - b1 / 1000
+    (b0, _), (b1, _) = first, last
+    off0, off1 = clock_offset(first), clock_offset(last)
 
     def convert(browser_ms: float) -> float:
         share = (browser_ms - b0) / (b1 - b0) if b1 != b0 else 0.0
@@ -545,9 +551,9 @@ def measure(browser: Any, url: str, name: str, symbols: list[str], workdir: Path
     clock_last = clock_pair(page)
     server_s = to_server_clock(clock_first, clock_last)
     rec["shown"] = [[i, price, server_s(t) * 1000] for i, price, t in rec["shown"]]
-    clock = {"offset_ms": round((clock_first[1] - clock_first[0] / 1000) * 1000, 1),
-             "drift_ms_per_s": round(((clock_last[1] - clock_last[0] / 1000) - (clock_first[1] - clock_first[0] / 1000))
-                                     / max(1e-9, clock_last[1] - clock_first[1]) * 1000, 2)}
+    offsets = clock_offset(clock_first), clock_offset(clock_last)
+    clock = {"offset_ms": round(offsets[0] * 1000, 1),
+             "drift_ms_per_s": round((offsets[1] - offsets[0]) / max(1e-9, clock_last[1] - clock_first[1]) * 1000, 2)}
     log_path = workdir / f"{name}.json"
     # A stream the app cancelled and restarted (the shared market restarts it when its symbol set changes)
     # has left its own, older log: only the one written at this stop is the stream being measured.

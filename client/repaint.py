@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 
 from client.state import AppState
@@ -67,7 +66,7 @@ class RepaintScheduler:
         self.late_s = late_s
         self.ask_every_s = ask_every_s
         self._asked_at_s = -ask_every_s  # loop time of the last ask
-        self._asked: deque[tuple[asyncio.Future[None], float]] = deque()  # (answer, loop time asked), oldest first
+        self._asked: tuple[asyncio.Future[None], float] | None = None  # (the answer on its way, loop time asked)
         self.min_gap_s = min_gap_s
         self.slow_gap_s = slow_gap_s
         self.max_gap_s = max_gap_s
@@ -127,36 +126,37 @@ class RepaintScheduler:
         finally:
             if self._timer is not None:
                 self._timer.cancel()
-            while self._asked:
-                self._asked.popleft()[0].cancel()
+            if self._asked is not None:
+                self._asked[0].cancel()
 
     def client_changed(self) -> None:
         """A reconnected (reloaded) client: the answers asked of the one before will not come (Flet drops
         those calls after their timeout)."""
-        self._asked.clear()
+        self._asked = None
 
     async def _answered(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wait for the answers that are late (each until `ack_wait_s` after its repaint at most)."""
-        while self._asked:
-            answer, asked_s = self._asked[0]
+        """Wait for the answer if it is late (until `ack_wait_s` after its repaint at most)."""
+        if self._asked is None:
+            return
+        answer, asked_s = self._asked
+        if not answer.done():
+            age = loop.time() - asked_s
+            if age < self.late_s:
+                return  # in flight, not late: nothing is queueing
+            if age < self.ack_wait_s:
+                await asyncio.wait({answer}, timeout=self.ack_wait_s - age)
             if not answer.done():
-                age = loop.time() - asked_s
-                if age < self.late_s:
-                    return  # in flight, not late: nothing is queueing
-                if age < self.ack_wait_s:
-                    await asyncio.wait({answer}, timeout=self.ack_wait_s - age)
-                if not answer.done():
-                    self.unanswered += 1  # the repaint goes ahead without it (Flet drops the call later)
-            self._asked.popleft()
+                self.unanswered += 1  # the repaint goes ahead without it (Flet drops the call later)
+        self._asked = None
 
     def _ask(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
         if self.ack is None or now - self._asked_at_s < self.ask_every_s:
             return
-        if self._asked and not self._asked[-1][0].done():
+        if self._asked is not None and not self._asked[0].done():
             return  # one on its way: what queues behind it delays it, and so its answer tells
         self._asked_at_s = now
-        self._asked.append((asyncio.ensure_future(self._round_trip(self.ack, now)), now))
+        self._asked = (asyncio.ensure_future(self._round_trip(self.ack, now)), now)
 
     async def _round_trip(self, ack: Callable[[], Awaitable[object]], asked_s: float) -> None:
         try:

@@ -174,7 +174,8 @@ def pinned_requirements() -> list[Requirement]:
     [run] = [rest for keyword, rest in instructions() if keyword == "RUN" and rest.startswith("pip install")]
     args = shlex.split(run)[2:]
     assert args[:1] == ["-r"] and len(args) == 2, f"the image installs one pinned file, not {args}"
-    copies = {shlex.split(rest)[1]: shlex.split(rest)[0] for keyword, rest in instructions() if keyword == "COPY"}
+    copies = {parts[-1]: parts[0] for keyword, rest in instructions() if keyword == "COPY"
+              for parts in [[p for p in shlex.split(rest) if not p.startswith("--")]]}
     source = REPO / copies[args[1]]
     lines = [line.split("#")[0].strip() for line in source.read_text().splitlines()]
     return [Requirement(line) for line in lines if line]
@@ -188,8 +189,7 @@ def test_the_suite_installs_the_images_pins() -> None:
     assert pins and (REPO / pins.group(1)).is_file()
     installs = re.findall(r"^\t\$\(PIP\) install (.*)$", makefile, re.M)
     assert installs and all("-c $(PINS)" in line for line in installs), installs
-    copied = [shlex.split(rest)[0] for keyword, rest in instructions() if keyword == "COPY"]
-    assert pins.group(1) in copied  # the same file the image installs from
+    assert pins.group(1) in copied_sources()  # the same file the image installs from
 
 
 def _imports(path: Path) -> set[str]:
