@@ -27,9 +27,11 @@ from client.state import AppState
 
 log = logging.getLogger(__name__)
 
-# At most ~50 repaints a second, and no faster than the client takes them in (`ack`): ~1.5-2.5 ms of server
-# CPU each, one session ~13 % of a core at 50 symbols × 20 trades/s (bench/README).
-MIN_GAP_S = 0.02
+# At most ~20 repaints a second, and no faster than the client takes them in (`ack`). 20 ms met issue 13's latency
+# target in 4 of 6 runs at ~13 % of a core a session, but a CI run then lost typed text in the alerts form
+# (tests/e2e/test_trader_flows.py, phone) while that panel repainted 50 times a second: not shipped until that
+# is understood (bench/README).
+MIN_GAP_S = 0.05
 SLOW_GAP_S = 0.1  # the chart's candle, the book, signals, the equity curve: ~10 a second
 MAX_GAP_S = 0.25  # the slowest a session backs off to: the screen never looks frozen
 COST_FACTOR = 4.0  # a gap at least this many times a repaint's (smoothed) time: repainting takes <= ~1/4 of the loop
