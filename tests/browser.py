@@ -7,15 +7,44 @@ from collections.abc import Callable
 from typing import Any
 
 
+# Resolves once the element has held the focus for `frames` animation frames and `ms` milliseconds in a row
+# (false after `limit_ms`): frames, since on a loaded machine Flutter's frames, and so its focus changes, come late.
+KEEPS_FOCUS = """(el, [frames, ms, limitMs]) => new Promise(resolve => {
+    const start = performance.now();
+    let since = null, count = 0;
+    const step = (now) => {
+        if (document.activeElement !== el) { since = null; count = 0; }
+        else if (since === null) { since = now; count = 0; }
+        else count += 1;
+        if (since !== null && count >= frames && now - since >= ms) return resolve(true);
+        if (now - start > limitMs) return resolve(false);
+        requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+})"""
+
+
+def tap_to_type(field: Any, attempts: int = 4) -> None:
+    """Tap a text field until it keeps the focus. With the semantics tree on, the first tap on a field of the
+    phone's stacked sections is taken back ~6 frames later (the input is blurred, Flutter's editing closes:
+    keys typed then go nowhere, and text filled in sits in the input unread); a second tap holds. Without the
+    semantics tree the first tap holds (checked on the wire: each key reaches the server)."""
+    for _ in range(attempts):
+        field.click()
+        if field.evaluate(KEEPS_FOCUS, [12, 300, 5_000]):
+            return
+    raise AssertionError(f"the field never kept the focus after {attempts} taps")
+
+
 def type_into(field: Any, text: str, attempts: int = 3, settle_s: float = 0.6) -> None:
     """Tap a text field and type `text` into it, once the field really is ready for typing.
 
-    Flutter's web engine opens its editing connection a frame or more after the tap, and on opening
-    it writes its own editing state (still empty) into the input: text that landed before is wiped.
-    A person types after the caret shows; Playwright fills the moment the tap returns, which on a
-    busy machine can be before. So the text must still be there after a settle window, or it is
-    typed again. A field that never holds the text fails the test with what it held instead."""
-    field.click()
+    The tap must hold (`tap_to_type`). Flutter's web engine opens its editing connection a frame or more after
+    the tap, and on opening it writes its own editing state (still empty) into the input: text that landed
+    before is wiped. A person types after the caret shows; Playwright fills the moment the tap returns, which
+    on a busy machine can be before. So the text must still be there after a settle window, or it is typed
+    again. A field that never holds the text fails the test with what it held instead."""
+    tap_to_type(field)
     held = ""
     for _ in range(attempts):
         field.fill(text)
@@ -32,7 +61,7 @@ def type_until_seen(field: Any, text: str, seen: Callable[[], None]) -> None:
     once more, as a person would, and it must be seen the second time. Two causes were found (README, Tests):
     the app's answer came back >10 s late behind a signal log rebuilt whole on every signal (fixed in the app),
     and, rarer, the text sits in the browser's input while Flutter's editing never reads it: no change leaves
-    the browser at all (seen in ws frames), a race between Playwright's fill and Flutter's editing connection."""
+    the browser at all (seen in ws frames). Much of the second was a first tap taken back (`tap_to_type`)."""
     type_into(field, text)
     try:
         seen()
