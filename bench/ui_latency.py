@@ -50,7 +50,7 @@ yields no order changes: neither is part of the tick path being measured.
 Measuring aids (their figures are not the app's): `--skeet-hide PANEL` hides a desk panel (or the chart's
 `chart.plot`, `chart.header`, `chart.live`) in the skeet scenario, to see what the browser's part costs without
 it; `--skeet-unpaced` repaints the skeet scenario by the gap alone (not waiting for late answers from the
-browser); `--link KB_PER_S:DELAY_MS` puts the page's socket through a slow link once the page is up
+browser); `--skeet-set NAME=VALUE` sets one of its `RepaintScheduler`'s numbers (`min_gap_s`, `backlog_factor`, ...); `--link KB_PER_S:DELAY_MS` puts the page's socket through a slow link once the page is up
 (`bench/slow_link.py`: a loopback proxy; what the link cannot carry yet waits in it), to see what pacing by the
 client's answers does for a phone on a slow network; `--trace DIR` writes a Chromium trace of each measured window (the skwasm worker's `HandlePostMessage` events
 are its frames' raster, mostly waiting on SwiftShader in the GPU process; the tracing itself slows the renderer).
@@ -220,6 +220,7 @@ class RepaintLog:
             r = self._scheduler
             self._answers.write_text(json.dumps({"repaints": r.repaints, "answered": r.answered,
                                                  "unanswered": r.unanswered, "answer_ms": r.answer_s * 1000,
+                                                 "backlog_ms": r.backlog_s * 1000,
                                                  "cost_ms": r._cost_s * 1000, "gap_ms": r.gap_s * 1000}))  # noqa: SLF001
         partial = self._path.with_suffix(".partial")
         partial.write_text(json.dumps(self._times))
@@ -231,7 +232,7 @@ HIDEABLE = ("chart", "chart.header", "chart.plot", "chart.live", "book", "trades
 
 
 def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float, hide: tuple[str, ...] = (),
-          unpaced: bool = False) -> None:
+          unpaced: bool = False, tuning: tuple[str, ...] = ()) -> None:
     import flet as ft
 
     from client.app import SessionServices, SkeetSession
@@ -329,6 +330,11 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float, hide: tuple[
         session.repainter.on_painted = log.painted
         if unpaced:  # a measuring aid (--skeet-unpaced): repaints paced by the gap alone, not by the client
             session.repainter.ack = None
+        for setting in tuning:  # a measuring aid (--skeet-set): one of the scheduler's knobs, e.g. min_gap_s=0.05
+            name, _, value = setting.partition("=")
+            if not isinstance(getattr(session.repainter, name, None), float):
+                raise SystemExit(f"--skeet-set: {name!r} is not one of the repaint scheduler's numbers")
+            setattr(session.repainter, name, float(value))
         await session.start()
         if hide:  # a measuring aid (--skeet-hide): what the browser's part costs without these panels
             for name in hide:
@@ -669,7 +675,8 @@ def report(results: list[dict[str, Any]], n_symbols: int, rate_hz: float) -> dic
         if "client_answers" in r:  # what paces the session's repaints (client.repaint: `ack`)
             a = r["client_answers"]
             print(f"{r['scenario']:<9} client answers {a['answered']} of {a['repaints']} repaints "
-                  f"({a['unanswered']} went ahead unanswered), smoothed answer {a['answer_ms']:.1f} ms; "
+                  f"({a['unanswered']} went ahead unanswered), smoothed answer {a['answer_ms']:.1f} ms "
+                  f"(backlog {a.get('backlog_ms', 0):.1f}); "
                   f"a repaint's cost {a['cost_ms']:.2f} ms (smoothed), gap {a['gap_ms']:.1f} ms at the end")
         if "link_queued_max_kb" in r:  # --link: what waited for the slow link at its deepest
             print(f"{r['scenario']:<9} through the slow link: at most {r['link_queued_max_kb']} KB waiting for it")
@@ -717,11 +724,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skeet-unpaced", action="store_true",
                         help="a measuring aid: the session's repaints paced by the gap alone, not by the "
                              "client's answers (client.repaint); the figures are then not the app's")
+    parser.add_argument("--skeet-set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a measuring aid: set one of the skeet session's RepaintScheduler numbers "
+                             "(min_gap_s=0.05, backlog_factor=0, ...; repeatable); the figures are then not the app's")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.serve, args.workdir, args.symbols, args.rate, tuple(args.skeet_hide), args.skeet_unpaced)
+        serve(args.serve, args.workdir, args.symbols, args.rate, tuple(args.skeet_hide), args.skeet_unpaced,
+              tuple(args.skeet_set))
         return 0
 
     from playwright.sync_api import sync_playwright
@@ -736,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
         server = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(port), "--workdir", str(workdir), "--symbols",
              str(args.symbols), "--rate", str(args.rate), *(f"--skeet-hide={h}" for h in args.skeet_hide),
-             *(["--skeet-unpaced"] if args.skeet_unpaced else [])],
+             *(["--skeet-unpaced"] if args.skeet_unpaced else []), *(f"--skeet-set={s}" for s in args.skeet_set)],
             cwd=ROOT, env=env, stdout=(workdir / "server.log").open("wb"), stderr=subprocess.STDOUT,
         )
         results = []

@@ -14,23 +14,27 @@ second). An answer later than `ANSWER_LATE_S` means messages are queueing on the
 way (a phone on a link slower than what is sent, a tab that cannot keep up): the next repaint then waits for
 it (at most until `ACK_WAIT_S` after the late repaint), so a slow client is sent repaints as fast as it takes
 them in, each with the latest state, rather than a queue that grows in the socket and shows later and later.
-Answers in flight and not late hold nothing back: a link's round trip alone does not slow repaints down."""
+Answers in flight and not late hold nothing back: a link's round trip alone does not slow repaints down.
+Before any answer is late, the client's backlog sets the gap too: how much longer its answers take than its
+quickest of late (that one is the round trip with nothing queued). A tab whose main thread falls behind (a
+phone, a browser with no GPU drawing a big desk) then gets repaints no faster than it takes them in."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from client.state import AppState
 
 log = logging.getLogger(__name__)
 
-# At most ~20 repaints a second, and no faster than the client takes them in (`ack`). 20 ms met issue 13's latency
-# target in 4 of 6 runs at ~13 % of a core a session, but a CI run then lost typed text in the alerts form
-# (tests/e2e/test_trader_flows.py, phone) while that panel repainted 50 times a second: not shipped until that
-# is understood (bench/README).
+# At most ~20 repaints a second, and no faster than the client takes them in (`ack`, the backlog). 20 ms was quicker
+# on a fast machine (bench/README) but on a slower one the browser is then saturated at any gap and the server
+# pays ~5 points of a core a session more for it. (The typed text a CI run lost at 20 ms was a first tap that
+# Flutter's semantics tree takes back, with no repaint in between: tests/browser.py `tap_to_type`.)
 MIN_GAP_S = 0.05
 SLOW_GAP_S = 0.1  # the chart's candle, the book, signals, the equity curve: ~10 a second
 MAX_GAP_S = 0.25  # the slowest a session backs off to: the screen never looks frozen
@@ -42,6 +46,11 @@ LAG_FACTOR = 4.0
 ACK_WAIT_S = 1.0  # the longest a repaint waits for the client's answer to an earlier one
 ANSWER_LATE_S = 0.25  # an answer not in this long after its repaint is late: the next repaint waits for it
 ASK_EVERY_S = 0.1  # the least time between two asks
+# ...and at least this many times the client's backlog: how much longer its answers take than the quickest of the
+# last `BASE_ANSWERS` (the link's round trip, no queue). A tab whose main thread is behind answers later, and a
+# gap that long sends no more than it takes in: no queue forms in it, long before an answer is late.
+BACKLOG_FACTOR = 1.0
+BASE_ANSWERS = 50  # ~5 s of answers at one every ASK_EVERY_S
 SLOW_TOPICS = frozenset({"candles", "depth", "signals", "equity"})
 
 
@@ -59,7 +68,7 @@ class RepaintScheduler:
                  min_gap_s: float = MIN_GAP_S, slow_gap_s: float = SLOW_GAP_S, max_gap_s: float = MAX_GAP_S,
                  cost_factor: float = COST_FACTOR, lag_factor: float = LAG_FACTOR,
                  ack_wait_s: float = ACK_WAIT_S, late_s: float = ANSWER_LATE_S,
-                 ask_every_s: float = ASK_EVERY_S) -> None:
+                 ask_every_s: float = ASK_EVERY_S, backlog_factor: float = BACKLOG_FACTOR) -> None:
         self._state = state
         self._paint = paint
         self._showing = showing
@@ -74,6 +83,9 @@ class RepaintScheduler:
         self.max_gap_s = max_gap_s
         self.cost_factor = cost_factor
         self.lag_factor = lag_factor
+        self.backlog_factor = backlog_factor
+        self._answers: deque[float] = deque(maxlen=BASE_ANSWERS)  # the last answers' times (their least: the base)
+        self.backlog_s = 0.0  # how much longer than the base the client's answers take, smoothed
         self._wanted = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None  # the wake for slow topics held back
         self._next_s = 0.0  # loop time before which no repaint starts
@@ -92,7 +104,8 @@ class RepaintScheduler:
     def gap_s(self) -> float:
         """The least time between two repaints' starts now: `min_gap_s`, or more (up to `max_gap_s`) for a
         costly repaint or a loop that is behind."""
-        behind = max(self.cost_factor * self._cost_s, self.lag_factor * self._lag_s)
+        behind = max(self.cost_factor * self._cost_s, self.lag_factor * self._lag_s,
+                     self.backlog_factor * self.backlog_s)
         return max(self.min_gap_s, min(self.max_gap_s, behind))
 
     def wake(self) -> None:
@@ -135,6 +148,8 @@ class RepaintScheduler:
         """A reconnected (reloaded) client: the answers asked of the one before will not come (Flet drops
         those calls after their timeout)."""
         self._asked = None
+        self._answers.clear()
+        self.backlog_s = 0.0
 
     async def _answered(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wait for the answer if it is late (until `ack_wait_s` after its repaint at most)."""
@@ -169,6 +184,8 @@ class RepaintScheduler:
         took = asyncio.get_running_loop().time() - asked_s
         self.answered += 1
         self.answer_s = 0.7 * self.answer_s + 0.3 * took if self.answer_s else took
+        self._answers.append(took)
+        self.backlog_s = 0.7 * self.backlog_s + 0.3 * (took - min(self._answers))
 
     def _hold_slow(self, dirty: set[str], now: float) -> set[str]:
         """Keep slow topics back until their gap is over (they stay dirty, and a timer wakes the loop then)."""

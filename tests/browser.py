@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-
 # Resolves once the element has held the focus for `frames` animation frames and `ms` milliseconds in a row
 # (false after `limit_ms`): frames, since on a loaded machine Flutter's frames, and so its focus changes, come late.
 KEEPS_FOCUS = """(el, [frames, ms, limitMs]) => new Promise(resolve => {

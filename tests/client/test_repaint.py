@@ -246,3 +246,39 @@ async def test_the_client_is_asked_at_most_once_per_ask_every() -> None:
         await until(lambda n=n: len(painted) == n)  # type: ignore[misc]
     assert len(answers) == 1 and repainter.answered == 1
     task.cancel()
+
+
+async def test_a_client_falling_behind_is_repainted_less_often_and_a_far_one_is_not() -> None:
+    """The client's backlog (answers slower than its quickest, the link's round trip) lengthens the gap: a tab
+    whose main thread falls behind is sent no more than it takes in, before any answer is late. A client far
+    away, whose answers are all slow alike, keeps the shortest gap; a tab that catches up gets it back."""
+    loop = asyncio.get_running_loop()
+    state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
+    took = {"s": 0.15}  # how long the client takes to answer: a far one to begin with
+
+    def ask() -> asyncio.Future[None]:
+        answer = loop.create_future()
+        loop.call_later(took["s"], answer.set_result, None)
+        return answer
+
+    repainter = RepaintScheduler(state, lambda _dirty: None, showing=lambda: True, ack=ask, min_gap_s=0.01,
+                                 max_gap_s=1.0, late_s=30.0, ask_every_s=0.0)
+    state.on_change = repainter.wake
+    task = asyncio.create_task(repainter.run())
+
+    async def answers(n: int) -> None:
+        for _ in range(n):
+            done = repainter.answered
+            state.changed("quotes")
+            await until(lambda done=done: repainter.answered > done)  # type: ignore[misc]
+
+    await answers(6)
+    # Bounds far from the figures (0 against 0.45 s): on a loaded machine, a timer fires tens of ms late.
+    assert repainter.gap_s < 0.1  # far, not behind: the round trip alone holds nothing back
+    took["s"] = 0.6  # the tab falls behind: 0.45 s more than its quickest answer
+    await answers(4)
+    assert repainter.backlog_s > 0.25 and repainter.gap_s >= repainter.backlog_s
+    took["s"] = 0.15  # caught up
+    await answers(10)
+    assert repainter.gap_s < 0.1
+    task.cancel()
