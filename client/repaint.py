@@ -103,7 +103,7 @@ class RepaintScheduler:
     @property
     def gap_s(self) -> float:
         """The least time between two repaints' starts now: `min_gap_s`, or more (up to `max_gap_s`) for a
-        costly repaint or a loop that is behind."""
+        costly repaint, a loop that is behind or a client with a backlog."""
         behind = max(self.cost_factor * self._cost_s, self.lag_factor * self._lag_s,
                      self.backlog_factor * self.backlog_s)
         return max(self.min_gap_s, min(self.max_gap_s, behind))
