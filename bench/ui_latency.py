@@ -80,6 +80,7 @@ sys.path.insert(0, str(ROOT))
 from client.launcher import free_port  # noqa: E402
 from services.live import Change, ConnectionStatus  # noqa: E402
 from services.market import TIMEFRAME_MS, Candle, Tick  # noqa: E402
+from services.market.pacing import HandOvers  # noqa: E402
 from services.market.sources import FEED_BATCH_S  # noqa: E402
 
 CHROMIUM = os.environ.get("SKEET_CHROMIUM", "/usr/bin/chromium")
@@ -116,6 +117,7 @@ class LoadFeed:
     def __init__(self, symbols: list[str], *, rate_hz: float, log_path: Path | None, stop_path: Path,
                  max_s: float = 90.0, batch_s: float = 0.004) -> None:
         self.symbols = list(symbols)
+        self._hand_overs = HandOvers()  # as the app's paced feeds: a session about to repaint hurries it
         self._batch_s = batch_s  # the least it sleeps: trades due meanwhile come together (bench/sessions.py)
         self._rate_hz = rate_hz
         self._log_path = log_path
@@ -151,26 +153,31 @@ class LoadFeed:
         start = time.time() + 0.05
         n = 0
         try:
-            while True:
-                now = time.time()
-                if now - start > self._max_s or (n % 50 == 0 and self._stop_path.exists()):
-                    return
-                due = start + n / per_second
-                if due > now:
-                    await asyncio.sleep(max(due - now, self._batch_s))  # ~5 ms batches: 1,000 sleeps/s would cost more
-                    continue
-                symbol = order[n % len(order)]
-                k = seq[symbol]
-                seq[symbol] = k + 1
-                n += 1
-                if self._log_path is not None:  # None: no log (bench/sessions.py; it grew ~9 MB a minute)
-                    log.append((index[symbol], k, due, now))
-                yield Tick(symbol, int(due * 1000), trade_price(index[symbol], k), 0.01, "buy")
+            with self._hand_overs.stream() as pause:
+                while True:
+                    now = time.time()
+                    if now - start > self._max_s or (n % 50 == 0 and self._stop_path.exists()):
+                        return
+                    due = start + n / per_second
+                    if due > now:
+                        await pause(max(due - now, self._batch_s))  # batches: 1,000 sleeps/s would cost more
+                        continue
+                    symbol = order[n % len(order)]
+                    k = seq[symbol]
+                    seq[symbol] = k + 1
+                    n += 1
+                    if self._log_path is not None:  # None: no log (bench/sessions.py; it grew ~9 MB a minute)
+                        log.append((index[symbol], k, due, now))
+                    yield Tick(symbol, int(due * 1000), trade_price(index[symbol], k), 0.01, "buy")
         finally:
             if self._log_path is not None:
                 partial = self._log_path.with_suffix(".partial")  # renamed when complete: the reader never
                 partial.write_text(json.dumps({"start": start, "rate_hz": self._rate_hz, "trades": log}))
                 partial.replace(self._log_path)  # sees half a file
+
+    def hurry(self) -> asyncio.Future[Any] | None:
+        """`PacedFeed`: what is due now, handed over at once (the baselines never ask)."""
+        return self._hand_overs.hurry()
 
     async def aclose(self) -> None:
         return None

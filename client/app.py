@@ -94,7 +94,7 @@ class SkeetSession:
         # how fast the client takes them in.
         self._answerer = cv.Canvas(width=0, height=0)  # in the page's overlay: see `_client_answer`
         self.repainter = RepaintScheduler(self.state, self._repaint, showing=lambda: self._connected and self._visible,
-                                          ack=self._client_answer)
+                                          ack=self._client_answer, catch_up=self.market.catch_up)
         self.state.on_change = self.repainter.wake
         self._shown_notice = 0
         self._registry = registry

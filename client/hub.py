@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from client.state import INDICATOR_KEY
 from client.tasks import TaskOwner
-from services.market import Candle, MarketDataError, MarketFeed, SteeredFeed, Tick, TradeHistory
+from services.market import Candle, MarketDataError, MarketFeed, PacedFeed, SteeredFeed, Tick, TradeHistory
 from services.signals import Rule, Signal, SignalEngine
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,12 @@ class MarketSubscription:
         if not self.closed:
             self.symbols = frozenset(symbols)
             await self._market.refresh(warm=self.symbols)
+
+    def catch_up(self) -> asyncio.Future[Any] | None:
+        """Before a repaint: the shared feed hands over the trades due now, so the repaint shows them (a
+        `PacedFeed`; None when there is nothing to wait for, as with a feed that pushes each trade)."""
+        feed = self._market.feed
+        return feed.hurry() if isinstance(feed, PacedFeed) and not self.closed else None
 
     def show(self, symbols: Iterable[str]) -> None:
         """The symbols on this session's screen: a `SteeredFeed` streams every trade only for those of all its

@@ -17,7 +17,11 @@ them in, each with the latest state, rather than a queue that grows in the socke
 Answers in flight and not late hold nothing back: a link's round trip alone does not slow repaints down.
 Before any answer is late, the client's backlog sets the gap too: how much longer its answers take than its
 quickest of late (that one is the round trip with nothing queued). A tab whose main thread falls behind (a
-phone, a browser with no GPU drawing a big desk) then gets repaints no faster than it takes them in."""
+phone, a browser with no GPU drawing a big desk) then gets repaints no faster than it takes them in.
+
+Just before it repaints, the scheduler asks the market for the trades due now (`catch_up`: a paced feed hands
+over on its own every `FEED_BATCH_S`, and sooner when asked), so a repaint shows the market as of its own
+start while the feed wakes the process seldom; it waits for them at most `CATCH_UP_WAIT_S`."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from client.state import AppState
 
@@ -52,11 +57,13 @@ ASK_EVERY_S = 0.1  # the least time between two asks
 BACKLOG_FACTOR = 1.0
 BASE_ANSWERS = 50  # ~5 s of answers at one every ASK_EVERY_S
 SLOW_TOPICS = frozenset({"candles", "depth", "signals", "equity"})
+CATCH_UP_WAIT_S = 0.02  # the longest a repaint waits for the market's due trades (they take ~1 ms to hand over)
 
 
 class RepaintScheduler:
     """Runs `paint(topics)` for what changed in `state` (its dirty topics), throttled as the module says.
 
+    `catch_up()` brings the market's due trades into the state before a repaint (None: nothing to wait for).
     `showing()` says whether a repaint can reach a screen (a hidden tab or a disconnected client: no); what
     changed meanwhile stays dirty and is painted on the next `wake()` after it shows again. `ack()` returns
     once the client has taken in every message sent before the call (none: repaints are paced by the gap
@@ -68,8 +75,10 @@ class RepaintScheduler:
                  min_gap_s: float = MIN_GAP_S, slow_gap_s: float = SLOW_GAP_S, max_gap_s: float = MAX_GAP_S,
                  cost_factor: float = COST_FACTOR, lag_factor: float = LAG_FACTOR,
                  ack_wait_s: float = ACK_WAIT_S, late_s: float = ANSWER_LATE_S,
-                 ask_every_s: float = ASK_EVERY_S, backlog_factor: float = BACKLOG_FACTOR) -> None:
+                 ask_every_s: float = ASK_EVERY_S, backlog_factor: float = BACKLOG_FACTOR,
+                 catch_up: Callable[[], asyncio.Future[Any] | None] | None = None) -> None:
         self._state = state
+        self._catch_up = catch_up
         self._paint = paint
         self._showing = showing
         self.ack = ack  # None: repaints paced by the gap alone
@@ -124,6 +133,7 @@ class RepaintScheduler:
                     await asyncio.sleep(delay)  # the throttle: changes meanwhile join this repaint
                 due = loop.time()  # how late the loop is, before any wait for the client
                 await self._answered(loop)  # changes meanwhile join this repaint too
+                await self._caught_up()
                 self._wanted.clear()
                 now = loop.time()
                 if not self._state.dirty:
@@ -150,6 +160,12 @@ class RepaintScheduler:
         self._asked = None
         self._answers.clear()
         self.backlog_s = 0.0
+
+    async def _caught_up(self) -> None:
+        """The market's trades due now are in the state (at most `CATCH_UP_WAIT_S` of waiting)."""
+        arriving = self._catch_up() if self._catch_up is not None else None
+        if arriving is not None:
+            await asyncio.wait({arriving}, timeout=CATCH_UP_WAIT_S)  # not cancelled: other sessions wait on it too
 
     async def _answered(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wait for the answer if it is late (until `ack_wait_s` after its repaint at most)."""

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from client.context import SessionContext
 from client.hub import MarketHub, MarketSubscription
@@ -91,6 +92,10 @@ class MarketController:
             for symbol in state.watchlist:
                 with contextlib.suppress(MarketDataError):
                     state.set_feed_status(symbol, feed.status(symbol))
+
+    def catch_up(self) -> asyncio.Future[Any] | None:
+        """Before a repaint: the trades the shared feed has due now reach this session's state first."""
+        return self.subscription.catch_up() if self.subscription is not None else None
 
     def on_screen(self) -> frozenset[str]:
         """The selected symbol (its chart and ticket) and the watchlist rows in view."""

@@ -7,7 +7,7 @@ from services.market.freshness import FeedStatus
 from services.market.quotes import BookTop
 from services.market.replay import ReplayFeed, default_recording
 from services.market.sources import exchange_ids, open_feed
-from services.market.streaming import FeedLink, SteeredFeed, StreamingFeed, TradeHistory
+from services.market.streaming import FeedLink, PacedFeed, SteeredFeed, StreamingFeed, TradeHistory
 from services.market.synthetic_feed import SyntheticFeed
 from services.market.types import (
     TIMEFRAME_MS,
@@ -32,6 +32,7 @@ __all__ = [
     "BookTop",
     "FeedStatus",
     "ReplayFeed",
+    "PacedFeed",
     "SteeredFeed",
     "StreamingFeed",
     "SyntheticFeed",

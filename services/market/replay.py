@@ -22,7 +22,7 @@ from typing import Any
 
 from services.market.freshness import FeedStatus, status_for
 from services.market.markets import round_to_step
-from services.market.pacing import wake_delay_s
+from services.market.pacing import HandOvers, wake_delay_s
 from services.market.quotes import BookTop
 from services.market.recording import Recording, TradeSeries, load_recording
 from services.market.types import TIMEFRAME_MS, Candle, MarketDataError, Tick, UnknownSymbol
@@ -65,6 +65,7 @@ class ReplayFeed:
         self._clock = clock
         self._sleep = sleep
         self._batch_s = batch_s
+        self._hand_overs = HandOvers(sleep)
         self.stale_after_s = stale_after_s
         self._duration = self._rec.meta.duration_ms
         self._closed = False
@@ -358,23 +359,28 @@ class ReplayFeed:
     async def _stream(self, chosen: list[tuple[str, TradeSeries]]) -> AsyncGenerator[Tick, None]:
         cursor = self._virtual_now()
         max_catch_up = self._virtual_start(int(_MAX_CATCH_UP_S * 1000))
-        while not self._closed:
-            woke_s = self._clock()
-            now_v = self._virtual_now()
-            cursor = max(cursor, now_v - max_catch_up)
-            if now_v > cursor:
-                ranges = [_tagged(n, self._iter_range(s, cursor, now_v)) for n, (_, s) in enumerate(chosen)]
-                for v, n, i in heapq.merge(*ranges):
-                    if self._closed:
-                        return
-                    symbol, series = chosen[n]
-                    yield self._tick(symbol, series, v, i)
-                cursor = now_v
-            next_v = min(
-                loop * self._duration + s.offsets_ms[i]
-                for s, (loop, i) in ((s, self._first_at_or_after(s, cursor)) for _, s in chosen)
-            )
-            await self._sleep(wake_delay_s(self._wall(next_v), woke_s, self._clock(), self._batch_s))
+        with self._hand_overs.stream() as pause:
+            while not self._closed:
+                woke_s = self._clock()
+                now_v = self._virtual_now()
+                cursor = max(cursor, now_v - max_catch_up)
+                if now_v > cursor:
+                    ranges = [_tagged(n, self._iter_range(s, cursor, now_v)) for n, (_, s) in enumerate(chosen)]
+                    for v, n, i in heapq.merge(*ranges):
+                        if self._closed:
+                            return
+                        symbol, series = chosen[n]
+                        yield self._tick(symbol, series, v, i)
+                    cursor = now_v
+                next_v = min(
+                    loop * self._duration + s.offsets_ms[i]
+                    for s, (loop, i) in ((s, self._first_at_or_after(s, cursor)) for _, s in chosen)
+                )
+                await pause(wake_delay_s(self._wall(next_v), woke_s, self._clock(), self._batch_s))
+
+    def hurry(self) -> asyncio.Future[Any] | None:
+        """Every tick stream hands over what is due now (`PacedFeed`)."""
+        return self._hand_overs.hurry()
 
 
 def _tagged(n: int, pairs: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int, int]]:

@@ -19,11 +19,12 @@ from services.market.streaming import StreamingFeed
 from services.market.types import MarketDataError
 
 # How long the app's in-process feeds (synthetic, replay) let due trades gather before one wake-up hands them
-# over. A wake-up per trade cost ~100 µs of CPU on a small VM (about 10 % of a core at 1,000 trades/s, before
-# any work on the trades); at 5 ms it is at most 200 wake-ups a second, while 20 ms (the gateway's flush) saved
-# only ~0.4 % of a core more and added ~10 ms to every tick's way to the screen, which repaints every ~30 ms.
+# over, when nobody asks sooner. A wake-up of an idle process costs ~100-250 µs of CPU on a small VM: at 5 ms
+# (the pace until 2026-12-03) the feed's wake-ups alone were ~4-5 % of a core on a slow one. A session about to
+# repaint asks for the due trades (`PacedFeed.hurry`, at most every `pacing.HURRY_LEAST_S`), so what a screen
+# shows is as fresh as before; this pace is for the signals and sessions that are not repainting.
 # The trades' content and order are the same either way.
-FEED_BATCH_S = 0.005
+FEED_BATCH_S = 0.025
 
 
 def open_feed(

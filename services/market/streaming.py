@@ -3,11 +3,13 @@
 `ReplayFeed` and `CcxtFeed` both satisfy it, so the client can show per-symbol freshness and stream tickers,
 book tops and forming candles whatever the mode. `TradeHistory` is an optional capability a feed declares by
 offering it (a replay, the synthetic market): the client checks `isinstance(feed, TradeHistory)`, never probes.
-`SteeredFeed` is another (`GatewayFeed`): one link to a server that the app steers on a phone.
+`SteeredFeed` is another (`GatewayFeed`): one link to a server that the app steers on a phone. `PacedFeed`
+is a third (replay, synthetic): streams that hand over trades on their own pace and can be hurried.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -93,3 +95,15 @@ class SteeredFeed(Protocol):
     def reconnect(self) -> None: ...
 
     def link(self, symbols: list[str]) -> FeedLink: ...
+
+
+@runtime_checkable
+class PacedFeed(Protocol):
+    """A feed whose tick streams hand over due trades on their own pace, every `FEED_BATCH_S` or so, and
+    sooner when asked: the app asks just before a repaint, so the screen shows what is due at that moment
+    while the feed wakes the process seldom (`services.market.pacing.HandOvers`)."""
+
+    def hurry(self) -> asyncio.Future[Any] | None:
+        """Hand over what is due now; the future is done once the streams' consumers have had it (None:
+        nothing to wait for)."""
+        ...

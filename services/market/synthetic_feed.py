@@ -20,7 +20,7 @@ import numpy as np
 
 from services.market.freshness import FeedStatus
 from services.market.markets import decimals
-from services.market.pacing import wake_delay_s
+from services.market.pacing import HandOvers, wake_delay_s
 from services.market.quotes import BookTop
 from services.market.synthetic import (
     DEFAULT_SEED,
@@ -60,6 +60,7 @@ class SyntheticFeed:
         self._clock = clock
         self._sleep = sleep
         self._batch_s = batch_s
+        self._hand_overs = HandOvers(sleep)
         self._closed = False
         # symbol → (minute, open, high, low, volume, quote volume) of the 1,439 closed minutes before it
         self._day_stats: dict[str, tuple[int, float, float, float, float, float]] = {}
@@ -344,19 +345,24 @@ class SyntheticFeed:
 
     async def _stream(self, chosen: list[str]) -> AsyncGenerator[Tick, None]:
         cursor = self._now_ms() + 1  # trades at or after cursor are still to come
-        while not self._closed:
-            woke_s = self._clock()
-            now = math.floor(woke_s * 1000)
-            cursor = max(cursor, now + 1 - _MAX_CATCH_UP_MS)
-            if now + 1 > cursor:
-                batches = [self.market.numbered_trades(s, cursor, now + 1) for s in chosen]
-                for _, tick in heapq.merge(*batches, key=lambda pair: (pair[1].timestamp_ms, pair[0])):
-                    if self._closed:
-                        return
-                    yield tick
-                cursor = now + 1
-            next_ms = min(self._next_trade_ms(s, cursor) for s in chosen)
-            await self._sleep(wake_delay_s(next_ms, woke_s, self._clock(), self._batch_s))
+        with self._hand_overs.stream() as pause:
+            while not self._closed:
+                woke_s = self._clock()
+                now = math.floor(woke_s * 1000)
+                cursor = max(cursor, now + 1 - _MAX_CATCH_UP_MS)
+                if now + 1 > cursor:
+                    batches = [self.market.numbered_trades(s, cursor, now + 1) for s in chosen]
+                    for _, tick in heapq.merge(*batches, key=lambda pair: (pair[1].timestamp_ms, pair[0])):
+                        if self._closed:
+                            return
+                        yield tick
+                    cursor = now + 1
+                next_ms = min(self._next_trade_ms(s, cursor) for s in chosen)
+                await pause(wake_delay_s(next_ms, woke_s, self._clock(), self._batch_s))
+
+    def hurry(self) -> asyncio.Future[Any] | None:
+        """Every tick stream hands over what is due now (`PacedFeed`)."""
+        return self._hand_overs.hurry()
 
     def _next_trade_ms(self, symbol: str, at_ms: int) -> int:
         minute = at_ms // MINUTE_MS

@@ -20,6 +20,7 @@ from client.state import AppState
 from services.api import SkeetApi
 from services.auth.local import LocalIdentity
 from services.live.stream import StreamLive
+from services.market import Tick
 from services.signals import SignalEngine
 from tests.backend.listfeed import ListFeed
 from tests.client.flet_client import ClientConnection
@@ -281,4 +282,47 @@ async def test_a_client_falling_behind_is_repainted_less_often_and_a_far_one_is_
     took["s"] = 0.15  # caught up
     await answers(10)
     assert repainter.gap_s < 0.1
+    task.cancel()
+
+
+async def test_a_repaint_shows_what_the_market_had_due_at_its_start_and_never_waits_long_for_it() -> None:
+    """Before painting, the scheduler asks the market for the trades due now (`catch_up`) and paints once
+    they are in the state; a market that does not answer holds the repaint back `CATCH_UP_WAIT_S` at most."""
+    from client.repaint import CATCH_UP_WAIT_S
+
+    loop = asyncio.get_running_loop()
+    state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
+    seen: list[float | None] = []
+    answers = {"at_once": True}
+
+    def catch_up() -> asyncio.Future[None] | None:
+        arrived: asyncio.Future[None] = loop.create_future()
+
+        def hand_over() -> None:
+            state.apply_tick(Tick("BTC/USDT", 1, 101.0, 0.5))
+            arrived.set_result(None)
+
+        if answers["at_once"]:  # the feed hands over in a later turn of the loop, as a parked stream does
+            loop.call_soon(hand_over)
+        return arrived
+
+    def paint(_dirty: set[str]) -> None:
+        quote = state.quotes.get("BTC/USDT")
+        seen.append(quote.last if quote else None)
+
+    starts: list[float] = []
+    repainter = RepaintScheduler(state, paint, showing=lambda: True, min_gap_s=0.01, catch_up=catch_up)
+    repainter.on_painted = lambda start, _end: starts.append(start)
+    state.on_change = repainter.wake
+    task = asyncio.create_task(repainter.run())
+    woke = time.time()
+    state.changed("quotes")
+    await until(lambda: len(seen) == 1)
+    assert seen == [101.0]  # the trade the market handed over on asking is in this repaint
+    answers["at_once"] = False  # a market that never answers
+    woke = time.time()
+    state.changed("quotes")
+    await until(lambda: len(seen) == 2)
+    assert starts[1] - woke >= CATCH_UP_WAIT_S * 0.9  # waited for it...
+    assert starts[1] - woke < CATCH_UP_WAIT_S + 1.0  # ...but not for long (a loaded machine's slack)
     task.cancel()
