@@ -374,8 +374,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per count")
     parser.add_argument("--warm", type=float, default=8.0, help="seconds of load before measuring")
     parser.add_argument("--feed-batch-ms", type=float, default=FEED_BATCH_S * 1000,
-                        help="the feed hands over due trades at most this often (the app's feeds: FEED_BATCH_S; "
-                             "this bench until 2026-12-01: 4)")
+                        help="the feed hands over due trades this often when no session hurries it (the app's "
+                             "feeds: FEED_BATCH_S; 5 until 2026-12-03, 4 in this bench until 2026-12-01)")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -14,7 +14,7 @@ browser), so they do not compete for the machine's cores:
 - `coalesced`: the same 50 rows, the latest trade per row kept and the watchlist panel flushed every
   50 ms (`WatchlistView.render` + `control.update()` on that panel only): the design target.
 - `skeet`: the real app — `client.app.SkeetSession` with the real `SignalEngine(default_rules())`, fed by
-  `LoadFeed` (below) at the app's own feed pacing (`FEED_BATCH_S`, 20 ms; the baselines ~4 ms), repainting as `client.repaint.RepaintScheduler` decides (a change wakes it; at most one
+  `LoadFeed` (below) at the app's own feed pacing (`FEED_BATCH_S`, 25 ms, and hurried by each repaint: `PacedFeed`; the baselines ~4 ms), repainting as `client.repaint.RepaintScheduler` decides (a change wakes it; at most one
   repaint per gap, the chart's candle at most every `SLOW_GAP_S`, none while the browser's answer to an
   earlier repaint is late). Printed with it: how many of its repaints the browser answered, how fast.
 
@@ -321,8 +321,8 @@ def serve(port: int, workdir: Path, n_symbols: int, rate_hz: float, hide: tuple[
 
     async def skeet(page: ft.Page) -> None:
         symbols = symbols_for(n_symbols)
-        # The app's own feed pacing (its feeds hand trades over every FEED_BATCH_S, as the gateway flushes),
-        # so the wait in the feed counts against skeet; the baselines get theirs every ~4 ms.
+        # The app's own feed pacing (its feeds hand trades over every FEED_BATCH_S, and at once when a session
+        # is about to repaint), so the wait in the feed counts against skeet; the baselines get theirs every ~4 ms.
         feed = feed_for("skeet", symbols, batch_s=FEED_BATCH_S)
         services = SessionServices(
             feed=feed, engine=SignalEngine(rules=default_rules()),

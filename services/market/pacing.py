@@ -86,13 +86,27 @@ class HandOvers:
         _release(me)  # what it handed over has been through its consumer
         loop = asyncio.get_running_loop()
         me.cut = cut = loop.create_future()
-        sleeping = asyncio.ensure_future(self._sleep(delay_s))
         try:
-            await asyncio.wait((sleeping, cut), return_when=asyncio.FIRST_COMPLETED)
+            if self._sleep is asyncio.sleep:  # the real clock: a timer ends the wait, as in asyncio.sleep (no task)
+                timer = loop.call_later(delay_s, _end, cut)
+                try:
+                    await cut
+                finally:
+                    timer.cancel()
+            else:  # a clock of the caller's (a test's): its own sleep, cut short by a hurry
+                sleeping = asyncio.ensure_future(self._sleep(delay_s))
+                try:
+                    await asyncio.wait((sleeping, cut), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    sleeping.cancel()
         finally:
-            sleeping.cancel()
             me.cut = None
             me.handed_s = loop.time()
+
+
+def _end(wait: asyncio.Future[None]) -> None:
+    if not wait.done():
+        wait.set_result(None)
 
 
 def _release(me: _Stream) -> None:
