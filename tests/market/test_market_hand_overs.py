@@ -17,11 +17,15 @@ from tests.client.test_alerts import until
 from tests.client.test_hub import Trader
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "DOGE/USDT", "ADA/USDT", "AVAX/USDT"]
-SLOW_S = 0.9  # the feed's own pace here: far longer than a test's hurry, so what arrives early was hurried
+
+
+async def never(_seconds: float) -> None:
+    """The feed's own pace here: it never wakes by itself, so whatever it hands over was hurried."""
+    await asyncio.Event().wait()
 
 
 async def test_a_hurried_feed_hands_over_every_trade_due_before_the_hurry_is_done() -> None:
-    feed = SyntheticFeed(batch_s=SLOW_S)
+    feed = SyntheticFeed(sleep=never)
     assert isinstance(feed, PacedFeed)
     got: list[Tick] = []
 
@@ -30,11 +34,10 @@ async def test_a_hurried_feed_hands_over_every_trade_due_before_the_hurry_is_don
             async for tick in ticks:
                 got.append(tick)
 
-    since_ms = int(time.time() * 1000) + 1  # the stream starts with what comes after its start
     task = asyncio.create_task(consume())
     try:
-        await asyncio.sleep(0.05)  # parked after its first (empty) hand-over
-        hurried = 0
+        await asyncio.sleep(0.05)  # parked after its first hand-over (empty: it starts with what comes after it)
+        since_ms = int(time.time() * 1000)
         deadline = time.monotonic() + 20
         while len(got) < 5 and time.monotonic() < deadline:  # this market trades a few times a second
             await asyncio.sleep(0.15)
@@ -42,12 +45,11 @@ async def test_a_hurried_feed_hands_over_every_trade_due_before_the_hurry_is_don
             waiting = feed.hurry()
             assert waiting is not None  # parked for longer than HURRY_LEAST_S: hurried
             await asyncio.wait_for(waiting, 1.0)
-            hurried += 1
-            due = [t for s in SYMBOLS for t in feed.trades_between(s, since_ms, at_ms + 1)]
+            due = [t for s in SYMBOLS for t in feed.trades_between(s, since_ms + 1, at_ms + 1)]
             # Everything due at the hurry has been through the consumer (nothing waits for the feed's own pace).
             assert sorted(due, key=lambda t: (t.timestamp_ms, t.symbol)) == sorted(
-                [t for t in got if t.timestamp_ms <= at_ms], key=lambda t: (t.timestamp_ms, t.symbol))
-        assert len(got) >= 5 and hurried * 0.15 < SLOW_S * 20  # trades came, and they came by hurries
+                [t for t in got if since_ms < t.timestamp_ms <= at_ms], key=lambda t: (t.timestamp_ms, t.symbol))
+        assert len(got) >= 5
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -88,7 +90,7 @@ async def test_a_session_catching_up_gets_the_due_trades_of_the_shared_market_fi
     now delivered to that session before it is done."""
 
     def open_feed(_source: str) -> tuple[SyntheticFeed, str]:
-        feed = SyntheticFeed(batch_s=SLOW_S)
+        feed = SyntheticFeed(sleep=never)
         return feed, feed.mode
 
     async with MarketHub(open_feed, engine=SignalEngine) as hub:
@@ -102,12 +104,13 @@ async def test_a_session_catching_up_gets_the_due_trades_of_the_shared_market_fi
             await asyncio.sleep(0.2)
             at_ms = int(time.time() * 1000)
             waiting = sub.catch_up()
-            if waiting is not None:
-                await asyncio.wait_for(waiting, 1.0)
+            if waiting is None:  # the stream not started yet, or it handed over in the last few ms by itself
+                continue
+            await asyncio.wait_for(waiting, 1.0)
             newest = max((t for s in SYMBOLS for t in feed.trades_between(s, at_ms - 200, at_ms + 1)),
                          key=lambda t: t.timestamp_ms, default=None)
             if newest is not None:
-                assert newest in trader.ticks  # at most 0.2 s old, far under the feed's own pace
+                assert newest in trader.ticks
                 break
         else:
             raise AssertionError("no trade in 20 s")
