@@ -69,11 +69,12 @@ class HandOvers:
         """Wake every stream now that has waited at least `least_s` since its last hand-over, to hand over
         what is due. Returns what is done once every stream hurried (by this call or an earlier one not yet
         over) has handed over and waits again; None when there is nothing to wait for."""
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         backs: list[asyncio.Future[None]] = []
         for me in self._streams:
             if me.back is None and me.cut is not None and now - me.handed_s >= self._least_s:
-                me.back = asyncio.get_running_loop().create_future()
+                me.back = loop.create_future()
                 if not me.cut.done():
                     me.cut.set_result(None)
             if me.back is not None:
