@@ -133,7 +133,8 @@ class RepaintScheduler:
                     await asyncio.sleep(delay)  # the throttle: changes meanwhile join this repaint
                 due = loop.time()  # how late the loop is, before any wait for the client
                 await self._answered(loop)  # changes meanwhile join this repaint too
-                await self._caught_up()
+                if self._state.dirty and self._showing():  # a repaint follows: a hidden tab hurries no feed
+                    await self._caught_up()
                 self._wanted.clear()
                 now = loop.time()
                 if not self._state.dirty:

@@ -326,3 +326,27 @@ async def test_a_repaint_shows_what_the_market_had_due_at_its_start_and_never_wa
     assert starts[1] - woke >= CATCH_UP_WAIT_S * 0.9  # waited for it...
     assert starts[1] - woke < CATCH_UP_WAIT_S + 1.0  # ...but not for long (a loaded machine's slack)
     task.cancel()
+
+
+async def test_a_hidden_tab_asks_the_market_for_nothing() -> None:
+    """`catch_up` is for a repaint about to be sent: a hidden tab (or a gone client) hurries no feed."""
+    state = AppState(watchlist=["BTC/USDT"], selected="BTC/USDT")
+    asked: list[float] = []
+    showing = {"now": False}
+
+    def catch_up() -> None:
+        asked.append(time.time())
+
+    painted: list[set[str]] = []
+    repainter = RepaintScheduler(state, painted.append, showing=lambda: showing["now"], min_gap_s=0.01,
+                                 slow_gap_s=0.01, catch_up=catch_up)
+    state.on_change = repainter.wake
+    task = asyncio.create_task(repainter.run())
+    state.changed("quotes")
+    await until(lambda: repainter.unshown >= 1)
+    assert asked == [] and painted == []
+    showing["now"] = True
+    state.changed("quotes")
+    await until(lambda: len(painted) == 1)
+    assert len(asked) == 1
+    task.cancel()
