@@ -9,9 +9,12 @@ same operations fit in one message rooted at a common ancestor: here each contro
 `ObjectPatch.from_diff`, its paths prefixed with where it sits under the root, and the operations of all of
 them go out together. What the client ends up with is what the per-control messages gave it.
 
-A diff that adds or removes controls, or carries anything but plain values, is sent at once (with what was
-gathered before it), so Flet's encoder takes its snapshots before the next diff reads them and the session's
-control index is kept as `Session.patch_control` keeps it. A control outside the root (a dialog, a sheet)
+A diff that adds or removes controls is sent at once (with what was gathered before it), so the session's
+control index is kept as `Session.patch_control` keeps it and Flet's encoder takes the new controls'
+snapshots before the next diff reads them. One that carries values other than plain ones (a style, a canvas
+shape's paint or path) is sent before the next diff, for the same snapshots, but not before the plain
+controls that follow it (texts, isolated nodes: their patch reads only their own snapshots), so the chart's
+live layer and the legends and rows after it go in one message. A control outside the root (a dialog, a sheet)
 goes through Flet's own `update`."""
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class PatchSender:
         added: list[Any] = []
         removed: list[Any] = []
         seen: set[int] = set()
+        unpacked = False  # gathered ops hold values (a style, a paint) whose snapshots Flet's encoder takes
         for control in controls:
             if control._i in seen:  # noqa: SLF001  (Flet's control id)
                 continue
@@ -58,19 +62,25 @@ class PatchSender:
                 if not _mounted(control):
                     continue
                 self._flush(session, ops, added, removed)
+                unpacked = False
                 self._page.update(control)
                 self.messages += 1
                 continue
             plain = _leaf_ops(control, path)
-            if plain is not None:
+            if plain is not None:  # reads no snapshot but the control's own and its isolated children's
                 ops += plain
                 continue
+            if unpacked:  # encoded now: this diff may read the snapshots their packing takes
+                self._flush(session, ops, added, removed)
+                unpacked = False
             patch, new, gone = ObjectPatch.from_diff(control, control, control_cls=ft.BaseControl, path=path)
             ops += patch.patch
-            if new or gone or not all(_plain_deep(op.get("value")) for op in patch.patch):
+            if new or gone:
                 added += new
                 removed += gone
-                self._flush(session, ops, added, removed)  # encoded now: the next diff reads its snapshots
+                self._flush(session, ops, added, removed)  # encoded and indexed now, as `patch_control` does
+            elif not all(_plain_deep(op.get("value")) for op in patch.patch):
+                unpacked = True  # sent with what follows, unless a diff comes first
         self._flush(session, ops, added, removed)
 
     def _flush(self, session: Any, ops: list[dict[str, Any]], added: list[Any], removed: list[Any]) -> None:

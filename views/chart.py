@@ -52,11 +52,22 @@ class PlotLayers(ft.Stack):
     __hash__ = ft.Stack.__hash__
 
 
+@ft.control(isolated=True)  # type: ignore[arg-type]
+class PlotGestures(ft.GestureDetector):
+    """The plot's gestures, isolated: a patch of the chart's semantics node (its label, at every draw) stops
+    here instead of diffing the detector's ~60 fields and handlers, which never change."""
+
+    __eq__ = same_control
+    __hash__ = ft.GestureDetector.__hash__
+
+
 def reshape(canvas: cv.Canvas, shapes: list[cv.Shape]) -> None:
     """Give `canvas` the drawing `shapes` describe. Where it holds as many shapes of the same kinds (the live
     layer from one tick to the next: the forming candle, the study tails, the last price), they take the new
     values in place, so a repaint sends the values that moved rather than new controls (which a patch must add
-    and the client build, one message per layer that does). Otherwise the list is replaced."""
+    and the client build, one message per layer that does). Otherwise the list is replaced. (The canvas is
+    sent, not its moved shapes one by one: a shape's patch carries a paint or path elements, which
+    `PatchSender` sends at once, so shapes one by one were a message each.)"""
     held = canvas.shapes
     if len(held) != len(shapes) or any(type(a) is not type(b) for a, b in zip(held, shapes, strict=True)):
         canvas.shapes = shapes
@@ -113,7 +124,7 @@ class ChartView:
         self.base = cv.Canvas(shapes=[], expand=True, on_resize=self._on_resize, resize_interval=50)
         self.live = cv.Canvas(shapes=[], expand=True)
         self.cursor = cv.Canvas(shapes=[], expand=True)
-        self.plot = ft.GestureDetector(
+        self.plot = PlotGestures(
             content=PlotLayers([self.base, self.live, self.cursor], expand=True),
             expand=True, drag_interval=30, hover_interval=30, mouse_cursor=ft.MouseCursor.PRECISE,
             on_hover=self._on_hover, on_exit=self._on_exit, on_scroll=self._on_scroll,

@@ -121,6 +121,29 @@ async def test_the_client_shows_what_one_message_per_control_showed_it() -> None
     assert taps == ["SOL/USDT"]
 
 
+def test_a_trade_of_the_selected_symbol_inside_its_candle_is_one_message() -> None:
+    """Its row, the chart's live layer (the forming candle's paths and paints, moved in place), the legends,
+    the chart's semantics node and the ticket's estimate: one message, which leaves the client showing what
+    a page loaded now would."""
+    desk = Desk([])
+    state = AppState(watchlist=SYMBOLS[:2], selected="BTC/USDT")
+    state.set_markets(sample_markets())
+    minute = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
+    for i, price in enumerate((50_000.0, 50_100.0, 49_900.0, 50_050.0)):  # three closed candles, one forming
+        state.apply_tick(Tick("BTC/USDT", minute + i * 60_000, price, 0.1))
+        state.apply_tick(Tick("BTC/USDT", minute + i * 60_000 + 30_000, price - 40.0, 0.1))
+    tick(state, "ETH/USDT", 3_000.0)
+    desk.render(state, form=True)
+    desk.session.page.add(desk.root)
+    desk.session.page.update(*desk.render(state, form=True))
+    before = desk.conn.patches
+    state.apply_tick(Tick("BTC/USDT", minute + 3 * 60_000 + 40_000, 50_020.0, 0.1))
+    desk.sender.send(desk.render(state))
+    assert desk.conn.patches - before == 1
+    assert desk.conn.text(desk.watchlist.rows["BTC/USDT"].price) == "50,020.00"
+    assert shown(desk.conn.tree.controls[desk.root._i]) == shown(wire(desk.root))  # noqa: SLF001
+
+
 def test_a_control_outside_the_root_is_sent_on_its_own() -> None:
     desk = Desk([])
     page = desk.session.page
