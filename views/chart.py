@@ -66,8 +66,8 @@ def reshape(canvas: cv.Canvas, shapes: list[cv.Shape]) -> None:
     layer from one tick to the next: the forming candle, the study tails, the last price), they take the new
     values in place, so a repaint sends the values that moved rather than new controls (which a patch must add
     and the client build, one message per layer that does). Otherwise the list is replaced. (The canvas is
-    sent, not its moved shapes one by one: a shape's patch carries a paint or path elements, which
-    `PatchSender` sends at once, so shapes one by one were a message each.)"""
+    sent, not its moved shapes one by one: a shape's patch is a diff of its paint or path, and `PatchSender`
+    sends what one diff gathered before the next, so shapes one by one were a message each.)"""
     held = canvas.shapes
     if len(held) != len(shapes) or any(type(a) is not type(b) for a, b in zip(held, shapes, strict=True)):
         canvas.shapes = shapes
