@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import psutil
 
 # Resolves once the element has held the focus for `frames` animation frames and `ms` milliseconds in a row
 # (false after `limit_ms`): frames, since on a loaded machine Flutter's frames, and so its focus changes, come late.
@@ -102,3 +108,38 @@ def switch_on_semantics(page: Any, timeout_ms: float = 60_000) -> None:
     placeholder = page.locator("flt-semantics-placeholder")
     placeholder.wait_for(state="attached", timeout=timeout_ms)
     placeholder.dispatch_event("click", timeout=timeout_ms)
+
+
+def _renderers() -> set[int]:
+    """The pids of the Chromium renderer processes under this one (Playwright's driver, then the browser)."""
+    found = set()
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "--type=renderer" in process.cmdline():
+                found.add(process.pid)
+    return found
+
+
+@contextlib.contextmanager
+def renderer_watchdog(deadline_s: float) -> Iterator[threading.Event]:
+    """Kills the renderer processes started inside the block if the block is still running `deadline_s`
+    after it began; the event it yields says whether it did. A page whose renderer stops answering holds
+    every Playwright call on it for ever: their timeouts never fire (checked: a page spinning in a script
+    held `expect(...)` with a 3 s timeout past 60 s). Killed, those calls fail at once with an error, and
+    the browser's other pages go on."""
+    before = _renderers()
+    fired = threading.Event()
+
+    def kill() -> None:
+        fired.set()
+        for pid in _renderers() - before:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    timer = threading.Timer(deadline_s, kill)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield fired
+    finally:
+        timer.cancel()

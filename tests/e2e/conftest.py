@@ -3,7 +3,9 @@ driven by Debian's Chromium through Playwright (never a downloaded browser)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,12 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
-from tests.browser import switch_on_semantics
+from tests.browser import renderer_watchdog, switch_on_semantics
 from tests.support import free_port, start_backend, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+READY_MS = 30_000  # a new page's wait for its first price and a connected listener
+OPEN_S = 120.0  # a new page not ready by then has stopped answering (ready in 5-40 s under CI's load)
 WEB_APP_START_S = 180.0  # a deadline for the web app's first answer, met in seconds on a quiet machine
 CHROMIUM = os.environ.get("SKEET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -75,19 +80,35 @@ def browser() -> Iterator[object]:
 
 
 def open_app(browser, url: str, width: int, height: int):  # type: ignore[no-untyped-def]
-    """A fresh page at `width`×`height`, with Flutter's semantics tree switched on."""
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.goto(url)
-    switch_on_semantics(page)
-    page.locator('[flt-semantics-identifier="mode-badge"]').wait_for(state="attached", timeout=30_000)
-    # Ready when the selected market has a price and the live listener is connected, as a trader sees it.
-    page.wait_for_function(
-        r"""() => {
-            const q = document.querySelector('[flt-semantics-identifier="quote-BTC/USDT"]');
-            const b = document.querySelector('[flt-semantics-identifier="mode-badge"]');
-            return q && /\d+\.\d+/.test(q.textContent) && b && /connected/.test(b.textContent);
-        }""",
-        timeout=30_000,
-    )
-    return page
+    """A fresh page at `width`×`height`, with Flutter's semantics tree switched on, ready when the selected
+    market has a price and the live listener is connected, as a trader sees it.
+
+    Once a CI run's new page stopped answering while it started (Chromium's renderer, 2 cores under load):
+    every wait on it, bounded or not, then waited for ever (pytest's timeout ended the run). So the opening
+    runs under `renderer_watchdog`: a page not ready `OPEN_S` after it was opened has its renderer killed,
+    and is opened once more in a fresh context. A page that answers but does not get ready fails at once."""
+    for attempt in (1, 2):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        with renderer_watchdog(OPEN_S) as stalled:
+            try:
+                page = context.new_page()
+                page.goto(url)
+                switch_on_semantics(page)
+                ready(page)
+                return page
+            except (AssertionError, PlaywrightError) as exc:
+                if attempt == 2 or not stalled.is_set():
+                    raise
+                print(f"open_app: the page at {width}x{height} stopped answering ({type(exc).__name__}); its "
+                      "renderer was killed; once more, in a fresh context")
+        with contextlib.suppress(PlaywrightError):
+            context.close()
+    raise AssertionError("unreachable")
+
+
+def ready(page, timeout_ms: float = READY_MS) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    expect(page.locator('[flt-semantics-identifier="mode-badge"]')).to_contain_text("connected", timeout=timeout_ms)
+    expect(page.locator('[flt-semantics-identifier="quote-BTC/USDT"]')).to_contain_text(
+        re.compile(r"\d+\.\d+"), timeout=timeout_ms)
