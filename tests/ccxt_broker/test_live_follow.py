@@ -20,21 +20,31 @@ from tests.ccxt_broker.conftest import TRADER
 BASE_HELD = {"BTC/USDT": 1, "ETH/USDT": 10}  # the loopback account's coins before the order
 
 
-async def resting_order_about_to_fill() -> tuple[str, str, str, float]:
-    """(symbol, amount, side, price) of a limit order that rests now and fills a few seconds later.
+# The order must be resting when it reaches the exchange: the price it waits for comes no sooner than this after
+# it is chosen (placing it took over 2 s once, with two CPU hogs beside a CI run), and within the window's end.
+PLACING_S = 5.0
+WINDOW_S = 20.0
 
-    The exchange replays a known recording in step with the clock: bid at the low it is about to print,
-    below the price now (or offer at the coming high, where the market only rises)."""
+
+async def resting_order_about_to_fill() -> tuple[str, str, str, float]:
+    """(symbol, amount, side, price) of a limit order that rests now and fills some seconds later.
+
+    The exchange replays a known recording in step with the clock: bid at the lowest price it prints between
+    `PLACING_S` and `WINDOW_S` from now, where it stays above that until then (or offer at the coming high,
+    where the market only rises), so the order rests however long placing it takes, up to `PLACING_S`."""
     script, now_ms = ReplayFeed(), int(time.time() * 1000)
+    placing_ms = now_ms + int(PLACING_S * 1000)
     choices = []
     for symbol, amount in (("BTC/USDT", "0.001"), ("ETH/USDT", "0.01")):
-        coming = [t.price for t in script.trades_between(symbol, now_ms + 2_000, now_ms + 8_000)]
+        soon = [t.price for t in script.trades_between(symbol, now_ms, placing_ms)]
+        coming = [t.price for t in script.trades_between(symbol, placing_ms, now_ms + int(WINDOW_S * 1000))]
         last = (await script.ticker(symbol))["last"]
-        if coming and min(coming) < last:
+        before = [last, *soon]
+        if coming and min(coming) < min(before):
             choices.append((symbol, amount, "buy", min(coming)))
-        elif coming and max(coming) > last:
+        elif coming and max(coming) > max(before):
             choices.append((symbol, amount, "sell", max(coming)))  # the account holds the coins
-    assert choices, "the replay is flat over the next seconds"
+    assert choices, "the replay makes no new low or high in the coming seconds"
     return choices[0]
 
 
@@ -64,7 +74,7 @@ async def test_a_resting_order_filled_on_the_exchange_reaches_the_store_with_the
         lister = asyncio.create_task(list_orders()) if trader_lists_orders else None
         seen: dict[str, dict] = {}
         try:
-            async with asyncio.timeout(30):
+            async with asyncio.timeout(WINDOW_S + 30):
                 async for change in changes:
                     seen[change.collection] = change.doc or {}
                     if seen.get(ORDERS, {}).get("status") == "closed" and POSITIONS in seen:
