@@ -21,7 +21,8 @@ BASE_HELD = {"BTC/USDT": 1, "ETH/USDT": 10}  # the loopback account's coins befo
 
 
 # The order must be resting when it reaches the exchange: the price it waits for comes no sooner than this after
-# it is chosen (placing it took over 2 s once, with two CPU hogs beside a CI run), and within the window's end.
+# it is chosen (with a 2 s margin the test failed once, in a CI run with two CPU hogs beside it), and within the
+# window's end.
 PLACING_S = 5.0
 WINDOW_S = 20.0
 
