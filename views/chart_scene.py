@@ -20,7 +20,7 @@ import flet.canvas as cv
 
 from client.theme import DOWN, INDICATOR, UP
 from services.market import Candle
-from views.chart_studies import STUDY_BY_KEY, Series, compute
+from views.chart_studies import STUDY_BY_KEY, Series, StudyInputs, compute_many
 from views.common import fmt
 
 AXIS_W = 74  # the price labels' gutter on the right
@@ -167,6 +167,7 @@ class Scene:
     studies: dict[str, Series] = field(default_factory=dict)  # name → one value per bar shown
     fitted: tuple[object, ...] = ()  # what the price scale was fitted for: a next tick with the same keeps it
     order_tags: tuple[float, ...] = ()  # the y of each order tag the base layer drew on the price axis
+    inputs: StudyInputs = field(default_factory=StudyInputs)  # the studies' arrays, handed to the next scene
 
 
 def visible(candles: Sequence[Candle], window: Window) -> list[Candle]:
@@ -190,10 +191,12 @@ def build(candles: Sequence[Candle], window: Window, width: float, height: float
     fr = frame(width, height, lower, window.count)
     series: dict[str, Series] = {}
     panes_of: dict[str, str] = {}
-    for key in studies:
-        for name, values in compute(key, candles[warm:end]).items():
-            series[name] = values[start - warm:]
-            panes_of[name] = STUDY_BY_KEY[key].pane
+    inputs = previous.inputs if previous is not None else StudyInputs()
+    if studies:
+        for key, outputs in compute_many(studies, inputs.arrays(candles[warm:end]), start - warm).items():
+            for name, values in outputs.items():
+                series[name] = values
+                panes_of[name] = STUDY_BY_KEY[key].pane
     price_pane = fr.pane("price")
     over = [v for n, vs in series.items() if panes_of[n] == "price" for v in vs if v is not None]
     lows = [b.low for b in bars] + over + [ln.price for ln in lines if _near(ln.price, bars)]
@@ -213,7 +216,8 @@ def build(candles: Sequence[Candle], window: Window, width: float, height: float
         # than every few ticks (each refit resends the whole chart, ~40 kB).
         room = max(pad * BREAKOUT_PAD, (hi - lo) * BREAKOUT_SHARE)
         scale = Scale(lo - (room if lo < kept.lo else pad), hi + (room if hi > kept.hi else pad), scale.top, scale.height)
-    scene = Scene(bars, fr, scale, base_key=(), studies=series, fitted=(identity, tuple(studies), width, height, window))
+    scene = Scene(bars, fr, scale, base_key=(), studies=series, fitted=(identity, tuple(studies), width, height, window),
+                  inputs=inputs)
     if not bars:
         return scene
     closed = bars[:-1]

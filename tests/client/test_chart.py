@@ -265,6 +265,45 @@ def test_the_charts_studies_are_the_values_rules_compare() -> None:
         np.testing.assert_array_equal(ours, theirs)
 
 
+def test_studies_drawn_after_any_change_of_the_bars_are_those_of_a_fresh_chart() -> None:
+    """The chart keeps its closed bars' arrays from one repaint to the next (`StudyInputs`): after ticks of
+    the forming bar, a bar closing, older bars scrolled in, a bar in the middle corrected and the history
+    replaced, each study's lines are those a chart drawn from nothing gives the same bars."""
+    import random
+
+    rng = random.Random(7)
+    bars = bars_from(100.0, 160)
+    studies = ("ema20", "sma50", "bb20", "vwap", "rsi14", "macd")
+    previous = None
+    changes: set[str] = set()
+    for _ in range(120):
+        change = rng.choice(["tick", "tick", "tick", "close", "older", "correct", "replace", "zoom"])
+        last = bars[-1]
+        if change == "tick":
+            price = last.close * (1 + rng.uniform(-0.01, 0.01))
+            bars[-1] = Candle(last.timestamp_ms, last.open, max(last.high, price), min(last.low, price), price,
+                              last.volume + 0.5)
+        elif change == "close":
+            bars.append(Candle(last.timestamp_ms + 60_000, last.close, last.close, last.close, last.close, 0.1))
+        elif change == "older":
+            first = bars[0]
+            bars[:0] = [Candle(first.timestamp_ms - 60_000 * k, first.open * (1 + k / 500), first.open * 1.01,
+                               first.open * 0.99, first.open, 2.0) for k in range(5, 0, -1)]
+        elif change == "correct":  # a closed bar with another close: the same bars at both ends
+            i = rng.randrange(len(bars) - 60, len(bars) - 2)
+            bar = bars[i]
+            bars[i] = Candle(bar.timestamp_ms, bar.open, bar.high * 1.02, bar.low, bar.high * 1.02, bar.volume)
+        elif change == "replace":
+            bars = bars_from(rng.uniform(50, 150), rng.randint(30, 160))
+        window = Window(rng.choice([30, 60, 90]), rng.choice([0, 0, 3])) if change == "zoom" else Window(60)
+        changes.add(change)
+        scene = build(bars, window, 760, 440, studies=studies, places=2, previous=previous)
+        fresh = build(list(bars), window, 760, 440, studies=studies, places=2)
+        assert scene.studies == fresh.studies, change
+        previous = scene
+    assert changes == {"tick", "close", "older", "correct", "replace", "zoom"}
+
+
 def test_order_line_labels_close_together_are_spread_apart() -> None:
     from views.chart_scene import LABEL_GAP, spread
 
