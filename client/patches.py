@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import flet as ft
 from flet.controls.object_patch import ObjectPatch, Operation
@@ -48,7 +48,7 @@ class PatchSender:
         session = self._page.session
         if not _mounted(self._root):
             return
-        ops: list[dict[str, Any]] = []
+        ops: list[dict[str, Any] | Replaces] = []
         added: list[Any] = []
         removed: list[Any] = []
         seen: set[int] = set()
@@ -83,7 +83,7 @@ class PatchSender:
                 unpacked = True  # sent with what follows, unless a diff comes first
         self._flush(session, ops, added, removed)
 
-    def _flush(self, session: Any, ops: list[dict[str, Any]], added: list[Any], removed: list[Any]) -> None:
+    def _flush(self, session: Any, ops: list[dict[str, Any] | Replaces], added: list[Any], removed: list[Any]) -> None:
         """Send what was gathered as one message, then index and mount (unmount) as `patch_control` does."""
         if ops:
             message = Message(MessageAction.PATCH_CONTROL,
@@ -122,7 +122,7 @@ class PatchSender:
         return path
 
 
-def _leaf_ops(control: Any, path: Path) -> list[dict[str, Any]] | None:
+def _leaf_ops(control: Any, path: Path) -> list[Replaces] | None:
     """Flet's diff of `control`, without the walk, where it would find nothing but plain values to send: the
     same replace operations, in the same order, for the properties set since it was last sent (Flet's
     `_dirty`), after the same `before_update` and validation. That is a control holding only plain values (a
@@ -136,33 +136,80 @@ def _leaf_ops(control: Any, path: Path) -> list[dict[str, Any]] | None:
         return None
     reached = [(control, path), *((child, [*path, name]) for name, child in children)]
     for node, _ in reached:
-        node._before_update_safe()  # noqa: SLF001  (as the diff does: the control's hook, then validation)
-        if not _dirty_plain(node):
-            return None  # the hook set something the diff must walk: Flet's diff (it runs the hook again)
+        if node._dirty or _has_hook(type(node)):  # noqa: SLF001
+            node._before_update_safe()  # noqa: SLF001  (as the diff does: the control's hook, then validation)
+            if not _dirty_plain(node):
+                return None  # the hook set something the diff must walk: Flet's diff (it runs the hook again)
+        # else: nothing set since it was sent and validated, and no hook to set anything: validating the
+        # same values again finds what it found then (a child box, reached with its row's node, mostly)
     ops = []
     for node, at in reached:
-        values, defaults, dirty = node._values, type(node)._prop_defaults, node._dirty  # noqa: SLF001
-        ops += [{"op": "replace", "path": [*at, name], "value": values.get(name, defaults[name])} for name in dirty]
-        dirty.clear()
+        dirty = node._dirty  # noqa: SLF001
+        if dirty:
+            values, defaults = node._values, type(node)._prop_defaults  # noqa: SLF001
+            ops.append(Replaces(at, [(name, values.get(name, defaults[name])) for name in dirty]))
+            dirty.clear()
     return ops
+
+
+class Replaces(NamedTuple):
+    """Replace operations on one control's properties, as Flet's diff gives them one by one (`as_ops`): the
+    control's path is walked once for the message, not once per property."""
+
+    at: Path
+    props: list[tuple[str, Any]]
+
+
+def as_ops(ops: Iterable[dict[str, Any] | Replaces]) -> list[dict[str, Any]]:
+    """The operations as Flet's `ObjectPatch` holds them."""
+    out: list[dict[str, Any]] = []
+    for op in ops:
+        if isinstance(op, Replaces):
+            out += [{"op": "replace", "path": [*op.at, name], "value": value} for name, value in op.props]
+        else:
+            out.append(op)
+    return out
+
+
+_HOOKED: dict[type, bool] = {}
+
+
+def _has_hook(cls: type) -> bool:
+    """Whether `cls` has a `before_update` of its own (one that may set properties before a diff)."""
+    hooked = _HOOKED.get(cls)
+    if hooked is None:
+        hooked = _HOOKED[cls] = cls.before_update is not ft.BaseControl.before_update  # type: ignore[attr-defined]
+    return hooked
+
+
+_STRUCTURAL: dict[type, tuple[str, ...]] = {}
+
+
+def _structural(cls: Any) -> tuple[str, ...]:
+    """`cls`'s structural fields (lists, dicts, dataclasses: no Prop) but the control's id and kind."""
+    names = _STRUCTURAL.get(cls)
+    if names is None:
+        names = _STRUCTURAL[cls] = tuple(n for n in cls._structural_fields if n not in ("_i", "_c"))  # noqa: SLF001
+    return names
 
 
 def _children_unwalked(control: Any, *, root: bool) -> list[tuple[str, Any]] | None:
     """The isolated children of `control` whose own properties Flet's diff would send (for the diff's root),
-    or [] (for such a child: the diff stops at its children); None where the diff has anything else to do."""
-    if getattr(control, "__changes", None) or not _dirty_plain(control):
+    or [] (for such a child: the diff stops at its children); None where the diff has anything else to do.
+    (Its properties set since the last diff are checked after `before_update`, by `_leaf_ops`.)"""
+    if getattr(control, "__changes", None):
         return None
-    snapshots: set[str] = set()
-    for snapshot in ("__prev_lists", "__prev_dicts"):  # lists and dicts as sent: the diff finds them equal
-        for name, old in getattr(control, snapshot, {}).items():
-            snapshots.add(name)
+    lists = getattr(control, "__prev_lists", None) or {}
+    dicts = getattr(control, "__prev_dicts", None) or {}
+    for snapshot in (lists, dicts):  # lists and dicts as sent: the diff finds them equal
+        for name, old in snapshot.items():
             new = getattr(control, name, None)
             if (old or new) and not (old == new and _plain_deep(new)):
                 return None
-    for name in type(control)._structural_fields:  # noqa: SLF001
-        if name not in ("_i", "_c") and name not in snapshots and getattr(control, name, None):
+    for name in _structural(type(control)):
+        if name not in lists and name not in dicts and getattr(control, name, None):
             return None  # a value the diff has never sent (no snapshot): it restores it
-    classes = getattr(control, "__prev_classes", {})
+    classes = getattr(control, "__prev_classes", None) or {}
     children = []
     for name, old in classes.items():
         if getattr(control, name, None) is not old:  # replaced since it was sent: Flet's diff sends the new one
@@ -197,7 +244,7 @@ def _dirty_plain(control: Any) -> bool:
                for name in control._dirty)  # noqa: SLF001  (what Flet's property setter marked since then)
 
 
-def to_message(ops: list[dict[str, Any]]) -> list[Any]:
+def to_message(ops: list[dict[str, Any] | Replaces]) -> list[Any]:
     """`ObjectPatch(ops).to_message()`, the same message (its path table numbered alike), with each distinct
     path to a changed control walked once rather than once per operation: a repaint's ~65 controls sit ~15
     levels deep, and Flet's walk per operation was a third of what sending a repaint cost."""
@@ -227,6 +274,10 @@ def to_message(ops: list[dict[str, Any]]) -> list[Any]:
 
     message: list[Any] = [table]
     for op in ops:
+        if isinstance(op, Replaces):
+            node = node_of(op.at)[0]
+            message += [[Operation.Replace, node, name, value] for name, value in op.props]
+            continue
         kind = op["op"]
         if kind == "replace":
             message.append([Operation.Replace, *at(op["path"]), op["value"]])

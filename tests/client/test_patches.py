@@ -14,7 +14,7 @@ from flet.controls.object_patch import ObjectPatch
 from flet.messaging.session import Session
 from flet.pubsub.pubsub_hub import PubSubHub
 
-from client.patches import PatchSender, _leaf_ops, to_message
+from client.patches import PatchSender, _leaf_ops, as_ops, to_message
 from client.state import AppState
 from services.market import Tick
 from tests.backend.listfeed import sample_markets
@@ -199,7 +199,8 @@ def test_a_row_node_patched_without_the_walk_gets_the_operations_flets_diff_give
         for desk in desks:
             desk.watchlist.render(state)
         expected = ObjectPatch.from_diff(flet_row.control, flet_row.control, control_cls=ft.BaseControl, path=["x"])
-        return expected[0].patch, _leaf_ops(quick_row.control, ["x"])
+        quick = _leaf_ops(quick_row.control, ["x"])
+        return expected[0].patch, None if quick is None else as_ops(quick)
 
     sent: set[str] = set()
     for change in (lambda: tick(state, "ETH/USDT", 3_001.0), lambda: state.select("ETH/USDT"),
