@@ -14,6 +14,7 @@ import msgpack
 from flet.messaging.connection import Connection
 from flet.messaging.protocol import MessageAction, configure_encode_object_for_msgpack
 from flet.messaging.session import Session
+from flet.pubsub.pubsub_hub import PubSubHub
 
 ENCODE = configure_encode_object_for_msgpack(ft.BaseControl)
 REPLACE, ADD, REMOVE, MOVE = 0, 1, 2, 3
@@ -148,3 +149,14 @@ class ClientConnection(AnsweringConnection):
         """A control's `value` as the client shows it."""
         assert self.tree is not None
         return self.tree.controls[control._i].get("value")  # noqa: SLF001  (Flet's control id)
+
+
+def connected_session() -> tuple[ClientConnection, Session]:
+    """A Flet session on a `ClientConnection` whose client has registered the page. Keep the session: the
+    page holds it weakly."""
+    conn = ClientConnection()
+    conn.pubsubhub = PubSubHub()
+    session = Session(conn)
+    conn.session = session
+    conn.register(session.get_page_patch())
+    return conn, session

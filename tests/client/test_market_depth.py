@@ -7,13 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import flet as ft
-from flet.messaging.session import Session
-from flet.pubsub.pubsub_hub import PubSubHub
 
 from client.patches import PatchSender
 from client.state import AppState
 from tests.backend.listfeed import sample_markets
-from tests.client.flet_client import ClientConnection, wire
+from tests.client.flet_client import connected_session, wire
 from tests.client.test_patches import shown
 from views.market_depth import LEVELS, TRADES_SHOWN, OrderBookView, TradesView
 
@@ -22,11 +20,7 @@ SYMBOL = "BTC/USDT"
 
 class DepthPage:
     def __init__(self) -> None:
-        self.conn = ClientConnection()
-        self.conn.pubsubhub = PubSubHub()
-        self.session = Session(self.conn)  # kept: the page holds its session weakly
-        self.conn.session = self.session
-        self.conn.register(self.session.get_page_patch())
+        self.conn, self.session = connected_session()
         self.book, self.trades = OrderBookView(), TradesView()
         self.root = ft.Container(ft.Row([self.book.control, self.trades.control]))
         self.sender = PatchSender(self.session.page, self.root)

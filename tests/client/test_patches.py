@@ -11,14 +11,12 @@ from typing import Any
 
 import flet as ft
 from flet.controls.object_patch import ObjectPatch
-from flet.messaging.session import Session
-from flet.pubsub.pubsub_hub import PubSubHub
 
 from client.patches import PatchSender, _leaf_ops, as_ops, to_message
 from client.state import AppState
 from services.market import Tick
 from tests.backend.listfeed import sample_markets
-from tests.client.flet_client import ClientConnection, wire
+from tests.client.flet_client import connected_session, wire
 from tests.client.test_alerts import until
 from tests.client.test_repaint import started
 from views.chart import ChartView
@@ -33,11 +31,7 @@ class Desk:
     """A watchlist, a chart and an order ticket on a live page, as the dashboard holds them."""
 
     def __init__(self, selected: list[str]) -> None:
-        self.conn = ClientConnection()
-        self.conn.pubsubhub = PubSubHub()
-        self.session = Session(self.conn)  # kept: the page holds its session weakly
-        self.conn.session = self.session
-        self.conn.register(self.session.get_page_patch())
+        self.conn, self.session = connected_session()
         self.watchlist = WatchlistView(Intents(select_symbol=selected.append))
         self.ticket = OrderTicketView(Intents())
         self.chart = ChartView()
