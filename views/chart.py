@@ -67,16 +67,39 @@ def reshape(canvas: cv.Canvas, shapes: list[cv.Shape]) -> None:
     values in place, so a repaint sends the values that moved rather than new controls (which a patch must add
     and the client build, one message per layer that does). Otherwise the list is replaced. (The canvas is
     sent, not its moved shapes one by one: a shape's patch is a diff of its paint or path, and `PatchSender`
-    sends what one diff gathered before the next, so shapes one by one were a message each.)"""
+    sends what one diff gathered before the next, so shapes one by one were a message each.) A path's
+    elements and a paint take their new values in place too, where they are as many of the same kinds: Flet's
+    diff of a new element list removes and adds every element (each one set up anew, as a new control is), and
+    of moved elements it sends the coordinates that moved."""
     held = canvas.shapes
-    if len(held) != len(shapes) or any(type(a) is not type(b) for a, b in zip(held, shapes, strict=True)):
+    if not _alike(held, shapes):
         canvas.shapes = shapes
         return
     for old, new in zip(held, shapes, strict=True):
-        for name in _shape_fields(type(new)):
-            value = getattr(new, name)
-            if getattr(old, name) != value:  # Flet marks what is set as changed: only what moved
-                setattr(old, name, value)
+        _take_values(old, new)
+
+
+def _alike(held: list[Any], new: list[Any]) -> bool:
+    return len(held) == len(new) and all(type(a) is type(b) for a, b in zip(held, new, strict=True))
+
+
+def _take_values(old: Any, new: Any) -> None:
+    """`old` takes `new`'s drawing values (same kind): values that moved are set (Flet marks what is set as
+    changed), a path's element list and a paint of the same kinds are updated in place rather than replaced."""
+    for name in _shape_fields(type(new)):
+        value = getattr(new, name)
+        current = getattr(old, name)
+        if current == value:
+            continue
+        if isinstance(value, list) and isinstance(current, list) and _alike(current, value) and all(
+                dataclasses.is_dataclass(v) and not isinstance(v, ft.BaseControl) for v in value):
+            for held, moved in zip(current, value, strict=True):
+                _take_values(held, moved)
+        elif (type(current) is type(value) and dataclasses.is_dataclass(value)
+              and not isinstance(value, ft.BaseControl)):
+            _take_values(current, value)
+        else:
+            setattr(old, name, value)
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}

@@ -138,6 +138,40 @@ def test_a_trade_of_the_selected_symbol_inside_its_candle_is_one_message() -> No
     assert shown(desk.conn.tree.controls[desk.root._i]) == shown(wire(desk.root))  # noqa: SLF001
 
 
+def test_the_forming_candle_moved_in_place_shows_on_the_client_as_on_a_fresh_page() -> None:
+    """Trades that move the forming candle up and down through its open (its colour flips), the study lines'
+    tails with it, and a bar closing: each repaint is one message, and the client then shows what a page
+    loaded now would (the candle's path elements and paints took their new values in place)."""
+    desk = Desk([])
+    state = AppState(watchlist=SYMBOLS[:1], selected="BTC/USDT", chart_studies=("ema20", "bb20", "rsi14"))
+    state.set_markets(sample_markets())
+    minute = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
+    for i in range(40):  # closed candles for the studies to warm up on
+        state.apply_tick(Tick("BTC/USDT", minute + i * 60_000, 50_000.0 + 40 * ((i * 7) % 9 - 4), 0.1))
+    desk.render(state, form=True)
+    desk.session.page.add(desk.root)
+    desk.session.page.update(*desk.render(state, form=True))
+    live = desk.chart.live
+    forming = minute + 40 * 60_000
+    state.apply_tick(Tick("BTC/USDT", forming, 50_000.0, 0.1))  # the bar opens: its candle is new
+    desk.sender.send(desk.render(state))
+
+    def elements() -> list[list[int]]:
+        return [[id(e) for e in getattr(shape, "elements", ())] for shape in live.shapes]
+
+    for k, price in enumerate((50_010.0, 49_950.0, 50_080.0, 49_900.0, 49_990.0, 50_200.0)):
+        state.apply_tick(Tick("BTC/USDT", forming + 1_000 * (k + 1), price, 0.1))
+        held = elements()
+        before = desk.conn.patches
+        desk.sender.send(desk.render(state))
+        assert desk.conn.patches - before == 1
+        assert shown(desk.conn.tree.controls[desk.root._i]) == shown(wire(desk.root))  # noqa: SLF001
+        assert elements() == held  # the same elements, moved
+    state.apply_tick(Tick("BTC/USDT", forming + 60_000, 50_300.0, 0.1))  # the next bar opens
+    desk.sender.send(desk.render(state))
+    assert shown(desk.conn.tree.controls[desk.root._i]) == shown(wire(desk.root))  # noqa: SLF001
+
+
 def test_a_control_outside_the_root_is_sent_on_its_own() -> None:
     desk = Desk([])
     page = desk.session.page
