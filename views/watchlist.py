@@ -89,7 +89,7 @@ class WatchlistRow:
             return []
         before = self._shown
         self._shown = shown
-        self._paint(*shown)
+        self._paint(shown, before)
         was = before[0] if before else None
         parts: list[ft.Control] = [self.control]
         if was is None or text is None or (was.price, was.direction) != (text.price, text.direction):
@@ -102,24 +102,31 @@ class WatchlistRow:
             parts.append(self.freshness)
         return parts
 
-    def _paint(self, text: RowText | None, status: str, selected: bool) -> None:
+    def _paint(self, shown: tuple[RowText | None, str, bool], before: tuple[RowText | None, str, bool] | None) -> None:
+        """Set what `shown` changed since `before` (None: everything)."""
+        text, status, selected = shown
+        was, was_status, was_selected = before or (None, None, None)
         if text:
-            self.price.value = text.price
+            if was is None or text.price != was.price:
+                self.price.value = text.price
             self.price.color = direction_colour(text.direction)
-            self.change.value = f"{text.change}%"
+            if was is None or text.change != was.change:
+                self.change.value = f"{text.change}%"
             if text.sign != self._sign:  # the icon changes only when the direction flips
                 self._sign = text.sign
                 point(self.arrow_icon, text.sign)
+                self.change.color = direction_colour(text.sign)
             self.arrow_icon.visible = True
-            self.change.color = direction_colour(text.sign)
             label = f"{self.symbol} {text.price}, {text.change} percent"
         else:
             self.price.value, self.change.value, label = "—", "", f"{self.symbol}, no price yet"
             self.arrow_icon.visible = False
-        self.freshness.value = "" if status == "live" else status
-        self.freshness.color = ft.Colors.ORANGE_400 if status != "live" else None
-        self.box.bgcolor = ft.Colors.with_opacity(0.14, ACCENT) if selected else None
-        self.control.selected = selected
+        if status != was_status:
+            self.freshness.value = "" if status == "live" else status
+            self.freshness.color = ft.Colors.ORANGE_400 if status != "live" else None
+        if selected != was_selected:
+            self.box.bgcolor = ft.Colors.with_opacity(0.14, ACCENT) if selected else None
+            self.control.selected = selected
         self.control.label = label + (f", {status}" if status != "live" else "")
 
 

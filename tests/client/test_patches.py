@@ -102,6 +102,11 @@ async def test_the_client_shows_what_one_message_per_control_showed_it() -> None
     step(lambda: tick(state, "ETH/USDT", 2_990.0), chart=False)  # below the 24 h open: its arrow turns (its icon turned in place)
     assert together.watchlist.rows["ETH/USDT"].arrow.content.icon == ft.Icons.ARROW_DROP_DOWN
     step(lambda: state.select("ETH/USDT"), form=True)  # a row's selection, and the ticket for another symbol
+    step(lambda: state.set_feed_status("BTC/USDT", "reconnecting"), chart=False)  # a row's feed drops...
+    assert together.conn.text(together.watchlist.rows["BTC/USDT"].freshness) == "reconnecting"
+    step(lambda: tick(state, "BTC/USDT", 50_020.0), chart=False)
+    step(lambda: state.set_feed_status("BTC/USDT", "live"), chart=False)  # ... and is back
+    assert "reconnecting" not in together.conn.tree.controls[together.watchlist.rows["BTC/USDT"].control._i]["label"]  # noqa: SLF001
     step(lambda: state.set_watchlist(SYMBOLS))  # a row added: the panel's list, then the new row
     step(lambda: tick(state, "SOL/USDT", 150.0))
     step(lambda: state.set_watchlist(["SOL/USDT", "BTC/USDT"]))  # rows removed and moved
