@@ -10,10 +10,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.emulators.conftest import FIRESTORE_JAR, PROJECT, _Emulator, firestore_command
+from tests.emulators.conftest import FIRESTORE_JAR, PROJECT, _Emulator, clear_firestore, firestore_command
 from tests.support import free_port
 
 PUBSUB_EMULATOR = Path(
@@ -76,7 +75,7 @@ def pubsub(pubsub_host: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def firestore(firestore_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The Firestore emulator's host, emptied, in `FIRESTORE_EMULATOR_HOST` for this test."""
     control = f"http://{firestore_emulator}/emulator/v1/projects/{PROJECT}/databases/(default)/documents"
-    httpx.delete(control, timeout=30).raise_for_status()
+    clear_firestore(control)
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
     return firestore_emulator
