@@ -50,15 +50,7 @@ class Collector:
 
     async def until(self, predicate: Any, timeout_s: float) -> Change:
         """The first change (already seen or to come) that satisfies `predicate`."""
-        async with asyncio.timeout(timeout_s):
-            seen = 0
-            while True:
-                for change in self.changes[seen:]:
-                    if predicate(change):
-                        return change
-                seen = len(self.changes)
-                self._new.clear()
-                await self._new.wait()
+        return await self.until_progressing(predicate, timeout_s, timeout_s)
 
     async def until_progressing(self, predicate: Any, stall_s: float, limit_s: float) -> Change:
         """As `until`, for as long as changes keep coming (at most `limit_s`): fails once none has come for
