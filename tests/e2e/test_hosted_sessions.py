@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.browser import switch_on_semantics
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, open_app
 from tests.hosted import HostedApp, wait_until
 
 pytestmark = pytest.mark.browser
@@ -85,18 +85,19 @@ def test_a_closed_tab_ends_its_session_and_lets_the_backend_go(browser, hosted: 
 
 def test_a_reload_resumes_one_session(browser, hosted: HostedApp) -> None:  # type: ignore[no-untyped-def]
     wait_until(lambda: hosted.health()["sessions"] == 0, SESSION_END_S, what="no session before the test")
-    opened = hosted.health()["sessions_opened"]
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    # Opened as the desk tests open a page: a renderer that stops answering while the page starts (seen once
+    # in CI) is killed and the page opened once more; that first try's session then ends as a closed tab's.
+    page = open_app(browser, hosted.url, 1440, 900)
+    context = page.context
     try:
-        page = context.new_page()
-        page.goto(hosted.url)
-        ready(page)
+        wait_until(lambda: hosted.health()["sessions"] == 1, SESSION_END_S, what="one session before the reload")
+        opened = hosted.health()["sessions_opened"]
         page.reload()
         ready(page)  # live again: prices and the listener, with nothing left over
         # Flet resumes the tab's session (its id is in the tab's sessionStorage); had it started afresh, the
         # first one would end as a closed tab does. Either way one session is left, and it is live.
         wait_until(lambda: hosted.health()["sessions"] == 1, SESSION_END_S, what="one session after the reload")
-        assert hosted.health()["sessions_opened"] - opened in (1, 2)
+        assert hosted.health()["sessions_opened"] - opened in (0, 1)
         answered = hosted.health()["repaints_answered"]  # the reloaded tab answers too: repaints are not held
         wait_until(lambda: hosted.health()["repaints_answered"] > answered, SESSION_END_S,
                    what="the reloaded tab's answers")
